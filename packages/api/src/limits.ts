@@ -1,0 +1,138 @@
+/**
+ * Limits shared by clients and server. Every value is the server's default; an operator may
+ * configure the server differently (see docs/OPERATIONS.md), and the server enforces its own
+ * configured values. Clients use these to avoid sending what the server would refuse.
+ *
+ * Each limit is checked before anything is allocated for the input it bounds.
+ */
+
+/** 1 KiB. */
+export const KiB = 1024;
+
+/**
+ * Largest ciphertext body (decoded bytes) of one message. 96 KiB holds any text message with room
+ * to spare; attachments belong in a separate blob store (not yet built), so a larger cap would
+ * only let one sender fill a recipient's mailbox faster.
+ */
+export const MAX_MESSAGE_BYTES = 96 * KiB;
+
+/**
+ * Largest WebSocket frame the server reads. A `send` frame carries the body as base64
+ * (4/3 of 96 KiB = 128 KiB) plus a small JSON envelope; 136 KiB leaves 8 KiB for that.
+ * A larger frame closes the connection (close code 1009) before it is buffered.
+ */
+export const MAX_FRAME_BYTES = 136 * KiB;
+
+/**
+ * Largest HTTP request body. Registration is the largest request: 100 Kyber pre-keys of
+ * 1569 + 64 bytes each, base64-encoded, are about 220 KiB; 512 KiB leaves room for the rest.
+ */
+export const MAX_REQUEST_BODY_BYTES = 512 * KiB;
+
+/** At most this many keys in one list (one-time EC pre-keys, one-time Kyber pre-keys) per upload. */
+export const MAX_KEYS_PER_LIST = 100;
+
+/**
+ * Messages the server pushes to one connection before it waits for acknowledgements. Bounds
+ * the memory a slow reader can pin on the server; 256 is far more than a chat client needs to
+ * keep its pipeline full.
+ */
+export const MAX_UNACKED_PER_CONNECTION = 256;
+
+/**
+ * `send` frames one connection may have outstanding (received by the server, `sent` not yet
+ * returned). Beyond this a send is refused with TOO_MANY_IN_FLIGHT; a client should wait for
+ * `sent` replies. Bounds the server's write buffer per connection.
+ */
+export const MAX_PENDING_SENDS_PER_CONNECTION = 256;
+
+/**
+ * Sustained messages per second one device may send (token bucket refill rate). A message to a
+ * team of 10 people with 3 devices each is 30 sends; 100/s sustained never limits a human.
+ */
+export const SEND_RATE_PER_SECOND = 100;
+
+/** Burst size of the per-device send bucket: one large fan-out at once. */
+export const SEND_BURST = 300;
+
+/**
+ * Sustained frames per second on one connection (all frame kinds). Exceeding the burst closes
+ * the connection with RATE_LIMITED: a flood is not a chat client.
+ */
+export const FRAME_RATE_PER_SECOND = 1000;
+
+/** Burst of the per-connection frame bucket. */
+export const FRAME_BURST = 2000;
+
+/**
+ * Bundle fetches per (requester device, target user): burst. A client fetches a bundle only to
+ * start sessions, so a handful suffices; the limit stops draining another user's one-time keys.
+ */
+export const BUNDLE_FETCH_BURST = 10;
+
+/** Bundle fetches per (requester device, target user): sustained per minute. */
+export const BUNDLE_FETCH_PER_MINUTE = 6;
+
+/** Registrations (new accounts and new devices) per client IP: burst. */
+export const REGISTRATION_BURST = 10;
+
+/** Registrations per client IP: sustained per hour. */
+export const REGISTRATION_PER_HOUR = 20;
+
+/** Devices one account may have. */
+export const MAX_DEVICES_PER_ACCOUNT = 10;
+
+/** Authenticated WebSocket connections one account may hold at once (over all its devices). */
+export const MAX_CONNECTIONS_PER_ACCOUNT = 10;
+
+/**
+ * Messages waiting for one device. A device that never connects cannot make the server store
+ * without bound; further sends to it are refused with MAILBOX_FULL until it drains.
+ */
+export const MAX_QUEUE_PER_DEVICE = 10_000;
+
+/** Default lifetime of an undelivered message: 30 days. Then it is deleted unread. */
+export const MESSAGE_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** A connection must authenticate within this time or is closed with AUTH_TIMEOUT. */
+export const AUTH_TIMEOUT_MS = 10_000;
+
+/** Lifetime of a WebSocket ticket. Short: it travels in a URL and may appear in access logs. */
+export const TICKET_TTL_MS = 30_000;
+
+/** Username length bounds (after case folding). */
+export const USERNAME_MIN_LENGTH = 3;
+export const USERNAME_MAX_LENGTH = 32;
+
+/**
+ * Device secret length bounds in bytes. 32 random bytes are beyond guessing; the upper bound
+ * caps the work of hashing attacker-chosen input.
+ */
+export const DEVICE_SECRET_MIN_BYTES = 32;
+export const DEVICE_SECRET_MAX_BYTES = 64;
+
+/** Invite codes are this many characters long (see INVITE_CODE_PATTERN). */
+export const INVITE_CODE_MAX_LENGTH = 64;
+
+/** Longest client-chosen correlation id on a frame (`send.id`, `ping.id`). */
+export const MAX_CLIENT_ID_LENGTH = 64;
+
+/** Device ids are 1..MAX_DEVICE_ID (libsignal's device ids fit in 7 bits on the wire; keep small). */
+export const MAX_DEVICE_ID = 127;
+
+/** Registration ids: libsignal generates 1..16380 (14 bits). */
+export const MAX_REGISTRATION_ID = 0x3fff;
+
+/** Pre-key ids are unsigned 24-bit integers in Signal's clients; we accept any u32. */
+export const MAX_KEY_ID = 0xffff_ffff;
+
+/** Serialized X25519 public key: type byte 0x05 then 32 bytes. */
+export const CURVE_PUBLIC_KEY_BYTES = 33;
+export const CURVE_KEY_TYPE = 0x05;
+
+/** Serialized Kyber1024 public key: type byte 0x08 then 1568 bytes. */
+export const KYBER_PUBLIC_KEY_BYTES = 1569;
+export const KYBER_KEY_TYPE = 0x08;
+
+/** XEdDSA signature length. */
+export const SIGNATURE_BYTES = 64;

@@ -1,0 +1,37 @@
+/**
+ * HTTP routes. All bodies are JSON (`content-type: application/json`), at most
+ * MAX_REQUEST_BODY_BYTES. Every non-2xx reply is an ErrorBody. "auth" means the request carries
+ * `Authorization: Basic ...` for one device (see accounts.ts `authorizationHeader`).
+ *
+ * | method | path                               | auth | request            | reply                       |
+ * |--------|------------------------------------|------|--------------------|-----------------------------|
+ * | GET    | /healthz                           | no   | -                  | 200 HealthResponse          |
+ * | POST   | /v1/accounts                       | no   | RegisterRequest    | 201 RegisterResponse        |
+ * | POST   | /v1/devices                        | yes  | AddDeviceRequest   | 201 RegisterResponse        |
+ * | DELETE | /v1/devices/:deviceId              | yes  | -                  | 204 (own account's device)  |
+ * | GET    | /v1/devices/:username              | yes  | -                  | 200 DeviceListResponse      |
+ * | PUT    | /v1/keys                           | yes  | UploadKeysRequest  | 204                         |
+ * | GET    | /v1/keys/count                     | yes  | -                  | 200 KeyCountResponse        |
+ * | GET    | /v1/keys/:username                 | yes  | -                  | 200 BundleResponse (all devices) |
+ * | GET    | /v1/keys/:username/:deviceId       | yes  | -                  | 200 BundleResponse (one device)  |
+ * | POST   | /v1/ws-ticket                      | yes  | -                  | 200 TicketResponse          |
+ * | GET    | /v1/ws                             | frame or ?ticket= | WebSocket upgrade | see frames.ts |
+ */
+export const ROUTES = {
+  health: '/healthz',
+  accounts: '/v1/accounts',
+  devices: '/v1/devices',
+  device: (deviceId: number) => `/v1/devices/${deviceId}`,
+  deviceList: (username: string) => `/v1/devices/${encodeURIComponent(username)}`,
+  keys: '/v1/keys',
+  keyCount: '/v1/keys/count',
+  bundle: (username: string, deviceId?: number) =>
+    deviceId === undefined ? `/v1/keys/${encodeURIComponent(username)}` : `/v1/keys/${encodeURIComponent(username)}/${deviceId}`,
+  ticket: '/v1/ws-ticket',
+  ws: '/v1/ws',
+  wsWithTicket: (ticket: string) => `/v1/ws?ticket=${encodeURIComponent(ticket)}`,
+} as const;
+
+export interface HealthResponse {
+  ok: true;
+}

@@ -1,0 +1,139 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  ERRORS,
+  ERROR_CODES,
+  authorizationHeader,
+  base64DecodedLength,
+  errorCodeForClose,
+  fromBase64,
+  parseAuthorizationHeader,
+  parseJson,
+  toBase64,
+  validateClientFrame,
+  validateRegisterRequest,
+  validateServerFrame,
+  validateUploadKeysRequest,
+  MAX_KEYS_PER_LIST,
+  MAX_MESSAGE_BYTES,
+} from '../src/index.js';
+
+const b64 = (n: number, first?: number) => {
+  const b = new Uint8Array(n).fill(7);
+  if (first !== undefined) b[0] = first;
+  return toBase64(b);
+};
+
+test('base64 round-trips and matches Buffer', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+      const s = toBase64(bytes);
+      assert.equal(s, Buffer.from(bytes).toString('base64'));
+      assert.deepEqual(fromBase64(s), bytes);
+      assert.equal(base64DecodedLength(s), bytes.length);
+    }),
+  );
+});
+
+test('base64 decoding is strict and never throws', () => {
+  for (const bad of ['A', 'AB', 'ABC', 'AB=C', '====', 'AB\n=', 'QQ', 'QR==', 'QUI=x', 'QUJ=', 'Zg= ']) {
+    assert.equal(fromBase64(bad), undefined, bad);
+  }
+  fc.assert(fc.property(fc.string({ maxLength: 50 }), (s) => void fromBase64(s)));
+});
+
+test('error table: close codes unique and map back', () => {
+  const closes = ERROR_CODES.map((c) => ERRORS[c].close);
+  assert.equal(new Set(closes).size, closes.length);
+  for (const c of ERROR_CODES) assert.equal(errorCodeForClose(ERRORS[c].close), c);
+});
+
+test('authorization header round-trips and folds case', () => {
+  const secret = b64(32);
+  const h = authorizationHeader({ username: 'Alice', deviceId: 3, secret });
+  assert.deepEqual(parseAuthorizationHeader(h), { username: 'alice', deviceId: 3, secret });
+  assert.equal(parseAuthorizationHeader(undefined), undefined);
+  assert.equal(parseAuthorizationHeader('Bearer x'), undefined);
+  assert.equal(parseAuthorizationHeader('Basic ' + toBase64(new TextEncoder().encode(`alice.0:${secret}`))), undefined);
+  assert.equal(parseAuthorizationHeader('Basic ' + toBase64(new TextEncoder().encode(`alice.1:${b64(16)}`))), undefined);
+});
+
+function validRegistration(): Record<string, unknown> {
+  return {
+    username: 'Alice_1',
+    deviceId: 1,
+    registrationId: 1234,
+    identityKey: b64(33, 5),
+    signedPreKey: { keyId: 1, publicKey: b64(33, 5), signature: b64(64) },
+    kyberLastResortKey: { keyId: 2, publicKey: b64(1569, 8), signature: b64(64) },
+    preKeys: [{ keyId: 1, publicKey: b64(33, 5) }],
+    kyberPreKeys: [{ keyId: 3, publicKey: b64(1569, 8), signature: b64(64) }],
+    secret: b64(32),
+    inviteCode: 'abc-DEF_1',
+  };
+}
+
+test('registration validator accepts a valid request and folds the username', () => {
+  const r = validateRegisterRequest(validRegistration());
+  assert.ok(r.ok);
+  assert.equal(r.value.username, 'alice_1');
+});
+
+test('registration validator rejects each kind of bad field with its path', () => {
+  const cases: [string, (r: Record<string, unknown>) => void, string][] = [
+    ['short name', (r) => (r.username = 'ab'), '$.username'],
+    ['bad chars', (r) => (r.username = 'al.ice'), '$.username'],
+    ['starts with digit', (r) => (r.username = '1alice'), '$.username'],
+    ['device 2', (r) => (r.deviceId = 2), '$.deviceId'],
+    ['float regid', (r) => (r.registrationId = 1.5), '$.registrationId'],
+    ['identity wrong type byte', (r) => (r.identityKey = b64(33, 6)), '$.identityKey'],
+    ['identity short', (r) => (r.identityKey = b64(32, 5)), '$.identityKey'],
+    ['kyber wrong type', (r) => ((r.kyberLastResortKey as Record<string, unknown>).publicKey = b64(1569, 5)), '$.kyberLastResortKey.publicKey'],
+    ['signature short', (r) => ((r.signedPreKey as Record<string, unknown>).signature = b64(63)), '$.signedPreKey.signature'],
+    ['secret short', (r) => (r.secret = b64(31)), '$.secret'],
+    ['secret not base64', (r) => (r.secret = '!'.repeat(44)), '$.secret'],
+    ['unknown field', (r) => (r.admin = true), '$.admin'],
+    ['missing field', (r) => delete r.identityKey, '$.identityKey'],
+    ['too many keys', (r) => (r.preKeys = Array.from({ length: MAX_KEYS_PER_LIST + 1 }, (_, i) => ({ keyId: i, publicKey: b64(33, 5) }))), '$.preKeys'],
+    ['duplicate key id', (r) => (r.preKeys = [{ keyId: 1, publicKey: b64(33, 5) }, { keyId: 1, publicKey: b64(33, 5) }]), '$.preKeys[1].keyId'],
+    ['negative key id', (r) => (r.preKeys = [{ keyId: -1, publicKey: b64(33, 5) }]), '$.preKeys[0].keyId'],
+    ['bad invite', (r) => (r.inviteCode = 'a b'), '$.inviteCode'],
+  ];
+  for (const [name, mutate, path] of cases) {
+    const req = validRegistration();
+    mutate(req);
+    const r = validateRegisterRequest(req);
+    assert.equal(r.ok, false, name);
+    if (!r.ok) assert.equal(r.path, path, name);
+  }
+  for (const v of [null, 1, 'x', [], Object.create({ a: 1 })]) assert.equal(validateRegisterRequest(v).ok, false);
+});
+
+test('upload keys needs at least one field', () => {
+  assert.equal(validateUploadKeysRequest({}).ok, false);
+  assert.equal(validateUploadKeysRequest({ preKeys: [] }).ok, true);
+});
+
+test('client frames', () => {
+  const send = { type: 'send', id: 'c1', to: { username: 'bob', deviceId: 1 }, message: { type: 'whisper', body: b64(10) } };
+  assert.ok(validateClientFrame(send).ok);
+  assert.ok(validateClientFrame({ type: 'ping' }).ok);
+  assert.ok(validateClientFrame({ type: 'ack', id: '17' }).ok);
+  assert.ok(validateClientFrame({ type: 'auth', username: 'bob', deviceId: 1, secret: b64(32) }).ok);
+  assert.equal(validateClientFrame({ type: 'nope' }).ok, false);
+  assert.equal(validateClientFrame({ type: 'ack', id: 17 }).ok, false);
+  assert.equal(validateClientFrame({ ...send, message: { type: 'whisper', body: b64(MAX_MESSAGE_BYTES + 1) } }).ok, false);
+  assert.ok(validateClientFrame({ ...send, message: { type: 'prekey', body: b64(MAX_MESSAGE_BYTES) } }).ok);
+  assert.equal(validateClientFrame({ ...send, to: { username: 'bob', deviceId: 0 } }).ok, false);
+  assert.equal(parseJson('{').ok, false);
+  fc.assert(fc.property(fc.jsonValue(), (v) => void validateClientFrame(v)));
+});
+
+test('server frames', () => {
+  assert.ok(validateServerFrame({ type: 'queue-empty' }).ok);
+  assert.ok(validateServerFrame({ type: 'sent', id: 'c1', serverId: '5', timestamp: 1 }).ok);
+  assert.ok(validateServerFrame({ type: 'message', envelope: { id: '5', type: 'prekey', body: b64(3), source: { username: 'ann', deviceId: 2 }, timestamp: 9 } }).ok);
+  assert.ok(validateServerFrame({ type: 'error', code: 'RATE_LIMITED', message: 'x', id: 'c1' }).ok);
+  assert.equal(validateServerFrame({ type: 'weird' }).ok, false);
+});
