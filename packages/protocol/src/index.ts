@@ -1,1 +1,67 @@
-export {};
+// @tacit/protocol: the Signal protocol (PQXDH + Double Ratchet), byte-compatible with libsignal.
+// Isomorphic: nothing here imports node:*; the Node backend lives in `@tacit/protocol/node`.
+export { type CryptoBackend, type X25519KeyPairBytes } from './backend.ts';
+export { portableBackend } from './backend-portable.ts';
+export { bytesEqual, concatBytes, fromBase64, fromHex, toBase64, toHex, utf8Decode, utf8Encode } from './bytes.ts';
+export { CURVE_PUBLIC_KEY_LENGTH, DJB_TYPE, KeyPair, PrivateKey, PublicKey } from './curve.ts';
+export { fail, isProtocolError, ProtocolError, ProtocolErrorCode } from './errors.ts';
+export { compareScannable, FINGERPRINT_ITERATIONS, type SafetyNumber, safetyNumber } from './fingerprint.ts';
+export {
+  generateKyberPreKey,
+  generatePreKey,
+  generateRegistrationId,
+  generateSignedPreKey,
+  IdentityKeyPair,
+  KyberPreKeyRecord,
+  MAX_REGISTRATION_ID,
+  PreKeyRecord,
+  SignedPreKeyRecord,
+  verifyPreKeySignature,
+} from './identity.ts';
+export {
+  KYBER_TYPE,
+  KYBER1024_CIPHERTEXT_LENGTH,
+  KYBER1024_PUBLIC_KEY_LENGTH,
+  KYBER1024_SECRET_KEY_LENGTH,
+  KyberKeyPair,
+  KyberPublicKey,
+  KyberSecretKey,
+} from './kyber.ts';
+export { type PreKeyBundle } from './pqxdh.ts';
+export { type CiphertextMessage, type CiphertextType, MAX_FORWARD_JUMPS } from './ratchet.ts';
+export {
+  type DecryptResult,
+  MAX_UNACKNOWLEDGED_SESSION_AGE_MS,
+  SessionManager,
+  type SessionManagerOptions,
+  UntrustedIdentityError,
+} from './session.ts';
+export { MAX_ARCHIVED_STATES, MAX_MESSAGE_KEYS, MAX_RECEIVER_CHAINS, SessionRecord } from './state.ts';
+export {
+  type Direction,
+  type IdentityKeyStore,
+  InMemoryIdentityKeyStore,
+  InMemoryKyberPreKeyStore,
+  InMemoryPreKeyStore,
+  InMemorySessionStore,
+  InMemorySignedPreKeyStore,
+  inMemoryStores,
+  type KyberPreKeyStore,
+  MAX_DEVICE_ID,
+  ProtocolAddress,
+  type PreKeyStore,
+  type ProtocolStores,
+  type SessionStore,
+  type SignedPreKeyStore,
+} from './store.ts';
+export {
+  decodePreKeySignalMessage,
+  decodeSignalMessage,
+  MAC_LENGTH,
+  MAX_MESSAGE_BYTES,
+  MESSAGE_VERSION,
+  type PreKeySignalMessage,
+  type SignalMessage,
+  VERSION_BYTE,
+} from './wire.ts';
+export { SIGNATURE_LENGTH, xeddsaSign, xeddsaVerify, xeddsaVerifyKey } from './xeddsa.ts';

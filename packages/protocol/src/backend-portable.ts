@@ -1,0 +1,43 @@
+// The portable backend: pure TypeScript from @noble/*, for browsers and anywhere node:crypto is
+// absent. Slower than node:crypto but identical in output.
+import { x25519 } from '@noble/curves/ed25519.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { cbc } from '@noble/ciphers/aes.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { type CryptoBackend, clampPrivateKey } from './backend.ts';
+import { concatBytes } from './bytes.ts';
+
+export function portableBackend(): CryptoBackend {
+  return {
+    name: 'portable',
+    randomBytes: (n) => randomBytes(n),
+    x25519GenerateKeyPair() {
+      const privateKey = clampPrivateKey(randomBytes(32));
+      return { privateKey, publicKey: x25519.getPublicKey(privateKey) };
+    },
+    x25519PublicFromPrivate: (priv) => x25519.getPublicKey(priv),
+    x25519(priv, pub) {
+      // noble throws on an all-zero result; the caller maps zero to NON_CONTRIBUTORY, so return it.
+      try {
+        return x25519.getSharedSecret(priv, pub);
+      } catch {
+        return new Uint8Array(32);
+      }
+    },
+    sha256: (d) => sha256(d),
+    sha512: (...parts) => (parts.length === 1 ? sha512(parts[0] as Uint8Array) : sha512(concatBytes(...parts))),
+    hmacSha256: (key, ...parts) => hmac(sha256, key, parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(...parts)),
+    hkdfSha256: (ikm, salt, info, length) => hkdf(sha256, ikm, salt.length === 0 ? undefined : salt, info, length),
+    aes256CbcEncrypt: (key, iv, pt) => cbc(key, iv).encrypt(pt),
+    aes256CbcDecrypt(key, iv, ct) {
+      if (ct.length === 0 || ct.length % 16 !== 0) return null;
+      try {
+        return cbc(key, iv).decrypt(ct);
+      } catch {
+        return null;
+      }
+    },
+  };
+}

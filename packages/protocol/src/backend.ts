@@ -1,0 +1,36 @@
+// DESIGN §2.6: the protocol takes its primitives from a small backend interface, so the same code
+// runs on node:crypto (fast) and on @noble/* (portable, browsers). XEdDSA and Kyber are built on
+// @noble in both.
+
+export interface X25519KeyPairBytes {
+  /** 32-byte private scalar, clamped. */
+  readonly privateKey: Uint8Array;
+  /** 32-byte Montgomery u-coordinate. */
+  readonly publicKey: Uint8Array;
+}
+
+export interface CryptoBackend {
+  readonly name: string;
+  randomBytes(length: number): Uint8Array;
+  /** Fresh X25519 key pair with a clamped private key. */
+  x25519GenerateKeyPair(): X25519KeyPairBytes;
+  x25519PublicFromPrivate(privateKey: Uint8Array): Uint8Array;
+  /** Raw X25519; the caller rejects an all-zero result. */
+  x25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  sha256(data: Uint8Array): Uint8Array;
+  sha512(...parts: Uint8Array[]): Uint8Array;
+  hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array;
+  /** HKDF-SHA256 (RFC 5869); an empty salt means HashLen zero bytes. */
+  hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
+  aes256CbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** Returns null when the padding is invalid. */
+  aes256CbcDecrypt(key: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array | null;
+}
+
+/** Clamp an X25519 scalar (RFC 7748 §5), returning a copy. */
+export function clampPrivateKey(key: Uint8Array): Uint8Array {
+  const k = key.slice();
+  k[0] = (k[0] as number) & 248;
+  k[31] = ((k[31] as number) & 127) | 64;
+  return k;
+}

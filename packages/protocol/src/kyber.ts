@@ -1,0 +1,117 @@
+// Kyber1024, round 3, as libsignal serializes it (DESIGN §2.1): type byte 0x08 before public keys
+// (1 + 1568), secret keys (1 + 3168) and ciphertexts (1 + 1568). @noble/post-quantum's ML-KEM-1024
+// shares the key format; round 3 differs only in two hashes around it, applied here.
+import { ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
+import { sha3_256, shake256 } from '@noble/hashes/sha3.js';
+import { type CryptoBackend } from './backend.ts';
+import { bytesEqual, concatBytes, toHex } from './bytes.ts';
+import { fail } from './errors.ts';
+
+export const KYBER_TYPE = 0x08;
+export const KYBER1024_PUBLIC_KEY_LENGTH = 1568;
+export const KYBER1024_SECRET_KEY_LENGTH = 3168;
+export const KYBER1024_CIPHERTEXT_LENGTH = 1568;
+export const KYBER_SHARED_SECRET_LENGTH = 32;
+
+const inspect = Symbol.for('nodejs.util.inspect.custom');
+
+function stripType(bytes: Uint8Array, bodyLength: number, what: string): Uint8Array {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== bodyLength + 1) {
+    fail('BAD_KEY', `${what} must be ${bodyLength + 1} bytes, got ${bytes?.length}`);
+  }
+  if (bytes[0] !== KYBER_TYPE) fail('BAD_KEY', `unknown KEM key type ${bytes[0]}`);
+  return bytes.slice(1);
+}
+
+export class KyberPublicKey {
+  readonly #k: Uint8Array;
+  private constructor(k: Uint8Array) {
+    this.#k = k;
+  }
+  static deserialize(bytes: Uint8Array): KyberPublicKey {
+    return new KyberPublicKey(stripType(bytes, KYBER1024_PUBLIC_KEY_LENGTH, 'Kyber public key'));
+  }
+  serialize(): Uint8Array {
+    return concatBytes(Uint8Array.of(KYBER_TYPE), this.#k);
+  }
+  equals(other: KyberPublicKey): boolean {
+    return bytesEqual(this.#k, other.#k);
+  }
+  /** Encapsulate (round 3): returns the shared secret and the serialized ciphertext (1 + 1568). */
+  encapsulate(backend: CryptoBackend): { sharedSecret: Uint8Array; ciphertext: Uint8Array } {
+    const m = sha3_256(backend.randomBytes(32));
+    let res: { cipherText: Uint8Array; sharedSecret: Uint8Array };
+    try {
+      res = ml_kem1024.encapsulate(this.#k, m);
+    } catch {
+      return fail('BAD_KEY', 'invalid Kyber public key');
+    }
+    const sharedSecret = shake256(concatBytes(res.sharedSecret, sha3_256(res.cipherText)), { dkLen: 32 });
+    return { sharedSecret, ciphertext: concatBytes(Uint8Array.of(KYBER_TYPE), res.cipherText) };
+  }
+  toString(): string {
+    return `KyberPublicKey(${toHex(this.#k.subarray(0, 8))}…)`;
+  }
+  toJSON(): never {
+    return fail('INVALID_ARGUMENT', 'KyberPublicKey is not JSON-serializable; use serialize()');
+  }
+  [inspect](): string {
+    return this.toString();
+  }
+}
+
+export class KyberSecretKey {
+  readonly #k: Uint8Array;
+  private constructor(k: Uint8Array) {
+    this.#k = k;
+  }
+  static deserialize(bytes: Uint8Array): KyberSecretKey {
+    return new KyberSecretKey(stripType(bytes, KYBER1024_SECRET_KEY_LENGTH, 'Kyber secret key'));
+  }
+  serialize(): Uint8Array {
+    return concatBytes(Uint8Array.of(KYBER_TYPE), this.#k);
+  }
+  /** Decapsulate (round 3) a serialized ciphertext (1 + 1568 bytes). */
+  decapsulate(ciphertext: Uint8Array): Uint8Array {
+    if (ciphertext.length !== KYBER1024_CIPHERTEXT_LENGTH + 1 || ciphertext[0] !== KYBER_TYPE) {
+      fail('DECODE', `Kyber ciphertext must be ${KYBER1024_CIPHERTEXT_LENGTH + 1} bytes with type ${KYBER_TYPE}`);
+    }
+    const ct = ciphertext.subarray(1);
+    const k = ml_kem1024.decapsulate(ct, this.#k);
+    return shake256(concatBytes(k, sha3_256(ct)), { dkLen: 32 });
+  }
+  toString(): string {
+    return 'KyberSecretKey(<redacted>)';
+  }
+  toJSON(): never {
+    return fail('INVALID_ARGUMENT', 'KyberSecretKey is not JSON-serializable');
+  }
+  [inspect](): string {
+    return this.toString();
+  }
+}
+
+export class KyberKeyPair {
+  readonly publicKey: KyberPublicKey;
+  readonly secretKey: KyberSecretKey;
+  constructor(publicKey: KyberPublicKey, secretKey: KyberSecretKey) {
+    this.publicKey = publicKey;
+    this.secretKey = secretKey;
+  }
+  static generate(backend: CryptoBackend): KyberKeyPair {
+    const { publicKey, secretKey } = ml_kem1024.keygen(backend.randomBytes(64));
+    return new KyberKeyPair(
+      KyberPublicKey.deserialize(concatBytes(Uint8Array.of(KYBER_TYPE), publicKey)),
+      KyberSecretKey.deserialize(concatBytes(Uint8Array.of(KYBER_TYPE), secretKey)),
+    );
+  }
+  toString(): string {
+    return `KyberKeyPair(${this.publicKey.toString()})`;
+  }
+  toJSON(): never {
+    return fail('INVALID_ARGUMENT', 'KyberKeyPair is not JSON-serializable');
+  }
+  [inspect](): string {
+    return this.toString();
+  }
+}

@@ -1,0 +1,243 @@
+// The session API (libsignal's SessionBuilder/SessionCipher in one object): process a bundle,
+// encrypt to an address, decrypt a PreKeySignalMessage or a SignalMessage. Work for one address
+// runs one job at a time behind a lock this manager owns; decryption commits state only when the
+// MAC, the padding and the identity check all pass.
+import { type CryptoBackend } from './backend.ts';
+import { bytesEqual } from './bytes.ts';
+import { type PublicKey } from './curve.ts';
+import { fail, isProtocolError, ProtocolError } from './errors.ts';
+import { initializeAliceSession, initializeBobSession, type PreKeyBundle, verifyBundle } from './pqxdh.ts';
+import { type CiphertextMessage, ratchetDecrypt, ratchetEncrypt } from './ratchet.ts';
+import { SessionRecord, type SessionState } from './state.ts';
+import { type ProtocolAddress, type ProtocolStores } from './store.ts';
+import { decodePreKeySignalMessage, decodeSignalMessage, type SignalMessage } from './wire.ts';
+
+/**
+ * libsignal's limit: a session we started but never heard back on stops being used for sending
+ * after this long, so a fresh bundle is fetched (the peer may have lost its pre-keys).
+ */
+export const MAX_UNACKNOWLEDGED_SESSION_AGE_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** Raised when a peer's identity key differs from the trusted one; carries the new public key. */
+export class UntrustedIdentityError extends ProtocolError {
+  readonly address: string;
+  readonly identityKey: PublicKey;
+  constructor(address: ProtocolAddress, identityKey: PublicKey) {
+    super('UNTRUSTED_IDENTITY', `identity key of ${address.toString()} changed`);
+    this.address = address.toString();
+    this.identityKey = identityKey;
+  }
+}
+
+export interface SessionManagerOptions {
+  /** Milliseconds since the epoch; passed in so the core stays pure and tests deterministic. */
+  readonly now: () => number;
+}
+
+export interface DecryptResult {
+  readonly plaintext: Uint8Array;
+  /** True when this message started a new session (a PreKey message that created state). */
+  readonly newSession: boolean;
+}
+
+export class SessionManager {
+  readonly #backend: CryptoBackend;
+  readonly #stores: ProtocolStores;
+  readonly #now: () => number;
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor(backend: CryptoBackend, stores: ProtocolStores, options: SessionManagerOptions) {
+    this.#backend = backend;
+    this.#stores = stores;
+    this.#now = options.now;
+  }
+
+  get stores(): ProtocolStores {
+    return this.#stores;
+  }
+
+  /** Run `job` with the lock for `address` held: one job per address at a time, in call order. */
+  runExclusive<T>(address: ProtocolAddress, job: () => Promise<T>): Promise<T> {
+    const key = address.toString();
+    const prev = this.#locks.get(key) ?? Promise.resolve();
+    const next = prev.then(job, job);
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#locks.set(key, tail);
+    void tail.then(() => {
+      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+    });
+    return next;
+  }
+
+  async hasSession(address: ProtocolAddress): Promise<boolean> {
+    const r = await this.#stores.session.loadSession(address);
+    return r !== null && r.hasCurrentSession();
+  }
+
+  /** PQXDH as the initiator: verify the bundle and make a new current session for `address`. */
+  processPreKeyBundle(address: ProtocolAddress, bundle: PreKeyBundle): Promise<void> {
+    return this.runExclusive(address, async () => {
+      const b = this.#backend;
+      const { identity, session } = this.#stores;
+      if (!(await identity.isTrustedIdentity(address, bundle.identityKey, 'sending'))) {
+        throw new UntrustedIdentityError(address, bundle.identityKey);
+      }
+      verifyBundle(b, bundle);
+      const ours = await identity.getIdentityKeyPair();
+      const { state, baseKey, kyberCiphertext } = initializeAliceSession(b, ours, bundle);
+      state.pending = {
+        preKeyId: bundle.preKey !== undefined ? bundle.preKeyId : undefined,
+        signedPreKeyId: bundle.signedPreKeyId,
+        kyberPreKeyId: bundle.kyberPreKeyId,
+        kyberCiphertext,
+        baseKey,
+        timestamp: this.#now(),
+      };
+      state.localRegistrationId = await identity.getLocalRegistrationId();
+      state.remoteRegistrationId = bundle.registrationId;
+      const record = (await session.loadSession(address)) ?? new SessionRecord();
+      record.promoteState(state);
+      await identity.saveIdentity(address, bundle.identityKey);
+      await session.storeSession(address, record);
+    });
+  }
+
+  encrypt(address: ProtocolAddress, plaintext: Uint8Array): Promise<CiphertextMessage> {
+    return this.runExclusive(address, async () => {
+      const { identity, session } = this.#stores;
+      const record = await session.loadSession(address);
+      const state = record?.current;
+      if (record == null || state == null || state.sender === null) return fail('NO_SESSION', `no session with ${address.toString()}`);
+      if (state.pending !== null && state.pending.timestamp + MAX_UNACKNOWLEDGED_SESSION_AGE_MS < this.#now()) {
+        fail('NO_SESSION', `session with ${address.toString()} was never acknowledged and has expired`);
+      }
+      if (!(await identity.isTrustedIdentity(address, state.remoteIdentity, 'sending'))) {
+        throw new UntrustedIdentityError(address, state.remoteIdentity);
+      }
+      // ratchetEncrypt computes everything before it advances the chain, so it cannot leave
+      // `state` half-updated; no copy is needed.
+      const out = ratchetEncrypt(this.#backend, state, plaintext);
+      await session.storeSession(address, record);
+      return out;
+    });
+  }
+
+  /** Decrypt either kind of message; `type` says which. */
+  decrypt(address: ProtocolAddress, message: CiphertextMessage): Promise<DecryptResult> {
+    if (message.type === 'prekey') return this.decryptPreKey(address, message.body);
+    if (message.type === 'whisper') return this.decryptSignal(address, message.body).then((plaintext) => ({ plaintext, newSession: false }));
+    return Promise.reject(new ProtocolError('DECODE', 'unknown ciphertext type'));
+  }
+
+  decryptSignal(address: ProtocolAddress, body: Uint8Array): Promise<Uint8Array> {
+    return this.runExclusive(address, async () => {
+      const message = decodeSignalMessage(body);
+      const record = await this.#stores.session.loadSession(address);
+      if (record === null || record.current === null) return fail('NO_SESSION', `no session with ${address.toString()}`);
+      const { plaintext, commit } = this.#decryptWithRecord(record, message);
+      await this.#commit(address, record, commit);
+      return plaintext;
+    });
+  }
+
+  decryptPreKey(address: ProtocolAddress, body: Uint8Array): Promise<DecryptResult> {
+    return this.runExclusive(address, async () => {
+      const b = this.#backend;
+      const { identity, session, preKey, signedPreKey, kyberPreKey } = this.#stores;
+      const message = decodePreKeySignalMessage(body);
+      if (!(await identity.isTrustedIdentity(address, message.identityKey, 'receiving'))) {
+        throw new UntrustedIdentityError(address, message.identityKey);
+      }
+      const record = (await session.loadSession(address)) ?? new SessionRecord();
+      const baseKey = message.baseKey.serialize();
+      const existing = findByBaseKey(record, baseKey);
+      if (existing !== null) {
+        // A repeat of the initiator's PreKey messages: the session already exists.
+        const { plaintext, commit } = this.#decryptWithRecord(record, message.message, existing);
+        await this.#commit(address, record, commit);
+        return { plaintext, newSession: false };
+      }
+      const spk = await signedPreKey.loadSignedPreKey(message.signedPreKeyId);
+      if (spk === null) return fail('MISSING_PRE_KEY', `signed pre-key ${message.signedPreKeyId} not found`);
+      const kpk = await kyberPreKey.loadKyberPreKey(message.kyberPreKeyId);
+      if (kpk === null) return fail('MISSING_PRE_KEY', `Kyber pre-key ${message.kyberPreKeyId} not found`);
+      let otpk = undefined;
+      if (message.preKeyId !== undefined) {
+        const r = await preKey.loadPreKey(message.preKeyId);
+        if (r === null) return fail('MISSING_PRE_KEY', `pre-key ${message.preKeyId} not found`);
+        otpk = r.keyPair;
+      }
+      const state = initializeBobSession(b, {
+        ourIdentity: await identity.getIdentityKeyPair(),
+        ourSignedPreKey: spk.keyPair,
+        ourOneTimePreKey: otpk,
+        ourKyberPreKey: kpk.keyPair,
+        theirIdentity: message.identityKey,
+        theirBaseKey: message.baseKey,
+        kyberCiphertext: message.kyberCiphertext,
+      });
+      state.localRegistrationId = await identity.getLocalRegistrationId();
+      state.remoteRegistrationId = message.registrationId;
+      const plaintext = ratchetDecrypt(b, state, message.message);
+      record.promoteState(state);
+      await identity.saveIdentity(address, message.identityKey);
+      await session.storeSession(address, record);
+      await kyberPreKey.markKyberPreKeyUsed(message.kyberPreKeyId);
+      if (message.preKeyId !== undefined) await preKey.removePreKey(message.preKeyId);
+      return { plaintext, newSession: true };
+    });
+  }
+
+  /**
+   * Try the current state, then archived ones (newest first), each on a copy. Returns the
+   * plaintext and how to commit; the record itself is untouched until #commit.
+   */
+  #decryptWithRecord(
+    record: SessionRecord,
+    message: SignalMessage,
+    only?: { index: number },
+  ): { plaintext: Uint8Array; commit: { index: number; state: SessionState } } {
+    const candidates: Array<{ index: number; state: SessionState }> = [];
+    if (only !== undefined) {
+      const s = only.index < 0 ? record.current : record.previous[only.index];
+      if (s != null) candidates.push({ index: only.index, state: s });
+    } else {
+      if (record.current !== null) candidates.push({ index: -1, state: record.current });
+      record.previous.forEach((state, index) => candidates.push({ index, state }));
+    }
+    let firstError: unknown = null;
+    for (const c of candidates) {
+      const work = c.state.clone();
+      try {
+        const plaintext = ratchetDecrypt(this.#backend, work, message);
+        return { plaintext, commit: { index: c.index, state: work } };
+      } catch (e) {
+        if (!isProtocolError(e)) throw e;
+        if (e.code === 'DUPLICATE') throw e;
+        firstError ??= e;
+      }
+    }
+    if (isProtocolError(firstError) && firstError.code !== 'NO_SESSION') throw firstError;
+    return fail('BAD_MAC', 'no session state could decrypt the message');
+  }
+
+  async #commit(address: ProtocolAddress, record: SessionRecord, commit: { index: number; state: SessionState }): Promise<void> {
+    const { identity, session } = this.#stores;
+    const remote = commit.state.remoteIdentity;
+    if (!(await identity.isTrustedIdentity(address, remote, 'receiving'))) throw new UntrustedIdentityError(address, remote);
+    if (commit.index < 0) record.setCurrent(commit.state);
+    else record.promotePrevious(commit.index, commit.state);
+    await identity.saveIdentity(address, remote);
+    await session.storeSession(address, record);
+  }
+}
+
+function findByBaseKey(record: SessionRecord, baseKey: Uint8Array): { index: number } | null {
+  const eq = (s: SessionState): boolean => bytesEqual(s.aliceBaseKey, baseKey);
+  if (record.current !== null && eq(record.current)) return { index: -1 };
+  const i = record.previous.findIndex(eq);
+  return i >= 0 ? { index: i } : null;
+}

@@ -1,0 +1,271 @@
+// Wire format (DESIGN §2.4): a version byte (0x44), a protobuf body with proto2 field numbers, and
+// for SignalMessage an 8-byte truncated MAC. Fields are written in field-number order, as
+// libsignal's encoder does, so our bytes equal its bytes. Decoders are total: any input gives a
+// message or a ProtocolError with code DECODE (or BAD_VERSION / BAD_KEY).
+import { type CryptoBackend } from './backend.ts';
+import { bytesEqual, concatBytes } from './bytes.ts';
+import { PublicKey } from './curve.ts';
+import { fail, ProtocolError } from './errors.ts';
+import { KYBER1024_CIPHERTEXT_LENGTH } from './kyber.ts';
+
+export const MESSAGE_VERSION = 4;
+export const VERSION_BYTE = (MESSAGE_VERSION << 4) | MESSAGE_VERSION; // 0x44
+export const MAC_LENGTH = 8;
+/**
+ * Upper bound on any message we decode. Generous enough for a 96 KiB body plus framing and a
+ * Kyber ciphertext, small enough that a hostile peer cannot make us parse megabytes.
+ */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
+// ---- minimal protobuf ----
+
+type Field = { tag: number; wire: 0; value: number } | { tag: number; wire: 2; value: Uint8Array };
+
+class Writer {
+  #parts: number[] = [];
+  #chunks: Uint8Array[] = [];
+  #flush(): void {
+    if (this.#parts.length > 0) {
+      this.#chunks.push(Uint8Array.from(this.#parts));
+      this.#parts = [];
+    }
+  }
+  varint(n: number): void {
+    let v = n >>> 0;
+    while (v >= 0x80) {
+      this.#parts.push((v & 0x7f) | 0x80);
+      v >>>= 7;
+    }
+    this.#parts.push(v);
+  }
+  uint32(tag: number, n: number): void {
+    this.varint((tag << 3) | 0);
+    this.varint(n);
+  }
+  bytes(tag: number, b: Uint8Array): void {
+    this.varint((tag << 3) | 2);
+    this.varint(b.length);
+    this.#flush();
+    this.#chunks.push(b);
+  }
+  finish(): Uint8Array {
+    this.#flush();
+    return concatBytes(...this.#chunks);
+  }
+}
+
+/** Parse a protobuf message into known fields; unknown fields of any valid wire type are skipped. */
+function parseFields(buf: Uint8Array): Map<number, Field> {
+  const fields = new Map<number, Field>();
+  let pos = 0;
+  const readVarint = (): number => {
+    let result = 0;
+    let shift = 0;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= buf.length) fail('DECODE', 'truncated varint');
+      const b = buf[pos++] as number;
+      if (shift < 32) result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) {
+        // uint32 fields keep the low 32 bits, as protobuf decoders do.
+        return result % 2 ** 32;
+      }
+      shift += 7;
+    }
+    return fail('DECODE', 'varint too long');
+  };
+  while (pos < buf.length) {
+    const key = readVarint();
+    const tag = Math.floor(key / 8);
+    const wire = key & 7;
+    if (tag === 0) fail('DECODE', 'field number 0');
+    switch (wire) {
+      case 0: {
+        const value = readVarint();
+        fields.set(tag, { tag, wire: 0, value });
+        break;
+      }
+      case 1:
+        if (pos + 8 > buf.length) fail('DECODE', 'truncated fixed64');
+        pos += 8;
+        break;
+      case 2: {
+        const len = readVarint();
+        if (len > buf.length - pos) fail('DECODE', `length ${len} past end`);
+        fields.set(tag, { tag, wire: 2, value: buf.subarray(pos, pos + len) });
+        pos += len;
+        break;
+      }
+      case 5:
+        if (pos + 4 > buf.length) fail('DECODE', 'truncated fixed32');
+        pos += 4;
+        break;
+      default:
+        fail('DECODE', `unsupported wire type ${wire}`);
+    }
+  }
+  return fields;
+}
+
+function optUint(fields: Map<number, Field>, tag: number): number | undefined {
+  const f = fields.get(tag);
+  if (f === undefined) return undefined;
+  if (f.wire !== 0) fail('DECODE', `field ${tag} has the wrong wire type`);
+  return f.value;
+}
+
+function reqUint(fields: Map<number, Field>, tag: number, name: string): number {
+  const v = optUint(fields, tag);
+  if (v === undefined) fail('DECODE', `missing ${name}`);
+  return v;
+}
+
+function optBytes(fields: Map<number, Field>, tag: number): Uint8Array | undefined {
+  const f = fields.get(tag);
+  if (f === undefined) return undefined;
+  if (f.wire !== 2) fail('DECODE', `field ${tag} has the wrong wire type`);
+  return f.value;
+}
+
+function reqBytes(fields: Map<number, Field>, tag: number, name: string): Uint8Array {
+  const v = optBytes(fields, tag);
+  if (v === undefined) fail('DECODE', `missing ${name}`);
+  return v;
+}
+
+function decodeKey(bytes: Uint8Array, name: string): PublicKey {
+  try {
+    return PublicKey.deserialize(bytes);
+  } catch {
+    return fail('DECODE', `invalid ${name}`);
+  }
+}
+
+function checkVersion(bytes: Uint8Array): void {
+  if (!(bytes instanceof Uint8Array)) fail('DECODE', 'message is not bytes');
+  if (bytes.length > MAX_MESSAGE_BYTES) fail('DECODE', `message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+  if (bytes.length < 1) fail('DECODE', 'empty message');
+  const version = (bytes[0] as number) >> 4;
+  if (version !== MESSAGE_VERSION) fail('BAD_VERSION', `message version ${version}`);
+}
+
+function guard<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ProtocolError) throw e;
+    throw new ProtocolError('DECODE', 'malformed message');
+  }
+}
+
+// ---- SignalMessage ----
+
+export interface SignalMessage {
+  readonly ratchetKey: PublicKey;
+  readonly counter: number;
+  readonly previousCounter: number;
+  readonly ciphertext: Uint8Array;
+  /** Version byte + protobuf + MAC, exactly as received or sent. */
+  readonly serialized: Uint8Array;
+}
+
+function signalMac(
+  backend: CryptoBackend,
+  macKey: Uint8Array,
+  senderIdentity: PublicKey,
+  receiverIdentity: PublicKey,
+  versionAndBody: Uint8Array,
+): Uint8Array {
+  return backend.hmacSha256(macKey, senderIdentity.serialize(), receiverIdentity.serialize(), versionAndBody).subarray(0, MAC_LENGTH);
+}
+
+export function encodeSignalMessage(
+  backend: CryptoBackend,
+  macKey: Uint8Array,
+  ratchetKey: PublicKey,
+  counter: number,
+  previousCounter: number,
+  ciphertext: Uint8Array,
+  senderIdentity: PublicKey,
+  receiverIdentity: PublicKey,
+): SignalMessage {
+  const w = new Writer();
+  w.bytes(1, ratchetKey.serialize());
+  w.uint32(2, counter);
+  w.uint32(3, previousCounter);
+  w.bytes(4, ciphertext);
+  const body = concatBytes(Uint8Array.of(VERSION_BYTE), w.finish());
+  const serialized = concatBytes(body, signalMac(backend, macKey, senderIdentity, receiverIdentity, body));
+  return { ratchetKey, counter, previousCounter, ciphertext, serialized };
+}
+
+export function decodeSignalMessage(bytes: Uint8Array): SignalMessage {
+  return guard(() => {
+    checkVersion(bytes);
+    if (bytes.length < MAC_LENGTH + 1) fail('DECODE', 'message too short');
+    const fields = parseFields(bytes.subarray(1, bytes.length - MAC_LENGTH));
+    const ratchetKey = decodeKey(reqBytes(fields, 1, 'ratchet key'), 'ratchet key');
+    const counter = reqUint(fields, 2, 'counter');
+    const previousCounter = optUint(fields, 3) ?? 0;
+    const ciphertext = reqBytes(fields, 4, 'ciphertext');
+    return { ratchetKey, counter, previousCounter, ciphertext: ciphertext.slice(), serialized: bytes.slice() };
+  });
+}
+
+export function verifySignalMessageMac(
+  backend: CryptoBackend,
+  message: SignalMessage,
+  macKey: Uint8Array,
+  senderIdentity: PublicKey,
+  receiverIdentity: PublicKey,
+): boolean {
+  const s = message.serialized;
+  const expected = signalMac(backend, macKey, senderIdentity, receiverIdentity, s.subarray(0, s.length - MAC_LENGTH));
+  return bytesEqual(expected, s.subarray(s.length - MAC_LENGTH));
+}
+
+// ---- PreKeySignalMessage ----
+
+export interface PreKeySignalMessage {
+  readonly registrationId: number;
+  readonly preKeyId: number | undefined;
+  readonly signedPreKeyId: number;
+  readonly kyberPreKeyId: number;
+  readonly kyberCiphertext: Uint8Array;
+  readonly baseKey: PublicKey;
+  readonly identityKey: PublicKey;
+  readonly message: SignalMessage;
+  readonly serialized: Uint8Array;
+}
+
+export function encodePreKeySignalMessage(m: Omit<PreKeySignalMessage, 'serialized'>): PreKeySignalMessage {
+  const w = new Writer();
+  if (m.preKeyId !== undefined) w.uint32(1, m.preKeyId);
+  w.bytes(2, m.baseKey.serialize());
+  w.bytes(3, m.identityKey.serialize());
+  w.bytes(4, m.message.serialized);
+  w.uint32(5, m.registrationId);
+  w.uint32(6, m.signedPreKeyId);
+  w.uint32(7, m.kyberPreKeyId);
+  w.bytes(8, m.kyberCiphertext);
+  return { ...m, serialized: concatBytes(Uint8Array.of(VERSION_BYTE), w.finish()) };
+}
+
+export function decodePreKeySignalMessage(bytes: Uint8Array): PreKeySignalMessage {
+  return guard(() => {
+    checkVersion(bytes);
+    const fields = parseFields(bytes.subarray(1));
+    const kyberCiphertext = reqBytes(fields, 8, 'Kyber ciphertext');
+    if (kyberCiphertext.length !== KYBER1024_CIPHERTEXT_LENGTH + 1) fail('DECODE', `Kyber ciphertext of ${kyberCiphertext.length} bytes`);
+    return {
+      registrationId: optUint(fields, 5) ?? 0,
+      preKeyId: optUint(fields, 1),
+      signedPreKeyId: reqUint(fields, 6, 'signed pre-key id'),
+      kyberPreKeyId: reqUint(fields, 7, 'Kyber pre-key id'),
+      kyberCiphertext: kyberCiphertext.slice(),
+      baseKey: decodeKey(reqBytes(fields, 2, 'base key'), 'base key'),
+      identityKey: decodeKey(reqBytes(fields, 3, 'identity key'), 'identity key'),
+      message: decodeSignalMessage(reqBytes(fields, 4, 'message')),
+      serialized: bytes.slice(),
+    };
+  });
+}
