@@ -1,0 +1,16 @@
+// Deterministic PRNG for simulations: a failing seed can be replayed with TACIT_TEST_SEED.
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function testSeed(): number {
+  const env = process.env.TACIT_TEST_SEED;
+  return env !== undefined ? Number(env) : Math.floor(Math.random() * 2 ** 31);
+}
