@@ -1,0 +1,99 @@
+/**
+ * Server configuration: every limit is named here with its default from @tacit/api (where the
+ * limit is part of the contract) and may be overridden per server (`buildServer({ limits })`, or
+ * `TACIT_<NAME>` environment variables in main.ts, e.g. TACIT_MAX_QUEUE_PER_DEVICE).
+ */
+import * as api from '@tacit/api';
+
+export interface Limits {
+  /** Ciphertext body bytes; at most api.MAX_MESSAGE_BYTES (the contract's ceiling). */
+  maxMessageBytes: number;
+  /** WebSocket frame bytes; larger frames close the socket with 1009 before buffering. */
+  maxFrameBytes: number;
+  /** HTTP request body bytes (413 PAYLOAD_TOO_LARGE). */
+  maxRequestBodyBytes: number;
+  /** Messages pushed to one connection and not yet acknowledged. */
+  maxUnackedPerConnection: number;
+  /** Sends received on one connection and not yet answered. */
+  maxPendingSendsPerConnection: number;
+  /** Per-device send bucket. */
+  sendRatePerSecond: number;
+  sendBurst: number;
+  /** Per-connection frame bucket; exhausting it closes the socket (RATE_LIMITED). */
+  frameRatePerSecond: number;
+  frameBurst: number;
+  /** Per (requester device, target user) bundle fetch bucket. */
+  bundleFetchBurst: number;
+  bundleFetchPerMinute: number;
+  /** Per client IP registration bucket (accounts and devices). */
+  registrationBurst: number;
+  registrationPerHour: number;
+  maxDevicesPerAccount: number;
+  maxConnectionsPerAccount: number;
+  maxQueuePerDevice: number;
+  /** Undelivered messages are deleted this long after they were stored. */
+  messageTtlMs: number;
+  authTimeoutMs: number;
+  ticketTtlMs: number;
+  /** Invite codes expire unused after this long. */
+  inviteTtlMs: number;
+  /**
+   * Sockets connected but not yet authenticated, server-wide. Bounds what anonymous clients can
+   * hold open; beyond it new sockets are closed with UNAVAILABLE.
+   */
+  maxUnauthenticatedConnections: number;
+  /** WebSocket ping interval; a socket that missed one pong is dropped. */
+  heartbeatIntervalMs: number;
+  /** How often expired messages, invites and tickets are deleted. */
+  expirySweepIntervalMs: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxMessageBytes: api.MAX_MESSAGE_BYTES,
+  maxFrameBytes: api.MAX_FRAME_BYTES,
+  maxRequestBodyBytes: api.MAX_REQUEST_BODY_BYTES,
+  maxUnackedPerConnection: api.MAX_UNACKED_PER_CONNECTION,
+  maxPendingSendsPerConnection: api.MAX_PENDING_SENDS_PER_CONNECTION,
+  sendRatePerSecond: api.SEND_RATE_PER_SECOND,
+  sendBurst: api.SEND_BURST,
+  frameRatePerSecond: api.FRAME_RATE_PER_SECOND,
+  frameBurst: api.FRAME_BURST,
+  bundleFetchBurst: api.BUNDLE_FETCH_BURST,
+  bundleFetchPerMinute: api.BUNDLE_FETCH_PER_MINUTE,
+  registrationBurst: api.REGISTRATION_BURST,
+  registrationPerHour: api.REGISTRATION_PER_HOUR,
+  maxDevicesPerAccount: api.MAX_DEVICES_PER_ACCOUNT,
+  maxConnectionsPerAccount: api.MAX_CONNECTIONS_PER_ACCOUNT,
+  maxQueuePerDevice: api.MAX_QUEUE_PER_DEVICE,
+  messageTtlMs: api.MESSAGE_TTL_MS,
+  authTimeoutMs: api.AUTH_TIMEOUT_MS,
+  ticketTtlMs: api.TICKET_TTL_MS,
+  inviteTtlMs: 7 * 24 * 60 * 60 * 1000,
+  maxUnauthenticatedConnections: 1000,
+  heartbeatIntervalMs: 30_000,
+  expirySweepIntervalMs: 60_000,
+});
+
+/** Environment variable name for a limit: maxQueuePerDevice → TACIT_MAX_QUEUE_PER_DEVICE. */
+export function envName(limit: keyof Limits): string {
+  return 'TACIT_' + limit.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+/** Reads limit overrides from the environment; throws on a value that is not a positive integer. */
+export function limitsFromEnv(env: Record<string, string | undefined>): Partial<Limits> {
+  const out: Partial<Limits> = {};
+  for (const k of Object.keys(DEFAULT_LIMITS) as (keyof Limits)[]) {
+    const v = env[envName(k)];
+    if (v === undefined || v === '') continue;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${envName(k)} must be a positive integer`);
+    out[k] = n;
+  }
+  return out;
+}
+
+export function resolveLimits(partial: Partial<Limits> | undefined): Limits {
+  const l: Limits = { ...DEFAULT_LIMITS, ...partial };
+  l.maxMessageBytes = Math.min(l.maxMessageBytes, api.MAX_MESSAGE_BYTES);
+  return l;
+}

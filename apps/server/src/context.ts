@@ -1,0 +1,21 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Limits } from './config.js';
+import type { RateLimiter } from './rate.js';
+import type { Relay } from './relay.js';
+import type { Store } from './store.js';
+
+/** XEdDSA verification: (33-byte identity key, signed bytes, 64-byte signature) → valid. Never throws. */
+export type SignatureVerifier = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
+
+/** What the route handlers and the relay share; one per server instance (no module globals). */
+export interface Context {
+  store: Store;
+  limits: Limits;
+  registration: 'invite' | 'open';
+  now: () => number;
+  verifySignature: SignatureVerifier;
+  registrationLimiter: RateLimiter;
+  bundleLimiter: RateLimiter;
+  relay: Relay;
+  log: FastifyBaseLogger;
+}

@@ -1,0 +1,219 @@
+/**
+ * HTTP routes: accounts, devices, key directory, tickets. Every body goes through a validator
+ * from @tacit/api before anything else reads it.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import {
+  ROUTES,
+  parseAuthorizationHeader,
+  validateAddDeviceRequest,
+  validateRegisterRequest,
+  validateUploadKeysRequest,
+  username as usernameValidator,
+  deviceId as deviceIdValidator,
+  type BundleResponse,
+  type DeviceListResponse,
+  type KeyCountResponse,
+  type KyberPreKey,
+  type PreKey,
+  type RegisterResponse,
+  type SignedPreKey,
+  type TicketResponse,
+  type Validator,
+} from '@tacit/api';
+import { ServerError } from './errors.js';
+import type { Context } from './context.js';
+import { hashSecret, newSalt, newToken, tokenHash, verifySecret, TICKET_BYTES } from './secrets.js';
+import type { Address, DeviceKeys, NewDevice, OneTimePreKey, SignedKey } from './store.js';
+
+/** Usernames that would collide with a static route segment (`/v1/keys/count`). */
+export const RESERVED_USERNAMES: ReadonlySet<string> = new Set(['count']);
+
+export function parse<T>(validator: Validator<T>, value: unknown): T {
+  const r = validator(value);
+  if (!r.ok) throw new ServerError('INVALID_REQUEST', `${r.path}: ${r.reason}`);
+  return r.value;
+}
+
+/** Canonical base64 (already validated) to bytes. */
+export const bytes = (b64: string): Uint8Array => {
+  const b = Buffer.from(b64, 'base64');
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+};
+export const b64 = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64');
+
+const signedKey = (k: SignedPreKey | KyberPreKey): SignedKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey), signature: bytes(k.signature) });
+const oneTimeKey = (k: PreKey): OneTimePreKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey) });
+const signedKeyJson = (k: SignedKey) => ({ keyId: k.keyId, publicKey: b64(k.publicKey), signature: b64(k.signature) });
+
+/** Verifies every signature against the identity key; throws BAD_SIGNATURE naming the first bad key. */
+function verifyKeys(ctx: Context, identityKey: Uint8Array, keys: Partial<DeviceKeys>): void {
+  const check = (k: SignedKey, where: string) => {
+    if (!ctx.verifySignature(identityKey, k.publicKey, k.signature)) throw new ServerError('BAD_SIGNATURE', `${where}: signature does not verify`);
+  };
+  if (keys.signedPreKey) check(keys.signedPreKey, '$.signedPreKey');
+  if (keys.kyberLastResortKey) check(keys.kyberLastResortKey, '$.kyberLastResortKey');
+  keys.kyberPreKeys?.forEach((k, i) => check(k, `$.kyberPreKeys[${i}]`));
+}
+
+function newDevice(registrationId: number, secretB64: string, keys: DeviceKeys): NewDevice {
+  const salt = newSalt();
+  return { registrationId, secretSalt: salt, secretHash: hashSecret(salt, bytes(secretB64)), keys };
+}
+
+/** A fixed salt/hash pair so an unknown device costs the same HMAC as a known one. */
+const DUMMY_SALT = new Uint8Array(16);
+const DUMMY_HASH = new Uint8Array(32);
+
+/** Checks a device's credentials; undefined if they are wrong (without saying which part). */
+export async function checkCredentials(ctx: Context, c: { username: string; deviceId: number; secret: string }): Promise<Address | undefined> {
+  const device = { username: c.username, deviceId: c.deviceId };
+  const auth = await ctx.store.getDeviceAuth(device);
+  const ok = verifySecret(auth?.secretSalt ?? DUMMY_SALT, auth?.secretHash ?? DUMMY_HASH, bytes(c.secret));
+  return auth !== undefined && ok ? device : undefined;
+}
+
+async function authenticate(ctx: Context, req: FastifyRequest): Promise<Address> {
+  const creds = parseAuthorizationHeader(req.headers.authorization);
+  if (creds === undefined) throw new ServerError('UNAUTHORIZED', 'missing or malformed Authorization header');
+  const device = await checkCredentials(ctx, creds);
+  if (device === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+  return device;
+}
+
+function paramUsername(req: FastifyRequest): string {
+  const p = req.params as Record<string, unknown>;
+  return parse(usernameValidator, p['username']);
+}
+
+function paramDeviceId(req: FastifyRequest): number {
+  const raw = (req.params as Record<string, unknown>)['deviceId'];
+  const n = typeof raw === 'string' && /^[0-9]{1,3}$/.test(raw) ? Number(raw) : NaN;
+  return parse(deviceIdValidator, n);
+}
+
+export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
+  app.get(ROUTES.health, async () => ({ ok: true }));
+
+  app.post(ROUTES.accounts, async (req, reply) => {
+    const body = parse(validateRegisterRequest, req.body);
+    if (!ctx.registrationLimiter.take(req.ip, ctx.now())) throw new ServerError('RATE_LIMITED', 'too many registrations from this address');
+    if (RESERVED_USERNAMES.has(body.username)) throw new ServerError('USERNAME_TAKEN', 'username is reserved');
+    let invite: { hash: Uint8Array; now: number } | null = null;
+    if (ctx.registration === 'invite') {
+      if (body.inviteCode === undefined) throw new ServerError('INVITE_INVALID', 'an invite code is required');
+      invite = { hash: tokenHash(body.inviteCode), now: ctx.now() };
+    }
+    const identityKey = bytes(body.identityKey);
+    const keys: DeviceKeys = {
+      signedPreKey: signedKey(body.signedPreKey),
+      kyberLastResortKey: signedKey(body.kyberLastResortKey),
+      preKeys: body.preKeys.map(oneTimeKey),
+      kyberPreKeys: body.kyberPreKeys.map(signedKey),
+    };
+    verifyKeys(ctx, identityKey, keys);
+    const r = await ctx.store.createAccount(
+      { username: body.username, identityKey, createdAt: ctx.now() },
+      newDevice(body.registrationId, body.secret, keys),
+      invite,
+    );
+    if (r === 'USERNAME_TAKEN') throw new ServerError('USERNAME_TAKEN', 'username is taken');
+    if (r === 'INVITE_INVALID') throw new ServerError('INVITE_INVALID', 'invite code is unknown, used or expired');
+    const res: RegisterResponse = { username: body.username, deviceId: 1 };
+    return reply.code(201).send(res);
+  });
+
+  app.post(ROUTES.devices, async (req, reply) => {
+    const me = await authenticate(ctx, req);
+    const body = parse(validateAddDeviceRequest, req.body);
+    if (!ctx.registrationLimiter.take(req.ip, ctx.now())) throw new ServerError('RATE_LIMITED', 'too many registrations from this address');
+    const account = await ctx.store.getAccount(me.username);
+    if (account === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+    const keys: DeviceKeys = {
+      signedPreKey: signedKey(body.signedPreKey),
+      kyberLastResortKey: signedKey(body.kyberLastResortKey),
+      preKeys: body.preKeys.map(oneTimeKey),
+      kyberPreKeys: body.kyberPreKeys.map(signedKey),
+    };
+    verifyKeys(ctx, account.identityKey, keys);
+    const r = await ctx.store.addDevice(me.username, newDevice(body.registrationId, body.secret, keys), ctx.limits.maxDevicesPerAccount, 127);
+    if (r === 'NOT_FOUND') throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+    if (r === 'TOO_MANY_DEVICES') throw new ServerError('TOO_MANY_DEVICES', `an account has at most ${ctx.limits.maxDevicesPerAccount} devices`);
+    const res: RegisterResponse = { username: me.username, deviceId: r };
+    return reply.code(201).send(res);
+  });
+
+  // DELETE /v1/devices/:deviceId and GET /v1/devices/:username share a path shape; the router
+  // needs one parameter name, so both read `:target`.
+  app.delete('/v1/devices/:target', async (req, reply) => {
+    const me = await authenticate(ctx, req);
+    const deviceId = paramDeviceId({ params: { deviceId: (req.params as Record<string, unknown>)['target'] } } as FastifyRequest);
+    const removed = await ctx.store.removeDevice({ username: me.username, deviceId });
+    if (!removed) throw new ServerError('NOT_FOUND', 'no such device');
+    ctx.relay.disconnect({ username: me.username, deviceId }, 'UNAUTHORIZED', 'device removed');
+    return reply.code(204).send();
+  });
+
+  app.get('/v1/devices/:target', async (req) => {
+    await authenticate(ctx, req);
+    const username = parse(usernameValidator, (req.params as Record<string, unknown>)['target']);
+    const account = await ctx.store.getAccount(username);
+    if (account === undefined) throw new ServerError('NOT_FOUND', 'no such user');
+    const res: DeviceListResponse = { username, identityKey: b64(account.identityKey), devices: account.devices };
+    return res;
+  });
+
+  app.put(ROUTES.keys, async (req, reply) => {
+    const me = await authenticate(ctx, req);
+    const body = parse(validateUploadKeysRequest, req.body);
+    const account = await ctx.store.getAccount(me.username);
+    if (account === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+    const keys: Partial<DeviceKeys> = {};
+    if (body.signedPreKey) keys.signedPreKey = signedKey(body.signedPreKey);
+    if (body.kyberLastResortKey) keys.kyberLastResortKey = signedKey(body.kyberLastResortKey);
+    if (body.preKeys) keys.preKeys = body.preKeys.map(oneTimeKey);
+    if (body.kyberPreKeys) keys.kyberPreKeys = body.kyberPreKeys.map(signedKey);
+    verifyKeys(ctx, account.identityKey, keys);
+    if (!(await ctx.store.replaceKeys(me, keys))) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+    return reply.code(204).send();
+  });
+
+  app.get(ROUTES.keyCount, async (req) => {
+    const me = await authenticate(ctx, req);
+    const res: KeyCountResponse = await ctx.store.keyCounts(me);
+    return res;
+  });
+
+  const bundle = async (req: FastifyRequest, deviceId: number | undefined): Promise<BundleResponse> => {
+    const me = await authenticate(ctx, req);
+    const username = paramUsername(req);
+    if (!ctx.bundleLimiter.take(`${me.username}.${me.deviceId}>${username}`, ctx.now())) {
+      throw new ServerError('RATE_LIMITED', 'too many bundle fetches for this user');
+    }
+    const r = await ctx.store.takeBundles(username, deviceId);
+    if (r === undefined || r.devices.length === 0) throw new ServerError('NOT_FOUND', deviceId === undefined ? 'no such user' : 'no such device');
+    return {
+      username,
+      identityKey: b64(r.identityKey),
+      devices: r.devices.map((d) => ({
+        deviceId: d.deviceId,
+        registrationId: d.registrationId,
+        signedPreKey: signedKeyJson(d.signedPreKey),
+        kyberPreKey: signedKeyJson(d.kyberPreKey),
+        kyberPreKeyIsLastResort: d.kyberPreKeyIsLastResort,
+        ...(d.preKey ? { preKey: { keyId: d.preKey.keyId, publicKey: b64(d.preKey.publicKey) } } : {}),
+      })),
+    };
+  };
+  app.get('/v1/keys/:username', async (req) => bundle(req, undefined));
+  app.get('/v1/keys/:username/:deviceId', async (req) => bundle(req, paramDeviceId(req)));
+
+  app.post(ROUTES.ticket, async (req) => {
+    const me = await authenticate(ctx, req);
+    const ticket = newToken(TICKET_BYTES);
+    const expiresAt = ctx.now() + ctx.limits.ticketTtlMs;
+    await ctx.store.putTicket(tokenHash(ticket), me, expiresAt);
+    const res: TicketResponse = { ticket, expiresAt };
+    return res;
+  });
+}

@@ -1,0 +1,83 @@
+/**
+ * The tacit server process.
+ *
+ *   node --import tsx apps/server/src/main.ts            serve (npm start)
+ *   node --import tsx apps/server/src/main.ts invite [n]  print n new invite codes (default 1)
+ *
+ * Configuration is by environment; see docs/OPERATIONS.md.
+ */
+import { resolve } from 'node:path';
+import { DEFAULT_LIMITS, limitsFromEnv } from './config.js';
+import { createInvite } from './invites.js';
+import { buildServer } from './server.js';
+import { SqliteStore } from './sqlite.js';
+
+const env = process.env;
+/** `npm run -w` changes the working directory; INIT_CWD is where the operator ran npm. */
+const baseDir = env['INIT_CWD'] ?? process.cwd();
+const dataDir = resolve(baseDir, env['TACIT_DATA_DIR'] ?? 'data');
+const dbPath = resolve(dataDir, 'tacit.db');
+
+function fail(message: string): never {
+  process.stderr.write(`tacit-server: ${message}\n`);
+  process.exit(2);
+}
+
+async function invite(args: string[]): Promise<void> {
+  const n = args[0] === undefined ? 1 : Number(args[0]);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 100) fail('usage: invite [count 1..100]');
+  const limits = { ...DEFAULT_LIMITS, ...limitsFromEnv(env) };
+  const store = new SqliteStore({ path: dbPath });
+  try {
+    for (let i = 0; i < n; i++) process.stdout.write((await createInvite(store, Date.now(), limits.inviteTtlMs)) + '\n');
+  } finally {
+    await store.close();
+  }
+}
+
+async function serve(): Promise<void> {
+  const port = env['PORT'] === undefined ? 8080 : Number(env['PORT']);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail('PORT must be 0..65535');
+  const host = env['HOST'] ?? '0.0.0.0';
+  const registration = env['TACIT_REGISTRATION'] ?? 'invite';
+  if (registration !== 'invite' && registration !== 'open') fail('TACIT_REGISTRATION must be "invite" or "open"');
+  let limits;
+  try {
+    limits = limitsFromEnv(env);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const level = env['TACIT_LOG_LEVEL'] ?? 'info';
+  const store = new SqliteStore({ path: dbPath });
+  const server = await buildServer({
+    store,
+    registration,
+    limits,
+    logger: level === 'silent' ? false : { level },
+    trustProxy: env['TACIT_TRUST_PROXY'] === '1',
+    ...(env['TACIT_STATIC_DIR'] ? { staticDir: resolve(baseDir, env['TACIT_STATIC_DIR']) } : {}),
+  });
+  const bound = await server.listen(port, host);
+  process.stdout.write(`tacit server on http://${host}:${bound} (data: ${dbPath}, registration: ${registration})\n`);
+  if (registration === 'invite' && (await store.countAccounts()) === 0) {
+    // First start (no accounts yet): print a code so the first user can register at once.
+    const code = await server.createInvite();
+    process.stdout.write(`invite code (single use, valid ${Math.round(server.limits.inviteTtlMs / 86_400_000)} days): ${code}\n`);
+  }
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+if (cmd === 'invite') await invite(rest);
+else if (cmd === undefined || cmd === 'serve') await serve();
+else fail(`unknown command "${cmd}" (commands: serve, invite)`);

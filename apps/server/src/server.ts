@@ -1,0 +1,128 @@
+/**
+ * `buildServer(options)`: the whole server as an object that tests drive in-process. Only main.ts
+ * listens on a port. HTTP and the WebSocket relay share one Node HTTP server (the relay takes the
+ * `upgrade` event for `/v1/ws`).
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { errorBody, isServerError } from './errors.js';
+import { resolveLimits, type Limits } from './config.js';
+import type { Context, SignatureVerifier } from './context.js';
+import { registerHttpRoutes } from './http.js';
+import { RateLimiter } from './rate.js';
+import { Relay, errorSummary } from './relay.js';
+import { registerStatic } from './static.js';
+import { createInvite } from './invites.js';
+import type { Store } from './store.js';
+import { defaultVerifier } from './signatures.js';
+
+export interface ServerOptions {
+  store: Store;
+  /** 'invite' (default): registration needs an invite code. 'open': anyone may register. */
+  registration?: 'invite' | 'open';
+  limits?: Partial<Limits>;
+  /** Directory of built web client files served at `/` (optional). */
+  staticDir?: string;
+  /** Fastify logger option; off by default (tests). main.ts turns it on. */
+  logger?: boolean | { level: string; stream?: { write(line: string): void } };
+  /** Defaults to @tacit/protocol's xeddsaVerify. */
+  verifySignature?: SignatureVerifier;
+  /** Clock, for tests of expiry. */
+  now?: () => number;
+  /** Honour X-Forwarded-For for the client IP (behind a reverse proxy). */
+  trustProxy?: boolean;
+}
+
+export interface TacitServer {
+  app: FastifyInstance;
+  relay: Relay;
+  store: Store;
+  limits: Limits;
+  /** Creates an invite code (single use, valid for limits.inviteTtlMs) and returns it. */
+  createInvite(): Promise<string>;
+  /** Listens; returns the bound port. */
+  listen(port: number, host?: string): Promise<number>;
+  /** Closes sockets, then HTTP, then the store. */
+  close(): Promise<void>;
+}
+
+export async function buildServer(options: ServerOptions): Promise<TacitServer> {
+  const limits = resolveLimits(options.limits);
+  const now = options.now ?? Date.now;
+  const app = Fastify({
+    bodyLimit: limits.maxRequestBodyBytes,
+    trustProxy: options.trustProxy ?? false,
+    logger:
+      options.logger === undefined || options.logger === false
+        ? false
+        : {
+            level: options.logger === true ? 'info' : options.logger.level,
+            ...(options.logger !== true && options.logger.stream ? { stream: options.logger.stream } : {}),
+            // Log the path only: query strings may carry a WebSocket ticket.
+            serializers: {
+              req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.split('?')[0] }),
+            },
+          },
+  });
+  const ctx = {
+    store: options.store,
+    limits,
+    registration: options.registration ?? 'invite',
+    now,
+    verifySignature: options.verifySignature ?? defaultVerifier,
+    registrationLimiter: new RateLimiter(limits.registrationBurst, limits.registrationPerHour / 3600),
+    bundleLimiter: new RateLimiter(limits.bundleFetchBurst, limits.bundleFetchPerMinute / 60),
+    log: app.log,
+  } as Omit<Context, 'relay'> as Context;
+  const relay = new Relay(ctx);
+  ctx.relay = relay;
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (isServerError(err)) return reply.code(err.status).send(errorBody(err.code, err.message));
+    const e = err as { statusCode?: number; code?: string };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', `request body over ${limits.maxRequestBodyBytes} bytes`));
+    if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+      // Fastify's own 4xx: malformed JSON, wrong content type, empty body. Its message may quote input; ours does not.
+      return reply.code(400).send(errorBody('INVALID_REQUEST', 'malformed request'));
+    }
+    app.log.error({ err: errorSummary(err) }, 'request failed');
+    return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody('NOT_FOUND', 'no such route')));
+
+  registerHttpRoutes(app, ctx);
+  if (options.staticDir !== undefined) registerStatic(app, options.staticDir);
+
+  app.server.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
+
+  const sweep = setInterval(() => {
+    const t = now();
+    ctx.registrationLimiter.sweep(t);
+    ctx.bundleLimiter.sweep(t);
+    options.store.expire(t).then(
+      (n) => n > 0 && app.log.info({ expired: n }, 'expired undelivered messages'),
+      (e: unknown) => app.log.error({ err: errorSummary(e) }, 'expiry sweep failed'),
+    );
+  }, limits.expirySweepIntervalMs);
+  sweep.unref();
+
+  await app.ready();
+
+  return {
+    app,
+    relay,
+    store: options.store,
+    limits,
+    createInvite: () => createInvite(options.store, now(), limits.inviteTtlMs),
+    async listen(port: number, host = '127.0.0.1') {
+      await app.listen({ port, host });
+      const addr = app.server.address();
+      return typeof addr === 'object' && addr !== null ? addr.port : port;
+    },
+    async close() {
+      clearInterval(sweep);
+      await relay.close();
+      await app.close();
+      await options.store.close();
+    },
+  };
+}

@@ -1,0 +1,415 @@
+/**
+ * SQLite adapter (better-sqlite3, synchronous, one process).
+ *
+ * Durability: WAL with `synchronous = FULL`, so every committed transaction is fsynced before
+ * `writeBatch` returns and the sender gets `sent`: an acknowledged message survives a process
+ * crash AND an OS crash or power loss. (`NORMAL` in WAL mode survives a process crash but may lose
+ * the last transactions on power loss — not what "stored durably before acknowledged" promises.)
+ * The cost, one fsync per transaction, is paid once per batch: the relay groups all sends and
+ * acks of one event-loop turn into one `writeBatch`.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  addressKey,
+  type AccountInfo,
+  type Address,
+  type CreateAccountResult,
+  type DeviceAuth,
+  type DeviceBundleRecord,
+  type DeviceKeys,
+  type EnqueueResult,
+  type NewDevice,
+  type NewMessage,
+  type Store,
+  type StoredMessage,
+} from './store.js';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS accounts (
+  id INTEGER PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  identity_key BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS devices (
+  id INTEGER PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  device_id INTEGER NOT NULL,
+  addr TEXT NOT NULL UNIQUE,
+  registration_id INTEGER NOT NULL,
+  secret_salt BLOB NOT NULL,
+  secret_hash BLOB NOT NULL,
+  spk_id INTEGER NOT NULL, spk BLOB NOT NULL, spk_sig BLOB NOT NULL,
+  kyber_lr_id INTEGER NOT NULL, kyber_lr BLOB NOT NULL, kyber_lr_sig BLOB NOT NULL,
+  UNIQUE (account_id, device_id)
+) STRICT;
+CREATE TABLE IF NOT EXISTS pre_keys (
+  device INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  key_id INTEGER NOT NULL,
+  public_key BLOB NOT NULL,
+  PRIMARY KEY (device, key_id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kyber_pre_keys (
+  device INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  key_id INTEGER NOT NULL,
+  public_key BLOB NOT NULL,
+  signature BLOB NOT NULL,
+  PRIMARY KEY (device, key_id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS invites (
+  code_hash BLOB PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT;
+-- AUTOINCREMENT: ids are never reused, even after the newest message is deleted, because clients
+-- suppress duplicates by id.
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  sender_device INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  ts INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);
+CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at);
+`;
+
+/** Caches are plain Maps; past this many entries they are cleared rather than grown. */
+const CACHE_MAX_ENTRIES = 100_000;
+
+type Row = Record<string, unknown>;
+
+const u8 = (b: unknown): Uint8Array => {
+  const buf = b as Buffer;
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+};
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+export interface SqliteStoreOptions {
+  /** File path, or ':memory:'. */
+  path: string;
+}
+
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #s;
+  /** addr → queue length, for MAILBOX_FULL without a COUNT per send. */
+  readonly #queueLen = new Map<string, number>();
+  /** addr → exists, for NOT_FOUND without a lookup per send. */
+  readonly #exists = new Map<string, boolean>();
+  readonly #tickets = new Map<string, { device: Address; expiresAt: number }>();
+
+  constructor(opts: SqliteStoreOptions) {
+    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+    const db = new Database(opts.path);
+    this.#db = db;
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    db.exec(SCHEMA);
+    const v = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as Row | undefined;
+    if (v === undefined) db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+    else if (v['value'] !== String(SCHEMA_VERSION)) throw new Error(`unsupported schema version ${String(v['value'])}`);
+
+    this.#s = {
+      insertAccount: db.prepare('INSERT INTO accounts (username, identity_key, created_at) VALUES (?, ?, ?)'),
+      accountId: db.prepare('SELECT id, identity_key FROM accounts WHERE username = ?'),
+      countAccounts: db.prepare('SELECT count(*) AS n FROM accounts'),
+      insertDevice: db.prepare(
+        `INSERT INTO devices (account_id, device_id, addr, registration_id, secret_salt, secret_hash, spk_id, spk, spk_sig, kyber_lr_id, kyber_lr, kyber_lr_sig)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      devicesOf: db.prepare('SELECT id, device_id, registration_id FROM devices WHERE account_id = ? ORDER BY device_id'),
+      deviceByAddr: db.prepare('SELECT id, registration_id, secret_salt, secret_hash FROM devices WHERE addr = ?'),
+      deleteDevice: db.prepare('DELETE FROM devices WHERE addr = ?'),
+      deleteQueue: db.prepare('DELETE FROM messages WHERE recipient = ?'),
+      setSpk: db.prepare('UPDATE devices SET spk_id = ?, spk = ?, spk_sig = ? WHERE id = ?'),
+      setKyberLr: db.prepare('UPDATE devices SET kyber_lr_id = ?, kyber_lr = ?, kyber_lr_sig = ? WHERE id = ?'),
+      clearPreKeys: db.prepare('DELETE FROM pre_keys WHERE device = ?'),
+      clearKyberPreKeys: db.prepare('DELETE FROM kyber_pre_keys WHERE device = ?'),
+      insertPreKey: db.prepare('INSERT INTO pre_keys (device, key_id, public_key) VALUES (?, ?, ?)'),
+      insertKyberPreKey: db.prepare('INSERT INTO kyber_pre_keys (device, key_id, public_key, signature) VALUES (?, ?, ?, ?)'),
+      countPreKeys: db.prepare('SELECT count(*) AS n FROM pre_keys WHERE device = ?'),
+      countKyberPreKeys: db.prepare('SELECT count(*) AS n FROM kyber_pre_keys WHERE device = ?'),
+      takePreKey: db.prepare(
+        'DELETE FROM pre_keys WHERE device = ? AND key_id = (SELECT min(key_id) FROM pre_keys WHERE device = ?) RETURNING key_id, public_key',
+      ),
+      takeKyberPreKey: db.prepare(
+        'DELETE FROM kyber_pre_keys WHERE device = ? AND key_id = (SELECT min(key_id) FROM kyber_pre_keys WHERE device = ?) RETURNING key_id, public_key, signature',
+      ),
+      deviceKeys: db.prepare(
+        'SELECT id, device_id, registration_id, spk_id, spk, spk_sig, kyber_lr_id, kyber_lr, kyber_lr_sig FROM devices WHERE account_id = ? ORDER BY device_id',
+      ),
+      insertInvite: db.prepare('INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)'),
+      useInvite: db.prepare('DELETE FROM invites WHERE code_hash = ? AND expires_at > ?'),
+      expireInvites: db.prepare('DELETE FROM invites WHERE expires_at <= ?'),
+      insertMessage: db.prepare(
+        'INSERT INTO messages (recipient, sender, sender_device, kind, body, ts, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      deleteMessage: db.prepare('DELETE FROM messages WHERE recipient = ? AND id = ?'),
+      queueLen: db.prepare('SELECT count(*) AS n FROM messages WHERE recipient = ?'),
+      fetchQueue: db.prepare(
+        'SELECT id, sender, sender_device, kind, body, ts, expires_at FROM messages WHERE recipient = ? AND id > ? AND expires_at > ? ORDER BY id LIMIT ?',
+      ),
+      expireMessages: db.prepare('DELETE FROM messages WHERE expires_at <= ?'),
+    };
+  }
+
+  #insertDevice(accountId: number, username: string, deviceId: number, d: NewDevice): void {
+    const k = d.keys;
+    const r = this.#s.insertDevice.run(
+      accountId,
+      deviceId,
+      addressKey({ username, deviceId }),
+      d.registrationId,
+      buf(d.secretSalt),
+      buf(d.secretHash),
+      k.signedPreKey.keyId,
+      buf(k.signedPreKey.publicKey),
+      buf(k.signedPreKey.signature),
+      k.kyberLastResortKey.keyId,
+      buf(k.kyberLastResortKey.publicKey),
+      buf(k.kyberLastResortKey.signature),
+    );
+    const row = Number(r.lastInsertRowid);
+    for (const p of k.preKeys) this.#s.insertPreKey.run(row, p.keyId, buf(p.publicKey));
+    for (const p of k.kyberPreKeys) this.#s.insertKyberPreKey.run(row, p.keyId, buf(p.publicKey), buf(p.signature));
+    this.#exists.delete(addressKey({ username, deviceId }));
+  }
+
+  async createAccount(
+    account: { username: string; identityKey: Uint8Array; createdAt: number },
+    device: NewDevice,
+    invite: { hash: Uint8Array; now: number } | null,
+  ): Promise<CreateAccountResult> {
+    const tx = this.#db.transaction((): CreateAccountResult => {
+      if (this.#s.accountId.get(account.username) !== undefined) return 'USERNAME_TAKEN';
+      if (invite !== null && this.#s.useInvite.run(buf(invite.hash), invite.now).changes !== 1) return 'INVITE_INVALID';
+      const r = this.#s.insertAccount.run(account.username, buf(account.identityKey), account.createdAt);
+      this.#insertDevice(Number(r.lastInsertRowid), account.username, 1, device);
+      return 'ok';
+    });
+    return tx.immediate();
+  }
+
+  async addDevice(username: string, device: NewDevice, maxDevices: number, maxDeviceId: number): Promise<number | 'TOO_MANY_DEVICES' | 'NOT_FOUND'> {
+    const tx = this.#db.transaction((): number | 'TOO_MANY_DEVICES' | 'NOT_FOUND' => {
+      const acct = this.#s.accountId.get(username) as Row | undefined;
+      if (acct === undefined) return 'NOT_FOUND';
+      const accountId = acct['id'] as number;
+      const used = new Set((this.#s.devicesOf.all(accountId) as Row[]).map((r) => r['device_id'] as number));
+      if (used.size >= maxDevices) return 'TOO_MANY_DEVICES';
+      let id = 1;
+      while (used.has(id)) id++;
+      if (id > maxDeviceId) return 'TOO_MANY_DEVICES';
+      this.#insertDevice(accountId, username, id, device);
+      return id;
+    });
+    return tx.immediate();
+  }
+
+  async removeDevice(device: Address): Promise<boolean> {
+    const key = addressKey(device);
+    const tx = this.#db.transaction(() => {
+      this.#s.deleteQueue.run(key);
+      return this.#s.deleteDevice.run(key).changes === 1;
+    });
+    const removed = tx.immediate();
+    this.#exists.delete(key);
+    this.#queueLen.delete(key);
+    return removed;
+  }
+
+  async getDeviceAuth(device: Address): Promise<DeviceAuth | undefined> {
+    const r = this.#s.deviceByAddr.get(addressKey(device)) as Row | undefined;
+    if (r === undefined) return undefined;
+    return { registrationId: r['registration_id'] as number, secretSalt: u8(r['secret_salt']), secretHash: u8(r['secret_hash']) };
+  }
+
+  async getAccount(username: string): Promise<AccountInfo | undefined> {
+    const a = this.#s.accountId.get(username) as Row | undefined;
+    if (a === undefined) return undefined;
+    const devices = (this.#s.devicesOf.all(a['id']) as Row[]).map((r) => ({
+      deviceId: r['device_id'] as number,
+      registrationId: r['registration_id'] as number,
+    }));
+    return { username, identityKey: u8(a['identity_key']), devices };
+  }
+
+  async countAccounts(): Promise<number> {
+    return (this.#s.countAccounts.get() as Row)['n'] as number;
+  }
+
+  async replaceKeys(device: Address, keys: Partial<DeviceKeys>): Promise<boolean> {
+    const tx = this.#db.transaction((): boolean => {
+      const d = this.#s.deviceByAddr.get(addressKey(device)) as Row | undefined;
+      if (d === undefined) return false;
+      const row = d['id'] as number;
+      if (keys.signedPreKey) this.#s.setSpk.run(keys.signedPreKey.keyId, buf(keys.signedPreKey.publicKey), buf(keys.signedPreKey.signature), row);
+      if (keys.kyberLastResortKey) {
+        const k = keys.kyberLastResortKey;
+        this.#s.setKyberLr.run(k.keyId, buf(k.publicKey), buf(k.signature), row);
+      }
+      if (keys.preKeys) {
+        this.#s.clearPreKeys.run(row);
+        for (const p of keys.preKeys) this.#s.insertPreKey.run(row, p.keyId, buf(p.publicKey));
+      }
+      if (keys.kyberPreKeys) {
+        this.#s.clearKyberPreKeys.run(row);
+        for (const p of keys.kyberPreKeys) this.#s.insertKyberPreKey.run(row, p.keyId, buf(p.publicKey), buf(p.signature));
+      }
+      return true;
+    });
+    return tx.immediate();
+  }
+
+  async keyCounts(device: Address): Promise<{ preKeys: number; kyberPreKeys: number }> {
+    const d = this.#s.deviceByAddr.get(addressKey(device)) as Row | undefined;
+    if (d === undefined) return { preKeys: 0, kyberPreKeys: 0 };
+    return {
+      preKeys: (this.#s.countPreKeys.get(d['id']) as Row)['n'] as number,
+      kyberPreKeys: (this.#s.countKyberPreKeys.get(d['id']) as Row)['n'] as number,
+    };
+  }
+
+  async takeBundles(username: string, deviceId?: number): Promise<{ identityKey: Uint8Array; devices: DeviceBundleRecord[] } | undefined> {
+    // One immediate transaction: the DELETE ... RETURNING of each one-time key is atomic, and the
+    // write lock also serializes against other processes sharing the file.
+    const tx = this.#db.transaction(() => {
+      const a = this.#s.accountId.get(username) as Row | undefined;
+      if (a === undefined) return undefined;
+      const out: DeviceBundleRecord[] = [];
+      for (const d of this.#s.deviceKeys.all(a['id']) as Row[]) {
+        if (deviceId !== undefined && d['device_id'] !== deviceId) continue;
+        const row = d['id'] as number;
+        const pre = this.#s.takePreKey.get(row, row) as Row | undefined;
+        const kyber = this.#s.takeKyberPreKey.get(row, row) as Row | undefined;
+        const rec: DeviceBundleRecord = {
+          deviceId: d['device_id'] as number,
+          registrationId: d['registration_id'] as number,
+          signedPreKey: { keyId: d['spk_id'] as number, publicKey: u8(d['spk']), signature: u8(d['spk_sig']) },
+          kyberPreKey: kyber
+            ? { keyId: kyber['key_id'] as number, publicKey: u8(kyber['public_key']), signature: u8(kyber['signature']) }
+            : { keyId: d['kyber_lr_id'] as number, publicKey: u8(d['kyber_lr']), signature: u8(d['kyber_lr_sig']) },
+          kyberPreKeyIsLastResort: kyber === undefined,
+        };
+        if (pre) rec.preKey = { keyId: pre['key_id'] as number, publicKey: u8(pre['public_key']) };
+        out.push(rec);
+      }
+      return { identityKey: u8(a['identity_key']), devices: out };
+    });
+    return tx.immediate();
+  }
+
+  async createInvite(hash: Uint8Array, createdAt: number, expiresAt: number): Promise<void> {
+    this.#s.insertInvite.run(buf(hash), createdAt, expiresAt);
+  }
+
+  #deviceExists(key: string): boolean {
+    let e = this.#exists.get(key);
+    if (e === undefined) {
+      e = this.#s.deviceByAddr.get(key) !== undefined;
+      if (this.#exists.size >= CACHE_MAX_ENTRIES) this.#exists.clear();
+      this.#exists.set(key, e);
+    }
+    return e;
+  }
+
+  #queueLength(key: string): number {
+    let n = this.#queueLen.get(key);
+    if (n === undefined) {
+      n = (this.#s.queueLen.get(key) as Row)['n'] as number;
+      if (this.#queueLen.size >= CACHE_MAX_ENTRIES) this.#queueLen.clear();
+      this.#queueLen.set(key, n);
+    }
+    return n;
+  }
+
+  async writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]> {
+    const lenDelta = new Map<string, number>();
+    const tx = this.#db.transaction((): EnqueueResult[] => {
+      const results: EnqueueResult[] = [];
+      for (const a of acks) {
+        const key = addressKey(a.to);
+        if (this.#s.deleteMessage.run(key, a.id).changes === 1) lenDelta.set(key, (lenDelta.get(key) ?? 0) - 1);
+      }
+      for (const m of messages) {
+        const key = addressKey(m.to);
+        if (!this.#deviceExists(key)) {
+          results.push({ ok: false, code: 'NOT_FOUND' });
+          continue;
+        }
+        if (this.#queueLength(key) + (lenDelta.get(key) ?? 0) >= maxQueue) {
+          results.push({ ok: false, code: 'MAILBOX_FULL' });
+          continue;
+        }
+        const r = this.#s.insertMessage.run(key, m.from.username, m.from.deviceId, m.kind, buf(m.body), m.timestamp, m.expiresAt);
+        lenDelta.set(key, (lenDelta.get(key) ?? 0) + 1);
+        results.push({ ok: true, id: Number(r.lastInsertRowid) });
+      }
+      return results;
+    });
+    let results: EnqueueResult[];
+    try {
+      results = tx.immediate();
+    } catch (e) {
+      // The transaction rolled back; the length cache may be stale in no direction we can know.
+      this.#queueLen.clear();
+      throw e;
+    }
+    for (const [key, d] of lenDelta) {
+      const n = this.#queueLen.get(key);
+      if (n !== undefined) this.#queueLen.set(key, Math.max(0, n + d));
+    }
+    return results;
+  }
+
+  async fetchQueue(to: Address, afterId: number, limit: number, now: number): Promise<StoredMessage[]> {
+    const rows = this.#s.fetchQueue.all(addressKey(to), afterId, now, limit) as Row[];
+    return rows.map((r) => ({
+      id: r['id'] as number,
+      to,
+      from: { username: r['sender'] as string, deviceId: r['sender_device'] as number },
+      kind: r['kind'] as 2 | 3,
+      body: u8(r['body']),
+      timestamp: r['ts'] as number,
+      expiresAt: r['expires_at'] as number,
+    }));
+  }
+
+  async expire(now: number): Promise<number> {
+    const tx = this.#db.transaction(() => {
+      this.#s.expireInvites.run(now);
+      return this.#s.expireMessages.run(now).changes;
+    });
+    const n = tx.immediate();
+    if (n > 0) this.#queueLen.clear();
+    for (const [k, t] of this.#tickets) if (t.expiresAt <= now) this.#tickets.delete(k);
+    return n;
+  }
+
+  async putTicket(hash: Uint8Array, device: Address, expiresAt: number): Promise<void> {
+    this.#tickets.set(Buffer.from(hash).toString('hex'), { device, expiresAt });
+  }
+
+  async takeTicket(hash: Uint8Array, now: number): Promise<Address | undefined> {
+    const key = Buffer.from(hash).toString('hex');
+    const t = this.#tickets.get(key);
+    if (t === undefined) return undefined;
+    this.#tickets.delete(key);
+    return t.expiresAt > now ? t.device : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Storage interfaces. The server talks only to `Store`; adapters (SQLite for one node, PostgreSQL
+ * + Redis for several) implement it and pass the same conformance suite (test/store-conformance.ts).
+ *
+ * Everything is bytes (`Uint8Array`) here; base64 lives at the HTTP/WebSocket edge.
+ * Message ids are positive integers, strictly increasing in commit order per recipient device,
+ * never reused (clients drop duplicates by id).
+ */
+
+export interface Address {
+  /** Folded username. */
+  username: string;
+  deviceId: number;
+}
+
+export interface OneTimePreKey {
+  keyId: number;
+  publicKey: Uint8Array;
+}
+
+export interface SignedKey {
+  keyId: number;
+  publicKey: Uint8Array;
+  signature: Uint8Array;
+}
+
+export interface DeviceKeys {
+  signedPreKey: SignedKey;
+  kyberLastResortKey: SignedKey;
+  preKeys: OneTimePreKey[];
+  kyberPreKeys: SignedKey[];
+}
+
+export interface NewDevice {
+  registrationId: number;
+  secretSalt: Uint8Array;
+  secretHash: Uint8Array;
+  keys: DeviceKeys;
+}
+
+export interface DeviceAuth {
+  registrationId: number;
+  secretSalt: Uint8Array;
+  secretHash: Uint8Array;
+}
+
+export interface AccountInfo {
+  username: string;
+  identityKey: Uint8Array;
+  devices: { deviceId: number; registrationId: number }[];
+}
+
+export interface DeviceBundleRecord {
+  deviceId: number;
+  registrationId: number;
+  signedPreKey: SignedKey;
+  kyberPreKey: SignedKey;
+  kyberPreKeyIsLastResort: boolean;
+  preKey?: OneTimePreKey;
+}
+
+/** Libsignal's ciphertext type numbers: 3 = PreKeySignalMessage, 2 = SignalMessage. */
+export type CiphertextKind = 2 | 3;
+
+export interface NewMessage {
+  to: Address;
+  from: Address;
+  kind: CiphertextKind;
+  body: Uint8Array;
+  timestamp: number;
+  expiresAt: number;
+}
+
+export interface StoredMessage extends NewMessage {
+  id: number;
+}
+
+export type EnqueueResult = { ok: true; id: number } | { ok: false; code: 'NOT_FOUND' | 'MAILBOX_FULL' };
+
+export type CreateAccountResult = 'ok' | 'USERNAME_TAKEN' | 'INVITE_INVALID';
+
+export interface Store {
+  /**
+   * Creates an account with device 1, consuming the invite (by hash) in the same transaction when
+   * one is given. Nothing is written unless everything is.
+   */
+  createAccount(
+    account: { username: string; identityKey: Uint8Array; createdAt: number },
+    device: NewDevice,
+    invite: { hash: Uint8Array; now: number } | null,
+  ): Promise<CreateAccountResult>;
+  /** Adds a device with the lowest free device id, unless the account has `maxDevices`. */
+  addDevice(username: string, device: NewDevice, maxDevices: number, maxDeviceId: number): Promise<number | 'TOO_MANY_DEVICES' | 'NOT_FOUND'>;
+  /** Removes a device, its keys and its queue. */
+  removeDevice(device: Address): Promise<boolean>;
+  getDeviceAuth(device: Address): Promise<DeviceAuth | undefined>;
+  getAccount(username: string): Promise<AccountInfo | undefined>;
+  countAccounts(): Promise<number>;
+
+  /** Replaces the given keys of a device (a one-time list replaces all one-time keys of that kind). */
+  replaceKeys(device: Address, keys: Partial<DeviceKeys>): Promise<boolean>;
+  keyCounts(device: Address): Promise<{ preKeys: number; kyberPreKeys: number }>;
+  /**
+   * Takes one bundle per device (or for one device), removing each one-time key it hands out,
+   * atomically: concurrent calls never get the same one-time key.
+   */
+  takeBundles(username: string, deviceId?: number): Promise<{ identityKey: Uint8Array; devices: DeviceBundleRecord[] } | undefined>;
+
+  createInvite(hash: Uint8Array, createdAt: number, expiresAt: number): Promise<void>;
+
+  /**
+   * One durable write: enqueues messages (results in input order) and deletes acknowledged ones.
+   * Returns only after the write is durable.
+   */
+  writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]>;
+  /** Oldest first, ids > afterId, unexpired at `now`. */
+  fetchQueue(to: Address, afterId: number, limit: number, now: number): Promise<StoredMessage[]>;
+  /** Deletes expired messages and invites; returns how many messages. */
+  expire(now: number): Promise<number>;
+
+  /** Single-use tickets, by hash. */
+  putTicket(hash: Uint8Array, device: Address, expiresAt: number): Promise<void>;
+  takeTicket(hash: Uint8Array, now: number): Promise<Address | undefined>;
+
+  close(): Promise<void>;
+}
+
+export function addressKey(a: Address): string {
+  return `${a.username}.${a.deviceId}`;
+}
