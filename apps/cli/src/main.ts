@@ -1,1 +1,90 @@
-export async function main(argv: string[]): Promise<number> { console.log("hi", argv); return 3; }
+/** The `tacit` command: parses arguments, runs one command, maps errors to one line and an exit code. */
+import { describeError, isClientError } from '@tacit/client';
+import { parseArgs, UsageError, type ParsedArgs } from './args.js';
+import { cmdChat } from './chat.js';
+import { cmdContacts, cmdRecv, cmdRegister, cmdSafetyNumber, cmdSend, cmdTrust, cmdWhoami } from './commands.js';
+import { makeCtx, type Ctx } from './context.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { makeOutput } from './output.js';
+
+export const HELP = `tacit — end-to-end encrypted chat
+
+usage: tacit [--home <dir>] [--json] <command> [arguments]
+
+commands:
+  register <username> --server <url> [--invite <code>]   create an account on a server
+  send <username> <text>         send a message; exits 0 once the server stored it
+  send <username> -              send each line of standard input as a message
+  recv [--wait <seconds>]        print messages received since last time
+                                 (--wait: if none, wait up to that long for one)
+  chat <username>                interactive chat; incoming messages appear live
+  safety-number <username>       show the safety number to compare with a contact
+  trust <username>               accept a contact's changed identity key
+  contacts                       list contacts
+  whoami                         show this account
+
+options:
+  --home <dir>   account directory (default: $TACIT_HOME or ~/.tacit)
+  --json         machine-readable output: one JSON object per line
+  --help         this text
+
+The passphrase that encrypts the local state comes from TACIT_PASSPHRASE or a prompt.
+
+exit codes:
+  0 ok                     6 local state damaged or in use by another tacit
+  1 internal error         7 server unreachable or too slow
+  2 bad command line       8 server refused the request
+  3 no account here        9 a contact's safety number changed (see: trust)
+  4 account exists        10 no such user
+  5 wrong passphrase
+`;
+
+type Command = (ctx: Ctx) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  register: cmdRegister,
+  send: cmdSend,
+  recv: cmdRecv,
+  chat: cmdChat,
+  'safety-number': cmdSafetyNumber,
+  trust: cmdTrust,
+  contacts: cmdContacts,
+  whoami: cmdWhoami,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const io = { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    process.stderr.write(`tacit: ${e instanceof UsageError ? e.message : 'bad command line'}\n`);
+    return EXIT.USAGE;
+  }
+  const out = makeOutput(args.json, io);
+  if (args.help || args.command === undefined) {
+    (args.help ? process.stdout : process.stderr).write(HELP);
+    return args.help ? EXIT.OK : EXIT.USAGE;
+  }
+  const command = Object.prototype.hasOwnProperty.call(COMMANDS, args.command) ? COMMANDS[args.command] : undefined;
+  if (command === undefined) {
+    out.error({ code: 'USAGE', message: `unknown command "${args.command.slice(0, 40)}" (see tacit --help)`, exit: EXIT.USAGE });
+    return EXIT.USAGE;
+  }
+  try {
+    return await command(makeCtx(args, out, io));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      out.error({ code: 'USAGE', message: e.message, exit: EXIT.USAGE });
+      return EXIT.USAGE;
+    }
+    if (isClientError(e)) {
+      const exit = exitCodeFor(e.code);
+      out.error({ code: e.code, message: e.message, exit, ...(e.contact !== undefined ? { contact: e.contact } : {}) });
+      return exit;
+    }
+    // Never print an unknown error's default stringification: it may hold user data.
+    out.error({ code: 'INTERNAL', message: `internal error: ${describeError(e)}`, exit: EXIT.INTERNAL });
+    return EXIT.INTERNAL;
+  }
+}

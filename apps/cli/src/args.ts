@@ -1,0 +1,75 @@
+/** Command-line parsing: global flags anywhere, command flags after the command. Total: bad input is a UsageError. */
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface ParsedArgs {
+  command: string | undefined;
+  positionals: string[];
+  home: string | undefined;
+  json: boolean;
+  help: boolean;
+  server: string | undefined;
+  invite: string | undefined;
+  wait: number | undefined;
+}
+
+/** Longest --wait, seconds (one day). */
+export const MAX_WAIT_SECONDS = 86_400;
+
+const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait']);
+const BOOL_FLAGS = new Set(['--json', '--help', '-h']);
+
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, server: undefined, invite: undefined, wait: undefined };
+  let rest = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (rest || a === '-' || !a.startsWith('-')) {
+      if (out.command === undefined && !rest) out.command = a;
+      else out.positionals.push(a);
+      continue;
+    }
+    if (a === '--') {
+      rest = true;
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    if (BOOL_FLAGS.has(name)) {
+      if (eq > 0) throw new UsageError(`${name} takes no value`);
+      if (name === '--json') out.json = true;
+      else out.help = true;
+      continue;
+    }
+    if (!VALUE_FLAGS.has(name)) throw new UsageError(`unknown option ${name}`);
+    let value: string | undefined;
+    if (eq > 0) value = a.slice(eq + 1);
+    else value = argv[++i];
+    if (value === undefined) throw new UsageError(`${name} needs a value`);
+    switch (name) {
+      case '--home':
+        out.home = value;
+        break;
+      case '--server':
+        out.server = value;
+        break;
+      case '--invite':
+        out.invite = value;
+        break;
+      case '--wait': {
+        const n = Number(value);
+        if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n) || n < 0 || n > MAX_WAIT_SECONDS) {
+          throw new UsageError(`--wait takes a number of seconds between 0 and ${MAX_WAIT_SECONDS}`);
+        }
+        out.wait = n;
+        break;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,65 @@
+/**
+ * Everything the CLI prints goes through here: human lines, or with --json one JSON object per
+ * line on stdout (errors: one JSON object on stderr). Text from other people is sanitized before
+ * it reaches a terminal: control characters (escape sequences) and bidi overrides could
+ * otherwise rewrite the screen or disguise a sender.
+ */
+export interface Output {
+  readonly json: boolean;
+  /** An event for scripts (JSON mode) and its human rendering. */
+  event(name: string, data: Record<string, unknown>, human: string | undefined): void;
+  /** A notice for people only: stderr in human mode, an event line in JSON mode. */
+  notice(name: string, data: Record<string, unknown>, human: string): void;
+  error(data: { code: string; message: string; exit: number; contact?: string | undefined }): void;
+}
+
+export interface Streams {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+}
+
+export function makeOutput(json: boolean, streams: Streams, beforeWrite?: () => void, afterWrite?: () => void): Output {
+  const write = (stream: Streams['stdout'], line: string): void => {
+    beforeWrite?.();
+    stream.write(line + '\n');
+    afterWrite?.();
+  };
+  return {
+    json,
+    event(name, data, human) {
+      if (json) write(streams.stdout, JSON.stringify({ event: name, ...data }));
+      else if (human !== undefined) write(streams.stdout, human);
+    },
+    notice(name, data, human) {
+      if (json) write(streams.stdout, JSON.stringify({ event: name, ...data }));
+      else write(streams.stderr, human);
+    },
+    error(data) {
+      if (json) write(streams.stderr, JSON.stringify({ event: 'error', ...data }));
+      else write(streams.stderr, `tacit: ${data.message}`);
+    },
+  };
+}
+
+// C0 controls except newline, DEL, C1 controls, bidi embeddings/overrides/isolates, line/paragraph separators.
+const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+/** Makes someone else's text safe to print: no control characters; newlines indented. */
+export function sanitize(text: string): string {
+  return text.replace(UNSAFE, '\ufffd').replace(/\n/g, '\n    ');
+}
+
+export function formatTime(ms: number): string {
+  const d = new Date(ms);
+  if (!Number.isFinite(d.getTime())) return '????-??-?? ??:??';
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** 60 digits as 12 groups of 5, in 3 lines of 4 groups (as Signal shows them). */
+export function formatSafetyNumber(digits: string): string {
+  const groups = digits.match(/.{1,5}/g) ?? [];
+  const lines: string[] = [];
+  for (let i = 0; i < groups.length; i += 4) lines.push('  ' + groups.slice(i, i + 4).join(' '));
+  return lines.join('\n');
+}

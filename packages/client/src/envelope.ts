@@ -1,0 +1,56 @@
+/**
+ * The plaintext inside every encrypted message: a small versioned JSON object, so messages carry
+ * an id (for duplicate suppression across re-encryptions) and the sender's timestamp. It is padded
+ * before encryption (Signal's scheme: 0x80 then zeros up to a multiple of PADDING_BLOCK) so the
+ * ciphertext length reveals only a coarse size class.
+ */
+import { utf8Decode, utf8Encode } from './bytes.js';
+
+export const ENVELOPE_VERSION = 1;
+/** Longest message text in UTF-16 code units. 16 Ki leaves the 96 KiB message cap far away. */
+export const MAX_TEXT_LENGTH = 16 * 1024;
+/** Longest message id. Ids are 128-bit random values in hex (32 characters). */
+export const MAX_MESSAGE_ID_LENGTH = 64;
+/** Padding block of the plaintext (the size Signal's apps use). */
+export const PADDING_BLOCK = 160;
+/** Largest padded plaintext we try to decode; anything larger is hostile. */
+export const MAX_ENVELOPE_BYTES = 80 * 1024;
+
+export interface Envelope {
+  readonly v: typeof ENVELOPE_VERSION;
+  /** Random id chosen by the sender; equal ids are the same message. */
+  readonly id: string;
+  readonly text: string;
+  /** Sender's clock, ms since the epoch. Informational only: order comes from the server queue. */
+  readonly sentAt: number;
+}
+
+export function encodeEnvelope(env: Envelope): Uint8Array {
+  const json = utf8Encode(JSON.stringify({ v: env.v, id: env.id, text: env.text, sentAt: env.sentAt }));
+  const padded = new Uint8Array((Math.floor(json.length / PADDING_BLOCK) + 1) * PADDING_BLOCK);
+  padded.set(json);
+  padded[json.length] = 0x80;
+  return padded;
+}
+
+/** Total: returns undefined for anything that is not a well-formed envelope. */
+export function decodeEnvelope(bytes: Uint8Array): Envelope | undefined {
+  if (bytes.length === 0 || bytes.length > MAX_ENVELOPE_BYTES) return undefined;
+  let end = bytes.length - 1;
+  while (end >= 0 && bytes[end] === 0) end--;
+  if (end < 0 || bytes[end] !== 0x80) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8Decode(bytes.subarray(0, end)));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  const { v, id, text, sentAt } = o;
+  if (v !== ENVELOPE_VERSION) return undefined;
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH) return undefined;
+  if (typeof text !== 'string' || text.length > MAX_TEXT_LENGTH) return undefined;
+  if (typeof sentAt !== 'number' || !Number.isSafeInteger(sentAt) || sentAt < 0) return undefined;
+  return { v, id, text, sentAt };
+}

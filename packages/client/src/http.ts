@@ -1,0 +1,175 @@
+/**
+ * The HTTP half of the wire contract (key directory, accounts), over the global `fetch` (Node 20
+ * and browsers). Every response is validated before use: a hostile or broken server yields
+ * BAD_RESPONSE, never a TypeError deeper in the SDK.
+ */
+import {
+  ROUTES,
+  authorizationHeader,
+  curvePublicKey,
+  deviceId as deviceIdValidator,
+  integer,
+  array,
+  object,
+  string,
+  username as usernameValidator,
+  registrationId,
+  validateKyberPreKey,
+  validatePreKey,
+  validateSignedPreKey,
+  MAX_DEVICES_PER_ACCOUNT,
+  type BundleResponse,
+  type DeviceCredentials,
+  type DeviceListResponse,
+  type KeyCountResponse,
+  type RegisterRequest,
+  type RegisterResponse,
+  type UploadKeysRequest,
+  type Validator,
+  type DeviceBundle,
+} from '@tacit/api';
+import { ClientError } from './errors.js';
+
+/** Deadline of one HTTP request, ms. Registration uploads ~300 KiB; generous for slow links. */
+export const HTTP_TIMEOUT_MS = 30_000;
+/** Largest response body we parse, bytes. A bundle of MAX_DEVICES_PER_ACCOUNT devices is ~25 KiB. */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+const bundleDevice: Validator<DeviceBundle> = object(
+  {
+    deviceId: deviceIdValidator,
+    registrationId,
+    signedPreKey: validateSignedPreKey,
+    kyberPreKey: validateKyberPreKey,
+    kyberPreKeyIsLastResort: (v, p = '$') => (typeof v === 'boolean' ? { ok: true, value: v } : { ok: false, path: p, reason: 'expected a boolean' }),
+    preKey: validatePreKey,
+  },
+  ['preKey'],
+);
+const bundleResponse: Validator<BundleResponse> = object({
+  username: usernameValidator,
+  identityKey: curvePublicKey,
+  devices: array(bundleDevice, { max: MAX_DEVICES_PER_ACCOUNT }),
+});
+const deviceListResponse: Validator<DeviceListResponse> = object({
+  username: usernameValidator,
+  identityKey: curvePublicKey,
+  devices: array(object({ deviceId: deviceIdValidator, registrationId }), { max: MAX_DEVICES_PER_ACCOUNT }),
+});
+const keyCountResponse: Validator<KeyCountResponse> = object({
+  preKeys: integer(0, 1_000_000),
+  kyberPreKeys: integer(0, 1_000_000),
+});
+const registerResponse: Validator<RegisterResponse> = object({ username: usernameValidator, deviceId: deviceIdValidator });
+const errorBody = object({ error: object({ code: string({ min: 1, max: 64 }), message: string({ max: 1024 }) }) });
+
+export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }) => Promise<{
+  status: number;
+  text(): Promise<string>;
+}>;
+
+export class HttpApi {
+  readonly baseUrl: string;
+  #fetch: FetchLike;
+  #credentials: DeviceCredentials | undefined;
+
+  constructor(baseUrl: string, options: { fetch?: FetchLike; credentials?: DeviceCredentials } = {}) {
+    this.baseUrl = normalizeServerUrl(baseUrl);
+    this.#fetch = options.fetch ?? ((url, init) => fetch(url, init));
+    this.#credentials = options.credentials;
+  }
+
+  setCredentials(c: DeviceCredentials): void {
+    this.#credentials = c;
+  }
+
+  async register(req: RegisterRequest): Promise<RegisterResponse> {
+    return this.#call('POST', ROUTES.accounts, registerResponse, req, false);
+  }
+
+  async uploadKeys(req: UploadKeysRequest): Promise<void> {
+    await this.#call('PUT', ROUTES.keys, undefined, req, true);
+  }
+
+  async keyCount(): Promise<KeyCountResponse> {
+    return this.#call('GET', ROUTES.keyCount, keyCountResponse, undefined, true);
+  }
+
+  async bundle(username: string, deviceId?: number): Promise<BundleResponse> {
+    return this.#call('GET', ROUTES.bundle(username, deviceId), bundleResponse, undefined, true);
+  }
+
+  async deviceList(username: string): Promise<DeviceListResponse> {
+    return this.#call('GET', ROUTES.deviceList(username), deviceListResponse, undefined, true);
+  }
+
+  async #call<T>(method: string, path: string, validator: Validator<T> | undefined, body: unknown, auth: boolean): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (auth) {
+      if (!this.#credentials) throw new ClientError('NOT_REGISTERED', 'no device credentials');
+      headers['authorization'] = authorizationHeader(this.#credentials);
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), HTTP_TIMEOUT_MS);
+    let status: number;
+    let text: string;
+    try {
+      const res = await this.#fetch(this.baseUrl + path, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: controller.signal,
+      });
+      status = res.status;
+      text = await res.text();
+    } catch {
+      if (controller.signal.aborted) throw new ClientError('TIMEOUT', `the server did not answer ${method} ${routeName(path)} in time`);
+      throw new ClientError('NETWORK', `cannot reach the server at ${this.baseUrl}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (text.length > MAX_RESPONSE_BYTES) throw new ClientError('BAD_RESPONSE', 'the server response is too large');
+    if (status < 200 || status >= 300) {
+      const parsed = safeParse(text);
+      const e = errorBody(parsed);
+      const code = e.ok ? e.value.error.code : 'UNKNOWN';
+      throw new ClientError('SERVER', `the server refused ${method} ${routeName(path)}: ${code} (HTTP ${status})`, { serverCode: code, status });
+    }
+    if (validator === undefined) return undefined as T;
+    const r = validator(safeParse(text));
+    if (!r.ok) throw new ClientError('BAD_RESPONSE', `malformed server response to ${method} ${routeName(path)} at ${r.path}`);
+    return r.value;
+  }
+}
+
+function safeParse(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The route without user names in it, for messages. */
+function routeName(path: string): string {
+  return path.replace(/^(\/v1\/(keys|devices))\/(?!count$)[^/]+/, '$1/…');
+}
+
+/** Accepts http(s) URLs only; strips a trailing slash. */
+export function normalizeServerUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ClientError('INVALID_ARGUMENT', 'the server URL is not a valid URL');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ClientError('INVALID_ARGUMENT', 'the server URL must start with http:// or https://');
+  if (u.username || u.password) throw new ClientError('INVALID_ARGUMENT', 'the server URL must not contain credentials');
+  return u.origin + u.pathname.replace(/\/+$/, '');
+}
+
+/** ws(s):// URL of the relay for an http(s):// server URL. */
+export function relayUrl(serverUrl: string): string {
+  return serverUrl.replace(/^http/, 'ws') + ROUTES.ws;
+}

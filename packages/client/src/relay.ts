@@ -1,0 +1,433 @@
+/**
+ * The WebSocket half of the wire contract: one authenticated connection to the relay that
+ * reconnects with backoff and jitter, resends sends the server has not confirmed, delivers
+ * incoming envelopes one at a time and acknowledges each only after the handler has stored it.
+ *
+ * The socket itself is behind `SocketFactory`: Node passes one built on `ws`
+ * (`@tacit/client/node`), a browser one built on the global WebSocket.
+ */
+import {
+  AUTH_TIMEOUT_MS,
+  ERRORS,
+  MAX_PENDING_SENDS_PER_CONNECTION,
+  errorCodeForClose,
+  parseJson,
+  validateServerFrame,
+  type ClientFrame,
+  type DeviceCredentials,
+  type Envelope,
+  type ErrorCode,
+  type SendFrame,
+} from '@tacit/api';
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from './backoff.js';
+import { ClientError } from './errors.js';
+
+export interface Socket {
+  send(text: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+export interface SocketHandlers {
+  open(): void;
+  /** A text frame. Binary frames are the factory's to refuse (they are not in the contract). */
+  message(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+export type SocketFactory = (url: string, handlers: SocketHandlers) => Socket;
+
+/** What the envelope handler decided: `ack` once the message is stored (or deliberately dropped). */
+export type EnvelopeOutcome = 'ack' | 'retry-later';
+
+/** Sends on the wire at once, below the server's MAX_PENDING_SENDS_PER_CONNECTION so we never trip it. */
+export const MAX_IN_FLIGHT_SENDS = Math.min(128, MAX_PENDING_SENDS_PER_CONNECTION);
+/** Idle time after which we ping the server, ms. Below common proxy idle timeouts (60 s). */
+export const PING_INTERVAL_MS = 25_000;
+/** A connection silent this long after a ping is considered dead and replaced, ms. */
+export const PONG_TIMEOUT_MS = 15_000;
+/** Sends queued while offline. Beyond this `send` refuses at once instead of growing without bound. */
+export const MAX_QUEUED_SENDS = 4_096;
+/** Times one send is retried after a retriable refusal (rate limit, overload) before failing. */
+export const MAX_SEND_RETRIES = 20;
+
+/** Server refusals of a single send that go away by waiting. */
+const RETRIABLE_SEND_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['RATE_LIMITED', 'TOO_MANY_IN_FLIGHT', 'UNAVAILABLE', 'INTERNAL']);
+/** Close codes after which reconnecting would not help (or would fight another device session). */
+const FATAL_CLOSE_CODES: ReadonlySet<string> = new Set<ErrorCode>(['REPLACED', 'UNAUTHORIZED', 'FORBIDDEN', 'INVITE_INVALID', 'TOO_MANY_DEVICES']);
+
+export type RelayState = 'idle' | 'connecting' | 'ready' | 'closed';
+
+export interface RelayEvents {
+  ready: () => void;
+  /** The server's queue-empty arrived and every envelope before it was handled. */
+  drained: () => void;
+  disconnected: (info: { code: number; reason: string; retryInMs: number }) => void;
+  /** The relay stopped for good (REPLACED, UNAUTHORIZED, ...). */
+  fatal: (error: ClientError) => void;
+  /** A frame that does not follow the contract was dropped. */
+  rejectedFrame: (reason: string) => void;
+}
+
+export interface RelayOptions {
+  url: string;
+  credentials: DeviceCredentials;
+  connect: SocketFactory;
+  /** Handles one delivered envelope; resolves after storing it. Called one at a time, in order. */
+  onEnvelope: (envelope: Envelope) => Promise<EnvelopeOutcome>;
+  backoff?: BackoffPolicy;
+  random?: () => number;
+}
+
+interface PendingSend {
+  frame: SendFrame;
+  resolve: (r: { serverId: string; timestamp: number }) => void;
+  reject: (e: ClientError) => void;
+  /** Connection generation it was last written to, or 0 if not on the wire. */
+  onConnection: number;
+  retries: number;
+}
+
+type Listener<K extends keyof RelayEvents> = RelayEvents[K];
+
+export class Relay {
+  #opts: RelayOptions;
+  #state: RelayState = 'idle';
+  #socket: Socket | undefined;
+  /** Increments per connection attempt, so late callbacks of an old socket are ignored. */
+  #generation = 0;
+  #attempt = 0;
+  #pending = new Map<string, PendingSend>();
+  #incoming: Promise<void> = Promise.resolve();
+  #listeners: { [K in keyof RelayEvents]: Set<Listener<K>> } = {
+    ready: new Set(),
+    drained: new Set(),
+    disconnected: new Set(),
+    fatal: new Set(),
+    rejectedFrame: new Set(),
+  };
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #authTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastFrameAt = 0;
+  #drainedThisConnection = false;
+  #fatal: ClientError | undefined;
+
+  constructor(opts: RelayOptions) {
+    this.#opts = opts;
+  }
+
+  get state(): RelayState {
+    return this.#state;
+  }
+
+  /** True once the current connection delivered its backlog (queue-empty handled). */
+  get drained(): boolean {
+    return this.#drainedThisConnection;
+  }
+
+  get pendingSends(): number {
+    return this.#pending.size;
+  }
+
+  on<K extends keyof RelayEvents>(event: K, listener: RelayEvents[K]): () => void {
+    (this.#listeners[event] as Set<RelayEvents[K]>).add(listener);
+    return () => (this.#listeners[event] as Set<RelayEvents[K]>).delete(listener);
+  }
+
+  #emit<K extends keyof RelayEvents>(event: K, ...args: Parameters<RelayEvents[K]>): void {
+    for (const l of [...this.#listeners[event]]) {
+      try {
+        (l as (...a: Parameters<RelayEvents[K]>) => void)(...args);
+      } catch {
+        // A listener's failure is its own; the relay keeps running.
+      }
+    }
+  }
+
+  start(): void {
+    if (this.#state !== 'idle') return;
+    this.#connect();
+  }
+
+  /** Resolves once ready (or rejects on fatal close / timeout). */
+  waitReady(timeoutMs: number): Promise<void> {
+    if (this.#state === 'ready') return Promise.resolve();
+    return this.#waitFor('ready', timeoutMs, 'the server did not accept the connection in time');
+  }
+
+  /** Resolves once the backlog of the current connection is handled. */
+  waitDrained(timeoutMs: number): Promise<void> {
+    if (this.#state === 'ready' && this.#drainedThisConnection) return Promise.resolve();
+    return this.#waitFor('drained', timeoutMs, 'the server did not deliver its queue in time');
+  }
+
+  #waitFor(event: 'ready' | 'drained', timeoutMs: number, message: string): Promise<void> {
+    if (this.#fatal) return Promise.reject(this.#fatal);
+    if (this.#state === 'closed') return Promise.reject(new ClientError('CLOSED', 'the connection is closed'));
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        offOk();
+        offFatal();
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new ClientError('TIMEOUT', message));
+      }, timeoutMs);
+      const offOk = this.on(event, () => {
+        done();
+        resolve();
+      });
+      const offFatal = this.on('fatal', (e) => {
+        done();
+        reject(e);
+      });
+    });
+  }
+
+  /**
+   * Sends one ciphertext to one device; resolves when the server has stored it. Survives
+   * reconnects (resent with the same client id). Rejects on a non-retriable refusal.
+   */
+  send(frame: SendFrame): Promise<{ serverId: string; timestamp: number }> {
+    if (this.#fatal) return Promise.reject(this.#fatal);
+    if (this.#state === 'closed') return Promise.reject(new ClientError('CLOSED', 'the connection is closed'));
+    if (this.#pending.size >= MAX_QUEUED_SENDS) return Promise.reject(new ClientError('TIMEOUT', 'too many messages waiting for the server'));
+    if (this.#pending.has(frame.id)) return Promise.reject(new ClientError('INVALID_ARGUMENT', 'duplicate send id'));
+    return new Promise((resolve, reject) => {
+      this.#pending.set(frame.id, { frame, resolve, reject, onConnection: 0, retries: 0 });
+      this.#pump();
+    });
+  }
+
+  /** Stops for good. Pending sends reject with CLOSED (the SDK keeps them in its outbox). */
+  close(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#clearTimers();
+    const s = this.#socket;
+    this.#socket = undefined;
+    try {
+      s?.close(1000, 'bye');
+    } catch {
+      // already gone
+    }
+    const err = new ClientError('CLOSED', 'the connection was closed');
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#authTimer);
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#retryTimer);
+    this.#reconnectTimer = this.#authTimer = this.#pingTimer = this.#retryTimer = undefined;
+  }
+
+  #connect(): void {
+    const gen = ++this.#generation;
+    this.#state = 'connecting';
+    this.#drainedThisConnection = false;
+    let socket: Socket;
+    try {
+      socket = this.#opts.connect(this.#opts.url, {
+        open: () => {
+          if (gen !== this.#generation) return;
+          this.#write({ type: 'auth', ...this.#opts.credentials });
+        },
+        message: (text) => {
+          if (gen !== this.#generation) return;
+          this.#onFrame(gen, text);
+        },
+        close: (code, reason) => {
+          if (gen !== this.#generation) return;
+          this.#onClose(code, reason);
+        },
+      });
+    } catch {
+      this.#onClose(1006, 'connect failed');
+      return;
+    }
+    this.#socket = socket;
+    this.#authTimer = setTimeout(() => {
+      if (gen === this.#generation && this.#state === 'connecting') this.#drop(4000, 'auth timeout');
+    }, AUTH_TIMEOUT_MS + 5_000);
+  }
+
+  /** Closes the current socket and goes through the reconnect path. */
+  #drop(code: number, reason: string): void {
+    const s = this.#socket;
+    try {
+      s?.close(code, reason);
+    } catch {
+      // ignore
+    }
+    this.#onClose(code, reason);
+  }
+
+  #onClose(code: number, reason: string): void {
+    if (this.#state === 'closed') return;
+    this.#generation++; // ignore anything the old socket still says
+    this.#socket = undefined;
+    clearTimeout(this.#authTimer);
+    clearInterval(this.#pingTimer);
+    for (const p of this.#pending.values()) p.onConnection = 0;
+    const errorCode = errorCodeForClose(code) ?? (typeof reason === 'string' && reason in ERRORS ? (reason as ErrorCode) : undefined);
+    if (errorCode !== undefined && FATAL_CLOSE_CODES.has(errorCode)) {
+      this.#fatal = new ClientError('SERVER', fatalMessage(errorCode), { serverCode: errorCode });
+      this.#state = 'closed';
+      this.#clearTimers();
+      for (const p of this.#pending.values()) p.reject(this.#fatal);
+      this.#pending.clear();
+      this.#emit('fatal', this.#fatal);
+      return;
+    }
+    this.#state = 'connecting';
+    const delay = backoffDelay(this.#attempt++, this.#opts.backoff ?? DEFAULT_BACKOFF, this.#opts.random);
+    this.#emit('disconnected', { code, reason: errorCode ?? '', retryInMs: delay });
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      if (this.#state !== 'closed') this.#connect();
+    }, delay);
+  }
+
+  #write(frame: ClientFrame): boolean {
+    const s = this.#socket;
+    if (!s) return false;
+    try {
+      s.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #reject(reason: string): void {
+    this.#emit('rejectedFrame', reason);
+  }
+
+  #onFrame(gen: number, text: string): void {
+    this.#lastFrameAt = Date.now();
+    const parsed = parseJson(text);
+    if (!parsed.ok) return this.#reject('not JSON');
+    const checked = validateServerFrame(parsed.value);
+    if (!checked.ok) return this.#reject(`invalid frame at ${checked.path}`);
+    const f = checked.value;
+    switch (f.type) {
+      case 'ready':
+        if (this.#state !== 'connecting') return this.#reject('unexpected ready');
+        clearTimeout(this.#authTimer);
+        this.#state = 'ready';
+        this.#attempt = 0;
+        this.#startPing(gen);
+        this.#emit('ready');
+        this.#pump();
+        return;
+      case 'message': {
+        if (this.#state !== 'ready') return this.#reject('message before ready');
+        const env = f.envelope;
+        this.#incoming = this.#incoming.then(async () => {
+          let outcome: EnvelopeOutcome;
+          try {
+            outcome = await this.#opts.onEnvelope(env);
+          } catch {
+            outcome = 'retry-later';
+          }
+          // Ack only on the connection that delivered it; after a reconnect the server redelivers
+          // and the SDK's duplicate memory turns that into a plain ack.
+          if (outcome === 'ack' && gen === this.#generation) this.#write({ type: 'ack', id: env.id });
+        });
+        return;
+      }
+      case 'queue-empty':
+        this.#incoming = this.#incoming.then(() => {
+          if (gen !== this.#generation) return;
+          this.#drainedThisConnection = true;
+          this.#emit('drained');
+        });
+        return;
+      case 'sent': {
+        const p = this.#pending.get(f.id);
+        if (!p) return this.#reject('sent for an unknown id');
+        this.#pending.delete(f.id);
+        p.resolve({ serverId: f.serverId, timestamp: f.timestamp });
+        this.#pump();
+        return;
+      }
+      case 'error': {
+        if (f.id === undefined) return; // the close that follows carries the decision
+        const p = this.#pending.get(f.id);
+        if (!p) return this.#reject('error for an unknown id');
+        if (RETRIABLE_SEND_ERRORS.has(f.code) && p.retries < MAX_SEND_RETRIES) {
+          p.retries++;
+          p.onConnection = 0;
+          this.#scheduleRetry(p.retries);
+          return;
+        }
+        this.#pending.delete(f.id);
+        p.reject(new ClientError('SERVER', `the server refused the message: ${f.code}`, { serverCode: f.code }));
+        this.#pump();
+        return;
+      }
+      case 'pong':
+        return;
+    }
+  }
+
+  #scheduleRetry(retries: number): void {
+    if (this.#retryTimer !== undefined) return;
+    const delay = backoffDelay(retries, this.#opts.backoff ?? DEFAULT_BACKOFF, this.#opts.random);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#pump();
+    }, Math.max(delay, 50));
+  }
+
+  /** Writes queued sends in order, keeping at most MAX_IN_FLIGHT_SENDS on the wire. */
+  #pump(): void {
+    if (this.#state !== 'ready' || this.#retryTimer !== undefined) return;
+    let inFlight = 0;
+    for (const p of this.#pending.values()) if (p.onConnection === this.#generation) inFlight++;
+    for (const p of this.#pending.values()) {
+      if (inFlight >= MAX_IN_FLIGHT_SENDS) break;
+      if (p.onConnection === this.#generation) continue;
+      if (!this.#write(p.frame)) break;
+      p.onConnection = this.#generation;
+      inFlight++;
+    }
+  }
+
+  #startPing(gen: number): void {
+    clearInterval(this.#pingTimer);
+    this.#lastFrameAt = Date.now();
+    let pingSentAt = 0;
+    const tick = Math.min(PING_INTERVAL_MS, PONG_TIMEOUT_MS) / 2;
+    this.#pingTimer = setInterval(() => {
+      if (gen !== this.#generation || this.#state !== 'ready') return;
+      const now = Date.now();
+      if (pingSentAt > this.#lastFrameAt && now - pingSentAt > PONG_TIMEOUT_MS) {
+        this.#drop(4000, 'ping timeout');
+        return;
+      }
+      if (now - this.#lastFrameAt >= PING_INTERVAL_MS && pingSentAt <= this.#lastFrameAt) {
+        pingSentAt = now;
+        this.#write({ type: 'ping' });
+      }
+    }, tick);
+    (this.#pingTimer as { unref?: () => void }).unref?.();
+  }
+}
+
+function fatalMessage(code: ErrorCode): string {
+  switch (code) {
+    case 'REPLACED':
+      return 'another connection for this device took over (is tacit running elsewhere?)';
+    case 'UNAUTHORIZED':
+      return 'the server does not accept this device\'s credentials (account removed?)';
+    default:
+      return `the server closed the connection: ${code}`;
+  }
+}
