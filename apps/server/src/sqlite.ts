@@ -409,6 +409,15 @@ export class SqliteStore implements Store {
     return t.expiresAt > now ? t.device : undefined;
   }
 
+  /** The durability settings in force on this store's connection (for tests and operators). */
+  durability(): { journalMode: string; synchronous: 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA' } {
+    const sync = this.#db.pragma('synchronous', { simple: true }) as number;
+    return {
+      journalMode: String(this.#db.pragma('journal_mode', { simple: true })),
+      synchronous: (['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const)[sync] ?? 'OFF',
+    };
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }

@@ -1,0 +1,368 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { ERRORS, MAX_MESSAGE_BYTES, type Envelope, type ErrorFrame, type MessageFrame, type SentFrame } from '@tacit/api';
+import { SqliteStore, type Store } from '../src/index.js';
+import { auth, b64, Client, register, sendMessage, start, type Harness } from './helpers.js';
+
+async function withServer(fn: (h: Harness) => Promise<void>, opts: Parameters<typeof start>[0] = {}) {
+  const h = await start(opts);
+  const clients: Client[] = [];
+  try {
+    await fn(h);
+  } finally {
+    for (const c of clients) c.close();
+    await h.close();
+  }
+}
+
+const isMsg = (f: { type: string }) => f.type === 'message';
+const bodyText = (e: Envelope) => Buffer.from(e.body, 'base64').toString();
+
+async function ticket(h: Harness, a: Parameters<typeof auth>[0]): Promise<string> {
+  const r = await h.server.app.inject({ method: 'POST', url: '/v1/ws-ticket', headers: auth(a) });
+  return (r.json() as { ticket: string }).ticket;
+}
+
+test('auth by first frame, send, sent, push, ack; source set by the server', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    const sent = (await sendMessage(ca, { username: b.username.toUpperCase(), deviceId: 1 }, 'hello')) as SentFrame;
+    assert.equal(sent.type, 'sent');
+    assert.match(sent.serverId, /^[0-9]+$/);
+    assert.equal(typeof sent.timestamp, 'number');
+    const m = await cb.next<MessageFrame>(isMsg);
+    assert.equal(m.envelope.id, sent.serverId);
+    assert.equal(m.envelope.timestamp, sent.timestamp);
+    assert.equal(m.envelope.type, 'whisper');
+    assert.deepEqual(m.envelope.source, { username: a.username, deviceId: 1 });
+    assert.equal(bodyText(m.envelope), 'hello');
+    cb.send({ type: 'ack', id: m.envelope.id });
+    // After the ack, a new connection of b gets an empty queue.
+    cb.close();
+    await cb.closed;
+    const cb2 = await Client.connect(h.wsUrl, b);
+    await cb2.next((f) => f.type === 'queue-empty');
+    assert.equal(cb2.frames.filter(isMsg).length, 0);
+    // ping → pong with id, and without
+    cb2.send({ type: 'ping', id: 'p1' });
+    assert.deepEqual(await cb2.next((f) => f.type === 'pong'), { type: 'pong', id: 'p1' });
+    cb2.send({ type: 'ping' });
+    assert.deepEqual(await cb2.next((f) => f.type === 'pong'), { type: 'pong' });
+    ca.close();
+    cb2.close();
+  }));
+
+test('prekey type travels; a client cannot forge the source', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    const cb = await Client.connect(h.wsUrl, b);
+    // An extra `source` field is an invalid frame, not a spoof.
+    ca.send({ type: 'send', id: 'x', to: { username: b.username, deviceId: 1 }, message: { type: 'prekey', body: b64(randomBytes(8)) }, source: { username: 'mallory', deviceId: 1 } });
+    const closed = await ca.closed;
+    assert.equal(closed.code, ERRORS.INVALID_REQUEST.close);
+    const ca2 = await Client.connect(h.wsUrl, a);
+    ca2.send({ type: 'send', id: 'y', to: { username: b.username, deviceId: 1 }, message: { type: 'prekey', body: b64(randomBytes(8)) } });
+    const m = await cb.next<MessageFrame>(isMsg);
+    assert.equal(m.envelope.type, 'prekey');
+    assert.deepEqual(m.envelope.source, { username: a.username, deviceId: 1 });
+    ca2.close();
+    cb.close();
+  }));
+
+test('offline queue: delivered in order on connect, then queue-empty; unacked messages are redelivered', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    const N = 40;
+    for (let i = 0; i < N; i++) ca.send({ type: 'send', id: `s${i}`, to: { username: b.username, deviceId: 1 }, message: { type: 'whisper', body: b64(Buffer.from(`msg ${i}`)) } });
+    for (let i = 0; i < N; i++) assert.equal((await ca.next((f) => f.type === 'sent' && f.id === `s${i}`)).type, 'sent');
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    const got = cb.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope));
+    assert.deepEqual(got, Array.from({ length: N }, (_, i) => `msg ${i}`));
+    // queue-empty came after all of them
+    assert.equal(cb.frames.findIndex((f) => f.type === 'queue-empty'), N + 1);
+    // ack only the first half, reconnect: the rest comes again, in order
+    for (const f of cb.frames.filter(isMsg).slice(0, N / 2)) cb.send({ type: 'ack', id: (f as MessageFrame).envelope.id });
+    cb.send({ type: 'ping', id: 'barrier' });
+    await cb.next((f) => f.type === 'pong');
+    cb.close();
+    await cb.closed;
+    const cb2 = await Client.connect(h.wsUrl, b);
+    await cb2.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(
+      cb2.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)),
+      Array.from({ length: N / 2 }, (_, i) => `msg ${i + N / 2}`),
+    );
+    ca.close();
+    cb2.close();
+  }));
+
+test('auth by ticket; a used, wrong or expired ticket is refused with UNAUTHORIZED', async () => {
+  let now = Date.now();
+  const h = await start({ now: () => now });
+  try {
+    const a = await register(h);
+    const t = await ticket(h, a);
+    const c = await Client.open(`${h.wsUrl}?ticket=${t}`);
+    const ready = await c.next((f) => f.type === 'ready');
+    assert.deepEqual(ready, { type: 'ready', username: a.username, deviceId: 1 });
+    c.close();
+    for (const bad of [t, 'A'.repeat(43), '', 'x'.repeat(500)]) {
+      const r = await Client.open(`${h.wsUrl}?ticket=${bad}`);
+      const e = await r.next<ErrorFrame>((f) => f.type === 'error');
+      assert.equal(e.code, 'UNAUTHORIZED');
+      assert.equal((await r.closed).code, ERRORS.UNAUTHORIZED.close);
+      assert.equal(r.frames.some((f) => f.type === 'ready'), false);
+    }
+    const t2 = await ticket(h, a);
+    now += h.server.limits.ticketTtlMs + 1;
+    const late = await Client.open(`${h.wsUrl}?ticket=${t2}`);
+    assert.equal((await late.closed).code, ERRORS.UNAUTHORIZED.close);
+  } finally {
+    await h.close();
+  }
+});
+
+test('auth failures: wrong secret, other device, frames before auth, unknown path', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    for (const frame of [
+      { type: 'auth', username: a.username, deviceId: 1, secret: b.secret },
+      { type: 'auth', username: a.username, deviceId: 2, secret: a.secret },
+      { type: 'auth', username: 'ghost', deviceId: 1, secret: a.secret },
+    ]) {
+      const c = await Client.open(h.wsUrl);
+      c.send(frame);
+      const e = await c.next<ErrorFrame>((f) => f.type === 'error');
+      assert.equal(e.code, 'UNAUTHORIZED');
+      assert.equal((await c.closed).code, 4401);
+    }
+    const early = await Client.open(h.wsUrl);
+    early.send({ type: 'send', id: 'x', to: { username: b.username, deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+    assert.equal((await early.closed).code, ERRORS.UNAUTHORIZED.close);
+    // Nothing was queued for b by the unauthenticated frame.
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    assert.equal(cb.frames.filter(isMsg).length, 0);
+    cb.close();
+    // Upgrade on another path is refused.
+    const other = new WebSocket(`ws://127.0.0.1:${h.port}/v1/other`);
+    const err = await new Promise<Error>((resolve) => other.on('error', resolve));
+    assert.match(err.message, /404/);
+  }));
+
+test('auth timeout closes with AUTH_TIMEOUT', () =>
+  withServer(
+    async (h) => {
+      const c = await Client.open(h.wsUrl);
+      const closed = await c.closed;
+      assert.equal(closed.code, ERRORS.AUTH_TIMEOUT.close);
+      assert.equal(closed.reason, 'AUTH_TIMEOUT');
+    },
+    { limits: { authTimeoutMs: 200 } },
+  ));
+
+test('a second connection for a device replaces the first (REPLACED); messages go to the new one', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const old = await Client.connect(h.wsUrl, b);
+    const fresh = await Client.connect(h.wsUrl, b);
+    const closed = await old.closed;
+    assert.equal(closed.code, ERRORS.REPLACED.close);
+    assert.equal(closed.reason, 'REPLACED');
+    const ca = await Client.connect(h.wsUrl, a);
+    await sendMessage(ca, { username: b.username, deviceId: 1 }, 'to the new one');
+    const m = await fresh.next<MessageFrame>(isMsg);
+    assert.equal(bodyText(m.envelope), 'to the new one');
+    assert.equal(h.server.relay.stats.devices, 2);
+    ca.close();
+    fresh.close();
+  }));
+
+test('isolation: a device only receives its own queue; acks cannot delete another device\'s messages', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const c = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    const sent = (await sendMessage(ca, { username: b.username, deviceId: 1 }, 'for b only')) as SentFrame;
+    const cc = await Client.connect(h.wsUrl, c);
+    await cc.next((f) => f.type === 'queue-empty');
+    cc.send({ type: 'ack', id: sent.serverId });
+    cc.send({ type: 'ping', id: 'barrier' });
+    await cc.next((f) => f.type === 'pong');
+    assert.equal(cc.frames.filter(isMsg).length, 0);
+    const cb = await Client.connect(h.wsUrl, b);
+    const m = await cb.next<MessageFrame>(isMsg);
+    assert.equal(m.envelope.id, sent.serverId);
+    ca.close();
+    cb.close();
+    cc.close();
+  }));
+
+test('send errors that keep the socket: unknown recipient, too large, rate limited, mailbox full', () =>
+  withServer(
+    async (h) => {
+      const a = await register(h);
+      const b = await register(h);
+      const ca = await Client.connect(h.wsUrl, a);
+      const unknown = (await sendMessage(ca, { username: 'nobody', deviceId: 1 }, 'x')) as ErrorFrame;
+      assert.equal(unknown.code, 'NOT_FOUND');
+      const noDevice = (await sendMessage(ca, { username: b.username, deviceId: 5 }, 'x')) as ErrorFrame;
+      assert.equal(noDevice.code, 'NOT_FOUND');
+      const big = (await sendMessage(ca, { username: b.username, deviceId: 1 }, randomBytes(MAX_MESSAGE_BYTES + 1))) as ErrorFrame;
+      assert.equal(big.code, 'MESSAGE_TOO_LARGE');
+      const max = await sendMessage(ca, { username: b.username, deviceId: 1 }, randomBytes(MAX_MESSAGE_BYTES));
+      assert.equal(max.type, 'sent');
+      const second = await sendMessage(ca, { username: b.username, deviceId: 1 }, 'two');
+      assert.equal(second.type, 'sent');
+      // maxQueuePerDevice = 2 → the third is refused
+      const full = (await sendMessage(ca, { username: b.username, deviceId: 1 }, 'three')) as ErrorFrame;
+      assert.equal(full.code, 'MAILBOX_FULL');
+      // sendBurst = 8 (the 3 NOT_FOUND/MAILBOX_FULL sends above took tokens too; the oversized one did not)
+      const results: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await sendMessage(ca, { username: 'nobody', deviceId: 1 }, 'x');
+        results.push(r.type === 'error' ? (r as ErrorFrame).code : r.type);
+      }
+      assert.ok(results.includes('RATE_LIMITED'), results.join());
+      assert.equal(ca.isClosed, false);
+      ca.send({ type: 'ping', id: 'alive' });
+      assert.equal((await ca.next((f) => f.type === 'pong')).type, 'pong');
+      ca.close();
+    },
+    { limits: { maxQueuePerDevice: 2, sendBurst: 8, sendRatePerSecond: 0.001 } },
+  ));
+
+test('unacknowledged deliveries are capped per connection; acks release more', () =>
+  withServer(
+    async (h) => {
+      const a = await register(h);
+      const b = await register(h);
+      const cb = await Client.connect(h.wsUrl, b);
+      await cb.next((f) => f.type === 'queue-empty');
+      const ca = await Client.connect(h.wsUrl, a);
+      for (let i = 0; i < 5; i++) await sendMessage(ca, { username: b.username, deviceId: 1 }, `m${i}`);
+      cb.send({ type: 'ping', id: 'barrier' });
+      await cb.next((f) => f.type === 'pong');
+      const first = cb.frames.filter(isMsg) as MessageFrame[];
+      assert.deepEqual(first.map((f) => bodyText(f.envelope)), ['m0', 'm1', 'm2']);
+      cb.send({ type: 'ack', id: first[0]!.envelope.id });
+      const next = await cb.next<MessageFrame>((f) => isMsg(f) && bodyText((f as MessageFrame).envelope) === 'm3');
+      assert.ok(next);
+      for (const f of [first[1]!, first[2]!, next]) cb.send({ type: 'ack', id: f.envelope.id });
+      await cb.next<MessageFrame>((f) => isMsg(f) && bodyText((f as MessageFrame).envelope) === 'm4');
+      ca.close();
+      cb.close();
+    },
+    { limits: { maxUnackedPerConnection: 3 } },
+  ));
+
+/** A plain object forwarding every Store method to `inner`, for overriding one of them. */
+function delegate(inner: Store): Store {
+  const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(inner)).filter((k) => k !== 'constructor');
+  const out: Record<string, unknown> = {};
+  for (const k of methods) out[k] = ((inner as unknown as Record<string, (...x: unknown[]) => unknown>)[k]!).bind(inner);
+  return out as unknown as Store;
+}
+
+/** A store whose batch writes wait until released: makes "sends in flight" deterministic. */
+function gatedStore(inner: Store): { store: Store; release: () => void } {
+  let open: () => void = () => undefined;
+  let gate = new Promise<void>((r) => (open = r));
+  const store = delegate(inner);
+  store.writeBatch = async (m, a, q) => {
+    await gate;
+    return inner.writeBatch(m, a, q);
+  };
+  return {
+    store,
+    release: () => {
+      open();
+      gate = Promise.resolve();
+    },
+  };
+}
+
+test('sends awaiting "sent" are capped per connection (TOO_MANY_IN_FLIGHT)', async () => {
+  const { store, release } = gatedStore(new SqliteStore({ path: ':memory:' }));
+  const h = await start({ store, limits: { maxPendingSendsPerConnection: 3 } });
+  try {
+    const a = await register(h);
+    const b = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    for (let i = 0; i < 5; i++) ca.send({ type: 'send', id: `s${i}`, to: { username: b.username, deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+    const e1 = await ca.next<ErrorFrame>((f) => f.type === 'error' && f.id === 's3');
+    const e2 = await ca.next<ErrorFrame>((f) => f.type === 'error' && f.id === 's4');
+    assert.equal(e1.code, 'TOO_MANY_IN_FLIGHT');
+    assert.equal(e2.code, 'TOO_MANY_IN_FLIGHT');
+    release();
+    for (const id of ['s0', 's1', 's2']) assert.equal((await ca.next((f) => f.type === 'sent' && f.id === id)).type, 'sent');
+    ca.close();
+  } finally {
+    release();
+    await h.close();
+  }
+});
+
+test('connections per account are capped (TOO_MANY_CONNECTIONS)', () =>
+  withServer(
+    async (h) => {
+      const a = await register(h, { name: 'multi' });
+      const d2 = (await import('./helpers.js')).makeDevice({ identity: a.device.identity });
+      const add = await h.server.app.inject({ method: 'POST', url: '/v1/devices', headers: auth(a), payload: { ...d2.keys, secret: d2.secret } });
+      assert.equal(add.statusCode, 201);
+      const c1 = await Client.connect(h.wsUrl, a);
+      const c2 = await Client.open(h.wsUrl);
+      c2.send({ type: 'auth', username: a.username, deviceId: 2, secret: d2.secret });
+      const closed = await c2.closed;
+      assert.equal(closed.code, ERRORS.TOO_MANY_CONNECTIONS.close);
+      // Replacing the same device is not a new connection.
+      const c1b = await Client.connect(h.wsUrl, a);
+      assert.equal((await c1.closed).code, ERRORS.REPLACED.close);
+      c1b.close();
+    },
+    { limits: { maxConnectionsPerAccount: 1 } },
+  ));
+
+test('expiry: undelivered messages past their lifetime are not delivered and are deleted', async () => {
+  let now = 1_700_000_000_000;
+  const h = await start({ now: () => now, limits: { messageTtlMs: 60_000 } });
+  try {
+    const a = await register(h);
+    const b = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    await sendMessage(ca, { username: b.username, deviceId: 1 }, 'old');
+    now += 60_001;
+    await sendMessage(ca, { username: b.username, deviceId: 1 }, 'new');
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), ['new']);
+    assert.equal(await h.server.store.expire(now), 1);
+    ca.close();
+    cb.close();
+  } finally {
+    await h.close();
+  }
+});
+
+test('device removal closes its socket and drops its queue', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    const del = await h.server.app.inject({ method: 'DELETE', url: '/v1/devices/1', headers: auth(a) });
+    assert.equal(del.statusCode, 204);
+    assert.equal((await ca.closed).code, ERRORS.UNAUTHORIZED.close);
+  }));
