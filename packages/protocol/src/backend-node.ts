@@ -8,35 +8,54 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   hkdfSync,
   randomBytes,
+  verify,
   type KeyObject,
 } from 'node:crypto';
 import { type CryptoBackend, clampPrivateKey } from './backend.ts';
 
-// DER prefixes for raw X25519 keys (RFC 8410). Importing DER for our own private key and JWK for
-// peers' public keys avoids the JWK export that DESIGN §2.6 warns about.
-const PKCS8_X25519_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
-]);
+// Key objects are the expensive part of node:crypto X25519 (a PKCS#8 DER import costs more than
+// the agreement itself). Private keys are imported as JWK, which OpenSSL derives from `d` alone
+// (the required `x` member is not used for a private import; we pass the base point), and both
+// private and public key objects are cached per byte array: our key classes hand the backend the
+// same Uint8Array for the life of a key, so a WeakMap keyed on it never outlives the key.
+const BASE_POINT_B64 = Buffer.from([9, ...new Array<number>(31).fill(0)]).toString('base64url');
+const privateObjects = new WeakMap<Uint8Array, KeyObject>();
+const publicObjects = new WeakMap<Uint8Array, KeyObject>();
 
 function u8(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
+function b64url(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+}
+
 function privateKeyObject(priv: Uint8Array): KeyObject {
-  const der = Buffer.allocUnsafe(48);
-  der.set(PKCS8_X25519_PREFIX, 0);
-  der.set(priv, 16);
-  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  let k = privateObjects.get(priv);
+  if (k === undefined) {
+    k = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64url(priv), x: BASE_POINT_B64 }, format: 'jwk' });
+    privateObjects.set(priv, k);
+  }
+  return k;
 }
 
 function publicKeyObject(pub: Uint8Array): KeyObject {
-  return createPublicKey({
-    key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(pub.buffer, pub.byteOffset, pub.byteLength).toString('base64url') },
-    format: 'jwk',
-  });
+  let k = publicObjects.get(pub);
+  if (k === undefined) {
+    k = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(pub) }, format: 'jwk' });
+    publicObjects.set(pub, k);
+  }
+  return k;
+}
+
+let basePoint: KeyObject | undefined;
+
+function publicFromPrivate(priv: Uint8Array): Uint8Array {
+  // X25519(priv, 9) is the public key; one agreement is cheaper than exporting a derived key.
+  basePoint ??= createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: BASE_POINT_B64 }, format: 'jwk' });
+  return u8(diffieHellman({ privateKey: privateKeyObject(priv), publicKey: basePoint }));
 }
 
 export function nodeBackend(): CryptoBackend {
@@ -44,18 +63,10 @@ export function nodeBackend(): CryptoBackend {
     name: 'node',
     randomBytes: (n) => u8(randomBytes(n)),
     x25519GenerateKeyPair() {
-      const { publicKey, privateKey } = generateKeyPairSync('x25519', {
-        publicKeyEncoding: { type: 'spki', format: 'der' },
-        privateKeyEncoding: { type: 'pkcs8', format: 'der' },
-      });
-      // Node's generated scalar is already clamped in use; store it clamped so serialized keys
-      // match libsignal's (which clamps on construction).
-      return { privateKey: clampPrivateKey(u8(privateKey.subarray(16, 48))), publicKey: u8(publicKey.subarray(12, 44)) };
+      const privateKey = clampPrivateKey(u8(randomBytes(32)));
+      return { privateKey, publicKey: publicFromPrivate(privateKey) };
     },
-    x25519PublicFromPrivate(priv) {
-      const der = createPublicKey(privateKeyObject(priv)).export({ type: 'spki', format: 'der' });
-      return u8(der.subarray(12, 44));
-    },
+    x25519PublicFromPrivate: publicFromPrivate,
     x25519(priv, pub) {
       try {
         return u8(diffieHellman({ privateKey: privateKeyObject(priv), publicKey: publicKeyObject(pub) }));
@@ -76,6 +87,14 @@ export function nodeBackend(): CryptoBackend {
       return u8(h.digest());
     },
     hkdfSha256: (ikm, salt, info, length) => new Uint8Array(hkdfSync('sha256', ikm, salt, info, length)),
+    ed25519Verify(publicKey, message, signature) {
+      try {
+        const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey) }, format: 'jwk' });
+        return verify(null, message, key, signature);
+      } catch {
+        return false;
+      }
+    },
     aes256CbcEncrypt(key, iv, pt) {
       const c = createCipheriv('aes-256-cbc', key, iv);
       return u8(Buffer.concat([c.update(pt), c.final()]));

@@ -25,6 +25,12 @@ export interface CryptoBackend {
   aes256CbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array): Uint8Array;
   /** Returns null when the padding is invalid. */
   aes256CbcDecrypt(key: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array | null;
+  /**
+   * Optional native Ed25519 verification (RFC 8032) of a 32-byte encoded point. XEdDSA verification
+   * reduces to it once the Montgomery key is mapped to Edwards form; without it, the generic
+   * (pure TypeScript) path is used. Never throws.
+   */
+  ed25519Verify?(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
 }
 
 /** Clamp an X25519 scalar (RFC 7748 §5), returning a copy. */

@@ -94,7 +94,16 @@ export class PrivateKey {
   }
 
   static generate(backend: CryptoBackend): PrivateKey {
-    return new PrivateKey(clampPrivateKey(backend.x25519GenerateKeyPair().privateKey));
+    return PrivateKey.adoptGenerated(backend.x25519GenerateKeyPair().privateKey);
+  }
+
+  /**
+   * Internal: take ownership of a backend-generated (already clamped) scalar without copying, so
+   * a backend may cache per-key objects keyed on this very array.
+   */
+  static adoptGenerated(clamped: Uint8Array): PrivateKey {
+    if (clamped.length !== CURVE_PRIVATE_KEY_LENGTH) fail('BAD_KEY', 'curve private key must be 32 bytes');
+    return new PrivateKey(clamped);
   }
 
   serialize(): Uint8Array {
@@ -140,7 +149,7 @@ export class KeyPair {
 
   static generate(backend: CryptoBackend): KeyPair {
     const kp = backend.x25519GenerateKeyPair();
-    return new KeyPair(PublicKey.fromRaw(kp.publicKey), PrivateKey.deserialize(kp.privateKey));
+    return new KeyPair(PublicKey.fromRaw(kp.publicKey), PrivateKey.adoptGenerated(kp.privateKey));
   }
 
   static fromPrivate(backend: CryptoBackend, privateKey: PrivateKey): KeyPair {

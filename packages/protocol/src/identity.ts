@@ -238,7 +238,7 @@ export function generateKyberPreKey(backend: CryptoBackend, identity: IdentityKe
 
 /** Verify a pre-key signature by an identity key (serialized public key as the message). */
 export function verifyPreKeySignature(
-  backend: Pick<CryptoBackend, 'sha512'>,
+  backend: Pick<CryptoBackend, 'sha512' | 'ed25519Verify'>,
   identityKey: PublicKey,
   serializedPublicKey: Uint8Array,
   signature: Uint8Array,

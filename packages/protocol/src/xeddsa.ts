@@ -1,7 +1,10 @@
 // XEdDSA (signal.org/docs/specifications/xeddsa), libsignal's variant: the signer does not force
 // the Edwards sign bit to zero; instead it carries that bit in the top bit of signature byte 63,
-// and the verifier rejects an `s` with any of its top three bits set.
+// and the verifier rejects an `s` with any of its top three bits set. We are slightly stricter
+// than libsignal: an `s` ≥ L (a malleated copy of a valid signature) is refused, as RFC 8032 does,
+// so each signature has exactly one encoding. Honest signers never produce one.
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { invert } from '@noble/curves/abstract/modular.js';
 import { sha512 as nobleSha512 } from '@noble/hashes/sha2.js';
 import { type CryptoBackend } from './backend.ts';
 import { bytesEqual, concatBytes } from './bytes.ts';
@@ -36,27 +39,23 @@ function modP(a: bigint): bigint {
   return r >= 0n ? r : r + P;
 }
 
-function invertP(a: bigint): bigint {
-  // Fermat: a^(p-2) mod p.
-  let result = 1n;
-  let base = modP(a);
-  let e = P - 2n;
-  while (e > 0n) {
-    if (e & 1n) result = (result * base) % P;
-    base = (base * base) % P;
-    e >>= 1n;
-  }
-  return result;
-}
-
-/** The Edwards point birationally equivalent to Montgomery u, with the given sign; null if none. */
-function montgomeryToEdwards(u: Uint8Array, sign: number): InstanceType<typeof Point> | null {
+/**
+ * The encoding of the Edwards point birationally equivalent to Montgomery u (y = (u-1)/(u+1)),
+ * with the given sign bit; null when u = -1 has no equivalent.
+ */
+function montgomeryToEdwardsBytes(u: Uint8Array, sign: number): Uint8Array | null {
   const uu = bytesToNumberLE(u) & ((1n << 255n) - 1n);
   const denom = modP(uu + 1n);
   if (denom === 0n) return null;
-  const y = modP((uu - 1n) * invertP(denom));
+  const y = modP((uu - 1n) * invert(denom, P));
   const enc = numberToBytesLE(y, 32);
   enc[31] = (enc[31] as number) | (sign << 7);
+  return enc;
+}
+
+function montgomeryToEdwards(u: Uint8Array, sign: number): InstanceType<typeof Point> | null {
+  const enc = montgomeryToEdwardsBytes(u, sign);
+  if (enc === null) return null;
   try {
     return Point.fromBytes(enc);
   } catch {
@@ -81,16 +80,30 @@ export function xeddsaSign(backend: CryptoBackend, privateKey: PrivateKey, messa
 }
 
 /** XEdDSA verify. Never throws: any malformed input is simply `false`. */
-export function xeddsaVerifyKey(backend: Pick<CryptoBackend, 'sha512'>, publicKey: PublicKey, message: Uint8Array, signature: Uint8Array): boolean {
+export function xeddsaVerifyKey(
+  backend: Pick<CryptoBackend, 'sha512' | 'ed25519Verify'>,
+  publicKey: PublicKey,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
   if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_LENGTH) return false;
   if (!(message instanceof Uint8Array)) return false;
-  const A = montgomeryToEdwards(publicKey.rawUnsafe, ((signature[63] as number) & 0x80) >> 7);
-  if (A === null) return false;
-  const capR = signature.subarray(0, 32);
+  const sign = ((signature[63] as number) & 0x80) >> 7;
   const sBytes = signature.slice(32, 64);
   sBytes[31] = (sBytes[31] as number) & 0x7f;
   if (((sBytes[31] as number) & 0xe0) !== 0) return false;
-  const s = bytesToNumberLE(sBytes) % L;
+  if (backend.ed25519Verify !== undefined) {
+    // Same equation (sB = R + hA over the encoded A), checked natively. RFC 8032 also requires
+    // s < L, which libsignal does not; honest signers always produce s < L.
+    const capA = montgomeryToEdwardsBytes(publicKey.rawUnsafe, sign);
+    if (capA === null) return false;
+    return backend.ed25519Verify(capA, message, concatBytes(signature.subarray(0, 32), sBytes));
+  }
+  const A = montgomeryToEdwards(publicKey.rawUnsafe, sign);
+  if (A === null) return false;
+  const capR = signature.subarray(0, 32);
+  const s = bytesToNumberLE(sBytes);
+  if (s >= L) return false; // as RFC 8032 and the native path: one encoding per signature
   const capA = A.toBytes();
   const h = bytesToNumberLE(backend.sha512(capR, capA, message)) % L;
   // R' = sB - hA; compare encodings (libsignal compares compressed points byte for byte).
@@ -106,7 +119,7 @@ export function xeddsaVerify(
   publicKey: Uint8Array,
   message: Uint8Array,
   signature: Uint8Array,
-  backend: Pick<CryptoBackend, 'sha512'> = portableSha512,
+  backend: Pick<CryptoBackend, 'sha512' | 'ed25519Verify'> = portableSha512,
 ): boolean {
   let key: PublicKey;
   try {

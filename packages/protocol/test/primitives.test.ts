@@ -90,6 +90,29 @@ for (const [name, b] of backends) {
   });
 }
 
+test('XEdDSA: a malleated s + L is refused by both backends (stricter than libsignal)', () => {
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+  for (const [, b] of backends) {
+    const id = IdentityKeyPair.generate(b);
+    const msg = utf8Encode('malleate me');
+    const sig = id.sign(b, msg);
+    const signBit = sig[63]! & 0x80;
+    const sBytes = sig.slice(32);
+    sBytes[31] = sBytes[31]! & 0x7f;
+    let s = 0n;
+    for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(sBytes[i]!);
+    s += L;
+    const mal = sig.slice();
+    for (let i = 0; i < 32; i++) {
+      mal[32 + i] = Number(s & 0xffn);
+      s >>= 8n;
+    }
+    mal[63] = mal[63]! | signBit;
+    assert.ok(xeddsaVerify(id.publicKey.serialize(), msg, sig, b));
+    assert.equal(xeddsaVerify(id.publicKey.serialize(), msg, mal, b), false);
+  }
+});
+
 test('XEdDSA verification rejects malformed input without throwing', () => {
   const b = nodeBackend();
   const id = IdentityKeyPair.generate(b);
