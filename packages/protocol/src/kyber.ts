@@ -1,7 +1,7 @@
 // Kyber1024, round 3, as libsignal serializes it (DESIGN §2.1): type byte 0x08 before public keys
 // (1 + 1568), secret keys (1 + 3168) and ciphertexts (1 + 1568). @noble/post-quantum's ML-KEM-1024
 // shares the key format; round 3 differs only in two hashes around it, applied here.
-import { ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
+import { type KEMPrepared, ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
 import { sha3_256, shake256 } from '@noble/hashes/sha3.js';
 import { type CryptoBackend } from './backend.ts';
 import { bytesEqual, concatBytes, toHex } from './bytes.ts';
@@ -23,8 +23,15 @@ function stripType(bytes: Uint8Array, bodyLength: number, what: string): Uint8Ar
   return bytes.slice(1);
 }
 
+type Prepared = KEMPrepared;
+
+// Offset of the embedded public key inside a Kyber1024 secret key: dk_pke (1536) || ek || H(ek) || z.
+const EK_OFFSET_IN_SECRET = 1536;
+
 export class KyberPublicKey {
   readonly #k: Uint8Array;
+  /** Pre-expanded key (noble's prepare): repeated encapsulations to one key skip the matrix expansion. */
+  #prepared: Prepared | undefined;
   private constructor(k: Uint8Array) {
     this.#k = k;
   }
@@ -42,7 +49,9 @@ export class KyberPublicKey {
     const m = sha3_256(backend.randomBytes(32));
     let res: { cipherText: Uint8Array; sharedSecret: Uint8Array };
     try {
-      res = ml_kem1024.encapsulate(this.#k, m);
+      const p: Prepared = this.#prepared ?? ml_kem1024.prepare(this.#k);
+      this.#prepared = p;
+      res = p.encapsulate(m);
     } catch {
       return fail('BAD_KEY', 'invalid Kyber public key');
     }
@@ -62,6 +71,8 @@ export class KyberPublicKey {
 
 export class KyberSecretKey {
   readonly #k: Uint8Array;
+  /** Pre-expanded embedded public key: a last-resort key decapsulates many times. */
+  #prepared: Prepared | undefined;
   private constructor(k: Uint8Array) {
     this.#k = k;
   }
@@ -77,7 +88,14 @@ export class KyberSecretKey {
       fail('DECODE', `Kyber ciphertext must be ${KYBER1024_CIPHERTEXT_LENGTH + 1} bytes with type ${KYBER_TYPE}`);
     }
     const ct = ciphertext.subarray(1);
-    const k = ml_kem1024.decapsulate(ct, this.#k);
+    let k: Uint8Array;
+    try {
+      const p: Prepared = this.#prepared ?? ml_kem1024.prepare(this.#k.subarray(EK_OFFSET_IN_SECRET, EK_OFFSET_IN_SECRET + KYBER1024_PUBLIC_KEY_LENGTH));
+      this.#prepared = p;
+      k = p.decapsulate(ct, this.#k);
+    } catch {
+      return fail('BAD_KEY', 'invalid Kyber secret key');
+    }
     return shake256(concatBytes(k, sha3_256(ct)), { dkLen: 32 });
   }
   toString(): string {
