@@ -77,6 +77,20 @@ export class SessionManager {
     return r !== null && r.hasCurrentSession();
   }
 
+  /**
+   * Archive the current session with `address`, so the next send needs a fresh bundle (for
+   * example after the user accepted a changed identity key). Late messages of the archived
+   * session still decrypt.
+   */
+  archiveCurrentSession(address: ProtocolAddress): Promise<void> {
+    return this.runExclusive(address, async () => {
+      const record = await this.#stores.session.loadSession(address);
+      if (record === null || record.current === null) return;
+      record.archiveCurrentState();
+      await this.#stores.session.storeSession(address, record);
+    });
+  }
+
   /** PQXDH as the initiator: verify the bundle and make a new current session for `address`. */
   processPreKeyBundle(address: ProtocolAddress, bundle: PreKeyBundle): Promise<void> {
     return this.runExclusive(address, async () => {
@@ -85,11 +99,14 @@ export class SessionManager {
       if (!(await identity.isTrustedIdentity(address, bundle.identityKey, 'sending'))) {
         throw new UntrustedIdentityError(address, bundle.identityKey);
       }
+      if ((bundle.preKey === undefined) !== (bundle.preKeyId === undefined)) {
+        fail('INVALID_ARGUMENT', 'a bundle carries a one-time pre-key and its id together or neither');
+      }
       verifyBundle(b, bundle);
       const ours = await identity.getIdentityKeyPair();
       const { state, baseKey, kyberCiphertext } = initializeAliceSession(b, ours, bundle);
       state.pending = {
-        preKeyId: bundle.preKey !== undefined ? bundle.preKeyId : undefined,
+        preKeyId: bundle.preKeyId,
         signedPreKeyId: bundle.signedPreKeyId,
         kyberPreKeyId: bundle.kyberPreKeyId,
         kyberCiphertext,
@@ -136,7 +153,10 @@ export class SessionManager {
     return this.runExclusive(address, async () => {
       const message = decodeSignalMessage(body);
       const record = await this.#stores.session.loadSession(address);
-      if (record === null || record.current === null) return fail('NO_SESSION', `no session with ${address.toString()}`);
+      // Archived states count: a late message of an archived session still decrypts.
+      if (record === null || (record.current === null && record.previous.length === 0)) {
+        return fail('NO_SESSION', `no session with ${address.toString()}`);
+      }
       const { plaintext, commit } = this.#decryptWithRecord(record, message);
       await this.#commit(address, record, commit);
       return plaintext;

@@ -146,3 +146,25 @@ test('an unacknowledged session expires for sending after 30 days', async () => 
   alice.now += 31 * 24 * 3600 * 1000;
   await assert.rejects(alice.encrypt('bob', utf8Encode('y')), (e) => isProtocolError(e, 'NO_SESSION'));
 });
+
+test('an archived session still decrypts late messages; sending needs a new bundle', async () => {
+  const alice = new TacitParty('alice', b);
+  const bob = new TacitParty('bob', b);
+  await alice.processBundle('bob', await bob.bundle(true));
+  await bob.decrypt('alice', await alice.encrypt('bob', utf8Encode('hi')));
+  const late = await alice.encrypt('bob', utf8Encode('late'));
+  await bob.manager.archiveCurrentSession(ADDR('alice'));
+  assert.equal(await bob.manager.hasSession(ADDR('alice')), false);
+  await assert.rejects(bob.encrypt('alice', utf8Encode('x')), (e) => isProtocolError(e, 'NO_SESSION'));
+  assert.equal(utf8Decode(await bob.decrypt('alice', late)), 'late');
+  // Decrypting revived the archived session: it is current again.
+  assert.equal(await bob.manager.hasSession(ADDR('alice')), true);
+});
+
+test('a bundle with a one-time key but no id (or the reverse) is refused', async () => {
+  const alice = new TacitParty('alice', b);
+  const bob = new TacitParty('bob', b);
+  const bundle = await bob.bundle(true);
+  await assert.rejects(alice.processBundle('bob', { ...bundle, preKeyId: undefined }), (e) => isProtocolError(e, 'INVALID_ARGUMENT'));
+  await assert.rejects(alice.processBundle('bob', { ...bundle, preKey: undefined }), (e) => isProtocolError(e, 'INVALID_ARGUMENT'));
+});
