@@ -20,6 +20,7 @@ import {
   compareScannable,
 } from '../src/index.ts';
 import { nodeBackend } from '../src/node.ts';
+import fc from 'fast-check';
 import { ls } from './support/libsignal.ts';
 
 const backends: Array<[string, CryptoBackend]> = [
@@ -190,4 +191,29 @@ test('safety numbers equal libsignal’s Fingerprint digit for digit, and the sc
       assert.notEqual(other.displayable, ours.displayable);
     }
   }
+});
+
+test('both backends agree on HKDF, HMAC, SHA and AES-CBC for random inputs', () => {
+  const n = nodeBackend();
+  const p = portableBackend();
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 100 }),
+      fc.uint8Array({ maxLength: 64 }),
+      fc.uint8Array({ maxLength: 64 }),
+      fc.integer({ min: 0, max: 200 }),
+      (ikm, salt, info, length) => {
+        assert.deepEqual(n.hkdfSha256(ikm, salt, info, length), p.hkdfSha256(ikm, salt, info, length));
+        assert.deepEqual(n.hmacSha256(salt, ikm, info), p.hmacSha256(salt, ikm, info));
+        assert.deepEqual(n.sha512(ikm, info), p.sha512(ikm, info));
+        assert.deepEqual(n.sha256(ikm), p.sha256(ikm));
+        const key = n.sha256(salt);
+        const iv = n.sha256(info).subarray(0, 16);
+        const ct = n.aes256CbcEncrypt(key, iv, ikm);
+        assert.deepEqual(p.aes256CbcEncrypt(key, iv, ikm), ct);
+        assert.deepEqual(p.aes256CbcDecrypt(key, iv, ct), ikm);
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
