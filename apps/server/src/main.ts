@@ -6,6 +6,7 @@
  *
  * Configuration is by environment; see docs/OPERATIONS.md.
  */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_LIMITS, limitsFromEnv } from './config.js';
 import { createInvite } from './invites.js';
@@ -17,6 +18,8 @@ const env = process.env;
 const baseDir = env['INIT_CWD'] ?? process.cwd();
 const dataDir = resolve(baseDir, env['TACIT_DATA_DIR'] ?? 'data');
 const dbPath = resolve(dataDir, 'tacit.db');
+/** The web client's build output in this repository, served at `/` when present. */
+const bundledWeb = resolve(import.meta.dirname, '../../web/dist');
 
 function fail(message: string): never {
   process.stderr.write(`tacit-server: ${message}\n`);
@@ -48,14 +51,19 @@ async function serve(): Promise<void> {
     fail((e as Error).message);
   }
   const level = env['TACIT_LOG_LEVEL'] ?? 'info';
-  const store = new SqliteStore({ path: dbPath });
+  // Message batches commit on a worker thread: fsyncs overlap with socket work.
+  const store = new SqliteStore({ path: dbPath, worker: true });
   const server = await buildServer({
     store,
     registration,
     limits,
     logger: level === 'silent' ? false : { level },
     trustProxy: env['TACIT_TRUST_PROXY'] === '1',
-    ...(env['TACIT_STATIC_DIR'] ? { staticDir: resolve(baseDir, env['TACIT_STATIC_DIR']) } : {}),
+    ...(env['TACIT_STATIC_DIR']
+      ? { staticDir: resolve(baseDir, env['TACIT_STATIC_DIR']) }
+      : existsSync(resolve(bundledWeb, 'index.html'))
+        ? { staticDir: bundledWeb }
+        : {}),
   });
   const bound = await server.listen(port, host);
   process.stdout.write(`tacit server on http://${host}:${bound} (data: ${dbPath}, registration: ${registration})\n`);

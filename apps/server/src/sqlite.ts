@@ -9,6 +9,9 @@
  * acks of one event-loop turn into one `writeBatch`.
  */
 import Database from 'better-sqlite3';
+import { Worker } from 'node:worker_threads';
+import { MessageBatchWriter } from './sqlite-batch.js';
+import type { WorkerReply, WorkerRequest } from './sqlite-worker.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
@@ -79,11 +82,9 @@ CREATE TABLE IF NOT EXISTS messages (
   expires_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);
-CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at);
+-- No index on expires_at: every send would pay for it, while the expiry sweep runs once a minute
+-- over a table that holds only undelivered messages.
 `;
-
-/** Caches are plain Maps; past this many entries they are cleared rather than grown. */
-const CACHE_MAX_ENTRIES = 100_000;
 
 type Row = Record<string, unknown>;
 
@@ -93,18 +94,39 @@ const u8 = (b: unknown): Uint8Array => {
 };
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
+/**
+ * The worker is TypeScript like the rest of the server; Node 20 does not apply `--import tsx`
+ * hooks to a worker's entry module, so a small script registers tsx first, then imports it.
+ */
+const WORKER_BOOTSTRAP = `
+const { register } = await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))});
+register();
+await import(${JSON.stringify(new URL('./sqlite-worker.ts', import.meta.url).href)});
+`;
+
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
   path: string;
+  /**
+   * 'FULL' (default): a commit is fsynced before it returns; acknowledged messages survive power
+   * loss. 'NORMAL' survives a process crash only; offered for measuring what fsync costs.
+   */
+  synchronous?: 'FULL' | 'NORMAL';
+  /**
+   * Write message batches on a second connection in a worker thread, so commits (and their
+   * fsyncs) overlap with socket work on the main thread. File databases only. Default off.
+   */
+  worker?: boolean;
 }
 
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #s;
-  /** addr → queue length, for MAILBOX_FULL without a COUNT per send. */
-  readonly #queueLen = new Map<string, number>();
-  /** addr → exists, for NOT_FOUND without a lookup per send. */
-  readonly #exists = new Map<string, boolean>();
+  readonly #writer: MessageBatchWriter;
+  readonly #worker: Worker | undefined;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #seq = 0;
+  #closed = false;
   readonly #tickets = new Map<string, { device: Address; expiresAt: number }>();
 
   constructor(opts: SqliteStoreOptions) {
@@ -112,7 +134,7 @@ export class SqliteStore implements Store {
     const db = new Database(opts.path);
     this.#db = db;
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    db.pragma(`synchronous = ${opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     db.exec(SCHEMA);
@@ -120,6 +142,26 @@ export class SqliteStore implements Store {
     if (v === undefined) db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
     else if (v['value'] !== String(SCHEMA_VERSION)) throw new Error(`unsupported schema version ${String(v['value'])}`);
 
+    this.#writer = new MessageBatchWriter(db);
+    this.#worker =
+      opts.worker === true && opts.path !== ':memory:'
+        ? new Worker(WORKER_BOOTSTRAP, {
+            eval: true,
+            workerData: { path: opts.path, synchronous: opts.synchronous ?? 'FULL' },
+          })
+        : undefined;
+    this.#worker?.on('message', (r: WorkerReply) => {
+      const p = this.#pending.get(r.seq);
+      if (p === undefined) return;
+      this.#pending.delete(r.seq);
+      if (r.ok) p.resolve(r.results);
+      else p.reject(Object.assign(new Error('batch write failed'), { name: r.error.name, code: r.error.code }));
+    });
+    this.#worker?.on('error', (err) => {
+      if (process.env['TACIT_DEBUG_WORKER']) console.error(err);
+      for (const p of this.#pending.values()) p.reject(new Error('sqlite worker failed'));
+      this.#pending.clear();
+    });
     this.#s = {
       insertAccount: db.prepare('INSERT INTO accounts (username, identity_key, created_at) VALUES (?, ?, ?)'),
       accountId: db.prepare('SELECT id, identity_key FROM accounts WHERE username = ?'),
@@ -152,11 +194,6 @@ export class SqliteStore implements Store {
       insertInvite: db.prepare('INSERT INTO invites (code_hash, created_at, expires_at) VALUES (?, ?, ?)'),
       useInvite: db.prepare('DELETE FROM invites WHERE code_hash = ? AND expires_at > ?'),
       expireInvites: db.prepare('DELETE FROM invites WHERE expires_at <= ?'),
-      insertMessage: db.prepare(
-        'INSERT INTO messages (recipient, sender, sender_device, kind, body, ts, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ),
-      deleteMessage: db.prepare('DELETE FROM messages WHERE recipient = ? AND id = ?'),
-      queueLen: db.prepare('SELECT count(*) AS n FROM messages WHERE recipient = ?'),
       fetchQueue: db.prepare(
         'SELECT id, sender, sender_device, kind, body, ts, expires_at FROM messages WHERE recipient = ? AND id > ? AND expires_at > ? ORDER BY id LIMIT ?',
       ),
@@ -183,7 +220,6 @@ export class SqliteStore implements Store {
     const row = Number(r.lastInsertRowid);
     for (const p of k.preKeys) this.#s.insertPreKey.run(row, p.keyId, buf(p.publicKey));
     for (const p of k.kyberPreKeys) this.#s.insertKyberPreKey.run(row, p.keyId, buf(p.publicKey), buf(p.signature));
-    this.#exists.delete(addressKey({ username, deviceId }));
   }
 
   async createAccount(
@@ -224,8 +260,7 @@ export class SqliteStore implements Store {
       return this.#s.deleteDevice.run(key).changes === 1;
     });
     const removed = tx.immediate();
-    this.#exists.delete(key);
-    this.#queueLen.delete(key);
+    this.#invalidate();
     return removed;
   }
 
@@ -314,63 +349,18 @@ export class SqliteStore implements Store {
     this.#s.insertInvite.run(buf(hash), createdAt, expiresAt);
   }
 
-  #deviceExists(key: string): boolean {
-    let e = this.#exists.get(key);
-    if (e === undefined) {
-      e = this.#s.deviceByAddr.get(key) !== undefined;
-      if (this.#exists.size >= CACHE_MAX_ENTRIES) this.#exists.clear();
-      this.#exists.set(key, e);
-    }
-    return e;
-  }
-
-  #queueLength(key: string): number {
-    let n = this.#queueLen.get(key);
-    if (n === undefined) {
-      n = (this.#s.queueLen.get(key) as Row)['n'] as number;
-      if (this.#queueLen.size >= CACHE_MAX_ENTRIES) this.#queueLen.clear();
-      this.#queueLen.set(key, n);
-    }
-    return n;
-  }
-
   async writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]> {
-    const lenDelta = new Map<string, number>();
-    const tx = this.#db.transaction((): EnqueueResult[] => {
-      const results: EnqueueResult[] = [];
-      for (const a of acks) {
-        const key = addressKey(a.to);
-        if (this.#s.deleteMessage.run(key, a.id).changes === 1) lenDelta.set(key, (lenDelta.get(key) ?? 0) - 1);
-      }
-      for (const m of messages) {
-        const key = addressKey(m.to);
-        if (!this.#deviceExists(key)) {
-          results.push({ ok: false, code: 'NOT_FOUND' });
-          continue;
-        }
-        if (this.#queueLength(key) + (lenDelta.get(key) ?? 0) >= maxQueue) {
-          results.push({ ok: false, code: 'MAILBOX_FULL' });
-          continue;
-        }
-        const r = this.#s.insertMessage.run(key, m.from.username, m.from.deviceId, m.kind, buf(m.body), m.timestamp, m.expiresAt);
-        lenDelta.set(key, (lenDelta.get(key) ?? 0) + 1);
-        results.push({ ok: true, id: Number(r.lastInsertRowid) });
-      }
-      return results;
+    if (this.#worker === undefined) return this.#writer.write(messages, acks, maxQueue);
+    return this.#call({ op: 'write', seq: 0, messages, acks, maxQueue }) as Promise<EnqueueResult[]>;
+  }
+
+  #call(req: WorkerRequest & { seq: number }): Promise<unknown> {
+    const w = this.#worker!;
+    req.seq = ++this.#seq;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(req.seq, { resolve, reject });
+      w.postMessage(req);
     });
-    let results: EnqueueResult[];
-    try {
-      results = tx.immediate();
-    } catch (e) {
-      // The transaction rolled back; the length cache may be stale in no direction we can know.
-      this.#queueLen.clear();
-      throw e;
-    }
-    for (const [key, d] of lenDelta) {
-      const n = this.#queueLen.get(key);
-      if (n !== undefined) this.#queueLen.set(key, Math.max(0, n + d));
-    }
-    return results;
   }
 
   async fetchQueue(to: Address, afterId: number, limit: number, now: number): Promise<StoredMessage[]> {
@@ -392,7 +382,7 @@ export class SqliteStore implements Store {
       return this.#s.expireMessages.run(now).changes;
     });
     const n = tx.immediate();
-    if (n > 0) this.#queueLen.clear();
+    if (n > 0) this.#invalidate();
     for (const [k, t] of this.#tickets) if (t.expiresAt <= now) this.#tickets.delete(k);
     return n;
   }
@@ -418,7 +408,17 @@ export class SqliteStore implements Store {
     };
   }
 
+  #invalidate(): void {
+    this.#writer.invalidate();
+    this.#worker?.postMessage({ op: 'invalidate' } satisfies WorkerRequest);
+  }
+
   async close(): Promise<void> {
+    if (this.#worker !== undefined && !this.#closed) {
+      this.#closed = true;
+      await this.#call({ op: 'close', seq: 0 });
+      await this.#worker.terminate();
+    }
     if (this.#db.open) this.#db.close();
   }
 }

@@ -16,6 +16,12 @@ storeConformance('sqlite (file)', async () => {
   return new SqliteStore({ path: join(dir, 'sub', 'tacit.db') });
 });
 
+storeConformance('sqlite (file, worker)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
+  dirs.push(dir);
+  return new SqliteStore({ path: join(dir, 'tacit.db'), worker: true });
+});
+
 test('sqlite: WAL with synchronous=FULL (acknowledged messages survive power loss)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
   dirs.push(dir);

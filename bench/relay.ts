@@ -1,0 +1,122 @@
+// Relay benchmark: tacit's server (SQLite, every message durably stored before it is
+// acknowledged) against a bare `ws` relay, N = 100 and N = 1000 connected devices, 1 KiB
+// payloads to random peers. Servers and the load generator each run in their own process.
+//
+//   npm run bench:relay [-- --quick]
+//
+// Prints one line per run and, last, one JSON object:
+// {"saturated":{"n100":{"tacit":N,"bare":N},"n1000":{...}},"p99ms":{...},"lost":{...},"idleKiB":{...}}
+// Benchmarks assert nothing; the machine is shared and noisy, so compare the two in the same run.
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+
+const quick = process.argv.includes('--quick');
+const here = import.meta.dirname;
+const execArgv = ['--import', 'tsx', '--expose-gc'];
+
+/** BENCH_CPU_PROF=<dir> profiles the servers (node --cpu-prof); see bench/profile-summary.ts. */
+const prof = process.env['BENCH_CPU_PROF'];
+/** BENCH_ONLY=tacit|bare and BENCH_N=100|1000 narrow the matrix while optimising. */
+const only = process.env['BENCH_ONLY'];
+const onlyN = process.env['BENCH_N'];
+
+function child(file: string): ChildProcess {
+  const args = prof && file.endsWith('-server.ts') ? [...execArgv, '--cpu-prof', `--cpu-prof-dir=${prof}`] : execArgv;
+  return fork(resolve(here, 'relay', file), [], { execArgv: args, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function request<T>(c: ChildProcess, msg: object, pick: (m: Record<string, unknown>) => T | undefined): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const on = (m: Record<string, unknown>) => {
+      if (m['ev'] === 'error') {
+        c.off('message', on);
+        reject(new Error(String(m['message'])));
+        return;
+      }
+      const v = pick(m);
+      if (v !== undefined) {
+        c.off('message', on);
+        resolvePromise(v);
+      }
+    };
+    c.on('message', on);
+    if (Object.keys(msg).length > 0) c.send(msg);
+  });
+}
+
+/** CPU seconds (user + system) a child has used so far, from /proc (Linux). */
+function cpuSeconds(c: ChildProcess): number {
+  try {
+    const f = readFileSync(`/proc/${c.pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+const mem = (server: ChildProcess) => request(server, { cmd: 'mem' }, (m) => m['rss'] as number | undefined);
+
+interface Result {
+  saturated: number;
+  p50: number;
+  p99: number;
+  lost: number;
+  idleKiB: number;
+  [k: string]: number;
+}
+
+async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
+  const server = child(kind === 'tacit' ? 'tacit-server.ts' : 'bare-server.ts');
+  const load = child('load.ts');
+  try {
+    const port = await request(server, {}, (m) => m['port'] as number | undefined);
+    const setup = { kind, port, n, saturateMs: quick ? 2000 : 5000, fixedRate: 5000, fixedMs: quick ? 2000 : 5000 };
+    await request(load, { cmd: 'setup', setup }, (m) => (m['ev'] === 'registered' ? true : undefined));
+    const before = await mem(server);
+    await request(load, { cmd: 'connect' }, (m) => (m['ev'] === 'connected' ? true : undefined));
+    const after = await mem(server);
+    const cpu0 = [cpuSeconds(server), cpuSeconds(load)];
+    const t0 = Date.now();
+    const r = await request(load, { cmd: 'run' }, (m) => (m['ev'] === 'done' ? (m['result'] as Record<string, number>) : undefined));
+    const wall = (Date.now() - t0) / 1000;
+    const cpu = `cpu server ${Math.round(((cpuSeconds(server) - cpu0[0]!) / wall) * 100)}% load ${Math.round(((cpuSeconds(load) - cpu0[1]!) / wall) * 100)}%`;
+    const idleKiB = Math.round(((after - before) / n / 1024) * 10) / 10;
+    const result = { ...r, idleKiB } as Result;
+    console.log(
+      `${kind.padEnd(5)} n=${String(n).padEnd(4)} saturated ${result.saturated} msg/s | at 5000/s (achieved ${result['fixedAchievedRate']}/s): p50 ${result.p50} ms p99 ${result.p99} ms | sent ${result['sent']} lost ${result.lost} dup ${result['duplicates']} errors ${result['errors']} | idle ${idleKiB} KiB/conn | ${cpu}`,
+    );
+    return result;
+  } finally {
+    load.send({ cmd: 'stop' });
+    server.disconnect();
+    await Promise.all([once(load, 'exit'), once(server, 'exit')]);
+  }
+}
+
+const out = {
+  saturated: { n100: { tacit: 0, bare: 0 }, n1000: { tacit: 0, bare: 0 } },
+  p99ms: { n100: { tacit: 0, bare: 0 }, n1000: { tacit: 0, bare: 0 } },
+  lost: { tacit: 0, bare: 0 },
+  idleKiB: { tacit: 0, bare: 0 },
+};
+for (const n of [100, 1000] as const) {
+  if (onlyN !== undefined && String(n) !== onlyN) continue;
+  for (const kind of ['bare', 'tacit'] as const) {
+    if (only !== undefined && kind !== only) continue;
+    const r = await runOne(kind, n);
+    const key = n === 100 ? 'n100' : 'n1000';
+    out.saturated[key][kind] = r.saturated;
+    out.p99ms[key][kind] = r.p99;
+    out.lost[kind] += r.lost;
+    if (n === 1000) out.idleKiB[kind] = r.idleKiB;
+  }
+}
+const ratio = (a: number, b: number) => (b === 0 ? NaN : Math.round((a / b) * 100) / 100);
+console.log(
+  `ratios tacit/bare: saturated n100 ${ratio(out.saturated.n100.tacit, out.saturated.n100.bare)}, n1000 ${ratio(out.saturated.n1000.tacit, out.saturated.n1000.bare)}; ` +
+    `p99 n100 ${ratio(out.p99ms.n100.tacit, out.p99ms.n100.bare)}, n1000 ${ratio(out.p99ms.n1000.tacit, out.p99ms.n1000.bare)}`,
+);
+console.log(JSON.stringify(out));
