@@ -1,0 +1,106 @@
+import { useEffect, useState } from 'preact/hooks';
+import type { Chat } from '../chat.js';
+import { Register } from './register.js';
+import { ConversationList } from './conversations.js';
+import { Conversation } from './conversation.js';
+import { SafetyNumber } from './safety.js';
+import { parseRoute, type Route } from './route.js';
+
+function useChat(chat: Chat): number {
+  const [version, setVersion] = useState(chat.version);
+  useEffect(() => chat.subscribe(() => setVersion(chat.version)), [chat]);
+  return version;
+}
+
+function useRoute(): Route {
+  const [route, setRoute] = useState<Route>(() => parseRoute(location.hash));
+  useEffect(() => {
+    const on = () => setRoute(parseRoute(location.hash));
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  return route;
+}
+
+const CONNECTION_LABEL = { connecting: 'Connecting…', online: 'Online', offline: 'Offline — reconnecting', stopped: 'Disconnected' } as const;
+
+export function App({ chat }: { chat: Chat }) {
+  useChat(chat);
+  const route = useRoute();
+  const phase = chat.phase;
+
+  if (phase.kind === 'loading') return <p class="boot" role="status">Opening tacit…</p>;
+  if (phase.kind === 'other-tab') {
+    return (
+      <main class="card notice" aria-labelledby="other-title">
+        <h1 id="other-title">tacit is open in another tab</h1>
+        <p>One tab at a time holds your keys and connection. Close the other tab, then reload this one.</p>
+        <button type="button" onClick={() => location.reload()}>Reload</button>
+      </main>
+    );
+  }
+  if (phase.kind === 'fatal') {
+    return (
+      <main class="card notice" aria-labelledby="fatal-title">
+        <h1 id="fatal-title">tacit stopped</h1>
+        <p role="alert">{phase.message}</p>
+        <button type="button" class="primary" onClick={() => location.reload()}>
+          Reload
+        </button>{' '}
+        {chat.hasAccount && <SignOut chat={chat} />}
+      </main>
+    );
+  }
+  if (phase.kind === 'register') return <Register chat={chat} busy={phase.busy} error={phase.error} />;
+
+  const contact = route.view === 'list' ? undefined : route.contact;
+  return (
+    <div class={`shell ${contact ? 'has-contact' : 'no-contact'}`}>
+      <header class="topbar">
+        <span class="brand" aria-hidden="true">tacit</span>
+        <span class="me">
+          <span class="me-label">Signed in as </span>
+          <strong data-testid="me">{chat.username}</strong>
+        </span>
+        <span class={`conn conn-${chat.connection}`} role="status" data-testid="connection">
+          {CONNECTION_LABEL[chat.connection]}
+        </span>
+        <SignOut chat={chat} />
+      </header>
+      <nav class="sidebar" aria-label="Conversations">
+        <ConversationList chat={chat} selected={contact} />
+      </nav>
+      <main class="pane">
+        {route.view === 'chat' && <Conversation key={route.contact} chat={chat} contact={route.contact} />}
+        {route.view === 'safety' && <SafetyNumber key={route.contact} chat={chat} contact={route.contact} />}
+        {route.view === 'list' && (
+          <div class="empty">
+            <p>Select a conversation, or start one by username.</p>
+          </div>
+        )}
+      </main>
+    </div>
+  );
+}
+
+function SignOut({ chat }: { chat: Chat }) {
+  const [confirming, setConfirming] = useState(false);
+  if (!confirming) {
+    return (
+      <button type="button" class="link" onClick={() => setConfirming(true)}>
+        Sign out
+      </button>
+    );
+  }
+  return (
+    <span class="confirm" role="group" aria-label="Confirm sign out">
+      <span>Delete this browser’s keys and history?</span>
+      <button type="button" class="danger" onClick={() => void chat.signOut()}>
+        Delete
+      </button>
+      <button type="button" onClick={() => setConfirming(false)} autoFocus>
+        Cancel
+      </button>
+    </span>
+  );
+}

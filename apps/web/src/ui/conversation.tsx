@@ -1,0 +1,158 @@
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { MAX_TEXT_LENGTH } from '@tacit/client';
+import type { Chat, MessageView } from '../chat.js';
+import { href } from './route.js';
+
+const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const DAY = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+
+function when(at: number): string {
+  const d = new Date(at);
+  if (Number.isNaN(d.getTime())) return '';
+  const today = new Date();
+  return d.toDateString() === today.toDateString() ? TIME.format(d) : `${DAY.format(d)} ${TIME.format(d)}`;
+}
+
+export function Conversation({ chat, contact }: { chat: Chat; contact: string }) {
+  const messages = chat.messages(contact);
+  const blocked = chat.identityChanged(contact);
+  const failedDecrypts = chat.undecryptable.get(contact) ?? 0;
+  const listRef = useRef<HTMLOListElement>(null);
+  const unread = messages.some((m) => m.dir === 'in' && m.read === false);
+
+  // Messages on screen are read (only while the tab is visible).
+  useEffect(() => {
+    if (!unread) return;
+    const mark = () => {
+      if (document.visibilityState === 'visible') void chat.markRead(contact).catch(() => undefined);
+    };
+    mark();
+    document.addEventListener('visibilitychange', mark);
+    return () => document.removeEventListener('visibilitychange', mark);
+  }, [chat, contact, unread, messages.length]);
+
+  // Keep the newest message in view.
+  useLayoutEffect(() => {
+    const el = listRef.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [messages.length, contact]);
+
+  return (
+    <section class="conversation" aria-labelledby="conv-title">
+      <header class="conv-header">
+        <a class="back" href={href({ view: 'list' })} aria-label="Back to conversations">
+          <span aria-hidden="true">‹</span> <span class="back-text">Conversations</span>
+        </a>
+        <h2 id="conv-title">{contact}</h2>
+        <a class="safety-link" href={href({ view: 'safety', contact })}>
+          Safety number
+        </a>
+      </header>
+      <ol class="messages" ref={listRef} aria-label={`Messages with ${contact}`} aria-live="polite" data-testid="messages">
+        {messages.length === 0 && <li class="hint pad">No messages yet. Say hello — only {contact} can read it.</li>}
+        {messages.map((m) => (
+          <Message key={m.key} chat={chat} contact={contact} m={m} />
+        ))}
+      </ol>
+      {failedDecrypts > 0 && (
+        <p class="system" role="status">
+          {failedDecrypts === 1 ? 'A message' : `${failedDecrypts} messages`} from {contact} could not be decrypted and {failedDecrypts === 1 ? 'was' : 'were'} dropped.
+        </p>
+      )}
+      {blocked ? <IdentityWarning contact={contact} /> : <Composer chat={chat} contact={contact} />}
+    </section>
+  );
+}
+
+const STATE_TEXT = { sending: 'Sending…', sent: 'Stored by server', failed: 'Failed', unconfirmed: 'Not confirmed' } as const;
+
+function Message({ chat, contact, m }: { chat: Chat; contact: string; m: MessageView }) {
+  return (
+    <li class={`msg ${m.dir} ${m.state ?? ''}`} data-dir={m.dir} data-state={m.state}>
+      <span class="visually-hidden">{m.dir === 'in' ? `${contact} said: ` : 'You said: '}</span>
+      <p class="msg-text">{m.text}</p>
+      <span class="msg-meta">
+        <time dateTime={new Date(m.at).toISOString()}>{when(m.at)}</time>
+        {m.state && (
+          <span class="msg-state" data-testid="msg-state">
+            {' · '}
+            {m.state === 'sent' ? <span aria-hidden="true">✓ </span> : null}
+            {STATE_TEXT[m.state]}
+          </span>
+        )}
+      </span>
+      {m.error && <span class="msg-error">{m.error}</span>}
+      {(m.state === 'failed' || m.state === 'unconfirmed') && m.localId && (
+        <button type="button" class="retry" onClick={() => void chat.retry(contact, m.localId!)}>
+          {m.state === 'failed' ? 'Retry' : 'Send again'}
+        </button>
+      )}
+    </li>
+  );
+}
+
+function Composer({ chat, contact }: { chat: Chat; contact: string }) {
+  const [text, setText] = useState('');
+  const ref = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => ref.current?.focus(), [contact]);
+  const send = () => {
+    const t = text;
+    if (t.trim() === '') return;
+    setText('');
+    void chat.send(contact, t);
+    ref.current?.focus();
+  };
+  return (
+    <form
+      class="composer"
+      onSubmit={(e) => {
+        e.preventDefault();
+        send();
+      }}
+    >
+      <label for="composer-text" class="visually-hidden">
+        Message to {contact}
+      </label>
+      <textarea
+        id="composer-text"
+        ref={ref}
+        rows={1}
+        maxLength={MAX_TEXT_LENGTH}
+        placeholder={`Message ${contact}`}
+        value={text}
+        onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+        onKeyDown={(e) => {
+          // Enter sends; Shift+Enter is a new line; IME composition is left alone.
+          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+            e.preventDefault();
+            send();
+          }
+        }}
+        aria-describedby="composer-hint"
+      />
+      <span id="composer-hint" class="visually-hidden">
+        Enter sends, Shift+Enter adds a line.
+      </span>
+      <button type="submit" class="primary">
+        Send
+      </button>
+    </form>
+  );
+}
+
+function IdentityWarning({ contact }: { contact: string }) {
+  const ref = useRef<HTMLAnchorElement>(null);
+  useEffect(() => ref.current?.focus(), [contact]);
+  return (
+    <div class="identity-warning" role="alert" data-testid="identity-warning">
+      <h3>Your safety number with {contact} has changed</h3>
+      <p>
+        This happens when {contact} reinstalls tacit or registers again — or when someone is trying to intercept your conversation. Sending is paused, and
+        messages from {contact} are held unread, until you compare the new safety number with {contact} in person or over another channel you trust.
+      </p>
+      <a ref={ref} class="button primary" href={href({ view: 'safety', contact })}>
+        Compare safety numbers
+      </a>
+    </div>
+  );
+}

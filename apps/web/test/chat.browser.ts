@@ -1,0 +1,242 @@
+/**
+ * The browser client end to end: a real tacit server process, Debian's chromium (playwright-core),
+ * the CLI. Steps run in order and build on each other, like a team's first day:
+ *   register (invite codes) → chat both ways → offline delivery → reload → browser ↔ CLI →
+ *   failed send and retry → identity change (warning, blocked, compare, accept).
+ * Screenshots of the main screens go to docs/screenshots/.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Cli, DESKTOP, PHONE, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import * as ui from './ui.ts';
+
+describe('tacit web client', { timeout: 15 * 60_000 }, () => {
+  let server: ServerProcess;
+  let invites: string[] = [];
+  const alice = new Profile('alice', DESKTOP);
+  const bob = new Profile('bob', PHONE);
+  const carolHome = tempDir('carol');
+  const daveHome = tempDir('dave');
+  const carol = new Cli(carolHome);
+  const dave = new Cli(daveHome);
+  const dataDir = tempDir('server');
+
+  before(async () => {
+    assertBuilt();
+    server = new ServerProcess(dataDir, await freePort(), 'invite');
+    await server.start();
+    assert.ok(server.firstInvite, 'the first start prints an invite code');
+    invites = [server.firstInvite, ...(await server.invites(4))];
+  });
+
+  after(async () => {
+    await alice.close().catch(() => undefined);
+    await bob.close().catch(() => undefined);
+    await server?.stop();
+    for (const p of [alice, bob]) {
+      assert.deepEqual(p.foreignRequests(server.url), [], `${p.dir}: the page only talks to the tacit server`);
+      assert.deepEqual(p.pageErrors, [], 'no uncaught errors in the page');
+      p.destroy();
+    }
+    for (const d of [carolHome, daveHome, dataDir]) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('registers two browser users with invite codes (a wrong code is refused)', async () => {
+    const a = await alice.open(server.url);
+    await a.getByLabel('Username').waitFor();
+    await screenshot(a, 'register-desktop');
+    await ui.register(a, 'alice', invites[0]);
+    await screenshot(a, 'empty-desktop');
+
+    const b = await bob.open(server.url);
+    await b.getByLabel('Username').fill('bob');
+    await b.getByLabel('Invite code').fill('not-a-real-invite');
+    await b.getByRole('button', { name: 'Register' }).click();
+    await b.getByRole('alert').filter({ hasText: /invite/i }).waitFor();
+    await screenshot(b, 'register-error-phone');
+    await ui.register(b, 'bob', invites[1]);
+  });
+
+  it('chats both ways in real time, with per-message state and unread counts', async () => {
+    const a = alice.page;
+    const b = bob.page;
+    await ui.startConversation(a, 'bob');
+    await ui.send(a, 'hello bob, this is alice');
+    await ui.waitOutgoing(a, 'hello bob, this is alice', 'sent');
+
+    // Bob's list shows the new conversation with one unread message.
+    await ui.waitUnread(b, 'alice', 1);
+    await screenshot(b, 'conversations-phone');
+    await ui.openConversation(b, 'alice');
+    await ui.waitIncoming(b, 'hello bob, this is alice');
+    await ui.send(b, 'hi alice! multi\nline reply');
+    await ui.waitOutgoing(b, 'hi alice!', 'sent');
+    await screenshot(b, 'conversation-phone');
+    await ui.waitIncoming(a, 'hi alice!');
+    // Seen while open: no unread badge left on either side.
+    await b.locator('a.back').click();
+    await b.locator('a[data-contact="alice"]').waitFor();
+    assert.equal(await ui.unreadCount(b, 'alice'), 0);
+    await screenshot(a, 'conversation-desktop');
+  });
+
+  it('delivers messages sent while the other browser was closed, when it reopens', async () => {
+    await bob.close();
+    const a = alice.page;
+    await ui.send(a, 'first while you were away');
+    await ui.send(a, 'second while you were away');
+    await ui.waitOutgoing(a, 'first while you were away', 'sent');
+    await ui.waitOutgoing(a, 'second while you were away', 'sent');
+
+    const b = await bob.open(server.url);
+    await b.getByTestId('me').filter({ hasText: 'bob' }).waitFor();
+    await ui.waitUnread(b, 'alice', 2);
+    await ui.openConversation(b, 'alice');
+    await ui.waitIncoming(b, 'second while you were away');
+    assert.deepEqual(await ui.transcript(b), [
+      'in:hello bob, this is alice',
+      'out:hi alice! multi\nline reply',
+      'in:first while you were away',
+      'in:second while you were away',
+    ]);
+  });
+
+  it('keeps keys and history across a reload', async () => {
+    const a = alice.page;
+    const before = await ui.transcript(a);
+    await a.reload();
+    await a.getByTestId('me').filter({ hasText: 'alice' }).waitFor();
+    await ui.openConversation(a, 'bob');
+    await ui.waitIncoming(a, 'hi alice!');
+    assert.deepEqual(await ui.transcript(a), before);
+    // Same keys: the session continues (no new registration, messages still flow both ways).
+    await ui.send(a, 'after reload');
+    await ui.waitOutgoing(a, 'after reload', 'sent');
+    await ui.waitIncoming(bob.page, 'after reload');
+    // The sealed state is in IndexedDB under a non-extractable key.
+    // (A string, not a function: the test runner's transpiler would add helpers the page lacks.)
+    const key = (await a.evaluate(`(async () => {
+      const db = await new Promise((res, rej) => {
+        const r = indexedDB.open('tacit');
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(new Error('open'));
+      });
+      const tx = db.transaction('records', 'readonly');
+      const get = (k) => new Promise((res) => {
+        const r = tx.objectStore('records').get(k);
+        r.onsuccess = () => res(r.result);
+      });
+      const k = await get('sealing-key');
+      const state = await get('client-state');
+      const plain = new TextDecoder('utf-8', { fatal: false }).decode(state.ct);
+      db.close();
+      return { extractable: k.extractable, alg: k.algorithm.name, sealedBytes: state.ct.byteLength, leaks: plain.includes('after reload') || plain.includes('identityKeyPair') };
+    })()`)) as { extractable: boolean; alg: string; sealedBytes: number; leaks: boolean };
+    assert.deepEqual({ extractable: key.extractable, alg: key.alg, leaks: key.leaks }, { extractable: false, alg: 'AES-GCM', leaks: false });
+    assert.ok(key.sealedBytes > 1000);
+  });
+
+  it('chats with a CLI user through the same server', async () => {
+    let r = await carol.run('register', 'carol', '--server', server.url, '--invite', invites[2]!);
+    assert.equal(r.code, 0, r.stderr);
+    r = await carol.run('send', 'alice', 'hello from the terminal');
+    assert.equal(r.code, 0, r.stderr);
+
+    const a = alice.page;
+    await ui.toList(a);
+    await ui.waitUnread(a, 'carol', 1);
+    await ui.openConversation(a, 'carol');
+    await ui.waitIncoming(a, 'hello from the terminal');
+    await ui.send(a, 'hello from the browser');
+    await ui.waitOutgoing(a, 'hello from the browser', 'sent');
+
+    r = await carol.run('recv', '--wait', '60');
+    assert.equal(r.code, 0, r.stderr);
+    const got = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { event: string; from?: string; text?: string })
+      .filter((e) => e.event === 'message');
+    assert.deepEqual(
+      got.map((e) => [e.from, e.text]),
+      [['alice', 'hello from the browser']],
+    );
+  });
+
+  it('shows a failed send with a retry when the server is unreachable', async () => {
+    let r = await dave.run('register', 'dave', '--server', server.url, '--invite', invites[3]!);
+    assert.equal(r.code, 0, r.stderr);
+    const a = alice.page;
+    await ui.toList(a);
+    await ui.startConversation(a, 'dave');
+    await server.stop();
+    await a.getByTestId('connection').filter({ hasText: /offline/i }).waitFor();
+    // No session with dave yet: the key bundle cannot be fetched, so the send fails visibly.
+    await ui.send(a, 'are you there, dave?');
+    await ui.waitOutgoing(a, 'are you there, dave?', 'failed');
+    await a.getByRole('button', { name: 'Retry' }).waitFor();
+    await screenshot(a, 'failed-retry-desktop');
+
+    await server.start();
+    await a.getByTestId('connection').filter({ hasText: 'Online' }).waitFor();
+    await a.getByRole('button', { name: 'Retry' }).click();
+    await ui.waitOutgoing(a, 'are you there, dave?', 'sent');
+    r = await dave.run('recv', '--wait', '60');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /are you there, dave\?/);
+  });
+
+  it('warns when a contact’s identity changes and blocks sending until the user compares and accepts', async () => {
+    const a = alice.page;
+    // Bob loses his device and registers again under the same name: new identity key.
+    // (The server has no account reset yet; the operator removes the old account from the database.)
+    await server.stop();
+    const db = new Database(join(dataDir, 'tacit.db'));
+    db.pragma('foreign_keys = ON');
+    db.prepare('DELETE FROM accounts WHERE username = ?').run('bob');
+    db.prepare("DELETE FROM messages WHERE recipient LIKE 'bob.%' OR recipient = 'bob'").run();
+    db.close();
+    await server.start();
+
+    const b = bob.page;
+    await b.reload();
+    // The server no longer accepts the old device: the page says so and offers to sign out.
+    await b.getByRole('heading', { name: 'tacit stopped' }).waitFor();
+    await b.getByRole('button', { name: 'Sign out' }).click();
+    await b.getByRole('button', { name: 'Delete' }).click();
+    await b.getByLabel('Username').waitFor();
+    await ui.register(b, 'bob', invites[4]);
+    await ui.startConversation(b, 'alice');
+    await ui.send(b, 'new phone, same bob');
+    await ui.waitOutgoing(b, 'new phone, same bob', 'sent');
+
+    // Alice: the warning replaces the composer; the message is held, not shown.
+    await ui.toList(a);
+    await a.locator('a[data-contact="bob"] .badge.warn').waitFor();
+    await ui.openConversation(a, 'bob');
+    await a.getByTestId('identity-warning').waitFor();
+    assert.equal(await a.locator('#composer-text').count(), 0, 'no composer while the identity is unaccepted');
+    assert.equal(await a.locator('li.msg.in').filter({ hasText: 'new phone, same bob' }).count(), 0);
+    await screenshot(a, 'identity-warning-desktop');
+
+    // Compare: both sides show the same 60 digits.
+    await a.getByRole('link', { name: 'Compare safety numbers' }).click();
+    const aliceDigits = await ui.safetyDigits(a);
+    await b.getByRole('link', { name: 'Safety number' }).click();
+    const bobDigits = await ui.safetyDigits(b);
+    assert.equal(aliceDigits.length, 60);
+    assert.equal(aliceDigits, bobDigits);
+    await screenshot(a, 'safety-number-desktop');
+    await screenshot(b, 'safety-number-phone');
+
+    await a.getByRole('button', { name: /I have compared the numbers/ }).click();
+    await ui.waitIncoming(a, 'new phone, same bob');
+    await ui.send(a, 'welcome back, bob');
+    await ui.waitOutgoing(a, 'welcome back, bob', 'sent');
+    await b.getByRole('link', { name: 'Back to alice' }).click();
+    await ui.waitIncoming(b, 'welcome back, bob');
+  });
+});

@@ -1,0 +1,250 @@
+/**
+ * Browser-test harness: a real tacit server in a child process (loopback, temporary data dir,
+ * serving the built web client), Debian's chromium driven by playwright-core (never a downloaded
+ * browser), and the `tacit` CLI as a child process. Every wait is bounded.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+export const ROOT = resolve(import.meta.dirname, '../../..');
+export const DIST = join(ROOT, 'apps/web/dist');
+export const SCREENSHOTS = join(ROOT, 'docs/screenshots');
+export const CHROMIUM = process.env['TACIT_CHROMIUM'] ?? '/usr/bin/chromium';
+/** Generous: two shared cores run a server, one or two browsers and the CLI at once. */
+export const STEP_TIMEOUT_MS = 60_000;
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export const DESKTOP = { width: 1100, height: 700 };
+export const PHONE = { width: 390, height: 760 };
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `tacit-web-${prefix}-`));
+}
+
+export function assertBuilt(): void {
+  if (!existsSync(join(DIST, 'index.html'))) throw new Error('apps/web/dist is missing: run `npm run build:web` first');
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number, what: string): Promise<RegExpExecArray> {
+  return new Promise((res, rej) => {
+    let buf = '';
+    const timer = setTimeout(() => {
+      cleanup();
+      rej(new Error(`${what}: no matching output within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      const m = re.exec(buf);
+      if (m) {
+        cleanup();
+        res(m);
+      }
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      rej(new Error(`${what}: exited with ${code} before it was ready`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.off('exit', onExit);
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+/** A tacit server process on a fixed loopback port (so it can be restarted under the same URL). */
+export class ServerProcess {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly registration: 'invite' | 'open';
+  #child: ChildProcess | undefined;
+  /** The invite code printed on first start (invite mode). */
+  firstInvite: string | undefined;
+  stderr = '';
+
+  constructor(dataDir: string, port: number, registration: 'invite' | 'open') {
+    this.dataDir = dataDir;
+    this.port = port;
+    this.registration = registration;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  #env(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(this.port),
+      HOST: '127.0.0.1',
+      TACIT_DATA_DIR: this.dataDir,
+      TACIT_STATIC_DIR: DIST,
+      TACIT_REGISTRATION: this.registration,
+      TACIT_LOG_LEVEL: 'warn',
+    };
+    delete env['INIT_CWD'];
+    return env;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts'], { cwd: ROOT, env: this.#env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    child.stderr?.on('data', (d: Buffer) => {
+      this.stderr = (this.stderr + d.toString('utf8')).slice(-20_000);
+    });
+    await waitForLine(child, /tacit server on http:\/\/\S+/, STEP_TIMEOUT_MS, 'tacit server');
+    if (this.registration === 'invite' && this.firstInvite === undefined) {
+      const m = await waitForLine(child, /invite code[^:]*: (\S+)/, 5_000, 'first invite').catch(() => undefined);
+      this.firstInvite = m?.[1];
+    }
+  }
+
+  /** Prints `n` new invite codes with the server's own command (same data dir). */
+  async invites(n: number): Promise<string[]> {
+    const r = await run(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts', 'invite', String(n)], { env: this.#env() });
+    if (r.code !== 0) throw new Error(`invite command failed (${r.code})`);
+    return r.stdout.split('\n').map((s) => s.trim()).filter((s) => s !== '');
+  }
+
+  async stop(): Promise<void> {
+    const c = this.#child;
+    this.#child = undefined;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise<void>((res) => c.once('exit', () => res()));
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((res, rej) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`${args.slice(0, 4).join(' ')}: timed out`));
+    }, opts.timeoutMs ?? STEP_TIMEOUT_MS * 2);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      rej(e);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The `tacit` CLI with its own home and passphrase. */
+export class Cli {
+  readonly home: string;
+  constructor(home: string) {
+    this.home = home;
+  }
+  run(...args: string[]): Promise<RunResult> {
+    const env = { ...process.env, TACIT_PASSPHRASE: 'browser-test passphrase' };
+    delete env['INIT_CWD'];
+    return run(process.execPath, [join(ROOT, 'apps/cli/bin/tacit.js'), '--home', this.home, '--json', ...args], { env });
+  }
+}
+
+/**
+ * One browser profile (a persistent user-data dir): closing and reopening it keeps IndexedDB, as
+ * closing and reopening a real browser does. Records every request, so tests can check that the
+ * page talks to the tacit server only, and every uncaught page error.
+ */
+export class Profile {
+  readonly dir: string;
+  readonly viewport: { width: number; height: number };
+  context: BrowserContext | undefined;
+  page!: Page;
+  readonly requests: string[] = [];
+  readonly pageErrors: string[] = [];
+
+  constructor(name: string, viewport: { width: number; height: number }) {
+    this.dir = tempDir(name);
+    this.viewport = viewport;
+  }
+
+  async open(url: string): Promise<Page> {
+    const ctx = await chromium.launchPersistentContext(this.dir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: this.viewport,
+      serviceWorkers: 'block',
+      acceptDownloads: false,
+      timeout: STEP_TIMEOUT_MS,
+    });
+    ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
+    this.context = ctx;
+    ctx.on('request', (r) => this.requests.push(r.url()));
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    // Only the error class and first line: never a page's full error text (it could quote data).
+    page.on('websocket', (w) => this.requests.push(w.url()));
+    page.on('pageerror', (e) => this.pageErrors.push(`${e.name}: ${e.message.split('\n')[0]?.slice(0, 200)}`));
+    this.page = page;
+    await page.goto(url);
+    return page;
+  }
+
+  async close(): Promise<void> {
+    const c = this.context;
+    this.context = undefined;
+    await c?.close();
+  }
+
+  /** Requests that did not go to `origin` (http or ws) and are not data: URLs. */
+  foreignRequests(origin: string): string[] {
+    const ws = origin.replace(/^http/, 'ws');
+    return this.requests.filter((u) => !u.startsWith(origin + '/') && !u.startsWith(ws + '/') && !u.startsWith('data:'));
+  }
+
+  destroy(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), animations: 'disabled', caret: 'hide' });
+}
