@@ -54,6 +54,9 @@ export function App({ chat }: { chat: Chat }) {
   if (phase.kind === 'register') return <Register chat={chat} busy={phase.busy} error={phase.error} />;
 
   const contact = route.view === 'list' ? undefined : route.contact;
+  const unread = chat.conversations().reduce((n, c) => n + c.unread, 0);
+  const title = unread > 0 ? `(${unread}) tacit` : 'tacit';
+  if (document.title !== title) document.title = title;
   return (
     <div class={`shell ${contact ? 'has-contact' : 'no-contact'}`}>
       <header class="topbar">

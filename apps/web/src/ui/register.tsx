@@ -28,7 +28,7 @@ export function Register({ chat, busy, error }: { chat: Chat; busy: boolean; err
           disabled={busy}
           autoFocus
         />
-        <p class="hint">3–32 characters: letters, digits, “_”, “-” or “.”.</p>
+        <p class="hint">3–32 characters: a letter, then letters, digits, “_” or “-”.</p>
         <label for="reg-invite">Invite code</label>
         <input
           id="reg-invite"
