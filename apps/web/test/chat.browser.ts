@@ -37,6 +37,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await bob.close().catch(() => undefined);
     await server?.stop();
     for (const p of [alice, bob]) {
+      assert.ok(p.requests.length > 0, 'requests were recorded');
       assert.deepEqual(p.foreignRequests(server.url), [], `${p.dir}: the page only talks to the tacit server`);
       assert.deepEqual(p.pageErrors, [], 'no uncaught errors in the page');
       p.destroy();

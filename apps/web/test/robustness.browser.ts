@@ -1,0 +1,130 @@
+/**
+ * The browser client against hostile or unusual input: markup and control characters in messages,
+ * garbage in the URL, a second tab on the same profile, a tampered IndexedDB record. Open
+ * registration (no invite code) on its own server.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { DESKTOP, PHONE, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import * as ui from './ui.ts';
+
+describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }, () => {
+  let server: ServerProcess;
+  const eve = new Profile('eve', DESKTOP);
+  const frank = new Profile('frank', PHONE);
+  const dataDir = tempDir('server2');
+
+  before(async () => {
+    assertBuilt();
+    server = new ServerProcess(dataDir, await freePort(), 'open');
+    await server.start();
+  });
+
+  after(async () => {
+    await eve.close().catch(() => undefined);
+    await frank.close().catch(() => undefined);
+    await server?.stop();
+    for (const p of [eve, frank]) {
+      assert.ok(p.requests.length > 0, 'requests were recorded');
+      assert.deepEqual(p.foreignRequests(server.url), [], 'the page only talks to the tacit server');
+      assert.deepEqual(p.pageErrors, [], 'no uncaught errors in the page');
+      p.destroy();
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('registers without an invite code on an open server; refuses bad usernames and unknown contacts', async () => {
+    const e = await eve.open(server.url);
+    await e.getByLabel('Username').fill('1-not-valid');
+    await e.getByRole('button', { name: 'Register' }).click();
+    await e.getByRole('alert').filter({ hasText: /not a valid username/ }).waitFor();
+    await ui.register(e, 'Eve');
+    // Usernames are case-folded.
+    await e.getByTestId('me').filter({ hasText: /^eve$/ }).waitFor();
+
+    const f = await frank.open(server.url);
+    await ui.register(f, 'frank');
+
+    await ui.toList(e);
+    await e.getByLabel('Start a conversation').fill('nobody-here');
+    await e.getByLabel('Start a conversation').press('Enter');
+    await e.getByRole('alert').filter({ hasText: /no user named nobody-here/ }).waitFor();
+    await e.getByLabel('Start a conversation').fill('eve');
+    await e.getByLabel('Start a conversation').press('Enter');
+    await e.getByRole('alert').filter({ hasText: /That is you/ }).waitFor();
+  });
+
+  it('shows markup, control characters and long messages as text', async () => {
+    const e = eve.page;
+    const f = frank.page;
+    const hostile = [
+      '<img src="x" onerror="window.__pwned = 1"><script>window.__pwned = 2</script>',
+      'rtl \u202Eexe.txt\u202C and zero\u200Bwidth and emoji 🔐',
+      'x'.repeat(16 * 1024),
+      'javascript:alert(1)',
+    ];
+    await ui.startConversation(e, 'frank');
+    for (const t of hostile) {
+      await e.locator('#composer-text').fill(t);
+      await e.getByRole('button', { name: 'Send' }).click();
+    }
+    for (const t of hostile) await ui.waitOutgoing(e, t.slice(0, 30), 'sent');
+    await ui.waitUnread(f, 'eve', hostile.length);
+    await ui.openConversation(f, 'eve');
+    await ui.waitIncoming(f, 'javascript:alert(1)');
+    const texts = await f.locator('li.msg.in .msg-text').allTextContents();
+    assert.deepEqual(texts, hostile);
+    assert.equal(await f.locator('.messages img, .messages script, .messages a').count(), 0);
+    assert.equal(await f.evaluate('window.__pwned'), undefined);
+    // Over the SDK's text limit: the composer stops at it (maxlength), nothing is sent beyond it.
+    await f.locator('#composer-text').fill('y'.repeat(16 * 1024 + 10));
+    assert.equal((await f.locator('#composer-text').inputValue()).length, 16 * 1024);
+    await f.locator('#composer-text').fill('');
+  });
+
+  it('ignores garbage in the URL', async () => {
+    const f = frank.page;
+    for (const hash of ['#/c/%E0%A4%A', '#/c/<script>/safety', `#/c/${'a'.repeat(500)}`, '#/c/eve/../../x', '#/c/EVE/safety/extra', '#%00']) {
+      await f.goto(`${server.url}/${hash}`);
+      await f.getByLabel('Start a conversation').waitFor();
+    }
+    // A valid but differently-cased route still finds the conversation.
+    await f.goto(`${server.url}/#/c/EVE`);
+    await f.locator('#conv-title').filter({ hasText: 'eve' }).waitFor();
+  });
+
+  it('runs the account in one tab only', async () => {
+    const second = await frank.context!.newPage();
+    second.on('pageerror', (e) => frank.pageErrors.push(`${e.name}: ${e.message.split('\n')[0]?.slice(0, 200)}`));
+    await second.goto(server.url);
+    await second.getByRole('heading', { name: 'tacit is open in another tab' }).waitFor();
+    await second.close();
+    // The first tab still works.
+    await ui.send(frank.page, 'still here');
+    await ui.waitOutgoing(frank.page, 'still here', 'sent');
+    await ui.waitIncoming(eve.page, 'still here');
+  });
+
+  it('refuses a tampered local state instead of using it, and can start over', async () => {
+    await frank.close();
+    const e = eve.page;
+    // Flip one ciphertext byte of the sealed SDK state, then reload.
+    const flipped = await e.evaluate(`(async () => {
+      const db = await new Promise((res, rej) => { const r = indexedDB.open('tacit'); r.onsuccess = () => res(r.result); r.onerror = () => rej(new Error('open')); });
+      const rec = await new Promise((res) => { const r = db.transaction('records').objectStore('records').get('client-state'); r.onsuccess = () => res(r.result); });
+      const ct = new Uint8Array(rec.ct.slice(0));
+      ct[100] ^= 1;
+      await new Promise((res) => { const tx = db.transaction('records', 'readwrite'); tx.objectStore('records').put({ ...rec, ct: ct.buffer }, 'client-state'); tx.oncomplete = () => res(); });
+      db.close();
+      return true;
+    })()`);
+    assert.equal(flipped, true);
+    await e.reload();
+    await e.getByRole('heading', { name: 'tacit stopped' }).waitFor();
+    await e.getByRole('alert').filter({ hasText: /does not authenticate/ }).waitFor();
+    await e.getByRole('button', { name: 'Sign out' }).click();
+    await e.getByRole('button', { name: 'Delete' }).click();
+    await e.getByLabel('Username').waitFor();
+  });
+});
