@@ -3,6 +3,7 @@
  * the messages this browser sent (the SDK keeps received messages only), each with its delivery
  * state. One versioned JSON document, sealed in IndexedDB next to the SDK's state.
  */
+import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from '@tacit/api';
 import type { StateVault } from '@tacit/client';
 
 export const JOURNAL_VERSION = 1;
@@ -51,6 +52,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Keys are folded usernames; anything else (including `__proto__`) is dropped. */
+function isName(s: string): boolean {
+  return s.length <= USERNAME_MAX_LENGTH && USERNAME_PATTERN.test(s);
+}
+
 function parseOutgoing(v: unknown): OutgoingMessage | undefined {
   if (!isRecord(v)) return undefined;
   const { localId, text, at, state, error } = v;
@@ -76,13 +82,13 @@ export function decodeJournal(bytes: Uint8Array | undefined): JournalData {
   const conv = v['conversations'];
   if (isRecord(conv)) {
     for (const [name, c] of Object.entries(conv).slice(0, MAX_CONVERSATIONS)) {
-      if (isRecord(c) && typeof c['startedAt'] === 'number') j.conversations[name] = { startedAt: c['startedAt'] };
+      if (isName(name) && isRecord(c) && typeof c['startedAt'] === 'number') j.conversations[name] = { startedAt: c['startedAt'] };
     }
   }
   const out = v['outgoing'];
   if (isRecord(out)) {
     for (const [name, list] of Object.entries(out).slice(0, MAX_CONVERSATIONS)) {
-      if (!Array.isArray(list)) continue;
+      if (!isName(name) || !Array.isArray(list)) continue;
       const msgs = list.slice(-MAX_OUTGOING_PER_CONTACT).map(parseOutgoing).filter((m): m is OutgoingMessage => m !== undefined);
       if (msgs.length > 0) j.outgoing[name] = msgs;
     }
