@@ -13,6 +13,7 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
   let server: ServerProcess;
   const eve = new Profile('eve', DESKTOP);
   const frank = new Profile('frank', PHONE);
+  const gina = new Profile('gina', DESKTOP);
   const dataDir = tempDir('server2');
 
   before(async () => {
@@ -24,8 +25,9 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
   after(async () => {
     await eve.close().catch(() => undefined);
     await frank.close().catch(() => undefined);
+    await gina.close().catch(() => undefined);
     await server?.stop();
-    for (const p of [eve, frank]) {
+    for (const p of [eve, frank, gina]) {
       assert.ok(p.requests.length > 0, 'requests were recorded');
       assert.deepEqual(p.foreignRequests(server.url), [], 'the page only talks to the tacit server');
       assert.deepEqual(p.pageErrors, [], 'no uncaught errors in the page');
@@ -92,6 +94,36 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     // A valid but differently-cased route still finds the conversation.
     await f.goto(`${server.url}/#/c/EVE`);
     await f.locator('#conv-title').filter({ hasText: 'eve' }).waitFor();
+  });
+
+  it('is usable with the keyboard alone', async () => {
+    const g = await gina.open(server.url);
+    const focused = () => g.evaluate('document.activeElement && (document.activeElement.id || document.activeElement.textContent)');
+    // Register: the username field has focus; Tab moves to the invite code; Enter submits.
+    await g.getByLabel('Username').waitFor();
+    assert.equal(await focused(), 'reg-username');
+    await g.keyboard.type('gina');
+    await g.keyboard.press('Tab');
+    assert.equal(await focused(), 'reg-invite');
+    await g.keyboard.press('Enter');
+    await g.getByTestId('me').filter({ hasText: 'gina' }).waitFor();
+    // Tab order: top bar (Sign out), then the new-conversation field.
+    await g.keyboard.press('Tab');
+    assert.equal(await focused(), 'Sign out');
+    await g.keyboard.press('Tab');
+    assert.equal(await focused(), 'new-conv-name');
+    await g.keyboard.type('eve');
+    await g.keyboard.press('Enter');
+    await g.locator('#conv-title').filter({ hasText: 'eve' }).waitFor();
+    // The message box has focus; Shift+Enter is a new line, Enter sends.
+    assert.equal(await focused(), 'composer-text');
+    await g.keyboard.type('typed');
+    await g.keyboard.press('Shift+Enter');
+    await g.keyboard.type('with keys');
+    await g.keyboard.press('Enter');
+    await ui.waitOutgoing(g, 'typed\nwith keys', 'sent');
+    assert.equal(await g.locator('#composer-text').inputValue(), '');
+    await ui.waitUnread(eve.page, 'gina', 1);
   });
 
   it('runs the account in one tab only', async () => {
