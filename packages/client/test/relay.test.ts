@@ -1,0 +1,233 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ERRORS, type Envelope } from '@tacit/api';
+import { Relay, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
+
+/** An in-memory socket pair: the test plays the server. */
+class FakeServer {
+  connections: { handlers: SocketHandlers; sent: unknown[]; closed: boolean }[] = [];
+  factory: SocketFactory = (_url, handlers) => {
+    const conn = { handlers, sent: [] as unknown[], closed: false };
+    this.connections.push(conn);
+    queueMicrotask(() => handlers.open());
+    return {
+      send: (text) => {
+        if (conn.closed) throw new Error('closed');
+        conn.sent.push(JSON.parse(text));
+      },
+      close: () => {
+        conn.closed = true;
+      },
+    };
+  };
+  get last() {
+    return this.connections[this.connections.length - 1]!;
+  }
+  push(frame: unknown): void {
+    this.last.handlers.message(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+  drop(code = 1006, reason = ''): void {
+    this.last.closed = true;
+    this.last.handlers.close(code, reason);
+  }
+}
+
+const creds = { username: 'bob', deviceId: 1, secret: 'A'.repeat(43) + '=' };
+const tick = (ms = 5): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Polls (bounded) until `cond` holds. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2_000; i++) {
+    if (cond()) return;
+    await tick(5);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+function envelope(id: string): Envelope {
+  return { id, type: 'whisper', body: 'AAAA', source: { username: 'alice', deviceId: 1 }, timestamp: 1 };
+}
+
+function makeRelay(server: FakeServer, onEnvelope: (e: Envelope) => Promise<EnvelopeOutcome> = async () => 'ack') {
+  return new Relay({ url: 'ws://test', credentials: creds, connect: server.factory, onEnvelope, backoff: { baseMs: 1, maxMs: 5 }, random: () => 0.5 });
+}
+
+test('authenticates with the first frame, then sends queued messages once ready', async () => {
+  const server = new FakeServer();
+  const relay = makeRelay(server);
+  const sent = relay.send({ type: 'send', id: 'c1', to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+  relay.start();
+  await until(() => server.connections.length === 1 && server.last.sent.length === 1, 'auth');
+  assert.deepEqual(server.last.sent[0], { type: 'auth', ...creds });
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  await until(() => server.last.sent.length === 2, 'send');
+  assert.equal((server.last.sent[1] as { id: string }).id, 'c1');
+  server.push({ type: 'sent', id: 'c1', serverId: 's1', timestamp: 5 });
+  assert.deepEqual(await sent, { serverId: 's1', timestamp: 5 });
+  relay.close();
+});
+
+test('after a dropped connection it reconnects and resends unconfirmed sends with the same id, in order', async () => {
+  const server = new FakeServer();
+  const relay = makeRelay(server);
+  relay.start();
+  await until(() => server.connections.length === 1 && server.last.sent.length === 1, 'auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  const a = relay.send({ type: 'send', id: 'a', to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+  const b = relay.send({ type: 'send', id: 'b', to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+  await until(() => server.last.sent.length === 3, 'two sends');
+  server.push({ type: 'sent', id: 'a', serverId: '1', timestamp: 1 });
+  await a;
+  server.drop();
+  await until(() => server.connections.length === 2 && server.last.sent.length === 1, 'reconnect + auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  await until(() => server.last.sent.length === 2, 'resend');
+  assert.deepEqual(
+    server.last.sent.map((f) => (f as { type: string; id?: string }).id ?? (f as { type: string }).type),
+    ['auth', 'b'],
+  );
+  server.push({ type: 'sent', id: 'b', serverId: '2', timestamp: 2 });
+  assert.equal((await b).serverId, '2');
+  relay.close();
+});
+
+test('acks each envelope only after the handler stored it, one at a time in order; drained after queue-empty', async () => {
+  const server = new FakeServer();
+  const order: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const relay = makeRelay(server, async (e) => {
+    order.push(`start ${e.id}`);
+    if (e.id === '1') await gate;
+    order.push(`end ${e.id}`);
+    return 'ack';
+  });
+  let drained = false;
+  relay.on('drained', () => (drained = true));
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  server.push({ type: 'message', envelope: envelope('1') });
+  server.push({ type: 'message', envelope: envelope('2') });
+  server.push({ type: 'queue-empty' });
+  await tick(20);
+  assert.deepEqual(order, ['start 1']);
+  assert.equal(server.last.sent.length, 1); // no ack yet
+  assert.equal(drained, false);
+  release();
+  await until(() => drained, 'drained');
+  assert.deepEqual(order, ['start 1', 'end 1', 'start 2', 'end 2']);
+  assert.deepEqual(server.last.sent.slice(1), [
+    { type: 'ack', id: '1' },
+    { type: 'ack', id: '2' },
+  ]);
+  relay.close();
+});
+
+test('a handler failure means no ack (the server redelivers later)', async () => {
+  const server = new FakeServer();
+  const relay = makeRelay(server, async () => {
+    throw new Error('disk full');
+  });
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  server.push({ type: 'message', envelope: envelope('9') });
+  let drained = false;
+  relay.on('drained', () => (drained = true));
+  server.push({ type: 'queue-empty' });
+  await until(() => drained, 'drained');
+  assert.equal(server.last.sent.length, 1);
+  relay.close();
+});
+
+test('frames that break the contract are dropped without disturbing the connection', async () => {
+  const server = new FakeServer();
+  const seen: string[] = [];
+  const relay = makeRelay(server, async (e) => {
+    seen.push(e.id);
+    return 'ack';
+  });
+  const rejected: string[] = [];
+  relay.on('rejectedFrame', (r) => rejected.push(r));
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  server.push('not json {');
+  server.push({ type: 'message', envelope: envelope('early') }); // before ready
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  for (const bad of [
+    [],
+    null,
+    42,
+    '"str"',
+    { type: 'message' },
+    { type: 'message', envelope: { ...envelope('x'), body: '!!!' } },
+    { type: 'message', envelope: { ...envelope('x'), source: { username: 'A B', deviceId: 1 } } },
+    { type: 'message', envelope: { ...envelope('x'), extra: 1 } },
+    { type: 'sent', id: 'nobody', serverId: '1', timestamp: 1 },
+    { type: 'bogus' },
+    { type: 'ready', username: 'bob', deviceId: 1 },
+  ]) {
+    server.push(typeof bad === 'string' ? bad : JSON.stringify(bad));
+  }
+  server.push({ type: 'message', envelope: envelope('good') });
+  let drained = false;
+  relay.on('drained', () => (drained = true));
+  server.push({ type: 'queue-empty' });
+  await until(() => drained, 'drained');
+  assert.deepEqual(seen, ['good']);
+  assert.ok(rejected.length >= 12, `rejected ${rejected.length}`);
+  assert.equal(relay.state, 'ready');
+  relay.close();
+});
+
+test('REPLACED and UNAUTHORIZED closes are fatal: no reconnect loop, pending sends fail', async () => {
+  for (const code of ['REPLACED', 'UNAUTHORIZED'] as const) {
+    const server = new FakeServer();
+    const relay = makeRelay(server);
+    const fatal: string[] = [];
+    relay.on('fatal', (e) => fatal.push(e.serverCode ?? ''));
+    relay.start();
+    await until(() => server.last?.sent.length === 1, 'auth');
+    const p = relay.send({ type: 'send', id: 'z', to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+    server.drop(ERRORS[code].close, code);
+    await assert.rejects(p, (e: { serverCode?: string }) => e.serverCode === code);
+    await tick(30);
+    assert.equal(server.connections.length, 1);
+    assert.deepEqual(fatal, [code]);
+    assert.equal(relay.state, 'closed');
+  }
+});
+
+test('a retriable refusal is retried; a final refusal rejects that send only', async () => {
+  const server = new FakeServer();
+  const relay = makeRelay(server);
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  const a = relay.send({ type: 'send', id: 'a', to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+  const b = relay.send({ type: 'send', id: 'b', to: { username: 'nobody', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+  await until(() => server.last.sent.length === 3, 'sends');
+  server.push({ type: 'error', id: 'a', code: 'RATE_LIMITED', message: 'slow down' });
+  server.push({ type: 'error', id: 'b', code: 'NOT_FOUND', message: 'no such device' });
+  await assert.rejects(b, (e: { serverCode?: string }) => e.serverCode === 'NOT_FOUND');
+  await until(() => server.last.sent.length === 4, 'retry of a');
+  assert.equal((server.last.sent[3] as { id: string }).id, 'a');
+  server.push({ type: 'sent', id: 'a', serverId: '7', timestamp: 1 });
+  assert.equal((await a).serverId, '7');
+  relay.close();
+});
+
+test('connection failures back off: attempts keep coming, bounded by the policy', async () => {
+  const server = new FakeServer();
+  const delays: number[] = [];
+  const relay = makeRelay(server);
+  relay.on('disconnected', (d) => delays.push(d.retryInMs));
+  relay.start();
+  for (let i = 0; i < 5; i++) {
+    await until(() => server.connections.length === i + 1, `attempt ${i + 1}`);
+    server.drop();
+  }
+  assert.equal(delays.length, 5);
+  assert.ok(delays.every((d) => d >= 0 && d <= 5));
+  relay.close();
+});
