@@ -210,11 +210,21 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await b.getByRole('button', { name: 'Delete' }).click();
     await b.getByLabel('Username').waitFor();
     await ui.register(b, 'bob', invites[4]);
+
+    // Alice writes first (after a reload, so nothing is cached): the send is refused locally,
+    // shown as failed, and the warning replaces the message box.
+    await a.reload();
+    await ui.openConversation(a, 'bob');
+    await ui.send(a, 'are you still bob?');
+    await ui.waitOutgoing(a, 'are you still bob?', 'failed');
+    await a.locator('li.msg.out .msg-error').filter({ hasText: /safety number with bob changed/ }).waitFor();
+    await a.getByTestId('identity-warning').waitFor();
+
     await ui.startConversation(b, 'alice');
     await ui.send(b, 'new phone, same bob');
     await ui.waitOutgoing(b, 'new phone, same bob', 'sent');
 
-    // Alice: the warning replaces the composer; the message is held, not shown.
+    // Alice: the new message is held, not shown, while the warning stands.
     await ui.toList(a);
     await a.locator('a[data-contact="bob"] .badge.warn').waitFor();
     await ui.openConversation(a, 'bob');
@@ -235,9 +245,12 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
 
     await a.getByRole('button', { name: /I have compared the numbers/ }).click();
     await ui.waitIncoming(a, 'new phone, same bob');
+    await a.getByRole('button', { name: 'Retry' }).click();
+    await ui.waitOutgoing(a, 'are you still bob?', 'sent');
     await ui.send(a, 'welcome back, bob');
     await ui.waitOutgoing(a, 'welcome back, bob', 'sent');
     await b.getByRole('link', { name: 'Back to alice' }).click();
     await ui.waitIncoming(b, 'welcome back, bob');
+    assert.deepEqual(await ui.transcript(b), ['out:new phone, same bob', 'in:are you still bob?', 'in:welcome back, bob']);
   });
 });

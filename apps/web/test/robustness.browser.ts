@@ -5,8 +5,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { DESKTOP, PHONE, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { DESKTOP, DIST, PHONE, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
 import * as ui from './ui.ts';
 
 describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }, () => {
@@ -34,6 +35,19 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
       p.destroy();
     }
     rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('ships one small, browser-only bundle', () => {
+    const assets = readdirSync(join(DIST, 'assets'));
+    const js = assets.filter((f) => f.endsWith('.js'));
+    assert.equal(js.length, 1, 'one script, no lazily fetched chunks');
+    const code = readFileSync(join(DIST, 'assets', js[0]!), 'utf8');
+    // Nothing Node-only reached the bundle (`@tacit/*/node`, ws, node:crypto, process).
+    for (const marker of ['node:', 'process.env', 'WebSocketServer', 'scryptSync', 'require(']) assert.ok(!code.includes(marker), marker);
+    assert.ok(code.length < 250 * 1024, `bundle is ${code.length} bytes`);
+    const html = readFileSync(join(DIST, 'index.html'), 'utf8');
+    assert.match(html, /Content-Security-Policy" content="default-src 'none'/);
+    assert.doesNotMatch(html, /https?:\/\//, 'no absolute URLs (CDNs, fonts) in the page');
   });
 
   it('registers without an invite code on an open server; refuses bad usernames and unknown contacts', async () => {

@@ -51,7 +51,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
       <ol class="messages" ref={listRef} aria-label={`Messages with ${contact}`} aria-live="polite" data-testid="messages">
         {messages.length === 0 && <li class="hint pad">No messages yet. Say hello — only {contact} can read it.</li>}
         {messages.map((m) => (
-          <Message key={m.key} chat={chat} contact={contact} m={m} />
+          <Message key={m.key} chat={chat} contact={contact} m={m} blocked={blocked} />
         ))}
       </ol>
       {failedDecrypts > 0 && (
@@ -66,7 +66,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
 
 const STATE_TEXT = { sending: 'Sending…', sent: 'Stored by server', failed: 'Failed', unconfirmed: 'Not confirmed' } as const;
 
-function Message({ chat, contact, m }: { chat: Chat; contact: string; m: MessageView }) {
+function Message({ chat, contact, m, blocked }: { chat: Chat; contact: string; m: MessageView; blocked: boolean }) {
   return (
     <li class={`msg ${m.dir} ${m.state ?? ''}`} data-dir={m.dir} data-state={m.state}>
       <span class="visually-hidden">{m.dir === 'in' ? `${contact} said: ` : 'You said: '}</span>
@@ -82,7 +82,7 @@ function Message({ chat, contact, m }: { chat: Chat; contact: string; m: Message
         )}
       </span>
       {m.error && <span class="msg-error">{m.error}</span>}
-      {(m.state === 'failed' || m.state === 'unconfirmed') && m.localId && (
+      {(m.state === 'failed' || m.state === 'unconfirmed') && m.localId && !blocked && (
         <button type="button" class="retry" onClick={() => void chat.retry(contact, m.localId!)}>
           {m.state === 'failed' ? 'Retry' : 'Send again'}
         </button>
