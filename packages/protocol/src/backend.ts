@@ -31,6 +31,10 @@ export interface CryptoBackend {
    * (pure TypeScript) path is used. Never throws.
    */
   ed25519Verify?(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /** Optional native SHA3-256 for Kyber's round-3 wrapper; @noble/hashes otherwise. */
+  sha3_256?(data: Uint8Array): Uint8Array;
+  /** Optional native SHAKE256 for Kyber's round-3 wrapper; @noble/hashes otherwise. */
+  shake256?(data: Uint8Array, length: number): Uint8Array;
 }
 
 /** Clamp an X25519 scalar (RFC 7748 §5), returning a copy. */

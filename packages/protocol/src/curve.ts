@@ -29,8 +29,11 @@ const inspect = Symbol.for('nodejs.util.inspect.custom');
 
 export class PublicKey {
   readonly #u: Uint8Array;
+  /** 0x05 || u, computed once: every message's MAC covers two serialized identity keys. */
+  readonly #serialized: Uint8Array;
   private constructor(u: Uint8Array) {
     this.#u = u;
+    this.#serialized = concatBytes(Uint8Array.of(DJB_TYPE), u);
   }
 
   /** Parse a 33-byte serialized key (0x05 || u). */
@@ -50,7 +53,12 @@ export class PublicKey {
   }
 
   serialize(): Uint8Array {
-    return concatBytes(Uint8Array.of(DJB_TYPE), this.#u);
+    return this.#serialized.slice();
+  }
+
+  /** Internal: the serialized form without a copy (never mutate). */
+  get serializedUnsafe(): Uint8Array {
+    return this.#serialized;
   }
 
   /** The raw 32-byte u-coordinate. */

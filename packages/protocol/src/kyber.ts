@@ -15,6 +15,16 @@ export const KYBER_SHARED_SECRET_LENGTH = 32;
 
 const inspect = Symbol.for('nodejs.util.inspect.custom');
 
+type KemHashes = Pick<CryptoBackend, 'sha3_256' | 'shake256'>;
+
+function h(backend: KemHashes | undefined, data: Uint8Array): Uint8Array {
+  return backend?.sha3_256 !== undefined ? backend.sha3_256(data) : sha3_256(data);
+}
+
+function kdf(backend: KemHashes | undefined, data: Uint8Array): Uint8Array {
+  return backend?.shake256 !== undefined ? backend.shake256(data, KYBER_SHARED_SECRET_LENGTH) : shake256(data, { dkLen: KYBER_SHARED_SECRET_LENGTH });
+}
+
 function stripType(bytes: Uint8Array, bodyLength: number, what: string): Uint8Array {
   if (!(bytes instanceof Uint8Array) || bytes.length !== bodyLength + 1) {
     fail('BAD_KEY', `${what} must be ${bodyLength + 1} bytes, got ${bytes?.length}`);
@@ -46,7 +56,7 @@ export class KyberPublicKey {
   }
   /** Encapsulate (round 3): returns the shared secret and the serialized ciphertext (1 + 1568). */
   encapsulate(backend: CryptoBackend): { sharedSecret: Uint8Array; ciphertext: Uint8Array } {
-    const m = sha3_256(backend.randomBytes(32));
+    const m = h(backend, backend.randomBytes(32));
     let res: { cipherText: Uint8Array; sharedSecret: Uint8Array };
     try {
       const p: Prepared = this.#prepared ?? ml_kem1024.prepare(this.#k);
@@ -55,7 +65,7 @@ export class KyberPublicKey {
     } catch {
       return fail('BAD_KEY', 'invalid Kyber public key');
     }
-    const sharedSecret = shake256(concatBytes(res.sharedSecret, sha3_256(res.cipherText)), { dkLen: 32 });
+    const sharedSecret = kdf(backend, concatBytes(res.sharedSecret, h(backend, res.cipherText)));
     return { sharedSecret, ciphertext: concatBytes(Uint8Array.of(KYBER_TYPE), res.cipherText) };
   }
   toString(): string {
@@ -83,7 +93,7 @@ export class KyberSecretKey {
     return concatBytes(Uint8Array.of(KYBER_TYPE), this.#k);
   }
   /** Decapsulate (round 3) a serialized ciphertext (1 + 1568 bytes). */
-  decapsulate(ciphertext: Uint8Array): Uint8Array {
+  decapsulate(ciphertext: Uint8Array, backend?: KemHashes): Uint8Array {
     if (ciphertext.length !== KYBER1024_CIPHERTEXT_LENGTH + 1 || ciphertext[0] !== KYBER_TYPE) {
       fail('DECODE', `Kyber ciphertext must be ${KYBER1024_CIPHERTEXT_LENGTH + 1} bytes with type ${KYBER_TYPE}`);
     }
@@ -96,7 +106,7 @@ export class KyberSecretKey {
     } catch {
       return fail('BAD_KEY', 'invalid Kyber secret key');
     }
-    return shake256(concatBytes(k, sha3_256(ct)), { dkLen: 32 });
+    return kdf(backend, concatBytes(k, h(backend, ct)));
   }
   toString(): string {
     return 'KyberSecretKey(<redacted>)';

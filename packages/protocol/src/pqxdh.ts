@@ -85,7 +85,7 @@ export function initializeBobSession(backend: CryptoBackend, p: BobParameters): 
     p.ourSignedPreKey.privateKey.agree(backend, p.theirBaseKey),
   ];
   if (p.ourOneTimePreKey !== undefined) parts.push(p.ourOneTimePreKey.privateKey.agree(backend, p.theirBaseKey));
-  parts.push(p.ourKyberPreKey.secretKey.decapsulate(p.kyberCiphertext));
+  parts.push(p.ourKyberPreKey.secretKey.decapsulate(p.kyberCiphertext, backend));
   const { rootKey, chainKey } = derivePqxdhKeys(backend, concatBytes(...parts));
   const state = new SessionState(p.ourIdentity.publicKey, p.theirIdentity, rootKey, p.theirBaseKey.serialize());
   state.sender = { ratchetKey: p.ourSignedPreKey, chainKey, index: 0 };

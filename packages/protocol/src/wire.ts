@@ -175,7 +175,7 @@ function signalMac(
   receiverIdentity: PublicKey,
   versionAndBody: Uint8Array,
 ): Uint8Array {
-  return backend.hmacSha256(macKey, senderIdentity.serialize(), receiverIdentity.serialize(), versionAndBody).subarray(0, MAC_LENGTH);
+  return backend.hmacSha256(macKey, senderIdentity.serializedUnsafe, receiverIdentity.serializedUnsafe, versionAndBody).subarray(0, MAC_LENGTH);
 }
 
 export function encodeSignalMessage(
@@ -189,7 +189,7 @@ export function encodeSignalMessage(
   receiverIdentity: PublicKey,
 ): SignalMessage {
   const w = new Writer();
-  w.bytes(1, ratchetKey.serialize());
+  w.bytes(1, ratchetKey.serializedUnsafe);
   w.uint32(2, counter);
   w.uint32(3, previousCounter);
   w.bytes(4, ciphertext);
@@ -240,8 +240,8 @@ export interface PreKeySignalMessage {
 export function encodePreKeySignalMessage(m: Omit<PreKeySignalMessage, 'serialized'>): PreKeySignalMessage {
   const w = new Writer();
   if (m.preKeyId !== undefined) w.uint32(1, m.preKeyId);
-  w.bytes(2, m.baseKey.serialize());
-  w.bytes(3, m.identityKey.serialize());
+  w.bytes(2, m.baseKey.serializedUnsafe);
+  w.bytes(3, m.identityKey.serializedUnsafe);
   w.bytes(4, m.message.serialized);
   w.uint32(5, m.registrationId);
   w.uint32(6, m.signedPreKeyId);

@@ -21,6 +21,7 @@ import {
 } from '../src/index.ts';
 import { nodeBackend } from '../src/node.ts';
 import fc from 'fast-check';
+import { sha3_256, shake256 } from '@noble/hashes/sha3.js';
 import { ls } from './support/libsignal.ts';
 
 const backends: Array<[string, CryptoBackend]> = [
@@ -207,6 +208,8 @@ test('both backends agree on HKDF, HMAC, SHA and AES-CBC for random inputs', () 
         assert.deepEqual(n.hmacSha256(salt, ikm, info), p.hmacSha256(salt, ikm, info));
         assert.deepEqual(n.sha512(ikm, info), p.sha512(ikm, info));
         assert.deepEqual(n.sha256(ikm), p.sha256(ikm));
+        assert.deepEqual(n.sha3_256?.(ikm), sha3_256(ikm));
+        assert.deepEqual(n.shake256?.(ikm, 32), shake256(ikm, { dkLen: 32 }));
         const key = n.sha256(salt);
         const iv = n.sha256(info).subarray(0, 16);
         const ct = n.aes256CbcEncrypt(key, iv, ikm);
