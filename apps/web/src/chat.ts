@@ -183,6 +183,8 @@ export class Chat {
         username: username.trim(),
         ...(invite !== '' ? { inviteCode: invite } : {}),
       });
+      // An invite link (`?invite=`) has done its job; keep the code out of the history.
+      if (location.search !== '') history.replaceState(null, '', location.pathname + location.hash);
       await this.#start(client);
     } catch (e) {
       this.#setPhase({ kind: 'register', busy: false, error: userMessage(e) });

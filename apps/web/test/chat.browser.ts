@@ -76,6 +76,9 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await ui.send(b, 'hi alice! multi\nline reply');
     await ui.waitOutgoing(b, 'hi alice!', 'sent');
     await screenshot(b, 'conversation-phone');
+    await b.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(b, 'conversation-phone-dark');
+    await b.emulateMedia({ colorScheme: 'light' });
     await ui.waitIncoming(a, 'hi alice!');
     // Seen while open: no unread badge left on either side.
     await b.locator('a.back').click();
