@@ -43,12 +43,21 @@ function modP(a: bigint): bigint {
  * The encoding of the Edwards point birationally equivalent to Montgomery u (y = (u-1)/(u+1)),
  * with the given sign bit; null when u = -1 has no equivalent.
  */
+// The Edwards y for a Montgomery key costs a field inversion; a bundle's two signatures (and every
+// upload a server checks) share one identity key, so remember y per key (keyed on the key's own
+// byte array, which lives exactly as long as the PublicKey).
+const edwardsY = new WeakMap<Uint8Array, Uint8Array | null>();
+
 function montgomeryToEdwardsBytes(u: Uint8Array, sign: number): Uint8Array | null {
-  const uu = bytesToNumberLE(u) & ((1n << 255n) - 1n);
-  const denom = modP(uu + 1n);
-  if (denom === 0n) return null;
-  const y = modP((uu - 1n) * invert(denom, P));
-  const enc = numberToBytesLE(y, 32);
+  let y = edwardsY.get(u);
+  if (y === undefined) {
+    const uu = bytesToNumberLE(u) & ((1n << 255n) - 1n);
+    const denom = modP(uu + 1n);
+    y = denom === 0n ? null : numberToBytesLE(modP((uu - 1n) * invert(denom, P)), 32);
+    edwardsY.set(u, y);
+  }
+  if (y === null) return null;
+  const enc = y.slice();
   enc[31] = (enc[31] as number) | (sign << 7);
   return enc;
 }
