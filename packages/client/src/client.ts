@@ -457,7 +457,16 @@ export class TacitClient {
    * Runs under the contact's peer lock; network calls happen outside the state lock.
    */
   async #prepareSessions(contact: string): Promise<number[]> {
-    const list = await this.#deviceList(contact, false);
+    let list: DeviceListResponse;
+    try {
+      list = await this.#deviceList(contact, false);
+    } catch (e) {
+      // Offline: keep writing to the devices we already have sessions with (and a trusted key
+      // for); the relay queues the messages until the server is back. Nothing new is trusted.
+      const known = e instanceof ClientError && (e.code === 'NETWORK' || e.code === 'TIMEOUT') ? this.#knownDevices(contact) : undefined;
+      if (known === undefined) throw e;
+      return known;
+    }
     if (list.devices.length === 0) throw new ClientError('UNKNOWN_USER', `${contact} has no devices`, { contact });
     const need = await this.#mutate((s) => {
       this.#checkIdentity(s, contact, list.identityKey);
@@ -493,6 +502,17 @@ export class TacitClient {
       });
     }
     return list.devices.map((d) => d.deviceId);
+  }
+
+  /** Devices of `contact` with a usable session under the trusted identity, or undefined if none. */
+  #knownDevices(contact: string): number[] | undefined {
+    const s = this.#state;
+    if (s.identities[contact] === undefined || s.pendingIdentities[contact] !== undefined) return undefined;
+    const devices = (s.contacts[contact]?.devices ?? []).map((d) => d.deviceId).filter((d) => {
+      const raw = s.sessions[sessionKey(contact, d)];
+      return raw !== undefined && SessionRecord.deserialize(unb64(raw)).hasCurrentSession();
+    });
+    return devices.length > 0 ? devices : undefined;
   }
 
   async #fetchBundle(contact: string, deviceId: number): Promise<{ identityKey: string; device: DeviceBundle }> {
@@ -591,7 +611,8 @@ export class TacitClient {
       this.#events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: 'BAD_ENVELOPE' });
       return;
     }
-    touchContact(s, m.from, this.#now());
+    const contact = touchContact(s, m.from, this.#now());
+    if (!contact.devices.some((d) => d.deviceId === m.fromDevice)) contact.devices.push({ deviceId: m.fromDevice, registrationId: 0 });
     const dedupKey = `${m.from}:${envelope.id}`;
     if (s.seenMessageIds.includes(dedupKey)) return;
     remember(s.seenMessageIds, dedupKey, MAX_SEEN_MESSAGE_IDS);

@@ -1,0 +1,229 @@
+// Test harness: a real tacit server as a child process (loopback, temp data dir) and real
+// `tacit` CLI processes. Every wait is bounded and generous; nothing asserts on timing.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import assert from 'node:assert/strict';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..', '..');
+export const BIN = join(ROOT, 'apps', 'cli', 'bin', 'tacit.js');
+const SERVER_MAIN = join(ROOT, 'apps', 'server', 'src', 'main.ts');
+/** Passphrase used by every test home. */
+export const PASSPHRASE = 'test passphrase 1';
+/** Generous bound for one CLI invocation on a loaded 2-core machine. */
+export const CLI_TIMEOUT_MS = 180_000;
+/** Bound for waiting on an event from a long-running process. */
+export const EVENT_TIMEOUT_MS = 120_000;
+
+export async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `tacit-${prefix}-`));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+export class ServerProcess {
+  readonly dataDir: string;
+  readonly logPath: string;
+  port: number;
+  url = '';
+  #proc: ChildProcess | undefined;
+  #log: WriteStream;
+  #env: Record<string, string>;
+
+  private constructor(dataDir: string, logPath: string, port: number, env: Record<string, string>) {
+    this.dataDir = dataDir;
+    this.logPath = logPath;
+    this.port = port;
+    this.#env = env;
+    this.#log = createWriteStream(logPath, { flags: 'a' });
+  }
+
+  /** Starts a server on a free loopback port (or `port`), with open registration. */
+  static async start(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+    await mkdir(dataDir, { recursive: true });
+    const s = new ServerProcess(dataDir, join(dataDir, 'server.log'), 0, env);
+    await s.#spawn();
+    return s;
+  }
+
+  async #spawn(): Promise<void> {
+    const proc = spawn(process.execPath, ['--import', 'tsx', SERVER_MAIN], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PORT: String(this.port),
+        HOST: '127.0.0.1',
+        TACIT_DATA_DIR: this.dataDir,
+        INIT_CWD: ROOT,
+        TACIT_REGISTRATION: 'open',
+        TACIT_LOG_LEVEL: 'info',
+        // Tests register more accounts from one address than a real one would.
+        TACIT_REGISTRATION_BURST: '1000',
+        ...this.#env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#proc = proc;
+    let out = '';
+    const ready = new Promise<void>((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start; log: ${out.slice(-2000)}`)), EVENT_TIMEOUT_MS);
+      proc.stdout!.on('data', (d: Buffer) => {
+        this.#log.write(d);
+        out += d.toString('utf8');
+        const m = /tacit server on (http:\/\/127\.0\.0\.1:(\d+))/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          this.url = m[1]!;
+          this.port = Number(m[2]);
+          resolvePromise();
+        }
+      });
+      proc.stderr!.on('data', (d: Buffer) => {
+        this.#log.write(d);
+        out += d.toString('utf8');
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited with ${code}; log: ${out.slice(-2000)}`));
+      });
+    });
+    await ready;
+  }
+
+  /** SIGKILL: no shutdown, no flush; whatever the server had not made durable is lost. */
+  async kill9(): Promise<void> {
+    await this.#signal('SIGKILL');
+  }
+
+  async stop(): Promise<void> {
+    await this.#signal('SIGTERM');
+    await new Promise<void>((r) => this.#log.end(() => r()));
+  }
+
+  /** Starts again on the same port and data directory. */
+  async restart(): Promise<void> {
+    if (this.#log.closed || this.#log.writableEnded) this.#log = createWriteStream(this.logPath, { flags: 'a' });
+    await this.#spawn();
+  }
+
+  async #signal(sig: NodeJS.Signals): Promise<void> {
+    const p = this.#proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(sig);
+    await exited;
+    this.#proc = undefined;
+  }
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON lines (for --json invocations). */
+  events: Record<string, unknown>[];
+}
+
+function cliEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: PASSPHRASE, TACIT_SCRYPT_N: '1024', ...extra };
+  delete env['TACIT_HOME'];
+  for (const [k, v] of Object.entries(extra)) if (v === undefined) delete env[k];
+  return env;
+}
+
+/** Runs `tacit --home <home> ...args` to completion. */
+export function tacit(home: string, args: string[], opts: { input?: string; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const proc = spawn(process.execPath, [BIN, '--home', home, ...args], { cwd: ROOT, env: cliEnv(opts.env ?? {}), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`tacit ${args.join(' ')} did not finish; stderr: ${stderr}`));
+    }, CLI_TIMEOUT_MS);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      const events = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolvePromise({ code: code ?? -1, stdout, stderr, events });
+    });
+    proc.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Like `tacit` but asserts exit 0 and returns the JSON events. */
+export async function ok(home: string, args: string[], opts: { input?: string } = {}): Promise<Record<string, unknown>[]> {
+  const r = await tacit(home, ['--json', ...args], opts);
+  assert.equal(r.code, 0, `tacit ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.events;
+}
+
+/** Messages printed by `recv --json`, as "from: text". */
+export async function recv(home: string, extra: string[] = []): Promise<string[]> {
+  const events = await ok(home, ['recv', ...extra]);
+  return events.filter((e) => e['event'] === 'message').map((e) => `${String(e['from'])}: ${String(e['text'])}`);
+}
+
+/** `tacit --json chat <partner>` kept running; lines in, events out. */
+export class ChatProcess {
+  readonly events: Record<string, unknown>[] = [];
+  stderr = '';
+  #proc: ChildProcess;
+  #buf = '';
+  #exit: Promise<number>;
+
+  constructor(home: string, partner: string) {
+    this.#proc = spawn(process.execPath, [BIN, '--home', home, '--json', 'chat', partner], { cwd: ROOT, env: cliEnv({}), stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#proc.stdout!.on('data', (d: Buffer) => {
+      this.#buf += d.toString('utf8');
+      let i;
+      while ((i = this.#buf.indexOf('\n')) >= 0) {
+        const line = this.#buf.slice(0, i);
+        this.#buf = this.#buf.slice(i + 1);
+        if (line.startsWith('{')) this.events.push(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+    this.#proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString('utf8')));
+    this.#exit = new Promise((r) => this.#proc.once('exit', (code) => r(code ?? -1)));
+  }
+
+  say(text: string): void {
+    this.#proc.stdin!.write(text + '\n');
+  }
+
+  received(): string[] {
+    return this.events.filter((e) => e['event'] === 'message').map((e) => String(e['text']));
+  }
+
+  count(event: string): number {
+    return this.events.filter((e) => e['event'] === event).length;
+  }
+
+  async waitFor(cond: () => boolean, what: string, timeoutMs = EVENT_TIMEOUT_MS): Promise<void> {
+    const steps = Math.ceil(timeoutMs / 50);
+    for (let i = 0; i < steps; i++) {
+      if (cond()) return;
+      if (this.#proc.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(`chat: timed out waiting for ${what}; stderr: ${this.stderr.slice(-1000)}; last events: ${JSON.stringify(this.events.slice(-5))}`);
+  }
+
+  /** Ends input and waits for the process to finish its sends and exit. */
+  async end(): Promise<number> {
+    this.#proc.stdin!.end();
+    const timer = setTimeout(() => this.#proc.kill('SIGKILL'), CLI_TIMEOUT_MS);
+    const code = await this.#exit;
+    clearTimeout(timer);
+    return code;
+  }
+
+  kill(): void {
+    this.#proc.kill('SIGKILL');
+  }
+}
