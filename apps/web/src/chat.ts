@@ -84,21 +84,26 @@ function randomId(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-/** Takes the per-profile tab lock; resolves false if another tab holds it. Holds it for the page's life. */
-function takeTabLock(): Promise<boolean> {
+/**
+ * Takes the per-profile tab lock and holds it for the page's life. Calls `onWaiting` if another
+ * tab holds it, then resolves once that tab is gone (closed or reloaded elsewhere).
+ */
+function takeTabLock(onWaiting: () => void): Promise<void> {
   const locks = (navigator as Navigator & { locks?: LockManager }).locks;
-  if (locks === undefined) return Promise.resolve(true);
+  if (locks === undefined) return Promise.resolve();
   return new Promise((resolve) => {
-    void locks
+    const hold = (): Promise<void> => {
+      resolve();
+      return new Promise<void>(() => undefined); // held until the page goes away
+    };
+    locks
       .request(TAB_LOCK, { ifAvailable: true }, (lock) => {
-        if (lock === null) {
-          resolve(false);
-          return undefined;
-        }
-        resolve(true);
-        return new Promise<void>(() => undefined); // held until the page goes away
+        if (lock !== null) return hold();
+        onWaiting();
+        void locks.request(TAB_LOCK, hold).catch(() => resolve());
+        return undefined;
       })
-      .catch(() => resolve(true));
+      .catch(() => resolve());
   });
 }
 
@@ -152,7 +157,8 @@ export class Chat {
   /** Opens local storage and, if this browser holds an account, the account. */
   async boot(): Promise<void> {
     try {
-      if (!(await takeTabLock())) return this.#setPhase({ kind: 'other-tab' });
+      await takeTabLock(() => this.#setPhase({ kind: 'other-tab' }));
+      if (this.phase.kind === 'other-tab') this.#setPhase({ kind: 'loading' });
       this.#store = await SealedStore.open();
       this.#journal = await Journal.load(this.#store.vault(JOURNAL_RECORD));
       if (!(await this.#store.has(STATE_RECORD))) return this.#setPhase({ kind: 'register', busy: false, error: undefined });

@@ -140,16 +140,24 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     await ui.waitUnread(eve.page, 'gina', 1);
   });
 
-  it('runs the account in one tab only', async () => {
+  it('runs the account in one tab only; a waiting tab takes over when the first closes', async () => {
+    const first = frank.page;
     const second = await frank.context!.newPage();
     second.on('pageerror', (e) => frank.pageErrors.push(`${e.name}: ${e.message.split('\n')[0]?.slice(0, 200)}`));
     await second.goto(server.url);
     await second.getByRole('heading', { name: 'tacit is open in another tab' }).waitFor();
-    await second.close();
     // The first tab still works.
-    await ui.send(frank.page, 'still here');
-    await ui.waitOutgoing(frank.page, 'still here', 'sent');
+    await ui.send(first, 'still here');
+    await ui.waitOutgoing(first, 'still here', 'sent');
     await ui.waitIncoming(eve.page, 'still here');
+    await first.close();
+    await second.getByTestId('me').filter({ hasText: 'frank' }).waitFor({ state: 'attached' });
+    frank.page = second;
+    await ui.openConversation(second, 'eve');
+    await ui.waitIncoming(second, 'javascript:alert(1)');
+    await ui.send(second, 'from the second tab');
+    await ui.waitOutgoing(second, 'from the second tab', 'sent');
+    await ui.waitIncoming(eve.page, 'from the second tab');
   });
 
   it('refuses a tampered local state instead of using it, and can start over', async () => {

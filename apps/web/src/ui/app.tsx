@@ -34,8 +34,8 @@ export function App({ chat }: { chat: Chat }) {
     return (
       <main class="card notice" aria-labelledby="other-title">
         <h1 id="other-title">tacit is open in another tab</h1>
-        <p>One tab at a time holds your keys and connection. Close the other tab, then reload this one.</p>
-        <button type="button" onClick={() => location.reload()}>Reload</button>
+        <p>One tab at a time holds your keys and connection. This tab takes over when the other one is closed.</p>
+        <p class="hint" role="status">Waiting for the other tab…</p>
       </main>
     );
   }
