@@ -381,7 +381,12 @@ export class Chat {
     for (const u of this.#unsubscribe.splice(0)) u();
     await this.#client?.close().catch(() => undefined);
     this.#client = undefined;
-    if (this.#store) await SealedStore.destroy(this.#store);
+    try {
+      if (this.#store) await SealedStore.destroy(this.#store);
+    } catch (e) {
+      this.#setPhase({ kind: 'fatal', message: userMessage(e) });
+      return;
+    }
     this.#store = undefined;
     location.reload();
   }

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useErrorBoundary, useState } from 'preact/hooks';
 import type { Chat } from '../chat.js';
 import { Register } from './register.js';
 import { ConversationList } from './conversations.js';
@@ -24,7 +24,34 @@ function useRoute(): Route {
 
 const CONNECTION_LABEL = { connecting: 'Connecting…', online: 'Online', offline: 'Offline — reconnecting', stopped: 'Disconnected' } as const;
 
+/** A rendering failure shows a way out instead of a blank page (and nothing of the error's text). */
 export function App({ chat }: { chat: Chat }) {
+  const [error, reset] = useErrorBoundary();
+  if (error) {
+    return (
+      <main class="card notice" aria-labelledby="crash-title">
+        <h1 id="crash-title">Something went wrong</h1>
+        <p>This screen could not be shown. Your keys and messages are safe in this browser.</p>
+        <button
+          type="button"
+          class="primary"
+          onClick={() => {
+            location.hash = '#/';
+            reset();
+          }}
+        >
+          Back to conversations
+        </button>{' '}
+        <button type="button" onClick={() => location.reload()}>
+          Reload
+        </button>
+      </main>
+    );
+  }
+  return <Screens chat={chat} />;
+}
+
+function Screens({ chat }: { chat: Chat }) {
   useChat(chat);
   const route = useRoute();
   const phase = chat.phase;
