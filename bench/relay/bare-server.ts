@@ -27,11 +27,15 @@ http.listen(0, '127.0.0.1', () => {
   process.send!({ port: typeof a === 'object' && a !== null ? a.port : 0 });
 });
 const gc = (globalThis as { gc?: () => void }).gc;
-process.on('message', (m: { cmd: string }) => {
-  if (m.cmd === 'mem') {
+/** RSS after a few collections spaced out, so freed pages have gone back to the OS. */
+async function settledRss(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
     gc?.();
-    gc?.();
-    process.send!({ rss: process.memoryUsage().rss });
+    await new Promise((r) => setTimeout(r, 150));
   }
+  return process.memoryUsage().rss;
+}
+process.on('message', (m: { cmd: string }) => {
+  if (m.cmd === 'mem') void settledRss().then((rss) => process.send!({ rss }));
 });
 process.on('disconnect', () => process.exit(0));

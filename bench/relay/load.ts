@@ -136,9 +136,10 @@ async function setup(): Promise<void> {
   });
 }
 
-async function connect(): Promise<void> {
-  sockets = new Array(cfg.n);
-  await pool([...Array(cfg.n).keys()], 32, (i) => {
+/** Connects clients [from, to) and waits until each is authenticated with an empty queue. */
+async function connect(from: number, to: number): Promise<void> {
+  if (sockets.length === 0) sockets = new Array(cfg.n);
+  await pool([...Array(to - from).keys()].map((k) => k + from), 32, (i) => {
     return new Promise<void>((resolve, reject) => {
       const url = cfg.kind === 'tacit' ? `ws://127.0.0.1:${cfg.port}/v1/ws` : `ws://127.0.0.1:${cfg.port}/?id=${i}`;
       const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 1 << 20 });
@@ -234,7 +235,9 @@ process.on('message', (m: { cmd: string; setup?: Setup }) => {
   if (m.cmd === 'setup') {
     cfg = m.setup!;
     void reply(setup(), 'registered');
-  } else if (m.cmd === 'connect') void reply(connect(), 'connected');
+  } else if (m.cmd === 'port') cfg.port = (m as unknown as { port: number }).port;
+  else if (m.cmd === 'connect-half') void reply(connect(0, cfg.n / 2), 'connected');
+  else if (m.cmd === 'connect-rest') void reply(connect(cfg.n / 2, cfg.n), 'connected');
   else if (m.cmd === 'run') void reply(run(), 'done');
   else if (m.cmd === 'stop') {
     for (const s of sockets) s?.terminate();

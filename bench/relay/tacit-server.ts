@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildServer, SqliteStore } from '@tacit/server';
 
-const dir = mkdtempSync(join(tmpdir(), 'tacit-bench-'));
+// The orchestrator may pass a data directory (to restart on the same database); it then owns it.
+const given = process.env['BENCH_DIR'];
+const dir = given ?? mkdtempSync(join(tmpdir(), 'tacit-bench-'));
 const HIGH = 1_000_000_000;
 const server = await buildServer({
   store: new SqliteStore({ path: join(dir, 'tacit.db'), worker: process.env['BENCH_WORKER'] !== '0', ...(process.env['BENCH_SYNC'] === 'NORMAL' ? { synchronous: 'NORMAL' as const } : {}) }),
@@ -23,16 +25,20 @@ const server = await buildServer({
 });
 const port = await server.listen(0, '127.0.0.1');
 const gc = (globalThis as { gc?: () => void }).gc;
-process.on('message', (m: { cmd: string }) => {
-  if (m.cmd === 'mem') {
+/** RSS after a few collections spaced out, so freed pages have gone back to the OS. */
+async function settledRss(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
     gc?.();
-    gc?.();
-    process.send!({ rss: process.memoryUsage().rss });
+    await new Promise((r) => setTimeout(r, 150));
   }
+  return process.memoryUsage().rss;
+}
+process.on('message', (m: { cmd: string }) => {
+  if (m.cmd === 'mem') void settledRss().then((rss) => process.send!({ rss }));
 });
 process.on('disconnect', () => {
   void server.close().finally(() => {
-    rmSync(dir, { recursive: true, force: true });
+    if (given === undefined) rmSync(dir, { recursive: true, force: true });
     process.exit(0);
   });
 });

@@ -4,6 +4,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
+  MAX_DEVICE_ID,
+  RESERVED_USERNAMES,
   ROUTES,
   parseAuthorizationHeader,
   validateAddDeviceRequest,
@@ -26,8 +28,7 @@ import type { Context } from './context.js';
 import { hashSecret, newSalt, newToken, tokenHash, verifySecret, TICKET_BYTES } from './secrets.js';
 import type { Address, DeviceKeys, NewDevice, OneTimePreKey, SignedKey } from './store.js';
 
-/** Usernames that would collide with a static route segment (`/v1/keys/count`). */
-export const RESERVED_USERNAMES: ReadonlySet<string> = new Set(['count']);
+const RESERVED: ReadonlySet<string> = new Set(RESERVED_USERNAMES);
 
 export function parse<T>(validator: Validator<T>, value: unknown): T {
   const r = validator(value);
@@ -86,8 +87,8 @@ function paramUsername(req: FastifyRequest): string {
   return parse(usernameValidator, p['username']);
 }
 
-function paramDeviceId(req: FastifyRequest): number {
-  const raw = (req.params as Record<string, unknown>)['deviceId'];
+function paramDeviceId(req: FastifyRequest, name = 'deviceId'): number {
+  const raw = (req.params as Record<string, unknown>)[name];
   const n = typeof raw === 'string' && /^[0-9]{1,3}$/.test(raw) ? Number(raw) : NaN;
   return parse(deviceIdValidator, n);
 }
@@ -98,7 +99,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
   app.post(ROUTES.accounts, async (req, reply) => {
     const body = parse(validateRegisterRequest, req.body);
     if (!ctx.registrationLimiter.take(req.ip, ctx.now())) throw new ServerError('RATE_LIMITED', 'too many registrations from this address');
-    if (RESERVED_USERNAMES.has(body.username)) throw new ServerError('USERNAME_TAKEN', 'username is reserved');
+    if (RESERVED.has(body.username)) throw new ServerError('USERNAME_TAKEN', 'username is reserved');
     let invite: { hash: Uint8Array; now: number } | null = null;
     if (ctx.registration === 'invite') {
       if (body.inviteCode === undefined) throw new ServerError('INVITE_INVALID', 'an invite code is required');
@@ -136,7 +137,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
       kyberPreKeys: body.kyberPreKeys.map(signedKey),
     };
     verifyKeys(ctx, account.identityKey, keys);
-    const r = await ctx.store.addDevice(me.username, newDevice(body.registrationId, body.secret, keys), ctx.limits.maxDevicesPerAccount, 127);
+    const r = await ctx.store.addDevice(me.username, newDevice(body.registrationId, body.secret, keys), ctx.limits.maxDevicesPerAccount, MAX_DEVICE_ID);
     if (r === 'NOT_FOUND') throw new ServerError('UNAUTHORIZED', 'wrong credentials');
     if (r === 'TOO_MANY_DEVICES') throw new ServerError('TOO_MANY_DEVICES', `an account has at most ${ctx.limits.maxDevicesPerAccount} devices`);
     const res: RegisterResponse = { username: me.username, deviceId: r };
@@ -147,7 +148,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
   // needs one parameter name, so both read `:target`.
   app.delete('/v1/devices/:target', async (req, reply) => {
     const me = await authenticate(ctx, req);
-    const deviceId = paramDeviceId({ params: { deviceId: (req.params as Record<string, unknown>)['target'] } } as FastifyRequest);
+    const deviceId = paramDeviceId(req, 'target');
     const removed = await ctx.store.removeDevice({ username: me.username, deviceId });
     if (!removed) throw new ServerError('NOT_FOUND', 'no such device');
     ctx.relay.disconnect({ username: me.username, deviceId }, 'UNAUTHORIZED', 'device removed');

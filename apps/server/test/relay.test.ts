@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import WebSocket from 'ws';
 import { ERRORS, MAX_MESSAGE_BYTES, type Envelope, type ErrorFrame, type MessageFrame, type SentFrame } from '@tacit/api';
 import { SqliteStore, type Store } from '../src/index.js';
@@ -366,3 +367,23 @@ test('device removal closes its socket and drops its queue', () =>
     assert.equal(del.statusCode, 204);
     assert.equal((await ca.closed).code, ERRORS.UNAUTHORIZED.close);
   }));
+
+test('heartbeat: a socket that stops answering pings is dropped; one that answers stays', () =>
+  withServer(
+    async (h) => {
+      const a = await register(h);
+      const b = await register(h);
+      const alive = await Client.connect(h.wsUrl, a);
+      const dead = new WebSocket(h.wsUrl, { autoPong: false });
+      await once(dead, 'open');
+      dead.send(JSON.stringify({ type: 'auth', username: b.username, deviceId: 1, secret: b.secret }));
+      const [code] = (await once(dead, 'close')) as [number];
+      assert.equal(code, 1006, 'terminated without a closing handshake');
+      // The live client saw at least as many pings and is still open.
+      let pings = 0;
+      await new Promise<void>((resolve) => alive.ws.on('ping', () => ++pings >= 3 && resolve()));
+      assert.equal(alive.isClosed, false);
+      alive.close();
+    },
+    { limits: { heartbeatIntervalMs: 100 } },
+  ));

@@ -34,6 +34,12 @@ import { base64Bytes, integer, invalid, object, ok, string, type Validator } fro
 /** A folded username: a lower-case letter, then lower-case letters, digits, `_` or `-`. */
 export const USERNAME_PATTERN = /^[a-z][a-z0-9_-]*$/;
 
+/**
+ * Usernames registration refuses (USERNAME_TAKEN): they would collide with a fixed route segment
+ * (`GET /v1/keys/count`).
+ */
+export const RESERVED_USERNAMES: readonly string[] = ['count'];
+
 /** Case-folds a username (ASCII only; anything else fails USERNAME_PATTERN anyway). */
 export function normalizeUsername(name: string): string {
   return name.replace(/[A-Z]/g, (c) => c.toLowerCase());
