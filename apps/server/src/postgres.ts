@@ -1,0 +1,447 @@
+/**
+ * PostgreSQL + Redis adapter, for several server nodes sharing one database.
+ *
+ * PostgreSQL holds accounts, devices, keys, invites and mailboxes (durable: commits wait for the
+ * WAL flush under the default `synchronous_commit = on`). Redis holds what is short-lived and
+ * shared between nodes: WebSocket tickets.
+ *
+ * Ordering across nodes: message ids come from one sequence, and every batch write takes one
+ * transaction-scoped advisory lock first, so batches commit in id order. A reader paging by
+ * `id > cursor` therefore never skips a message that commits later with a smaller id.
+ *
+ * Not yet built: cross-node presence and delivery (a message stored by node A for a device
+ * connected to node B reaches B's socket on its next reconnect, not at once), and closing a
+ * device's older connection held by another node.
+ */
+import pg from 'pg';
+import type { Redis } from 'ioredis';
+import {
+  addressKey,
+  type AccountInfo,
+  type Address,
+  type CreateAccountResult,
+  type DeviceAuth,
+  type DeviceBundleRecord,
+  type DeviceKeys,
+  type EnqueueResult,
+  type NewDevice,
+  type NewMessage,
+  type Store,
+  type StoredMessage,
+} from './store.js';
+
+/** Arbitrary constant naming the advisory lock that serializes batch writes. */
+const BATCH_LOCK = 0x74616369; // "taci"
+
+const SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS accounts (
+  id BIGSERIAL PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  identity_key BYTEA NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+  id BIGSERIAL PRIMARY KEY,
+  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  device_id INTEGER NOT NULL,
+  addr TEXT NOT NULL UNIQUE,
+  registration_id INTEGER NOT NULL,
+  secret_salt BYTEA NOT NULL,
+  secret_hash BYTEA NOT NULL,
+  spk_id BIGINT NOT NULL, spk BYTEA NOT NULL, spk_sig BYTEA NOT NULL,
+  kyber_lr_id BIGINT NOT NULL, kyber_lr BYTEA NOT NULL, kyber_lr_sig BYTEA NOT NULL,
+  UNIQUE (account_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS pre_keys (
+  device BIGINT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  key_id BIGINT NOT NULL,
+  public_key BYTEA NOT NULL,
+  PRIMARY KEY (device, key_id)
+);
+CREATE TABLE IF NOT EXISTS kyber_pre_keys (
+  device BIGINT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  key_id BIGINT NOT NULL,
+  public_key BYTEA NOT NULL,
+  signature BYTEA NOT NULL,
+  PRIMARY KEY (device, key_id)
+);
+CREATE TABLE IF NOT EXISTS invites (
+  code_hash BYTEA PRIMARY KEY,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+  id BIGSERIAL PRIMARY KEY,
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  sender_device INTEGER NOT NULL,
+  kind SMALLINT NOT NULL,
+  body BYTEA NOT NULL,
+  ts BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);
+`;
+
+type Row = Record<string, unknown>;
+const u8 = (b: unknown): Uint8Array => {
+  const x = b as Buffer;
+  return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+};
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const num = (v: unknown): number => Number(v);
+
+export interface PostgresStoreOptions {
+  /** node-postgres pool settings (host, port, database, user, ...). */
+  pg: pg.PoolConfig;
+  /** A connected ioredis client; the store does not close it unless `ownsRedis`. */
+  redis: Redis;
+  ownsRedis?: boolean;
+  /** Schema holding the tables (created if absent). Default `tacit`. */
+  schema?: string;
+  /** Prefix of Redis keys. Default `tacit:`. */
+  redisPrefix?: string;
+}
+
+export class PostgresStore implements Store {
+  readonly #pool: pg.Pool;
+  readonly #redis: Redis;
+  readonly #ownsRedis: boolean;
+  readonly #prefix: string;
+
+  private constructor(pool: pg.Pool, redis: Redis, ownsRedis: boolean, prefix: string) {
+    this.#pool = pool;
+    this.#redis = redis;
+    this.#ownsRedis = ownsRedis;
+    this.#prefix = prefix;
+  }
+
+  /** Connects, creates the schema and tables if needed. */
+  static async open(opts: PostgresStoreOptions): Promise<PostgresStore> {
+    const schema = opts.schema ?? 'tacit';
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error('schema must be a lower-case SQL identifier');
+    const pool = new pg.Pool({ ...opts.pg, options: `-c search_path=${schema}` });
+    // An idle client's error (e.g. the server restarting) must not crash the process.
+    pool.on('error', () => undefined);
+    await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await pool.query(SCHEMA_SQL);
+    return new PostgresStore(pool, opts.redis, opts.ownsRedis ?? false, opts.redisPrefix ?? 'tacit:');
+  }
+
+  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.#pool.connect();
+    try {
+      await c.query('BEGIN');
+      const r = await fn(c);
+      await c.query('COMMIT');
+      return r;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
+  async #insertDevice(c: pg.PoolClient, accountId: number, username: string, deviceId: number, d: NewDevice): Promise<void> {
+    const k = d.keys;
+    const r = await c.query(
+      `INSERT INTO devices (account_id, device_id, addr, registration_id, secret_salt, secret_hash, spk_id, spk, spk_sig, kyber_lr_id, kyber_lr, kyber_lr_sig)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
+      [
+        accountId,
+        deviceId,
+        addressKey({ username, deviceId }),
+        d.registrationId,
+        buf(d.secretSalt),
+        buf(d.secretHash),
+        k.signedPreKey.keyId,
+        buf(k.signedPreKey.publicKey),
+        buf(k.signedPreKey.signature),
+        k.kyberLastResortKey.keyId,
+        buf(k.kyberLastResortKey.publicKey),
+        buf(k.kyberLastResortKey.signature),
+      ],
+    );
+    await this.#insertOneTimeKeys(c, num((r.rows[0] as Row)['id']), k);
+  }
+
+  async #insertOneTimeKeys(c: pg.PoolClient, row: number, k: Partial<DeviceKeys>): Promise<void> {
+    if (k.preKeys && k.preKeys.length > 0) {
+      await c.query('INSERT INTO pre_keys (device, key_id, public_key) SELECT $1, * FROM unnest($2::bigint[], $3::bytea[])', [
+        row,
+        k.preKeys.map((p) => p.keyId),
+        k.preKeys.map((p) => buf(p.publicKey)),
+      ]);
+    }
+    if (k.kyberPreKeys && k.kyberPreKeys.length > 0) {
+      await c.query('INSERT INTO kyber_pre_keys (device, key_id, public_key, signature) SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::bytea[])', [
+        row,
+        k.kyberPreKeys.map((p) => p.keyId),
+        k.kyberPreKeys.map((p) => buf(p.publicKey)),
+        k.kyberPreKeys.map((p) => buf(p.signature)),
+      ]);
+    }
+  }
+
+  async createAccount(
+    account: { username: string; identityKey: Uint8Array; createdAt: number },
+    device: NewDevice,
+    invite: { hash: Uint8Array; now: number } | null,
+  ): Promise<CreateAccountResult> {
+    try {
+      return await this.#tx(async (c) => {
+        const a = await c.query('INSERT INTO accounts (username, identity_key, created_at) VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING RETURNING id', [
+          account.username,
+          buf(account.identityKey),
+          account.createdAt,
+        ]);
+        if (a.rowCount !== 1) throw new Abort('USERNAME_TAKEN');
+        if (invite !== null) {
+          const i = await c.query('DELETE FROM invites WHERE code_hash = $1 AND expires_at > $2', [buf(invite.hash), invite.now]);
+          if (i.rowCount !== 1) throw new Abort('INVITE_INVALID');
+        }
+        await this.#insertDevice(c, num((a.rows[0] as Row)['id']), account.username, 1, device);
+        return 'ok' as const;
+      });
+    } catch (e) {
+      if (e instanceof Abort) return e.result as CreateAccountResult;
+      throw e;
+    }
+  }
+
+  async addDevice(username: string, device: NewDevice, maxDevices: number, maxDeviceId: number): Promise<number | 'TOO_MANY_DEVICES' | 'NOT_FOUND'> {
+    return this.#tx(async (c) => {
+      // The account row lock serializes device id allocation.
+      const a = await c.query('SELECT id FROM accounts WHERE username = $1 FOR UPDATE', [username]);
+      if (a.rowCount !== 1) return 'NOT_FOUND' as const;
+      const accountId = num((a.rows[0] as Row)['id']);
+      const used = new Set((await c.query('SELECT device_id FROM devices WHERE account_id = $1', [accountId])).rows.map((r: Row) => num(r['device_id'])));
+      if (used.size >= maxDevices) return 'TOO_MANY_DEVICES' as const;
+      let id = 1;
+      while (used.has(id)) id++;
+      if (id > maxDeviceId) return 'TOO_MANY_DEVICES' as const;
+      await this.#insertDevice(c, accountId, username, id, device);
+      return id;
+    });
+  }
+
+  async removeDevice(device: Address): Promise<boolean> {
+    const key = addressKey(device);
+    return this.#tx(async (c) => {
+      await c.query('DELETE FROM messages WHERE recipient = $1', [key]);
+      return (await c.query('DELETE FROM devices WHERE addr = $1', [key])).rowCount === 1;
+    });
+  }
+
+  async getDeviceAuth(device: Address): Promise<DeviceAuth | undefined> {
+    const r = await this.#pool.query('SELECT registration_id, secret_salt, secret_hash FROM devices WHERE addr = $1', [addressKey(device)]);
+    const row = r.rows[0] as Row | undefined;
+    if (row === undefined) return undefined;
+    return { registrationId: num(row['registration_id']), secretSalt: u8(row['secret_salt']), secretHash: u8(row['secret_hash']) };
+  }
+
+  async getAccount(username: string): Promise<AccountInfo | undefined> {
+    const a = await this.#pool.query('SELECT id, identity_key FROM accounts WHERE username = $1', [username]);
+    const row = a.rows[0] as Row | undefined;
+    if (row === undefined) return undefined;
+    const d = await this.#pool.query('SELECT device_id, registration_id FROM devices WHERE account_id = $1 ORDER BY device_id', [row['id']]);
+    return {
+      username,
+      identityKey: u8(row['identity_key']),
+      devices: d.rows.map((r: Row) => ({ deviceId: num(r['device_id']), registrationId: num(r['registration_id']) })),
+    };
+  }
+
+  async countAccounts(): Promise<number> {
+    return num(((await this.#pool.query('SELECT count(*) AS n FROM accounts')).rows[0] as Row)['n']);
+  }
+
+  async replaceKeys(device: Address, keys: Partial<DeviceKeys>): Promise<boolean> {
+    return this.#tx(async (c) => {
+      const d = await c.query('SELECT id FROM devices WHERE addr = $1 FOR UPDATE', [addressKey(device)]);
+      if (d.rowCount !== 1) return false;
+      const row = num((d.rows[0] as Row)['id']);
+      if (keys.signedPreKey) {
+        const k = keys.signedPreKey;
+        await c.query('UPDATE devices SET spk_id = $1, spk = $2, spk_sig = $3 WHERE id = $4', [k.keyId, buf(k.publicKey), buf(k.signature), row]);
+      }
+      if (keys.kyberLastResortKey) {
+        const k = keys.kyberLastResortKey;
+        await c.query('UPDATE devices SET kyber_lr_id = $1, kyber_lr = $2, kyber_lr_sig = $3 WHERE id = $4', [k.keyId, buf(k.publicKey), buf(k.signature), row]);
+      }
+      if (keys.preKeys) await c.query('DELETE FROM pre_keys WHERE device = $1', [row]);
+      if (keys.kyberPreKeys) await c.query('DELETE FROM kyber_pre_keys WHERE device = $1', [row]);
+      await this.#insertOneTimeKeys(c, row, keys);
+      return true;
+    });
+  }
+
+  async keyCounts(device: Address): Promise<{ preKeys: number; kyberPreKeys: number }> {
+    const r = await this.#pool.query(
+      `SELECT (SELECT count(*) FROM pre_keys p WHERE p.device = d.id) AS pre, (SELECT count(*) FROM kyber_pre_keys k WHERE k.device = d.id) AS kyber
+       FROM devices d WHERE d.addr = $1`,
+      [addressKey(device)],
+    );
+    const row = r.rows[0] as Row | undefined;
+    return row === undefined ? { preKeys: 0, kyberPreKeys: 0 } : { preKeys: num(row['pre']), kyberPreKeys: num(row['kyber']) };
+  }
+
+  async takeBundles(username: string, deviceId?: number): Promise<{ identityKey: Uint8Array; devices: DeviceBundleRecord[] } | undefined> {
+    return this.#tx(async (c) => {
+      const a = await c.query('SELECT id, identity_key FROM accounts WHERE username = $1', [username]);
+      const acct = a.rows[0] as Row | undefined;
+      if (acct === undefined) return undefined;
+      const ds = await c.query(
+        'SELECT id, device_id, registration_id, spk_id, spk, spk_sig, kyber_lr_id, kyber_lr, kyber_lr_sig FROM devices WHERE account_id = $1 ORDER BY device_id',
+        [acct['id']],
+      );
+      const out: DeviceBundleRecord[] = [];
+      for (const d of ds.rows as Row[]) {
+        if (deviceId !== undefined && num(d['device_id']) !== deviceId) continue;
+        // SKIP LOCKED: concurrent fetches each take a different row instead of waiting for (and
+        // then missing) the one another transaction is deleting.
+        const pre = (
+          await c.query(
+            `DELETE FROM pre_keys WHERE (device, key_id) = (SELECT device, key_id FROM pre_keys WHERE device = $1 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING key_id, public_key`,
+            [d['id']],
+          )
+        ).rows[0] as Row | undefined;
+        const kyber = (
+          await c.query(
+            `DELETE FROM kyber_pre_keys WHERE (device, key_id) = (SELECT device, key_id FROM kyber_pre_keys WHERE device = $1 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING key_id, public_key, signature`,
+            [d['id']],
+          )
+        ).rows[0] as Row | undefined;
+        const rec: DeviceBundleRecord = {
+          deviceId: num(d['device_id']),
+          registrationId: num(d['registration_id']),
+          signedPreKey: { keyId: num(d['spk_id']), publicKey: u8(d['spk']), signature: u8(d['spk_sig']) },
+          kyberPreKey: kyber
+            ? { keyId: num(kyber['key_id']), publicKey: u8(kyber['public_key']), signature: u8(kyber['signature']) }
+            : { keyId: num(d['kyber_lr_id']), publicKey: u8(d['kyber_lr']), signature: u8(d['kyber_lr_sig']) },
+          kyberPreKeyIsLastResort: kyber === undefined,
+        };
+        if (pre) rec.preKey = { keyId: num(pre['key_id']), publicKey: u8(pre['public_key']) };
+        out.push(rec);
+      }
+      return { identityKey: u8(acct['identity_key']), devices: out };
+    });
+  }
+
+  async createInvite(hash: Uint8Array, createdAt: number, expiresAt: number): Promise<void> {
+    await this.#pool.query('INSERT INTO invites (code_hash, created_at, expires_at) VALUES ($1, $2, $3)', [buf(hash), createdAt, expiresAt]);
+  }
+
+  async writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]> {
+    if (messages.length === 0 && acks.length === 0) return [];
+    return this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [BATCH_LOCK]);
+      if (acks.length > 0) {
+        await c.query('DELETE FROM messages m USING unnest($1::bigint[], $2::text[]) AS a(id, r) WHERE m.id = a.id AND m.recipient = a.r', [
+          acks.map((a) => a.id),
+          acks.map((a) => addressKey(a.to)),
+        ]);
+      }
+      if (messages.length === 0) return [];
+      const keys = [...new Set(messages.map((m) => addressKey(m.to)))];
+      const existing = new Set((await c.query('SELECT addr FROM devices WHERE addr = ANY($1::text[])', [keys])).rows.map((r: Row) => String(r['addr'])));
+      const lengths = new Map<string, number>();
+      for (const r of (await c.query('SELECT recipient, count(*) AS n FROM messages WHERE recipient = ANY($1::text[]) GROUP BY recipient', [keys])).rows as Row[]) {
+        lengths.set(String(r['recipient']), num(r['n']));
+      }
+      const results: EnqueueResult[] = [];
+      const accepted: { i: number; m: NewMessage; key: string }[] = [];
+      for (const m of messages) {
+        const key = addressKey(m.to);
+        if (!existing.has(key)) {
+          results.push({ ok: false, code: 'NOT_FOUND' });
+          continue;
+        }
+        const n = lengths.get(key) ?? 0;
+        if (n >= maxQueue) {
+          results.push({ ok: false, code: 'MAILBOX_FULL' });
+          continue;
+        }
+        lengths.set(key, n + 1);
+        accepted.push({ i: results.length, m, key });
+        results.push({ ok: true, id: 0 });
+      }
+      if (accepted.length > 0) {
+        // Allocate ids first (ascending), so each result gets the id of its own row.
+        const ids = (await c.query("SELECT nextval('messages_id_seq') AS id FROM generate_series(1, $1)", [accepted.length])).rows
+          .map((r: Row) => num(r['id']))
+          .sort((x: number, y: number) => x - y);
+        await c.query(
+          `INSERT INTO messages (id, recipient, sender, sender_device, kind, body, ts, expires_at)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])`,
+          [
+            ids,
+            accepted.map((a) => a.key),
+            accepted.map((a) => a.m.from.username),
+            accepted.map((a) => a.m.from.deviceId),
+            accepted.map((a) => a.m.kind),
+            accepted.map((a) => buf(a.m.body)),
+            accepted.map((a) => a.m.timestamp),
+            accepted.map((a) => a.m.expiresAt),
+          ],
+        );
+        accepted.forEach((a, k) => (results[a.i] = { ok: true, id: ids[k]! }));
+      }
+      return results;
+    });
+  }
+
+  async fetchQueue(to: Address, afterId: number, limit: number, now: number): Promise<StoredMessage[]> {
+    const r = await this.#pool.query(
+      'SELECT id, sender, sender_device, kind, body, ts, expires_at FROM messages WHERE recipient = $1 AND id > $2 AND expires_at > $3 ORDER BY id LIMIT $4',
+      [addressKey(to), afterId, now, limit],
+    );
+    return (r.rows as Row[]).map((row) => ({
+      id: num(row['id']),
+      to,
+      from: { username: String(row['sender']), deviceId: num(row['sender_device']) },
+      kind: num(row['kind']) as 2 | 3,
+      body: u8(row['body']),
+      timestamp: num(row['ts']),
+      expiresAt: num(row['expires_at']),
+    }));
+  }
+
+  async expire(now: number): Promise<number> {
+    await this.#pool.query('DELETE FROM invites WHERE expires_at <= $1', [now]);
+    return (await this.#pool.query('DELETE FROM messages WHERE expires_at <= $1', [now])).rowCount ?? 0;
+  }
+
+  #ticketKey(hash: Uint8Array): string {
+    return `${this.#prefix}ticket:${Buffer.from(hash).toString('hex')}`;
+  }
+
+  async putTicket(hash: Uint8Array, device: Address, expiresAt: number): Promise<void> {
+    // The stored expiry decides (by the caller's clock); Redis drops the key a minute after it
+    // at the latest, so unused tickets do not accumulate.
+    const ttl = Math.min(Math.max(expiresAt - Date.now(), 0), 10 * 60_000) + 60_000;
+    await this.#redis.set(this.#ticketKey(hash), JSON.stringify({ ...device, expiresAt }), 'PX', ttl, 'NX');
+  }
+
+  async takeTicket(hash: Uint8Array, now: number): Promise<Address | undefined> {
+    const v = await this.#redis.getdel(this.#ticketKey(hash));
+    if (v === null) return undefined;
+    const t = JSON.parse(v) as Address & { expiresAt: number };
+    return t.expiresAt > now ? { username: t.username, deviceId: t.deviceId } : undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+    if (this.#ownsRedis) this.#redis.disconnect();
+  }
+}
+
+/** Rolls a transaction back with a result instead of an error. */
+class Abort extends Error {
+  constructor(readonly result: string) {
+    super(result);
+  }
+}
