@@ -105,22 +105,35 @@ export class SealedStore {
     // Generated before the transaction (awaiting WebCrypto inside it would let it auto-commit);
     // the get-or-put below runs in one readwrite transaction, so two tabs agree on one key.
     const fresh = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
-    const tx = db.transaction(STORE, 'readwrite');
-    const store = tx.objectStore(STORE);
-    const existing: unknown = await request(store.get(KEY_RECORD));
-    let key: CryptoKey;
-    if (existing === undefined) {
-      store.put(fresh, KEY_RECORD);
-      key = fresh;
-    } else if (isSealingKey(existing)) {
-      key = existing;
-    } else {
-      tx.abort();
+    // Plain callbacks, no await, inside the transaction: it must stay active between get and put.
+    const key = await new Promise<CryptoKey>((resolve, reject) => {
+      const tx = db.transaction(STORE, 'readwrite');
+      const store = tx.objectStore(STORE);
+      let chosen: CryptoKey | undefined;
+      let corrupt = false;
+      const get = store.get(KEY_RECORD);
+      get.onsuccess = () => {
+        const existing: unknown = get.result;
+        if (existing === undefined) {
+          store.put(fresh, KEY_RECORD);
+          chosen = fresh;
+        } else if (isSealingKey(existing)) {
+          chosen = existing;
+        } else {
+          corrupt = true;
+          tx.abort();
+        }
+      };
+      tx.oncomplete = () => (chosen ? resolve(chosen) : reject(new VaultError('STORAGE_UNAVAILABLE', 'the sealing key could not be read')));
+      tx.onabort = () =>
+        reject(
+          corrupt
+            ? new VaultError('STATE_CORRUPT', 'the stored sealing key is not a non-extractable AES-256-GCM key')
+            : new VaultError('STORAGE_UNAVAILABLE', 'IndexedDB transaction aborted (storage full?)'),
+        );
+    }).catch((e: unknown) => {
       db.close();
-      throw new VaultError('STATE_CORRUPT', 'the stored sealing key is not a non-extractable AES-256-GCM key');
-    }
-    await done(tx).catch((e: unknown) => {
-      if (existing === undefined) throw e;
+      throw e;
     });
     return new SealedStore(db, key);
   }
