@@ -31,11 +31,18 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
     return () => document.removeEventListener('visibilitychange', mark);
   }, [chat, contact, unread, messages.length]);
 
-  // Keep the newest message in view.
+  // Keep the newest message in view, unless the reader scrolled up into the history (then only
+  // their own new message brings them down).
+  const atBottom = useRef(true);
+  const last = messages[messages.length - 1];
   useLayoutEffect(() => {
     const el = listRef.current;
-    if (el) el.scrollTop = el.scrollHeight;
+    if (el && (atBottom.current || last?.dir === 'out')) el.scrollTop = el.scrollHeight;
   }, [messages.length, contact]);
+  const onScroll = () => {
+    const el = listRef.current;
+    if (el) atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 64;
+  };
 
   return (
     <section class="conversation" aria-labelledby="conv-title">
@@ -48,7 +55,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
           Safety number
         </a>
       </header>
-      <ol class="messages" ref={listRef} aria-label={`Messages with ${contact}`} aria-live="polite" data-testid="messages">
+      <ol class="messages" ref={listRef} onScroll={onScroll} tabIndex={0} aria-label={`Messages with ${contact}`} aria-live="polite" data-testid="messages">
         {messages.length === 0 && <li class="hint pad">No messages yet. Say hello — only {contact} can read it.</li>}
         {messages.map((m) => (
           <Message key={m.key} chat={chat} contact={contact} m={m} blocked={blocked} />
