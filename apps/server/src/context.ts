@@ -3,6 +3,7 @@ import type { Limits } from './config.js';
 import type { RateLimiter } from './rate.js';
 import type { Relay } from './relay.js';
 import type { Store } from './store.js';
+import type { Cluster } from './cluster.js';
 
 /** XEdDSA verification: (33-byte identity key, signed bytes, 64-byte signature) → valid. Never throws. */
 export type SignatureVerifier = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
@@ -18,4 +19,6 @@ export interface Context {
   bundleLimiter: RateLimiter;
   relay: Relay;
   log: FastifyBaseLogger;
+  /** Present when several nodes share the store. */
+  cluster?: Cluster;
 }

@@ -5,3 +5,4 @@ export { DEFAULT_LIMITS, envName, limitsFromEnv, resolveLimits, type Limits } fr
 export type { SignatureVerifier } from './context.js';
 export { ServerError, isServerError } from './errors.js';
 export * from './store.js';
+export { RedisCluster, type Cluster, type ClusterHandlers } from './cluster.js';

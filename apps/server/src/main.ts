@@ -10,8 +10,12 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_LIMITS, limitsFromEnv } from './config.js';
 import { createInvite } from './invites.js';
+import { Redis } from 'ioredis';
+import { RedisCluster, type Cluster } from './cluster.js';
+import { PostgresStore } from './postgres.js';
 import { buildServer } from './server.js';
 import { SqliteStore } from './sqlite.js';
+import type { Store } from './store.js';
 
 const env = process.env;
 /** `npm run -w` changes the working directory; INIT_CWD is where the operator ran npm. */
@@ -20,6 +24,26 @@ const dataDir = resolve(baseDir, env['TACIT_DATA_DIR'] ?? 'data');
 const dbPath = resolve(dataDir, 'tacit.db');
 /** The web client's build output in this repository, served at `/` when present. */
 const bundledWeb = resolve(import.meta.dirname, '../../web/dist');
+
+/**
+ * SQLite in the data directory by default; PostgreSQL + Redis when TACIT_DATABASE_URL is set
+ * (then TACIT_REDIS_URL is required too, and nodes sharing them form one cluster).
+ */
+function openStore(withCluster: boolean): Promise<{ store: Store; cluster?: Cluster; describe: string }> {
+  const dbUrl = env['TACIT_DATABASE_URL'];
+  if (dbUrl === undefined || dbUrl === '') {
+    // Message batches commit on a worker thread: fsyncs overlap with socket work.
+    return Promise.resolve({ store: new SqliteStore({ path: dbPath, worker: true }), describe: `sqlite ${dbPath}` });
+  }
+  const redisUrl = env['TACIT_REDIS_URL'];
+  if (redisUrl === undefined || redisUrl === '') fail('TACIT_DATABASE_URL needs TACIT_REDIS_URL');
+  const schema = env['TACIT_DATABASE_SCHEMA'] ?? 'tacit';
+  return PostgresStore.open({ pg: { connectionString: dbUrl }, redis: new Redis(redisUrl), ownsRedis: true, schema }).then((store) => ({
+    store,
+    ...(withCluster ? { cluster: new RedisCluster(new Redis(redisUrl), new Redis(redisUrl)) } : {}),
+    describe: `postgres (schema ${schema}) + redis`,
+  }));
+}
 
 function fail(message: string): never {
   process.stderr.write(`tacit-server: ${message}\n`);
@@ -30,7 +54,7 @@ async function invite(args: string[]): Promise<void> {
   const n = args[0] === undefined ? 1 : Number(args[0]);
   if (!Number.isSafeInteger(n) || n < 1 || n > 100) fail('usage: invite [count 1..100]');
   const limits = { ...DEFAULT_LIMITS, ...limitsFromEnv(env) };
-  const store = new SqliteStore({ path: dbPath });
+  const { store } = await openStore(false);
   try {
     for (let i = 0; i < n; i++) process.stdout.write((await createInvite(store, Date.now(), limits.inviteTtlMs)) + '\n');
   } finally {
@@ -51,10 +75,10 @@ async function serve(): Promise<void> {
     fail((e as Error).message);
   }
   const level = env['TACIT_LOG_LEVEL'] ?? 'info';
-  // Message batches commit on a worker thread: fsyncs overlap with socket work.
-  const store = new SqliteStore({ path: dbPath, worker: true });
+  const { store, cluster, describe } = await openStore(true);
   const server = await buildServer({
     store,
+    ...(cluster ? { cluster } : {}),
     registration,
     limits,
     logger: level === 'silent' ? false : { level },
@@ -66,7 +90,7 @@ async function serve(): Promise<void> {
         : {}),
   });
   const bound = await server.listen(port, host);
-  process.stdout.write(`tacit server on http://${host}:${bound} (data: ${dbPath}, registration: ${registration})\n`);
+  process.stdout.write(`tacit server on http://${host}:${bound} (data: ${describe}, registration: ${registration})\n`);
   if (registration === 'invite' && (await store.countAccounts()) === 0) {
     // First start (no accounts yet): print a code so the first user can register at once.
     const code = await server.createInvite();

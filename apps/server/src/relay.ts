@@ -261,6 +261,7 @@ export class Relay {
     conn.key = key;
     this.#conns.set(key, conn);
     this.#perAccount.set(device.username, (this.#perAccount.get(device.username) ?? 0) + 1);
+    this.#ctx.cluster?.publishConnected(key);
     this.#reply(conn, { type: 'ready', username: device.username, deviceId: device.deviceId });
     this.#pump(conn);
     const held = conn.held;
@@ -321,6 +322,22 @@ export class Relay {
     this.#fail(conn, 'INTERNAL', 'internal error');
   }
 
+  /** Another node stored messages for these devices: page the queues of those connected here. */
+  onDeliver(keys: string[]): void {
+    for (const k of keys) {
+      const c = this.#conns.get(k);
+      if (c === undefined) continue;
+      c.backlog = true;
+      this.#pump(c);
+    }
+  }
+
+  /** Another node took this device's socket. */
+  onConnected(key: string): void {
+    const c = this.#conns.get(key);
+    if (c) this.#fail(c, 'REPLACED', 'another connection for this device authenticated');
+  }
+
   /** Closes a device's connection, e.g. when the device is removed. */
   disconnect(device: Address, code: ErrorCode, message: string): void {
     const c = this.#conns.get(addressKey(device));
@@ -367,6 +384,7 @@ export class Relay {
           const to = this.#conns.get(addressKey(s.message.to));
           if (to !== undefined) cork(to, corked);
         }
+        const elsewhere = new Set<string>();
         for (let i = 0; i < sends.length; i++) {
           const s = sends[i]!;
           const r = results[i]!;
@@ -381,10 +399,13 @@ export class Relay {
             continue;
           }
           this.#reply(s.conn, { type: 'sent', id: s.clientId, serverId: String(r.id), timestamp: s.message.timestamp });
-          const to = this.#conns.get(addressKey(s.message.to));
+          const toKey = addressKey(s.message.to);
+          const to = this.#conns.get(toKey);
           if (to !== undefined) this.#deliverLive(to, { ...s.message, id: r.id }, s.bodyB64);
+          else elsewhere.add(toKey);
         }
         for (const c of corked) uncork(c);
+        if (elsewhere.size > 0) this.#ctx.cluster?.publishDeliver([...elsewhere]);
       }
     } finally {
       this.#writing = false;

@@ -13,6 +13,7 @@ import { Relay, errorSummary } from './relay.js';
 import { registerStatic } from './static.js';
 import { createInvite } from './invites.js';
 import type { Store } from './store.js';
+import type { Cluster } from './cluster.js';
 import { defaultVerifier } from './signatures.js';
 
 export interface ServerOptions {
@@ -30,6 +31,8 @@ export interface ServerOptions {
   now?: () => number;
   /** Honour X-Forwarded-For for the client IP (behind a reverse proxy). */
   trustProxy?: boolean;
+  /** Several nodes sharing a PostgresStore: cross-node delivery and replacement (RedisCluster). */
+  cluster?: Cluster;
 }
 
 export interface TacitServer {
@@ -72,9 +75,11 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     registrationLimiter: new RateLimiter(limits.registrationBurst, limits.registrationPerHour / 3600),
     bundleLimiter: new RateLimiter(limits.bundleFetchBurst, limits.bundleFetchPerMinute / 60),
     log: app.log,
+    ...(options.cluster ? { cluster: options.cluster } : {}),
   } as Omit<Context, 'relay'> as Context;
   const relay = new Relay(ctx);
   ctx.relay = relay;
+  await options.cluster?.start({ onDeliver: (keys) => relay.onDeliver(keys), onConnected: (key) => relay.onConnected(key) });
 
   app.setErrorHandler((err, _req, reply) => {
     if (isServerError(err)) return reply.code(err.status).send(errorBody(err.code, err.message));
@@ -121,6 +126,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     async close() {
       clearInterval(sweep);
       await relay.close();
+      await options.cluster?.close();
       await app.close();
       await options.store.close();
     },

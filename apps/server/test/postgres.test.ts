@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import type { MessageFrame } from '@tacit/api';
-import { PostgresStore } from '../src/index.js';
+import { ERRORS, type MessageFrame } from '@tacit/api';
+import { PostgresStore, RedisCluster } from '../src/index.js';
 import { storeConformance } from './store-conformance.js';
 import { Client, register, sendMessage, start } from './helpers.js';
 
@@ -54,5 +54,42 @@ test('postgres+redis: the server relays, queues and hands out keys on it', async
     cb.close();
   } finally {
     await h.close();
+  }
+});
+
+test('two nodes on one database: live delivery across nodes, and a newer socket on another node replaces the old one', async () => {
+  const schema = `tacit_test_${randomBytes(6).toString('hex')}`;
+  schemas.push(schema);
+  const prefix = `${schema}:`;
+  const redises: Redis[] = [];
+  const node = async () => {
+    const [pub, sub] = [new Redis(redisUrl), new Redis(redisUrl)];
+    redises.push(pub, sub);
+    return start({
+      store: await PostgresStore.open({ pg: pgConfig, redis: new Redis(redisUrl), ownsRedis: true, schema, redisPrefix: prefix }),
+      cluster: new RedisCluster(pub, sub, prefix),
+    });
+  };
+  const n1 = await node();
+  const n2 = await node();
+  try {
+    const a = await register(n1);
+    const b = await register(n1);
+    const cb = await Client.connect(n2.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    const ca = await Client.connect(n1.wsUrl, a);
+    assert.equal((await sendMessage(ca, { username: b.username, deviceId: 1 }, 'across')).type, 'sent');
+    const m = await cb.next<MessageFrame>((f) => f.type === 'message');
+    assert.equal(Buffer.from(m.envelope.body, 'base64').toString(), 'across');
+    cb.send({ type: 'ack', id: m.envelope.id });
+    // b connects again, on node 1: node 2 closes its socket with REPLACED.
+    const cb1 = await Client.connect(n1.wsUrl, b);
+    assert.equal((await cb.closed).code, ERRORS.REPLACED.close);
+    ca.close();
+    cb1.close();
+  } finally {
+    await n1.close();
+    await n2.close();
+    for (const r of redises) r.disconnect();
   }
 });
