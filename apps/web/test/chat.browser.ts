@@ -170,7 +170,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     );
   });
 
-  it('shows a failed send with a retry when the server is unreachable', async () => {
+  it('queues sends to known contacts while the server is down; a send that needs the server fails with a retry', async () => {
     let r = await dave.run('register', 'dave', '--server', server.url, '--invite', invites[3]!);
     assert.equal(r.code, 0, r.stderr);
     const a = alice.page;
@@ -183,9 +183,16 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await ui.waitOutgoing(a, 'are you there, dave?', 'failed');
     await a.getByRole('button', { name: 'Retry' }).waitFor();
     await screenshot(a, 'failed-retry-desktop');
+    // With bob there is a session: the message is encrypted and waits for the connection.
+    await ui.openConversation(a, 'bob');
+    await ui.send(a, 'queued while offline');
+    await ui.waitOutgoing(a, 'queued while offline', 'sending');
 
     await server.start();
     await a.getByTestId('connection').filter({ hasText: 'Online' }).waitFor();
+    await ui.waitOutgoing(a, 'queued while offline', 'sent');
+    await ui.waitIncoming(bob.page, 'queued while offline');
+    await ui.openConversation(a, 'dave');
     await a.getByRole('button', { name: 'Retry' }).click();
     await ui.waitOutgoing(a, 'are you there, dave?', 'sent');
     r = await dave.run('recv', '--wait', '60');
