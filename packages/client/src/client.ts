@@ -28,7 +28,7 @@ import {
   type CryptoBackend,
   type PreKeyBundle,
 } from '@tacit/protocol';
-import { bytesEqual, toHex, utf8Encode } from './bytes.js';
+import { toHex, utf8Encode } from './bytes.js';
 import { Emitter } from './emitter.js';
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION, MAX_TEXT_LENGTH, type Envelope } from './envelope.js';
 import { ClientError } from './errors.js';
@@ -256,6 +256,17 @@ export class TacitClient {
   get credentials(): DeviceCredentials {
     const a = this.#state.account;
     return { username: a.username, deviceId: a.deviceId, secret: a.secret };
+  }
+
+  /** The client holds private keys: it is never serialized. */
+  toJSON(): never {
+    throw new ClientError('INVALID_ARGUMENT', 'TacitClient is not serializable');
+  }
+
+  /** Public facts only: who, where, how many sessions and messages. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    const s = this.#state;
+    return `TacitClient { username: ${JSON.stringify(s.account.username)}, deviceId: ${s.account.deviceId}, server: ${JSON.stringify(s.account.server)}, sessions: ${Object.keys(s.sessions).length}, messages: ${s.messages.length}, outbox: ${s.outbox.length} }`;
   }
 
   on<K extends keyof ClientEvents>(event: K, listener: (payload: ClientEvents[K]) => void): () => void {
@@ -559,28 +570,27 @@ export class TacitClient {
     }
     const body = fromBase64(env.body);
     if (body === undefined) return 'ack'; // validated upstream; unreachable in practice
-    return this.#peerLock.run(from, () =>
-      this.#mutate(async (s) => {
+    return this.#peerLock.run(from, async () => {
+      const stored = await this.#mutate(async (s) => {
         remember(s.seenServerIds, env.id, MAX_SEEN_SERVER_IDS);
         if (s.pendingIdentities[from] !== undefined) {
           // Everything from a contact whose key changed waits for `trust`.
           quarantine(s, env, this.#now());
-          return 'ack';
+          return undefined;
         }
-        await this.#decryptAndStore(s, { serverId: env.id, from, fromDevice, type: env.type, body, serverTimestamp: env.timestamp });
-        return 'ack';
-      }),
-    ).then(
-      (o) => o as EnvelopeOutcome,
-      () => 'retry-later' as const,
-    );
+        return this.#decryptAndStore(s, { serverId: env.id, from, fromDevice, type: env.type, body, serverTimestamp: env.timestamp });
+      });
+      // Shown only once it is durable, so a crash re-delivers rather than shows twice.
+      if (stored) this.#events.emit('message', { ...stored });
+      return 'ack' as const;
+    }).catch(() => 'retry-later' as const);
   }
 
   /** Under the state lock. Protocol failures drop the message (and say so); other errors propagate. */
   async #decryptAndStore(
     s: StateData,
     m: { serverId: string; from: string; fromDevice: number; type: 'prekey' | 'whisper'; body: Uint8Array; serverTimestamp: number },
-  ): Promise<void> {
+  ): Promise<StoredMessage | undefined> {
     let plaintext: Uint8Array;
     let newSession = false;
     try {
@@ -591,14 +601,14 @@ export class TacitClient {
       if (e instanceof UntrustedIdentityError) {
         quarantine(s, { id: m.serverId, type: m.type, body: toBase64(m.body), source: { username: m.from, deviceId: m.fromDevice }, timestamp: m.serverTimestamp }, this.#now());
         void this.#identityChanged(s, m.from, b64(e.identityKey.serialize()));
-        return;
+        return undefined;
       }
       if (isProtocolError(e)) {
         // DUPLICATE: a redelivery of something already shown; anything else: tampered, truncated,
         // replayed or for a lost session. Either way the session is untouched (decryption is
         // transactional) and retrying cannot help.
         if (e.code !== 'DUPLICATE') this.#events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: e.code });
-        return;
+        return undefined;
       }
       throw e;
     }
@@ -609,12 +619,12 @@ export class TacitClient {
     const envelope = decodeEnvelope(plaintext);
     if (envelope === undefined) {
       this.#events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: 'BAD_ENVELOPE' });
-      return;
+      return undefined;
     }
     const contact = touchContact(s, m.from, this.#now());
     if (!contact.devices.some((d) => d.deviceId === m.fromDevice)) contact.devices.push({ deviceId: m.fromDevice, registrationId: 0 });
     const dedupKey = `${m.from}:${envelope.id}`;
-    if (s.seenMessageIds.includes(dedupKey)) return;
+    if (s.seenMessageIds.includes(dedupKey)) return undefined;
     remember(s.seenMessageIds, dedupKey, MAX_SEEN_MESSAGE_IDS);
     const stored: StoredMessage = {
       serverId: m.serverId,
@@ -629,9 +639,7 @@ export class TacitClient {
     };
     s.messages.push(stored);
     trimMessages(s.messages);
-    // Emitted after the snapshot is durable would be nicer; listeners only display, and a crash
-    // before the write means the server redelivers, so at worst a message is displayed twice.
-    queueMicrotask(() => this.#events.emit('message', stored));
+    return stored;
   }
 
   // ---- messages ----
@@ -720,7 +728,7 @@ export class TacitClient {
       } else {
         keyB64 = (await this.#deviceList(contact, true)).identityKey;
       }
-      const released: number = await this.#mutate(async (s) => {
+      const released = await this.#mutate(async (s) => {
         const changed = s.identities[contact] !== undefined && s.identities[contact] !== keyB64;
         s.identities[contact] = keyB64;
         delete s.pendingIdentities[contact];
@@ -731,16 +739,18 @@ export class TacitClient {
         }
         const held = s.quarantine.filter((q) => q.from === contact);
         s.quarantine = s.quarantine.filter((q) => q.from !== contact);
-        const before = s.messages.length;
+        const out: StoredMessage[] = [];
         for (const q of held) {
           const body = fromBase64(q.body);
           if (body === undefined) continue;
-          await this.#decryptAndStore(s, { serverId: q.serverId, from: q.from, fromDevice: q.fromDevice, type: q.type, body, serverTimestamp: q.serverTimestamp });
+          const m = await this.#decryptAndStore(s, { serverId: q.serverId, from: q.from, fromDevice: q.fromDevice, type: q.type, body, serverTimestamp: q.serverTimestamp });
+          if (m) out.push(m);
         }
-        return s.messages.length - before;
+        return out;
       });
       this.#deviceListCache.delete(contact);
-      return { changed: pending !== undefined, released };
+      for (const m of released) this.#events.emit('message', { ...m });
+      return { changed: pending !== undefined, released: released.length };
     });
   }
 }
@@ -812,4 +822,3 @@ function toPreKeyBundle(identityKeyB64: string, d: DeviceBundle): PreKeyBundle {
   }
 }
 
-export { bytesEqual };

@@ -1,0 +1,165 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
+import type { RegisterRequest, UploadKeysRequest } from '@tacit/api';
+import { nodeBackend } from '@tacit/protocol/node';
+import {
+  KeyedLock,
+  MemoryVault,
+  ONE_TIME_KEY_BATCH,
+  REFILL_THRESHOLD,
+  RETIRED_KEY_GRACE_MS,
+  SIGNED_PRE_KEY_ROTATION_MS,
+  TacitClient,
+  type FetchLike,
+  type SocketFactory,
+} from '../src/index.ts';
+
+const DAY = 24 * 60 * 60 * 1000;
+const noSocket: SocketFactory = () => {
+  throw new Error('no relay in this test');
+};
+
+/** A key directory double: records uploads, answers counts. */
+function fakeDirectory() {
+  const d = {
+    registration: undefined as RegisterRequest | undefined,
+    uploads: [] as UploadKeysRequest[],
+    counts: { preKeys: ONE_TIME_KEY_BATCH, kyberPreKeys: ONE_TIME_KEY_BATCH },
+    failUploads: false,
+    fetch: (async (url, init) => {
+      const path = new URL(url).pathname;
+      const reply = (status: number, body?: unknown) => ({ status, text: async () => (body === undefined ? '' : JSON.stringify(body)) });
+      if (init.method === 'POST' && path === '/v1/accounts') {
+        d.registration = JSON.parse(init.body ?? '') as RegisterRequest;
+        return reply(201, { username: d.registration.username, deviceId: 1 });
+      }
+      if (path === '/v1/keys/count') return reply(200, d.counts);
+      if (init.method === 'PUT' && path === '/v1/keys') {
+        if (d.failUploads) return reply(503, { error: { code: 'UNAVAILABLE', message: 'down' } });
+        d.uploads.push(JSON.parse(init.body ?? '') as UploadKeysRequest);
+        return reply(204);
+      }
+      return reply(404, { error: { code: 'NOT_FOUND', message: 'no' } });
+    }) as FetchLike,
+  };
+  return d;
+}
+
+async function setup(clock: { now: number }) {
+  const dir = fakeDirectory();
+  const vault = new MemoryVault();
+  const client = await TacitClient.register(
+    { vault, backend: nodeBackend(), connect: noSocket, fetch: dir.fetch, now: () => clock.now },
+    { server: 'http://127.0.0.1:1', username: 'Bob' },
+  );
+  return { dir, vault, client };
+}
+
+test('registration uploads an identity, a signed pre-key, a Kyber last-resort key and 100 + 100 one-time keys', async () => {
+  const { dir, client } = await setup({ now: 1_000 * DAY });
+  const r = dir.registration!;
+  assert.equal(r.username, 'bob');
+  assert.equal(r.deviceId, 1);
+  assert.equal(r.preKeys.length, ONE_TIME_KEY_BATCH);
+  assert.equal(r.kyberPreKeys.length, ONE_TIME_KEY_BATCH);
+  assert.equal(new Set([...r.kyberPreKeys.map((k) => k.keyId), r.kyberLastResortKey.keyId]).size, ONE_TIME_KEY_BATCH + 1, 'Kyber ids are distinct');
+  assert.equal(client.username, 'bob');
+  // The secret goes to the server once; the client's own printout never shows it.
+  assert.equal(inspect(client), 'TacitClient { username: "bob", deviceId: 1, server: "http://127.0.0.1:1", sessions: 0, messages: 0, outbox: 0 }');
+  assert.throws(() => JSON.stringify(client));
+  await client.close();
+});
+
+test('refill: only the kinds below the threshold are replaced, with a full batch', async () => {
+  const clock = { now: 1_000 * DAY };
+  const { dir, client } = await setup(clock);
+  await client.maintainKeys();
+  assert.equal(dir.uploads.length, 0, 'nothing due right after registration');
+  dir.counts = { preKeys: REFILL_THRESHOLD - 1, kyberPreKeys: REFILL_THRESHOLD };
+  await client.maintainKeys();
+  assert.equal(dir.uploads.length, 1);
+  const u = dir.uploads[0]!;
+  assert.equal(u.preKeys?.length, ONE_TIME_KEY_BATCH);
+  assert.equal(u.kyberPreKeys, undefined);
+  assert.equal(u.signedPreKey, undefined);
+  const reg = dir.registration!;
+  const oldIds = new Set(reg.preKeys.map((k) => k.keyId));
+  assert.ok(u.preKeys!.every((k) => !oldIds.has(k.keyId)), 'new ids');
+  dir.counts = { preKeys: 100, kyberPreKeys: 0 };
+  await client.maintainKeys();
+  assert.equal(dir.uploads[1]!.kyberPreKeys?.length, ONE_TIME_KEY_BATCH);
+  assert.equal(dir.uploads[1]!.preKeys, undefined);
+  await client.close();
+});
+
+test('rotation: after 7 days a new signed pre-key and last-resort key; a failed upload is retried', async () => {
+  const clock = { now: 1_000 * DAY };
+  const { dir, client } = await setup(clock);
+  clock.now += SIGNED_PRE_KEY_ROTATION_MS - 1;
+  await client.maintainKeys();
+  assert.equal(dir.uploads.length, 0);
+  clock.now += 1;
+  dir.failUploads = true;
+  await assert.rejects(client.maintainKeys());
+  dir.failUploads = false;
+  await client.maintainKeys();
+  assert.equal(dir.uploads.length, 1, 'the planned upload is sent once the server is back');
+  const u = dir.uploads[0]!;
+  assert.ok(u.signedPreKey && u.kyberLastResortKey);
+  assert.notEqual(u.signedPreKey.keyId, dir.registration!.signedPreKey.keyId);
+  assert.notEqual(u.kyberLastResortKey.keyId, dir.registration!.kyberLastResortKey.keyId);
+  await client.maintainKeys();
+  assert.equal(dir.uploads.length, 1, 'not rotated again');
+  await client.close();
+});
+
+test('retired private keys stay for the grace period, then go', async () => {
+  const clock = { now: 1_000 * DAY };
+  const { dir, vault, client } = await setup(clock);
+  const stateOf = async () => JSON.parse(new TextDecoder().decode(await vault.read())) as { signedPreKeys: Record<string, { retiredAt?: number }>; preKeys: Record<string, unknown> };
+  const firstSpk = String(dir.registration!.signedPreKey.keyId);
+  clock.now += SIGNED_PRE_KEY_ROTATION_MS;
+  dir.counts = { preKeys: 0, kyberPreKeys: 100 };
+  await client.maintainKeys();
+  let s = await stateOf();
+  assert.ok(s.signedPreKeys[firstSpk]?.retiredAt !== undefined, 'old signed pre-key kept, marked retired');
+  assert.ok(s.preKeys[String(dir.registration!.preKeys[0]!.keyId)] !== undefined, 'replaced one-time keys kept');
+  dir.counts = { preKeys: 100, kyberPreKeys: 100 };
+  clock.now += RETIRED_KEY_GRACE_MS + 1;
+  await client.maintainKeys();
+  s = await stateOf();
+  assert.equal(s.signedPreKeys[firstSpk], undefined, 'dropped after the grace period');
+  assert.equal(s.preKeys[String(dir.registration!.preKeys[0]!.keyId)], undefined);
+  await client.close();
+});
+
+test('KeyedLock: one job per key at a time in call order; different keys run concurrently', async () => {
+  const lock = new KeyedLock();
+  const log: string[] = [];
+  const gate: Record<string, () => void> = {};
+  const job = (key: string, name: string) =>
+    lock.run(key, async () => {
+      log.push(`start ${name}`);
+      await new Promise<void>((r) => (gate[name] = r));
+      log.push(`end ${name}`);
+    });
+  const a1 = job('a', 'a1');
+  const a2 = job('a', 'a2');
+  const b1 = job('b', 'b1');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(log, ['start a1', 'start b1']);
+  gate['b1']!();
+  await b1;
+  gate['a1']!();
+  await a1;
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(log, ['start a1', 'start b1', 'end b1', 'end a1', 'start a2']);
+  gate['a2']!();
+  await a2;
+  const failing = lock.run('a', async () => {
+    throw new Error('x');
+  });
+  await assert.rejects(failing);
+  assert.equal(await lock.run('a', async () => 7), 7, 'a failure does not block the key');
+});
