@@ -110,6 +110,17 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     await f.locator('#conv-title').filter({ hasText: 'eve' }).waitFor();
   });
 
+  it('refuses to run inside a frame', async () => {
+    // A page of some other site that frames the app (our own CSP would not even allow the frame).
+    const host = await frank.context!.newPage();
+    host.on('pageerror', (e) => frank.pageErrors.push(`${e.name}: ${e.message.split('\n')[0]?.slice(0, 200)}`));
+    await host.setContent(`<iframe id="framed" src="${server.url}/"></iframe>`);
+    const inner = host.frameLocator('#framed');
+    await inner.getByText('tacit does not run inside a frame').waitFor();
+    assert.equal(await inner.getByLabel('Username').count(), 0);
+    await host.close();
+  });
+
   it('is usable with the keyboard alone', async () => {
     const g = await gina.open(server.url);
     const focused = () => g.evaluate('document.activeElement && (document.activeElement.id || document.activeElement.textContent)');
