@@ -11,7 +11,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 
 const quick = process.argv.includes('--quick');
 const here = import.meta.dirname;
@@ -107,7 +107,7 @@ async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
     const idleKiB = Math.round(((after - before) / (n / 2) / 1024) * 10) / 10;
     const result = { ...r, idleKiB } as Result;
     console.log(
-      `${kind.padEnd(5)} n=${String(n).padEnd(4)} saturated ${result.saturated} msg/s | at 5000/s (achieved ${result['fixedAchievedRate']}/s): p50 ${result.p50} ms p99 ${result.p99} ms | sent ${result['sent']} lost ${result.lost} dup ${result['duplicates']} errors ${result['errors']} | idle ${idleKiB} KiB/conn | ${cpu}`,
+      `${kind.padEnd(5)} n=${String(n).padEnd(4)} saturated ${result.saturated} msg/s | at 5000/s (achieved ${result['fixedAchievedRate']}/s): p50 ${result.p50} ms p99 ${result.p99} ms | sent ${result['sent']} refused ${result['refused']} lost ${result.lost} dup ${result['duplicates']} errors ${result['errors']} | idle ${idleKiB} KiB/conn | ${cpu} | ${machineLoad()}`,
     );
     return result;
   } finally {
@@ -118,6 +118,22 @@ async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
   }
 }
 
+/** How busy the machine is (other processes), printed so a reader can judge the figures. */
+function machineLoad(): string {
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const load = read('/proc/loadavg').split(' ').slice(0, 3).join(' ');
+  const cpu = /some avg10=([\d.]+)/.exec(read('/proc/pressure/cpu'))?.[1];
+  const io = /some avg10=([\d.]+)/.exec(read('/proc/pressure/io'))?.[1];
+  return `load ${load}${cpu ? `, cpu pressure ${cpu}%` : ''}${io ? `, io pressure ${io}%` : ''}`;
+}
+
+console.log(`relay bench: Node ${process.version}, ${availableParallelism()} cores, ${machineLoad()}`);
 const out = {
   saturated: { n100: { tacit: 0, bare: 0 }, n1000: { tacit: 0, bare: 0 } },
   p99ms: { n100: { tacit: 0, bare: 0 }, n1000: { tacit: 0, bare: 0 } },

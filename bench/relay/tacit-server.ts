@@ -13,6 +13,7 @@ const HIGH = 1_000_000_000;
 const server = await buildServer({
   store: new SqliteStore({ path: join(dir, 'tacit.db'), worker: process.env['BENCH_WORKER'] !== '0', ...(process.env['BENCH_SYNC'] === 'NORMAL' ? { synchronous: 'NORMAL' as const } : {}) }),
   registration: 'open',
+  logger: { level: 'error' },
   limits: {
     sendRatePerSecond: HIGH,
     sendBurst: HIGH,

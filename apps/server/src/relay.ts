@@ -81,6 +81,10 @@ export class Relay {
   #acks: { to: Address; id: number }[] = [];
   #flushScheduled = false;
   #writing = false;
+  /** Sends and acks queued so far, and how many of them are written (see `#written`). */
+  #enqueued = 0;
+  #writtenUpTo = 0;
+  #barriers: { upTo: number; resolve: () => void }[] = [];
   #closing = false;
   readonly #heartbeat: NodeJS.Timeout;
 
@@ -166,7 +170,9 @@ export class Relay {
     if (isBinary) return this.#fail(conn, 'INVALID_REQUEST', 'binary frames are not accepted');
     let parsed: unknown;
     try {
-      parsed = JSON.parse(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8'));
+      // ws delivers a Buffer by default (binaryType 'nodebuffer'); decode it without a copy.
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+      parsed = JSON.parse(text);
     } catch {
       return this.#fail(conn, 'INVALID_REQUEST', 'malformed JSON');
     }
@@ -263,7 +269,9 @@ export class Relay {
     this.#perAccount.set(device.username, (this.#perAccount.get(device.username) ?? 0) + 1);
     this.#ctx.cluster?.publishConnected(key);
     this.#reply(conn, { type: 'ready', username: device.username, deviceId: device.deviceId });
-    this.#pump(conn);
+    // Acks from this device's previous socket may still be on their way to the store; page the
+    // queue only after they are written, so an acknowledged message is not delivered again.
+    void this.#written().then(() => this.#pump(conn));
     const held = conn.held;
     conn.held = [];
     for (const h of held) {
@@ -344,7 +352,15 @@ export class Relay {
     if (c) this.#fail(c, code, message);
   }
 
+  /** Resolves once every send and ack queued before the call is written (or failed). */
+  #written(): Promise<void> {
+    const upTo = this.#enqueued;
+    if (this.#writtenUpTo >= upTo) return Promise.resolve();
+    return new Promise((resolve) => this.#barriers.push({ upTo, resolve }));
+  }
+
   #scheduleFlush(): void {
+    this.#enqueued++;
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     setImmediate(() => {
@@ -360,6 +376,7 @@ export class Relay {
       while (this.#sends.length > 0 || this.#acks.length > 0) {
         const sends = this.#sends;
         const acks = this.#acks;
+        const upTo = this.#enqueued;
         this.#sends = [];
         this.#acks = [];
         let results;
@@ -375,8 +392,10 @@ export class Relay {
             s.conn.pendingSends--;
             this.#reply(s.conn, { type: 'error', code: 'INTERNAL', message: 'not stored; retry', id: s.clientId });
           }
+          this.#release(upTo);
           continue;
         }
+        this.#release(upTo);
         // Cork every socket this batch writes to, so its frames leave in one write per socket.
         const corked = new Set<Connection>();
         for (const s of sends) {
@@ -410,6 +429,14 @@ export class Relay {
     } finally {
       this.#writing = false;
     }
+  }
+
+  #release(upTo: number): void {
+    this.#writtenUpTo = upTo;
+    if (this.#barriers.length === 0) return;
+    const due = this.#barriers.filter((b) => b.upTo <= upTo);
+    this.#barriers = this.#barriers.filter((b) => b.upTo > upTo);
+    for (const b of due) b.resolve();
   }
 
   #deliverLive(conn: Connection, m: StoredMessage, bodyB64: string): void {

@@ -21,6 +21,23 @@ db.pragma(`synchronous = ${synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
 db.pragma('busy_timeout = 5000');
 const writer = new MessageBatchWriter(db);
 
+/**
+ * Another connection (the main thread's, or the invite command's) may hold the write lock past
+ * busy_timeout when the disk is slow. Nothing was written then, so the batch is simply retried
+ * rather than refused.
+ */
+const BUSY_RETRIES = 5;
+function writeRetrying(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return writer.write(messages, acks, maxQueue);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (attempt >= BUSY_RETRIES || (code !== 'SQLITE_BUSY' && code !== 'SQLITE_BUSY_SNAPSHOT')) throw e;
+    }
+  }
+}
+
 parentPort!.on('message', (req: WorkerRequest) => {
   if (req.op === 'invalidate') return writer.invalidate();
   if (req.op === 'close') {
@@ -29,7 +46,7 @@ parentPort!.on('message', (req: WorkerRequest) => {
     return;
   }
   try {
-    const results = writer.write(req.messages, req.acks, req.maxQueue);
+    const results = writeRetrying(req.messages, req.acks, req.maxQueue);
     parentPort!.postMessage({ seq: req.seq, ok: true, results } satisfies WorkerReply);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
