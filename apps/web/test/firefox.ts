@@ -1,0 +1,216 @@
+/**
+ * A minimal WebDriver BiDi driver for Debian's firefox-esr (playwright-core drives only its own
+ * patched Firefox builds, which we never download). Enough to load the app, run script in the
+ * page and wait for conditions; every wait is bounded. The profile forces every non-loopback
+ * connection into a dead proxy, so the browser stays on loopback.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { STEP_TIMEOUT_MS, freePort, tempDir } from './harness.ts';
+
+export const FIREFOX = process.env['TACIT_FIREFOX'] ?? '/usr/bin/firefox-esr';
+
+const PREFS: Record<string, string | number | boolean> = {
+  // Loopback only: everything else goes to a proxy on the discard port (loopback bypasses proxies).
+  'network.proxy.type': 1,
+  'network.proxy.http': '127.0.0.1',
+  'network.proxy.http_port': 9,
+  'network.proxy.ssl': '127.0.0.1',
+  'network.proxy.ssl_port': 9,
+  'network.proxy.allow_hijacking_localhost': false,
+  'network.dns.disableIPv6': true,
+  'browser.shell.checkDefaultBrowser': false,
+  'browser.startup.homepage_override.mstone': 'ignore',
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'toolkit.telemetry.enabled': false,
+  'app.update.disabledForTesting': true,
+  'browser.safebrowsing.malware.enabled': false,
+  'browser.safebrowsing.phishing.enabled': false,
+  'network.captive-portal-service.enabled': false,
+  'network.connectivity-service.enabled': false,
+  'extensions.update.enabled': false,
+  'services.settings.server': 'http://127.0.0.1:9/',
+};
+
+interface Pending {
+  resolve: (v: Record<string, unknown>) => void;
+  reject: (e: Error) => void;
+}
+
+export class FirefoxPage {
+  readonly dir = tempDir('firefox');
+  #child: ChildProcess | undefined;
+  #ws: WebSocket | undefined;
+  #next = 1;
+  #pending = new Map<number, Pending>();
+  #context = '';
+  /** Uncaught page errors (class and first line only). */
+  readonly pageErrors: string[] = [];
+
+  async launch(): Promise<void> {
+    writeFileSync(join(this.dir, 'user.js'), Object.entries(PREFS).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
+    const port = await freePort();
+    const child = spawn(FIREFOX, ['--headless', '--no-remote', '--profile', this.dir, `--remote-debugging-port=${port}`, 'about:blank'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MOZ_CRASHREPORTER_DISABLE: '1' },
+    });
+    this.#child = child;
+    await new Promise<void>((res, rej) => {
+      let buf = '';
+      const t = setTimeout(() => rej(new Error('firefox did not start WebDriver BiDi in time')), STEP_TIMEOUT_MS);
+      const on = (d: Buffer) => {
+        buf += d.toString('utf8');
+        if (/WebDriver BiDi listening on ws:\/\//.test(buf)) {
+          clearTimeout(t);
+          child.stderr?.off('data', on);
+          child.stdout?.off('data', on);
+          res();
+        }
+      };
+      child.stderr?.on('data', on);
+      child.stdout?.on('data', on);
+      child.once('exit', (c) => {
+        clearTimeout(t);
+        rej(new Error(`firefox exited (${c})`));
+      });
+    });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/session`);
+    this.#ws = ws;
+    await new Promise<void>((res, rej) => {
+      ws.once('open', () => res());
+      ws.once('error', () => rej(new Error('BiDi socket failed')));
+    });
+    ws.on('message', (data) => {
+      let msg: { id?: number; type?: string; result?: Record<string, unknown>; error?: string; message?: string };
+      try {
+        msg = JSON.parse(String(data)) as typeof msg;
+      } catch {
+        return;
+      }
+      if (msg.id === undefined) {
+        const ev = msg as { method?: string; params?: { type?: string; level?: string; text?: string } };
+        if (ev.method === 'log.entryAdded' && ev.params?.type === 'javascript' && ev.params.level === 'error') {
+          this.pageErrors.push((ev.params.text ?? '').split('\n')[0]!.slice(0, 200));
+        }
+        return;
+      }
+      const p = this.#pending.get(msg.id);
+      if (!p) return;
+      this.#pending.delete(msg.id);
+      if (msg.type === 'error') p.reject(new Error(`BiDi ${msg.error ?? 'error'}: ${(msg.message ?? '').slice(0, 200)}`));
+      else p.resolve(msg.result ?? {});
+    });
+    await this.#send('session.new', { capabilities: {} });
+    const tree = (await this.#send('browsingContext.getTree', {})) as { contexts: { context: string }[] };
+    const ctx = tree.contexts[0]?.context;
+    if (!ctx) throw new Error('no browsing context');
+    this.#context = ctx;
+    await this.#send('session.subscribe', { events: ['log.entryAdded'] });
+    await this.#send('browsingContext.setViewport', { context: ctx, viewport: { width: 1100, height: 700 } });
+  }
+
+  async screenshot(path: string): Promise<void> {
+    const r = (await this.#send('browsingContext.captureScreenshot', { context: this.#context })) as { data: string };
+    writeFileSync(path, Buffer.from(r.data, 'base64'));
+  }
+
+  #send(method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const id = this.#next++;
+    const ws = this.#ws;
+    if (!ws) return Promise.reject(new Error('not connected'));
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`BiDi ${method} timed out`));
+      }, STEP_TIMEOUT_MS);
+      this.#pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(t);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      });
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  }
+
+  async goto(url: string): Promise<void> {
+    await this.#send('browsingContext.navigate', { context: this.#context, url, wait: 'complete' });
+  }
+
+  async reload(): Promise<void> {
+    await this.#send('browsingContext.reload', { context: this.#context, wait: 'complete' });
+  }
+
+  /** Evaluates an expression (awaiting a promise) and returns its JSON-serialized value. */
+  async eval<T>(expression: string): Promise<T> {
+    const r = (await this.#send('script.evaluate', {
+      expression: `(async () => JSON.stringify(await (${expression})))()`,
+      target: { context: this.#context },
+      awaitPromise: true,
+      resultOwnership: 'none',
+    })) as { type: string; result?: { type: string; value?: string }; exceptionDetails?: { text?: string } };
+    if (r.type !== 'success') throw new Error(`page script failed: ${(r.exceptionDetails?.text ?? '').slice(0, 200)}`);
+    const v = r.result?.value;
+    return (v === undefined ? undefined : JSON.parse(v)) as T;
+  }
+
+  /** Polls `expression` until it is truthy; bounded. */
+  async waitFor(expression: string, what: string, timeoutMs = STEP_TIMEOUT_MS): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      if (await this.eval<boolean>(`Boolean(${expression})`).catch(() => false)) return;
+      if (Date.now() > end) throw new Error(`firefox: timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Sets an input's value the way typing does (Preact listens to `input`). */
+  async fill(selector: string, value: string): Promise<void> {
+    await this.eval(`(() => {
+      const el = document.querySelector(${JSON.stringify(selector)});
+      if (!el) throw new Error('no element');
+      el.focus();
+      el.value = ${JSON.stringify(value)};
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+      return true;
+    })()`);
+  }
+
+  async press(selector: string, key: string): Promise<void> {
+    await this.eval(`(() => {
+      const el = document.querySelector(${JSON.stringify(selector)});
+      if (!el) throw new Error('no element');
+      el.dispatchEvent(new KeyboardEvent('keydown', { key: ${JSON.stringify(key)}, bubbles: true, cancelable: true }));
+      return true;
+    })()`);
+  }
+
+  async click(selector: string): Promise<void> {
+    await this.eval(`(() => { const el = document.querySelector(${JSON.stringify(selector)}); if (!el) throw new Error('no element'); el.click(); return true; })()`);
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#send('browser.close', {}).catch(() => undefined);
+    } finally {
+      this.#ws?.close();
+      const c = this.#child;
+      if (c && c.exitCode === null) {
+        const exited = new Promise<void>((r) => c.once('exit', () => r()));
+        const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+    }
+  }
+
+  destroy(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
