@@ -181,7 +181,7 @@ export class Cli {
     this.home = home;
   }
   run(...args: string[]): Promise<RunResult> {
-    const env = { ...process.env, TACIT_PASSPHRASE: 'browser-test passphrase' };
+    const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: 'browser-test passphrase' };
     delete env['INIT_CWD'];
     return run(process.execPath, [join(ROOT, 'apps/cli/bin/tacit.js'), '--home', this.home, '--json', ...args], { env });
   }
