@@ -123,7 +123,14 @@ function SignOut({ chat }: { chat: Chat }) {
     );
   }
   return (
-    <span class="confirm" role="group" aria-label="Confirm sign out">
+    <span
+      class="confirm"
+      role="group"
+      aria-label="Confirm sign out"
+      onKeyDown={(e) => {
+        if (e.key === 'Escape') setConfirming(false);
+      }}
+    >
       <span>Delete this browser’s keys and history?</span>
       <button type="button" class="danger" onClick={() => void chat.signOut()}>
         Delete
