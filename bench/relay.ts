@@ -103,7 +103,10 @@ async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
     const t0 = Date.now();
     const r = await request(load, { cmd: 'run' }, (m) => (m['ev'] === 'done' ? (m['result'] as Record<string, number>) : undefined));
     const wall = (Date.now() - t0) / 1000;
-    const cpu = `cpu server ${Math.round(((cpuSeconds(server) - cpu0[0]!) / wall) * 100)}% load ${Math.round(((cpuSeconds(load) - cpu0[1]!) / wall) * 100)}%`;
+    const serverCpu = cpuSeconds(server) - cpu0[0]!;
+    // CPU per delivered message does not depend on how much of the machine others take.
+    const perMsg = Math.round((serverCpu / Number(r['delivered'])) * 1e6);
+    const cpu = `cpu server ${Math.round((serverCpu / wall) * 100)}% (${perMsg} µs/msg) load ${Math.round(((cpuSeconds(load) - cpu0[1]!) / wall) * 100)}%`;
     const idleKiB = Math.round(((after - before) / (n / 2) / 1024) * 10) / 10;
     const result = { ...r, idleKiB } as Result;
     console.log(

@@ -387,3 +387,19 @@ test('heartbeat: a socket that stops answering pings is dropped; one that answer
     },
     { limits: { heartbeatIntervalMs: 100 } },
   ));
+
+test('the hand-written message frame equals JSON.stringify of the frame and validates', async () => {
+  const { messageFrameText } = await import('../src/relay.js');
+  const { validateServerFrame } = await import('@tacit/api');
+  for (const kind of [2, 3] as const) {
+    const m = { id: 12345, kind, from: { username: 'a_b-c9', deviceId: 127 }, timestamp: 1_700_000_000_123 };
+    const body = b64(randomBytes(100));
+    const text = messageFrameText(m, body);
+    const expected = JSON.stringify({
+      type: 'message',
+      envelope: { id: '12345', type: kind === 3 ? 'prekey' : 'whisper', body, source: m.from, timestamp: m.timestamp },
+    });
+    assert.equal(text, expected);
+    assert.ok(validateServerFrame(JSON.parse(text)).ok);
+  }
+});

@@ -46,10 +46,12 @@ export function normalizeUsername(name: string): string {
 }
 
 /** Accepts any case; yields the folded form. */
+const usernameString = string({ min: USERNAME_MIN_LENGTH, max: USERNAME_MAX_LENGTH });
 export const username: Validator<string> = (v, path = '$') => {
-  const r = string({ min: USERNAME_MIN_LENGTH, max: USERNAME_MAX_LENGTH })(v, path);
+  const r = usernameString(v, path);
   if (!r.ok) return r;
-  const folded = normalizeUsername(r.value);
+  // Already folded (the common case): no copy.
+  const folded = USERNAME_PATTERN.test(r.value) ? r.value : normalizeUsername(r.value);
   if (!USERNAME_PATTERN.test(folded)) return invalid(path, 'username must be a letter then letters, digits, _ or -');
   return ok(folded);
 };

@@ -103,22 +103,38 @@ export function object<S extends Shape>(shape: S): Validator<Out<S>>;
 export function object<S extends Shape, O extends keyof S>(shape: S, optional: readonly O[]): Validator<OptionalKeys<S, O>>;
 export function object<S extends Shape>(shape: S, optional: readonly (keyof S)[] = []): Validator<Out<S>> {
   const keys = Object.keys(shape);
-  const opt = new Set<string>(optional as readonly string[]);
+  const validators = keys.map((k) => shape[k]!);
+  const opt = keys.map((k) => (optional as readonly string[]).includes(k));
+  // Child paths per parent path, built once: validation runs per WebSocket frame, and building
+  // `${path}.${key}` strings on every call was a measurable share of the relay's CPU.
+  const childPaths = new Map<string, string[]>();
   return (v, path = '$') => {
     if (!isPlainObject(v)) return invalid(path, 'expected an object');
-    for (const k of Object.keys(v)) {
+    let known = 0;
+    for (const k in v) {
+      if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
       if (!Object.prototype.hasOwnProperty.call(shape, k)) return invalid(`${path}.${k}`, 'unknown property');
+      known++;
+    }
+    let paths = childPaths.get(path);
+    if (paths === undefined) {
+      paths = keys.map((k) => `${path}.${k}`);
+      if (childPaths.size < 64) childPaths.set(path, paths);
     }
     const out: Record<string, unknown> = {};
-    for (const k of keys) {
+    let seen = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
       if (!Object.prototype.hasOwnProperty.call(v, k)) {
-        if (opt.has(k)) continue;
-        return invalid(`${path}.${k}`, 'required');
+        if (opt[i]) continue;
+        return invalid(paths[i]!, 'required');
       }
-      const r = shape[k]!(v[k], `${path}.${k}`);
+      seen++;
+      const r = validators[i]!(v[k], paths[i]!);
       if (!r.ok) return r;
       out[k] = r.value;
     }
+    if (seen !== known) return invalid(path, 'unknown property');
     return ok(out as Out<S>);
   };
 }
