@@ -207,6 +207,7 @@ export class Chat {
       for (const m of list) {
         if (m.state === 'sending') {
           m.state = 'unconfirmed';
+          m.error = 'The page closed while this was sending. It may still arrive; send again only if it did not.';
           orphaned = true;
         }
       }

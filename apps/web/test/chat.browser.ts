@@ -200,6 +200,26 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     assert.match(r.stdout, /are you there, dave\?/);
   });
 
+  it('shows a message that was still sending when the page closed as not confirmed, with Send again', async () => {
+    await server.stop();
+    let a = alice.page;
+    await a.getByTestId('connection').filter({ hasText: /offline/i }).waitFor();
+    await ui.openConversation(a, 'bob');
+    await ui.send(a, 'sent as the page closed');
+    await ui.waitOutgoing(a, 'sent as the page closed', 'sending');
+    await alice.close();
+    await server.start();
+    a = await alice.open(server.url);
+    await a.getByTestId('me').filter({ hasText: 'alice' }).waitFor();
+    await ui.openConversation(a, 'bob');
+    await ui.waitOutgoing(a, 'sent as the page closed', 'unconfirmed');
+    await a.locator('li.msg.out .msg-error').filter({ hasText: /may still arrive/ }).waitFor();
+    await a.getByRole('button', { name: 'Send again' }).click();
+    await ui.waitOutgoing(a, 'sent as the page closed', 'sent');
+    // At least once: the SDK also resends what it had encrypted before the page closed.
+    await ui.waitIncoming(bob.page, 'sent as the page closed');
+  });
+
   it('warns when a contact’s identity changes and blocks sending until the user compares and accepts', async () => {
     const a = alice.page;
     // Bob loses his device and registers again under the same name: new identity key.

@@ -51,33 +51,48 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number, what: string): Promise<RegExpExecArray> {
-  return new Promise((res, rej) => {
-    let buf = '';
-    const timer = setTimeout(() => {
-      cleanup();
-      rej(new Error(`${what}: no matching output within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onData = (d: Buffer) => {
-      buf += d.toString('utf8');
-      const m = re.exec(buf);
-      if (m) {
+/** Collects a child's stdout and waits (bounded) for a pattern anywhere in what it printed so far. */
+class Output {
+  text = '';
+  readonly #child: ChildProcess;
+  constructor(child: ChildProcess) {
+    this.#child = child;
+    child.stdout?.on('data', (d: Buffer) => {
+      this.text = (this.text + d.toString('utf8')).slice(-100_000);
+    });
+  }
+
+  waitFor(re: RegExp, timeoutMs: number, what: string): Promise<RegExpExecArray> {
+    const child = this.#child;
+    return new Promise((res, rej) => {
+      const check = (): boolean => {
+        const m = re.exec(this.text);
+        if (m) {
+          cleanup();
+          res(m);
+        }
+        return m !== null;
+      };
+      const timer = setTimeout(() => {
         cleanup();
-        res(m);
-      }
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      rej(new Error(`${what}: exited with ${code} before it was ready`));
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      child.stdout?.off('data', onData);
-      child.off('exit', onExit);
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', onExit);
-  });
+        rej(new Error(`${what}: no matching output within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onData = () => void check();
+      const onExit = (code: number | null) => {
+        if (check()) return;
+        cleanup();
+        rej(new Error(`${what}: exited with ${code} before it was ready`));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        child.stdout?.off('data', onData);
+        child.off('exit', onExit);
+      };
+      child.stdout?.on('data', onData);
+      child.once('exit', onExit);
+      check();
+    });
+  }
 }
 
 /** A tacit server process on a fixed loopback port (so it can be restarted under the same URL). */
@@ -120,9 +135,11 @@ export class ServerProcess {
     child.stderr?.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString('utf8')).slice(-20_000);
     });
-    await waitForLine(child, /tacit server on http:\/\/\S+/, STEP_TIMEOUT_MS, 'tacit server');
+    const out = new Output(child);
+    await out.waitFor(/tacit server on http:\/\/\S+/, STEP_TIMEOUT_MS, 'tacit server');
     if (this.registration === 'invite' && this.firstInvite === undefined) {
-      const m = await waitForLine(child, /invite code[^:]*: (\S+)/, 5_000, 'first invite').catch(() => undefined);
+      // Printed right after the listening line on a first start.
+      const m = await out.waitFor(/invite code[^:]*: (\S+)\n/, 10_000, 'first invite').catch(() => undefined);
       this.firstInvite = m?.[1];
     }
   }
