@@ -22,6 +22,7 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
   const h = await ctx.open();
   const c = h.client;
   const interactive = ctx.stdin.isTTY === true && ctx.stdout.isTTY === true && !ctx.args.json;
+  let started = false;
   const rl = createInterface({ input: ctx.stdin, output: interactive ? ctx.stdout : undefined, terminal: interactive, crlfDelay: Infinity });
   // Live output: clear the input line, print, redraw the prompt with what was typed so far.
   const out = interactive
@@ -32,7 +33,9 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
           clearLine(ctx.stdout, 0);
           cursorTo(ctx.stdout, 0);
         },
-        () => rl.prompt(true),
+        () => {
+          if (started) rl.prompt(true);
+        },
       )
     : ctx.out;
   const chatCtx: Ctx = { ...ctx, out };
@@ -52,13 +55,14 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       fatal = EXIT.SERVER;
       rl.close();
     });
+    if (interactive) ctx.stdout.write(`chatting with ${partner}; type a message and press Enter, /quit to leave\n`);
     await c.connect(CONNECT_TIMEOUT_MS);
     const backlog = c.unread();
     for (const m of backlog) printMessage(out, m);
     if (backlog.length > 0) await c.markRead(backlog.map((m) => m.serverId));
     if (interactive) {
-      ctx.stdout.write(`chatting with ${partner}; type a message and press Enter, /quit to leave\n`);
       rl.setPrompt('> ');
+      started = true;
       rl.prompt();
     } else out.event('chat-ready', { with: partner }, undefined);
 

@@ -27,6 +27,8 @@ export class ServerProcess {
   readonly logPath: string;
   port: number;
   url = '';
+  /** Everything the server printed on stdout and stderr so far. */
+  output = '';
   #proc: ChildProcess | undefined;
   #log: WriteStream;
   #env: Record<string, string>;
@@ -71,6 +73,7 @@ export class ServerProcess {
       proc.stdout!.on('data', (d: Buffer) => {
         this.#log.write(d);
         out += d.toString('utf8');
+        this.output += d.toString('utf8');
         const m = /tacit server on (http:\/\/127\.0\.0\.1:(\d+))/.exec(out);
         if (m) {
           clearTimeout(timer);
@@ -82,6 +85,7 @@ export class ServerProcess {
       proc.stderr!.on('data', (d: Buffer) => {
         this.#log.write(d);
         out += d.toString('utf8');
+        this.output += d.toString('utf8');
       });
       proc.once('exit', (code) => {
         clearTimeout(timer);
@@ -89,6 +93,16 @@ export class ServerProcess {
       });
     });
     await ready;
+  }
+
+  /** Waits (bounded) until the server's output matches `re`; returns the match. */
+  async waitForOutput(re: RegExp): Promise<RegExpExecArray> {
+    for (let i = 0; i < EVENT_TIMEOUT_MS / 50; i++) {
+      const m = re.exec(this.output);
+      if (m) return m;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return assert.fail(`server output never matched ${re}: ${this.output.slice(-2000)}`);
   }
 
   /** SIGKILL: no shutdown, no flush; whatever the server had not made durable is lost. */
