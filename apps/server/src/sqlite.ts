@@ -123,7 +123,8 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #s;
   readonly #writer: MessageBatchWriter;
-  readonly #worker: Worker | undefined;
+  /** Undefined when not configured, or after the worker died (then writes run inline). */
+  #worker: Worker | undefined;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   #seq = 0;
   #closed = false;
@@ -157,10 +158,18 @@ export class SqliteStore implements Store {
       if (r.ok) p.resolve(r.results);
       else p.reject(Object.assign(new Error('batch write failed'), { name: r.error.name, code: r.error.code }));
     });
-    this.#worker?.on('error', (err) => {
-      if (process.env['TACIT_DEBUG_WORKER']) console.error(err);
+    const lost = (err?: unknown) => {
+      if (process.env['TACIT_DEBUG_WORKER'] && err !== undefined) console.error(err);
+      // Fall back to writing on this connection. Batches in flight fail: their senders get
+      // INTERNAL and retry (if one had committed just before the worker died, its messages are
+      // then stored twice; the recipient's session layer rejects the copy as a duplicate).
+      this.#worker = undefined;
       for (const p of this.#pending.values()) p.reject(new Error('sqlite worker failed'));
       this.#pending.clear();
+    };
+    this.#worker?.on('error', lost);
+    this.#worker?.on('exit', () => {
+      if (!this.#closed) lost();
     });
     this.#s = {
       insertAccount: db.prepare('INSERT INTO accounts (username, identity_key, created_at) VALUES (?, ?, ?)'),
@@ -406,6 +415,15 @@ export class SqliteStore implements Store {
       journalMode: String(this.#db.pragma('journal_mode', { simple: true })),
       synchronous: (['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const)[sync] ?? 'OFF',
     };
+  }
+
+  /** Stops the writer thread; later batches are written inline on this connection. */
+  async stopWorker(): Promise<void> {
+    const w = this.#worker;
+    if (w === undefined) return;
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    await w.terminate();
+    await exited;
   }
 
   #invalidate(): void {

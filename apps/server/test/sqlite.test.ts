@@ -35,6 +35,25 @@ test('sqlite: WAL with synchronous=FULL (acknowledged messages survive power los
   db.close();
 });
 
+test('sqlite: if the writer thread dies, batches are written inline and ids keep increasing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
+  dirs.push(dir);
+  const s = new SqliteStore({ path: join(dir, 'tacit.db'), worker: true });
+  try {
+    const dev = { registrationId: 1, secretSalt: new Uint8Array(16), secretHash: new Uint8Array(32), keys: { signedPreKey: { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) }, kyberLastResortKey: { keyId: 1, publicKey: new Uint8Array(1569), signature: new Uint8Array(64) }, preKeys: [], kyberPreKeys: [] } };
+    assert.equal(await s.createAccount({ username: 'ann', identityKey: new Uint8Array(33), createdAt: 0 }, dev, null), 'ok');
+    const to = { username: 'ann', deviceId: 1 };
+    const msg = { to, from: to, kind: 2 as const, body: new Uint8Array([1]), timestamp: 1, expiresAt: 1e15 };
+    const [a] = await s.writeBatch([msg], [], 10);
+    await s.stopWorker();
+    const [b] = await s.writeBatch([msg], [], 10);
+    assert.ok(a?.ok && b?.ok && b.id > a.id);
+    assert.equal((await s.fetchQueue(to, 0, 10, 0)).length, 2);
+  } finally {
+    await s.close();
+  }
+});
+
 test('sqlite: cleanup', () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
