@@ -292,7 +292,8 @@ export class TacitClient {
       relay.on('drained', () => this.#events.emit('connection', { state: 'drained' }));
       relay.on('disconnected', (d) => this.#events.emit('connection', { state: 'disconnected', retryInMs: d.retryInMs }));
       relay.on('fatal', (e) => this.#events.emit('fatal', e));
-      for (const entry of this.#state.outbox) this.#transmit(entry);
+      // Left over from an earlier run: resent unchanged (the recipient drops duplicates).
+      for (const entry of this.#state.outbox) void this.#transmit(entry).catch(() => undefined);
       relay.start();
       this.#keyTimer = setInterval(() => void this.maintainKeys().catch(() => undefined), KEY_CHECK_INTERVAL_MS);
       (this.#keyTimer as { unref?: () => void }).unref?.();
@@ -413,8 +414,10 @@ export class TacitClient {
         return out.map((e) => ({ entry: e, done: this.#transmit(e) }));
       });
     });
-    const serverIds: string[] = [];
-    for (const { done } of entries) serverIds.push((await done).serverId);
+    const results = await Promise.allSettled(entries.map((e) => e.done));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const serverIds = results.map((r) => (r as PromiseFulfilledResult<{ serverId: string }>).value.serverId);
     return { id: envelope.id, to: contact, sentAt: envelope.sentAt, serverIds };
   }
 
