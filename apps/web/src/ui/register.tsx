@@ -12,7 +12,7 @@ export function Register({ chat, busy, error }: { chat: Chat; busy: boolean; err
     <main class="card register" aria-labelledby="reg-title">
       <h1 id="reg-title">tacit</h1>
       <p class="lede">End-to-end encrypted chat for your team. Your keys are made in this browser and never leave it.</p>
-      <form onSubmit={submit} aria-describedby={error ? 'reg-error' : undefined}>
+      <form onSubmit={submit}>
         <label for="reg-username">Username</label>
         <input
           id="reg-username"
@@ -27,8 +27,10 @@ export function Register({ chat, busy, error }: { chat: Chat; busy: boolean; err
           onInput={(e) => setUsername((e.target as HTMLInputElement).value)}
           disabled={busy}
           autoFocus
+          aria-describedby={error ? 'reg-username-hint reg-error' : 'reg-username-hint'}
+          aria-invalid={error ? true : undefined}
         />
-        <p class="hint">3–32 characters: a letter, then letters, digits, “_” or “-”.</p>
+        <p class="hint" id="reg-username-hint">3–32 characters: a letter, then letters, digits, “_” or “-”.</p>
         <label for="reg-invite">Invite code</label>
         <input
           id="reg-invite"
@@ -40,8 +42,9 @@ export function Register({ chat, busy, error }: { chat: Chat; busy: boolean; err
           value={invite}
           onInput={(e) => setInvite((e.target as HTMLInputElement).value)}
           disabled={busy}
+          aria-describedby="reg-invite-hint"
         />
-        <p class="hint">From your server’s admin. Leave empty if the server has open registration.</p>
+        <p class="hint" id="reg-invite-hint">From your server’s admin. Leave empty if the server has open registration.</p>
         {error && (
           <p class="error" id="reg-error" role="alert">
             {error}
