@@ -70,6 +70,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
 
     // Bob's list shows the new conversation with one unread message.
     await ui.waitUnread(b, 'alice', 1);
+    assert.equal(await b.title(), '(1) tacit');
     await screenshot(b, 'conversations-phone');
     await ui.openConversation(b, 'alice');
     await ui.waitIncoming(b, 'hello bob, this is alice');
@@ -84,6 +85,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await b.locator('a.back').click();
     await b.locator('a[data-contact="alice"]').waitFor();
     assert.equal(await ui.unreadCount(b, 'alice'), 0);
+    assert.equal(await b.title(), 'tacit');
     await screenshot(a, 'conversation-desktop');
   });
 
