@@ -36,13 +36,15 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await alice.close().catch(() => undefined);
     await bob.close().catch(() => undefined);
     await server?.stop();
-    for (const p of [alice, bob]) {
-      assert.ok(p.requests.length > 0, 'requests were recorded');
-      assert.deepEqual(p.foreignRequests(server.url), [], `${p.dir}: the page only talks to the tacit server`);
-      assert.deepEqual(p.pageErrors, [], 'no uncaught errors in the page');
-      p.destroy();
-    }
+    // Clean up first, then check what the pages did (so a failure leaves no temp dirs behind).
+    const seen = [alice, bob].map((p) => ({ requests: p.requests.length, foreign: server ? p.foreignRequests(server.url) : [], errors: [...p.pageErrors] }));
+    for (const p of [alice, bob]) p.destroy();
     for (const d of [carolHome, daveHome, dataDir]) rmSync(d, { recursive: true, force: true });
+    for (const v of seen) {
+      assert.ok(v.requests > 0, 'requests were recorded');
+      assert.deepEqual(v.foreign, [], 'the page only talks to the tacit server');
+      assert.deepEqual(v.errors, [], 'no uncaught errors in the page');
+    }
   });
 
   it('registers two browser users with invite codes (a wrong code is refused)', async () => {

@@ -136,7 +136,12 @@ export class ServerProcess {
       this.stderr = (this.stderr + d.toString('utf8')).slice(-20_000);
     });
     const out = new Output(child);
-    await out.waitFor(/tacit server on http:\/\/\S+/, STEP_TIMEOUT_MS, 'tacit server');
+    try {
+      await out.waitFor(/tacit server on http:\/\/\S+/, STEP_TIMEOUT_MS, 'tacit server');
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
     if (this.registration === 'invite' && this.firstInvite === undefined) {
       // Printed right after the listening line on a first start.
       const m = await out.waitFor(/invite code[^:]*: (\S+)\n/, 10_000, 'first invite').catch(() => undefined);

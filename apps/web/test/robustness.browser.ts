@@ -28,13 +28,15 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     await frank.close().catch(() => undefined);
     await gina.close().catch(() => undefined);
     await server?.stop();
-    for (const p of [eve, frank, gina]) {
-      assert.ok(p.requests.length > 0, 'requests were recorded');
-      assert.deepEqual(p.foreignRequests(server.url), [], 'the page only talks to the tacit server');
-      assert.deepEqual(p.pageErrors, [], 'no uncaught errors in the page');
-      p.destroy();
-    }
+    // Clean up first, then check what the pages did (so a failure leaves no temp dirs behind).
+    const seen = [eve, frank, gina].map((p) => ({ requests: p.requests.length, foreign: server ? p.foreignRequests(server.url) : [], errors: [...p.pageErrors] }));
+    for (const p of [eve, frank, gina]) p.destroy();
     rmSync(dataDir, { recursive: true, force: true });
+    for (const v of seen) {
+      assert.ok(v.requests > 0, 'requests were recorded');
+      assert.deepEqual(v.foreign, [], 'the page only talks to the tacit server');
+      assert.deepEqual(v.errors, [], 'no uncaught errors in the page');
+    }
   });
 
   it('ships one small, browser-only bundle', () => {
