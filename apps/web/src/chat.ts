@@ -243,7 +243,15 @@ export class Chat {
 
   // ---- conversations ----
 
+  /** The conversation list, computed once per change. */
   conversations(): ConversationView[] {
+    if (this.#conversationsAt?.version !== this.version) this.#conversationsAt = { version: this.version, list: this.#conversations() };
+    return this.#conversationsAt.list;
+  }
+
+  #conversationsAt: { version: number; list: ConversationView[] } | undefined;
+
+  #conversations(): ConversationView[] {
     const c = this.#client;
     const j = this.#journal;
     if (!c || !j) return [];
