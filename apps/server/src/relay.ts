@@ -388,6 +388,7 @@ export class Relay {
           );
         } catch (e) {
           this.#ctx.log.error({ err: errorSummary(e), sends: sends.length, acks: acks.length }, 'relay: batch write failed');
+          if (process.env['TACIT_DEBUG_WORKER']) console.error(e);
           for (const s of sends) {
             s.conn.pendingSends--;
             this.#reply(s.conn, { type: 'error', code: 'INTERNAL', message: 'not stored; retry', id: s.clientId });
@@ -496,9 +497,11 @@ export class Relay {
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#heartbeat);
-    await this.#flush();
+    // Stop reading, then write everything already received (and answer it) before the store may
+    // close; only then close the sockets.
+    for (const c of this.#all) c.ws.pause();
+    await this.#written();
     for (const c of [...this.#all]) this.#fail(c, 'UNAVAILABLE', 'server shutting down');
-    for (const c of [...this.#all]) c.ws.terminate();
     this.#wss.close();
   }
 }

@@ -49,6 +49,7 @@ parentPort!.on('message', (req: WorkerRequest) => {
     const results = writeRetrying(req.messages, req.acks, req.maxQueue);
     parentPort!.postMessage({ seq: req.seq, ok: true, results } satisfies WorkerReply);
   } catch (e) {
+    if (process.env['TACIT_DEBUG_WORKER']) console.error(e);
     const code = (e as { code?: unknown }).code;
     parentPort!.postMessage({
       seq: req.seq,

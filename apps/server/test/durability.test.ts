@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { authorizationHeader, type MessageFrame } from '@tacit/api';
-import { Client, makeDevice, registration, sendMessage, WAIT_MS } from './helpers.js';
+import { buildServer, SqliteStore } from '../src/index.js';
+import { Client, makeDevice, register, registration, sendMessage, WAIT_MS } from './helpers.js';
 
 const MAIN = resolve(import.meta.dirname, '../src/main.ts');
 
@@ -119,6 +120,37 @@ test('acknowledged sends survive kill -9 and restart, in order; acknowledged del
     assert.equal(counts.status, 200);
   } finally {
     await kill9(server).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('graceful close writes and answers what was received before closing the store', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-close-'));
+  const lines: string[] = [];
+  try {
+    const server = await buildServer({
+      store: new SqliteStore({ path: join(dir, 'tacit.db'), worker: true }),
+      registration: 'open',
+      logger: { level: 'error', stream: { write: (l: string) => void lines.push(l) } },
+    });
+    const port = await server.listen(0, '127.0.0.1');
+    const h = { server, port, wsUrl: `ws://127.0.0.1:${port}/v1/ws`, close: () => server.close() };
+    const a = await register(h);
+    const b = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    const N = 200;
+    for (let i = 0; i < N; i++) ca.send({ type: 'send', id: `s${i}`, to: { username: b.username, deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+    await ca.next((f) => f.type === 'sent');
+    await server.close();
+    await ca.closed;
+    const sent = ca.frames.filter((f) => f.type === 'sent').map((f) => (f as { serverId: string }).serverId);
+    assert.equal(lines.join(''), '', 'no write failed during shutdown');
+    const store = new SqliteStore({ path: join(dir, 'tacit.db') });
+    const queued = new Set((await store.fetchQueue({ username: b.username, deviceId: 1 }, 0, 1000, 0)).map((m) => String(m.id)));
+    await store.close();
+    for (const id of sent) assert.ok(queued.has(id), `acknowledged ${id} is stored`);
+    assert.ok(sent.length >= 1);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
