@@ -156,6 +156,8 @@ export class TacitClient {
   readonly #backend: CryptoBackend;
   readonly #now: () => number;
   #state: StateData;
+  /** The last snapshot handed to the writer: what a failed change rolls back to. */
+  #lastCommitted: Uint8Array;
   readonly #writer: SnapshotWriter;
   readonly #http: HttpApi;
   readonly #sessions: SessionManager;
@@ -176,6 +178,7 @@ export class TacitClient {
     this.#backend = opts.backend;
     this.#now = opts.now ?? Date.now;
     this.#state = state;
+    this.#lastCommitted = encodeState(state);
     this.#writer = new SnapshotWriter(opts.vault);
     const a = state.account;
     this.#http = new HttpApi(a.server, {
@@ -330,12 +333,26 @@ export class TacitClient {
   async #mutate<T>(fn: (s: StateData) => T | Promise<T>): Promise<T> {
     let commit: Promise<void> = Promise.resolve();
     const result = await this.#stateLock.run('', async () => {
-      const r = await fn(this.#state);
-      commit = this.#writer.commit(encodeState(this.#state));
+      let r: T;
+      try {
+        r = await fn(this.#state);
+      } catch (e) {
+        // All or nothing: a failed change leaves the state as last committed.
+        this.#state = decodeState(this.#lastCommitted);
+        throw e;
+      }
+      commit = this.#commitSnapshot();
       return r;
     });
     await commit;
     return result;
+  }
+
+  /** Under the state lock: snapshot the state and hand it to the writer. */
+  #commitSnapshot(): Promise<void> {
+    const snapshot = encodeState(this.#state);
+    this.#lastCommitted = snapshot;
+    return this.#writer.commit(snapshot);
   }
 
   // ---- pre-keys ----
@@ -552,8 +569,8 @@ export class TacitClient {
       s.pendingIdentities[contact] = { key: keyB64, seenAt: this.#now() };
       this.#events.emit('identity-changed', { contact });
     }
-    // Commit the pending key even though the operation fails.
-    void this.#writer.commit(encodeState(s)).catch(() => undefined);
+    // Commit the pending key even though the operation fails (this runs under the state lock).
+    void this.#commitSnapshot().catch(() => undefined);
     return new ClientError(
       'UNTRUSTED_IDENTITY',
       `the safety number with ${contact} has changed; compare it (tacit safety-number ${contact}) and run tacit trust ${contact} to continue`,
