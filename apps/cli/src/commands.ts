@@ -1,7 +1,7 @@
 /** The one-shot commands: register, send, recv, safety-number, trust, contacts, whoami. */
 import { createInterface } from 'node:readline';
 import { toBase64 } from '@tacit/api';
-import { ClientError, parseUsername, type StoredMessage, type TacitClient } from '@tacit/client';
+import { parseUsername, type StoredMessage, type TacitClient } from '@tacit/client';
 import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, DRAIN_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT } from './exit-codes.js';
@@ -199,4 +199,4 @@ export async function cmdWhoami(ctx: Ctx): Promise<number> {
   return EXIT.OK;
 }
 
-export { ClientError };
+

@@ -77,98 +77,107 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
     if (init.method === 'PUT' && path === '/v1/keys') return reply(204);
     return reply(404, { error: { code: 'NOT_FOUND', message: 'no' } });
   };
-  const bob = await TacitClient.register(
-    { vault: new MemoryVault(), backend, connect: wsSocketFactory, fetch, backoff: { baseMs: 10, maxMs: 50 } },
-    { server: `http://127.0.0.1:${port}`, username: 'bob' },
-  );
-  assert.ok(registration);
-  const undecryptable: string[] = [];
-  bob.on('undecryptable', (e) => undecryptable.push(`${e.from}:${e.reason}`));
-
-  // ---- alice: the protocol directly, starting a session from bob's uploaded bundle ----
-  const aliceId = IdentityKeyPair.generate(backend);
-  const alice = new SessionManager(backend, inMemoryStores(aliceId, generateRegistrationId(backend)), { now: () => Date.now() });
-  const bobAddr = new ProtocolAddress('bob', 1);
-  const reg = registration;
-  await alice.processPreKeyBundle(bobAddr, {
-    registrationId: reg.registrationId,
-    deviceId: 1,
-    identityKey: PublicKey.deserialize(b(reg.identityKey)),
-    signedPreKeyId: reg.signedPreKey.keyId,
-    signedPreKey: PublicKey.deserialize(b(reg.signedPreKey.publicKey)),
-    signedPreKeySignature: b(reg.signedPreKey.signature),
-    kyberPreKeyId: reg.kyberPreKeys[0]!.keyId,
-    kyberPreKey: KyberPublicKey.deserialize(b(reg.kyberPreKeys[0]!.publicKey)),
-    kyberPreKeySignature: b(reg.kyberPreKeys[0]!.signature),
-    preKeyId: reg.preKeys[0]!.keyId,
-    preKey: PublicKey.deserialize(b(reg.preKeys[0]!.publicKey)),
-  });
-  const msg = async (id: string, text: string) => alice.encrypt(bobAddr, encodeEnvelope({ v: 1, id, text, sentAt: 1_700_000_000_000 }));
-  const m1 = await msg('m1', 'first');
-  const m2 = await msg('m2', 'second');
-  const m3 = await msg('m3', 'third');
-  const notEnvelope = await alice.encrypt(bobAddr, new TextEncoder().encode('plain bytes, no envelope'));
-  const m4 = await msg('m4', 'fourth');
-
-  await bob.connect(10_000);
-  await until(() => socket !== undefined, 'bob connected');
-  let serial = 0;
-  const push = (ct: { type: string; body: Uint8Array }, from = 'alice', id = `e${++serial}`): string => {
-    socket!.send(JSON.stringify({ type: 'message', envelope: { id, type: ct.type, body: toBase64(ct.body), source: { username: from, deviceId: 1 }, timestamp: 1 } }));
-    return id;
+  const cleanup = async (): Promise<void> => {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(() => r(undefined)));
   };
-  const flip = (body: Uint8Array, at: number): Uint8Array => {
-    const c = body.slice();
-    c[at]! ^= 0x10;
-    return c;
-  };
+  let bobClient: TacitClient | undefined;
+  try {
+    const bob = await TacitClient.register(
+      { vault: new MemoryVault(), backend, connect: wsSocketFactory, fetch, backoff: { baseMs: 10, maxMs: 50 } },
+      { server: `http://127.0.0.1:${port}`, username: 'bob' },
+    );
+    bobClient = bob;
+    assert.ok(registration);
+    const undecryptable: string[] = [];
+    bob.on('undecryptable', (e) => undecryptable.push(`${e.from}:${e.reason}`));
 
-  const pushed: string[] = [];
-  pushed.push(push(m1)); // genuine
-  // Tamper inside the authenticated inner SignalMessage: its ciphertext, and its 8-byte MAC.
-  const innerEnd = endOf(m2.body, decodePreKeySignalMessage(m2.body).message.serialized);
-  pushed.push(push({ type: m2.type, body: flip(m2.body, innerEnd - 12) })); // tampered ciphertext
-  pushed.push(push({ type: m2.type, body: flip(m2.body, innerEnd - 1) })); // tampered MAC
-  pushed.push(push({ type: m2.type, body: m2.body.subarray(0, m2.body.length - 20) })); // truncated
-  pushed.push(push({ type: m2.type, body: m2.body.subarray(0, 3) })); // truncated to almost nothing
-  pushed.push(push(m1)); // replay under a new server id: DUPLICATE, dropped silently
-  pushed.push(push(m1, 'alice', 'e1')); // redelivery under the same server id
-  pushed.push(push({ type: 'whisper', body: m2.body })); // wrong type for the bytes
-  pushed.push(push(m3, 'mallory')); // someone else's message attributed to another sender
-  pushed.push(push({ type: 'prekey', body: backend.randomBytes(300) })); // garbage
-  pushed.push(push(notEnvelope)); // decrypts, but is not an envelope
-  socket!.send('{"type":"message","envelope":{"id":"x"'); // broken JSON
-  socket!.send(JSON.stringify({ type: 'message', envelope: { id: 'bad body', type: 'prekey', body: '***', source: { username: 'alice', deviceId: 1 }, timestamp: 1 } }));
-  pushed.push(push(m2)); // genuine: the session is intact
-  pushed.push(push(m3));
-  socket!.send(JSON.stringify({ type: 'queue-empty' }));
-  await bob.waitDrained(30_000);
-  await until(() => acks.length >= new Set(pushed).size, 'acks');
+    // ---- alice: the protocol directly, starting a session from bob's uploaded bundle ----
+    const aliceId = IdentityKeyPair.generate(backend);
+    const alice = new SessionManager(backend, inMemoryStores(aliceId, generateRegistrationId(backend)), { now: () => Date.now() });
+    const bobAddr = new ProtocolAddress('bob', 1);
+    const reg = registration;
+    await alice.processPreKeyBundle(bobAddr, {
+      registrationId: reg.registrationId,
+      deviceId: 1,
+      identityKey: PublicKey.deserialize(b(reg.identityKey)),
+      signedPreKeyId: reg.signedPreKey.keyId,
+      signedPreKey: PublicKey.deserialize(b(reg.signedPreKey.publicKey)),
+      signedPreKeySignature: b(reg.signedPreKey.signature),
+      kyberPreKeyId: reg.kyberPreKeys[0]!.keyId,
+      kyberPreKey: KyberPublicKey.deserialize(b(reg.kyberPreKeys[0]!.publicKey)),
+      kyberPreKeySignature: b(reg.kyberPreKeys[0]!.signature),
+      preKeyId: reg.preKeys[0]!.keyId,
+      preKey: PublicKey.deserialize(b(reg.preKeys[0]!.publicKey)),
+    });
+    const msg = async (id: string, text: string) => alice.encrypt(bobAddr, encodeEnvelope({ v: 1, id, text, sentAt: 1_700_000_000_000 }));
+    const m1 = await msg('m1', 'first');
+    const m2 = await msg('m2', 'second');
+    const m3 = await msg('m3', 'third');
+    const notEnvelope = await alice.encrypt(bobAddr, new TextEncoder().encode('plain bytes, no envelope'));
+    const m4 = await msg('m4', 'fourth');
 
-  assert.deepEqual(
-    bob.unread().map((m) => m.text),
-    ['first', 'second', 'third'],
-  );
-  assert.deepEqual(new Set(acks), new Set(pushed), 'every delivery, good or bad, was acknowledged');
-  assert.equal(undecryptable.length, 8, `undecryptable events: ${undecryptable.join(', ')}`);
-  assert.equal(undecryptable.filter((u) => u === 'alice:BAD_MAC').length, 2, 'tampering is caught by the MAC');
-  assert.ok(undecryptable.includes('alice:BAD_ENVELOPE'));
-  assert.ok(undecryptable.every((u) => !u.endsWith(':DUPLICATE')), 'duplicates are dropped silently');
+    await bob.connect(10_000);
+    await until(() => socket !== undefined, 'bob connected');
+    let serial = 0;
+    const push = (ct: { type: string; body: Uint8Array }, from = 'alice', id = `e${++serial}`): string => {
+      socket!.send(JSON.stringify({ type: 'message', envelope: { id, type: ct.type, body: toBase64(ct.body), source: { username: from, deviceId: 1 }, timestamp: 1 } }));
+      return id;
+    };
+    const flip = (body: Uint8Array, at: number): Uint8Array => {
+      const c = body.slice();
+      c[at]! ^= 0x10;
+      return c;
+    };
 
-  // A binary frame and an oversized frame make the client drop that connection and reconnect;
-  // it comes back and keeps receiving on the same session.
-  socket!.send(new Uint8Array([1, 2, 3]), { binary: true });
-  await until(() => connections === 2, 'reconnect after a binary frame');
-  await until(() => socket !== undefined && socket.readyState === 1 && connections === 2, 'ready again');
-  await new Promise((r) => setTimeout(r, 50));
-  socket!.send('x'.repeat(200 * 1024));
-  await until(() => connections === 3, 'reconnect after an oversized frame');
-  await new Promise((r) => setTimeout(r, 50));
-  push(m4);
-  await until(() => bob.unread().length === 4, 'fourth message');
-  assert.equal(bob.unread()[3]!.text, 'fourth');
+    const pushed: string[] = [];
+    pushed.push(push(m1)); // genuine
+    // Tamper inside the authenticated inner SignalMessage: its ciphertext, and its 8-byte MAC.
+    const innerEnd = endOf(m2.body, decodePreKeySignalMessage(m2.body).message.serialized);
+    pushed.push(push({ type: m2.type, body: flip(m2.body, innerEnd - 12) })); // tampered ciphertext
+    pushed.push(push({ type: m2.type, body: flip(m2.body, innerEnd - 1) })); // tampered MAC
+    pushed.push(push({ type: m2.type, body: m2.body.subarray(0, m2.body.length - 20) })); // truncated
+    pushed.push(push({ type: m2.type, body: m2.body.subarray(0, 3) })); // truncated to almost nothing
+    pushed.push(push(m1)); // replay under a new server id: DUPLICATE, dropped silently
+    pushed.push(push(m1, 'alice', 'e1')); // redelivery under the same server id
+    pushed.push(push({ type: 'whisper', body: m2.body })); // wrong type for the bytes
+    pushed.push(push(m3, 'mallory')); // someone else's message attributed to another sender
+    pushed.push(push({ type: 'prekey', body: backend.randomBytes(300) })); // garbage
+    pushed.push(push(notEnvelope)); // decrypts, but is not an envelope
+    socket!.send('{"type":"message","envelope":{"id":"x"'); // broken JSON
+    socket!.send(JSON.stringify({ type: 'message', envelope: { id: 'bad body', type: 'prekey', body: '***', source: { username: 'alice', deviceId: 1 }, timestamp: 1 } }));
+    pushed.push(push(m2)); // genuine: the session is intact
+    pushed.push(push(m3));
+    socket!.send(JSON.stringify({ type: 'queue-empty' }));
+    await bob.waitDrained(30_000);
+    await until(() => acks.length >= new Set(pushed).size, 'acks');
 
-  await bob.close();
-  for (const c of wss.clients) c.terminate();
-  await new Promise((r) => wss.close(() => r(undefined)));
+    assert.deepEqual(
+      bob.unread().map((m) => m.text),
+      ['first', 'second', 'third'],
+    );
+    assert.deepEqual(new Set(acks), new Set(pushed), 'every delivery, good or bad, was acknowledged');
+    assert.equal(undecryptable.length, 8, `undecryptable events: ${undecryptable.join(', ')}`);
+    assert.equal(undecryptable.filter((u) => u === 'alice:BAD_MAC').length, 2, 'tampering is caught by the MAC');
+    assert.ok(undecryptable.includes('alice:BAD_ENVELOPE'));
+    assert.ok(undecryptable.every((u) => !u.endsWith(':DUPLICATE')), 'duplicates are dropped silently');
+
+    // A binary frame and an oversized frame make the client drop that connection and reconnect;
+    // it comes back and keeps receiving on the same session.
+    socket!.send(new Uint8Array([1, 2, 3]), { binary: true });
+    await until(() => connections === 2, 'reconnect after a binary frame');
+    await until(() => socket !== undefined && socket.readyState === 1 && connections === 2, 'ready again');
+    await new Promise((r) => setTimeout(r, 50));
+    socket!.send('x'.repeat(200 * 1024));
+    await until(() => connections === 3, 'reconnect after an oversized frame');
+    await new Promise((r) => setTimeout(r, 50));
+    push(m4);
+    await until(() => bob.unread().length === 4, 'fourth message');
+    assert.equal(bob.unread()[3]!.text, 'fourth');
+
+  } finally {
+    // Also on failure: an open client would keep the test process alive.
+    await bobClient?.close();
+    await cleanup();
+  }
 });

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERRORS, type Envelope } from '@tacit/api';
 import { Relay, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
@@ -47,8 +47,19 @@ function envelope(id: string): Envelope {
   return { id, type: 'whisper', body: 'AAAA', source: { username: 'alice', deviceId: 1 }, timestamp: 1 };
 }
 
+/** Every relay made here, closed at the end even if a test fails (so no timer keeps the process alive). */
+const relays: Relay[] = [];
+after(() => {
+  for (const r of relays) r.close();
+});
+
 function makeRelay(server: FakeServer, onEnvelope: (e: Envelope) => Promise<EnvelopeOutcome> = async () => 'ack') {
-  return new Relay({ url: 'ws://test', credentials: creds, connect: server.factory, onEnvelope, backoff: { baseMs: 1, maxMs: 5 }, random: () => 0.5 });
+  return track(new Relay({ url: 'ws://test', credentials: creds, connect: server.factory, onEnvelope, backoff: { baseMs: 1, maxMs: 5 }, random: () => 0.5 }));
+}
+
+function track(r: Relay): Relay {
+  relays.push(r);
+  return r;
 }
 
 test('authenticates with the first frame, then sends queued messages once ready', async () => {
