@@ -39,13 +39,19 @@ export function printMessage(out: Output, m: StoredMessage): void {
 }
 
 /** Warnings every connected command shows: identity changes and messages that could not be read. */
-export function attachNotices(ctx: Ctx, client: TacitClient): void {
-  client.on('identity-changed', ({ contact }) =>
-    ctx.out.notice('identity-changed', { contact }, `tacit: warning: the safety number with ${contact} changed. Messages from and to ${contact} are held until you run: tacit safety-number ${contact}, then tacit trust ${contact}`),
-  );
+export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending(): void } {
+  const told = new Set<string>();
+  const tell = (contact: string): void => {
+    if (told.has(contact)) return;
+    told.add(contact);
+    ctx.out.notice('identity-changed', { contact }, `tacit: warning: the safety number with ${contact} changed. Messages from and to ${contact} are held until you run: tacit safety-number ${contact}, then tacit trust ${contact}`);
+  };
+  client.on('identity-changed', ({ contact }) => tell(contact));
   client.on('undecryptable', ({ from, fromDevice, reason }) =>
     ctx.out.notice('undecryptable', { from, fromDevice, reason }, `tacit: warning: dropped a message from ${from} (device ${fromDevice}) that could not be decrypted (${reason})`),
   );
+  // Until the user trusts, every receive reminds them (once per run).
+  return { remindPending: () => client.changedIdentities().forEach(tell) };
 }
 
 async function readStdinLines(ctx: Ctx): Promise<string[]> {
@@ -94,7 +100,7 @@ export async function cmdRecv(ctx: Ctx): Promise<number> {
   const h = await ctx.open();
   try {
     const c = h.client;
-    attachNotices(ctx, c);
+    const notices = attachNotices(ctx, c);
     const printUnread = async (): Promise<number> => {
       const list = c.unread();
       for (const m of list) printMessage(ctx.out, m);
@@ -116,6 +122,7 @@ export async function cmdRecv(ctx: Ctx): Promise<number> {
       });
       printed += await printUnread();
     }
+    notices.remindPending();
     if (printed === 0 && !ctx.out.json) ctx.stderr.write('no new messages\n');
   } finally {
     await h.close();

@@ -69,6 +69,10 @@ test('identity change: sending stops with a clear error until trust; held messag
   assert.equal(err['code'], 'UNTRUSTED_IDENTITY');
   assert.equal(err['contact'], 'bob');
 
+  // Every receive keeps reminding until the user decides.
+  const reminder = await ok(alice, ['recv']);
+  assert.deepEqual(reminder.filter((e) => e['event'] === 'identity-changed').map((e) => e['contact']), ['bob']);
+
   // The safety number shown is the new one, marked as changed; it matches the new bob's.
   const changed = (await ok(alice, ['safety-number', 'bob']))[0]!;
   assert.equal(changed['keyState'], 'changed');
@@ -80,7 +84,9 @@ test('identity change: sending stops with a clear error until trust; held messag
   // Trust: the held message becomes readable, and messages flow both ways again.
   const trusted = (await ok(alice, ['trust', 'bob']))[0]!;
   assert.deepEqual([trusted['changed'], trusted['released']], [true, 1]);
-  assert.deepEqual(await recv(alice), ['bob: from the new bob']);
+  const afterTrust = await ok(alice, ['recv']);
+  assert.deepEqual(afterTrust.filter((e) => e['event'] === 'message').map((e) => e['text']), ['from the new bob']);
+  assert.equal(afterTrust.filter((e) => e['event'] === 'identity-changed').length, 0, 'no reminder once trusted');
   await ok(alice, ['send', 'bob', 'welcome back']);
   assert.deepEqual(await recv(bobNew), ['alice: welcome back']);
   await ok(bobNew, ['send', 'alice', 'thanks']);
