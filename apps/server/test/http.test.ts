@@ -359,7 +359,7 @@ test('tickets: issued to an authenticated device, single use (see relay tests)',
     assert.ok(t.expiresAt > Date.now());
   }));
 
-test('a file-backed server starts, prints nothing secret in logs', async () => {
+test('request logs carry no secret, ticket, key or Authorization header', async () => {
   const lines: string[] = [];
   const store = new SqliteStore({ path: ':memory:' });
   const server = await buildServer({ store, registration: 'open', logger: { level: 'info', stream: { write: (l: string) => void lines.push(l) } } });
