@@ -92,6 +92,19 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     app.log.error({ err: errorSummary(err) }, 'request failed');
     return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
   });
+  // JSON bodies: an empty body counts as no body (a client may send `content-type: application/json`
+  // on POST /v1/ws-ticket without one). Plain JSON.parse is safe here: `__proto__` becomes an own
+  // property, which every validator rejects as unknown.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text) as unknown);
+    } catch {
+      done(Object.assign(new Error('malformed JSON'), { statusCode: 400 }), undefined);
+    }
+  });
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody('NOT_FOUND', 'no such route')));
 
   registerHttpRoutes(app, ctx);

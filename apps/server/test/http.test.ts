@@ -352,6 +352,11 @@ test('devices: add, list, use, remove; limits', () =>
 test('tickets: issued to an authenticated device, single use (see relay tests)', () =>
   withServer(async (h) => {
     const a = await register(h);
+    // With a JSON content type and no body, or `{}`, too.
+    for (const payload of ['', '{}']) {
+      const r = await h.server.app.inject({ method: 'POST', url: '/v1/ws-ticket', headers: { ...auth(a), 'content-type': 'application/json' }, payload });
+      assert.equal(r.statusCode, 200, JSON.stringify(payload));
+    }
     const r = await h.server.app.inject({ method: 'POST', url: '/v1/ws-ticket', headers: auth(a) });
     assert.equal(r.statusCode, 200);
     const t = r.json() as { ticket: string; expiresAt: number };
