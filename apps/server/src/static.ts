@@ -48,6 +48,14 @@ export function registerStatic(app: FastifyInstance, dir: string): void {
   app.get('/*', async (req, reply) => {
     const f = await serve(req.url);
     if (f === undefined) return reply.callNotFound();
-    return reply.type(f.type).header('x-content-type-options', 'nosniff').send(f.body);
+    return reply
+      .type(f.type)
+      .header('x-content-type-options', 'nosniff')
+      // The page refuses to run framed; these make the browser refuse first (a meta-tag CSP
+      // cannot say frame-ancestors). Framing would let a site steer clicks on "accept new key".
+      .header('content-security-policy', "frame-ancestors 'none'")
+      .header('x-frame-options', 'DENY')
+      .header('referrer-policy', 'no-referrer')
+      .send(f.body);
   });
 }

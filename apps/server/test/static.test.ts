@@ -18,6 +18,9 @@ test('staticDir: serves files, falls back to index.html for routes, never escape
     assert.equal(index.statusCode, 200);
     assert.match(index.headers['content-type'] as string, /text\/html/);
     assert.match(index.body, /<title>tacit/);
+    // The web client must not be framed (clickjacking on "accept new key").
+    assert.equal(index.headers['content-security-policy'], "frame-ancestors 'none'");
+    assert.equal(index.headers['x-frame-options'], 'DENY');
     const js = await h.server.app.inject({ method: 'GET', url: '/assets/app.js' });
     assert.equal(js.statusCode, 200);
     assert.match(js.headers['content-type'] as string, /javascript/);
