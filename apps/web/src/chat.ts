@@ -344,8 +344,10 @@ export class Chat {
     const m: OutgoingMessage = { localId: randomId(), text, at: Date.now(), state: 'sending' };
     j.conversation(contact, m.at);
     j.addOutgoing(contact, m);
-    this.#changed();
+    // Written before it is shown: a message the user saw as "Sending…" is in the journal even if
+    // the page closes at once (it then comes back as "Not confirmed").
     await j.save().catch(() => undefined);
+    this.#changed();
     await this.#deliver(contact, m);
   }
 
