@@ -105,6 +105,32 @@ export class ServerProcess {
     return assert.fail(`server output never matched ${re}: ${this.output.slice(-2000)}`);
   }
 
+  /**
+   * Runs a one-shot operator command of the server (`invite`, `reset-account <user>`) as its own
+   * process on this server's data directory, alongside the running server.
+   */
+  command(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolvePromise, reject) => {
+      const proc = spawn(process.execPath, ['--import', 'tsx', SERVER_MAIN, ...args], {
+        cwd: ROOT,
+        env: { ...process.env, TACIT_DATA_DIR: this.dataDir, INIT_CWD: ROOT, TACIT_LOG_LEVEL: 'info', ...this.#env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+      proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`server ${args.join(' ')} did not finish; stderr: ${stderr}`));
+      }, CLI_TIMEOUT_MS);
+      proc.on('exit', (code) => {
+        clearTimeout(timer);
+        resolvePromise({ code: code ?? -1, stdout, stderr });
+      });
+    });
+  }
+
   /** SIGKILL: no shutdown, no flush; whatever the server had not made durable is lost. */
   async kill9(): Promise<void> {
     await this.#signal('SIGKILL');

@@ -1,13 +1,12 @@
 // A contact's identity key changes (bob re-registers with new keys): alice's next send fails with
 // a clear message naming bob, bob's new messages are held, and after `trust` everything flows.
 //
-// The server has no re-registration endpoint yet (a taken username stays taken), so the test plays
-// the operator who deletes bob's lost account: with the server stopped, it removes bob's rows from
-// the SQLite database, then bob registers again under the same name.
+// A taken username stays taken until the operator frees it, so the test plays the operator after
+// bob lost his device: `reset-account bob` on the running server's data directory (docs/OPERATIONS.md),
+// then bob registers again under the same name.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { ServerProcess, ok, recv, tacit, tempDir } from './harness.ts';
 
 let dir: { path: string; remove(): Promise<void> };
@@ -23,17 +22,24 @@ after(async () => {
   await dir?.remove();
 });
 
-async function operatorDeletesAccount(username: string): Promise<void> {
-  await server.stop();
-  const db = new Database(join(server.dataDir, 'tacit.db'));
-  try {
-    db.pragma('foreign_keys = ON');
-    db.prepare('DELETE FROM messages WHERE recipient LIKE ?').run(`${username}.%`);
-    assert.equal(db.prepare('DELETE FROM accounts WHERE username = ?').run(username).changes, 1);
-  } finally {
-    db.close();
-  }
-  await server.restart();
+/**
+ * The operator resets a lost account while the server keeps running; the old device is locked
+ * out. Returns the invite printed for the user's new registration (this server registers openly,
+ * so the code is passed along as a user would, but not required).
+ */
+async function operatorResetsAccount(username: string, oldHome: string): Promise<string> {
+  const r = await server.command(['reset-account', username]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`^reset-account: removed account ${username}: 1 device\\(s\\), `));
+  const code = /\ninvite code \(single use, valid \d+ days\): (\S+)\n$/.exec(r.stdout)?.[1];
+  assert.ok(code !== undefined, r.stdout);
+  // The lost device's secret no longer authenticates: the server refuses it (exit 8).
+  const stale = await tacit(oldHome, ['--json', 'recv']);
+  assert.equal(stale.code, 8, stale.stderr);
+  const err = JSON.parse(stale.stderr) as Record<string, unknown>;
+  assert.equal(err['code'], 'SERVER', stale.stderr);
+  assert.match(String(err['message']), /does not accept this device's credentials/);
+  return code;
 }
 
 test('identity change: sending stops with a clear error until trust; held messages are released', async () => {
@@ -48,8 +54,8 @@ test('identity change: sending stops with a clear error until trust; held messag
   assert.deepEqual(await recv(alice), ['bob: from the old bob']);
   const before = (await ok(alice, ['safety-number', 'bob']))[0]!['safetyNumber'];
 
-  await operatorDeletesAccount('bob');
-  await ok(bobNew, ['register', 'bob', '--server', server.url]);
+  const invite = await operatorResetsAccount('bob', bobOld);
+  await ok(bobNew, ['register', 'bob', '--server', server.url, '--invite', invite]);
 
   // The new bob writes first: alice is told, the message is held, not shown.
   await ok(bobNew, ['send', 'alice', 'from the new bob']);
@@ -102,8 +108,8 @@ test('identity change detected on send before anything was received from the new
   await ok(dave, ['register', 'dave', '--server', server.url]);
   await ok(carol, ['send', 'dave', 'one']);
   assert.deepEqual(await recv(dave), ['carol: one']);
-  await operatorDeletesAccount('dave');
-  await ok(daveNew, ['register', 'dave', '--server', server.url]);
+  const invite = await operatorResetsAccount('dave', dave);
+  await ok(daveNew, ['register', 'dave', '--server', server.url, '--invite', invite]);
   const refused = await tacit(carol, ['send', 'dave', 'two']);
   assert.equal(refused.code, 9);
   assert.match(refused.stderr, /dave/);

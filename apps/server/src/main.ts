@@ -3,11 +3,15 @@
  *
  *   node --import tsx apps/server/src/main.ts            serve (npm start)
  *   node --import tsx apps/server/src/main.ts invite [n]  print n new invite codes (default 1)
+ *   node --import tsx apps/server/src/main.ts reset-account <username>
+ *                                                         delete an account (lost device) and print
+ *                                                         an invite for registering it again
  *
  * Configuration is by environment; see docs/OPERATIONS.md.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { username as usernameValidator } from '@tacit/api';
 import { DEFAULT_LIMITS, limitsFromEnv } from './config.js';
 import { createInvite } from './invites.js';
 import { Redis } from 'ioredis';
@@ -62,6 +66,35 @@ async function invite(args: string[]): Promise<void> {
   }
 }
 
+/**
+ * Frees a username whose devices are lost: removes the account, its devices, keys and queued
+ * messages (one transaction), then prints a fresh invite so its owner can register again. Safe
+ * while the server runs: a removed device's secret no longer authenticates.
+ */
+async function resetAccount(args: string[]): Promise<void> {
+  const parsed = args.length === 1 ? usernameValidator(args[0]) : undefined;
+  if (parsed === undefined || !parsed.ok) fail('usage: reset-account <username>');
+  const name = parsed.value;
+  const limits = { ...DEFAULT_LIMITS, ...limitsFromEnv(env) };
+  const { store } = await openStore(false);
+  let code: string | undefined;
+  try {
+    const removed = await store.removeAccount(name);
+    if (removed !== undefined) {
+      // Printed before the invite is made: the removal has committed whatever happens next.
+      process.stdout.write(
+        `reset-account: removed account ${name}: ${removed.devices} device(s), ${removed.preKeys} one-time pre-key(s), ` +
+          `${removed.kyberPreKeys} one-time Kyber pre-key(s), ${removed.messages} queued message(s)\n`,
+      );
+      code = await createInvite(store, Date.now(), limits.inviteTtlMs);
+    }
+  } finally {
+    await store.close();
+  }
+  if (code === undefined) fail(`reset-account: no account "${name}"`);
+  process.stdout.write(`invite code (single use, valid ${Math.round(limits.inviteTtlMs / 86_400_000)} days): ${code}\n`);
+}
+
 async function serve(): Promise<void> {
   const port = env['PORT'] === undefined ? 8080 : Number(env['PORT']);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('PORT must be 0..65535');
@@ -111,5 +144,6 @@ async function serve(): Promise<void> {
 
 const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === 'invite') await invite(rest);
+else if (cmd === 'reset-account') await resetAccount(rest);
 else if (cmd === undefined || cmd === 'serve') await serve();
-else fail(`unknown command "${cmd}" (commands: serve, invite)`);
+else fail(`unknown command "${cmd}" (commands: serve, invite, reset-account)`);

@@ -26,6 +26,7 @@ import {
   type EnqueueResult,
   type NewDevice,
   type NewMessage,
+  type RemovedAccount,
   type Store,
   type StoredMessage,
 } from './store.js';
@@ -231,6 +232,29 @@ export class PostgresStore implements Store {
     return this.#tx(async (c) => {
       await c.query('DELETE FROM messages WHERE recipient = $1', [key]);
       return (await c.query('DELETE FROM devices WHERE addr = $1', [key])).rowCount === 1;
+    });
+  }
+
+  async removeAccount(username: string): Promise<RemovedAccount | undefined> {
+    return this.#tx(async (c) => {
+      // The batch lock first: a concurrent writeBatch that saw a device of this account must not
+      // commit a message to it after the queue is emptied (it would greet a re-registered device).
+      await c.query('SELECT pg_advisory_xact_lock($1)', [BATCH_LOCK]);
+      const a = await c.query('SELECT id FROM accounts WHERE username = $1 FOR UPDATE', [username]);
+      if (a.rowCount !== 1) return undefined;
+      const id = num((a.rows[0] as Row)['id']);
+      // Explicit deletes (rather than ON DELETE CASCADE) so each count is exact.
+      const messages = await c.query('DELETE FROM messages WHERE recipient IN (SELECT addr FROM devices WHERE account_id = $1)', [id]);
+      const preKeys = await c.query('DELETE FROM pre_keys WHERE device IN (SELECT id FROM devices WHERE account_id = $1)', [id]);
+      const kyberPreKeys = await c.query('DELETE FROM kyber_pre_keys WHERE device IN (SELECT id FROM devices WHERE account_id = $1)', [id]);
+      const devices = await c.query('DELETE FROM devices WHERE account_id = $1', [id]);
+      await c.query('DELETE FROM accounts WHERE id = $1', [id]);
+      return {
+        devices: devices.rowCount ?? 0,
+        preKeys: preKeys.rowCount ?? 0,
+        kyberPreKeys: kyberPreKeys.rowCount ?? 0,
+        messages: messages.rowCount ?? 0,
+      };
     });
   }
 

@@ -25,6 +25,7 @@ import {
   type EnqueueResult,
   type NewDevice,
   type NewMessage,
+  type RemovedAccount,
   type Store,
   type StoredMessage,
 } from './store.js';
@@ -183,6 +184,11 @@ export class SqliteStore implements Store {
       deviceByAddr: db.prepare('SELECT id, registration_id, secret_salt, secret_hash FROM devices WHERE addr = ?'),
       deleteDevice: db.prepare('DELETE FROM devices WHERE addr = ?'),
       deleteQueue: db.prepare('DELETE FROM messages WHERE recipient = ?'),
+      deleteAccountQueues: db.prepare('DELETE FROM messages WHERE recipient IN (SELECT addr FROM devices WHERE account_id = ?)'),
+      deleteAccountPreKeys: db.prepare('DELETE FROM pre_keys WHERE device IN (SELECT id FROM devices WHERE account_id = ?)'),
+      deleteAccountKyberPreKeys: db.prepare('DELETE FROM kyber_pre_keys WHERE device IN (SELECT id FROM devices WHERE account_id = ?)'),
+      deleteAccountDevices: db.prepare('DELETE FROM devices WHERE account_id = ?'),
+      deleteAccount: db.prepare('DELETE FROM accounts WHERE id = ?'),
       setSpk: db.prepare('UPDATE devices SET spk_id = ?, spk = ?, spk_sig = ? WHERE id = ?'),
       setKyberLr: db.prepare('UPDATE devices SET kyber_lr_id = ?, kyber_lr = ?, kyber_lr_sig = ? WHERE id = ?'),
       clearPreKeys: db.prepare('DELETE FROM pre_keys WHERE device = ?'),
@@ -243,7 +249,11 @@ export class SqliteStore implements Store {
       this.#insertDevice(Number(r.lastInsertRowid), account.username, 1, device);
       return 'ok';
     });
-    return tx.immediate();
+    const result = tx.immediate();
+    // The username may have been freed by `reset-account` in another process, which cannot reach
+    // this process's cached queue lengths; forget them so the new device starts from a true count.
+    if (result === 'ok') this.#invalidate();
+    return result;
   }
 
   async addDevice(username: string, device: NewDevice, maxDevices: number, maxDeviceId: number): Promise<number | 'TOO_MANY_DEVICES' | 'NOT_FOUND'> {
@@ -270,6 +280,24 @@ export class SqliteStore implements Store {
     });
     const removed = tx.immediate();
     this.#invalidate();
+    return removed;
+  }
+
+  async removeAccount(username: string): Promise<RemovedAccount | undefined> {
+    // Explicit deletes (rather than ON DELETE CASCADE) so each count is exact.
+    const tx = this.#db.transaction((): RemovedAccount | undefined => {
+      const a = this.#s.accountId.get(username) as Row | undefined;
+      if (a === undefined) return undefined;
+      const id = a['id'] as number;
+      const messages = this.#s.deleteAccountQueues.run(id).changes;
+      const preKeys = this.#s.deleteAccountPreKeys.run(id).changes;
+      const kyberPreKeys = this.#s.deleteAccountKyberPreKeys.run(id).changes;
+      const devices = this.#s.deleteAccountDevices.run(id).changes;
+      this.#s.deleteAccount.run(id);
+      return { devices, preKeys, kyberPreKeys, messages };
+    });
+    const removed = tx.immediate();
+    if (removed !== undefined) this.#invalidate();
     return removed;
   }
 

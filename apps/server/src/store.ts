@@ -79,6 +79,17 @@ export type EnqueueResult = { ok: true; id: number } | { ok: false; code: 'NOT_F
 
 export type CreateAccountResult = 'ok' | 'USERNAME_TAKEN' | 'INVITE_INVALID';
 
+/** What `removeAccount` deleted, for the operator's report. Counts only, never key bytes. */
+export interface RemovedAccount {
+  devices: number;
+  /** One-time EC pre-keys still on the server. */
+  preKeys: number;
+  /** One-time Kyber pre-keys still on the server (each device's last-resort key goes with the device). */
+  kyberPreKeys: number;
+  /** Messages queued to the account's devices and not yet delivered. */
+  messages: number;
+}
+
 export interface Store {
   /**
    * Creates an account with device 1, consuming the invite (by hash) in the same transaction when
@@ -93,6 +104,12 @@ export interface Store {
   addDevice(username: string, device: NewDevice, maxDevices: number, maxDeviceId: number): Promise<number | 'TOO_MANY_DEVICES' | 'NOT_FOUND'>;
   /** Removes a device, its keys and its queue. */
   removeDevice(device: Address): Promise<boolean>;
+  /**
+   * Removes an account with all its devices, their keys and the messages queued to them, in one
+   * transaction; the username is free afterwards. Messages the account sent that still wait in
+   * other devices' queues stay. Undefined when there is no such account.
+   */
+  removeAccount(username: string): Promise<RemovedAccount | undefined>;
   getDeviceAuth(device: Address): Promise<DeviceAuth | undefined>;
   getAccount(username: string): Promise<AccountInfo | undefined>;
   countAccounts(): Promise<number>;

@@ -54,6 +54,32 @@ test('sqlite: if the writer thread dies, batches are written inline and ids keep
   }
 });
 
+test('sqlite: an account reset by another process (reset-account) starts with a true mailbox count here', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
+  dirs.push(dir);
+  const path = join(dir, 'tacit.db');
+  for (const worker of [false, true]) {
+    const server = new SqliteStore({ path, worker });
+    const operator = new SqliteStore({ path });
+    try {
+      const dev = () => ({ registrationId: 1, secretSalt: new Uint8Array(16), secretHash: new Uint8Array(32), keys: { signedPreKey: { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) }, kyberLastResortKey: { keyId: 1, publicKey: new Uint8Array(1569), signature: new Uint8Array(64) }, preKeys: [], kyberPreKeys: [] } });
+      const acct = { username: 'bo', identityKey: new Uint8Array(33), createdAt: 0 };
+      assert.equal(await server.createAccount(acct, dev(), null), 'ok');
+      const to = { username: 'bo', deviceId: 1 };
+      const msg = { to, from: to, kind: 2 as const, body: new Uint8Array([1]), timestamp: 1, expiresAt: 1e15 };
+      // Fill the mailbox to the cap of 2, so the serving store has a queue length cached.
+      assert.deepEqual((await server.writeBatch([msg, msg, msg], [], 2)).map((r) => r.ok), [true, true, false]);
+      assert.deepEqual(await operator.removeAccount('bo'), { devices: 1, preKeys: 0, kyberPreKeys: 0, messages: 2 });
+      assert.equal(await server.createAccount(acct, dev(), null), 'ok');
+      assert.deepEqual((await server.writeBatch([msg, msg, msg], [], 2)).map((r) => r.ok), [true, true, false], `worker: ${worker}`);
+      assert.deepEqual(await server.removeAccount('bo'), { devices: 1, preKeys: 0, kyberPreKeys: 0, messages: 2 });
+    } finally {
+      await operator.close();
+      await server.close();
+    }
+  }
+});
+
 test('sqlite: cleanup', () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });

@@ -93,6 +93,53 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.deepEqual(await s.fetchQueue(d2, 0, 10, 0), [], 'a re-added device id starts with an empty queue');
   });
 
+  run('accounts: removal takes devices, keys and queues; mail the account sent stays; the name is free', async (s) => {
+    await s.createAccount(acct('hal'), device(3, 2), null);
+    assert.equal(await s.addDevice('hal', device(1, 0), 3, 127), 2);
+    await s.createAccount(acct('ivy'), device(2, 2), null);
+    const hal1 = { username: 'hal', deviceId: 1 };
+    const hal2 = { username: 'hal', deviceId: 2 };
+    const ivy = { username: 'ivy', deviceId: 1 };
+    const sent = await s.writeBatch(
+      [msg(hal1, ivy, 'to hal 1'), msg(hal1, ivy, 'to hal 1 again'), msg(hal2, ivy, 'to hal 2'), msg(ivy, hal1, 'from hal'), msg(ivy, hal2, 'from hal 2')],
+      [],
+      10,
+    );
+    assert.ok(sent.every((r) => r.ok));
+    const oldIdentity = (await s.getAccount('hal'))!.identityKey;
+
+    assert.deepEqual(await s.removeAccount('hal'), { devices: 2, preKeys: 4, kyberPreKeys: 2, messages: 3 });
+    assert.equal(await s.removeAccount('hal'), undefined);
+    assert.equal(await s.removeAccount('nobody'), undefined);
+    assert.equal(await s.getAccount('hal'), undefined);
+    assert.equal(await s.getDeviceAuth(hal1), undefined);
+    assert.equal(await s.getDeviceAuth(hal2), undefined);
+    assert.equal(await s.takeBundles('hal'), undefined);
+    assert.deepEqual(await s.keyCounts(hal1), { preKeys: 0, kyberPreKeys: 0 });
+    assert.equal(await s.countAccounts(), 1);
+    // Sends to the removed devices are refused, not queued.
+    assert.deepEqual(await s.writeBatch([msg(hal1, ivy, 'late')], [], 10), [{ ok: false, code: 'NOT_FOUND' }]);
+    // What hal sent before removal is still ivy's to read.
+    const ivyQueue = await s.fetchQueue(ivy, 0, 10, 0);
+    assert.deepEqual(ivyQueue.map((m) => new TextDecoder().decode(m.body)), ['from hal', 'from hal 2']);
+    // The other account is untouched.
+    assert.deepEqual(await s.keyCounts(ivy), { preKeys: 2, kyberPreKeys: 2 });
+
+    // Registered again with a new identity: same addresses, empty queues, only the new keys.
+    const again = acct('hal');
+    assert.equal(await s.createAccount(again, device(1, 1), null), 'ok');
+    assert.notDeepEqual([...again.identityKey], [...oldIdentity]);
+    assert.deepEqual([...(await s.getAccount('hal'))!.identityKey], [...again.identityKey]);
+    assert.deepEqual((await s.getAccount('hal'))!.devices.map((d) => d.deviceId), [1]);
+    assert.deepEqual(await s.fetchQueue(hal1, 0, 10, 0), []);
+    assert.deepEqual(await s.keyCounts(hal1), { preKeys: 1, kyberPreKeys: 1 });
+    assert.equal(await s.addDevice('hal', device(), 3, 127), 2);
+    assert.deepEqual(await s.fetchQueue(hal2, 0, 10, 0), []);
+    // The new device's mailbox counts from zero: a cap of 2 admits exactly 2.
+    const capped = await s.writeBatch([msg(hal1, ivy, 'n1'), msg(hal1, ivy, 'n2'), msg(hal1, ivy, 'n3')], [], 2);
+    assert.deepEqual(capped.map((r) => (r.ok ? 'ok' : r.code)), ['ok', 'ok', 'MAILBOX_FULL']);
+  });
+
   run('keys: replace, count, take once, last resort', async (s) => {
     const d = device(3, 2);
     await s.createAccount(acct('cy'), d, null);
