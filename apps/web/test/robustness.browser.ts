@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DESKTOP, DIST, PHONE, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
 import * as ui from './ui.ts';
+import type { Frame } from 'playwright-core';
 
 describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }, () => {
   let server: ServerProcess;
@@ -116,7 +117,30 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     // A page of some other site that frames the app (our own CSP would not even allow the frame).
     const host = await frank.context!.newPage();
     host.on('pageerror', (e) => frank.pageErrors.push(`${e.name}: ${e.message.split('\n')[0]?.slice(0, 200)}`));
-    await host.setContent(`<iframe id="framed" src="${server.url}/"></iframe>`);
+    const framed = async (): Promise<Frame> => {
+      const attached = host.waitForEvent('frameattached');
+      await host.setContent(`<iframe id="framed" src="${server.url}/"></iframe>`);
+      const frame = await attached;
+      await frame.waitForLoadState('load');
+      return frame;
+    };
+    // 1. As served: the server's frame-ancestors 'none' / X-Frame-Options: DENY make the browser
+    //    refuse to render the app in the frame at all.
+    const blocked = await framed();
+    assert.equal(await blocked.getByLabel('Username').count(), 0);
+    assert.equal(await blocked.getByText('Start a conversation').count(), 0);
+    // Not even the page's own refusal: the browser never ran it (the headers did the work).
+    assert.equal(await blocked.getByText('tacit does not run inside a frame').count(), 0);
+    // 2. Defence in depth: with those headers stripped (a proxy that drops them), the page's own
+    //    check still refuses to run.
+    await host.route(`${server.url}/`, async (route) => {
+      const response = await route.fetch();
+      const headers = { ...response.headers() };
+      delete headers['x-frame-options'];
+      delete headers['content-security-policy'];
+      await route.fulfill({ response, headers });
+    });
+    await framed();
     const inner = host.frameLocator('#framed');
     await inner.getByText('tacit does not run inside a frame').waitFor();
     assert.equal(await inner.getByLabel('Username').count(), 0);
