@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ServerProcess, ok, recv, tacit, tempDir } from './harness.ts';
+import { ChatProcess, ServerProcess, ok, recv, tacit, tempDir } from './harness.ts';
 
 let dir: { path: string; remove(): Promise<void> };
 let server: ServerProcess;
@@ -118,4 +118,49 @@ test('identity change detected on send before anything was received from the new
   await ok(carol, ['trust', 'dave']);
   await ok(carol, ['send', 'dave', 'three']);
   assert.deepEqual(await recv(daveNew), ['carol: three']);
+});
+
+test('identity change within the device-list cache: a running client is refused, not silently sent on the dead session', async () => {
+  const erin = join(dir.path, 'erin');
+  const frank = join(dir.path, 'frank');
+  const frankNew = join(dir.path, 'frank-new');
+  await ok(erin, ['register', 'erin', '--server', server.url]);
+  await ok(frank, ['register', 'frank', '--server', server.url]);
+  // One long-running client: its first send caches frank's device list (DEVICE_LIST_TTL_MS, far
+  // longer than this test's reset takes), so its next send starts from the stale list.
+  const chat = new ChatProcess(erin, 'frank');
+  try {
+    await chat.waitFor(() => chat.count('chat-ready') === 1, 'erin ready');
+    chat.say('before the reset');
+    await chat.waitFor(() => chat.count('sent') === 1, 'first message sent');
+    assert.deepEqual(await recv(frank), ['erin: before the reset']);
+
+    const invite = await operatorResetsAccount('frank', frank);
+    await ok(frankNew, ['register', 'frank', '--server', server.url, '--invite', invite]);
+
+    // The server refuses the old session's message (STALE_DEVICE); the client refreshes the
+    // device list, sees the new identity key and reports it, naming frank.
+    chat.say('after the reset');
+    const errors = (): Record<string, unknown>[] =>
+      chat.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((e) => e['event'] === 'error');
+    await chat.waitFor(() => errors().length > 0 || chat.count('sent') > 1, 'the second send to finish');
+    assert.equal(chat.count('sent'), 1, 'the second message must not be reported as sent');
+    const [err] = errors();
+    assert.equal(err!['code'], 'UNTRUSTED_IDENTITY', chat.stderr);
+    assert.equal(err!['contact'], 'frank');
+    assert.match(String(err!['message']), /safety number with frank has changed/);
+    assert.equal(await chat.end(), 0);
+  } finally {
+    chat.kill();
+  }
+  // Nothing reached the new frank.
+  assert.deepEqual(await recv(frankNew), []);
+  // A fresh process sees the same state: the change is pending trust.
+  const refused = await tacit(erin, ['send', 'frank', 'again']);
+  assert.equal(refused.code, 9, refused.stderr);
+  assert.match(refused.stderr, /frank/);
 });

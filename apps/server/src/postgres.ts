@@ -371,7 +371,9 @@ export class PostgresStore implements Store {
       }
       if (messages.length === 0) return [];
       const keys = [...new Set(messages.map((m) => addressKey(m.to)))];
-      const existing = new Set((await c.query('SELECT addr FROM devices WHERE addr = ANY($1::text[])', [keys])).rows.map((r: Row) => String(r['addr'])));
+      const registrationIds = new Map<string, number>(
+        (await c.query('SELECT addr, registration_id FROM devices WHERE addr = ANY($1::text[])', [keys])).rows.map((r: Row) => [String(r['addr']), num(r['registration_id'])] as const),
+      );
       const lengths = new Map<string, number>();
       for (const r of (await c.query('SELECT recipient, count(*) AS n FROM messages WHERE recipient = ANY($1::text[]) GROUP BY recipient', [keys])).rows as Row[]) {
         lengths.set(String(r['recipient']), num(r['n']));
@@ -380,8 +382,13 @@ export class PostgresStore implements Store {
       const accepted: { i: number; m: NewMessage; key: string }[] = [];
       for (const m of messages) {
         const key = addressKey(m.to);
-        if (!existing.has(key)) {
+        const reg = registrationIds.get(key);
+        if (reg === undefined) {
           results.push({ ok: false, code: 'NOT_FOUND' });
+          continue;
+        }
+        if (m.expectedRegistrationId !== undefined && m.expectedRegistrationId !== reg) {
+          results.push({ ok: false, code: 'STALE_DEVICE' });
           continue;
         }
         const n = lengths.get(key) ?? 0;

@@ -234,7 +234,8 @@ export class Relay {
           clientId: frame.id,
           bodyB64: frame.message.body,
           message: {
-            to: frame.to,
+            to: { username: frame.to.username, deviceId: frame.to.deviceId },
+            ...(frame.to.registrationId !== undefined ? { expectedRegistrationId: frame.to.registrationId } : {}),
             from: conn.device!,
             kind: frame.message.type === 'prekey' ? 3 : 2,
             body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
@@ -413,7 +414,7 @@ export class Relay {
             this.#reply(s.conn, {
               type: 'error',
               code: r.code,
-              message: r.code === 'NOT_FOUND' ? 'no such device' : 'recipient mailbox is full',
+              message: r.code === 'NOT_FOUND' ? 'no such device' : r.code === 'STALE_DEVICE' ? 'the device re-registered; refresh its keys' : 'recipient mailbox is full',
               id: s.clientId,
             });
             continue;

@@ -15,7 +15,7 @@ export class MessageBatchWriter {
   readonly #db: Database.Database;
   readonly #insert: Database.Statement;
   readonly #delete: Database.Statement;
-  readonly #exists: Database.Statement;
+  readonly #registrationId: Database.Statement;
   readonly #count: Database.Statement;
   /** addr → queue length, for MAILBOX_FULL without a COUNT per send. */
   readonly #queueLen = new Map<string, number>();
@@ -24,8 +24,9 @@ export class MessageBatchWriter {
     this.#db = db;
     this.#insert = db.prepare('INSERT INTO messages (recipient, sender, sender_device, kind, body, ts, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.#delete = db.prepare('DELETE FROM messages WHERE id = ? AND recipient = ?');
-    // Checked per send, not cached: a device removed on another connection must not get mail.
-    this.#exists = db.prepare('SELECT 1 FROM devices WHERE addr = ?').pluck();
+    // Checked per send, not cached: a device removed or re-registered on another connection must
+    // not get mail meant for its previous install.
+    this.#registrationId = db.prepare('SELECT registration_id FROM devices WHERE addr = ?').pluck();
     this.#count = db.prepare('SELECT count(*) FROM messages WHERE recipient = ?').pluck();
   }
 
@@ -52,13 +53,18 @@ export class MessageBatchWriter {
         const key = addressKey(a.to);
         if (this.#delete.run(a.id, key).changes === 1) lenDelta.set(key, (lenDelta.get(key) ?? 0) - 1);
       }
-      const exists = new Map<string, boolean>();
+      // addr → current registration id, or null when there is no such device.
+      const registrationIds = new Map<string, number | null>();
       for (const m of messages) {
         const key = addressKey(m.to);
-        let e = exists.get(key);
-        if (e === undefined) exists.set(key, (e = this.#exists.get(key) !== undefined));
-        if (!e) {
+        let reg = registrationIds.get(key);
+        if (reg === undefined) registrationIds.set(key, (reg = (this.#registrationId.get(key) as number | undefined) ?? null));
+        if (reg === null) {
           results.push({ ok: false, code: 'NOT_FOUND' });
+          continue;
+        }
+        if (m.expectedRegistrationId !== undefined && m.expectedRegistrationId !== reg) {
+          results.push({ ok: false, code: 'STALE_DEVICE' });
           continue;
         }
         if (this.#queueLength(key) + (lenDelta.get(key) ?? 0) >= maxQueue) {

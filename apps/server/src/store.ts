@@ -64,6 +64,12 @@ export type CiphertextKind = 2 | 3;
 
 export interface NewMessage {
   to: Address;
+  /**
+   * The recipient's registration id the sender expects, if it said: when the device's current
+   * one differs, the message is refused with STALE_DEVICE (checked in the same transaction as
+   * the insert, so a re-registration cannot slip in between).
+   */
+  expectedRegistrationId?: number;
   from: Address;
   kind: CiphertextKind;
   body: Uint8Array;
@@ -75,7 +81,7 @@ export interface StoredMessage extends NewMessage {
   id: number;
 }
 
-export type EnqueueResult = { ok: true; id: number } | { ok: false; code: 'NOT_FOUND' | 'MAILBOX_FULL' };
+export type EnqueueResult = { ok: true; id: number } | { ok: false; code: 'NOT_FOUND' | 'STALE_DEVICE' | 'MAILBOX_FULL' };
 
 export type CreateAccountResult = 'ok' | 'USERNAME_TAKEN' | 'INVITE_INVALID';
 

@@ -247,6 +247,31 @@ test('send errors that keep the socket: unknown recipient, too large, rate limit
     { limits: { maxQueuePerDevice: 2, sendBurst: 8, sendRatePerSecond: 0.001 } },
   ));
 
+test('send with a registration id: matching is stored, stale is refused (STALE_DEVICE) and not queued, omitted is unchecked', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const reg = b.device.keys.registrationId;
+    const other = reg === 1 ? 2 : reg - 1;
+    const ca = await Client.connect(h.wsUrl, a);
+    const to = (registrationId?: number) => (registrationId === undefined ? { username: b.username, deviceId: 1 } : { username: b.username, deviceId: 1, registrationId });
+    assert.equal((await sendMessage(ca, to(reg), 'matching')).type, 'sent');
+    const stale = (await sendMessage(ca, to(other), 'stale')) as ErrorFrame;
+    assert.equal(stale.type, 'error');
+    assert.equal(stale.code, 'STALE_DEVICE');
+    assert.equal(ca.isClosed, false);
+    assert.equal((await sendMessage(ca, to(), 'omitted')).type, 'sent');
+    // An unknown device stays NOT_FOUND, with or without a registration id.
+    assert.equal(((await sendMessage(ca, { username: b.username, deviceId: 5, registrationId: reg } as { username: string; deviceId: number }, 'x')) as ErrorFrame).code, 'NOT_FOUND');
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), ['matching', 'omitted']);
+    // A registration id out of range is a malformed frame.
+    ca.send({ type: 'send', id: 'bad', to: { username: b.username, deviceId: 1, registrationId: 0 }, message: { type: 'whisper', body: b64(randomBytes(4)) } });
+    assert.equal((await ca.closed).code, ERRORS.INVALID_REQUEST.close);
+    cb.close();
+  }));
+
 test('unacknowledged deliveries are capped per connection; acks release more', () =>
   withServer(
     async (h) => {

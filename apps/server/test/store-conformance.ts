@@ -212,6 +212,25 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.equal((await s.fetchQueue(ed, 0, 10, 0)).length, 1);
   });
 
+  run('messages: an expected registration id that is not the device\'s is refused (STALE_DEVICE), nothing stored', async (s) => {
+    await s.createAccount(acct('gus'), device(), null);
+    await s.createAccount(acct('hana'), device(), null);
+    const gus = { username: 'gus', deviceId: 1 };
+    const hana = { username: 'hana', deviceId: 1 };
+    const r = await s.writeBatch(
+      [
+        { ...msg(hana, gus, 'matching'), expectedRegistrationId: 42 },
+        { ...msg(hana, gus, 'stale'), expectedRegistrationId: 43 },
+        msg(hana, gus, 'unchecked'),
+        { ...msg({ username: 'ghost', deviceId: 1 }, gus, 'x'), expectedRegistrationId: 42 },
+      ],
+      [],
+      10,
+    );
+    assert.deepEqual(r.map((x) => (x.ok ? 'ok' : x.code)), ['ok', 'STALE_DEVICE', 'ok', 'NOT_FOUND']);
+    assert.deepEqual((await s.fetchQueue(hana, 0, 10, 0)).map((m) => new TextDecoder().decode(m.body)), ['matching', 'unchecked']);
+  });
+
   run('messages: bodies round-trip byte for byte', async (s) => {
     await s.createAccount(acct('gil'), device(), null);
     const to = { username: 'gil', deviceId: 1 };

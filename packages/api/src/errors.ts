@@ -26,6 +26,13 @@ export const ERRORS = {
   REPLACED: { status: 409, close: 4410 },
   /** The account already has MAX_DEVICES_PER_ACCOUNT devices. */
   TOO_MANY_DEVICES: { status: 409, close: 4411 },
+  /**
+   * A send named a `registrationId` that is no longer the target device's (the device
+   * re-registered since the sender's session was made). Nothing was stored. Reply to that send;
+   * the socket stays open. The client should re-fetch the device list (re-checking the identity
+   * key) and encrypt again.
+   */
+  STALE_DEVICE: { status: 410, close: 4412 },
   /** Request body or WebSocket frame over its size limit. */
   PAYLOAD_TOO_LARGE: { status: 413, close: 1009 },
   /** A message body over MAX_MESSAGE_BYTES (reply to that send; the socket stays open). */

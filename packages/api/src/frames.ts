@@ -17,7 +17,7 @@
  * is the code.
  */
 import { MAX_CLIENT_ID_LENGTH, MAX_MESSAGE_BYTES } from './limits.js';
-import { deviceId } from './keys.js';
+import { deviceId, registrationId } from './keys.js';
 import { deviceSecret, username } from './accounts.js';
 import { base64Bytes, invalid, isPlainObject, literal, object, string, type Checked, type Validator } from './validate.js';
 import type { ErrorCode } from './errors.js';
@@ -59,8 +59,19 @@ export interface SendFrame {
   type: 'send';
   /** Client-chosen correlation id, 1..MAX_CLIENT_ID_LENGTH chars; echoed in `sent`/`error`. */
   id: string;
-  to: Address;
+  /**
+   * The recipient device. `registrationId`, when given, is the registration id the sender's
+   * session was built against: if the device now has a different one (it re-registered), the
+   * send is refused with STALE_DEVICE and nothing is stored. Optional, so older clients still
+   * work (without the check).
+   */
+  to: SendAddress;
   message: { type: CiphertextType; body: string };
+}
+
+/** A `send` target: a device address plus, optionally, the registration id the sender expects. */
+export interface SendAddress extends Address {
+  registrationId?: number;
 }
 
 /** Acknowledge a delivered envelope (after the client has stored it): the server deletes it. Idempotent; no reply. */
@@ -134,7 +145,7 @@ const authFrame: Validator<AuthFrame> = object({ type: literal('auth'), username
 const sendFrame: Validator<SendFrame> = object({
   type: literal('send'),
   id: clientId,
-  to: address,
+  to: object({ username, deviceId, registrationId }, ['registrationId']),
   message: object({ type: ciphertextType, body: messageBody }),
 });
 const ackFrame: Validator<AckFrame> = object({ type: literal('ack'), id: serverId });

@@ -405,37 +405,55 @@ export class TacitClient {
     if (!this.#relay) await this.connect();
     const envelope: Envelope = { v: ENVELOPE_VERSION, id: toHex(this.#backend.randomBytes(MESSAGE_ID_BYTES)), text, sentAt: this.#now() };
     const plaintext = encodeEnvelope(envelope);
-    const entries = await this.#peerLock.run(contact, async () => {
-      const devices = await this.#prepareSessions(contact);
-      return this.#mutate(async (s) => {
-        if (s.outbox.length + devices.length > MAX_OUTBOX) throw new ClientError('TIMEOUT', 'too many messages are waiting for the server');
-        const out: OutboxEntry[] = [];
-        for (const d of devices) {
-          const ct = await this.#sessions.encrypt(new ProtocolAddress(contact, d), plaintext);
-          if (ct.body.length > MAX_MESSAGE_BYTES) throw new ClientError('INVALID_ARGUMENT', 'message too large');
-          out.push({
-            clientId: toHex(this.#backend.randomBytes(12)),
-            messageId: envelope.id,
-            to: contact,
-            deviceId: d,
-            type: ct.type,
-            body: toBase64(ct.body),
-            createdAt: this.#now(),
-          });
-        }
-        s.outbox.push(...out);
-        touchContact(s, contact, this.#now());
-        return out;
-      }).then((out) => {
-        // Still under the peer lock: frames enter the relay queue in encryption order.
-        return out.map((e) => ({ entry: e, done: this.#transmit(e) }));
+    // Devices that stored this message, and their server ids: a retry sends only to the others.
+    const stored = new Map<number, string>();
+    for (let attempt = 0; ; attempt++) {
+      const entries = await this.#peerLock.run(contact, async () => {
+        const devices = (await this.#prepareSessions(contact)).filter((d) => !stored.has(d));
+        return this.#mutate(async (s) => {
+          if (s.outbox.length + devices.length > MAX_OUTBOX) throw new ClientError('TIMEOUT', 'too many messages are waiting for the server');
+          const out: OutboxEntry[] = [];
+          for (const d of devices) {
+            const ct = await this.#sessions.encrypt(new ProtocolAddress(contact, d), plaintext);
+            if (ct.body.length > MAX_MESSAGE_BYTES) throw new ClientError('INVALID_ARGUMENT', 'message too large');
+            // The install this ciphertext is for: the server refuses it (STALE_DEVICE) if the
+            // device re-registered since, instead of storing mail it cannot decrypt.
+            const raw = s.sessions[sessionKey(contact, d)];
+            const registrationId = raw === undefined ? null : SessionRecord.deserialize(unb64(raw)).remoteRegistrationId();
+            out.push({
+              clientId: toHex(this.#backend.randomBytes(12)),
+              messageId: envelope.id,
+              to: contact,
+              deviceId: d,
+              ...(registrationId !== null && registrationId > 0 ? { registrationId } : {}),
+              type: ct.type,
+              body: toBase64(ct.body),
+              createdAt: this.#now(),
+            });
+          }
+          s.outbox.push(...out);
+          touchContact(s, contact, this.#now());
+          return out;
+        }).then((out) => {
+          // Still under the peer lock: frames enter the relay queue in encryption order.
+          return out.map((e) => ({ entry: e, done: this.#transmit(e) }));
+        });
       });
-    });
-    const results = await Promise.allSettled(entries.map((e) => e.done));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    const serverIds = results.map((r) => (r as PromiseFulfilledResult<{ serverId: string }>).value.serverId);
-    return { id: envelope.id, to: contact, sentAt: envelope.sentAt, serverIds };
+      const results = await Promise.allSettled(entries.map((e) => e.done));
+      const failures: unknown[] = [];
+      results.forEach((r, i) => {
+        if (r.status === 'fulfilled') stored.set(entries[i]!.entry.deviceId, r.value.serverId);
+        else failures.push(r.reason);
+      });
+      // A device re-registered since our device list was fetched: refresh the list (which
+      // re-checks the identity key, so a new key becomes UNTRUSTED_IDENTITY) and send once more
+      // to the devices that did not store it. Once per message, so a server that keeps
+      // answering STALE_DEVICE cannot make us loop.
+      const stale = failures.length > 0 && failures.every((e) => e instanceof ClientError && e.serverCode === 'STALE_DEVICE');
+      if (stale && attempt === 0) continue;
+      if (failures.length > 0) throw failures[0];
+      return { id: envelope.id, to: contact, sentAt: envelope.sentAt, serverIds: [...stored.values()] };
+    }
   }
 
   /** Queues one outbox entry on the relay; removes it from the outbox once the server stored it. */
@@ -443,7 +461,12 @@ export class TacitClient {
     const relay = this.#relay;
     if (!relay) return Promise.reject(new ClientError('CLOSED', 'not connected'));
     return relay
-      .send({ type: 'send', id: entry.clientId, to: { username: entry.to, deviceId: entry.deviceId }, message: { type: entry.type, body: entry.body } })
+      .send({
+        type: 'send',
+        id: entry.clientId,
+        to: { username: entry.to, deviceId: entry.deviceId, ...(entry.registrationId !== undefined ? { registrationId: entry.registrationId } : {}) },
+        message: { type: entry.type, body: entry.body },
+      })
       .then(async (r) => {
         await this.#mutate((s) => {
           const i = s.outbox.findIndex((e) => e.clientId === entry.clientId);
@@ -457,6 +480,9 @@ export class TacitClient {
             const i = s.outbox.findIndex((x) => x.clientId === entry.clientId);
             if (i >= 0) s.outbox.splice(i, 1);
           });
+          // The device re-registered: the cached device list is out of date. The ciphertext was
+          // for the old install and cannot be re-encrypted here; `send` retries from the plaintext.
+          if (e.serverCode === 'STALE_DEVICE') this.#deviceListCache.delete(entry.to);
           if (e.serverCode === 'NOT_FOUND') {
             throw new ClientError('UNKNOWN_USER', `${entry.to} (device ${entry.deviceId}) no longer exists on the server`, { contact: entry.to, serverCode: 'NOT_FOUND' });
           }

@@ -80,6 +80,8 @@ export interface OutboxEntry {
   messageId: string;
   to: string;
   deviceId: number;
+  /** The registration id of the session's remote install, sent so the server can refuse a stale device. Absent in older states. */
+  registrationId?: number;
   type: 'prekey' | 'whisper';
   /** Base64 ciphertext: resent unchanged after a reconnect, never re-encrypted. */
   body: string;
