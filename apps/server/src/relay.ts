@@ -26,6 +26,7 @@ import {
 import type { Context } from './context.js';
 import { checkCredentials } from './http.js';
 import { RateLimiter } from './rate.js';
+import { timingSafeEqual } from 'node:crypto';
 import { tokenHash } from './secrets.js';
 import { addressKey, type Address, type NewMessage, type StoredMessage } from './store.js';
 
@@ -48,6 +49,12 @@ class Connection {
   queueEmptySent = false;
   pendingSends = 0;
   alive = true;
+  /**
+   * The device's stored secret hash when it authenticated. Each heartbeat compares it with the
+   * store, so a device removed by `reset-account` (or re-registered under the same address) is
+   * disconnected within one interval instead of keeping its socket.
+   */
+  authHash: Uint8Array | undefined;
   held: { data: RawData; isBinary: boolean }[] = [];
   authTimer: NodeJS.Timeout | undefined;
   tokens: number;
@@ -268,6 +275,7 @@ export class Relay {
     conn.key = key;
     this.#conns.set(key, conn);
     this.#perAccount.set(device.username, (this.#perAccount.get(device.username) ?? 0) + 1);
+    this.#checkStillRegistered(conn);
     this.#ctx.cluster?.publishConnected(key);
     this.#reply(conn, { type: 'ready', username: device.username, deviceId: device.deviceId });
     // Acks from this device's previous socket may still be on their way to the store; page the
@@ -491,7 +499,28 @@ export class Relay {
       }
       c.alive = false;
       c.ws.ping();
+      if (c.state === 'ready') this.#checkStillRegistered(c);
     }
+  }
+
+  /** Close `conn` if its device is gone or now has other credentials; remember them the first time. */
+  #checkStillRegistered(conn: Connection): void {
+    const device = conn.device;
+    if (device === undefined) return;
+    this.#ctx.store.getDeviceAuth(device).then(
+      (auth) => {
+        if (conn.state !== 'ready') return;
+        const stored = auth?.secretHash;
+        const known = conn.authHash;
+        if (stored === undefined || (known !== undefined && (known.length !== stored.length || !timingSafeEqual(known, stored)))) {
+          this.#fail(conn, 'UNAUTHORIZED', 'this device is no longer registered');
+          return;
+        }
+        conn.authHash ??= Uint8Array.from(stored);
+      },
+      // A store hiccup is not the device's fault: the next heartbeat checks again.
+      () => undefined,
+    );
   }
 
   /** Stops accepting, writes what is pending, closes every socket with UNAVAILABLE. */

@@ -37,7 +37,11 @@ async function command(args: string[]): Promise<{ code: number | null; stdout: s
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tacit-reset-'));
-  server = spawn(process.execPath, ['--import', 'tsx', MAIN], { env: { ...env(), PORT: '0', HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // A short heartbeat: each beat re-checks every connected device's credentials.
+  server = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    env: { ...env(), PORT: '0', HOST: '127.0.0.1', TACIT_HEARTBEAT_INTERVAL_MS: '250' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   [port, firstInvite] = await new Promise<[number, string]>((resolveStart, reject) => {
     let out = '';
     const t = setTimeout(() => reject(new Error('server did not start')), WAIT_MS * 6);
@@ -114,6 +118,14 @@ test('reset-account on a running server: counts printed, old secret refused, nam
     const code = /^invite code \(single use, valid \d+ days\): (\S+)$/.exec(lines[1]!)?.[1];
     assert.ok(code !== undefined, lines[1]);
     assert.ok(!r.stdout.includes(bob.secret), 'the device secret is never printed');
+
+    // The old device's open socket is closed at the next heartbeat (4401 UNAUTHORIZED), ann's stays.
+    const closed = await Promise.race([
+      bobSocket.closed,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('old socket still open')), WAIT_MS * 2).unref()),
+    ]);
+    assert.equal(closed.code, 4401);
+    assert.equal(annSocket.ws.readyState, annSocket.ws.OPEN);
 
     // The old device's secret no longer authenticates, over HTTP or WebSocket.
     assert.equal(await keyCountStatus(bob), 401);
