@@ -1,18 +1,14 @@
-import { ERRORS, type ErrorBody, type ErrorCode } from '@tacit/api';
+import { ApiError, type ErrorBody, type ErrorCode } from '@tacit/api';
 
 /**
  * The server's error: a code from the api table and a message safe to show and to log
- * (lengths and field paths only; never keys, secrets, tokens or message bodies).
+ * (lengths and field paths only; never keys, secrets, tokens or message bodies). The api's
+ * error class already carries the code and its HTTP status and close code.
  */
-export class ServerError extends Error {
-  readonly code: ErrorCode;
+export class ServerError extends ApiError {
   constructor(code: ErrorCode, message: string = code) {
-    super(message);
+    super(code, message);
     this.name = 'ServerError';
-    this.code = code;
-  }
-  get status(): number {
-    return ERRORS[this.code].status;
   }
 }
 

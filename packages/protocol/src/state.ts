@@ -1,7 +1,7 @@
 // Session state (one Double Ratchet) and the session record (current state plus archived ones).
 // SessionState is internal and mutable; callers copy it with clone() and commit on success, so
 // decryption is all-or-nothing (DESIGN §2.3). SessionRecord is the opaque, persistable object.
-import { bytesEqual, fromBase64, toBase64, utf8Decode, utf8Encode } from './bytes.ts';
+import { fromBase64, toBase64, utf8Decode, utf8Encode } from './bytes.ts';
 import { KeyPair, PrivateKey, PublicKey } from './curve.ts';
 import { fail, ProtocolError } from './errors.ts';
 import { type MessageKeys } from './kdf.ts';
