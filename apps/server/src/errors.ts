@@ -19,3 +19,12 @@ export function isServerError(e: unknown): e is ServerError {
 export function errorBody(code: ErrorCode, message: string): ErrorBody {
   return { error: { code, message } };
 }
+
+/** What may be logged of an error: its name and code, never a message that could echo input. */
+export function errorSummary(e: unknown): { name: string; code?: string } {
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    return typeof code === 'string' ? { name: e.name, code } : { name: e.name };
+  }
+  return { name: typeof e };
+}

@@ -7,7 +7,6 @@ import {
   MAX_DEVICE_ID,
   RESERVED_USERNAMES,
   ROUTES,
-  parseAuthorizationHeader,
   validateAddDeviceRequest,
   validateRegisterRequest,
   validateUploadKeysRequest,
@@ -23,9 +22,11 @@ import {
   type TicketResponse,
   type Validator,
 } from '@tacit/api';
+import { authenticateHeader } from './auth.js';
+import { b64, bytes } from './bytes.js';
 import { ServerError } from './errors.js';
 import type { Context } from './context.js';
-import { hashSecret, newSalt, newToken, tokenHash, verifySecret, TICKET_BYTES } from './secrets.js';
+import { hashSecret, newSalt, newToken, tokenHash, TICKET_BYTES } from './secrets.js';
 import type { Address, DeviceKeys, NewDevice, OneTimePreKey, SignedKey } from './store.js';
 
 const RESERVED: ReadonlySet<string> = new Set(RESERVED_USERNAMES);
@@ -35,13 +36,6 @@ export function parse<T>(validator: Validator<T>, value: unknown): T {
   if (!r.ok) throw new ServerError('INVALID_REQUEST', `${r.path}: ${r.reason}`);
   return r.value;
 }
-
-/** Canonical base64 (already validated) to bytes. */
-export const bytes = (b64: string): Uint8Array => {
-  const b = Buffer.from(b64, 'base64');
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-};
-export const b64 = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64');
 
 const signedKey = (k: SignedPreKey | KyberPreKey): SignedKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey), signature: bytes(k.signature) });
 const oneTimeKey = (k: PreKey): OneTimePreKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey) });
@@ -62,25 +56,7 @@ function newDevice(registrationId: number, secretB64: string, keys: DeviceKeys):
   return { registrationId, secretSalt: salt, secretHash: hashSecret(salt, bytes(secretB64)), keys };
 }
 
-/** A fixed salt/hash pair so an unknown device costs the same HMAC as a known one. */
-const DUMMY_SALT = new Uint8Array(16);
-const DUMMY_HASH = new Uint8Array(32);
-
-/** Checks a device's credentials; undefined if they are wrong (without saying which part). */
-export async function checkCredentials(ctx: Context, c: { username: string; deviceId: number; secret: string }): Promise<Address | undefined> {
-  const device = { username: c.username, deviceId: c.deviceId };
-  const auth = await ctx.store.getDeviceAuth(device);
-  const ok = verifySecret(auth?.secretSalt ?? DUMMY_SALT, auth?.secretHash ?? DUMMY_HASH, bytes(c.secret));
-  return auth !== undefined && ok ? device : undefined;
-}
-
-async function authenticate(ctx: Context, req: FastifyRequest): Promise<Address> {
-  const creds = parseAuthorizationHeader(req.headers.authorization);
-  if (creds === undefined) throw new ServerError('UNAUTHORIZED', 'missing or malformed Authorization header');
-  const device = await checkCredentials(ctx, creds);
-  if (device === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
-  return device;
-}
+const authenticate = (ctx: Context, req: FastifyRequest): Promise<Address> => authenticateHeader(ctx, req.headers.authorization);
 
 function paramUsername(req: FastifyRequest): string {
   const p = req.params as Record<string, unknown>;

@@ -4,12 +4,12 @@
  * `upgrade` event for `/v1/ws`).
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { errorBody, isServerError } from './errors.js';
+import { errorBody, errorSummary, isServerError } from './errors.js';
 import { resolveLimits, type Limits } from './config.js';
 import type { Context, SignatureVerifier } from './context.js';
 import { registerHttpRoutes } from './http.js';
 import { RateLimiter } from './rate.js';
-import { Relay, errorSummary } from './relay.js';
+import { Relay } from './relay.js';
 import { registerStatic } from './static.js';
 import { createInvite } from './invites.js';
 import type { Store } from './store.js';

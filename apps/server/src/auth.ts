@@ -1,0 +1,53 @@
+/**
+ * Device authentication, shared by the HTTP routes and the relay: a device's credentials
+ * (username, device id, secret; in an `Authorization` header or an `auth` frame), single-use
+ * WebSocket tickets, and the relay heartbeat's check that a connected device still has the
+ * credentials it authenticated with.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { parseAuthorizationHeader } from '@tacit/api';
+import { bytes } from './bytes.js';
+import type { Context } from './context.js';
+import { ServerError } from './errors.js';
+import { tokenHash, verifySecret } from './secrets.js';
+import type { Address } from './store.js';
+
+/** Longest ticket accepted in a URL before hashing (tickets are 43 characters). */
+export const MAX_TICKET_LENGTH = 128;
+
+/** A fixed salt/hash pair so an unknown device costs the same HMAC as a known one. */
+const DUMMY_SALT = new Uint8Array(16);
+const DUMMY_HASH = new Uint8Array(32);
+
+/** Checks a device's credentials; undefined if they are wrong (without saying which part). */
+export async function checkCredentials(ctx: Context, c: { username: string; deviceId: number; secret: string }): Promise<Address | undefined> {
+  const device = { username: c.username, deviceId: c.deviceId };
+  const auth = await ctx.store.getDeviceAuth(device);
+  const ok = verifySecret(auth?.secretSalt ?? DUMMY_SALT, auth?.secretHash ?? DUMMY_HASH, bytes(c.secret));
+  return auth !== undefined && ok ? device : undefined;
+}
+
+/** The device named by an HTTP `Authorization` header; throws UNAUTHORIZED otherwise. */
+export async function authenticateHeader(ctx: Context, header: string | undefined): Promise<Address> {
+  const creds = parseAuthorizationHeader(header);
+  if (creds === undefined) throw new ServerError('UNAUTHORIZED', 'missing or malformed Authorization header');
+  const device = await checkCredentials(ctx, creds);
+  if (device === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+  return device;
+}
+
+/** Redeems a WebSocket ticket (single use); undefined if it is malformed, unknown, expired or used. */
+export async function redeemTicket(ctx: Context, ticket: string): Promise<Address | undefined> {
+  if (ticket.length === 0 || ticket.length > MAX_TICKET_LENGTH) return undefined;
+  return ctx.store.takeTicket(tokenHash(ticket), ctx.now());
+}
+
+/**
+ * Whether a device is still registered with the secret it authenticated with: `known` is the
+ * stored hash seen at the first check (undefined before it), `stored` the store's hash now
+ * (undefined when the device is gone). Constant-time.
+ */
+export function stillRegistered(known: Uint8Array | undefined, stored: Uint8Array | undefined): boolean {
+  if (stored === undefined) return false;
+  return known === undefined || (known.length === stored.length && timingSafeEqual(known, stored));
+}

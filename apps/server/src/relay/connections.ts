@@ -1,0 +1,211 @@
+/**
+ * Connections: accepting sockets, authenticating them (ticket in the URL or an `auth` frame),
+ * reading and validating frames, and the heartbeat. Frames of an authenticated device go to the
+ * batch writer (`send`, `ack`) or are answered here (`ping`).
+ */
+import type { RawData, WebSocket } from 'ws';
+import { base64DecodedLength, clientId as clientIdValidator, isPlainObject, validateClientFrame } from '@tacit/api';
+import { checkCredentials, redeemTicket, stillRegistered } from '../auth.js';
+import type { Context } from '../context.js';
+import { errorSummary } from '../errors.js';
+import { RateLimiter } from '../rate.js';
+import type { Address } from '../store.js';
+import { Connection } from './connection.js';
+import type { Delivery } from './delivery.js';
+import type { Hub } from './hub.js';
+import type { BatchWriter } from './writer.js';
+
+/** Frames held while authentication is being checked (a client may pipeline after `auth`). */
+const MAX_FRAMES_BEFORE_READY = 32;
+
+export class Connections {
+  readonly #ctx: Context;
+  readonly #hub: Hub;
+  readonly #writer: BatchWriter;
+  readonly #delivery: Delivery;
+  readonly #sendLimiter: RateLimiter;
+
+  constructor(ctx: Context, hub: Hub, writer: BatchWriter, delivery: Delivery) {
+    this.#ctx = ctx;
+    this.#hub = hub;
+    this.#writer = writer;
+    this.#delivery = delivery;
+    this.#sendLimiter = new RateLimiter(ctx.limits.sendBurst, ctx.limits.sendRatePerSecond);
+  }
+
+  accept(ws: WebSocket, ticket: string | null): void {
+    const l = this.#ctx.limits;
+    const conn = new Connection(ws, l.frameBurst, this.#ctx.now());
+    const admitted = this.#hub.add(conn);
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => this.#hub.closed(conn));
+    ws.on('pong', () => (conn.alive = true));
+    ws.on('message', (data, isBinary) => this.#onFrame(conn, data, isBinary));
+    if (!admitted) {
+      this.#hub.fail(conn, 'UNAVAILABLE', 'too many unauthenticated connections');
+      return;
+    }
+    conn.authTimer = setTimeout(() => {
+      if (conn.pending) this.#hub.fail(conn, 'AUTH_TIMEOUT', 'authenticate within the time limit');
+    }, l.authTimeoutMs);
+    conn.authTimer.unref();
+    if (ticket !== null) {
+      conn.state = 'authenticating';
+      redeemTicket(this.#ctx, ticket).then(
+        (device) => (device ? this.#ready(conn, device) : this.#hub.fail(conn, 'UNAUTHORIZED', 'invalid, expired or used ticket')),
+        (e: unknown) => this.internal(conn, e),
+      );
+    }
+  }
+
+  /** Closes a connection after a store failure, logging only the error's name and code. */
+  internal(conn: Connection, e: unknown): void {
+    this.#ctx.log.error({ err: errorSummary(e) }, 'relay: store failure');
+    this.#hub.fail(conn, 'INTERNAL', 'internal error');
+  }
+
+  #onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (conn.state === 'closed') return;
+    // Per-connection frame bucket, checked before parsing anything.
+    const l = this.#ctx.limits;
+    if (!conn.takeFrameToken(this.#ctx.now(), l.frameBurst, l.frameRatePerSecond)) return this.#hub.fail(conn, 'RATE_LIMITED', 'too many frames');
+    if (conn.state === 'authenticating') {
+      if (conn.held.length >= MAX_FRAMES_BEFORE_READY) return this.#hub.fail(conn, 'INVALID_REQUEST', 'too many frames before ready');
+      conn.held.push({ data, isBinary });
+      return;
+    }
+    this.#handle(conn, data, isBinary);
+  }
+
+  #handle(conn: Connection, data: RawData, isBinary: boolean): void {
+    if (isBinary) return this.#hub.fail(conn, 'INVALID_REQUEST', 'binary frames are not accepted');
+    let parsed: unknown;
+    try {
+      // ws delivers a Buffer by default (binaryType 'nodebuffer'); decode it without a copy.
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+      parsed = JSON.parse(text);
+    } catch {
+      return this.#hub.fail(conn, 'INVALID_REQUEST', 'malformed JSON');
+    }
+    const l = this.#ctx.limits;
+    // An oversized body is the sender's mistake about one message, not a broken client: answer
+    // that send and keep the socket.
+    if (conn.state === 'ready' && isPlainObject(parsed) && parsed['type'] === 'send') {
+      const id = clientIdValidator(parsed['id']);
+      const msg = parsed['message'];
+      const body = isPlainObject(msg) ? msg['body'] : undefined;
+      // Only a body longer than the limit's base64 length can be too large; skip the scan otherwise.
+      if (id.ok && typeof body === 'string' && body.length > Math.floor(l.maxMessageBytes / 3) * 4) {
+        const n = base64DecodedLength(body);
+        if (n > l.maxMessageBytes || n < 0) {
+          return conn.reply({ type: 'error', code: 'MESSAGE_TOO_LARGE', message: `body over ${l.maxMessageBytes} bytes`, id: id.value });
+        }
+      }
+    }
+    const r = validateClientFrame(parsed);
+    if (!r.ok) return this.#hub.fail(conn, 'INVALID_REQUEST', `${r.path}: ${r.reason}`);
+    const frame = r.value;
+
+    if (conn.state === 'unauthenticated') {
+      if (frame.type !== 'auth') return this.#hub.fail(conn, 'UNAUTHORIZED', 'authenticate first');
+      conn.state = 'authenticating';
+      checkCredentials(this.#ctx, frame).then(
+        (device) => (device ? this.#ready(conn, device) : this.#hub.fail(conn, 'UNAUTHORIZED', 'wrong credentials')),
+        (e: unknown) => this.internal(conn, e),
+      );
+      return;
+    }
+    switch (frame.type) {
+      case 'auth':
+        return this.#hub.fail(conn, 'INVALID_REQUEST', 'already authenticated');
+      case 'ping':
+        return conn.reply(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
+      case 'ack': {
+        const id = /^[0-9]{1,15}$/.test(frame.id) ? Number(frame.id) : NaN;
+        // An id that is not ours cannot match a row of this device; ignore it (acks are idempotent).
+        if (!Number.isSafeInteger(id)) return;
+        this.#writer.ack(conn.device!, id);
+        this.#delivery.acked(conn, id);
+        return;
+      }
+      case 'send': {
+        if (conn.pendingSends >= l.maxPendingSendsPerConnection) {
+          return conn.reply({ type: 'error', code: 'TOO_MANY_IN_FLIGHT', message: `at most ${l.maxPendingSendsPerConnection} sends awaiting "sent"`, id: frame.id });
+        }
+        const now = this.#ctx.now();
+        if (!this.#sendLimiter.take(conn.key, now)) {
+          return conn.reply({ type: 'error', code: 'RATE_LIMITED', message: 'send rate exceeded', id: frame.id });
+        }
+        conn.pendingSends++;
+        const body = Buffer.from(frame.message.body, 'base64');
+        this.#writer.send({
+          conn,
+          clientId: frame.id,
+          bodyB64: frame.message.body,
+          message: {
+            to: { username: frame.to.username, deviceId: frame.to.deviceId },
+            ...(frame.to.registrationId !== undefined ? { expectedRegistrationId: frame.to.registrationId } : {}),
+            from: conn.device!,
+            kind: frame.message.type === 'prekey' ? 3 : 2,
+            body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+            timestamp: now,
+            expiresAt: now + l.messageTtlMs,
+          },
+        });
+        return;
+      }
+    }
+  }
+
+  #ready(conn: Connection, device: Address): void {
+    if (conn.state === 'closed') return;
+    const l = this.#ctx.limits;
+    if (this.#hub.attach(conn, device) === 'TOO_MANY_CONNECTIONS') {
+      return this.#hub.fail(conn, 'TOO_MANY_CONNECTIONS', `at most ${l.maxConnectionsPerAccount} connections per account`);
+    }
+    this.#checkStillRegistered(conn);
+    this.#ctx.cluster?.publishConnected(conn.key);
+    conn.reply({ type: 'ready', username: device.username, deviceId: device.deviceId });
+    // Acks from this device's previous socket may still be on their way to the store; page the
+    // queue only after they are written, so an acknowledged message is not delivered again.
+    void this.#writer.written().then(() => this.#delivery.pump(conn));
+    const held = conn.held;
+    conn.held = [];
+    for (const h of held) {
+      if (conn.state !== 'ready') break;
+      this.#handle(conn, h.data, h.isBinary);
+    }
+  }
+
+  /** Pings every socket, drops those that missed the last pong, re-checks devices' credentials. */
+  beat(): void {
+    for (const c of this.#hub.all) {
+      if (!c.alive) {
+        c.ws.terminate();
+        continue;
+      }
+      c.alive = false;
+      c.ws.ping();
+      if (c.state === 'ready') this.#checkStillRegistered(c);
+    }
+  }
+
+  /** Close `conn` if its device is gone or now has other credentials; remember them the first time. */
+  #checkStillRegistered(conn: Connection): void {
+    const device = conn.device;
+    if (device === undefined) return;
+    this.#ctx.store.getDeviceAuth(device).then(
+      (auth) => {
+        if (conn.state !== 'ready') return;
+        const stored = auth?.secretHash;
+        if (!stillRegistered(conn.authHash, stored)) {
+          this.#hub.fail(conn, 'UNAUTHORIZED', 'this device is no longer registered');
+          return;
+        }
+        conn.authHash ??= Uint8Array.from(stored!);
+      },
+      // A store hiccup is not the device's fault: the next heartbeat checks again.
+      () => undefined,
+    );
+  }
+}
