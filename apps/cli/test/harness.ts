@@ -6,10 +6,14 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
+import { ensureBuilt } from '../scripts/build.mjs';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..', '..');
 export const BIN = join(ROOT, 'apps', 'cli', 'bin', 'tacit.js');
 const SERVER_MAIN = join(ROOT, 'apps', 'server', 'src', 'main.ts');
+// Build the command once here rather than in every process a test starts at the same time.
+await ensureBuilt();
+
 /** Passphrase used by every test home. */
 export const PASSPHRASE = 'test passphrase 1';
 /** Generous bound for one CLI invocation on a loaded 2-core machine. */
