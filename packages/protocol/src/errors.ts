@@ -6,7 +6,7 @@ export const ProtocolErrorCode = {
   DECODE: 'DECODE',
   /** A key had the wrong length, type byte, or a non-canonical encoding. */
   BAD_KEY: 'BAD_KEY',
-  /** A signature over a pre-key did not verify. */
+  /** A signature did not verify (over a pre-key, or a group message by its sender key). */
   BAD_SIGNATURE: 'BAD_SIGNATURE',
   /** The message authentication code did not verify, or the body did not decrypt. */
   BAD_MAC: 'BAD_MAC',
@@ -18,6 +18,8 @@ export const ProtocolErrorCode = {
   UNTRUSTED_IDENTITY: 'UNTRUSTED_IDENTITY',
   /** No session exists (or it is unusable) for this address. */
   NO_SESSION: 'NO_SESSION',
+  /** No sender key (group) state for this sender, distribution id and chain id. */
+  NO_SENDER_KEY: 'NO_SENDER_KEY',
   /** A pre-key referenced by a message is not in the local store. */
   MISSING_PRE_KEY: 'MISSING_PRE_KEY',
   /** The message has a protocol version we do not speak. */

@@ -4,6 +4,7 @@ export { type CryptoBackend, type X25519KeyPairBytes } from './backend.ts';
 export { portableBackend } from './backend-portable.ts';
 export { bytesEqual, concatBytes, fromBase64, fromHex, toBase64, toHex, utf8Decode, utf8Encode } from './bytes.ts';
 export { CURVE_PUBLIC_KEY_LENGTH, DJB_TYPE, KeyPair, PrivateKey, PublicKey } from './curve.ts';
+export { DISTRIBUTION_ID_LENGTH, DistributionId } from './distribution-id.ts';
 export { fail, isProtocolError, ProtocolError, ProtocolErrorCode } from './errors.ts';
 export { compareScannable, FINGERPRINT_ITERATIONS, type SafetyNumber, safetyNumber } from './fingerprint.ts';
 export {
@@ -27,6 +28,7 @@ export {
   KyberPublicKey,
   KyberSecretKey,
 } from './kyber.ts';
+export { GroupCipher, type GroupDecryptResult } from './group-cipher.ts';
 export { type PreKeyBundle } from './pqxdh.ts';
 export { type CiphertextMessage, type CiphertextType, MAX_FORWARD_JUMPS } from './ratchet.ts';
 export {
@@ -36,6 +38,20 @@ export {
   type SessionManagerOptions,
   UntrustedIdentityError,
 } from './session.ts';
+export {
+  InMemorySenderKeyStore,
+  MAX_SENDER_KEY_STATES,
+  MAX_SERIALIZED_SENDER_KEY_RECORD_BYTES,
+  SenderKeyRecord,
+  type SenderKeyStore,
+} from './sender-key.ts';
+export {
+  decodeSenderKeyMessage,
+  SENDER_KEY_MESSAGE_VERSION,
+  SENDER_KEY_VERSION_BYTE,
+  SenderKeyDistributionMessage,
+  type SenderKeyMessage,
+} from './sender-key-message.ts';
 export { MAX_ARCHIVED_STATES, MAX_MESSAGE_KEYS, MAX_RECEIVER_CHAINS, SessionRecord } from './state.ts';
 export {
   type Direction,

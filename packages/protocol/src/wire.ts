@@ -7,6 +7,7 @@ import { bytesEqual, concatBytes } from './bytes.ts';
 import { PublicKey } from './curve.ts';
 import { fail, ProtocolError } from './errors.ts';
 import { KYBER1024_CIPHERTEXT_LENGTH } from './kyber.ts';
+import { optUint, parseFields, reqBytes, reqUint, Writer } from './protobuf.ts';
 
 export const MESSAGE_VERSION = 4;
 export const VERSION_BYTE = (MESSAGE_VERSION << 4) | MESSAGE_VERSION; // 0x44
@@ -17,122 +18,8 @@ export const MAC_LENGTH = 8;
  */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 
-// ---- minimal protobuf ----
-
-type Field = { tag: number; wire: 0; value: number } | { tag: number; wire: 2; value: Uint8Array };
-
-class Writer {
-  #parts: number[] = [];
-  #chunks: Uint8Array[] = [];
-  #flush(): void {
-    if (this.#parts.length > 0) {
-      this.#chunks.push(Uint8Array.from(this.#parts));
-      this.#parts = [];
-    }
-  }
-  varint(n: number): void {
-    let v = n >>> 0;
-    while (v >= 0x80) {
-      this.#parts.push((v & 0x7f) | 0x80);
-      v >>>= 7;
-    }
-    this.#parts.push(v);
-  }
-  uint32(tag: number, n: number): void {
-    this.varint((tag << 3) | 0);
-    this.varint(n);
-  }
-  bytes(tag: number, b: Uint8Array): void {
-    this.varint((tag << 3) | 2);
-    this.varint(b.length);
-    this.#flush();
-    this.#chunks.push(b);
-  }
-  finish(): Uint8Array {
-    this.#flush();
-    return concatBytes(...this.#chunks);
-  }
-}
-
-/** Parse a protobuf message into known fields; unknown fields of any valid wire type are skipped. */
-function parseFields(buf: Uint8Array): Map<number, Field> {
-  const fields = new Map<number, Field>();
-  let pos = 0;
-  const readVarint = (): number => {
-    let result = 0;
-    let shift = 0;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= buf.length) fail('DECODE', 'truncated varint');
-      const b = buf[pos++] as number;
-      if (shift < 32) result += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) {
-        // uint32 fields keep the low 32 bits, as protobuf decoders do.
-        return result % 2 ** 32;
-      }
-      shift += 7;
-    }
-    return fail('DECODE', 'varint too long');
-  };
-  while (pos < buf.length) {
-    const key = readVarint();
-    const tag = Math.floor(key / 8);
-    const wire = key & 7;
-    if (tag === 0) fail('DECODE', 'field number 0');
-    switch (wire) {
-      case 0: {
-        const value = readVarint();
-        fields.set(tag, { tag, wire: 0, value });
-        break;
-      }
-      case 1:
-        if (pos + 8 > buf.length) fail('DECODE', 'truncated fixed64');
-        pos += 8;
-        break;
-      case 2: {
-        const len = readVarint();
-        if (len > buf.length - pos) fail('DECODE', `length ${len} past end`);
-        fields.set(tag, { tag, wire: 2, value: buf.subarray(pos, pos + len) });
-        pos += len;
-        break;
-      }
-      case 5:
-        if (pos + 4 > buf.length) fail('DECODE', 'truncated fixed32');
-        pos += 4;
-        break;
-      default:
-        fail('DECODE', `unsupported wire type ${wire}`);
-    }
-  }
-  return fields;
-}
-
-function optUint(fields: Map<number, Field>, tag: number): number | undefined {
-  const f = fields.get(tag);
-  if (f === undefined) return undefined;
-  if (f.wire !== 0) fail('DECODE', `field ${tag} has the wrong wire type`);
-  return f.value;
-}
-
-function reqUint(fields: Map<number, Field>, tag: number, name: string): number {
-  const v = optUint(fields, tag);
-  if (v === undefined) fail('DECODE', `missing ${name}`);
-  return v;
-}
-
-function optBytes(fields: Map<number, Field>, tag: number): Uint8Array | undefined {
-  const f = fields.get(tag);
-  if (f === undefined) return undefined;
-  if (f.wire !== 2) fail('DECODE', `field ${tag} has the wrong wire type`);
-  return f.value;
-}
-
-function reqBytes(fields: Map<number, Field>, tag: number, name: string): Uint8Array {
-  const v = optBytes(fields, tag);
-  if (v === undefined) fail('DECODE', `missing ${name}`);
-  return v;
-}
-
-function decodeKey(bytes: Uint8Array, name: string): PublicKey {
+/** A serialized curve key inside a message; a bad one is a DECODE error like any other bad field. */
+export function decodeKey(bytes: Uint8Array, name: string): PublicKey {
   try {
     return PublicKey.deserialize(bytes);
   } catch {
@@ -140,15 +27,20 @@ function decodeKey(bytes: Uint8Array, name: string): PublicKey {
   }
 }
 
-function checkVersion(bytes: Uint8Array): void {
+/**
+ * Bytes within MAX_MESSAGE_BYTES whose version byte has `version` in its high nibble (the low
+ * nibble is ignored, as libsignal does).
+ */
+export function checkVersion(bytes: Uint8Array, version: number = MESSAGE_VERSION): void {
   if (!(bytes instanceof Uint8Array)) fail('DECODE', 'message is not bytes');
   if (bytes.length > MAX_MESSAGE_BYTES) fail('DECODE', `message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
   if (bytes.length < 1) fail('DECODE', 'empty message');
-  const version = (bytes[0] as number) >> 4;
-  if (version !== MESSAGE_VERSION) fail('BAD_VERSION', `message version ${version}`);
+  const got = (bytes[0] as number) >> 4;
+  if (got !== version) fail('BAD_VERSION', `message version ${got}`);
 }
 
-function guard<T>(f: () => T): T {
+/** Run a decoder so that anything it throws other than a ProtocolError becomes DECODE. */
+export function guard<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {
