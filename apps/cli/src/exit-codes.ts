@@ -36,6 +36,8 @@ export function exitCodeFor(code: ClientErrorCode): ExitCode {
       return EXIT.WRONG_PASSPHRASE;
     case 'STATE_CORRUPT':
     case 'STATE_LOCKED':
+    case 'STORAGE_FULL':
+    case 'STORAGE_UNAVAILABLE':
       return EXIT.STATE;
     case 'NOT_REGISTERED':
       return EXIT.NOT_REGISTERED;

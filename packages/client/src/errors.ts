@@ -9,6 +9,10 @@ export const CLIENT_ERROR_CODES = [
   'STATE_CORRUPT',
   /** Another process holds the local state. */
   'STATE_LOCKED',
+  /** The local storage medium is out of space (disk or browser quota); nothing was changed. */
+  'STORAGE_FULL',
+  /** The local storage cannot be used at all (no IndexedDB, blocked by another tab, no WebCrypto). */
+  'STORAGE_UNAVAILABLE',
   /** There is no account in this home yet. */
   'NOT_REGISTERED',
   /** This home already holds an account. */

@@ -12,7 +12,9 @@ import { acquireHomeLock, type HomeLock } from './node/home-lock.js';
 import { SealedFile } from './node/sealed-file.js';
 import { wsSocketFactory } from './node/websocket.js';
 
-export { SealedFile, atomicWrite, scryptLogNFromEnv, DEFAULT_SCRYPT_LOG_N, MIN_SCRYPT_LOG_N, MAX_SCRYPT_LOG_N, MAX_SEALED_FILE_BYTES } from './node/sealed-file.js';
+export { SealedFile, atomicWrite, MAX_SEALED_FILE_BYTES } from './node/sealed-file.js';
+export { scryptLogNFromEnv, DEFAULT_SCRYPT_LOG_N, MIN_SCRYPT_LOG_N, MAX_SCRYPT_LOG_N } from './node/passphrase-key.js';
+export { SqliteRecordStore, type SqliteStoreOptions } from './node/sqlite-store.js';
 export type { SealedFileOptions } from './node/sealed-file.js';
 export { acquireHomeLock, HOME_LOCK_WAIT_MS, type HomeLock } from './node/home-lock.js';
 export { wsSocketFactory, HANDSHAKE_TIMEOUT_MS } from './node/websocket.js';

@@ -10,65 +10,30 @@
  * Writes are atomic: write a temporary file in the same directory, fsync it, rename it over the
  * old file, fsync the directory. A crash leaves either the old or the new file, never a mix.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ClientError } from '../errors.js';
 import type { StateVault } from '../vault.js';
+import { DEFAULT_SCRYPT_LOG_N, MAX_SCRYPT_LOG_N, MIN_SCRYPT_LOG_N, SALT_BYTES, SCRYPT_P, SCRYPT_R, VERIFIER_BYTES, deriveKeys, scryptLogNFromEnv } from './passphrase-key.js';
 
 const MAGIC = new TextEncoder().encode('TACITSF1');
-const SALT_BYTES = 16;
-const VERIFIER_BYTES = 16;
+/**
+ * Largest sealed file we read, 512 MiB. This format is read only to upgrade it, and the release
+ * that wrote it had no bound after encoding: 5,000 stored messages of up to 16 Ki characters,
+ * each control character escaped to six bytes in JSON, come to about 480 MiB. Reading that much
+ * once rescues an account that release could no longer open (it stopped at 64 MiB).
+ */
+export const MAX_SEALED_FILE_BYTES = 512 * 1024 * 1024;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const HEADER_BYTES = MAGIC.length + 3 + SALT_BYTES + VERIFIER_BYTES + NONCE_BYTES;
-
-/**
- * Default scrypt cost: N = 2^17, r = 8, p = 1 (128 MiB, roughly half a second on a laptop), the
- * interactive-login setting recommended for file encryption. Paid once per process start.
- */
-export const DEFAULT_SCRYPT_LOG_N = 17;
-export const SCRYPT_R = 8;
-export const SCRYPT_P = 1;
-/** Lowest cost a file may declare: 2^10. Only tests go that low (TACIT_SCRYPT_N=1024). */
-export const MIN_SCRYPT_LOG_N = 10;
-/** Highest cost a file may declare: 2^20 (1 GiB); bounds the memory a planted file can demand. */
-export const MAX_SCRYPT_LOG_N = 20;
-/** Largest sealed file we read, 64 MiB; the state is far smaller (keys, sessions, a bounded history). */
-export const MAX_SEALED_FILE_BYTES = 64 * 1024 * 1024;
 
 export interface SealedFileOptions {
   /** scrypt N as a power of two; defaults to TACIT_SCRYPT_N from the environment, else 2^17. */
   readonly scryptN?: number;
   /** Test hook: runs after the temporary file is synced and before it is renamed into place. */
   readonly beforeRename?: (tempPath: string) => Promise<void> | void;
-}
-
-/** Parses TACIT_SCRYPT_N (a power of two between 2^10 and 2^20); undefined if unset. */
-export function scryptLogNFromEnv(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  const log = Math.log2(n);
-  if (!Number.isInteger(n) || !Number.isInteger(log) || log < MIN_SCRYPT_LOG_N || log > MAX_SCRYPT_LOG_N) {
-    throw new ClientError('INVALID_ARGUMENT', `TACIT_SCRYPT_N must be a power of two between 2^${MIN_SCRYPT_LOG_N} and 2^${MAX_SCRYPT_LOG_N}`);
-  }
-  return log;
-}
-
-function deriveKeys(passphrase: string, salt: Uint8Array, logN: number): Promise<{ key: Buffer; verifier: Buffer }> {
-  const N = 2 ** logN;
-  return new Promise((resolve, reject) => {
-    scrypt(passphrase.normalize('NFC'), salt, 64, { N, r: SCRYPT_R, p: SCRYPT_P, maxmem: 256 * N * SCRYPT_R }, (err, out) => {
-      if (err) {
-        reject(new ClientError('STATE_CORRUPT', 'cannot derive the state key (scrypt failed)'));
-        return;
-      }
-      const key = Buffer.from(out.subarray(0, 32));
-      const verifier = createHash('sha256').update(out.subarray(32)).digest().subarray(0, VERIFIER_BYTES);
-      out.fill(0);
-      resolve({ key, verifier });
-    });
-  });
 }
 
 export class SealedFile implements StateVault {
