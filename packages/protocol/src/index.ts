@@ -30,7 +30,7 @@ export {
 } from './kyber.ts';
 export { GroupCipher, type GroupDecryptResult } from './group-cipher.ts';
 export { type PreKeyBundle } from './pqxdh.ts';
-export { type CiphertextMessage, type CiphertextType, MAX_FORWARD_JUMPS } from './ratchet.ts';
+export { type CiphertextMessage, type CiphertextType, MAX_CHAIN_STEPS_PER_MESSAGE, MAX_FORWARD_JUMPS } from './ratchet.ts';
 export {
   type DecryptResult,
   MAX_UNACKNOWLEDGED_SESSION_AGE_MS,

@@ -7,7 +7,14 @@ import { bytesEqual } from './bytes.ts';
 import { type PublicKey } from './curve.ts';
 import { fail, isProtocolError, ProtocolError } from './errors.ts';
 import { initializeAliceSession, initializeBobSession, type PreKeyBundle, verifyBundle } from './pqxdh.ts';
-import { type CiphertextMessage, ratchetDecrypt, ratchetEncrypt } from './ratchet.ts';
+import {
+  type CiphertextMessage,
+  decryptCost,
+  MAX_CHAIN_STEPS_PER_MESSAGE,
+  planDecrypt,
+  ratchetDecrypt,
+  ratchetEncrypt,
+} from './ratchet.ts';
 import { SessionRecord, type SessionState } from './state.ts';
 import { type ProtocolAddress, type ProtocolStores } from './store.ts';
 import { decodePreKeySignalMessage, decodeSignalMessage, type SignalMessage } from './wire.ts';
@@ -212,35 +219,47 @@ export class SessionManager {
   }
 
   /**
-   * Try the current state, then archived ones (newest first), each on a copy. Returns the
-   * plaintext and how to commit; the record itself is untouched until #commit.
+   * Try the current state, then archived ones, cheapest first, without touching them; the one
+   * that decrypts is applied to a copy. Returns the plaintext and how to commit; the record itself
+   * is untouched until #commit. The chain steps spent on all candidates together stay within
+   * MAX_CHAIN_STEPS_PER_MESSAGE (the cheapest candidate is always tried).
    */
   #decryptWithRecord(
     record: SessionRecord,
     message: SignalMessage,
     only?: { index: number },
   ): { plaintext: Uint8Array; commit: { index: number; state: SessionState } } {
-    const candidates: Array<{ index: number; state: SessionState }> = [];
+    const candidates: Array<{ index: number; state: SessionState; cost: number }> = [];
+    const add = (index: number, state: SessionState): void => {
+      candidates.push({ index, state, cost: decryptCost(state, message) });
+    };
     if (only !== undefined) {
       const s = only.index < 0 ? record.current : record.previous[only.index];
-      if (s != null) candidates.push({ index: only.index, state: s });
+      if (s != null) add(only.index, s);
     } else {
-      if (record.current !== null) candidates.push({ index: -1, state: record.current });
-      record.previous.forEach((state, index) => candidates.push({ index, state }));
+      if (record.current !== null) add(-1, record.current);
+      record.previous.forEach((state, index) => add(index, state));
     }
-    let firstError: unknown = null;
+    // Stable: equal costs keep the current-then-newest-archived order.
+    candidates.sort((a, b) => a.cost - b.cost);
+    let spent = 0;
+    let firstError: { index: number; error: ProtocolError } | null = null;
     for (const c of candidates) {
-      const work = c.state.clone();
+      if (spent > 0 && spent + c.cost > MAX_CHAIN_STEPS_PER_MESSAGE) break;
+      spent += c.cost;
       try {
-        const plaintext = ratchetDecrypt(this.#backend, work, message);
-        return { plaintext, commit: { index: c.index, state: work } };
+        const plan = planDecrypt(this.#backend, c.state, message);
+        const work = c.state.clone();
+        plan.apply(work);
+        return { plaintext: plan.plaintext, commit: { index: c.index, state: work } };
       } catch (e) {
         if (!isProtocolError(e)) throw e;
         if (e.code === 'DUPLICATE') throw e;
-        firstError ??= e;
+        // Report what the newest state said, as before candidates were ordered by cost.
+        if (firstError === null || c.index < firstError.index) firstError = { index: c.index, error: e };
       }
     }
-    if (isProtocolError(firstError) && firstError.code !== 'NO_SESSION') throw firstError;
+    if (firstError !== null && firstError.error.code !== 'NO_SESSION') throw firstError.error;
     return fail('BAD_MAC', 'no session state could decrypt the message');
   }
 
