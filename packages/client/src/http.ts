@@ -63,10 +63,57 @@ const keyCountResponse: Validator<KeyCountResponse> = object({
 const registerResponse: Validator<RegisterResponse> = object({ username: usernameValidator, deviceId: deviceIdValidator });
 const errorBody = object({ error: object({ code: string({ min: 1, max: 64 }), message: string({ max: 1024 }) }) });
 
+/**
+ * The part of `fetch` the SDK uses. A real `fetch` response also has `headers` and a `body`
+ * stream, which the SDK reads only up to MAX_RESPONSE_BYTES; a test double may offer `text()`
+ * alone.
+ */
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }) => Promise<{
   status: number;
   text(): Promise<string>;
+  headers?: { get(name: string): string | null };
+  body?: ReadableStream<Uint8Array> | null;
 }>;
+
+class TooLarge extends Error {}
+
+/**
+ * The response body as text, refusing (and cancelling the transfer) as soon as it passes
+ * `max` bytes: a declared content-length over the limit is refused before reading, and a body
+ * without one is read chunk by chunk, so a hostile server cannot make us buffer more than `max`.
+ */
+async function readBounded(res: Awaited<ReturnType<FetchLike>>, max: number): Promise<string> {
+  const declared = Number(res.headers?.get('content-length') ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new TooLarge();
+  }
+  if (res.body === undefined || res.body === null) {
+    const text = await res.text();
+    if (text.length > max) throw new TooLarge();
+    return text;
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new TooLarge();
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
 
 export class HttpApi {
   readonly baseUrl: string;
@@ -122,14 +169,17 @@ export class HttpApi {
         signal: controller.signal,
       });
       status = res.status;
-      text = await res.text();
-    } catch {
+      text = await readBounded(res, MAX_RESPONSE_BYTES);
+    } catch (e) {
+      if (e instanceof TooLarge) {
+        controller.abort();
+        throw new ClientError('BAD_RESPONSE', 'the server response is too large');
+      }
       if (controller.signal.aborted) throw new ClientError('TIMEOUT', `the server did not answer ${method} ${routeName(path)} in time`);
       throw new ClientError('NETWORK', `cannot reach the server at ${this.baseUrl}`);
     } finally {
       clearTimeout(timer);
     }
-    if (text.length > MAX_RESPONSE_BYTES) throw new ClientError('BAD_RESPONSE', 'the server response is too large');
     if (status < 200 || status >= 300) {
       const parsed = safeParse(text);
       const e = errorBody(parsed);

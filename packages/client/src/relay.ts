@@ -10,6 +10,7 @@ import {
   AUTH_TIMEOUT_MS,
   ERRORS,
   MAX_PENDING_SENDS_PER_CONNECTION,
+  MAX_UNACKED_PER_CONNECTION,
   errorCodeForClose,
   parseJson,
   validateServerFrame,
@@ -47,6 +48,15 @@ export const PING_INTERVAL_MS = 25_000;
 export const PONG_TIMEOUT_MS = 15_000;
 /** Sends queued while offline. Beyond this `send` refuses at once instead of growing without bound. */
 export const MAX_QUEUED_SENDS = 4_096;
+/**
+ * Envelopes received and not yet handled, over all connections. The server pushes at most
+ * MAX_UNACKED_PER_CONNECTION before it waits for acks; a server that pushes more breaks the
+ * contract (or means to fill our memory), so the connection is dropped and retried with backoff.
+ * Counted across reconnects: a server cannot pile up more by reconnecting.
+ */
+export const MAX_UNHANDLED_ENVELOPES = MAX_UNACKED_PER_CONNECTION;
+/** Close code we use when the server breaks the in-flight window. */
+const WINDOW_EXCEEDED = 4000;
 /** Times one send is retried after a retriable refusal (rate limit, overload) before failing. */
 export const MAX_SEND_RETRIES = 20;
 
@@ -98,6 +108,8 @@ export class Relay {
   #attempt = 0;
   #pending = new Map<string, PendingSend>();
   #incoming: Promise<void> = Promise.resolve();
+  /** Envelopes queued on #incoming and not yet handled (see MAX_UNHANDLED_ENVELOPES). */
+  #unhandled = 0;
   #listeners: { [K in keyof RelayEvents]: Set<Listener<K>> } = {
     ready: new Set(),
     drained: new Set(),
@@ -328,13 +340,22 @@ export class Relay {
         return;
       case 'message': {
         if (this.#state !== 'ready') return this.#reject('message before ready');
+        if (this.#unhandled >= MAX_UNHANDLED_ENVELOPES) {
+          this.#reject('more unacknowledged messages than the server may push');
+          this.#drop(WINDOW_EXCEEDED, 'in-flight window exceeded');
+          return;
+        }
         const env = f.envelope;
+        this.#unhandled++;
         this.#incoming = this.#incoming.then(async () => {
           let outcome: EnvelopeOutcome;
           try {
-            outcome = await this.#opts.onEnvelope(env);
+            // A connection that is gone cannot ack: leave the envelope for the server to redeliver.
+            outcome = gen === this.#generation ? await this.#opts.onEnvelope(env) : 'retry-later';
           } catch {
             outcome = 'retry-later';
+          } finally {
+            this.#unhandled--;
           }
           // Ack only on the connection that delivered it; after a reconnect the server redelivers
           // and the SDK's duplicate memory turns that into a plain ack.

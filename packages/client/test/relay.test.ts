@@ -2,6 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERRORS, type Envelope } from '@tacit/api';
 import { Relay, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
+import { MAX_UNHANDLED_ENVELOPES } from '../src/relay.ts';
 
 /** An in-memory socket pair: the test plays the server. */
 class FakeServer {
@@ -240,5 +241,43 @@ test('connection failures back off: attempts keep coming, bounded by the policy'
   }
   assert.equal(delays.length, 5);
   assert.ok(delays.every((d) => d >= 0 && d <= 5));
+  relay.close();
+});
+
+test('a server that pushes past the in-flight window is dropped; unhandled envelopes stay bounded', async () => {
+  const server = new FakeServer();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let handled = 0;
+  const relay = makeRelay(server, async () => {
+    await gate; // a slow store: nothing is handled until released
+    handled++;
+    return 'ack';
+  });
+  const rejected: string[] = [];
+  relay.on('rejectedFrame', (r) => rejected.push(r));
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  const first = server.last;
+  for (let i = 0; i < MAX_UNHANDLED_ENVELOPES; i++) server.push({ type: 'message', envelope: envelope(String(i)) });
+  await tick(5); // the first envelope is being handled (stuck in the store), the rest wait
+  assert.equal(first.closed, false, 'the window itself is allowed');
+  assert.equal(server.connections.length, 1);
+  // One more than the contract allows: the connection is dropped and retried.
+  server.push({ type: 'message', envelope: envelope('over') });
+  assert.equal(first.closed, true);
+  assert.ok(rejected.some((r) => r.includes('unacknowledged')));
+  await until(() => server.connections.length === 2 && server.last.sent.length === 1, 'reconnect');
+  // Reconnecting does not reset the count: the new connection cannot pile up more either.
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  server.push({ type: 'message', envelope: envelope('again') });
+  assert.equal(server.last.closed, true);
+  release();
+  // The one being handled finishes (without an ack: its connection is gone); the others of the
+  // dropped connection are left for the server to redeliver.
+  await tick(20);
+  assert.equal(handled, 1);
+  assert.ok(!first.sent.some((f) => (f as { type: string }).type === 'ack'));
   relay.close();
 });
