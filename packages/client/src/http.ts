@@ -63,6 +63,15 @@ const keyCountResponse: Validator<KeyCountResponse> = object({
 const registerResponse: Validator<RegisterResponse> = object({ username: usernameValidator, deviceId: deviceIdValidator });
 const errorBody = object({ error: object({ code: string({ min: 1, max: 64 }), message: string({ max: 1024 }) }) });
 
+/** The validators every server response goes through (exported for the decoder fuzz suite). */
+export const RESPONSE_VALIDATORS = {
+  bundle: bundleResponse,
+  deviceList: deviceListResponse,
+  keyCount: keyCountResponse,
+  register: registerResponse,
+  error: errorBody,
+} as const;
+
 /**
  * The part of `fetch` the SDK uses. A real `fetch` response also has `headers` and a `body`
  * stream, which the SDK reads only up to MAX_RESPONSE_BYTES; a test double may offer `text()`

@@ -1,0 +1,215 @@
+// Every decoder of untrusted bytes in protocol, api and client, as fuzz targets with valid seeds.
+// Add a target here when you add a decoder.
+import * as api from '@tacit/api';
+import {
+  decodePreKeySignalMessage,
+  decodeSignalMessage,
+  generateKyberPreKey,
+  generatePreKey,
+  generateRegistrationId,
+  generateSignedPreKey,
+  IdentityKeyPair,
+  inMemoryStores,
+  isProtocolError,
+  KyberPreKeyRecord,
+  KyberPublicKey,
+  PreKeyRecord,
+  PrivateKey,
+  ProtocolAddress,
+  PublicKey,
+  SessionManager,
+  SessionRecord,
+  SignedPreKeyRecord,
+  toBase64,
+  utf8Encode,
+  type CryptoBackend,
+} from '@tacit/protocol';
+import { nodeBackend } from '@tacit/protocol/node';
+import { decodeEnvelope, encodeEnvelope, isClientError } from '../../src/index.ts';
+import { RESPONSE_VALIDATORS } from '../../src/http.ts';
+import { decodeState, STATE_VERSION, type StateData } from '../../src/state.ts';
+import type { FuzzTarget } from './fuzz.ts';
+
+const isProtocol = (e: unknown): boolean => isProtocolError(e);
+
+/** Real protocol artefacts: a session with a PreKey message, a whisper message, records. */
+async function protocolSeeds(b: CryptoBackend) {
+  const aliceId = IdentityKeyPair.generate(b);
+  const bobId = IdentityKeyPair.generate(b);
+  const alice = new SessionManager(b, inMemoryStores(aliceId, generateRegistrationId(b)), { now: () => 1_700_000_000_000 });
+  const bobStores = inMemoryStores(bobId, generateRegistrationId(b));
+  const bob = new SessionManager(b, bobStores, { now: () => 1_700_000_000_000 });
+  const spk = generateSignedPreKey(b, bobId, 1, 1_700_000_000_000);
+  const kpk = generateKyberPreKey(b, bobId, 2, 1_700_000_000_000);
+  const pk = generatePreKey(b, 3);
+  await bobStores.signedPreKey.storeSignedPreKey(1, spk);
+  await bobStores.kyberPreKey.storeKyberPreKey(2, kpk);
+  await bobStores.preKey.storePreKey(3, pk);
+  const bobAddr = new ProtocolAddress('bob', 1);
+  const aliceAddr = new ProtocolAddress('alice', 1);
+  await alice.processPreKeyBundle(bobAddr, {
+    registrationId: 7,
+    deviceId: 1,
+    identityKey: bobId.publicKey,
+    signedPreKeyId: 1,
+    signedPreKey: spk.publicKey,
+    signedPreKeySignature: spk.signature,
+    kyberPreKeyId: 2,
+    kyberPreKey: kpk.publicKey,
+    kyberPreKeySignature: kpk.signature,
+    preKeyId: 3,
+    preKey: pk.publicKey,
+  });
+  const first = await alice.encrypt(bobAddr, utf8Encode('hello'));
+  await bob.decrypt(aliceAddr, first);
+  const reply = await bob.encrypt(aliceAddr, utf8Encode('hi'));
+  await alice.decrypt(bobAddr, reply);
+  const skipped = await alice.encrypt(bobAddr, utf8Encode('late'));
+  await bob.decrypt(aliceAddr, await alice.encrypt(bobAddr, utf8Encode('on time')));
+  void skipped; // bob's record now holds a skipped key
+  const record = (await bobStores.session.loadSession(aliceAddr)) as SessionRecord;
+  return {
+    prekeyMessage: first.body,
+    whisperMessages: [reply.body, skipped.body],
+    sessionRecord: record.serialize(),
+    preKeyRecord: pk.serialize(),
+    signedPreKeyRecord: spk.serialize(),
+    kyberPreKeyRecord: kpk.serialize(),
+    publicKey: aliceId.publicKey.serialize(),
+    privateKey: aliceId.privateKey.serialize(),
+    kyberPublicKey: kpk.publicKey.serialize(),
+  };
+}
+
+const B64_33 = toBase64(new Uint8Array([5, ...new Array<number>(32).fill(9)]));
+const SIG = toBase64(new Uint8Array(64).fill(3));
+const KYBER = toBase64(new Uint8Array([8, ...new Array<number>(1568).fill(1)]));
+const SECRET = toBase64(new Uint8Array(32).fill(0x41));
+
+function stateSeed(): StateData {
+  return {
+    v: STATE_VERSION,
+    account: { server: 'http://127.0.0.1:8080', username: 'bob', deviceId: 1, registrationId: 7, secret: SECRET, identityKeyPair: '', createdAt: 1, registered: true },
+    preKeys: {},
+    nextPreKeyId: 1,
+    signedPreKeys: {},
+    currentSignedPreKeyId: 1,
+    nextSignedPreKeyId: 2,
+    kyberPreKeys: {},
+    currentLastResortKyberId: 1,
+    nextKyberPreKeyId: 2,
+    sessions: { 'alice.1': 'AAAA' },
+    identities: { alice: B64_33 },
+    pendingIdentities: {},
+    contacts: {},
+    messages: [],
+    outbox: [],
+    seenServerIds: ['1'],
+    seenMessageIds: [],
+    quarantine: [],
+    pendingUpload: null,
+  };
+}
+
+/** A JSON target: text in, parsed with the API's parser, then validated (as the server and SDK do). */
+function jsonTarget(name: string, validator: (v: unknown) => unknown, seeds: unknown[]): FuzzTarget {
+  return {
+    name,
+    input: 'text',
+    json: true,
+    seeds: seeds.map((s) => JSON.stringify(s)),
+    decode: (text) => {
+      const p = api.parseJson(text as string);
+      return p.ok ? validator(p.value) : p;
+    },
+  };
+}
+
+export async function fuzzTargets(): Promise<FuzzTarget[]> {
+  const p = await protocolSeeds(nodeBackend());
+  const envelope = { id: '17', type: 'whisper', body: toBase64(p.whisperMessages[0]!), source: { username: 'alice', deviceId: 1 }, timestamp: 1_700_000_000_000 };
+  const register = {
+    username: 'alice',
+    deviceId: 1,
+    registrationId: 1234,
+    identityKey: B64_33,
+    signedPreKey: { keyId: 1, publicKey: B64_33, signature: SIG },
+    kyberLastResortKey: { keyId: 1, publicKey: KYBER, signature: SIG },
+    preKeys: [{ keyId: 1, publicKey: B64_33 }],
+    kyberPreKeys: [{ keyId: 2, publicKey: KYBER, signature: SIG }],
+    secret: SECRET,
+    inviteCode: 'k3J9x0QeU2',
+  };
+  const { username: _u, deviceId: _d, inviteCode: _i, identityKey: _k, ...addDevice } = register;
+  const bundleDevice = {
+    deviceId: 1,
+    registrationId: 777,
+    signedPreKey: { keyId: 1, publicKey: B64_33, signature: SIG },
+    kyberPreKey: { keyId: 5, publicKey: KYBER, signature: SIG },
+    kyberPreKeyIsLastResort: false,
+    preKey: { keyId: 9, publicKey: B64_33 },
+  };
+
+  return [
+    // ---- protocol ----
+    { name: 'protocol: decodeSignalMessage', input: 'bytes', seeds: p.whisperMessages, decode: (b) => decodeSignalMessage(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: decodePreKeySignalMessage', input: 'bytes', seeds: [p.prekeyMessage], decode: (b) => decodePreKeySignalMessage(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: SessionRecord.deserialize', input: 'bytes', json: true, seeds: [p.sessionRecord], decode: (b) => SessionRecord.deserialize(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: PreKeyRecord.deserialize', input: 'bytes', json: true, seeds: [p.preKeyRecord], decode: (b) => PreKeyRecord.deserialize(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: SignedPreKeyRecord.deserialize', input: 'bytes', json: true, seeds: [p.signedPreKeyRecord], decode: (b) => SignedPreKeyRecord.deserialize(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: KyberPreKeyRecord.deserialize', input: 'bytes', json: true, seeds: [p.kyberPreKeyRecord], decode: (b) => KyberPreKeyRecord.deserialize(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: PublicKey.deserialize', input: 'bytes', seeds: [p.publicKey], decode: (b) => PublicKey.deserialize(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: PrivateKey.deserialize', input: 'bytes', seeds: [p.privateKey], decode: (b) => PrivateKey.deserialize(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: KyberPublicKey.deserialize', input: 'bytes', seeds: [p.kyberPublicKey], decode: (b) => KyberPublicKey.deserialize(b as Uint8Array), expected: isProtocol },
+    // ---- api: what the server reads ----
+    jsonTarget('api: validateClientFrame', api.validateClientFrame, [
+      { type: 'auth', username: 'alice', deviceId: 1, secret: SECRET },
+      { type: 'send', id: 'c-17', to: { username: 'bob', deviceId: 1, registrationId: 777 }, message: { type: 'whisper', body: toBase64(p.whisperMessages[0]!) } },
+      { type: 'ack', id: '17' },
+      { type: 'ping', id: 'p1' },
+    ]),
+    jsonTarget('api: validateRegisterRequest', api.validateRegisterRequest, [register]),
+    jsonTarget('api: validateAddDeviceRequest', api.validateAddDeviceRequest, [addDevice]),
+    jsonTarget('api: validateUploadKeysRequest', api.validateUploadKeysRequest, [
+      { preKeys: register.preKeys },
+      { signedPreKey: register.signedPreKey, kyberLastResortKey: register.kyberLastResortKey, kyberPreKeys: register.kyberPreKeys },
+    ]),
+    {
+      name: 'api: parseAuthorizationHeader',
+      input: 'text',
+      seeds: [api.authorizationHeader({ username: 'alice', deviceId: 1, secret: SECRET })],
+      decode: (t) => api.parseAuthorizationHeader(t as string),
+    },
+    { name: 'api: fromBase64', input: 'text', seeds: [B64_33, SIG, 'QQ=='], decode: (t) => api.fromBase64(t as string) },
+    { name: 'api: base64DecodedLength', input: 'text', seeds: [B64_33, 'QQ=='], decode: (t) => (api.base64DecodedLength(t as string) >= 0 ? 1 : undefined) },
+    // ---- api and client: what the SDK reads from the server ----
+    jsonTarget('api: validateServerFrame', api.validateServerFrame, [
+      { type: 'ready', username: 'bob', deviceId: 1 },
+      { type: 'message', envelope },
+      { type: 'sent', id: 'c-17', serverId: '18', timestamp: 1 },
+      { type: 'queue-empty' },
+      { type: 'pong', id: 'p1' },
+      { type: 'error', code: 'RATE_LIMITED', message: 'slow down', id: 'c-17' },
+    ]),
+    jsonTarget('client: bundle response', RESPONSE_VALIDATORS.bundle, [{ username: 'bob', identityKey: B64_33, devices: [bundleDevice] }]),
+    jsonTarget('client: device list response', RESPONSE_VALIDATORS.deviceList, [{ username: 'bob', identityKey: B64_33, devices: [{ deviceId: 1, registrationId: 7 }] }]),
+    jsonTarget('client: key count response', RESPONSE_VALIDATORS.keyCount, [{ preKeys: 3, kyberPreKeys: 4 }]),
+    jsonTarget('client: register response', RESPONSE_VALIDATORS.register, [{ username: 'bob', deviceId: 2 }]),
+    jsonTarget('client: error response', RESPONSE_VALIDATORS.error, [{ error: { code: 'NOT_FOUND', message: 'no such user' } }]),
+    // ---- client: what a contact sends (inside the encryption) and what is read from disk ----
+    {
+      name: 'client: decodeEnvelope',
+      input: 'bytes',
+      seeds: [encodeEnvelope({ v: 1, id: '0123456789abcdef', text: 'hello \u202e world', sentAt: 1_700_000_000_000 })],
+      decode: (b) => decodeEnvelope(b as Uint8Array),
+    },
+    {
+      name: 'client: decodeState',
+      input: 'bytes',
+      json: true,
+      seeds: [utf8Encode(JSON.stringify(stateSeed()))],
+      decode: (b) => decodeState(b as Uint8Array),
+      expected: (e) => isClientError(e) && e.code === 'STATE_CORRUPT',
+    },
+  ];
+}
