@@ -6,12 +6,16 @@
  *   node --import tsx apps/server/src/main.ts reset-account <username>
  *                                                         delete an account (lost device) and print
  *                                                         an invite for registering it again
+ *   node --import tsx apps/server/src/main.ts backup <file>
+ *                                                         copy the SQLite database to <file>, safe
+ *                                                         while the server runs
  *
  * Configuration is by environment; see docs/OPERATIONS.md.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { username as usernameValidator } from '@tacit/api';
+import { BackupError, backupSqlite } from './backup.js';
 import { DEFAULT_LIMITS, limitsFromEnv } from './config.js';
 import { createInvite } from './invites.js';
 import { Redis } from 'ioredis';
@@ -95,6 +99,22 @@ async function resetAccount(args: string[]): Promise<void> {
   process.stdout.write(`invite code (single use, valid ${Math.round(limits.inviteTtlMs / 86_400_000)} days): ${code}\n`);
 }
 
+/** Online backup of the SQLite database (see backup.ts); PostgreSQL has pg_dump. */
+async function backup(args: string[]): Promise<void> {
+  if (args.length !== 1 || args[0] === '') fail('usage: backup <file>');
+  if ((env['TACIT_DATABASE_URL'] ?? '') !== '') fail('backup: the store is PostgreSQL; back it up with pg_dump (docs/OPERATIONS.md)');
+  const destination = resolve(baseDir, args[0]!);
+  try {
+    const r = await backupSqlite(dbPath, destination);
+    process.stdout.write(
+      `backup: ${destination}: ${r.bytes} bytes, ${r.accounts} account(s), ${r.devices} device(s), ${r.queuedMessages} queued message(s); integrity ok\n`,
+    );
+  } catch (e) {
+    if (e instanceof BackupError) fail(`backup: ${e.message}`);
+    throw e;
+  }
+}
+
 async function serve(): Promise<void> {
   const port = env['PORT'] === undefined ? 8080 : Number(env['PORT']);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('PORT must be 0..65535');
@@ -145,5 +165,6 @@ async function serve(): Promise<void> {
 const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === 'invite') await invite(rest);
 else if (cmd === 'reset-account') await resetAccount(rest);
+else if (cmd === 'backup') await backup(rest);
 else if (cmd === undefined || cmd === 'serve') await serve();
-else fail(`unknown command "${cmd}" (commands: serve, invite, reset-account)`);
+else fail(`unknown command "${cmd}" (commands: serve, invite, reset-account, backup)`);

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
 import { MessageBatchWriter } from './sqlite-batch.js';
 import type { WorkerReply, WorkerRequest } from './sqlite-worker.js';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   addressKey,
@@ -105,6 +105,19 @@ register();
 await import(${JSON.stringify(new URL('./sqlite-worker.ts', import.meta.url).href)});
 `;
 
+/**
+ * The database reveals who talks to whom: keep it from other local users. A new data directory
+ * is made 0700 and a new database file 0600 (SQLite gives its -wal and -shm files the database
+ * file's mode); an existing database file, -wal or -shm readable by others is narrowed to 0600.
+ */
+function protectFiles(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(f) && (statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+  }
+}
+
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
   path: string;
@@ -132,7 +145,7 @@ export class SqliteStore implements Store {
   readonly #tickets = new Map<string, { device: Address; expiresAt: number }>();
 
   constructor(opts: SqliteStoreOptions) {
-    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+    if (opts.path !== ':memory:') protectFiles(opts.path);
     const db = new Database(opts.path);
     this.#db = db;
     db.pragma('journal_mode = WAL');

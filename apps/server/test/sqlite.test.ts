@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -78,6 +78,27 @@ test('sqlite: an account reset by another process (reset-account) starts with a 
       await server.close();
     }
   }
+});
+
+test('sqlite: the data directory is created 0700, the database and its WAL 0600; a readable database is narrowed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
+  dirs.push(dir);
+  const path = join(dir, 'data', 'tacit.db');
+  const mode = (p: string): number => statSync(p).mode & 0o777;
+  const s = new SqliteStore({ path, worker: true });
+  try {
+    const dev = { registrationId: 1, secretSalt: new Uint8Array(16), secretHash: new Uint8Array(32), keys: { signedPreKey: { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) }, kyberLastResortKey: { keyId: 1, publicKey: new Uint8Array(1569), signature: new Uint8Array(64) }, preKeys: [], kyberPreKeys: [] } };
+    assert.equal(await s.createAccount({ username: 'ann', identityKey: new Uint8Array(33), createdAt: 0 }, dev, null), 'ok');
+    assert.equal(mode(join(dir, 'data')).toString(8), '700');
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) assert.equal(mode(f).toString(8), '600', f);
+  } finally {
+    await s.close();
+  }
+  // A database left readable by an older version (or a copy) is narrowed when opened.
+  chmodSync(path, 0o644);
+  const again = new SqliteStore({ path });
+  await again.close();
+  assert.equal(mode(path).toString(8), '600');
 });
 
 test('sqlite: cleanup', () => {
