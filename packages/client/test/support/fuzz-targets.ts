@@ -3,6 +3,12 @@
 import * as api from '@tacit/api';
 import {
   decodePreKeySignalMessage,
+  decodeSenderKeyMessage,
+  DistributionId,
+  GroupCipher,
+  InMemorySenderKeyStore,
+  SenderKeyDistributionMessage,
+  SenderKeyRecord,
   decodeSignalMessage,
   generateKyberPreKey,
   generatePreKey,
@@ -68,7 +74,17 @@ async function protocolSeeds(b: CryptoBackend) {
   await bob.decrypt(aliceAddr, await alice.encrypt(bobAddr, utf8Encode('on time')));
   void skipped; // bob's record now holds a skipped key
   const record = (await bobStores.session.loadSession(aliceAddr)) as SessionRecord;
+  // Sender keys (groups): a distribution message, two group messages, the record.
+  const senderKeys = new InMemorySenderKeyStore();
+  const group = new GroupCipher(b, senderKeys);
+  const distributionId = DistributionId.random(b);
+  const distribution = await group.createSenderKeyDistributionMessage(aliceAddr, distributionId);
+  const groupMessages = [await group.groupEncrypt(aliceAddr, distributionId, utf8Encode('to all')), await group.groupEncrypt(aliceAddr, distributionId, utf8Encode('again'))];
+  const senderKeyRecord = (await senderKeys.loadSenderKey(aliceAddr, distributionId)) as SenderKeyRecord;
   return {
+    senderKeyDistribution: distribution.serialize(),
+    groupMessages,
+    senderKeyRecord: senderKeyRecord.serialize(),
     prekeyMessage: first.body,
     whisperMessages: [reply.body, skipped.body],
     sessionRecord: record.serialize(),
@@ -158,6 +174,15 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
     { name: 'protocol: PreKeyRecord.deserialize', input: 'bytes', json: true, seeds: [p.preKeyRecord], decode: (b) => PreKeyRecord.deserialize(b as Uint8Array), expected: isProtocol },
     { name: 'protocol: SignedPreKeyRecord.deserialize', input: 'bytes', json: true, seeds: [p.signedPreKeyRecord], decode: (b) => SignedPreKeyRecord.deserialize(b as Uint8Array), expected: isProtocol },
     { name: 'protocol: KyberPreKeyRecord.deserialize', input: 'bytes', json: true, seeds: [p.kyberPreKeyRecord], decode: (b) => KyberPreKeyRecord.deserialize(b as Uint8Array), expected: isProtocol },
+    { name: 'protocol: decodeSenderKeyMessage', input: 'bytes', seeds: p.groupMessages, decode: (b) => decodeSenderKeyMessage(b as Uint8Array), expected: isProtocol },
+    {
+      name: 'protocol: SenderKeyDistributionMessage',
+      input: 'bytes',
+      seeds: [p.senderKeyDistribution],
+      decode: (b) => SenderKeyDistributionMessage.deserialize(b as Uint8Array),
+      expected: isProtocol,
+    },
+    { name: 'protocol: SenderKeyRecord.deserialize', input: 'bytes', seeds: [p.senderKeyRecord], decode: (b) => SenderKeyRecord.deserialize(b as Uint8Array), expected: isProtocol },
     { name: 'protocol: PublicKey.deserialize', input: 'bytes', seeds: [p.publicKey], decode: (b) => PublicKey.deserialize(b as Uint8Array), expected: isProtocol },
     { name: 'protocol: PrivateKey.deserialize', input: 'bytes', seeds: [p.privateKey], decode: (b) => PrivateKey.deserialize(b as Uint8Array), expected: isProtocol },
     { name: 'protocol: KyberPublicKey.deserialize', input: 'bytes', seeds: [p.kyberPublicKey], decode: (b) => KyberPublicKey.deserialize(b as Uint8Array), expected: isProtocol },
