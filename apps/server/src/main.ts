@@ -21,6 +21,7 @@ import { createInvite } from './invites.js';
 import { Redis } from 'ioredis';
 import { RedisCluster, type Cluster } from './cluster.js';
 import { PostgresStore } from './postgres.js';
+import { StartupError, connectRedis, postgresFailure } from './startup.js';
 import { buildServer } from './server.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './store.js';
@@ -35,23 +36,35 @@ const bundledWeb = resolve(import.meta.dirname, '../../web/dist');
 
 /**
  * SQLite in the data directory by default; PostgreSQL + Redis when TACIT_DATABASE_URL is set
- * (then TACIT_REDIS_URL is required too, and nodes sharing them form one cluster).
+ * (then TACIT_REDIS_URL is required too, and nodes sharing them form one cluster). A service that
+ * cannot be used ends the process with one line saying which, where and why.
  */
-function openStore(withCluster: boolean): Promise<{ store: Store; cluster?: Cluster; describe: string }> {
+async function openStore(withCluster: boolean): Promise<{ store: Store; cluster?: Cluster; describe: string }> {
   const dbUrl = env['TACIT_DATABASE_URL'];
   if (dbUrl === undefined || dbUrl === '') {
     // Message batches commit on a worker thread: fsyncs overlap with socket work.
-    return Promise.resolve({ store: new SqliteStore({ path: dbPath, worker: true }), describe: `sqlite ${dbPath}` });
+    return { store: new SqliteStore({ path: dbPath, worker: true }), describe: `sqlite ${dbPath}` };
   }
   const redisUrl = env['TACIT_REDIS_URL'];
   if (redisUrl === undefined || redisUrl === '') fail('TACIT_DATABASE_URL needs TACIT_REDIS_URL');
   const schema = env['TACIT_DATABASE_SCHEMA'] ?? 'tacit';
-  return PostgresStore.open({ pg: { connectionString: dbUrl }, redis: new Redis(redisUrl), ownsRedis: true, schema }).then((store) => ({
-    store,
-    ...(withCluster ? { cluster: new RedisCluster(new Redis(redisUrl), new Redis(redisUrl)) } : {}),
-    describe: `postgres (schema ${schema}) + redis`,
-  }));
+  const log = { onError: (line: string) => process.stderr.write(`tacit-server: ${line}\n`), onReady: (line: string) => process.stderr.write(`tacit-server: ${line}\n`) };
+  const redis = await connectRedis(redisUrl, log);
+  let store: PostgresStore;
+  try {
+    store = await PostgresStore.open({ pg: { connectionString: dbUrl, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }, redis, ownsRedis: true, schema });
+  } catch (e) {
+    throw new StartupError(postgresFailure(e, dbUrl));
+  }
+  const m = store.migration;
+  if (m.applied.length > 0) process.stdout.write(`database schema ${schema}: migrated from version ${m.from} to ${m.to}\n`);
+  if (!withCluster) return { store, describe: `postgres (schema ${schema}) + redis` };
+  const cluster = new RedisCluster(await connectRedis(redisUrl, log), await connectRedis(redisUrl, log, { maxRetriesPerRequest: null }));
+  return { store, cluster, describe: `postgres (schema ${schema}) + redis` };
 }
+
+/** How long a node waits for a PostgreSQL connection (at start and afterwards) before failing. */
+const PG_CONNECT_TIMEOUT_MS = 10_000;
 
 function fail(message: string): never {
   process.stderr.write(`tacit-server: ${message}\n`);
@@ -163,8 +176,17 @@ async function serve(): Promise<void> {
 }
 
 const [cmd, ...rest] = process.argv.slice(2);
-if (cmd === 'invite') await invite(rest);
-else if (cmd === 'reset-account') await resetAccount(rest);
-else if (cmd === 'backup') await backup(rest);
-else if (cmd === undefined || cmd === 'serve') await serve();
-else fail(`unknown command "${cmd}" (commands: serve, invite, reset-account, backup)`);
+try {
+  if (cmd === 'invite') await invite(rest);
+  else if (cmd === 'reset-account') await resetAccount(rest);
+  else if (cmd === 'backup') await backup(rest);
+  else if (cmd === undefined || cmd === 'serve') await serve();
+  else fail(`unknown command "${cmd}" (commands: serve, invite, reset-account, backup)`);
+} catch (e) {
+  // One line for the operator, never a stack trace.
+  if (e instanceof StartupError) fail(e.message);
+  const code = (e as { code?: unknown }).code;
+  if (code === 'EADDRINUSE') fail(`port ${env['PORT'] ?? 8080} is already in use`);
+  if (code === 'EACCES') fail(`not allowed to listen on port ${env['PORT'] ?? 8080}`);
+  fail(`${cmd ?? 'serve'} failed: ${e instanceof Error ? e.message.replace(/\s+/g, ' ') : typeof e}`);
+}

@@ -3,17 +3,22 @@
  *
  * PostgreSQL holds accounts, devices, keys, invites and mailboxes (durable: commits wait for the
  * WAL flush under the default `synchronous_commit = on`). Redis holds what is short-lived and
- * shared between nodes: WebSocket tickets.
+ * shared between nodes: WebSocket tickets. The schema is versioned (postgres-migrations.ts).
  *
- * Ordering across nodes: message ids come from one sequence, and every batch write takes one
- * transaction-scoped advisory lock first, so batches commit in id order. A reader paging by
- * `id > cursor` therefore never skips a message that commits later with a smaller id.
- *
- * Not yet built: cross-node presence and delivery (a message stored by node A for a device
- * connected to node B reaches B's socket on its next reconnect, not at once), and closing a
- * device's older connection held by another node.
+ * Order, per recipient queue, with no lock shared by every send: a batch write first locks the
+ * device row of each recipient it writes to (`FOR NO KEY UPDATE`, in address order, so two batches
+ * never wait on each other in a cycle), and only then takes ids from the shared sequence; the row
+ * locks are held until commit. So for one recipient, a later transaction can take its ids only
+ * after every earlier one has committed, and ids increase in commit order per recipient queue. A
+ * reader paging that queue by `id > cursor` never skips a message that commits later: any
+ * message still uncommitted when it read will get a larger id than everything it saw. Batches to
+ * different recipients never wait for each other; the sequence is a non-transactional counter
+ * (no lock held past the call; it must stay uncached, migration 2). Removal of a device or
+ * account locks the same rows first, so a message cannot land in a queue being emptied.
+ * The argument is written out in docs/OPERATIONS.md ("Write path").
  */
 import pg from 'pg';
+import { migrate, type MigrationReport } from './postgres-migrations.js';
 import type { Redis } from 'ioredis';
 import {
   addressKey,
@@ -30,59 +35,6 @@ import {
   type Store,
   type StoredMessage,
 } from './store.js';
-
-/** Arbitrary constant naming the advisory lock that serializes batch writes. */
-const BATCH_LOCK = 0x74616369; // "taci"
-
-const SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS accounts (
-  id BIGSERIAL PRIMARY KEY,
-  username TEXT NOT NULL UNIQUE,
-  identity_key BYTEA NOT NULL,
-  created_at BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS devices (
-  id BIGSERIAL PRIMARY KEY,
-  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-  device_id INTEGER NOT NULL,
-  addr TEXT NOT NULL UNIQUE,
-  registration_id INTEGER NOT NULL,
-  secret_salt BYTEA NOT NULL,
-  secret_hash BYTEA NOT NULL,
-  spk_id BIGINT NOT NULL, spk BYTEA NOT NULL, spk_sig BYTEA NOT NULL,
-  kyber_lr_id BIGINT NOT NULL, kyber_lr BYTEA NOT NULL, kyber_lr_sig BYTEA NOT NULL,
-  UNIQUE (account_id, device_id)
-);
-CREATE TABLE IF NOT EXISTS pre_keys (
-  device BIGINT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-  key_id BIGINT NOT NULL,
-  public_key BYTEA NOT NULL,
-  PRIMARY KEY (device, key_id)
-);
-CREATE TABLE IF NOT EXISTS kyber_pre_keys (
-  device BIGINT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-  key_id BIGINT NOT NULL,
-  public_key BYTEA NOT NULL,
-  signature BYTEA NOT NULL,
-  PRIMARY KEY (device, key_id)
-);
-CREATE TABLE IF NOT EXISTS invites (
-  code_hash BYTEA PRIMARY KEY,
-  created_at BIGINT NOT NULL,
-  expires_at BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-  id BIGSERIAL PRIMARY KEY,
-  recipient TEXT NOT NULL,
-  sender TEXT NOT NULL,
-  sender_device INTEGER NOT NULL,
-  kind SMALLINT NOT NULL,
-  body BYTEA NOT NULL,
-  ts BIGINT NOT NULL,
-  expires_at BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);
-`;
 
 type Row = Record<string, unknown>;
 const u8 = (b: unknown): Uint8Array => {
@@ -110,23 +62,41 @@ export class PostgresStore implements Store {
   readonly #ownsRedis: boolean;
   readonly #prefix: string;
 
-  private constructor(pool: pg.Pool, redis: Redis, ownsRedis: boolean, prefix: string) {
+  /** What `open` did to the schema (versions before and after, migrations applied). */
+  readonly migration: MigrationReport;
+
+  private constructor(pool: pg.Pool, redis: Redis, ownsRedis: boolean, prefix: string, migration: MigrationReport) {
     this.#pool = pool;
     this.#redis = redis;
     this.#ownsRedis = ownsRedis;
     this.#prefix = prefix;
+    this.migration = migration;
   }
 
-  /** Connects, creates the schema and tables if needed. */
+  /**
+   * Connects and brings the schema up to date (creating it if absent), under the migration lock,
+   * so several nodes may open at once. Throws SchemaError on a schema newer than this code.
+   */
   static async open(opts: PostgresStoreOptions): Promise<PostgresStore> {
     const schema = opts.schema ?? 'tacit';
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error('schema must be a lower-case SQL identifier');
+    const admin = new pg.Client(opts.pg);
+    // A connection lost mid-migration surfaces as the failing query's error, not as a crash.
+    admin.on('error', () => undefined);
+    let migration: MigrationReport;
+    try {
+      await admin.connect();
+      migration = await migrate(admin, schema);
+    } catch (e) {
+      if (opts.ownsRedis === true) opts.redis.disconnect();
+      throw e;
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
     const pool = new pg.Pool({ ...opts.pg, options: `-c search_path=${schema}` });
     // An idle client's error (e.g. the server restarting) must not crash the process.
     pool.on('error', () => undefined);
-    await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-    await pool.query(SCHEMA_SQL);
-    return new PostgresStore(pool, opts.redis, opts.ownsRedis ?? false, opts.redisPrefix ?? 'tacit:');
+    return new PostgresStore(pool, opts.redis, opts.ownsRedis ?? false, opts.redisPrefix ?? 'tacit:', migration);
   }
 
   async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -230,6 +200,9 @@ export class PostgresStore implements Store {
   async removeDevice(device: Address): Promise<boolean> {
     const key = addressKey(device);
     return this.#tx(async (c) => {
+      // The device row first: a batch write holding it commits before the queue is emptied, and
+      // one that comes later finds no device (see "Order" above).
+      if ((await c.query('SELECT 1 FROM devices WHERE addr = $1 FOR UPDATE', [key])).rowCount !== 1) return false;
       await c.query('DELETE FROM messages WHERE recipient = $1', [key]);
       return (await c.query('DELETE FROM devices WHERE addr = $1', [key])).rowCount === 1;
     });
@@ -237,12 +210,13 @@ export class PostgresStore implements Store {
 
   async removeAccount(username: string): Promise<RemovedAccount | undefined> {
     return this.#tx(async (c) => {
-      // The batch lock first: a concurrent writeBatch that saw a device of this account must not
-      // commit a message to it after the queue is emptied (it would greet a re-registered device).
-      await c.query('SELECT pg_advisory_xact_lock($1)', [BATCH_LOCK]);
       const a = await c.query('SELECT id FROM accounts WHERE username = $1 FOR UPDATE', [username]);
       if (a.rowCount !== 1) return undefined;
       const id = num((a.rows[0] as Row)['id']);
+      // The device rows before the queues, in the batch writes' order: a concurrent batch that
+      // locked one of them commits first (its messages are then deleted below), and a later one
+      // finds the device gone, so nothing lands in a queue of a re-registered device.
+      await c.query('SELECT 1 FROM devices WHERE account_id = $1 ORDER BY addr FOR UPDATE', [id]);
       // Explicit deletes (rather than ON DELETE CASCADE) so each count is exact.
       const messages = await c.query('DELETE FROM messages WHERE recipient IN (SELECT addr FROM devices WHERE account_id = $1)', [id]);
       const preKeys = await c.query('DELETE FROM pre_keys WHERE device IN (SELECT id FROM devices WHERE account_id = $1)', [id]);
@@ -362,7 +336,14 @@ export class PostgresStore implements Store {
   async writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]> {
     if (messages.length === 0 && acks.length === 0) return [];
     return this.#tx(async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1)', [BATCH_LOCK]);
+      const keys = [...new Set(messages.map((m) => addressKey(m.to)))];
+      // Per-recipient order (see "Order" above): lock each recipient's device row, in address
+      // order, before taking ids. Acks need no lock: deleting a row never reorders a queue.
+      const registrationIds = new Map<string, number>();
+      if (keys.length > 0) {
+        const locked = await c.query('SELECT addr, registration_id FROM devices WHERE addr = ANY($1::text[]) ORDER BY addr FOR NO KEY UPDATE', [keys]);
+        for (const r of locked.rows as Row[]) registrationIds.set(String(r['addr']), num(r['registration_id']));
+      }
       if (acks.length > 0) {
         await c.query('DELETE FROM messages m USING unnest($1::bigint[], $2::text[]) AS a(id, r) WHERE m.id = a.id AND m.recipient = a.r', [
           acks.map((a) => a.id),
@@ -370,10 +351,6 @@ export class PostgresStore implements Store {
         ]);
       }
       if (messages.length === 0) return [];
-      const keys = [...new Set(messages.map((m) => addressKey(m.to)))];
-      const registrationIds = new Map<string, number>(
-        (await c.query('SELECT addr, registration_id FROM devices WHERE addr = ANY($1::text[])', [keys])).rows.map((r: Row) => [String(r['addr']), num(r['registration_id'])] as const),
-      );
       const lengths = new Map<string, number>();
       for (const r of (await c.query('SELECT recipient, count(*) AS n FROM messages WHERE recipient = ANY($1::text[]) GROUP BY recipient', [keys])).rows as Row[]) {
         lengths.set(String(r['recipient']), num(r['n']));

@@ -1,0 +1,150 @@
+/**
+ * Schema management for the PostgreSQL store: versioned, forward-only migrations.
+ *
+ * - Each migration has a version (1, 2, ...) and runs once, in its own transaction, together with
+ *   the row that records it in `schema_version`. A migration is never edited once released: a
+ *   change is a new migration with the next number.
+ * - `migrate` holds a session-level advisory lock (per schema) for the whole run, so any number of
+ *   nodes may start at once: one applies what is missing, the others wait, then find nothing to do.
+ *   The lock also covers `CREATE SCHEMA`, which races on its own (duplicate key in pg_namespace).
+ * - A database whose recorded version is newer than the newest migration this code knows is
+ *   refused: an older node must not write to tables whose meaning it does not know (roll forward,
+ *   never back).
+ * - Databases created before versioning (the schema of the first release, without
+ *   `schema_version`) are adopted: migration 1 is that schema written with IF NOT EXISTS, so it
+ *   completes such a database and records version 1.
+ */
+import type pg from 'pg';
+
+export interface Migration {
+  version: number;
+  /** One line for the operator's log and the `schema_version` table. */
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'accounts, devices, one-time keys, invites, messages',
+    sql: `
+CREATE TABLE IF NOT EXISTS accounts (
+  id BIGSERIAL PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  identity_key BYTEA NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+  id BIGSERIAL PRIMARY KEY,
+  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  device_id INTEGER NOT NULL,
+  addr TEXT NOT NULL UNIQUE,
+  registration_id INTEGER NOT NULL,
+  secret_salt BYTEA NOT NULL,
+  secret_hash BYTEA NOT NULL,
+  spk_id BIGINT NOT NULL, spk BYTEA NOT NULL, spk_sig BYTEA NOT NULL,
+  kyber_lr_id BIGINT NOT NULL, kyber_lr BYTEA NOT NULL, kyber_lr_sig BYTEA NOT NULL,
+  UNIQUE (account_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS pre_keys (
+  device BIGINT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  key_id BIGINT NOT NULL,
+  public_key BYTEA NOT NULL,
+  PRIMARY KEY (device, key_id)
+);
+CREATE TABLE IF NOT EXISTS kyber_pre_keys (
+  device BIGINT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  key_id BIGINT NOT NULL,
+  public_key BYTEA NOT NULL,
+  signature BYTEA NOT NULL,
+  PRIMARY KEY (device, key_id)
+);
+CREATE TABLE IF NOT EXISTS invites (
+  code_hash BYTEA PRIMARY KEY,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+  id BIGSERIAL PRIMARY KEY,
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  sender_device INTEGER NOT NULL,
+  kind SMALLINT NOT NULL,
+  body BYTEA NOT NULL,
+  ts BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);
+`,
+  },
+  {
+    version: 2,
+    // Message ids must come from the shared sequence in call order (see postgres.ts, "Order"):
+    // a per-session cache would hand a later transaction a smaller id. CACHE 1 is PostgreSQL's
+    // default; this pins it against a hand-tuned database.
+    description: 'message ids are allocated without a per-session cache',
+    sql: `ALTER SEQUENCE messages_id_seq CACHE 1;`,
+  },
+];
+
+/** The newest schema version this code knows. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** First key of the advisory lock that serializes migrations (the second is the schema's hash). */
+const MIGRATION_LOCK = 0x74616d67; // "tamg"
+
+/** A database this code must not run against; the message is for the operator, on one line. */
+export class SchemaError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SchemaError';
+  }
+}
+
+export interface MigrationReport {
+  from: number;
+  to: number;
+  applied: number[];
+}
+
+/**
+ * Brings `schema` up to the newest version, creating it if needed. Safe to call from any number of
+ * processes at once. Throws SchemaError when the database is newer than this code.
+ */
+export async function migrate(client: pg.ClientBase, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
+  const newest = migrations[migrations.length - 1]?.version ?? 0;
+  await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, schema]);
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(`SET search_path TO ${schema}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_version (
+      version INTEGER PRIMARY KEY,
+      description TEXT NOT NULL,
+      applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )`);
+    const from = Number(((await client.query('SELECT coalesce(max(version), 0) AS v FROM schema_version')).rows[0] as { v: unknown }).v);
+    if (from > newest) {
+      throw new SchemaError(
+        `database schema "${schema}" is at version ${from}, newer than this server knows (${newest}); ` +
+          'run the newer tacit server (schema changes are forward-only)',
+      );
+    }
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (m.version <= from) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(m.sql);
+        await client.query('INSERT INTO schema_version (version, description) VALUES ($1, $2)', [m.version, m.description]);
+        await client.query('COMMIT');
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+      applied.push(m.version);
+    }
+    return { from, to: Math.max(from, newest), applied };
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK, schema]).catch(() => undefined);
+  }
+}
