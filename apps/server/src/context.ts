@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Limits } from './config.js';
-import type { RateLimiter } from './rate.js';
+import type { Limiters, RateLimit } from './rate.js';
 import type { Relay } from './relay.js';
 import type { Store } from './store.js';
 import type { Cluster } from './cluster.js';
@@ -15,8 +15,13 @@ export interface Context {
   registration: 'invite' | 'open';
   now: () => number;
   verifySignature: SignatureVerifier;
-  registrationLimiter: RateLimiter;
-  bundleLimiter: RateLimiter;
+  /**
+   * Every rate limit and the per-account connection registry are made here: in this process
+   * (LocalLimiters, one node) or shared by all nodes through Redis (RedisLimiters).
+   */
+  limiters: Limiters;
+  registrationLimiter: RateLimit;
+  bundleLimiter: RateLimit;
   relay: Relay;
   log: FastifyBaseLogger;
   /** Present when several nodes share the store. */

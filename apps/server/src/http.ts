@@ -74,7 +74,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
 
   app.post(ROUTES.accounts, async (req, reply) => {
     const body = parse(validateRegisterRequest, req.body);
-    if (!ctx.registrationLimiter.take(req.ip, ctx.now())) throw new ServerError('RATE_LIMITED', 'too many registrations from this address');
+    if (!(await ctx.registrationLimiter.take(req.ip, ctx.now()))) throw new ServerError('RATE_LIMITED', 'too many registrations from this address');
     if (RESERVED.has(body.username)) throw new ServerError('USERNAME_TAKEN', 'username is reserved');
     let invite: { hash: Uint8Array; now: number } | null = null;
     if (ctx.registration === 'invite') {
@@ -103,7 +103,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
   app.post(ROUTES.devices, async (req, reply) => {
     const me = await authenticate(ctx, req);
     const body = parse(validateAddDeviceRequest, req.body);
-    if (!ctx.registrationLimiter.take(req.ip, ctx.now())) throw new ServerError('RATE_LIMITED', 'too many registrations from this address');
+    if (!(await ctx.registrationLimiter.take(req.ip, ctx.now()))) throw new ServerError('RATE_LIMITED', 'too many registrations from this address');
     const account = await ctx.store.getAccount(me.username);
     if (account === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
     const keys: DeviceKeys = {
@@ -164,7 +164,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
   const bundle = async (req: FastifyRequest, deviceId: number | undefined): Promise<BundleResponse> => {
     const me = await authenticate(ctx, req);
     const username = paramUsername(req);
-    if (!ctx.bundleLimiter.take(`${me.username}.${me.deviceId}>${username}`, ctx.now())) {
+    if (!(await ctx.bundleLimiter.take(`${me.username}.${me.deviceId}>${username}`, ctx.now()))) {
       throw new ServerError('RATE_LIMITED', 'too many bundle fetches for this user');
     }
     const r = await ctx.store.takeBundles(username, deviceId);

@@ -22,6 +22,8 @@ import { Redis } from 'ioredis';
 import { RedisCluster, type Cluster } from './cluster.js';
 import { PostgresStore } from './postgres.js';
 import { StartupError, connectRedis, postgresFailure } from './startup.js';
+import type { Limiters } from './rate.js';
+import { RedisLimiters, connectionLeaseMs } from './rate-redis.js';
 import { buildServer } from './server.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './store.js';
@@ -39,7 +41,10 @@ const bundledWeb = resolve(import.meta.dirname, '../../web/dist');
  * (then TACIT_REDIS_URL is required too, and nodes sharing them form one cluster). A service that
  * cannot be used ends the process with one line saying which, where and why.
  */
-async function openStore(withCluster: boolean): Promise<{ store: Store; cluster?: Cluster; describe: string }> {
+async function openStore(
+  withCluster: boolean,
+  heartbeatIntervalMs = DEFAULT_LIMITS.heartbeatIntervalMs,
+): Promise<{ store: Store; cluster?: Cluster; limiters?: Limiters; describe: string }> {
   const dbUrl = env['TACIT_DATABASE_URL'];
   if (dbUrl === undefined || dbUrl === '') {
     // Message batches commit on a worker thread: fsyncs overlap with socket work.
@@ -60,7 +65,10 @@ async function openStore(withCluster: boolean): Promise<{ store: Store; cluster?
   if (m.applied.length > 0) process.stdout.write(`database schema ${schema}: migrated from version ${m.from} to ${m.to}\n`);
   if (!withCluster) return { store, describe: `postgres (schema ${schema}) + redis` };
   const cluster = new RedisCluster(await connectRedis(redisUrl, log), await connectRedis(redisUrl, log, { maxRetriesPerRequest: null }));
-  return { store, cluster, describe: `postgres (schema ${schema}) + redis` };
+  // Rate and connection limits shared by every node.
+  // Its own connection, failing fast while Redis is away (limits then fall back to this node).
+  const limiters = new RedisLimiters(await connectRedis(redisUrl, log, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }), { connectionLeaseMs: connectionLeaseMs(heartbeatIntervalMs), log: log.onError });
+  return { store, cluster, limiters, describe: `postgres (schema ${schema}) + redis` };
 }
 
 /** How long a node waits for a PostgreSQL connection (at start and afterwards) before failing. */
@@ -141,10 +149,11 @@ async function serve(): Promise<void> {
     fail((e as Error).message);
   }
   const level = env['TACIT_LOG_LEVEL'] ?? 'info';
-  const { store, cluster, describe } = await openStore(true);
+  const { store, cluster, limiters, describe } = await openStore(true, limits.heartbeatIntervalMs ?? DEFAULT_LIMITS.heartbeatIntervalMs);
   const server = await buildServer({
     store,
     ...(cluster ? { cluster } : {}),
+    ...(limiters ? { limiters } : {}),
     registration,
     limits,
     logger: level === 'silent' ? false : { level },

@@ -33,9 +33,10 @@ export class Relay {
 
   constructor(ctx: Context) {
     const l = ctx.limits;
-    this.#hub = new Hub(l);
+    this.#hub = new Hub(l, ctx.limiters.connections);
     this.#delivery = new Delivery(ctx, this.#hub, (conn, e) => this.#connections.internal(conn, e));
-    this.#writer = new BatchWriter(ctx.store, l.maxQueuePerDevice, ctx.log, this.#delivery);
+    const sendRate = ctx.limiters.bucket('send', { burst: l.sendBurst, perSecond: l.sendRatePerSecond });
+    this.#writer = new BatchWriter(ctx.store, l.maxQueuePerDevice, ctx.log, this.#delivery, sendRate, ctx.now);
     this.#connections = new Connections(ctx, this.#hub, this.#writer, this.#delivery);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: l.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
     this.#heartbeat = setInterval(() => this.#connections.beat(), l.heartbeatIntervalMs);

@@ -8,7 +8,7 @@ import { errorBody, errorSummary, isServerError } from './errors.js';
 import { resolveLimits, type Limits } from './config.js';
 import type { Context, SignatureVerifier } from './context.js';
 import { registerHttpRoutes } from './http.js';
-import { RateLimiter } from './rate.js';
+import { LocalLimiters, type Limiters } from './rate.js';
 import { Relay } from './relay.js';
 import { registerStatic } from './static.js';
 import { createInvite } from './invites.js';
@@ -33,6 +33,8 @@ export interface ServerOptions {
   trustProxy?: boolean;
   /** Several nodes sharing a PostgresStore: cross-node delivery and replacement (RedisCluster). */
   cluster?: Cluster;
+  /** Rate and connection limits; per process by default, RedisLimiters to share them between nodes. */
+  limiters?: Limiters;
 }
 
 export interface TacitServer {
@@ -66,14 +68,16 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
             },
           },
   });
+  const limiters = options.limiters ?? new LocalLimiters();
   const ctx = {
     store: options.store,
     limits,
     registration: options.registration ?? 'invite',
     now,
     verifySignature: options.verifySignature ?? defaultVerifier,
-    registrationLimiter: new RateLimiter(limits.registrationBurst, limits.registrationPerHour / 3600),
-    bundleLimiter: new RateLimiter(limits.bundleFetchBurst, limits.bundleFetchPerMinute / 60),
+    limiters,
+    registrationLimiter: limiters.bucket('registration', { burst: limits.registrationBurst, perSecond: limits.registrationPerHour / 3600 }),
+    bundleLimiter: limiters.bucket('bundle', { burst: limits.bundleFetchBurst, perSecond: limits.bundleFetchPerMinute / 60 }),
     log: app.log,
     ...(options.cluster ? { cluster: options.cluster } : {}),
   } as Omit<Context, 'relay'> as Context;
@@ -114,8 +118,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
 
   const sweep = setInterval(() => {
     const t = now();
-    ctx.registrationLimiter.sweep(t);
-    ctx.bundleLimiter.sweep(t);
+    limiters.sweep(t);
     options.store.expire(t).then(
       (n) => n > 0 && app.log.info({ expired: n }, 'expired undelivered messages'),
       (e: unknown) => app.log.error({ err: errorSummary(e) }, 'expiry sweep failed'),

@@ -15,6 +15,8 @@ const CLOSE_GRACE_MS = 5000;
 export class Connection {
   state: ConnectionState = 'unauthenticated';
   device: Address | undefined;
+  /** Names this connection in the connection registry: unique across nodes. */
+  readonly owner: string;
   /** `addressKey(device)` once ready. */
   key = '';
   /** Ids pushed and not yet acknowledged. */
@@ -43,7 +45,9 @@ export class Connection {
     readonly ws: WebSocket,
     burst: number,
     now: number,
+    owner: string,
   ) {
+    this.owner = owner;
     this.#tokens = burst;
     this.#tokensAt = now;
   }

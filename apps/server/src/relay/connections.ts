@@ -3,12 +3,12 @@
  * reading and validating frames, and the heartbeat. Frames of an authenticated device go to the
  * batch writer (`send`, `ack`) or are answered here (`ping`).
  */
+import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import { base64DecodedLength, clientId as clientIdValidator, isPlainObject, validateClientFrame } from '@tacit/api';
 import { checkCredentials, redeemTicket, stillRegistered } from '../auth.js';
 import type { Context } from '../context.js';
 import { errorSummary } from '../errors.js';
-import { RateLimiter } from '../rate.js';
 import type { Address } from '../store.js';
 import { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
@@ -23,19 +23,21 @@ export class Connections {
   readonly #hub: Hub;
   readonly #writer: BatchWriter;
   readonly #delivery: Delivery;
-  readonly #sendLimiter: RateLimiter;
+  /** Prefix of connection names in the registry: this node (each node names its own). */
+  readonly #node: string;
+  #seq = 0;
 
   constructor(ctx: Context, hub: Hub, writer: BatchWriter, delivery: Delivery) {
     this.#ctx = ctx;
     this.#hub = hub;
     this.#writer = writer;
     this.#delivery = delivery;
-    this.#sendLimiter = new RateLimiter(ctx.limits.sendBurst, ctx.limits.sendRatePerSecond);
+    this.#node = ctx.cluster?.nodeId ?? randomBytes(8).toString('hex');
   }
 
   accept(ws: WebSocket, ticket: string | null): void {
     const l = this.#ctx.limits;
-    const conn = new Connection(ws, l.frameBurst, this.#ctx.now());
+    const conn = new Connection(ws, l.frameBurst, this.#ctx.now(), `${this.#node}:${++this.#seq}`);
     const admitted = this.#hub.add(conn);
     ws.on('error', () => ws.terminate());
     ws.on('close', () => this.#hub.closed(conn));
@@ -132,10 +134,8 @@ export class Connections {
         if (conn.pendingSends >= l.maxPendingSendsPerConnection) {
           return conn.reply({ type: 'error', code: 'TOO_MANY_IN_FLIGHT', message: `at most ${l.maxPendingSendsPerConnection} sends awaiting "sent"`, id: frame.id });
         }
+        // The per-device send rate is checked by the writer, for the whole batch at once.
         const now = this.#ctx.now();
-        if (!this.#sendLimiter.take(conn.key, now)) {
-          return conn.reply({ type: 'error', code: 'RATE_LIMITED', message: 'send rate exceeded', id: frame.id });
-        }
         conn.pendingSends++;
         const body = Buffer.from(frame.message.body, 'base64');
         this.#writer.send({
@@ -159,10 +159,23 @@ export class Connections {
 
   #ready(conn: Connection, device: Address): void {
     if (conn.state === 'closed') return;
-    const l = this.#ctx.limits;
-    if (this.#hub.attach(conn, device) === 'TOO_MANY_CONNECTIONS') {
-      return this.#hub.fail(conn, 'TOO_MANY_CONNECTIONS', `at most ${l.maxConnectionsPerAccount} connections per account`);
-    }
+    const max = this.#ctx.limits.maxConnectionsPerAccount;
+    // The account's connections on every node (or this one, without a shared registry).
+    this.#ctx.limiters.connections.acquire(device.username, device.deviceId, conn.owner, max, this.#ctx.now()).then(
+      (granted) => {
+        if (conn.state === 'closed') {
+          if (granted) void this.#ctx.limiters.connections.release(device.username, device.deviceId, conn.owner);
+          return;
+        }
+        if (!granted) return this.#hub.fail(conn, 'TOO_MANY_CONNECTIONS', `at most ${max} connections per account`);
+        this.#attach(conn, device);
+      },
+      (e: unknown) => this.internal(conn, e),
+    );
+  }
+
+  #attach(conn: Connection, device: Address): void {
+    this.#hub.attach(conn, device);
     this.#checkStillRegistered(conn);
     this.#ctx.cluster?.publishConnected(conn.key);
     conn.reply({ type: 'ready', username: device.username, deviceId: device.deviceId });
@@ -177,8 +190,12 @@ export class Connections {
     }
   }
 
-  /** Pings every socket, drops those that missed the last pong, re-checks devices' credentials. */
+  /**
+   * Pings every socket, drops those that missed the last pong, re-checks devices' credentials and
+   * renews this node's holds in the connection registry.
+   */
   beat(): void {
+    void this.#ctx.limiters.connections.refresh(this.#hub.holds(), this.#ctx.now());
     for (const c of this.#hub.all) {
       if (!c.alive) {
         c.ws.terminate();

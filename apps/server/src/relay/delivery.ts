@@ -68,6 +68,14 @@ export class Delivery {
     }
   }
 
+  /** Sends over their device's rate: refused, not stored. */
+  rateLimited(sends: PendingSend[]): void {
+    for (const s of sends) {
+      s.conn.pendingSends--;
+      s.conn.reply({ type: 'error', code: 'RATE_LIMITED', message: 'send rate exceeded', id: s.clientId });
+    }
+  }
+
   /** The connection acknowledged `id`: it has room for one more. */
   acked(conn: Connection, id: number): void {
     conn.inflight.delete(id);

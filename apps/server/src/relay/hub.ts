@@ -1,22 +1,26 @@
 /**
  * The hub of connected devices: every open socket, the authenticated connection of each device
- * (at most one; a newer one replaces it), connections per account and the count of sockets not
- * yet authenticated. Every way a connection ends goes through here, so the counts stay exact.
+ * (at most one; a newer one replaces it) and the count of sockets not yet authenticated. Every way
+ * a connection ends goes through here, so the counts stay exact. Connections per account are
+ * counted by the connection registry (rate.ts: this process, or every node through Redis); the
+ * hub releases a connection's hold there when it ends.
  */
 import type { ErrorCode } from '@tacit/api';
 import type { Limits } from '../config.js';
+import type { ConnectionRegistry } from '../rate.js';
 import { addressKey, type Address } from '../store.js';
 import type { Connection, ConnectionState } from './connection.js';
 
 export class Hub {
-  readonly #limits: Pick<Limits, 'maxConnectionsPerAccount' | 'maxUnauthenticatedConnections'>;
+  readonly #limits: Pick<Limits, 'maxUnauthenticatedConnections'>;
+  readonly #registry: ConnectionRegistry;
   readonly #all = new Set<Connection>();
   readonly #devices = new Map<string, Connection>();
-  readonly #perAccount = new Map<string, number>();
   #unauthenticated = 0;
 
-  constructor(limits: Pick<Limits, 'maxConnectionsPerAccount' | 'maxUnauthenticatedConnections'>) {
+  constructor(limits: Pick<Limits, 'maxUnauthenticatedConnections'>, registry: ConnectionRegistry) {
     this.#limits = limits;
+    this.#registry = registry;
   }
 
   /** Counts for tests and health: open sockets and authenticated devices. */
@@ -42,14 +46,12 @@ export class Hub {
   }
 
   /**
-   * Makes `conn` the connection of `device`, replacing (and closing) an older one of the same
-   * device. Refuses a new device of an account that already has its maximum of connections.
+   * Makes `conn` (whose hold the registry has granted) the connection of `device`, replacing (and
+   * closing) an older one of the same device.
    */
-  attach(conn: Connection, device: Address): 'ok' | 'TOO_MANY_CONNECTIONS' {
+  attach(conn: Connection, device: Address): void {
     const key = addressKey(device);
     const old = this.#devices.get(key);
-    const count = this.#perAccount.get(device.username) ?? 0;
-    if (old === undefined && count >= this.#limits.maxConnectionsPerAccount) return 'TOO_MANY_CONNECTIONS';
     if (old !== undefined) this.fail(old, 'REPLACED', 'another connection for this device authenticated');
     clearTimeout(conn.authTimer);
     this.#unauthenticated--;
@@ -57,8 +59,11 @@ export class Hub {
     conn.device = device;
     conn.key = key;
     this.#devices.set(key, conn);
-    this.#perAccount.set(device.username, (this.#perAccount.get(device.username) ?? 0) + 1);
-    return 'ok';
+  }
+
+  /** The registry holds of every device connected here (refreshed on each heartbeat). */
+  holds(): { account: string; deviceId: number; owner: string }[] {
+    return [...this.#devices.values()].map((c) => ({ account: c.device!.username, deviceId: c.device!.deviceId, owner: c.owner }));
   }
 
   /** Sends an error frame, closes with the code's close code and forgets the connection. */
@@ -81,12 +86,10 @@ export class Hub {
     if (was === 'ready') this.#detach(conn);
   }
 
-  /** Removes a ready connection from the device map and account count (once). */
+  /** Removes a ready connection from the device map and releases its hold (once). */
   #detach(conn: Connection): void {
     if (conn.device === undefined || this.#devices.get(conn.key) !== conn) return;
     this.#devices.delete(conn.key);
-    const n = (this.#perAccount.get(conn.device.username) ?? 1) - 1;
-    if (n <= 0) this.#perAccount.delete(conn.device.username);
-    else this.#perAccount.set(conn.device.username, n);
+    void this.#registry.release(conn.device.username, conn.device.deviceId, conn.owner);
   }
 }

@@ -2,10 +2,14 @@
  * Batched writes: every send and ack that arrives in one event-loop turn is written in one
  * `writeBatch` (one transaction, one fsync), which is what makes durable relaying cost about as
  * much as undurable relaying. One batch is written at a time; what arrives meanwhile forms the
- * next. Message ids increase in commit order.
+ * next. Message ids increase in commit order per recipient.
+ *
+ * Before the write, the batch's sends are checked against their devices' send rate in one call
+ * to the limiter (one Redis round trip when limits are shared by several nodes, not one per send).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { errorSummary } from '../errors.js';
+import type { RateLimit } from '../rate.js';
 import type { Address, EnqueueResult, NewMessage, Store } from '../store.js';
 import type { Connection } from './connection.js';
 
@@ -22,6 +26,8 @@ export interface BatchHandlers {
   stored(sends: PendingSend[], results: EnqueueResult[]): void;
   /** A batch failed as a whole: none of its sends is stored. */
   notStored(sends: PendingSend[]): void;
+  /** These sends are over their device's send rate and are not stored. */
+  rateLimited(sends: PendingSend[]): void;
 }
 
 export class BatchWriter {
@@ -29,6 +35,8 @@ export class BatchWriter {
   readonly #maxQueuePerDevice: number;
   readonly #log: FastifyBaseLogger;
   readonly #handlers: BatchHandlers;
+  readonly #sendRate: RateLimit;
+  readonly #now: () => number;
   #sends: PendingSend[] = [];
   #acks: { to: Address; id: number }[] = [];
   #flushScheduled = false;
@@ -38,11 +46,13 @@ export class BatchWriter {
   #writtenUpTo = 0;
   #barriers: { upTo: number; resolve: () => void }[] = [];
 
-  constructor(store: Store, maxQueuePerDevice: number, log: FastifyBaseLogger, handlers: BatchHandlers) {
+  constructor(store: Store, maxQueuePerDevice: number, log: FastifyBaseLogger, handlers: BatchHandlers, sendRate: RateLimit, now: () => number) {
     this.#store = store;
     this.#maxQueuePerDevice = maxQueuePerDevice;
     this.#log = log;
     this.#handlers = handlers;
+    this.#sendRate = sendRate;
+    this.#now = now;
   }
 
   send(s: PendingSend): void {
@@ -77,11 +87,12 @@ export class BatchWriter {
     this.#writing = true;
     try {
       while (this.#sends.length > 0 || this.#acks.length > 0) {
-        const sends = this.#sends;
+        const received = this.#sends;
         const acks = this.#acks;
         const upTo = this.#enqueued;
         this.#sends = [];
         this.#acks = [];
+        const sends = await this.#admit(received);
         let results;
         try {
           results = await this.#store.writeBatch(
@@ -102,6 +113,37 @@ export class BatchWriter {
     } finally {
       this.#writing = false;
     }
+  }
+
+  /** The sends within their devices' send rates; the others are answered RATE_LIMITED. */
+  async #admit(sends: PendingSend[]): Promise<PendingSend[]> {
+    if (sends.length === 0) return sends;
+    const wanted = new Map<string, number>();
+    for (const s of sends) wanted.set(s.conn.key, (wanted.get(s.conn.key) ?? 0) + 1);
+    const keys = [...wanted.keys()];
+    let granted: number[];
+    try {
+      granted = await this.#sendRate.takeMany(
+        keys.map((key) => ({ key, n: wanted.get(key)! })),
+        this.#now(),
+      );
+    } catch (e) {
+      // The limiter itself failed (a shared one falls back to a local one first): let them through.
+      this.#log.error({ err: errorSummary(e) }, 'relay: send rate check failed');
+      return sends;
+    }
+    const left = new Map(keys.map((k, i) => [k, granted[i] ?? 0]));
+    const admitted: PendingSend[] = [];
+    const refused: PendingSend[] = [];
+    for (const s of sends) {
+      const n = left.get(s.conn.key)!;
+      if (n > 0) {
+        left.set(s.conn.key, n - 1);
+        admitted.push(s);
+      } else refused.push(s);
+    }
+    if (refused.length > 0) this.#handlers.rateLimited(refused);
+    return admitted;
   }
 
   #release(upTo: number): void {
