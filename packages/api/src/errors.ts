@@ -51,6 +51,12 @@ export const ERRORS = {
   INTERNAL: { status: 500, close: 1011 },
   /** The server is shutting down or restarting; reconnect with backoff. */
   UNAVAILABLE: { status: 503, close: 1012 },
+  /**
+   * This node is draining (a graceful shutdown, behind a load balancer): everything received was
+   * stored and answered; reconnect at once (with a little jitter), and the balancer sends the
+   * socket to another node.
+   */
+  RECONNECT_ELSEWHERE: { status: 503, close: 4503 },
 } as const satisfies Record<string, { status: number; close: number }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -57,6 +57,12 @@ export const MAX_QUEUED_SENDS = 4_096;
 export const MAX_UNHANDLED_ENVELOPES = MAX_UNACKED_PER_CONNECTION;
 /** Close code we use when the server breaks the in-flight window. */
 const WINDOW_EXCEEDED = 4000;
+/**
+ * After RECONNECT_ELSEWHERE (a node draining behind a load balancer) the next attempt comes within
+ * this many ms, uniformly spread: prompt, since another node is up, yet not every client of the
+ * drained node in the same millisecond.
+ */
+export const RECONNECT_ELSEWHERE_SPREAD_MS = 250;
 /** Times one send is retried after a retriable refusal (rate limit, overload) before failing. */
 export const MAX_SEND_RETRIES = 20;
 
@@ -297,7 +303,10 @@ export class Relay {
       return;
     }
     this.#state = 'connecting';
-    const delay = backoffDelay(this.#attempt++, this.#opts.backoff ?? DEFAULT_BACKOFF, this.#opts.random);
+    const delay =
+      errorCode === 'RECONNECT_ELSEWHERE'
+        ? backoffDelay(0, { baseMs: RECONNECT_ELSEWHERE_SPREAD_MS, maxMs: RECONNECT_ELSEWHERE_SPREAD_MS }, this.#opts.random)
+        : backoffDelay(this.#attempt++, this.#opts.backoff ?? DEFAULT_BACKOFF, this.#opts.random);
     this.#emit('disconnected', { code, reason: errorCode ?? '', retryInMs: delay });
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = setTimeout(() => {

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERRORS, type Envelope } from '@tacit/api';
-import { Relay, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
+import { Relay, RECONNECT_ELSEWHERE_SPREAD_MS, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
 import { MAX_UNHANDLED_ENVELOPES } from '../src/relay.ts';
 
 /** An in-memory socket pair: the test plays the server. */
@@ -279,5 +279,27 @@ test('a server that pushes past the in-flight window is dropped; unhandled envel
   await tick(20);
   assert.equal(handled, 1);
   assert.ok(!first.sent.some((f) => (f as { type: string }).type === 'ack'));
+  relay.close();
+});
+
+test('RECONNECT_ELSEWHERE (a draining node) reconnects at once, whatever the backoff, and resends what was not confirmed', async () => {
+  const server = new FakeServer();
+  // A backoff of a minute: only the prompt path can reconnect within the test.
+  const relay = track(new Relay({ url: 'ws://test', credentials: creds, connect: server.factory, onEnvelope: async () => 'ack', backoff: { baseMs: 60_000, maxMs: 60_000 }, random: () => 0.5 }));
+  const delays: number[] = [];
+  relay.on('disconnected', (d) => delays.push(d.retryInMs));
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  const p = relay.send({ type: 'send', id: 'q', to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+  await until(() => server.last.sent.length === 2, 'send');
+  server.drop(ERRORS.RECONNECT_ELSEWHERE.close, 'RECONNECT_ELSEWHERE');
+  assert.deepEqual(delays, [RECONNECT_ELSEWHERE_SPREAD_MS / 2]);
+  await until(() => server.connections.length === 2 && server.last.sent.length === 1, 'prompt reconnect');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  await until(() => server.last.sent.length === 2, 'resend');
+  assert.equal((server.last.sent[1] as { id: string }).id, 'q');
+  server.push({ type: 'sent', id: 'q', serverId: '9', timestamp: 1 });
+  assert.equal((await p).serverId, '9');
   relay.close();
 });
