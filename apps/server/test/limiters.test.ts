@@ -3,20 +3,23 @@
  * what only the shared one does: limits held across nodes, connection leases of a dead node
  * lapsing, and falling back to per-node limits while Redis is unreachable.
  */
-import { after, test } from 'node:test';
+import { after, test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ERRORS } from '@tacit/api';
 import { LocalLimiters, RedisCluster, RedisLimiters, type Limiters } from '../src/index.js';
 import { Client, auth, makeDevice, register, registration, sendMessage, start, type Account, type Harness } from './helpers.js';
-import { dropSchemas, newSchema, openStore, redisUrl } from './postgres-env.js';
+import { testWithServices, dropSchemas, newSchema, openStore, redisUrl } from './postgres-env.js';
+
+const test = await testWithServices('limiters.test.ts');
 import { closedPort } from './processes.js';
 
 const redises: Redis[] = [];
 const prefixes: string[] = [];
 after(async () => {
   await dropSchemas();
+  if (prefixes.length === 0) return;
   const r = new Redis(redisUrl);
   for (const p of prefixes) {
     const keys = await r.keys(`${p}*`);
@@ -40,7 +43,7 @@ function redisPair(): [RedisLimiters, RedisLimiters] {
   return [make(), make()];
 }
 
-function limitersConformance(name: string, make: () => Limiters): void {
+function limitersConformance(test: typeof nodeTest, name: string, make: () => Limiters): void {
   test(`${name}: a bucket gives its burst, then refills at its rate; keys and limits are independent`, async () => {
     const l = make();
     const b = l.bucket('t1', { burst: 3, perSecond: 2 });
@@ -89,8 +92,8 @@ function limitersConformance(name: string, make: () => Limiters): void {
   });
 }
 
-limitersConformance('local limiters', () => new LocalLimiters());
-limitersConformance('redis limiters', () => redisPair()[0]);
+limitersConformance(nodeTest, 'local limiters', () => new LocalLimiters());
+limitersConformance(test, 'redis limiters', () => redisPair()[0]);
 
 test('redis limiters: two nodes share one budget: a bucket and the connection count hold across them', async () => {
   const [n1, n2] = redisPair();

@@ -3,20 +3,36 @@
  * database `test`, or TACIT_TEST_PG_*) and Redis at 127.0.0.1:6379 (or TACIT_TEST_REDIS_URL).
  * Every test gets its own schema and Redis key prefix (the services are shared), dropped by
  * `dropSchemas` at the end of the file.
+ *
+ *   const test = await testWithServices('my.test.ts');   // instead of node:test's `test`
  */
 import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { PostgresStore } from '../src/index.js';
+import { externalServices, PG_HOST, PG_PORT, REDIS_URL, skipSuite } from './services.js';
 
 export const pgConfig: pg.PoolConfig = {
-  host: process.env['TACIT_TEST_PG_HOST'] ?? '127.0.0.1',
-  port: Number(process.env['TACIT_TEST_PG_PORT'] ?? 5432),
+  host: PG_HOST,
+  port: PG_PORT,
   database: process.env['TACIT_TEST_PG_DATABASE'] ?? 'test',
   user: process.env['TACIT_TEST_PG_USER'] ?? 'postgres',
   max: 8,
 };
-export const redisUrl = process.env['TACIT_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+export const redisUrl = REDIS_URL;
+
+/**
+ * node:test's `test` when PostgreSQL and Redis answer. Otherwise the suite is the one line of
+ * services.ts (a skip, or a failure under TACIT_REQUIRE_SERVICES=1) and the returned function
+ * defines nothing.
+ */
+export async function testWithServices(suite: string): Promise<typeof test> {
+  const services = await externalServices();
+  if (!services.skip) return test;
+  skipSuite(suite, services.reason);
+  return (() => undefined) as unknown as typeof test;
+}
 
 /** `postgres://…` for a server process (main.ts) on the test database. */
 export const databaseUrl = `postgres://${pgConfig.user}@${pgConfig.host}:${pgConfig.port}/${pgConfig.database}`;

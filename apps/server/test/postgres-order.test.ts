@@ -4,10 +4,12 @@
  * other. Two stores (two pools, as two nodes) share one schema; a trigger installed by the test
  * holds chosen inserts inside their transaction until the test lets them go.
  */
-import { after, test } from 'node:test';
+import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NewMessage, PostgresStore, StoredMessage } from '../src/index.js';
-import { dropSchemas, newSchema, openStore, withClient } from './postgres-env.js';
+import { testWithServices, dropSchemas, newSchema, openStore, withClient } from './postgres-env.js';
+
+const test = await testWithServices('postgres-order.test.ts');
 
 after(dropSchemas);
 

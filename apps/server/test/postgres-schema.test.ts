@@ -2,12 +2,14 @@
  * Schema management of the PostgreSQL store: concurrent start on an empty database, migration
  * from the first release's schema, refusal of a newer schema, all-or-nothing migrations.
  */
-import { after, test } from 'node:test';
+import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { MIGRATIONS, SCHEMA_VERSION, SchemaError, migrate } from '../src/postgres-migrations.js';
-import { dropSchemas, newSchema, openStore, withClient } from './postgres-env.js';
+import { testWithServices, dropSchemas, newSchema, openStore, withClient } from './postgres-env.js';
+
+const test = await testWithServices('postgres-schema.test.ts');
 
 after(dropSchemas);
 

@@ -2,9 +2,11 @@
  * Starting server processes on PostgreSQL + Redis: every failure is one line on stderr and exit
  * code 2 (no stack trace, no password); three nodes started at once on an empty database all serve.
  */
-import { after, test } from 'node:test';
+import { after } from 'node:test';
 import assert from 'node:assert/strict';
-import { databaseUrl, dropSchemas, newSchema, openStore, pgConfig, redisUrl, withClient } from './postgres-env.js';
+import { testWithServices, databaseUrl, dropSchemas, newSchema, openStore, pgConfig, redisUrl, withClient } from './postgres-env.js';
+
+const test = await testWithServices('startup.test.ts');
 import { closedPort, runMain, startServer, stopServer } from './processes.js';
 
 after(dropSchemas);
