@@ -8,12 +8,17 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
+  generateKeyPairSync,
   hkdfSync,
   randomBytes,
   verify,
   type KeyObject,
 } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { type CryptoBackend, clampPrivateKey } from './backend.ts';
+import type { MlKem1024 } from './ml-kem.ts';
+import { mlKem1024FromWasm } from './ml-kem-wasm.ts';
 
 // Key objects are the expensive part of node:crypto X25519 (a PKCS#8 DER import costs more than
 // the agreement itself). Private keys are imported as JWK, which OpenSSL derives from `d` alone
@@ -50,22 +55,64 @@ function publicKeyObject(pub: Uint8Array): KeyObject {
   return k;
 }
 
-let basePoint: KeyObject | undefined;
-
-function publicFromPrivate(priv: Uint8Array): Uint8Array {
-  // X25519(priv, 9) is the public key; one agreement is cheaper than exporting a derived key.
-  basePoint ??= createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: BASE_POINT_B64 }, format: 'jwk' });
-  return u8(diffieHellman({ privateKey: privateKeyObject(priv), publicKey: basePoint }));
+function fromB64url(s: string | undefined): Uint8Array {
+  return u8(Buffer.from(s ?? '', 'base64url'));
 }
 
-export function nodeBackend(): CryptoBackend {
+function publicFromPrivate(priv: Uint8Array): Uint8Array {
+  // OpenSSL derives the public key when it imports the private one (a fixed-base multiplication,
+  // cheaper than an agreement with the base point); exporting it as JWK reads it back.
+  return fromB64url(createPublicKey(privateKeyObject(priv)).export({ format: 'jwk' }).x);
+}
+
+/**
+ * A fresh key pair from OpenSSL (which clamps the private key), with both key objects cached: the
+ * private key's later agreements then skip the import, the largest cost of a fresh key.
+ */
+function generateKeyPair(): { privateKey: Uint8Array; publicKey: Uint8Array } {
+  const pair = generateKeyPairSync('x25519');
+  const privateKey = clampPrivateKey(fromB64url(pair.privateKey.export({ format: 'jwk' }).d));
+  const publicKey = fromB64url(pair.publicKey.export({ format: 'jwk' }).x);
+  privateObjects.set(privateKey, pair.privateKey);
+  publicObjects.set(publicKey, pair.publicKey);
+  return { privateKey, publicKey };
+}
+
+/** Where the `pqclean` package keeps its WebAssembly build of PQClean (ML-KEM-1024 among others). */
+const PQCLEAN_WASM = 'pqclean/wasm/gen/pqclean.wasm';
+
+let mlKem: MlKem1024 | null | undefined;
+
+/**
+ * The WebAssembly ML-KEM-1024 engine, compiled once per process. Where it cannot load (the file is
+ * missing, WebAssembly is disabled), Kyber falls back to @noble/post-quantum's engine, and the
+ * process is told so once, as a warning.
+ */
+function loadMlKem(): MlKem1024 | undefined {
+  if (mlKem !== undefined) return mlKem ?? undefined;
+  try {
+    const path = createRequire(import.meta.url).resolve(PQCLEAN_WASM);
+    mlKem = mlKem1024FromWasm(new WebAssembly.Module(readFileSync(path)));
+  } catch (e) {
+    mlKem = null;
+    const why = e instanceof Error ? e.name : typeof e;
+    process.emitWarning(`ML-KEM WebAssembly engine unavailable (${why}); Kyber uses @noble/post-quantum (slower session setup)`, { code: 'TACIT_MLKEM_FALLBACK' });
+  }
+  return mlKem ?? undefined;
+}
+
+export interface NodeBackendOptions {
+  /** Use the WebAssembly ML-KEM engine when it loads (default true); false forces @noble's. */
+  wasmKem?: boolean;
+}
+
+export function nodeBackend(options: NodeBackendOptions = {}): CryptoBackend {
+  const kem = options.wasmKem === false ? undefined : loadMlKem();
   return {
     name: 'node',
+    ...(kem !== undefined ? { mlKem1024: kem } : {}),
     randomBytes: (n) => u8(randomBytes(n)),
-    x25519GenerateKeyPair() {
-      const privateKey = clampPrivateKey(u8(randomBytes(32)));
-      return { privateKey, publicKey: publicFromPrivate(privateKey) };
-    },
+    x25519GenerateKeyPair: generateKeyPair,
     x25519PublicFromPrivate: publicFromPrivate,
     x25519(priv, pub) {
       try {

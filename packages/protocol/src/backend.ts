@@ -1,6 +1,7 @@
 // DESIGN §2.6: the protocol takes its primitives from a small backend interface, so the same code
-// runs on node:crypto (fast) and on @noble/* (portable, browsers). XEdDSA and Kyber are built on
-// @noble in both.
+// runs on node:crypto (fast) and on @noble/* (portable, browsers). XEdDSA is built on @noble in
+// both; Kyber's ML-KEM core is @noble's unless the backend carries a faster engine.
+import type { MlKem1024 } from './ml-kem.ts';
 
 export interface X25519KeyPairBytes {
   /** 32-byte private scalar, clamped. */
@@ -35,6 +36,8 @@ export interface CryptoBackend {
   sha3_256?(data: Uint8Array): Uint8Array;
   /** Optional native SHAKE256 for Kyber's round-3 wrapper; @noble/hashes otherwise. */
   shake256?(data: Uint8Array, length: number): Uint8Array;
+  /** Optional ML-KEM-1024 engine under Kyber's round-3 wrapper; @noble/post-quantum's otherwise. */
+  readonly mlKem1024?: MlKem1024;
 }
 
 /** Clamp an X25519 scalar (RFC 7748 §5), returning a copy. */

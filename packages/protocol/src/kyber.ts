@@ -1,11 +1,12 @@
 // Kyber1024, round 3, as libsignal serializes it (DESIGN §2.1): type byte 0x08 before public keys
-// (1 + 1568), secret keys (1 + 3168) and ciphertexts (1 + 1568). @noble/post-quantum's ML-KEM-1024
-// shares the key format; round 3 differs only in two hashes around it, applied here.
-import { type KEMPrepared, ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
+// (1 + 1568), secret keys (1 + 3168) and ciphertexts (1 + 1568). ML-KEM-1024 shares the key
+// format; round 3 differs only in two hashes around it, applied here over whichever ML-KEM engine
+// the backend carries (ml-kem.ts; @noble/post-quantum's when it carries none).
 import { sha3_256, shake256 } from '@noble/hashes/sha3.js';
 import { type CryptoBackend } from './backend.ts';
 import { bytesEqual, concatBytes, toHex } from './bytes.ts';
-import { fail } from './errors.ts';
+import { fail, isProtocolError } from './errors.ts';
+import { ML_KEM_KEYGEN_SEED_LENGTH, type MlKem1024, nobleMlKem1024 } from './ml-kem.ts';
 
 export const KYBER_TYPE = 0x08;
 export const KYBER1024_PUBLIC_KEY_LENGTH = 1568;
@@ -15,13 +16,17 @@ export const KYBER_SHARED_SECRET_LENGTH = 32;
 
 const inspect = Symbol.for('nodejs.util.inspect.custom');
 
-type KemHashes = Pick<CryptoBackend, 'sha3_256' | 'shake256'>;
+type KemBackend = Pick<CryptoBackend, 'sha3_256' | 'shake256' | 'mlKem1024'>;
 
-function h(backend: KemHashes | undefined, data: Uint8Array): Uint8Array {
+function engine(backend: KemBackend | undefined): MlKem1024 {
+  return backend?.mlKem1024 ?? nobleMlKem1024;
+}
+
+function h(backend: KemBackend | undefined, data: Uint8Array): Uint8Array {
   return backend?.sha3_256 !== undefined ? backend.sha3_256(data) : sha3_256(data);
 }
 
-function kdf(backend: KemHashes | undefined, data: Uint8Array): Uint8Array {
+function kdf(backend: KemBackend | undefined, data: Uint8Array): Uint8Array {
   return backend?.shake256 !== undefined ? backend.shake256(data, KYBER_SHARED_SECRET_LENGTH) : shake256(data, { dkLen: KYBER_SHARED_SECRET_LENGTH });
 }
 
@@ -33,15 +38,8 @@ function stripType(bytes: Uint8Array, bodyLength: number, what: string): Uint8Ar
   return bytes.slice(1);
 }
 
-type Prepared = KEMPrepared;
-
-// Offset of the embedded public key inside a Kyber1024 secret key: dk_pke (1536) || ek || H(ek) || z.
-const EK_OFFSET_IN_SECRET = 1536;
-
 export class KyberPublicKey {
   readonly #k: Uint8Array;
-  /** Pre-expanded key (noble's prepare): repeated encapsulations to one key skip the matrix expansion. */
-  #prepared: Prepared | undefined;
   private constructor(k: Uint8Array) {
     this.#k = k;
   }
@@ -59,10 +57,9 @@ export class KyberPublicKey {
     const m = h(backend, backend.randomBytes(32));
     let res: { cipherText: Uint8Array; sharedSecret: Uint8Array };
     try {
-      const p: Prepared = this.#prepared ?? ml_kem1024.prepare(this.#k);
-      this.#prepared = p;
-      res = p.encapsulate(m);
-    } catch {
+      res = engine(backend).encapsulate(this.#k, m);
+    } catch (e) {
+      if (isProtocolError(e) && e.code !== 'BAD_KEY') throw e;
       return fail('BAD_KEY', 'invalid Kyber public key');
     }
     const sharedSecret = kdf(backend, concatBytes(res.sharedSecret, h(backend, res.cipherText)));
@@ -81,8 +78,6 @@ export class KyberPublicKey {
 
 export class KyberSecretKey {
   readonly #k: Uint8Array;
-  /** Pre-expanded embedded public key: a last-resort key decapsulates many times. */
-  #prepared: Prepared | undefined;
   private constructor(k: Uint8Array) {
     this.#k = k;
   }
@@ -93,16 +88,14 @@ export class KyberSecretKey {
     return concatBytes(Uint8Array.of(KYBER_TYPE), this.#k);
   }
   /** Decapsulate (round 3) a serialized ciphertext (1 + 1568 bytes). */
-  decapsulate(ciphertext: Uint8Array, backend?: KemHashes): Uint8Array {
+  decapsulate(ciphertext: Uint8Array, backend?: KemBackend): Uint8Array {
     if (ciphertext.length !== KYBER1024_CIPHERTEXT_LENGTH + 1 || ciphertext[0] !== KYBER_TYPE) {
       fail('DECODE', `Kyber ciphertext must be ${KYBER1024_CIPHERTEXT_LENGTH + 1} bytes with type ${KYBER_TYPE}`);
     }
     const ct = ciphertext.subarray(1);
     let k: Uint8Array;
     try {
-      const p: Prepared = this.#prepared ?? ml_kem1024.prepare(this.#k.subarray(EK_OFFSET_IN_SECRET, EK_OFFSET_IN_SECRET + KYBER1024_PUBLIC_KEY_LENGTH));
-      this.#prepared = p;
-      k = p.decapsulate(ct, this.#k);
+      k = engine(backend).decapsulate(ct, this.#k);
     } catch {
       return fail('BAD_KEY', 'invalid Kyber secret key');
     }
@@ -127,7 +120,7 @@ export class KyberKeyPair {
     this.secretKey = secretKey;
   }
   static generate(backend: CryptoBackend): KyberKeyPair {
-    const { publicKey, secretKey } = ml_kem1024.keygen(backend.randomBytes(64));
+    const { publicKey, secretKey } = engine(backend).keygen(backend.randomBytes(ML_KEM_KEYGEN_SEED_LENGTH));
     return new KyberKeyPair(
       KyberPublicKey.deserialize(concatBytes(Uint8Array.of(KYBER_TYPE), publicKey)),
       KyberSecretKey.deserialize(concatBytes(Uint8Array.of(KYBER_TYPE), secretKey)),

@@ -220,3 +220,22 @@ test('both backends agree on HKDF, HMAC, SHA and AES-CBC for random inputs', () 
     { numRuns: 300 },
   );
 });
+
+test('fresh X25519 key pairs (both backends): clamped, public half matches the other backend, agreements match', () => {
+  const n = nodeBackend();
+  const p = portableBackend();
+  for (let i = 0; i < 50; i++) {
+    for (const [mine, other] of [
+      [n, p],
+      [p, n],
+    ] as const) {
+      const k = mine.x25519GenerateKeyPair();
+      assert.equal(k.privateKey[0]! & 7, 0);
+      assert.equal(k.privateKey[31]! & 0xc0, 0x40);
+      assert.deepEqual(other.x25519PublicFromPrivate(k.privateKey), k.publicKey);
+      assert.deepEqual(mine.x25519PublicFromPrivate(k.privateKey), k.publicKey);
+      const peer = other.x25519GenerateKeyPair();
+      assert.deepEqual(mine.x25519(k.privateKey, peer.publicKey), other.x25519(peer.privateKey, k.publicKey));
+    }
+  }
+});
