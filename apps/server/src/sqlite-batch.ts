@@ -9,6 +9,30 @@ import { addressKey, type Address, type EnqueueResult, type NewMessage } from '.
 /** Past this many entries the queue-length cache is cleared rather than grown. */
 const CACHE_MAX_ENTRIES = 100_000;
 
+/**
+ * Another connection (the main thread's, or the invite command's) may hold the write lock past
+ * busy_timeout when the disk is slow. Nothing was written then, so the batch is simply retried
+ * rather than refused.
+ */
+export const BUSY_RETRIES = 5;
+
+/**
+ * Largest batch whose ids are announced before its commit (`onAssigned`); a larger one (rare: one
+ * event-loop turn of sends) is delivered after its commit. Bounds the ids a crash can leave
+ * announced but uncommitted.
+ */
+export const MAX_ANNOUNCED_BATCH = 4096;
+
+/**
+ * Opening a database file moves the message-id counter on by this much. Ids announced before a
+ * commit that a crash (kill -9, power loss) then undid are at most one batch, retried at most
+ * BUSY_RETRIES times; skipping past them means no client that saw such an id is ever given it
+ * again for another message (it would drop that message as already seen). Ids have 15 digits of
+ * room, so this allows 10^10 restarts.
+ */
+export const ID_GAP_ON_OPEN = 100_000;
+if (MAX_ANNOUNCED_BATCH * (BUSY_RETRIES + 1) > ID_GAP_ON_OPEN) throw new Error('ID_GAP_ON_OPEN must cover every announced id');
+
 type Row = Record<string, unknown>;
 
 export class MessageBatchWriter {
@@ -17,8 +41,17 @@ export class MessageBatchWriter {
   readonly #delete: Database.Statement;
   readonly #registrationId: Database.Statement;
   readonly #count: Database.Statement;
+  readonly #raiseSequence: Database.Statement;
+  readonly #startSequence: Database.Statement;
   /** addr → queue length, for MAILBOX_FULL without a COUNT per send. */
   readonly #queueLen = new Map<string, number>();
+  /**
+   * The highest message id announced before its commit (see `write`'s `onAssigned`). After a
+   * failed commit SQLite would hand those ids out again (the AUTOINCREMENT counter rolls back
+   * too), so the next write first raises the counter past them: a client that saw an id never
+   * sees it again for another message.
+   */
+  #announced = 0;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -28,6 +61,22 @@ export class MessageBatchWriter {
     // not get mail meant for its previous install.
     this.#registrationId = db.prepare('SELECT registration_id FROM devices WHERE addr = ?').pluck();
     this.#count = db.prepare('SELECT count(*) FROM messages WHERE recipient = ?').pluck();
+    this.#raiseSequence = db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages' AND seq < ?");
+    this.#startSequence = db.prepare("INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', ? WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')");
+  }
+
+  /** Ids up to `id` were announced elsewhere (by another connection's writer that is gone). */
+  raiseFloor(id: number): void {
+    this.#announced = Math.max(this.#announced, id);
+  }
+
+  /** Moves the id counter on by ID_GAP_ON_OPEN (see there); run once when a file is opened. */
+  skipIdsOnOpen(): void {
+    this.#db.transaction(() => {
+      const seq = this.#db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").pluck().get() as number | undefined;
+      if (seq === undefined) this.#startSequence.run(ID_GAP_ON_OPEN);
+      else this.#db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages'").run(seq + ID_GAP_ON_OPEN);
+    }).immediate();
   }
 
   /** Forget cached queue lengths (after expiry or device removal on another connection). */
@@ -45,10 +94,15 @@ export class MessageBatchWriter {
     return n;
   }
 
-  write(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): EnqueueResult[] {
+  /** `onAssigned` runs inside the transaction, after the inserts and before the commit. */
+  write(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number, onAssigned?: (results: EnqueueResult[]) => void): EnqueueResult[] {
     const lenDelta = new Map<string, number>();
     const tx = this.#db.transaction((): EnqueueResult[] => {
       const results: EnqueueResult[] = [];
+      // No-op unless ids were announced and then rolled back (or the row is not there yet).
+      if (this.#announced > 0 && messages.length > 0 && this.#raiseSequence.run(this.#announced, this.#announced).changes === 0) {
+        this.#startSequence.run(this.#announced);
+      }
       for (const a of acks) {
         const key = addressKey(a.to);
         if (this.#delete.run(a.id, key).changes === 1) lenDelta.set(key, (lenDelta.get(key) ?? 0) - 1);
@@ -75,6 +129,10 @@ export class MessageBatchWriter {
         const r = this.#insert.run(key, m.from.username, m.from.deviceId, m.kind, Buffer.from(b.buffer, b.byteOffset, b.byteLength), m.timestamp, m.expiresAt);
         lenDelta.set(key, (lenDelta.get(key) ?? 0) + 1);
         results.push({ ok: true, id: Number(r.lastInsertRowid) });
+      }
+      if (onAssigned !== undefined && messages.length > 0 && messages.length <= MAX_ANNOUNCED_BATCH) {
+        for (const r of results) if (r.ok && r.id > this.#announced) this.#announced = r.id;
+        onAssigned(results);
       }
       return results;
     });

@@ -4,15 +4,22 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { MessageBatchWriter } from './sqlite-batch.js';
+import { BUSY_RETRIES, MessageBatchWriter } from './sqlite-batch.js';
 import type { Address, NewMessage } from './store.js';
 
 export type WorkerRequest =
-  | { op: 'write'; seq: number; messages: NewMessage[]; acks: { to: Address; id: number }[]; maxQueue: number }
+  | { op: 'write'; seq: number; messages: NewMessage[]; acks: { to: Address; id: number }[]; maxQueue: number; announce: boolean }
   | { op: 'invalidate' }
   | { op: 'close'; seq: number };
 
-export type WorkerReply = { seq: number; ok: true; results?: unknown } | { seq: number; ok: false; error: { name: string; code?: string } };
+/**
+ * `assigned` (only when the request asked to `announce`) comes before the final reply of a write:
+ * the results once the inserts are done, while the commit and its fsync are still running.
+ */
+export type WorkerReply =
+  | { seq: number; ok: true; results?: unknown; assigned?: false }
+  | { seq: number; ok: true; results: unknown; assigned: true }
+  | { seq: number; ok: false; error: { name: string; code?: string } };
 
 const { path, synchronous } = workerData as { path: string; synchronous: 'FULL' | 'NORMAL' };
 const db = new Database(path);
@@ -21,16 +28,10 @@ db.pragma(`synchronous = ${synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
 db.pragma('busy_timeout = 5000');
 const writer = new MessageBatchWriter(db);
 
-/**
- * Another connection (the main thread's, or the invite command's) may hold the write lock past
- * busy_timeout when the disk is slow. Nothing was written then, so the batch is simply retried
- * rather than refused.
- */
-const BUSY_RETRIES = 5;
-function writeRetrying(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number) {
+function writeRetrying(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number, onAssigned?: (results: unknown) => void) {
   for (let attempt = 0; ; attempt++) {
     try {
-      return writer.write(messages, acks, maxQueue);
+      return writer.write(messages, acks, maxQueue, onAssigned);
     } catch (e) {
       const code = (e as { code?: unknown }).code;
       if (attempt >= BUSY_RETRIES || (code !== 'SQLITE_BUSY' && code !== 'SQLITE_BUSY_SNAPSHOT')) throw e;
@@ -46,7 +47,9 @@ parentPort!.on('message', (req: WorkerRequest) => {
     return;
   }
   try {
-    const results = writeRetrying(req.messages, req.acks, req.maxQueue);
+    const seq = req.seq;
+    const announce = req.announce ? (results: unknown) => parentPort!.postMessage({ seq, ok: true, results, assigned: true } satisfies WorkerReply) : undefined;
+    const results = writeRetrying(req.messages, req.acks, req.maxQueue, announce);
     parentPort!.postMessage({ seq: req.seq, ok: true, results } satisfies WorkerReply);
   } catch (e) {
     if (process.env['TACIT_DEBUG_WORKER']) console.error(e);

@@ -139,7 +139,9 @@ export class SqliteStore implements Store {
   readonly #writer: MessageBatchWriter;
   /** Undefined when not configured, or after the worker died (then writes run inline). */
   #worker: Worker | undefined;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; assigned?: (results: EnqueueResult[]) => void }>();
+  /** The highest id the worker announced before a commit (see `writeBatch`). */
+  #announced = 0;
   #seq = 0;
   #closed = false;
   readonly #tickets = new Map<string, { device: Address; expiresAt: number }>();
@@ -158,6 +160,7 @@ export class SqliteStore implements Store {
     else if (v['value'] !== String(SCHEMA_VERSION)) throw new Error(`unsupported schema version ${String(v['value'])}`);
 
     this.#writer = new MessageBatchWriter(db);
+    if (opts.path !== ':memory:') this.#writer.skipIdsOnOpen();
     this.#worker =
       opts.worker === true && opts.path !== ':memory:'
         ? new Worker(WORKER_BOOTSTRAP, {
@@ -168,6 +171,15 @@ export class SqliteStore implements Store {
     this.#worker?.on('message', (r: WorkerReply) => {
       const p = this.#pending.get(r.seq);
       if (p === undefined) return;
+      if (r.ok && r.assigned === true) {
+        const results = r.results as EnqueueResult[];
+        for (const x of results) if (x.ok && x.id > this.#announced) this.#announced = x.id;
+        // Once per write: a retried transaction (SQLITE_BUSY) announces again; the final reply holds the ids that count.
+        const f = p.assigned;
+        p.assigned = undefined;
+        f?.(results);
+        return;
+      }
       this.#pending.delete(r.seq);
       if (r.ok) p.resolve(r.results);
       else p.reject(Object.assign(new Error('batch write failed'), { name: r.error.name, code: r.error.code }));
@@ -178,6 +190,8 @@ export class SqliteStore implements Store {
       // INTERNAL and retry (if one had committed just before the worker died, its messages are
       // then stored twice; the recipient's session layer rejects the copy as a duplicate).
       this.#worker = undefined;
+      // Ids the worker announced may be rolled back with its last transaction; never reuse them.
+      this.#writer.raiseFloor(this.#announced);
       for (const p of this.#pending.values()) p.reject(new Error('sqlite worker failed'));
       this.#pending.clear();
     };
@@ -399,16 +413,20 @@ export class SqliteStore implements Store {
     this.#s.insertInvite.run(buf(hash), createdAt, expiresAt);
   }
 
-  async writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]> {
+  /**
+   * With the worker, `onAssigned` is called while the worker's commit is in flight. Inline, the
+   * commit is synchronous, so there is nothing to announce early and it is not called.
+   */
+  async writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number, onAssigned?: (results: EnqueueResult[]) => void): Promise<EnqueueResult[]> {
     if (this.#worker === undefined) return this.#writer.write(messages, acks, maxQueue);
-    return this.#call({ op: 'write', seq: 0, messages, acks, maxQueue }) as Promise<EnqueueResult[]>;
+    return this.#call({ op: 'write', seq: 0, messages, acks, maxQueue, announce: onAssigned !== undefined }, onAssigned) as Promise<EnqueueResult[]>;
   }
 
-  #call(req: WorkerRequest & { seq: number }): Promise<unknown> {
+  #call(req: WorkerRequest & { seq: number }, assigned?: (results: EnqueueResult[]) => void): Promise<unknown> {
     const w = this.#worker!;
     req.seq = ++this.#seq;
     return new Promise((resolve, reject) => {
-      this.#pending.set(req.seq, { resolve, reject });
+      this.#pending.set(req.seq, { resolve, reject, ...(assigned !== undefined ? { assigned } : {}) });
       w.postMessage(req);
     });
   }

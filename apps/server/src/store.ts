@@ -134,8 +134,14 @@ export interface Store {
   /**
    * One durable write: enqueues messages (results in input order) and deletes acknowledged ones.
    * Returns only after the write is durable.
+   *
+   * `onAssigned`, if the store can, is called once with the same results after the messages have
+   * their ids but before the write is durable, so the relay can hand them to online recipients
+   * while the commit is in flight (never acknowledging them to their senders). Should the write
+   * then fail, ids announced this way are never given to other messages. A store that cannot
+   * tell earlier never calls it.
    */
-  writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]>;
+  writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number, onAssigned?: (results: EnqueueResult[]) => void): Promise<EnqueueResult[]>;
   /** Oldest first, ids > afterId, unexpired at `now`. */
   fetchQueue(to: Address, afterId: number, limit: number, now: number): Promise<StoredMessage[]>;
   /** Deletes expired messages and invites; returns how many messages. */

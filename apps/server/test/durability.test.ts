@@ -124,6 +124,60 @@ test('acknowledged sends survive kill -9 and restart, in order; acknowledged del
   }
 });
 
+test('kill -9 while messages stream to an online recipient (delivered before their commit): nothing acknowledged is lost, no id is reused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-dur-live-'));
+  let server = await spawnServer(dir);
+  try {
+    const a = await registerHttp(server.port, 'alice');
+    const b = await registerHttp(server.port, 'bob');
+    // bob is online and acknowledges nothing, so everything delivered stays queued as well.
+    const cb = await Client.connect(`ws://127.0.0.1:${server.port}/v1/ws`, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    const ca = await Client.connect(`ws://127.0.0.1:${server.port}/v1/ws`, a);
+    // Bounded: at most 400 sends; the kill lands while sends, commits and deliveries overlap.
+    const N = 400;
+    let i = 0;
+    const pump = () => {
+      for (let k = 0; k < 20 && i < N; k++, i++) {
+        ca.send({ type: 'send', id: `s${i}`, to: { username: 'bob', deviceId: 1 }, message: { type: 'whisper', body: Buffer.from(`live${i}`).toString('base64') } });
+      }
+    };
+    pump();
+    await ca.next((f) => f.type === 'sent');
+    pump();
+    await ca.next((f) => f.type === 'sent' && f.id === 's25');
+    pump();
+    await kill9(server);
+    await Promise.all([ca.closed, cb.closed]);
+    const acknowledged = ca.frames.filter((f) => f.type === 'sent').map((f) => (f as { id: string }).id);
+    const beforeKill = cb.frames.filter((f) => f.type === 'message') as MessageFrame[];
+    assert.ok(acknowledged.length >= 26);
+
+    // Restart: every acknowledged message is queued for bob; any id bob saw before the kill names
+    // the same message after it (an id announced but rolled back is never given to another).
+    server = await spawnServer(dir);
+    const r = await drain(server.port, b);
+    const after = new Map(r.messages.map((m) => [text(m), m.envelope.id]));
+    for (const id of acknowledged) assert.ok(after.has(`live${id.slice(1)}`), `acknowledged ${id} survived`);
+    const byId = new Map(r.messages.map((m) => [m.envelope.id, text(m)]));
+    for (const m of beforeKill) {
+      const now = byId.get(m.envelope.id);
+      assert.ok(now === undefined || now === text(m), `id ${m.envelope.id} was ${text(m)}, now ${now}`);
+    }
+    // New messages get ids no client has seen.
+    const ca2 = await Client.connect(`ws://127.0.0.1:${server.port}/v1/ws`, a);
+    const s = await sendMessage(ca2, { username: 'bob', deviceId: 1 }, 'after-restart');
+    assert.ok(s.type === 'sent');
+    const seen = [...beforeKill, ...r.messages].map((m) => Number(m.envelope.id));
+    assert.ok(Number(s.serverId) > Math.max(...seen));
+    r.c.close();
+    ca2.close();
+  } finally {
+    await kill9(server).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('graceful close writes and answers what was received before closing the store', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tacit-close-'));
   const lines: string[] = [];

@@ -428,3 +428,47 @@ test('the hand-written message frame equals JSON.stringify of the frame and vali
     assert.ok(validateServerFrame(JSON.parse(text)).ok);
   }
 });
+
+test('a store that announces ids before its commit: the online recipient gets the message first, the sender its "sent" only after the commit; a failed commit tells the sender to retry', async () => {
+  const inner = new SqliteStore({ path: ':memory:' });
+  let commit: (ok: boolean) => void = () => undefined;
+  const store = delegate(inner);
+  // Announce what the inner store assigns, then hold the "commit" until the test lets it finish.
+  store.writeBatch = async (m, a, q, onAssigned) => {
+    const results = await inner.writeBatch(m, a, q);
+    if (m.length === 0) return results;
+    onAssigned?.(results);
+    const ok = await new Promise<boolean>((r) => (commit = r));
+    if (!ok) throw new Error('commit failed');
+    return results;
+  };
+  const h = await start({ store });
+  try {
+    const a = await register(h);
+    const b = await register(h);
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    const ca = await Client.connect(h.wsUrl, a);
+    ca.send({ type: 'send', id: 'early', to: { username: b.username, deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+    const m = await cb.next<MessageFrame>((f) => f.type === 'message');
+    assert.equal(ca.frames.filter((f) => f.type === 'sent').length, 0, 'no "sent" before the commit');
+    commit(true);
+    const sent = await ca.next((f) => f.type === 'sent' && f.id === 'early');
+    assert.ok(sent.type === 'sent' && sent.serverId === m.envelope.id);
+    // Delivered once: the commit does not deliver it again.
+    cb.send({ type: 'ping', id: 'p' });
+    await cb.next((f) => f.type === 'pong');
+    assert.equal(cb.frames.filter((f) => f.type === 'message').length, 1);
+
+    ca.send({ type: 'send', id: 'doomed', to: { username: b.username, deviceId: 1 }, message: { type: 'whisper', body: 'BBBB' } });
+    await cb.next<MessageFrame>((f) => f.type === 'message' && f.envelope.body === 'BBBB');
+    commit(false);
+    const e = await ca.next<ErrorFrame>((f) => f.type === 'error' && f.id === 'doomed');
+    assert.equal(e.code, 'INTERNAL');
+    ca.close();
+    cb.close();
+  } finally {
+    commit(true);
+    await h.close();
+  }
+});

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../src/index.js';
 import { storeConformance } from './store-conformance.js';
+import { ID_GAP_ON_OPEN } from '../src/sqlite-batch.js';
 
 storeConformance('sqlite (memory)', async () => new SqliteStore({ path: ':memory:' }));
 
@@ -49,6 +50,33 @@ test('sqlite: if the writer thread dies, batches are written inline and ids keep
     const [b] = await s.writeBatch([msg], [], 10);
     assert.ok(a?.ok && b?.ok && b.id > a.id);
     assert.equal((await s.fetchQueue(to, 0, 10, 0)).length, 2);
+  } finally {
+    await s.close();
+  }
+});
+
+test('sqlite worker: ids are announced before the commit, once, equal to the final ones; reopening the file skips ID_GAP_ON_OPEN ids', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
+  dirs.push(dir);
+  const path = join(dir, 'tacit.db');
+  let s = new SqliteStore({ path, worker: true });
+  const to = { username: 'ann', deviceId: 1 };
+  const msg = { to, from: to, kind: 2 as const, body: new Uint8Array([1]), timestamp: 1, expiresAt: 1e15 };
+  try {
+    const dev = { registrationId: 1, secretSalt: new Uint8Array(16), secretHash: new Uint8Array(32), keys: { signedPreKey: { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) }, kyberLastResortKey: { keyId: 1, publicKey: new Uint8Array(1569), signature: new Uint8Array(64) }, preKeys: [], kyberPreKeys: [] } };
+    assert.equal(await s.createAccount({ username: 'ann', identityKey: new Uint8Array(33), createdAt: 0 }, dev, null), 'ok');
+    const announced: unknown[] = [];
+    const results = await s.writeBatch([msg, { ...msg, to: { username: 'nobody', deviceId: 1 } }, msg], [], 10, (r) => announced.push(r));
+    assert.deepEqual(announced, [results]);
+    assert.ok(results[0]?.ok && !results[1]?.ok && results[2]?.ok);
+    // Acks only: nothing to announce.
+    await s.writeBatch([], [{ to, id: 1 }], 10, (r) => announced.push(r));
+    assert.equal(announced.length, 1);
+    const last = results[2]!.ok ? results[2]!.id : 0;
+    await s.close();
+    s = new SqliteStore({ path, worker: true });
+    const [next] = await s.writeBatch([msg], [], 10);
+    assert.ok(next?.ok && next.id > last + ID_GAP_ON_OPEN - 1);
   } finally {
     await s.close();
   }

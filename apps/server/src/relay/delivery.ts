@@ -24,6 +24,30 @@ export class Delivery {
     this.#internal = internal;
   }
 
+  /**
+   * A batch has ids and its commit is in flight: hand each message straight to its recipient when
+   * that connection is connected here and can take it now (nothing older waiting, room for more).
+   * The rest waits for `stored`. Senders hear nothing until `stored`: a message may reach its
+   * recipient before it is durable, but is acknowledged to its sender only after. Should the
+   * commit fail, the sender is told to retry and the recipient's session drops the second copy
+   * as a duplicate; the store never reuses an id announced here.
+   */
+  assigned(sends: PendingSend[], results: EnqueueResult[]): void {
+    const max = this.#ctx.limits.maxUnackedPerConnection;
+    const corked = new Set<Connection>();
+    for (let i = 0; i < sends.length; i++) {
+      const s = sends[i]!;
+      const r = results[i];
+      if (r === undefined || !r.ok) continue;
+      const to = this.#hub.get(addressKey(s.message.to));
+      if (to === undefined || to.backlog || to.fetching || to.inflight.size >= max) continue;
+      if (!corked.has(to) && to.cork()) corked.add(to);
+      this.#push(to, { id: r.id, kind: s.message.kind, from: s.message.from, timestamp: s.message.timestamp }, s.bodyB64);
+      s.earlyId = r.id;
+    }
+    for (const c of corked) c.uncork();
+  }
+
   /** A batch is committed: answer each sender and deliver to recipients connected here. */
   stored(sends: PendingSend[], results: EnqueueResult[]): void {
     // Cork every socket this batch writes to, so its frames leave in one write per socket.
@@ -51,6 +75,7 @@ export class Delivery {
         continue;
       }
       s.conn.send(`{"type":"sent","id":${JSON.stringify(s.clientId)},"serverId":"${r.id}","timestamp":${s.message.timestamp}}`);
+      if (s.earlyId === r.id) continue;
       const toKey = addressKey(s.message.to);
       const to = this.#hub.get(toKey);
       if (to !== undefined) this.#deliverLive(to, r.id, s.message, s.bodyB64);

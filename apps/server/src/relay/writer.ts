@@ -2,7 +2,8 @@
  * Batched writes: every send and ack that arrives in one event-loop turn is written in one
  * `writeBatch` (one transaction, one fsync), which is what makes durable relaying cost about as
  * much as undurable relaying. One batch is written at a time; what arrives meanwhile forms the
- * next. Message ids increase in commit order per recipient.
+ * next. Message ids increase in commit order per recipient. Where the store can tell, a batch's
+ * ids are known before its commit is durable (`assigned`), so delivery need not wait for the fsync.
  *
  * Before the write, the batch's sends are checked against their devices' send rate in one call
  * to the limiter (one Redis round trip when limits are shared by several nodes, not one per send).
@@ -19,9 +20,16 @@ export interface PendingSend {
   message: NewMessage;
   /** The body as the client sent it (canonical base64), reused in the `message` frame. */
   bodyB64: string;
+  /** The id it was handed to its recipient under before the commit, if it was. */
+  earlyId?: number;
 }
 
 export interface BatchHandlers {
+  /**
+   * A batch has its ids and its commit is in flight (stores that can tell only); nothing in it
+   * may be acknowledged to a sender yet.
+   */
+  assigned(sends: PendingSend[], results: EnqueueResult[]): void;
   /** A batch is committed; `results[i]` answers `sends[i]`. */
   stored(sends: PendingSend[], results: EnqueueResult[]): void;
   /** A batch failed as a whole: none of its sends is stored. */
@@ -99,6 +107,7 @@ export class BatchWriter {
             sends.map((s) => s.message),
             acks,
             this.#maxQueuePerDevice,
+            sends.length > 0 ? (early) => this.#handlers.assigned(sends, early) : undefined,
           );
         } catch (e) {
           this.#log.error({ err: errorSummary(e), sends: sends.length, acks: acks.length }, 'relay: batch write failed');
