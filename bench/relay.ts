@@ -4,8 +4,12 @@
 //
 //   npm run bench:relay [-- --quick]
 //
-// Prints one line per run and, last, one JSON object:
-// {"saturated":{"n100":{"tacit":N,"bare":N},"n1000":{...}},"p99ms":{...},"lost":{...},"idleKiB":{...}}
+// Each configuration runs ROUNDS times (3; BENCH_ROUNDS to change, 1 with --quick), bare and tacit
+// interleaved (the order alternates by round) so both see the same spells of load from other
+// processes. Prints one line per run (with the machine's load), then per configuration the
+// median and spread (min-max) of each figure and the ratio of the medians, and, last, one JSON
+// object of medians:
+// {"saturated":{"n100":{"tacit":N,"bare":N},"n1000":{...}},"p99ms":{...},"cpuUsPerMsg":{...},"lost":{...},"idleKiB":{...}}
 // Benchmarks assert nothing; the machine is shared and noisy, so compare the two in the same run.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -66,6 +70,7 @@ interface Result {
   p99: number;
   lost: number;
   idleKiB: number;
+  cpuUsPerMsg: number;
   [k: string]: number;
 }
 
@@ -108,7 +113,7 @@ async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
     const perMsg = Math.round((serverCpu / Number(r['delivered'])) * 1e6);
     const cpu = `cpu server ${Math.round((serverCpu / wall) * 100)}% (${perMsg} µs/msg) load ${Math.round(((cpuSeconds(load) - cpu0[1]!) / wall) * 100)}%`;
     const idleKiB = Math.round(((after - before) / (n / 2) / 1024) * 10) / 10;
-    const result = { ...r, idleKiB } as Result;
+    const result = { ...r, idleKiB, cpuUsPerMsg: perMsg } as Result;
     console.log(
       `${kind.padEnd(5)} n=${String(n).padEnd(4)} saturated ${result.saturated} msg/s | at 5000/s (achieved ${result['fixedAchievedRate']}/s): p50 ${result.p50} ms p99 ${result.p99} ms | sent ${result['sent']} refused ${result['refused']} lost ${result.lost} dup ${result['duplicates']} errors ${result['errors']} | idle ${idleKiB} KiB/conn | ${cpu} | ${machineLoad()}`,
     );
@@ -137,35 +142,63 @@ function machineLoad(): string {
 }
 
 console.log(`relay bench: Node ${process.version}, ${availableParallelism()} cores, ${machineLoad()}`);
-const out = {
-  saturated: { n100: { tacit: 0, bare: 0 }, n1000: { tacit: 0, bare: 0 } },
-  p99ms: { n100: { tacit: 0, bare: 0 }, n1000: { tacit: 0, bare: 0 } },
-  lost: { tacit: 0, bare: 0 },
-  idleKiB: { tacit: 0, bare: 0 },
-};
-// Each configuration runs ROUNDS times, alternating bare and tacit so both see the same spells
-// of load from other processes; the best round of each is reported (the least disturbed one).
-// Loss is summed over every round; memory per connection is the mean of the rounds.
-const ROUNDS = quick ? 1 : 2;
+const ROUNDS = quick ? 1 : Number(process.env['BENCH_ROUNDS'] ?? 3);
+const KINDS = ['bare', 'tacit'] as const;
+type Kind = (typeof KINDS)[number];
+const runs: Record<'n100' | 'n1000', Record<Kind, Result[]>> = { n100: { bare: [], tacit: [] }, n1000: { bare: [], tacit: [] } };
 for (const n of [100, 1000] as const) {
   if (onlyN !== undefined && String(n) !== onlyN) continue;
   const key = n === 100 ? 'n100' : 'n1000';
   for (let round = 0; round < ROUNDS; round++) {
-    for (const kind of ['bare', 'tacit'] as const) {
+    const order = round % 2 === 0 ? KINDS : ([...KINDS].reverse() as unknown as typeof KINDS);
+    for (const kind of order) {
       if (only !== undefined && kind !== only) continue;
-      const r = await runOne(kind, n);
-      const first = round === 0;
-      out.saturated[key][kind] = first ? r.saturated : Math.max(out.saturated[key][kind], r.saturated);
-      out.p99ms[key][kind] = first ? r.p99 : Math.min(out.p99ms[key][kind], r.p99);
-      out.lost[kind] += r.lost;
-      // Memory is not a best-of figure: RSS noise goes both ways, so average the rounds.
-      if (n === 1000) out.idleKiB[kind] = first ? r.idleKiB : Math.round(((out.idleKiB[kind] * round + r.idleKiB) / (round + 1)) * 10) / 10;
+      runs[key][kind].push(await runOne(kind, n));
     }
   }
 }
-const ratio = (a: number, b: number) => (b === 0 ? NaN : Math.round((a / b) * 100) / 100);
-console.log(
-  `ratios tacit/bare: saturated n100 ${ratio(out.saturated.n100.tacit, out.saturated.n100.bare)}, n1000 ${ratio(out.saturated.n1000.tacit, out.saturated.n1000.bare)}; ` +
-    `p99 n100 ${ratio(out.p99ms.n100.tacit, out.p99ms.n100.bare)}, n1000 ${ratio(out.p99ms.n1000.tacit, out.p99ms.n1000.bare)}`,
-);
+
+const median = (xs: number[]) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
+const round2 = (x: number) => Math.round(x * 100) / 100;
+const ratio = (a: number, b: number) => (b === 0 || !Number.isFinite(a) || !Number.isFinite(b) ? NaN : round2(a / b));
+const spread = (xs: number[]) => (xs.length === 0 ? '-' : `${round2(median(xs))} [${round2(Math.min(...xs))}-${round2(Math.max(...xs))}]`);
+const FIGURES = [
+  ['saturated', 'saturated msg/s', 'higher is better'],
+  ['p50', 'p50 ms at 5,000/s', ''],
+  ['p99', 'p99 ms at 5,000/s', 'target tacit <= 1.5x bare'],
+  ['cpuUsPerMsg', 'server CPU µs/msg', 'target tacit <= 1.5x bare'],
+  ['idleKiB', 'KiB per idle connection', 'target tacit <= 24'],
+] as const;
+console.log(`\nsummary: median [min-max] of ${ROUNDS} interleaved round(s) per contender; ${machineLoad()}`);
+for (const key of ['n100', 'n1000'] as const) {
+  if (runs[key].bare.length + runs[key].tacit.length === 0) continue;
+  console.log(`  ${key === 'n100' ? 'N = 100' : 'N = 1000'}`);
+  for (const [f, label, note] of FIGURES) {
+    const t = runs[key].tacit.map((r) => r[f]);
+    const b = runs[key].bare.map((r) => r[f]);
+    // Same-round ratios, where both contenders ran in the round: a second view on the noise.
+    const paired = t.slice(0, Math.min(t.length, b.length)).map((x, i) => x / b[i]!);
+    console.log(
+      `    ${label.padEnd(24)} tacit ${spread(t).padEnd(26)} bare ${spread(b).padEnd(26)} tacit/bare ${ratio(median(t), median(b))} (same-round ${paired.length > 0 ? spread(paired) : '-'})${note ? `  ${note}` : ''}`,
+    );
+  }
+}
+const lost = (k: Kind) => [...runs.n100[k], ...runs.n1000[k]].reduce((a, r) => a + r.lost, 0);
+console.log(`  lost (all rounds): tacit ${lost('tacit')}, bare ${lost('bare')}`);
+const pick = (f: keyof Result) => ({
+  n100: { tacit: median(runs.n100.tacit.map((r) => r[f])), bare: median(runs.n100.bare.map((r) => r[f])) },
+  n1000: { tacit: median(runs.n1000.tacit.map((r) => r[f])), bare: median(runs.n1000.bare.map((r) => r[f])) },
+});
+const out = {
+  saturated: pick('saturated'),
+  p99ms: pick('p99'),
+  cpuUsPerMsg: pick('cpuUsPerMsg'),
+  lost: { tacit: lost('tacit'), bare: lost('bare') },
+  idleKiB: { tacit: pick('idleKiB').n1000.tacit, bare: pick('idleKiB').n1000.bare },
+};
 console.log(JSON.stringify(out));

@@ -472,3 +472,29 @@ test('a store that announces ids before its commit: the online recipient gets th
     await h.close();
   }
 });
+
+test('acks: the plain form and any other valid JSON spelling both delete; a 16-digit id is ignored, a malformed ack closes', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    for (const t of ['one', 'two', 'three']) await sendMessage(ca, { username: b.username, deviceId: 1 }, t);
+    const ms: MessageFrame[] = [];
+    for (let i = 0; i < 3; i++) ms.push(await cb.next<MessageFrame>((f) => isMsg(f) && !ms.includes(f as MessageFrame)));
+    cb.send(`{"type":"ack","id":"${ms[0]!.envelope.id}"}`);
+    cb.send(`{ "id" : "${ms[1]!.envelope.id}", "type" : "ack" }`);
+    cb.send(`{"type":"ack","id":"1234567890123456"}`);
+    cb.send({ type: 'ping', id: 'barrier' });
+    await cb.next((f) => f.type === 'pong');
+    cb.close();
+    await cb.closed;
+    const cb2 = await Client.connect(h.wsUrl, b);
+    await cb2.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb2.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), ['three']);
+    cb2.send(`{"type":"ack","id":5}`);
+    const closed = await cb2.closed;
+    assert.equal(closed.code, 4400);
+    ca.close();
+  }));

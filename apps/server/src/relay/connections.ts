@@ -18,6 +18,15 @@ import type { BatchWriter } from './writer.js';
 /** Frames held while authentication is being checked (a client may pipeline after `auth`). */
 const MAX_FRAMES_BEFORE_READY = 32;
 
+/**
+ * An `ack` exactly as clients write it (JSON.stringify of {type, id}) with one of our numeric ids:
+ * one per relayed message, so it skips JSON.parse and the generic validator. Equivalent to them:
+ * any text this matches parses to a frame they accept, and anything else takes the general path.
+ */
+const PLAIN_ACK = /^\{"type":"ack","id":"([0-9]{1,15})"\}$/;
+/** Longest text PLAIN_ACK can match. */
+const PLAIN_ACK_MAX_LENGTH = 40;
+
 export class Connections {
   readonly #ctx: Context;
   readonly #hub: Hub;
@@ -85,6 +94,10 @@ export class Connections {
     try {
       // ws delivers a Buffer by default (binaryType 'nodebuffer'); decode it without a copy.
       const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+      if (conn.state === 'ready' && text.length <= PLAIN_ACK_MAX_LENGTH) {
+        const ack = PLAIN_ACK.exec(text);
+        if (ack !== null) return this.#ack(conn, Number(ack[1]));
+      }
       parsed = JSON.parse(text);
     } catch {
       return this.#hub.fail(conn, 'INVALID_REQUEST', 'malformed JSON');
@@ -126,9 +139,7 @@ export class Connections {
         const id = /^[0-9]{1,15}$/.test(frame.id) ? Number(frame.id) : NaN;
         // An id that is not ours cannot match a row of this device; ignore it (acks are idempotent).
         if (!Number.isSafeInteger(id)) return;
-        this.#writer.ack(conn.device!, id);
-        this.#delivery.acked(conn, id);
-        return;
+        return this.#ack(conn, id);
       }
       case 'send': {
         if (conn.pendingSends >= l.maxPendingSendsPerConnection) {
@@ -155,6 +166,11 @@ export class Connections {
         return;
       }
     }
+  }
+
+  #ack(conn: Connection, id: number): void {
+    this.#writer.ack(conn.device!, id);
+    this.#delivery.acked(conn, id);
   }
 
   #ready(conn: Connection, device: Address): void {
