@@ -6,7 +6,7 @@
  * Errors shown to the user come from `userMessage`, which never stringifies unknown objects
  * (they may hold key material or plaintext).
  */
-import { portableBackend } from '@tacit/protocol';
+import { webBackend } from './crypto.js';
 import { ClientError, TacitClient, isClientError, parseUsername, type ContactInfo, type SafetyNumberInfo, type StoredMessage } from '@tacit/client';
 import { Journal, clipError, type OutgoingMessage, type OutgoingState } from './journal.js';
 import { browserSocketFactory } from './socket.js';
@@ -164,7 +164,7 @@ export class Chat {
       if (!(await this.#store.has(STATE_RECORD))) return this.#setPhase({ kind: 'register', busy: false, error: undefined });
       let client: TacitClient;
       try {
-        client = await TacitClient.open(this.#options());
+        client = await TacitClient.open(await this.#options());
       } catch (e) {
         if (isClientError(e) && e.code === 'NOT_REGISTERED') return this.#setPhase({ kind: 'register', busy: false, error: undefined });
         throw e;
@@ -175,8 +175,8 @@ export class Chat {
     }
   }
 
-  #options() {
-    return { vault: this.#store!.vault(STATE_RECORD), backend: portableBackend(), connect: browserSocketFactory };
+  async #options() {
+    return { vault: this.#store!.vault(STATE_RECORD), backend: await webBackend(), connect: browserSocketFactory };
   }
 
   async register(username: string, inviteCode: string): Promise<void> {
@@ -184,7 +184,7 @@ export class Chat {
     this.#setPhase({ kind: 'register', busy: true, error: undefined });
     try {
       const invite = inviteCode.trim();
-      const client = await TacitClient.register(this.#options(), {
+      const client = await TacitClient.register(await this.#options(), {
         server: location.origin,
         username: username.trim(),
         ...(invite !== '' ? { inviteCode: invite } : {}),

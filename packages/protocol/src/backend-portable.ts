@@ -1,5 +1,6 @@
 // The portable backend: pure TypeScript from @noble/*, for browsers and anywhere node:crypto is
-// absent. Slower than node:crypto but identical in output.
+// absent. Slower than node:crypto but identical in output. An ML-KEM engine may be passed in
+// (the WebAssembly one, instantiated by the caller: ml-kem-wasm.ts); @noble/post-quantum's otherwise.
 import { x25519 } from '@noble/curves/ed25519.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { hmac } from '@noble/hashes/hmac.js';
@@ -8,10 +9,17 @@ import { cbc } from '@noble/ciphers/aes.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { type CryptoBackend, clampPrivateKey } from './backend.ts';
 import { concatBytes } from './bytes.ts';
+import type { MlKem1024 } from './ml-kem.ts';
 
-export function portableBackend(): CryptoBackend {
+export interface PortableBackendOptions {
+  /** Kyber's ML-KEM-1024 engine (e.g. from `instantiateMlKem1024`); @noble/post-quantum's when absent. */
+  mlKem1024?: MlKem1024;
+}
+
+export function portableBackend(options: PortableBackendOptions = {}): CryptoBackend {
   return {
     name: 'portable',
+    ...(options.mlKem1024 !== undefined ? { mlKem1024: options.mlKem1024 } : {}),
     randomBytes: (n) => randomBytes(n),
     x25519GenerateKeyPair() {
       const privateKey = clampPrivateKey(randomBytes(32));

@@ -1,7 +1,9 @@
 // @tacit/protocol: the Signal protocol (PQXDH + Double Ratchet), byte-compatible with libsignal.
 // Isomorphic: nothing here imports node:*; the Node backend lives in `@tacit/protocol/node`.
 export { type CryptoBackend, type X25519KeyPairBytes } from './backend.ts';
-export { portableBackend } from './backend-portable.ts';
+export { portableBackend, type PortableBackendOptions } from './backend-portable.ts';
+export { type MlKem1024, nobleMlKem1024 } from './ml-kem.ts';
+export { instantiateMlKem1024, mlKem1024FromWasm } from './ml-kem-wasm.ts';
 export { bytesEqual, concatBytes, fromBase64, fromHex, toBase64, toHex, utf8Decode, utf8Encode } from './bytes.ts';
 export { CURVE_PUBLIC_KEY_LENGTH, DJB_TYPE, KeyPair, PrivateKey, PublicKey } from './curve.ts';
 export { DISTRIBUTION_ID_LENGTH, DistributionId } from './distribution-id.ts';

@@ -1,0 +1,134 @@
+// Browser benchmark: the web client's protocol code (the portable backend as apps/web configures
+// it, with the WebAssembly ML-KEM engine) in headless Chromium, against libsignal-client in Node,
+// in the same run, plus the time to register a device through the client SDK against a real
+// server, with the page's main-thread long tasks during registration.
+//
+//   npm run bench:browser [-- --rounds=5 --budget-ms=800]
+//
+// The page is built with Vite from bench/browser/ and served by a tacit server (in this process,
+// in-memory SQLite, open registration) so registration is same-origin. Rounds interleave the
+// contenders: in each round, each workload runs in the browser and then in Node for the same
+// timed budget; figures are medians of the rounds. Last line, JSON:
+// {"oneway":{"browser":N,"libsignal":N},"pingpong":{…},"setup":{…},"registerMs":N}
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+import { build } from 'vite';
+import { buildServer, SqliteStore } from '@tacit/server';
+import { LibsignalParty } from '../packages/protocol/test/support/libsignal.ts';
+import { WORKLOADS, type Workload, WorkloadRunner } from './browser/workloads.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    'budget-ms': { type: 'string', default: '600' },
+    registrations: { type: 'string', default: '3' },
+  },
+});
+const ROUNDS = Number(flags.rounds);
+const BUDGET_MS = Number(flags['budget-ms']);
+const REGISTRATIONS = Number(flags.registrations);
+const CHROMIUM = process.env['TACIT_CHROMIUM'] ?? '/usr/bin/chromium';
+/** issue 12's targets, browser ÷ libsignal-in-Node. */
+const TARGETS: Partial<Record<Workload, number>> = { pingpong: 0.5, setup: 0.25 };
+/** Longest main-thread task allowed during registration (issue 12). */
+const LONG_TASK_TARGET_MS = 50;
+
+function machineLoad(): string {
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const load = read('/proc/loadavg').split(' ').slice(0, 3).join(' ');
+  const cpu = /some avg10=([\d.]+)/.exec(read('/proc/pressure/cpu'))?.[1];
+  return `load ${load}${cpu ? `, cpu pressure ${cpu}%` : ''}`;
+}
+
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
+const r0 = (x: number) => Math.round(x);
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+const dist = mkdtempSync(join(tmpdir(), 'tacit-bench-browser-'));
+const server = await buildServer({
+  store: new SqliteStore({ path: ':memory:' }),
+  registration: 'open',
+  staticDir: dist,
+  logger: false,
+  limits: { registrationBurst: 1000, registrationPerHour: 1_000_000 },
+});
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+try {
+  console.log(`browser bench: Node ${process.version}, ${availableParallelism()} cores, Chromium ${browser.version()}, ${machineLoad()}`);
+  await build({
+    root: resolve(import.meta.dirname, 'browser'),
+    base: './',
+    logLevel: 'warn',
+    resolve: { conditions: ['browser', 'module', 'import', 'default'] },
+    build: { outDir: dist, emptyOutDir: false, target: 'es2022', modulePreload: false, assetsInlineLimit: 0, reportCompressedSize: false },
+  });
+  const port = await server.listen(0, '127.0.0.1');
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(`http://127.0.0.1:${port}/index.html`);
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
+  type Bench = {
+    init(): Promise<{ kem: string }>;
+    prepare(w: Workload): Promise<void>;
+    round(w: Workload, ms: number): Promise<number>;
+    register(username: string): Promise<{ ms: number; longTasks: number[] }>;
+  };
+  const call = <T>(fn: (b: Bench, arg: unknown) => Promise<T>, arg?: unknown): Promise<T> =>
+    page.evaluate(([src, a]) => (new Function('b', 'a', `return (${src})(b, a)`) as (b: unknown, a: unknown) => Promise<T>)((globalThis as { tacitBench?: unknown }).tacitBench, a), [fn.toString(), arg] as const);
+  const { kem } = await call((b) => b.init());
+  console.log(`browser: portable backend, ML-KEM engine ${kem}; libsignal-client 0.79.0 in Node; ${ROUNDS} rounds x ${BUDGET_MS} ms per contender and workload, interleaved; medians`);
+
+  const node = new WorkloadRunner((name) => new LibsignalParty(name));
+  const results: Record<string, { browser: number; libsignal: number }> = {};
+  for (const w of WORKLOADS) {
+    await call((b, a) => b.prepare(a as Workload), w);
+    await node.prepare(w);
+    // Warm-up (JIT) for both, untimed.
+    await call((b, a) => b.round((a as [Workload, number])[0], (a as [Workload, number])[1]), [w, BUDGET_MS / 2]);
+    await node.round(w, BUDGET_MS / 2);
+    const br: number[] = [];
+    const ls: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const first = i % 2 === 0;
+      if (first) br.push(await call((b, a) => b.round((a as [Workload, number])[0], (a as [Workload, number])[1]), [w, BUDGET_MS]));
+      ls.push(await node.round(w, BUDGET_MS));
+      if (!first) br.push(await call((b, a) => b.round((a as [Workload, number])[0], (a as [Workload, number])[1]), [w, BUDGET_MS]));
+    }
+    const b = median(br);
+    const l = median(ls);
+    results[w] = { browser: r0(b), libsignal: r0(l) };
+    const target = TARGETS[w];
+    const ratio = b / l;
+    console.log(
+      `${w.padEnd(9)} browser ${String(r0(b)).padStart(6)}/s [${r0(Math.min(...br))}-${r0(Math.max(...br))}]  libsignal ${String(r0(l)).padStart(6)}/s [${r0(Math.min(...ls))}-${r0(Math.max(...ls))}]  browser/libsignal ${r2(ratio)}x` +
+        (target !== undefined ? `  target >= ${target}x: ${ratio >= target ? 'met' : 'NOT met'}` : '') +
+        `  | ${machineLoad()}`,
+    );
+  }
+
+  const regs: { ms: number; longTasks: number[] }[] = [];
+  for (let i = 0; i < REGISTRATIONS; i++) regs.push(await call((b, a) => b.register(a as string), `bench${i}`));
+  const registerMs = r0(median(regs.map((r) => r.ms)));
+  const longest = Math.max(0, ...regs.flatMap((r) => r.longTasks));
+  console.log(
+    `register  ${registerMs} ms median of ${REGISTRATIONS} [${regs.map((r) => r0(r.ms)).join(', ')}]; main-thread long tasks during registration: ${regs.map((r) => `[${r.longTasks.join(', ')}]`).join(' ')} ms; longest ${longest} ms (target <= ${LONG_TASK_TARGET_MS}: ${longest <= LONG_TASK_TARGET_MS ? 'met' : 'NOT met'}) | ${machineLoad()}`,
+  );
+  console.log(JSON.stringify({ ...results, registerMs, longestTaskMs: longest }));
+} finally {
+  await browser.close();
+  await server.close();
+  rmSync(dist, { recursive: true, force: true });
+}
