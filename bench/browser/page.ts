@@ -19,7 +19,7 @@ const bench = {
   async init(): Promise<{ kem: string }> {
     backend = await webBackend();
     runner = new WorkloadRunner((name) => new TacitParty(name, backend));
-    return { kem: backend.mlKem1024?.name ?? 'noble' };
+    return { kem: `${backend.mlKem1024?.name ?? 'noble'}, X25519 ${backend.x25519Async ? 'WebCrypto' : 'noble'}, Ed25519 ${backend.ed25519VerifyAsync ? 'WebCrypto' : 'noble'}` };
   },
   prepare: (w: Workload) => runner.prepare(w),
   round: (w: Workload, ms: number) => runner.round(w, ms),

@@ -10,6 +10,7 @@ import { randomBytes } from '@noble/hashes/utils.js';
 import { type CryptoBackend, clampPrivateKey } from './backend.ts';
 import { concatBytes } from './bytes.ts';
 import type { MlKem1024 } from './ml-kem.ts';
+import type { WebCryptoCurves } from './webcrypto.ts';
 
 const ORDER = ed25519.Point.Fn.ORDER;
 
@@ -33,12 +34,16 @@ function clampByte(k: Uint8Array, i: number): number {
 export interface PortableBackendOptions {
   /** Kyber's ML-KEM-1024 engine (e.g. from `instantiateMlKem1024`); @noble/post-quantum's when absent. */
   mlKem1024?: MlKem1024;
+  /** The browser's curves, from `webCryptoCurves(crypto.subtle)`; @noble's for what is absent. */
+  webCrypto?: WebCryptoCurves;
 }
 
 export function portableBackend(options: PortableBackendOptions = {}): CryptoBackend {
   return {
     name: 'portable',
     ...(options.mlKem1024 !== undefined ? { mlKem1024: options.mlKem1024 } : {}),
+    ...(options.webCrypto?.x25519Async !== undefined ? { x25519Async: options.webCrypto.x25519Async } : {}),
+    ...(options.webCrypto?.ed25519VerifyAsync !== undefined ? { ed25519VerifyAsync: options.webCrypto.ed25519VerifyAsync } : {}),
     randomBytes: (n) => randomBytes(n),
     x25519GenerateKeyPair() {
       const privateKey = clampPrivateKey(randomBytes(32));

@@ -36,6 +36,13 @@ export interface CryptoBackend {
   sha3_256?(data: Uint8Array): Uint8Array;
   /** Optional native SHAKE256 for Kyber's round-3 wrapper; @noble/hashes otherwise. */
   shake256?(data: Uint8Array, length: number): Uint8Array;
+  /**
+   * Optional asynchronous X25519 (a browser's WebCrypto), used for every agreement where present;
+   * same contract as `x25519` (an all-zero result for the caller to reject).
+   */
+  x25519Async?(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array>;
+  /** Optional asynchronous Ed25519 verification (a browser's WebCrypto); preferred where present. Never rejects. */
+  ed25519VerifyAsync?(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
   /** Optional ML-KEM-1024 engine under Kyber's round-3 wrapper; @noble/post-quantum's otherwise. */
   readonly mlKem1024?: MlKem1024;
 }

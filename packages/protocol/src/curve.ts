@@ -134,6 +134,14 @@ export class PrivateKey {
     return shared;
   }
 
+  /** `agree` through the backend's asynchronous X25519 where it has one (WebCrypto). */
+  async agreeAsync(backend: CryptoBackend, their: PublicKey): Promise<Uint8Array> {
+    if (backend.x25519Async === undefined) return this.agree(backend, their);
+    const shared = await backend.x25519Async(this.#k, their.rawUnsafe);
+    if (isAllZero(shared)) fail('NON_CONTRIBUTORY', 'X25519 result is all zeros');
+    return shared;
+  }
+
   toString(): string {
     return 'PrivateKey(<redacted>)';
   }

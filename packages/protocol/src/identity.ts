@@ -5,7 +5,7 @@ import { concatBytes, fromBase64, toBase64, utf8Decode, utf8Encode } from './byt
 import { KeyPair, PrivateKey, PublicKey } from './curve.ts';
 import { fail, ProtocolError } from './errors.ts';
 import { KyberKeyPair, KyberPublicKey, KyberSecretKey } from './kyber.ts';
-import { xeddsaSign, xeddsaVerifyKey } from './xeddsa.ts';
+import { xeddsaSign, xeddsaVerifyKey, xeddsaVerifyKeyAsync } from './xeddsa.ts';
 
 const inspect = Symbol.for('nodejs.util.inspect.custom');
 
@@ -244,4 +244,14 @@ export function verifyPreKeySignature(
   signature: Uint8Array,
 ): boolean {
   return xeddsaVerifyKey(backend, identityKey, serializedPublicKey, signature);
+}
+
+/** `verifyPreKeySignature` through the backend's asynchronous Ed25519 where it has one. */
+export function verifyPreKeySignatureAsync(
+  backend: Pick<CryptoBackend, 'sha512' | 'ed25519Verify' | 'ed25519VerifyAsync'>,
+  identityKey: PublicKey,
+  serializedPublicKey: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  return xeddsaVerifyKeyAsync(backend, identityKey, serializedPublicKey, signature);
 }

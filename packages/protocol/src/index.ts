@@ -4,6 +4,7 @@ export { type CryptoBackend, type X25519KeyPairBytes } from './backend.ts';
 export { portableBackend, type PortableBackendOptions } from './backend-portable.ts';
 export { type MlKem1024, nobleMlKem1024 } from './ml-kem.ts';
 export { instantiateMlKem1024, mlKem1024FromWasm } from './ml-kem-wasm.ts';
+export { type WebCryptoCurves, webCryptoCurves } from './webcrypto.ts';
 export { bytesEqual, concatBytes, fromBase64, fromHex, toBase64, toHex, utf8Decode, utf8Encode } from './bytes.ts';
 export { CURVE_PUBLIC_KEY_LENGTH, DJB_TYPE, KeyPair, PrivateKey, PublicKey } from './curve.ts';
 export { DISTRIBUTION_ID_LENGTH, DistributionId } from './distribution-id.ts';
@@ -20,6 +21,7 @@ export {
   PreKeyRecord,
   SignedPreKeyRecord,
   verifyPreKeySignature,
+  verifyPreKeySignatureAsync,
 } from './identity.ts';
 export {
   KYBER_TYPE,
@@ -82,4 +84,4 @@ export {
   type SignalMessage,
   VERSION_BYTE,
 } from './wire.ts';
-export { SIGNATURE_LENGTH, xeddsaSign, xeddsaVerify, xeddsaVerifyKey } from './xeddsa.ts';
+export { SIGNATURE_LENGTH, xeddsaSign, xeddsaVerify, xeddsaVerifyKey, xeddsaVerifyKeyAsync } from './xeddsa.ts';

@@ -5,7 +5,7 @@ import { type CryptoBackend } from './backend.ts';
 import { concatBytes } from './bytes.ts';
 import { KeyPair, type PublicKey } from './curve.ts';
 import { fail } from './errors.ts';
-import { type IdentityKeyPair, verifyPreKeySignature } from './identity.ts';
+import { type IdentityKeyPair, verifyPreKeySignatureAsync } from './identity.ts';
 import { derivePqxdhKeys, kdfRk } from './kdf.ts';
 import { type KyberKeyPair, type KyberPublicKey } from './kyber.ts';
 import { SessionState } from './state.ts';
@@ -35,31 +35,34 @@ export interface AliceResult {
 }
 
 /** Verify both bundle signatures; abort on failure (PQXDH §3.3). */
-export function verifyBundle(backend: CryptoBackend, bundle: PreKeyBundle): void {
-  if (!verifyPreKeySignature(backend, bundle.identityKey, bundle.signedPreKey.serialize(), bundle.signedPreKeySignature)) {
-    fail('BAD_SIGNATURE', 'signed pre-key signature does not verify');
-  }
-  if (!verifyPreKeySignature(backend, bundle.identityKey, bundle.kyberPreKey.serialize(), bundle.kyberPreKeySignature)) {
-    fail('BAD_SIGNATURE', 'Kyber pre-key signature does not verify');
-  }
+export async function verifyBundle(backend: CryptoBackend, bundle: PreKeyBundle): Promise<void> {
+  const [signed, kyber] = await Promise.all([
+    verifyPreKeySignatureAsync(backend, bundle.identityKey, bundle.signedPreKey.serialize(), bundle.signedPreKeySignature),
+    verifyPreKeySignatureAsync(backend, bundle.identityKey, bundle.kyberPreKey.serialize(), bundle.kyberPreKeySignature),
+  ]);
+  if (!signed) fail('BAD_SIGNATURE', 'signed pre-key signature does not verify');
+  if (!kyber) fail('BAD_SIGNATURE', 'Kyber pre-key signature does not verify');
 }
 
 /** Alice's side: the bundle must already be verified. */
-export function initializeAliceSession(backend: CryptoBackend, ourIdentity: IdentityKeyPair, bundle: PreKeyBundle): AliceResult {
+export async function initializeAliceSession(backend: CryptoBackend, ourIdentity: IdentityKeyPair, bundle: PreKeyBundle): Promise<AliceResult> {
   const base = KeyPair.generate(backend);
-  const parts = [
-    DISCONTINUITY,
-    ourIdentity.privateKey.agree(backend, bundle.signedPreKey),
-    base.privateKey.agree(backend, bundle.identityKey),
-    base.privateKey.agree(backend, bundle.signedPreKey),
-  ];
-  if (bundle.preKey !== undefined) parts.push(base.privateKey.agree(backend, bundle.preKey));
+  const sending = KeyPair.generate(backend);
+  // The agreements are independent: with an asynchronous backend they run concurrently.
+  const dh = await Promise.all([
+    ourIdentity.privateKey.agreeAsync(backend, bundle.signedPreKey),
+    base.privateKey.agreeAsync(backend, bundle.identityKey),
+    base.privateKey.agreeAsync(backend, bundle.signedPreKey),
+    sending.privateKey.agreeAsync(backend, bundle.signedPreKey),
+    ...(bundle.preKey !== undefined ? [base.privateKey.agreeAsync(backend, bundle.preKey)] : []),
+  ]);
+  const parts = [DISCONTINUITY, dh[0]!, dh[1]!, dh[2]!];
+  if (bundle.preKey !== undefined) parts.push(dh[4]!);
   const kem = bundle.kyberPreKey.encapsulate(backend);
   parts.push(kem.sharedSecret);
   const { rootKey, chainKey } = derivePqxdhKeys(backend, concatBytes(...parts));
 
-  const sending = KeyPair.generate(backend);
-  const send = kdfRk(backend, rootKey, sending.privateKey.agree(backend, bundle.signedPreKey));
+  const send = kdfRk(backend, rootKey, dh[3]!);
   const state = new SessionState(ourIdentity.publicKey, bundle.identityKey, send.rootKey, base.publicKey.serialize());
   state.receivers.push({ ratchetKey: bundle.signedPreKey, chainKey, index: 0, skipped: new Map() });
   state.sender = { ratchetKey: sending, chainKey: send.chainKey, index: 0 };
@@ -77,14 +80,14 @@ export interface BobParameters {
 }
 
 /** Bob's side, on receiving Alice's first (PreKey) message. */
-export function initializeBobSession(backend: CryptoBackend, p: BobParameters): SessionState {
-  const parts = [
-    DISCONTINUITY,
-    p.ourSignedPreKey.privateKey.agree(backend, p.theirIdentity),
-    p.ourIdentity.privateKey.agree(backend, p.theirBaseKey),
-    p.ourSignedPreKey.privateKey.agree(backend, p.theirBaseKey),
-  ];
-  if (p.ourOneTimePreKey !== undefined) parts.push(p.ourOneTimePreKey.privateKey.agree(backend, p.theirBaseKey));
+export async function initializeBobSession(backend: CryptoBackend, p: BobParameters): Promise<SessionState> {
+  const dh = await Promise.all([
+    p.ourSignedPreKey.privateKey.agreeAsync(backend, p.theirIdentity),
+    p.ourIdentity.privateKey.agreeAsync(backend, p.theirBaseKey),
+    p.ourSignedPreKey.privateKey.agreeAsync(backend, p.theirBaseKey),
+    ...(p.ourOneTimePreKey !== undefined ? [p.ourOneTimePreKey.privateKey.agreeAsync(backend, p.theirBaseKey)] : []),
+  ]);
+  const parts = [DISCONTINUITY, ...dh];
   parts.push(p.ourKyberPreKey.secretKey.decapsulate(p.kyberCiphertext, backend));
   const { rootKey, chainKey } = derivePqxdhKeys(backend, concatBytes(...parts));
   const state = new SessionState(p.ourIdentity.publicKey, p.theirIdentity, rootKey, p.theirBaseKey.serialize());

@@ -105,7 +105,7 @@ function verifyAndDecrypt(backend: CryptoBackend, state: SessionState, message: 
  * skipped keys worth storing (the newest MAX_MESSAGE_KEYS, as libsignal keeps) and our next
  * ratchet key pair are derived only once the message proved genuine.
  */
-export function planDecrypt(backend: CryptoBackend, state: SessionState, message: SignalMessage): DecryptPlan {
+export async function planDecrypt(backend: CryptoBackend, state: SessionState, message: SignalMessage): Promise<DecryptPlan> {
   const sender = state.sender;
   if (sender === null) return fail('NO_SESSION', 'session has no sending chain');
   if (state.version !== MESSAGE_VERSION) fail('BAD_VERSION', `session version ${state.version}`);
@@ -136,7 +136,7 @@ export function planDecrypt(backend: CryptoBackend, state: SessionState, message
     chainKey = existing.chainKey;
     index = existing.index;
   } else {
-    const recv = kdfRk(backend, state.rootKey, sender.ratchetKey.privateKey.agree(backend, theirRatchetKey));
+    const recv = kdfRk(backend, state.rootKey, await sender.ratchetKey.privateKey.agreeAsync(backend, theirRatchetKey));
     chainKey = recv.chainKey;
     index = 0;
     ratchetRootKey = recv.rootKey;
@@ -155,16 +155,21 @@ export function planDecrypt(backend: CryptoBackend, state: SessionState, message
   const keys = kdfCkMessageKeys(backend, chainKey, counter);
   const plaintext = verifyAndDecrypt(backend, state, message, keys);
   const nextChainKey = kdfCkNext(backend, chainKey);
+  // The rest of the DH ratchet step, now that the message proved genuine: a fresh key pair of
+  // ours for sending (awaited here, so apply() stays synchronous).
+  let next: { ourNew: KeyPair; send: { rootKey: Uint8Array; chainKey: Uint8Array } } | null = null;
+  if (ratchetRootKey !== null) {
+    const ourNew = KeyPair.generate(backend);
+    next = { ourNew, send: kdfRk(backend, ratchetRootKey, await ourNew.privateKey.agreeAsync(backend, theirRatchetKey)) };
+  }
 
   return {
     plaintext,
     apply(target) {
       let chain = target.findReceiver(theirRatchetKey);
       if (chain === undefined) {
-        if (ratchetRootKey === null || target.sender === null) return fail('NO_SESSION', 'plan applied to another state');
-        // The rest of the DH ratchet step: a fresh key pair of ours for sending.
-        const ourNew = KeyPair.generate(backend);
-        const send = kdfRk(backend, ratchetRootKey, ourNew.privateKey.agree(backend, theirRatchetKey));
+        if (next === null || target.sender === null) return fail('NO_SESSION', 'plan applied to another state');
+        const { ourNew, send } = next;
         target.rootKey = send.rootKey;
         chain = { ratchetKey: theirRatchetKey, chainKey: new Uint8Array(32), index: 0, skipped: new Map() };
         target.addReceiver(chain);
@@ -180,8 +185,8 @@ export function planDecrypt(backend: CryptoBackend, state: SessionState, message
 }
 
 /** DR §3.5 RatchetDecrypt on a decoded SignalMessage. Mutates `state` only on success. */
-export function ratchetDecrypt(backend: CryptoBackend, state: SessionState, message: SignalMessage): Uint8Array {
-  const plan = planDecrypt(backend, state, message);
+export async function ratchetDecrypt(backend: CryptoBackend, state: SessionState, message: SignalMessage): Promise<Uint8Array> {
+  const plan = await planDecrypt(backend, state, message);
   plan.apply(state);
   return plan.plaintext;
 }

@@ -109,9 +109,9 @@ export class SessionManager {
       if ((bundle.preKey === undefined) !== (bundle.preKeyId === undefined)) {
         fail('INVALID_ARGUMENT', 'a bundle carries a one-time pre-key and its id together or neither');
       }
-      verifyBundle(b, bundle);
+      await verifyBundle(b, bundle);
       const ours = await identity.getIdentityKeyPair();
-      const { state, baseKey, kyberCiphertext } = initializeAliceSession(b, ours, bundle);
+      const { state, baseKey, kyberCiphertext } = await initializeAliceSession(b, ours, bundle);
       state.pending = {
         preKeyId: bundle.preKeyId,
         signedPreKeyId: bundle.signedPreKeyId,
@@ -164,7 +164,7 @@ export class SessionManager {
       if (record === null || (record.current === null && record.previous.length === 0)) {
         return fail('NO_SESSION', `no session with ${address.toString()}`);
       }
-      const { plaintext, commit } = this.#decryptWithRecord(record, message);
+      const { plaintext, commit } = await this.#decryptWithRecord(record, message);
       await this.#commit(address, record, commit);
       return plaintext;
     });
@@ -183,7 +183,7 @@ export class SessionManager {
       const existing = findByBaseKey(record, baseKey);
       if (existing !== null) {
         // A repeat of the initiator's PreKey messages: the session already exists.
-        const { plaintext, commit } = this.#decryptWithRecord(record, message.message, existing);
+        const { plaintext, commit } = await this.#decryptWithRecord(record, message.message, existing);
         await this.#commit(address, record, commit);
         return { plaintext, newSession: false };
       }
@@ -197,7 +197,7 @@ export class SessionManager {
         if (r === null) return fail('MISSING_PRE_KEY', `pre-key ${message.preKeyId} not found`);
         otpk = r.keyPair;
       }
-      const state = initializeBobSession(b, {
+      const state = await initializeBobSession(b, {
         ourIdentity: await identity.getIdentityKeyPair(),
         ourSignedPreKey: spk.keyPair,
         ourOneTimePreKey: otpk,
@@ -208,7 +208,7 @@ export class SessionManager {
       });
       state.localRegistrationId = await identity.getLocalRegistrationId();
       state.remoteRegistrationId = message.registrationId;
-      const plaintext = ratchetDecrypt(b, state, message.message);
+      const plaintext = await ratchetDecrypt(b, state, message.message);
       record.promoteState(state);
       await identity.saveIdentity(address, message.identityKey);
       await session.storeSession(address, record);
@@ -224,11 +224,11 @@ export class SessionManager {
    * is untouched until #commit. The chain steps spent on all candidates together stay within
    * MAX_CHAIN_STEPS_PER_MESSAGE (the cheapest candidate is always tried).
    */
-  #decryptWithRecord(
+  async #decryptWithRecord(
     record: SessionRecord,
     message: SignalMessage,
     only?: { index: number },
-  ): { plaintext: Uint8Array; commit: { index: number; state: SessionState } } {
+  ): Promise<{ plaintext: Uint8Array; commit: { index: number; state: SessionState } }> {
     const candidates: Array<{ index: number; state: SessionState; cost: number }> = [];
     const add = (index: number, state: SessionState): void => {
       candidates.push({ index, state, cost: decryptCost(state, message) });
@@ -248,7 +248,7 @@ export class SessionManager {
       if (spent > 0 && spent + c.cost > MAX_CHAIN_STEPS_PER_MESSAGE) break;
       spent += c.cost;
       try {
-        const plan = planDecrypt(this.#backend, c.state, message);
+        const plan = await planDecrypt(this.#backend, c.state, message);
         const work = c.state.clone();
         plan.apply(work);
         return { plaintext: plan.plaintext, commit: { index: c.index, state: work } };

@@ -88,6 +88,44 @@ export function xeddsaSign(backend: CryptoBackend, privateKey: PrivateKey, messa
   return sig;
 }
 
+/** The sign bit and `s` (sign bit cleared) of a well-formed signature; null for a malformed one. */
+function splitSignature(message: Uint8Array, signature: Uint8Array): { sign: number; sBytes: Uint8Array } | null {
+  if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_LENGTH) return null;
+  if (!(message instanceof Uint8Array)) return null;
+  const sign = ((signature[63] as number) & 0x80) >> 7;
+  const sBytes = signature.slice(32, 64);
+  sBytes[31] = (sBytes[31] as number) & 0x7f;
+  if (((sBytes[31] as number) & 0xe0) !== 0) return null;
+  return { sign, sBytes };
+}
+
+/**
+ * The Ed25519 public key and signature that an XEdDSA signature is checked as (same equation,
+ * sB = R + hA over the encoded A). RFC 8032 also requires s < L, which libsignal does not; honest
+ * signers always produce s < L. Null when the key has no Edwards form.
+ */
+function asEd25519(publicKey: PublicKey, signature: Uint8Array, sign: number, sBytes: Uint8Array): { capA: Uint8Array; sig: Uint8Array } | null {
+  const capA = montgomeryToEdwardsBytes(publicKey.rawUnsafe, sign);
+  return capA === null ? null : { capA, sig: concatBytes(signature.subarray(0, 32), sBytes) };
+}
+
+/**
+ * XEdDSA verify through the backend's asynchronous Ed25519 (WebCrypto) where it has one, else as
+ * `xeddsaVerifyKey`. Never rejects: any malformed input is simply `false`.
+ */
+export async function xeddsaVerifyKeyAsync(
+  backend: Pick<CryptoBackend, 'sha512' | 'ed25519Verify' | 'ed25519VerifyAsync'>,
+  publicKey: PublicKey,
+  message: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  if (backend.ed25519VerifyAsync === undefined) return xeddsaVerifyKey(backend, publicKey, message, signature);
+  const split = splitSignature(message, signature);
+  if (split === null) return false;
+  const ed = asEd25519(publicKey, signature, split.sign, split.sBytes);
+  return ed !== null && backend.ed25519VerifyAsync(ed.capA, message, ed.sig);
+}
+
 /** XEdDSA verify. Never throws: any malformed input is simply `false`. */
 export function xeddsaVerifyKey(
   backend: Pick<CryptoBackend, 'sha512' | 'ed25519Verify'>,
@@ -95,18 +133,12 @@ export function xeddsaVerifyKey(
   message: Uint8Array,
   signature: Uint8Array,
 ): boolean {
-  if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_LENGTH) return false;
-  if (!(message instanceof Uint8Array)) return false;
-  const sign = ((signature[63] as number) & 0x80) >> 7;
-  const sBytes = signature.slice(32, 64);
-  sBytes[31] = (sBytes[31] as number) & 0x7f;
-  if (((sBytes[31] as number) & 0xe0) !== 0) return false;
+  const split = splitSignature(message, signature);
+  if (split === null) return false;
+  const { sign, sBytes } = split;
   if (backend.ed25519Verify !== undefined) {
-    // Same equation (sB = R + hA over the encoded A), checked natively. RFC 8032 also requires
-    // s < L, which libsignal does not; honest signers always produce s < L.
-    const capA = montgomeryToEdwardsBytes(publicKey.rawUnsafe, sign);
-    if (capA === null) return false;
-    return backend.ed25519Verify(capA, message, concatBytes(signature.subarray(0, 32), sBytes));
+    const ed = asEd25519(publicKey, signature, sign, sBytes);
+    return ed !== null && backend.ed25519Verify(ed.capA, message, ed.sig);
   }
   const A = montgomeryToEdwards(publicKey.rawUnsafe, sign);
   if (A === null) return false;

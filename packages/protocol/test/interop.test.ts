@@ -1,7 +1,7 @@
 // Interop with Signal's own libsignal-client 0.79.0 (UsePQRatchet.No), in both directions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodePreKeySignalMessage, decodeSignalMessage, portableBackend, PublicKey, utf8Encode } from '../src/index.ts';
+import { decodePreKeySignalMessage, decodeSignalMessage, portableBackend, PublicKey, utf8Encode, webCryptoCurves } from '../src/index.ts';
 import { nodeBackend } from '../src/node.ts';
 import { encodePreKeySignalMessage, encodeSignalMessage } from '../src/wire.ts';
 import { LibsignalParty, ls } from './support/libsignal.ts';
@@ -32,6 +32,16 @@ test('portable backend interoperates with libsignal both ways', async () => {
   const seed = testSeed();
   await simulate(new TacitParty('alice', portableBackend()), new LibsignalParty('bob'), { seed, messages: 150, withOneTime: true });
   await simulate(new LibsignalParty('alice'), new TacitParty('bob', portableBackend()), { seed: seed + 1, messages: 150, withOneTime: false });
+});
+
+test('portable backend with WebCrypto curves and the WebAssembly ML-KEM (what the web client runs) interoperates with libsignal both ways', async () => {
+  const webCrypto = await webCryptoCurves(globalThis.crypto.subtle);
+  assert.ok(webCrypto.x25519Async !== undefined && webCrypto.ed25519VerifyAsync !== undefined, 'Node 20 WebCrypto has X25519 and Ed25519');
+  const web = () => portableBackend({ webCrypto, mlKem1024: nodeBackend().mlKem1024! });
+  const seed = testSeed();
+  await simulate(new TacitParty('alice', web()), new LibsignalParty('bob'), { seed, messages: 150, withOneTime: true });
+  await simulate(new LibsignalParty('alice'), new TacitParty('bob', web()), { seed: seed + 1, messages: 150, withOneTime: false });
+  await simulate(new TacitParty('alice', web()), new TacitParty('bob', nodeBackend()), { seed: seed + 2, messages: 150, withOneTime: true });
 });
 
 test('tacit ↔ tacit across backends', async () => {
