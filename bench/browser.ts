@@ -10,7 +10,7 @@
 // contenders: in each round, each workload runs in the browser and then in Node for the same
 // timed budget; figures are medians of the rounds. Last line, JSON:
 // {"oneway":{"browser":N,"libsignal":N},"pingpong":{…},"setup":{…},"registerMs":N}
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +19,7 @@ import { build } from 'vite';
 import { buildServer, SqliteStore } from '@tacit/server';
 import { LibsignalParty } from '../packages/protocol/test/support/libsignal.ts';
 import { WORKLOADS, type Workload, WorkloadRunner } from './browser/workloads.ts';
+import { machineLoad } from './machine.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -35,19 +36,6 @@ const CHROMIUM = process.env['TACIT_CHROMIUM'] ?? '/usr/bin/chromium';
 const TARGETS: Partial<Record<Workload, number>> = { pingpong: 0.5, setup: 0.25 };
 /** Longest main-thread task allowed during registration (issue 12). */
 const LONG_TASK_TARGET_MS = 50;
-
-function machineLoad(): string {
-  const read = (f: string) => {
-    try {
-      return readFileSync(f, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const load = read('/proc/loadavg').split(' ').slice(0, 3).join(' ');
-  const cpu = /some avg10=([\d.]+)/.exec(read('/proc/pressure/cpu'))?.[1];
-  return `load ${load}${cpu ? `, cpu pressure ${cpu}%` : ''}`;
-}
 
 const median = (xs: number[]) => {
   const v = [...xs].sort((a, b) => a - b);

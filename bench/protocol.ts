@@ -25,8 +25,8 @@ import { type CiphertextMessage, portableBackend } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
 import { LibsignalParty } from '../packages/protocol/test/support/libsignal.ts';
 import { type Party, TacitParty } from '../packages/protocol/test/support/tacit.ts';
+import { MESSAGE_BYTES, message } from './browser/workloads.ts';
 
-const MESSAGE_BYTES = 100;
 /** Messages timed per batch in the stream workloads: enough to make the timer's cost negligible. */
 const STREAM_BATCH = 64;
 /** Setups prepared (untimed) and then timed per batch. */
@@ -69,16 +69,6 @@ const budgetMs = Number(flags['budget-ms']);
 const warmupMs = Number(flags['warmup-ms']);
 
 // ---- messages and checks ----
-
-const filler = new Uint8Array(MESSAGE_BYTES);
-for (let i = 0; i < MESSAGE_BYTES; i++) filler[i] = (i * 131 + 7) & 0xff;
-
-/** A distinct 100-byte message: the sequence number in the first 4 bytes, fixed filler after. */
-function message(seq: number): Uint8Array {
-  const m = filler.slice();
-  new DataView(m.buffer).setUint32(0, seq);
-  return m;
-}
 
 function check(got: Uint8Array, sent: Uint8Array, where: string): void {
   if (!Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(sent)) {

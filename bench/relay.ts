@@ -16,6 +16,7 @@ import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
+import { machineLoad } from './machine.ts';
 
 const quick = process.argv.includes('--quick');
 const here = import.meta.dirname;
@@ -126,21 +127,6 @@ async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
   }
 }
 
-/** How busy the machine is (other processes), printed so a reader can judge the figures. */
-function machineLoad(): string {
-  const read = (f: string) => {
-    try {
-      return readFileSync(f, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const load = read('/proc/loadavg').split(' ').slice(0, 3).join(' ');
-  const cpu = /some avg10=([\d.]+)/.exec(read('/proc/pressure/cpu'))?.[1];
-  const io = /some avg10=([\d.]+)/.exec(read('/proc/pressure/io'))?.[1];
-  return `load ${load}${cpu ? `, cpu pressure ${cpu}%` : ''}${io ? `, io pressure ${io}%` : ''}`;
-}
-
 console.log(`relay bench: Node ${process.version}, ${availableParallelism()} cores, ${machineLoad()}`);
 const ROUNDS = quick ? 1 : Number(process.env['BENCH_ROUNDS'] ?? 3);
 const KINDS = ['bare', 'tacit'] as const;
@@ -179,6 +165,8 @@ for (const key of ['n100', 'n1000'] as const) {
   if (runs[key].bare.length + runs[key].tacit.length === 0) continue;
   console.log(`  ${key === 'n100' ? 'N = 100' : 'N = 1000'}`);
   for (const [f, label, note] of FIGURES) {
+    // Memory per connection is the difference of two RSS readings over N/2: meaningful at N = 1000 only.
+    if (f === 'idleKiB' && key === 'n100') continue;
     const t = runs[key].tacit.map((r) => r[f]);
     const b = runs[key].bare.map((r) => r[f]);
     // Same-round ratios, where both contenders ran in the round: a second view on the noise.
@@ -190,7 +178,7 @@ for (const key of ['n100', 'n1000'] as const) {
 }
 const lost = (k: Kind) => [...runs.n100[k], ...runs.n1000[k]].reduce((a, r) => a + r.lost, 0);
 console.log(`  lost (all rounds): tacit ${lost('tacit')}, bare ${lost('bare')}`);
-const pick = (f: keyof Result) => ({
+const pick = (f: (typeof FIGURES)[number][0]) => ({
   n100: { tacit: median(runs.n100.tacit.map((r) => r[f])), bare: median(runs.n100.bare.map((r) => r[f])) },
   n1000: { tacit: median(runs.n1000.tacit.map((r) => r[f])), bare: median(runs.n1000.bare.map((r) => r[f])) },
 });

@@ -8,7 +8,7 @@ import type { Party } from '../../packages/protocol/test/support/tacit.ts';
 export const WORKLOADS = ['oneway', 'pingpong', 'setup'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
-const MESSAGE_BYTES = 100;
+export const MESSAGE_BYTES = 100;
 /** Messages timed per batch in the stream workloads. */
 const STREAM_BATCH = 16;
 /** Setups prepared (untimed) and then timed per batch. */
@@ -17,7 +17,8 @@ const SETUP_BATCH = 2;
 const filler = new Uint8Array(MESSAGE_BYTES);
 for (let i = 0; i < MESSAGE_BYTES; i++) filler[i] = (i * 131 + 7) & 0xff;
 
-function message(seq: number): Uint8Array {
+/** A distinct 100-byte message: the sequence number in the first 4 bytes, fixed filler after. */
+export function message(seq: number): Uint8Array {
   const m = filler.slice();
   new DataView(m.buffer).setUint32(0, seq);
   return m;
