@@ -24,7 +24,7 @@ import {
 } from '@tacit/api';
 import { authenticateHeader } from './auth.js';
 import { b64, bytes } from './bytes.js';
-import { ServerError } from './errors.js';
+import { ServerError, errorBody } from './errors.js';
 import type { Context } from './context.js';
 import { hashSecret, newSalt, newToken, tokenHash, TICKET_BYTES } from './secrets.js';
 import type { Address, DeviceKeys, NewDevice, OneTimePreKey, SignedKey } from './store.js';
@@ -70,7 +70,10 @@ function paramDeviceId(req: FastifyRequest, name = 'deviceId'): number {
 }
 
 export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
-  app.get(ROUTES.health, async () => ({ ok: true }));
+  // A draining node says so, so a load balancer's health check stops sending it anything.
+  app.get(ROUTES.health, async (_req, reply) =>
+    ctx.relay.draining ? reply.code(503).send(errorBody('UNAVAILABLE', 'this node is shutting down')) : { ok: true },
+  );
 
   app.post(ROUTES.accounts, async (req, reply) => {
     const body = parse(validateRegisterRequest, req.body);

@@ -53,21 +53,28 @@ async function openStore(
   const redisUrl = env['TACIT_REDIS_URL'];
   if (redisUrl === undefined || redisUrl === '') fail('TACIT_DATABASE_URL needs TACIT_REDIS_URL');
   const schema = env['TACIT_DATABASE_SCHEMA'] ?? 'tacit';
+  // Redis keys and channels of this deployment: named after its schema (`tacit:` by default), so
+  // deployments on different schemas may share one Redis.
+  const prefix = `${schema}:`;
   const log = { onError: (line: string) => process.stderr.write(`tacit-server: ${line}\n`), onReady: (line: string) => process.stderr.write(`tacit-server: ${line}\n`) };
   const redis = await connectRedis(redisUrl, log);
   let store: PostgresStore;
   try {
-    store = await PostgresStore.open({ pg: { connectionString: dbUrl, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }, redis, ownsRedis: true, schema });
+    store = await PostgresStore.open({ pg: { connectionString: dbUrl, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }, redis, ownsRedis: true, schema, redisPrefix: prefix });
   } catch (e) {
     throw new StartupError(postgresFailure(e, dbUrl));
   }
   const m = store.migration;
   if (m.applied.length > 0) process.stdout.write(`database schema ${schema}: migrated from version ${m.from} to ${m.to}\n`);
   if (!withCluster) return { store, describe: `postgres (schema ${schema}) + redis` };
-  const cluster = new RedisCluster(await connectRedis(redisUrl, log), await connectRedis(redisUrl, log, { maxRetriesPerRequest: null }));
+  const cluster = new RedisCluster(await connectRedis(redisUrl, log), await connectRedis(redisUrl, log, { maxRetriesPerRequest: null }), prefix);
   // Rate and connection limits shared by every node.
   // Its own connection, failing fast while Redis is away (limits then fall back to this node).
-  const limiters = new RedisLimiters(await connectRedis(redisUrl, log, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }), { connectionLeaseMs: connectionLeaseMs(heartbeatIntervalMs), log: log.onError });
+  const limiters = new RedisLimiters(await connectRedis(redisUrl, log, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }), {
+    prefix,
+    connectionLeaseMs: connectionLeaseMs(heartbeatIntervalMs),
+    log: log.onError,
+  });
   return { store, cluster, limiters, describe: `postgres (schema ${schema}) + redis` };
 }
 

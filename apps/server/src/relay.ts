@@ -81,7 +81,21 @@ export class Relay {
     if (c) this.#hub.fail(c, code, message);
   }
 
-  /** Stops accepting, writes what is pending, closes every socket with UNAVAILABLE. */
+  /** True once the node is shutting down: new sockets are refused and /healthz says 503. */
+  get draining(): boolean {
+    return this.#closing;
+  }
+
+  /** Refuses new sockets from now on (the first step of a drain). */
+  drain(): void {
+    this.#closing = true;
+  }
+
+  /**
+   * Drains: refuses new sockets, stops reading, writes (and answers) everything already
+   * received, then closes every socket with RECONNECT_ELSEWHERE, so clients reconnect at once,
+   * through the load balancer, to another node.
+   */
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#heartbeat);
@@ -89,7 +103,7 @@ export class Relay {
     // close; only then close the sockets.
     for (const c of this.#hub.all) c.ws.pause();
     await this.#writer.written();
-    for (const c of [...this.#hub.all]) this.#hub.fail(c, 'UNAVAILABLE', 'server shutting down');
+    for (const c of [...this.#hub.all]) this.#hub.fail(c, 'RECONNECT_ELSEWHERE', 'this node is shutting down; reconnect');
     this.#wss.close();
   }
 }

@@ -141,6 +141,10 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     },
     async close() {
       clearInterval(sweep);
+      // Drain. Stop accepting connections first: behind a load balancer, a client that
+      // reconnects from here is refused and sent to another node, never back to this one.
+      relay.drain();
+      app.server.close(() => undefined);
       await relay.close();
       await options.cluster?.close();
       await app.close();

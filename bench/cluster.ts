@@ -1,0 +1,289 @@
+// Cluster benchmark: one tacit node, then two, behind HAProxy, on the same PostgreSQL and Redis,
+// driven by the same load generator as bench:relay (N devices, 1 KiB payloads to random peers,
+// every message durably stored in PostgreSQL before `sent`). Rate limits are raised so the
+// benchmark measures the write path, but they still run (shared through Redis, as in production).
+//
+//   npm run bench:cluster [-- --quick]
+//
+// Rounds alternate one node and two nodes, so both see the same spells of load from other
+// processes on this shared machine; medians and the spread (min–max) over the rounds are printed.
+// Per round: saturated throughput, p99 latency at a fixed rate, CPU per delivered message of the
+// nodes, PostgreSQL's backends, Redis and HAProxy, and the time PostgreSQL backends spent waiting
+// on locks (sampled from pg_stat_activity every 10 ms). Last line, JSON:
+// {"n1":{"saturated":N,"p99ms":N},"n2":{"saturated":N,"p99ms":N}}
+// Benchmarks assert nothing.
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { findHaproxy, startBalancer, type Balancer } from '../apps/server/test/balancer.ts';
+import { closedPort, startServer, stopServer, type ServerProcess } from '../apps/server/test/processes.ts';
+
+const quick = process.argv.includes('--quick');
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? (quick ? 1 : 3));
+const N = Number(process.env['BENCH_N'] ?? 200);
+const FIXED_RATE = Number(process.env['BENCH_FIXED_RATE'] ?? 1000);
+const SATURATE_MS = quick ? 3000 : 6000;
+const FIXED_MS = quick ? 3000 : 6000;
+const here = import.meta.dirname;
+const pgConfig = { host: '127.0.0.1', port: 5432, database: process.env['BENCH_PG_DATABASE'] ?? 'test', user: 'postgres' };
+const redisUrl = 'redis://127.0.0.1:6379';
+const HIGH = '1000000000';
+
+const haproxy = findHaproxy();
+if (haproxy === undefined) {
+  console.error('bench:cluster needs HAProxy (apt-get install haproxy)');
+  process.exit(2);
+}
+
+/** CPU seconds (user + system) of a process so far, from /proc; 0 if it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + cpuSeconds(p), 0);
+
+/** Pids of processes whose command name is `name` (e.g. redis-server). */
+function pidsNamed(name: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === name) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function machineLoad(): string {
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const load = read('/proc/loadavg').split(' ').slice(0, 3).join(' ');
+  const cpu = /some avg10=([\d.]+)/.exec(read('/proc/pressure/cpu'))?.[1];
+  return `load ${load}${cpu ? `, cpu pressure ${cpu}%` : ''}`;
+}
+
+function request<T>(c: ChildProcess, msg: object, pick: (m: Record<string, unknown>) => T | undefined): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const on = (m: Record<string, unknown>) => {
+      if (m['ev'] === 'error') {
+        c.off('message', on);
+        reject(new Error(String(m['message'])));
+        return;
+      }
+      const v = pick(m);
+      if (v !== undefined) {
+        c.off('message', on);
+        resolvePromise(v);
+      }
+    };
+    c.on('message', on);
+    c.send(msg);
+  });
+}
+
+/** Samples PostgreSQL's backends of one run (by application name) every 10 ms while running. */
+class LockSampler {
+  #client: pg.Client;
+  #app: string;
+  #running = false;
+  #done: Promise<void> = Promise.resolve();
+  lockMs = 0;
+  lwlockMs = 0;
+  activeMs = 0;
+  samples = 0;
+
+  constructor(app: string) {
+    this.#client = new pg.Client(pgConfig);
+    this.#app = app;
+  }
+
+  async start(): Promise<void> {
+    await this.#client.connect();
+    this.#running = true;
+    this.#done = (async () => {
+      let last = performance.now();
+      while (this.#running) {
+        const r = await this.#client.query(
+          `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock, count(*) FILTER (WHERE wait_event_type = 'LWLock') AS lw,
+                  count(*) FILTER (WHERE state = 'active') AS active FROM pg_stat_activity WHERE application_name = $1`,
+          [this.#app],
+        );
+        const row = r.rows[0] as { lock: string; lw: string; active: string };
+        const now = performance.now();
+        const dt = now - last;
+        last = now;
+        this.lockMs += Number(row.lock) * dt;
+        this.lwlockMs += Number(row.lw) * dt;
+        this.activeMs += Number(row.active) * dt;
+        this.samples++;
+        await new Promise((r2) => setTimeout(r2, 10));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#done;
+    await this.#client.end();
+  }
+
+  async backendPids(): Promise<number[]> {
+    const c = new pg.Client(pgConfig);
+    await c.connect();
+    try {
+      return (await c.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [this.#app])).rows.map((r: { pid: number }) => r.pid);
+    } finally {
+      await c.end();
+    }
+  }
+}
+
+interface Round {
+  saturated: number;
+  p50: number;
+  p99: number;
+  delivered: number;
+  lost: number;
+  duplicates: number;
+  errors: number;
+  /** CPU µs per delivered message. */
+  cpu: { nodes: number; postgres: number; redis: number; haproxy: number; load: number };
+  /** Per second of the run: ms PostgreSQL backends spent waiting on locks (summed over backends). */
+  lockMsPerS: number;
+  lwlockMsPerS: number;
+  wallS: number;
+}
+
+async function runOne(nodesWanted: 1 | 2): Promise<Round> {
+  const schema = `tacit_bench_${randomBytes(5).toString('hex')}`;
+  const ports = await Promise.all(Array.from({ length: nodesWanted }, () => closedPort()));
+  const env = (port: number) => ({
+    PORT: String(port),
+    TACIT_DATABASE_URL: `postgres://${pgConfig.user}@${pgConfig.host}:${pgConfig.port}/${pgConfig.database}`,
+    TACIT_REDIS_URL: redisUrl,
+    TACIT_DATABASE_SCHEMA: schema,
+    TACIT_LOG_LEVEL: 'error',
+    PGAPPNAME: schema,
+    TACIT_SEND_RATE_PER_SECOND: HIGH,
+    TACIT_SEND_BURST: HIGH,
+    TACIT_FRAME_RATE_PER_SECOND: HIGH,
+    TACIT_FRAME_BURST: HIGH,
+    TACIT_REGISTRATION_BURST: HIGH,
+    TACIT_REGISTRATION_PER_HOUR: HIGH,
+    TACIT_MAX_UNAUTHENTICATED_CONNECTIONS: '100000',
+  });
+  const nodes: ServerProcess[] = [];
+  let lb: Balancer | undefined;
+  let load: ChildProcess | undefined;
+  const sampler = new LockSampler(schema);
+  try {
+    // One at a time: the first migrates the empty schema.
+    for (const p of ports) nodes.push(await startServer(env(p)));
+    lb = await startBalancer(haproxy!, ports);
+    load = fork(resolve(here, 'relay', 'load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const setup = { kind: 'tacit', port: lb.port, n: N, saturateMs: SATURATE_MS, fixedRate: FIXED_RATE, fixedMs: FIXED_MS };
+    await request(load, { cmd: 'setup', setup }, (m) => (m['ev'] === 'registered' ? true : undefined));
+    await request(load, { cmd: 'connect-half' }, (m) => (m['ev'] === 'connected' ? true : undefined));
+    await request(load, { cmd: 'connect-rest' }, (m) => (m['ev'] === 'connected' ? true : undefined));
+    const backends = await sampler.backendPids();
+    const redis = pidsNamed('redis-server');
+    const hap = pidsNamed('haproxy');
+    const nodePids = nodes.map((n) => n.proc.pid!);
+    const before = { nodes: cpuOf(nodePids), postgres: cpuOf(backends), redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
+    await sampler.start();
+    const t0 = performance.now();
+    const r = await request(load, { cmd: 'run' }, (m) => (m['ev'] === 'done' ? (m['result'] as Record<string, number>) : undefined));
+    const wallS = (performance.now() - t0) / 1000;
+    await sampler.stop();
+    // Backends opened during the run count too (the pools grow under load).
+    const allBackends = [...new Set([...backends, ...(await sampler.backendPids())])];
+    const after = { nodes: cpuOf(nodePids), postgres: cpuOf(allBackends), redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
+    const delivered = Number(r['delivered']);
+    const per = (k: keyof typeof before) => Math.round(((after[k] - before[k]) / delivered) * 1e6);
+    return {
+      saturated: Number(r['saturated']),
+      p50: Number(r['p50']),
+      p99: Number(r['p99']),
+      delivered,
+      lost: Number(r['lost']),
+      duplicates: Number(r['duplicates']),
+      errors: Number(r['errors']),
+      cpu: { nodes: per('nodes'), postgres: per('postgres'), redis: per('redis'), haproxy: per('haproxy'), load: per('load') },
+      lockMsPerS: Math.round((sampler.lockMs / (wallS * 1000)) * 10) / 10,
+      lwlockMsPerS: Math.round((sampler.lwlockMs / (wallS * 1000)) * 10) / 10,
+      wallS: Math.round(wallS * 10) / 10,
+    };
+  } finally {
+    if (load !== undefined && load.exitCode === null) {
+      const exited = once(load, 'exit');
+      load.send({ cmd: 'stop' });
+      await exited;
+    }
+    await lb?.stop();
+    for (const n of nodes) await stopServer(n, 'SIGTERM');
+    const c = new pg.Client(pgConfig);
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await c.end();
+    const redisClient = new Redis(redisUrl);
+    const keys = await redisClient.keys(`${schema}:*`);
+    if (keys.length > 0) await redisClient.del(...keys);
+    redisClient.disconnect();
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const spread = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
+
+console.log(`cluster bench: Node ${process.version}, ${availableParallelism()} cores, N=${N} devices, fixed rate ${FIXED_RATE}/s, ${ROUNDS} round(s) each, ${machineLoad()}`);
+const results: Record<'n1' | 'n2', Round[]> = { n1: [], n2: [] };
+for (let round = 0; round < ROUNDS; round++) {
+  for (const k of [1, 2] as const) {
+    const r = await runOne(k);
+    results[k === 1 ? 'n1' : 'n2'].push(r);
+    console.log(
+      `n${k} round ${round + 1}: saturated ${r.saturated} msg/s | at ${FIXED_RATE}/s: p50 ${r.p50} ms p99 ${r.p99} ms | ` +
+        `cpu µs/msg: nodes ${r.cpu.nodes} postgres ${r.cpu.postgres} redis ${r.cpu.redis} haproxy ${r.cpu.haproxy} (load gen ${r.cpu.load}) | ` +
+        `lock wait ${r.lockMsPerS} ms/s, lwlock ${r.lwlockMsPerS} ms/s | delivered ${r.delivered} lost ${r.lost} dup ${r.duplicates} errors ${r.errors} | ${machineLoad()}`,
+    );
+  }
+}
+const summary = (rs: Round[]) => ({
+  saturated: median(rs.map((r) => r.saturated)),
+  p99ms: median(rs.map((r) => r.p99)),
+});
+for (const k of ['n1', 'n2'] as const) {
+  const rs = results[k];
+  console.log(
+    `${k} median of ${rs.length}: saturated ${median(rs.map((r) => r.saturated))} msg/s (${spread(rs.map((r) => r.saturated))}), ` +
+      `p99 ${median(rs.map((r) => r.p99))} ms (${spread(rs.map((r) => r.p99))}), cpu µs/msg nodes ${median(rs.map((r) => r.cpu.nodes))} ` +
+      `postgres ${median(rs.map((r) => r.cpu.postgres))} redis ${median(rs.map((r) => r.cpu.redis))} haproxy ${median(rs.map((r) => r.cpu.haproxy))}, ` +
+      `lock wait ${median(rs.map((r) => r.lockMsPerS))} ms/s (${spread(rs.map((r) => r.lockMsPerS))}), lost ${rs.reduce((s, r) => s + r.lost, 0)}, dup ${rs.reduce((s, r) => s + r.duplicates, 0)}`,
+  );
+}
+const out = { n1: summary(results.n1), n2: summary(results.n2) };
+const ratio = Math.round((out.n2.saturated / out.n1.saturated) * 100) / 100;
+const perRound = results.n1.map((r, i) => Math.round(((results.n2[i]?.saturated ?? NaN) / r.saturated) * 100) / 100);
+console.log(`ratio n2/n1 saturated: ${ratio} (median of medians; per round ${perRound.join(', ')})`);
+console.log(JSON.stringify(out));
