@@ -33,6 +33,9 @@ const here = import.meta.dirname;
 const pgConfig = { host: '127.0.0.1', port: 5432, database: process.env['BENCH_PG_DATABASE'] ?? 'test', user: 'postgres' };
 const redisUrl = 'redis://127.0.0.1:6379';
 const HIGH = '1000000000';
+/** BENCH_ONLY=n1|n2 runs one configuration; BENCH_CPU_PROF=<dir> profiles the nodes (see bench/profile-summary.ts). */
+const only = process.env['BENCH_ONLY'];
+const prof = process.env['BENCH_CPU_PROF'];
 
 const haproxy = findHaproxy();
 if (haproxy === undefined) {
@@ -98,16 +101,18 @@ function request<T>(c: ChildProcess, msg: object, pick: (m: Record<string, unkno
   });
 }
 
-/** Samples PostgreSQL's backends of one run (by application name) every 10 ms while running. */
-class LockSampler {
+/**
+ * Samples PostgreSQL's backends of one run (by application name) every 10 ms while running: how
+ * many wait on a lock, and their CPU time (per backend, from its first sighting to its last).
+ */
+class BackendSampler {
   #client: pg.Client;
   #app: string;
   #running = false;
   #done: Promise<void> = Promise.resolve();
+  readonly #cpu = new Map<number, { first: number; last: number }>();
   lockMs = 0;
   lwlockMs = 0;
-  activeMs = 0;
-  samples = 0;
 
   constructor(app: string) {
     this.#client = new pg.Client(pgConfig);
@@ -120,19 +125,18 @@ class LockSampler {
     this.#done = (async () => {
       let last = performance.now();
       while (this.#running) {
-        const r = await this.#client.query(
-          `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock, count(*) FILTER (WHERE wait_event_type = 'LWLock') AS lw,
-                  count(*) FILTER (WHERE state = 'active') AS active FROM pg_stat_activity WHERE application_name = $1`,
-          [this.#app],
-        );
-        const row = r.rows[0] as { lock: string; lw: string; active: string };
+        const r = await this.#client.query('SELECT pid, wait_event_type FROM pg_stat_activity WHERE application_name = $1', [this.#app]);
         const now = performance.now();
         const dt = now - last;
         last = now;
-        this.lockMs += Number(row.lock) * dt;
-        this.lwlockMs += Number(row.lw) * dt;
-        this.activeMs += Number(row.active) * dt;
-        this.samples++;
+        for (const row of r.rows as { pid: number; wait_event_type: string | null }[]) {
+          if (row.wait_event_type === 'Lock') this.lockMs += dt;
+          if (row.wait_event_type === 'LWLock') this.lwlockMs += dt;
+          const c = cpuSeconds(row.pid);
+          const seen = this.#cpu.get(row.pid);
+          if (seen === undefined) this.#cpu.set(row.pid, { first: c, last: c });
+          else if (c > 0) seen.last = c;
+        }
         await new Promise((r2) => setTimeout(r2, 10));
       }
     })();
@@ -144,14 +148,11 @@ class LockSampler {
     await this.#client.end();
   }
 
-  async backendPids(): Promise<number[]> {
-    const c = new pg.Client(pgConfig);
-    await c.connect();
-    try {
-      return (await c.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [this.#app])).rows.map((r: { pid: number }) => r.pid);
-    } finally {
-      await c.end();
-    }
+  /** CPU seconds of the run's backends while sampled. */
+  get cpu(): number {
+    let s = 0;
+    for (const c of this.#cpu.values()) s += c.last - c.first;
+    return s;
   }
 }
 
@@ -192,29 +193,26 @@ async function runOne(nodesWanted: 1 | 2): Promise<Round> {
   const nodes: ServerProcess[] = [];
   let lb: Balancer | undefined;
   let load: ChildProcess | undefined;
-  const sampler = new LockSampler(schema);
+  const sampler = new BackendSampler(schema);
   try {
     // One at a time: the first migrates the empty schema.
-    for (const p of ports) nodes.push(await startServer(env(p)));
+    for (const p of ports) nodes.push(await startServer(env(p), prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []));
     lb = await startBalancer(haproxy!, ports);
     load = fork(resolve(here, 'relay', 'load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const setup = { kind: 'tacit', port: lb.port, n: N, saturateMs: SATURATE_MS, fixedRate: FIXED_RATE, fixedMs: FIXED_MS };
     await request(load, { cmd: 'setup', setup }, (m) => (m['ev'] === 'registered' ? true : undefined));
     await request(load, { cmd: 'connect-half' }, (m) => (m['ev'] === 'connected' ? true : undefined));
     await request(load, { cmd: 'connect-rest' }, (m) => (m['ev'] === 'connected' ? true : undefined));
-    const backends = await sampler.backendPids();
     const redis = pidsNamed('redis-server');
     const hap = pidsNamed('haproxy');
     const nodePids = nodes.map((n) => n.proc.pid!);
-    const before = { nodes: cpuOf(nodePids), postgres: cpuOf(backends), redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
+    const before = { nodes: cpuOf(nodePids), postgres: 0, redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
     await sampler.start();
     const t0 = performance.now();
     const r = await request(load, { cmd: 'run' }, (m) => (m['ev'] === 'done' ? (m['result'] as Record<string, number>) : undefined));
     const wallS = (performance.now() - t0) / 1000;
     await sampler.stop();
-    // Backends opened during the run count too (the pools grow under load).
-    const allBackends = [...new Set([...backends, ...(await sampler.backendPids())])];
-    const after = { nodes: cpuOf(nodePids), postgres: cpuOf(allBackends), redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
+    const after = { nodes: cpuOf(nodePids), postgres: sampler.cpu, redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
     const delivered = Number(r['delivered']);
     const per = (k: keyof typeof before) => Math.round(((after[k] - before[k]) / delivered) * 1e6);
     return {
@@ -260,6 +258,7 @@ console.log(`cluster bench: Node ${process.version}, ${availableParallelism()} c
 const results: Record<'n1' | 'n2', Round[]> = { n1: [], n2: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const k of [1, 2] as const) {
+    if (only !== undefined && only !== `n${k}`) continue;
     const r = await runOne(k);
     results[k === 1 ? 'n1' : 'n2'].push(r);
     console.log(

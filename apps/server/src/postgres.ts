@@ -351,9 +351,12 @@ export class PostgresStore implements Store {
         ]);
       }
       if (messages.length === 0) return [];
+      // Under the row locks: exact queue lengths, and the newest id in each queue (`after`).
       const lengths = new Map<string, number>();
-      for (const r of (await c.query('SELECT recipient, count(*) AS n FROM messages WHERE recipient = ANY($1::text[]) GROUP BY recipient', [keys])).rows as Row[]) {
+      const last = new Map<string, number>();
+      for (const r of (await c.query('SELECT recipient, count(*) AS n, max(id) AS last FROM messages WHERE recipient = ANY($1::text[]) GROUP BY recipient', [keys])).rows as Row[]) {
         lengths.set(String(r['recipient']), num(r['n']));
+        last.set(String(r['recipient']), num(r['last']));
       }
       const results: EnqueueResult[] = [];
       const accepted: { i: number; m: NewMessage; key: string }[] = [];
@@ -396,7 +399,10 @@ export class PostgresStore implements Store {
             accepted.map((a) => a.m.expiresAt),
           ],
         );
-        accepted.forEach((a, k) => (results[a.i] = { ok: true, id: ids[k]! }));
+        accepted.forEach((a, k) => {
+          results[a.i] = { ok: true, id: ids[k]!, after: last.get(a.key) ?? 0 };
+          last.set(a.key, ids[k]!);
+        });
       }
       return results;
     });

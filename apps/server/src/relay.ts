@@ -15,6 +15,7 @@ import { WebSocketServer } from 'ws';
 import { ROUTES, type ErrorCode } from '@tacit/api';
 import type { Context } from './context.js';
 import { addressKey, type Address } from './store.js';
+import type { RemoteMessage } from './cluster.js';
 import { Connections } from './relay/connections.js';
 import { Delivery } from './relay/delivery.js';
 import { Hub } from './relay/hub.js';
@@ -64,9 +65,10 @@ export class Relay {
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#connections.accept(ws, ticket));
   }
 
-  /** Another node stored messages for these devices: page the queues of those connected here. */
-  onDeliver(keys: string[]): void {
+  /** Another node stored messages for these devices: hand them over, or page their queues. */
+  onDeliver(keys: string[], messages: RemoteMessage[] = []): void {
     this.#delivery.wake(keys);
+    this.#delivery.deliverRemote(messages);
   }
 
   /** Another node took this device's socket. */

@@ -83,7 +83,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
   } as Omit<Context, 'relay'> as Context;
   const relay = new Relay(ctx);
   ctx.relay = relay;
-  await options.cluster?.start({ onDeliver: (keys) => relay.onDeliver(keys), onConnected: (key) => relay.onConnected(key) });
+  await options.cluster?.start({ onDeliver: (keys, messages) => relay.onDeliver(keys, messages), onConnected: (key) => relay.onConnected(key) });
 
   app.setErrorHandler((err, _req, reply) => {
     if (isServerError(err)) return reply.code(err.status).send(errorBody(err.code, err.message));

@@ -81,7 +81,19 @@ export interface StoredMessage extends NewMessage {
   id: number;
 }
 
-export type EnqueueResult = { ok: true; id: number } | { ok: false; code: 'NOT_FOUND' | 'STALE_DEVICE' | 'MAILBOX_FULL' };
+export type EnqueueResult =
+  | {
+      ok: true;
+      id: number;
+      /**
+       * Stores shared by several nodes: the id of the message before this one in its recipient's
+       * queue when it was committed (0 if none). A node that has handed the recipient's connection
+       * everything up to `after` may push this message at once; otherwise an older message it has
+       * not seen (committed by another node) may exist, and it pages the queue instead.
+       */
+      after?: number;
+    }
+  | { ok: false; code: 'NOT_FOUND' | 'STALE_DEVICE' | 'MAILBOX_FULL' };
 
 export type CreateAccountResult = 'ok' | 'USERNAME_TAKEN' | 'INVITE_INVALID';
 

@@ -26,16 +26,16 @@ export async function runMain(args: string[], env: Record<string, string>): Prom
   return { code, stdout, stderr };
 }
 
-function spawnMain(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+function spawnMain(args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+  return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', MAIN, ...args], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', TACIT_REGISTRATION: 'open', TACIT_LOG_LEVEL: 'silent', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
 
-/** Starts a server process and resolves once it listens (rejects if it exits first). */
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
-  const proc = spawnMain([], env);
+/** Starts a server process and resolves once it listens (rejects if it exits first). `nodeArgs` go to node (e.g. --cpu-prof). */
+export async function startServer(env: Record<string, string>, nodeArgs: string[] = []): Promise<ServerProcess> {
+  const proc = spawnMain([], env, nodeArgs);
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -4,8 +4,11 @@
  *
  * Order: a connection is given messages in id order, either straight after the commit (when it
  * has nothing older waiting) or by paging its queue from the store. `cursor` is the highest id
- * handed to the connection; `backlog` says the store may hold more than that.
+ * handed to the connection; `backlog` says the store may hold more than that. With several nodes
+ * a message may be committed by another node, so "nothing older waiting" is checked against the
+ * store's answer: the id before the message in its queue (`after`) must be at most `cursor`.
  */
+import type { RemoteMessage } from '../cluster.js';
 import type { Context } from '../context.js';
 import { addressKey, type EnqueueResult, type NewMessage, type StoredMessage } from '../store.js';
 import type { Connection } from './connection.js';
@@ -61,6 +64,7 @@ export class Delivery {
       if (to !== undefined) cork(to);
     }
     const elsewhere = new Set<string>();
+    const remote: RemoteMessage[] = [];
     for (let i = 0; i < sends.length; i++) {
       const s = sends[i]!;
       const r = results[i]!;
@@ -78,11 +82,25 @@ export class Delivery {
       if (s.earlyId === r.id) continue;
       const toKey = addressKey(s.message.to);
       const to = this.#hub.get(toKey);
-      if (to !== undefined) this.#deliverLive(to, r.id, s.message, s.bodyB64);
-      else elsewhere.add(toKey);
+      const m = s.message;
+      if (to !== undefined) this.#deliverLive(to, r.id, r.after, m, s.bodyB64);
+      else if (r.after === undefined) elsewhere.add(toKey);
+      else remote.push({ key: toKey, id: r.id, after: r.after, kind: m.kind, from: m.from, timestamp: m.timestamp, bodyB64: s.bodyB64 });
     }
     for (const c of corked) c.uncork();
-    if (elsewhere.size > 0) this.#ctx.cluster?.publishDeliver([...elsewhere]);
+    if (elsewhere.size > 0 || remote.length > 0) this.#ctx.cluster?.publishDeliver([...elsewhere], remote);
+  }
+
+  /** Another node stored these messages: hand them to their devices' connections here, if any. */
+  deliverRemote(messages: RemoteMessage[]): void {
+    const corked = new Set<Connection>();
+    for (const r of messages) {
+      const conn = this.#hub.get(r.key);
+      if (conn === undefined) continue;
+      if (!corked.has(conn) && conn.cork()) corked.add(conn);
+      this.#deliverLive(conn, r.id, r.after, r, r.bodyB64);
+    }
+    for (const c of corked) c.uncork();
   }
 
   /** A batch failed: tell each sender to retry. */
@@ -117,8 +135,15 @@ export class Delivery {
     }
   }
 
-  #deliverLive(conn: Connection, id: number, m: NewMessage, bodyB64: string): void {
-    if (!conn.backlog && !conn.fetching && conn.inflight.size < this.#ctx.limits.maxUnackedPerConnection) {
+  /**
+   * Pushes a just-stored message, unless something older may be waiting (then pages the queue).
+   * `after` is the id before it in its queue, when the store says (several nodes).
+   */
+  #deliverLive(conn: Connection, id: number, after: number | undefined, m: Pick<NewMessage, 'kind' | 'from' | 'timestamp'>, bodyB64: string): void {
+    // A page from the store already handed it over (it raced this commit's answer).
+    if (id <= conn.cursor) return;
+    const nothingOlder = after === undefined || after <= conn.cursor;
+    if (nothingOlder && !conn.backlog && !conn.fetching && conn.inflight.size < this.#ctx.limits.maxUnackedPerConnection) {
       this.#push(conn, { id, kind: m.kind, from: m.from, timestamp: m.timestamp }, bodyB64);
     } else {
       conn.backlog = true;
