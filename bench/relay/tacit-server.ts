@@ -10,8 +10,15 @@ import { buildServer, SqliteStore } from '@tacit/server';
 const given = process.env['BENCH_DIR'];
 const dir = given ?? mkdtempSync(join(tmpdir(), 'tacit-bench-'));
 const HIGH = 1_000_000_000;
+const store = new SqliteStore({ path: join(dir, 'tacit.db'), worker: process.env['BENCH_WORKER'] !== '0', ...(process.env['BENCH_SYNC'] === 'NORMAL' ? { synchronous: 'NORMAL' as const } : {}) });
+// BENCH_STORE=none: message batches are answered with fresh ids and never written (not durable;
+// only to measure what the relay costs on top of the bare relay before any storage).
+if (process.env['BENCH_STORE'] === 'none') {
+  let id = 1e9;
+  store.writeBatch = async (messages) => messages.map(() => ({ ok: true as const, id: id++ }));
+}
 const server = await buildServer({
-  store: new SqliteStore({ path: join(dir, 'tacit.db'), worker: process.env['BENCH_WORKER'] !== '0', ...(process.env['BENCH_SYNC'] === 'NORMAL' ? { synchronous: 'NORMAL' as const } : {}) }),
+  store,
   registration: 'open',
   logger: { level: 'error' },
   limits: {
