@@ -16,6 +16,14 @@ import { Client, makeDevice, registration, WAIT_MS } from './helpers.js';
 
 const MAIN = resolve(import.meta.dirname, '../src/main.ts');
 
+/** The test sends as fast as the server answers: no rate limit may interfere, however fast or slow the machine. */
+const NO_RATE_LIMITS = {
+  TACIT_SEND_RATE_PER_SECOND: '1000000',
+  TACIT_SEND_BURST: '1000000',
+  TACIT_FRAME_RATE_PER_SECOND: '1000000',
+  TACIT_FRAME_BURST: '1000000',
+};
+
 let dir: string;
 let server: ChildProcess;
 let port: number;
@@ -36,7 +44,7 @@ async function command(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promis
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tacit-backup-'));
-  server = spawn(process.execPath, ['--import', 'tsx', MAIN], { env: { ...env(), PORT: '0', HOST: '127.0.0.1', TACIT_SEND_RATE_PER_SECOND: '100000', TACIT_SEND_BURST: '100000' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  server = spawn(process.execPath, ['--import', 'tsx', MAIN], { env: { ...env(), PORT: '0', HOST: '127.0.0.1', ...NO_RATE_LIMITS }, stdio: ['ignore', 'pipe', 'inherit'] });
   port = await new Promise<number>((resolveStart, reject) => {
     let out = '';
     const t = setTimeout(() => reject(new Error('server did not start')), WAIT_MS * 6);
@@ -76,18 +84,26 @@ test('backup while the server stores messages: consistent, complete up to its st
   let sent = 0;
   let acknowledged = 0;
   let stop = false;
-  // A steady stream of sends, each waiting for its `sent`, until the backup is done.
+  let senderFailure: unknown;
+  // A steady stream of sends, each waiting for its `sent`, until the backup is done. A failure is
+  // kept and asserted below (never an unhandled rejection).
   const sender = (async () => {
-    while (!stop) {
-      const id = `m${++sent}`;
-      socket.send({ type: 'send', id, to: { username: 'bob', deviceId: 1 }, message: { type: 'whisper', body: Buffer.from(`message ${sent}`).toString('base64') } });
-      const f = await socket.next((x) => (x.type === 'sent' || x.type === 'error') && 'id' in x && x.id === id);
-      assert.equal(f.type, 'sent');
-      acknowledged++;
+    try {
+      while (!stop) {
+        const id = `m${++sent}`;
+        socket.send({ type: 'send', id, to: { username: 'bob', deviceId: 1 }, message: { type: 'whisper', body: Buffer.from(`message ${sent}`).toString('base64') } });
+        const f = await socket.next((x) => (x.type === 'sent' || x.type === 'error') && 'id' in x && x.id === id);
+        if (f.type !== 'sent') throw new Error(`send ${id} refused: ${JSON.stringify(f)}`);
+        acknowledged++;
+      }
+    } catch (e) {
+      senderFailure = e;
     }
   })();
   try {
-    while (acknowledged < 50) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < WAIT_MS / 10 && acknowledged < 50 && senderFailure === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(senderFailure, undefined);
+    assert.ok(acknowledged >= 50, 'the sender is running');
     const before = acknowledged;
     const r = await command(['backup', 'backups/tacit.db']);
     // The directory must exist: the command does not create it.
@@ -99,6 +115,7 @@ test('backup while the server stores messages: consistent, complete up to its st
     assert.match(made.stdout, /^backup: .*tacit-backup\.db: \d+ bytes, 2 account\(s\), 2 device\(s\), \d+ queued message\(s\); integrity ok\n$/);
     stop = true;
     await sender;
+    assert.equal(senderFailure, undefined);
 
     const file = join(dir, 'tacit-backup.db');
     assert.equal((statSync(file).mode & 0o777).toString(8), '600');
