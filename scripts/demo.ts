@@ -81,9 +81,11 @@ async function say(from: Name, to: Name, text: string): Promise<void> {
   const received = await withClient(to, async (h) => {
     await h.client.connect();
     await h.client.waitDrained();
-    const msgs = h.client.unread();
-    await h.client.markRead(msgs.map((m) => m.serverId));
-    return msgs.map((m) => `< ${m.from}: ${m.text}`);
+    const lines: string[] = [];
+    await h.client.takeForDisplay((msgs) => {
+      for (const m of msgs) lines.push(`< ${m.from}: ${m.text}`);
+    });
+    return lines;
   });
   const left = from === 'alice' ? [sent] : received;
   const right = from === 'alice' ? received : [sent];

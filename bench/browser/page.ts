@@ -1,7 +1,7 @@
 // bench:browser's page: the web client's crypto backend (apps/web/src/crypto.ts) running the
 // protocol workloads, and a real registration through the client SDK against the server that
 // serves this page. Driven by bench/browser.ts through `window.tacitBench`.
-import { MemoryVault, TacitClient, type SocketFactory } from '@tacit/client';
+import { MemoryRecordStore, TacitClient, type SocketFactory } from '@tacit/client';
 import type { CryptoBackend } from '@tacit/protocol';
 import { TacitParty } from '../../packages/protocol/test/support/tacit.ts';
 import { webBackend } from '../../apps/web/src/crypto.ts';
@@ -31,7 +31,7 @@ const bench = {
     });
     observer.observe({ type: 'longtask', buffered: false });
     const t0 = performance.now();
-    const client = await TacitClient.register({ vault: new MemoryVault(), backend, connect: noSocket }, { server: location.origin, username });
+    const client = await TacitClient.register({ store: new MemoryRecordStore(), backend, connect: noSocket }, { server: location.origin, username });
     const ms = performance.now() - t0;
     // Long-task entries are delivered after the task; give the observer a turn.
     await new Promise((r) => setTimeout(r, 100));

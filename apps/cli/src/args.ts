@@ -16,16 +16,19 @@ export interface ParsedArgs {
   server: string | undefined;
   invite: string | undefined;
   wait: number | undefined;
+  limit: number | undefined;
 }
 
 /** Longest --wait, seconds (one day). */
 export const MAX_WAIT_SECONDS = 86_400;
+/** Largest --limit (messages one `history` prints). */
+export const MAX_LIMIT = 1_000;
 
-const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait']);
+const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit']);
 const BOOL_FLAGS = new Set(['--json', '--help', '-h']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, server: undefined, invite: undefined, wait: undefined };
+  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, server: undefined, invite: undefined, wait: undefined, limit: undefined };
   let rest = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -67,6 +70,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
           throw new UsageError(`--wait takes a number of seconds between 0 and ${MAX_WAIT_SECONDS}`);
         }
         out.wait = n;
+        break;
+      }
+      case '--limit': {
+        const n = Number(value);
+        if (!/^\d+$/.test(value) || n < 1 || n > MAX_LIMIT) throw new UsageError(`--limit takes a number of messages between 1 and ${MAX_LIMIT}`);
+        out.limit = n;
         break;
       }
     }

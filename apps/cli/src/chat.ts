@@ -1,11 +1,14 @@
 /**
  * `tacit chat <user>`: interactive. Incoming messages appear live above the input line; each
- * line typed is sent. Stays connected through server restarts (the SDK reconnects and resends).
+ * line typed is sent. Stays connected through server restarts (the SDK reconnects and resends);
+ * while the server cannot be reached, what is typed is queued (and shown as waiting) and sent in
+ * order when it is back. Each incoming message is printed once, even across a crash: printing and
+ * marking it read are one step (TacitClient.takeForDisplay).
  * With --json (or stdin not a terminal) it is line-oriented for scripts: one event per line out,
  * one message per line in; end of input waits for unsent messages, then exits.
  */
 import { clearLine, createInterface, cursorTo } from 'node:readline';
-import { describeError, isClientError, parseUsername } from '@tacit/client';
+import { describeError, directConversation, isClientError, parseUsername } from '@tacit/client';
 import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -17,7 +20,7 @@ export const CHAT_FLUSH_TIMEOUT_MS = 60_000;
 
 export async function cmdChat(ctx: Ctx): Promise<number> {
   const p = ctx.args.positionals;
-  if (p.length !== 1) throw new UsageError('usage: tacit chat <username>');
+  if (p.length !== 1) throw new UsageError('usage: tacit chat <username> [--wait <seconds>]');
   const partner = parseUsername(p[0]!);
   const h = await ctx.open();
   const c = h.client;
@@ -40,15 +43,29 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
     : ctx.out;
   const chatCtx: Ctx = { ...ctx, out };
   let fatal: number | undefined;
+  let connected = false;
+  const conversation = directConversation(partner);
+  /** Messages announced as waiting, so their later `sent` is announced too. */
+  const waiting = new Set<string>();
   try {
     attachNotices(chatCtx, c);
-    c.on('message', (m) => {
-      printMessage(out, m);
-      void c.markRead([m.serverId]).catch(() => undefined);
-    });
     c.on('connection', (e) => {
-      if (e.state === 'disconnected') out.notice('connection', { state: 'disconnected', retryInMs: e.retryInMs }, `(connection lost; retrying in ${Math.ceil((e.retryInMs ?? 0) / 1000)}s)`);
-      else if (e.state === 'ready') out.notice('connection', { state: 'ready' }, '(connected)');
+      if (e.state === 'disconnected') {
+        connected = false;
+        out.notice('connection', { state: 'disconnected', retryInMs: e.retryInMs }, `(connection lost; retrying in ${Math.ceil((e.retryInMs ?? 0) / 1000)}s)`);
+      } else if (e.state === 'ready') {
+        connected = true;
+        out.notice('connection', { state: 'ready' }, '(connected)');
+      }
+    });
+    c.on('outgoing', (m) => {
+      if (m.conversation !== conversation) return;
+      if (m.state === 'queued' && !connected) {
+        waiting.add(m.id);
+        out.notice('queued', { to: partner, id: m.id }, `(waiting: the server is unreachable; "${m.text.slice(0, 30)}" is sent when it is back)`);
+      } else if (m.state === 'sent' && waiting.delete(m.id)) {
+        out.notice('delivered', { to: partner, id: m.id }, `(sent: "${m.text.slice(0, 30)}")`);
+      }
     });
     c.on('fatal', (e) => {
       out.error({ code: e.serverCode ?? e.code, message: e.message, exit: EXIT.SERVER });
@@ -56,10 +73,12 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       rl.close();
     });
     if (interactive) ctx.stdout.write(`chatting with ${partner}; type a message and press Enter, /quit to leave\n`);
-    await c.connect(CONNECT_TIMEOUT_MS);
-    const backlog = c.unread();
-    for (const m of backlog) printMessage(out, m);
-    if (backlog.length > 0) await c.markRead(backlog.map((m) => m.serverId));
+    // An unreachable server does not stop the chat: what is typed is queued meanwhile.
+    await c.connect(ctx.args.wait !== undefined ? ctx.args.wait * 1000 : CONNECT_TIMEOUT_MS).catch((e: unknown) => {
+      if (!(isClientError(e) && (e.code === 'TIMEOUT' || e.code === 'NETWORK'))) throw e;
+      out.notice('connection', { state: 'unreachable' }, '(the server is unreachable; messages are queued and sent when it is back)');
+    });
+    c.watchForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m))));
     if (interactive) {
       rl.setPrompt('> ');
       started = true;

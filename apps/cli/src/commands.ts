@@ -1,12 +1,16 @@
-/** The one-shot commands: register, send, recv, safety-number, trust, contacts, whoami. */
+/** The one-shot commands: register, send, recv, history, safety-number, trust, contacts, whoami. */
 import { createInterface } from 'node:readline';
 import { toBase64 } from '@tacit/api';
-import { parseUsername, type StoredMessage, type TacitClient } from '@tacit/client';
+import { parseUsername, type HistoryMessage, type SendResult, type TacitClient } from '@tacit/client';
 import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, DRAIN_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT } from './exit-codes.js';
 import { formatSafetyNumber, formatTime, sanitize, type Output } from './output.js';
 
+/** How long a connected command waits for messages queued earlier to reach the server, ms. */
+export const FLUSH_TIMEOUT_MS = 30_000;
+/** Messages `history` prints without --limit: the newest 50. */
+export const DEFAULT_HISTORY_LIMIT = 50;
 /** Messages read from stdin by `send <user> -` at most (one per line). */
 export const MAX_STDIN_MESSAGES = 10_000;
 
@@ -30,12 +34,31 @@ export async function cmdRegister(ctx: Ctx): Promise<number> {
   return EXIT.OK;
 }
 
-export function printMessage(out: Output, m: StoredMessage): void {
+export function printMessage(out: Output, m: HistoryMessage): void {
   out.event(
     'message',
     { from: m.from, fromDevice: m.fromDevice, id: m.id, text: m.text, sentAt: m.sentAt, serverTimestamp: m.serverTimestamp, serverId: m.serverId },
     `[${formatTime(m.sentAt)}] ${m.from}: ${sanitize(m.text)}`,
   );
+}
+
+/**
+ * Prints what arrived and was not shown yet, and marks it read in the same commit: a message
+ * printed before a crash is not printed again (stdout writes are synchronous on Linux, and the
+ * commit follows at once); one whose printing did not complete is printed next time.
+ */
+export function displayNew(out: Output, client: TacitClient): Promise<number> {
+  return client.takeForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m))));
+}
+
+/**
+ * Messages queued by an earlier run (the server was unreachable then) go out with any command
+ * that connects: wait for them a bounded time, and say how many are still waiting.
+ */
+async function flushQueued(ctx: Ctx, client: TacitClient): Promise<void> {
+  if (client.outboxSize === 0) return;
+  const left = await client.flush(FLUSH_TIMEOUT_MS);
+  if (left > 0) ctx.out.notice('unsent', { count: left }, `tacit: ${left} message(s) not yet confirmed by the server; they are sent next time tacit connects`);
 }
 
 /** Warnings every connected command shows: identity changes and messages that could not be read. */
@@ -50,8 +73,18 @@ export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending():
   client.on('undecryptable', ({ from, fromDevice, reason }) =>
     ctx.out.notice('undecryptable', { from, fromDevice, reason }, `tacit: warning: dropped a message from ${from} (device ${fromDevice}) that could not be decrypted (${reason})`),
   );
+  client.on('state-corrupt', ({ from, message }) =>
+    ctx.out.notice('state-corrupt', { from, message }, `tacit: error: a message from ${from} cannot be read: ${message}; it stays on the server`),
+  );
+  client.on('history-trimmed', ({ conversation, dropped, droppedUnread }) =>
+    ctx.out.notice(
+      'history-trimmed',
+      { conversation, dropped, droppedUnread },
+      `tacit: note: ${dropped} old message(s) of ${conversation.slice(2)}${droppedUnread > 0 ? ` (${droppedUnread} unread)` : ''} were removed to keep the local history within its limits`,
+    ),
+  );
   // Until the user trusts, every receive reminds them (once per run).
-  return { remindPending: () => client.changedIdentities().forEach(tell) };
+  return { remindPending: async () => (await client.changedIdentities()).forEach(tell) };
 }
 
 async function readStdinLines(ctx: Ctx): Promise<string[]> {
@@ -67,27 +100,58 @@ async function readStdinLines(ctx: Ctx): Promise<string[]> {
 
 export async function cmdSend(ctx: Ctx): Promise<number> {
   const p = ctx.args.positionals;
-  if (p.length !== 2) throw new UsageError('usage: tacit send <username> <text>   (or - to send each line of stdin)');
+  if (p.length !== 2) throw new UsageError('usage: tacit send <username> <text> [--wait <seconds>]   (or - to send each line of stdin)');
   const to = parseUsername(p[0]!);
   const texts = p[1] === '-' ? await readStdinLines(ctx) : [p[1]!];
   if (texts.some((t) => t.length === 0) || texts.length === 0) throw new UsageError('nothing to send');
+  const waitMs = ctx.args.wait !== undefined ? ctx.args.wait * 1000 : CONNECT_TIMEOUT_MS;
   const h = await ctx.open();
   try {
     const c = h.client;
     attachNotices(ctx, c);
-    await c.connect(CONNECT_TIMEOUT_MS);
-    // All sends are queued at once (in order) and confirmed together: a burst is one round of frames.
-    const pending = texts.map((t) => c.send(to, t));
-    const results = await Promise.allSettled(pending);
+    // Each message is stored as queued before anything goes on the wire, in order; all are
+    // confirmed together (a burst is one round of frames).
+    const results: (SendResult | { error: unknown } | undefined)[] = texts.map(() => undefined);
+    const all = Promise.all(
+      texts.map((t, i) =>
+        c.send(to, t).then(
+          (r) => void (results[i] = r),
+          (error: unknown) => void (results[i] = { error }),
+        ),
+      ),
+    );
+    // Wait while the server is reachable; give up on reaching it after `waitMs` without a connection.
+    const offline = new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(resolve, waitMs);
+      c.on('connection', (e) => {
+        if (e.state === 'ready') {
+          clearTimeout(timer);
+          timer = undefined;
+        } else if (e.state === 'disconnected' && timer === undefined) timer = setTimeout(resolve, waitMs);
+      });
+      void all.then(() => clearTimeout(timer));
+    });
+    await Promise.race([all, offline]);
     let failure: unknown;
-    for (const r of results) {
-      if (r.status === 'fulfilled') {
-        const v = r.value;
-        ctx.out.event('sent', { to: v.to, id: v.id, sentAt: v.sentAt, devices: v.serverIds.length }, texts.length === 1 ? `sent to ${v.to}` : undefined);
-      } else failure ??= r.reason;
-    }
+    let queued = 0;
+    results.forEach((r, i) => {
+      if (r === undefined) {
+        queued++;
+        ctx.out.event('queued', { to, index: i }, undefined);
+      } else if ('error' in r) failure ??= r.error;
+      else ctx.out.event('sent', { to: r.to, id: r.id, sentAt: r.sentAt, devices: r.serverIds.length }, texts.length === 1 ? `sent to ${r.to}` : undefined);
+    });
     if (failure !== undefined) throw failure;
+    if (queued > 0) {
+      ctx.out.error({
+        code: 'QUEUED',
+        message: `the server could not be reached; ${queued} message(s) to ${to} are stored and will be sent the next time tacit connects (tacit send, recv or chat) — do not send them again`,
+        exit: EXIT.QUEUED,
+      });
+      return EXIT.QUEUED;
+    }
     if (texts.length > 1 && !ctx.out.json) ctx.out.event('sent', {}, `sent ${texts.length} messages to ${to}`);
+    await flushQueued(ctx, c);
   } finally {
     await h.close();
   }
@@ -101,15 +165,9 @@ export async function cmdRecv(ctx: Ctx): Promise<number> {
   try {
     const c = h.client;
     const notices = attachNotices(ctx, c);
-    const printUnread = async (): Promise<number> => {
-      const list = c.unread();
-      for (const m of list) printMessage(ctx.out, m);
-      if (list.length > 0) await c.markRead(list.map((m) => m.serverId));
-      return list.length;
-    };
     await c.connect(CONNECT_TIMEOUT_MS);
     await c.waitDrained(DRAIN_TIMEOUT_MS);
-    let printed = await printUnread();
+    let printed = await displayNew(ctx.out, c);
     if (printed === 0 && wait > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, wait * 1000);
@@ -120,10 +178,49 @@ export async function cmdRecv(ctx: Ctx): Promise<number> {
           resolve();
         }
       });
-      printed += await printUnread();
+      printed += await displayNew(ctx.out, c);
     }
-    notices.remindPending();
+    await notices.remindPending();
     if (printed === 0 && !ctx.out.json) ctx.stderr.write('no new messages\n');
+    await flushQueued(ctx, c);
+  } finally {
+    await h.close();
+  }
+  return EXIT.OK;
+}
+
+/** `tacit history <user> [--limit N]`: the conversation as this device holds it, both directions. */
+export async function cmdHistory(ctx: Ctx): Promise<number> {
+  const [name] = need(ctx, 1, 'history <username> [--limit <n>]');
+  const contact = parseUsername(name!);
+  const h = await ctx.open();
+  try {
+    const c = h.client;
+    const limit = ctx.args.limit ?? DEFAULT_HISTORY_LIMIT;
+    const list = await c.history(contact, { limit });
+    const info = (await c.conversations()).find((x) => x.contact === contact);
+    // Shown where the history starts: when this page reaches its oldest message.
+    if (info !== undefined && info.dropped > 0 && list.length < limit) {
+      ctx.out.notice('history-trimmed', { conversation: info.id, dropped: info.dropped, droppedUnread: info.droppedUnread }, `(${info.dropped} older message(s) were removed to keep the local history within its limits)`);
+    }
+    if (list.length === 0 && !ctx.out.json) ctx.stderr.write(`no messages with ${contact}\n`);
+    for (const m of list) {
+      const state = m.direction === 'out' ? (m.state === 'sent' ? '' : m.state === 'queued' ? '  (queued: not yet stored by the server)' : `  (failed: ${m.error?.message ?? 'not sent'})`) : '';
+      ctx.out.event(
+        'history',
+        {
+          conversation: m.conversation,
+          seq: m.seq,
+          direction: m.direction,
+          from: m.from,
+          id: m.id,
+          text: m.text,
+          sentAt: m.sentAt,
+          ...(m.direction === 'in' ? { serverId: m.serverId, read: m.read } : { state: m.state, ...(m.error ? { error: m.error } : {}) }),
+        },
+        `[${formatTime(m.sentAt)}] ${m.direction === 'out' ? 'you' : m.from}: ${sanitize(m.text)}${state}`,
+      );
+    }
   } finally {
     await h.close();
   }
@@ -175,7 +272,7 @@ export async function cmdContacts(ctx: Ctx): Promise<number> {
   need(ctx, 0, 'contacts');
   const h = await ctx.open();
   try {
-    const list = h.client.contacts();
+    const list = await h.client.contacts();
     if (list.length === 0 && !ctx.out.json) ctx.stderr.write('no contacts yet\n');
     for (const c of list) {
       ctx.out.event(

@@ -26,6 +26,11 @@ export const EXIT = {
   UNTRUSTED_IDENTITY: 9,
   /** No such user on the server. */
   UNKNOWN_USER: 10,
+  /**
+   * `send`: the server could not be reached in time; the message is stored and queued, and is
+   * sent the next time tacit connects (send, recv or chat). Do not send it again.
+   */
+  QUEUED: 11,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -2,7 +2,7 @@
 import { describeError, isClientError } from '@tacit/client';
 import { parseArgs, UsageError, type ParsedArgs } from './args.js';
 import { cmdChat } from './chat.js';
-import { cmdContacts, cmdRecv, cmdRegister, cmdSafetyNumber, cmdSend, cmdTrust, cmdWhoami } from './commands.js';
+import { cmdContacts, cmdHistory, cmdRecv, cmdRegister, cmdSafetyNumber, cmdSend, cmdTrust, cmdWhoami } from './commands.js';
 import { makeCtx, type Ctx } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
@@ -14,9 +14,12 @@ usage: tacit [--home <dir>] [--json] <command> [arguments]
 commands:
   register <username> --server <url> [--invite <code>]   create an account on a server
   send <username> <text>         send a message; exits 0 once the server stored it
+                                 (--wait: how long to try to reach the server, default
+                                 30 s; then it stays queued, exit 11)
   send <username> -              send each line of standard input as a message
   recv [--wait <seconds>]        print messages received since last time
                                  (--wait: if none, wait up to that long for one)
+  history <username> [--limit n] the conversation with a user, both directions (last 50)
   chat <username>                interactive chat; incoming messages appear live
   safety-number <username>       show the safety number to compare with a contact
   trust <username>               accept a contact's changed identity key
@@ -36,7 +39,7 @@ exit codes:
   2 bad command line       8 server refused the request
   3 no account here        9 a contact's safety number changed (see: trust)
   4 account exists        10 no such user
-  5 wrong passphrase
+  5 wrong passphrase      11 queued: server unreachable, sent when tacit next connects
 `;
 
 type Command = (ctx: Ctx) => Promise<number>;
@@ -46,6 +49,7 @@ const COMMANDS: Record<string, Command> = {
   send: cmdSend,
   recv: cmdRecv,
   chat: cmdChat,
+  history: cmdHistory,
   'safety-number': cmdSafetyNumber,
   trust: cmdTrust,
   contacts: cmdContacts,

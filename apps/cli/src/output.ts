@@ -11,6 +11,11 @@ export interface Output {
   /** A notice for people only: stderr in human mode, an event line in JSON mode. */
   notice(name: string, data: Record<string, unknown>, human: string): void;
   error(data: { code: string; message: string; exit: number; contact?: string | undefined }): void;
+  /**
+   * Runs `fn` and writes everything it printed at once, one write per stream: a display of
+   * several messages reaches the terminal or pipe in one system call.
+   */
+  batch(fn: () => void): void;
 }
 
 export interface Streams {
@@ -19,12 +24,31 @@ export interface Streams {
 }
 
 export function makeOutput(json: boolean, streams: Streams, beforeWrite?: () => void, afterWrite?: () => void): Output {
+  let held: Map<Streams['stdout'], string> | undefined;
   const write = (stream: Streams['stdout'], line: string): void => {
+    if (held) {
+      held.set(stream, (held.get(stream) ?? '') + line + '\n');
+      return;
+    }
     beforeWrite?.();
     stream.write(line + '\n');
     afterWrite?.();
   };
   return {
+    batch(fn) {
+      if (held) return fn();
+      const mine = new Map<Streams['stdout'], string>();
+      held = mine;
+      try {
+        fn();
+      } finally {
+        held = undefined;
+      }
+      if (mine.size === 0) return;
+      beforeWrite?.();
+      for (const [stream, text] of mine) stream.write(text);
+      afterWrite?.();
+    },
     json,
     event(name, data, human) {
       if (json) write(streams.stdout, JSON.stringify({ event: name, ...data }));

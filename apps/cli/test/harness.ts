@@ -221,8 +221,8 @@ export class ChatProcess {
   #buf = '';
   #exit: Promise<number>;
 
-  constructor(home: string, partner: string) {
-    this.#proc = spawn(process.execPath, [BIN, '--home', home, '--json', 'chat', partner], { cwd: ROOT, env: cliEnv({}), stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(home: string, partner: string, extra: string[] = []) {
+    this.#proc = spawn(process.execPath, [BIN, '--home', home, '--json', 'chat', partner, ...extra], { cwd: ROOT, env: cliEnv({}), stdio: ['pipe', 'pipe', 'pipe'] });
     this.#proc.stdout!.on('data', (d: Buffer) => {
       this.#buf += d.toString('utf8');
       let i;

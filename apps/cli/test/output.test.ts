@@ -24,6 +24,25 @@ test('--json output is one object per line; errors go to stderr', () => {
   assert.deepEqual(JSON.parse(err[0]!), { event: 'error', code: 'X', message: 'm', exit: 8 });
 });
 
+test('a batch reaches each stream in one write, in order; hooks run once', () => {
+  const out: string[] = [];
+  let hooks = 0;
+  const o = makeOutput(true, { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => undefined } }, () => hooks++, () => hooks++);
+  o.batch(() => {
+    o.event('message', { n: 1 }, undefined);
+    o.event('message', { n: 2 }, undefined);
+  });
+  assert.deepEqual(out, ['{"event":"message","n":1}\n{"event":"message","n":2}\n']);
+  assert.equal(hooks, 2);
+  o.batch(() => undefined);
+  assert.equal(out.length, 1, 'an empty batch writes nothing');
+  assert.throws(() => o.batch(() => {
+    o.event('message', { n: 3 }, undefined);
+    throw new Error('render failed');
+  }));
+  assert.equal(out.length, 1, 'a failing batch writes nothing (its messages are displayed again)');
+});
+
 test('safety numbers print as 3 lines of 4 groups of 5 digits', () => {
   const digits = '0123456789'.repeat(6);
   assert.equal(formatSafetyNumber(digits), '  01234 56789 01234 56789\n  01234 56789 01234 56789\n  01234 56789 01234 56789');

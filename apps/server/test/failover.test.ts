@@ -16,7 +16,7 @@ import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ERRORS } from '@tacit/api';
-import { MemoryVault, TacitClient, type SocketFactory, type StoredMessage } from '@tacit/client';
+import { MemoryRecordStore, TacitClient, type HistoryMessage, type SocketFactory } from '@tacit/client';
 import { wsSocketFactory } from '@tacit/client/node';
 import { nodeBackend } from '@tacit/protocol/node';
 import { findHaproxy, startBalancer } from './balancer.js';
@@ -61,9 +61,9 @@ if (haproxy === undefined) {
       const closes: { phase: Phase; code: number }[] = [];
       const recording: SocketFactory = (url, handlers) =>
         wsSocketFactory(url, { ...handlers, close: (code, reason) => (closes.push({ phase, code }), handlers.close(code, reason)) });
-      const options = () => ({ vault: new MemoryVault(), backend: nodeBackend(), connect: recording, backoff: { baseMs: 50, maxMs: 1000 } });
+      const options = () => ({ store: new MemoryRecordStore(), backend: nodeBackend(), connect: recording, backoff: { baseMs: 50, maxMs: 1000 } });
       for (const username of names) clients.push(await TacitClient.register(options(), { server, username }));
-      const received: StoredMessage[][] = clients.map(() => []);
+      const received: HistoryMessage[][] = clients.map(() => []);
       clients.forEach((c, i) => c.on('message', (m) => received[i]!.push(m)));
       await Promise.all(clients.map((c) => c.connect()));
 

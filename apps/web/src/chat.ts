@@ -1,23 +1,45 @@
 /**
  * The web client's model: one TacitClient (the SDK does the protocol, keys, sessions, relay and
- * received history), the journal (sent messages, started conversations) and the connection state,
- * exposed to the UI as plain snapshots plus a change signal. Nothing here touches the DOM.
+ * the whole conversation history, both directions) on the browser's record store, exposed to the
+ * UI as plain snapshots plus a change signal. Nothing here touches the DOM.
+ *
+ * The snapshots (conversation list, the messages of conversations on screen) are read from the
+ * SDK's history when it says something changed, and kept here so rendering stays synchronous.
  *
  * Errors shown to the user come from `userMessage`, which never stringifies unknown objects
  * (they may hold key material or plaintext).
  */
+import {
+  ClientError,
+  TacitClient,
+  directConversation,
+  isClientError,
+  parseUsername,
+  upgradeLegacyState,
+  type ConversationInfo,
+  type HistoryMessage,
+  type RecordStore,
+  type SafetyNumberInfo,
+} from '@tacit/client';
+import {
+  IndexedDbRecordStore,
+  LEGACY_JOURNAL_RECORD,
+  LEGACY_STATE_RECORD,
+  deleteLegacyRecords,
+  deleteTacitDatabase,
+  deviceSealingKey,
+  openTacitDatabase,
+  readLegacyRecord,
+} from '@tacit/client/browser';
 import { webBackend } from './crypto.js';
-import { ClientError, TacitClient, isClientError, parseUsername, type ContactInfo, type SafetyNumberInfo, type StoredMessage } from '@tacit/client';
-import { Journal, clipError, type OutgoingMessage, type OutgoingState } from './journal.js';
 import { browserSocketFactory } from './socket.js';
-import { SealedStore, isVaultError } from './vault.js';
 
-const STATE_RECORD = 'client-state';
-const JOURNAL_RECORD = 'journal';
 /** Web Locks name: one tab per browser profile runs the account (two would replace each other's socket). */
 const TAB_LOCK = 'tacit-account';
 /** Longest preview shown in the conversation list. */
 const PREVIEW_LENGTH = 80;
+/** Messages of a conversation loaded at first; "Show older messages" adds as many again. */
+export const HISTORY_PAGE = 200;
 
 export type Phase =
   | { kind: 'loading' }
@@ -34,17 +56,23 @@ export interface ConversationView {
   lastAt: number;
   preview: string;
   identityChanged: boolean;
+  /** Messages removed to stay within the local storage bounds. */
+  dropped: number;
+  /** Messages held in this browser (all of them, not only those loaded). */
+  messages: number;
 }
+
+/** `queued`: stored here, waiting for the server (or for the connection to come back). */
+export type OutgoingState = 'queued' | 'sent' | 'failed';
 
 export interface MessageView {
   key: string;
   dir: 'in' | 'out';
   text: string;
   at: number;
+  seq: number;
   state?: OutgoingState;
   error?: string;
-  localId?: string;
-  serverId?: string;
   read?: boolean;
 }
 
@@ -61,7 +89,6 @@ export function userMessage(e: unknown): string {
         return e.message;
     }
   }
-  if (isVaultError(e)) return e.message;
   return 'Something went wrong. Try again.';
 }
 
@@ -79,9 +106,18 @@ function serverMessage(code: string | undefined): string | undefined {
   }
 }
 
-function randomId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(12));
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+/** What a failed message says, in words for the person who sent it. */
+function failureText(contact: string, m: HistoryMessage): string | undefined {
+  const err = m.error;
+  if (err === undefined) return undefined;
+  switch (err.code) {
+    case 'UNTRUSTED_IDENTITY':
+      return `Not sent: the safety number with ${contact} changed.`;
+    case 'SERVER':
+      return serverMessage(err.serverCode) ?? err.message;
+    default:
+      return err.message;
+  }
 }
 
 /**
@@ -107,6 +143,30 @@ function takeTabLock(onWaiting: () => void): Promise<void> {
   });
 }
 
+/**
+ * Opens this browser's record store, upgrading the records of the release before record storage
+ * (its state document and journal) in one commit; the old records are deleted after it.
+ */
+async function openStore(): Promise<{ db: IDBDatabase; store: RecordStore }> {
+  const db = await openTacitDatabase();
+  try {
+    const key = await deviceSealingKey(db);
+    const store = new IndexedDbRecordStore(db, key);
+    const legacy = await readLegacyRecord(db, key, LEGACY_STATE_RECORD);
+    if (legacy !== undefined) {
+      if ((await store.list('', { limit: 1 })).length === 0) {
+        const journal = await readLegacyRecord(db, key, LEGACY_JOURNAL_RECORD).catch(() => undefined);
+        await upgradeLegacyState(store, await webBackend(), { state: legacy, ...(journal !== undefined ? { journal } : {}) }, Date.now());
+      }
+      await deleteLegacyRecords(db, [LEGACY_STATE_RECORD, LEGACY_JOURNAL_RECORD]);
+    }
+    return { db, store };
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
 export class Chat {
   phase: Phase = { kind: 'loading' };
   connection: Connection = 'connecting';
@@ -114,11 +174,17 @@ export class Chat {
   version = 0;
   /** Contacts whose messages could not be decrypted since the page opened (count per contact). */
   readonly undecryptable = new Map<string, number>();
-  #store: SealedStore | undefined;
+  #store: RecordStore | undefined;
   #client: TacitClient | undefined;
-  #journal: Journal | undefined;
   readonly #listeners = new Set<() => void>();
   readonly #unsubscribe: (() => void)[] = [];
+  #conversations: ConversationView[] = [];
+  /** Loaded messages of conversations that were opened, and how many to load. */
+  readonly #messages = new Map<string, MessageView[]>();
+  readonly #limits = new Map<string, number>();
+  #refreshing: Promise<void> | undefined;
+  #dirty = new Set<string>();
+  #dirtyList = false;
 
   subscribe(fn: () => void): () => void {
     this.#listeners.add(fn);
@@ -159,12 +225,11 @@ export class Chat {
     try {
       await takeTabLock(() => this.#setPhase({ kind: 'other-tab' }));
       if (this.phase.kind === 'other-tab') this.#setPhase({ kind: 'loading' });
-      this.#store = await SealedStore.open();
-      this.#journal = await Journal.load(this.#store.vault(JOURNAL_RECORD));
-      if (!(await this.#store.has(STATE_RECORD))) return this.#setPhase({ kind: 'register', busy: false, error: undefined });
+      const { store } = await openStore();
+      this.#store = store;
       let client: TacitClient;
       try {
-        client = await TacitClient.open(await this.#options());
+        client = await TacitClient.open(await this.#options(store));
       } catch (e) {
         if (isClientError(e) && e.code === 'NOT_REGISTERED') return this.#setPhase({ kind: 'register', busy: false, error: undefined });
         throw e;
@@ -175,16 +240,16 @@ export class Chat {
     }
   }
 
-  async #options() {
-    return { vault: this.#store!.vault(STATE_RECORD), backend: await webBackend(), connect: browserSocketFactory };
+  async #options(store: RecordStore) {
+    return { store, backend: await webBackend(), connect: browserSocketFactory };
   }
 
   async register(username: string, inviteCode: string): Promise<void> {
-    if (this.phase.kind !== 'register' || this.phase.busy) return;
+    if (this.phase.kind !== 'register' || this.phase.busy || !this.#store) return;
     this.#setPhase({ kind: 'register', busy: true, error: undefined });
     try {
       const invite = inviteCode.trim();
-      const client = await TacitClient.register(await this.#options(), {
+      const client = await TacitClient.register(await this.#options(this.#store), {
         server: location.origin,
         username: username.trim(),
         ...(invite !== '' ? { inviteCode: invite } : {}),
@@ -199,26 +264,9 @@ export class Chat {
 
   async #start(client: TacitClient): Promise<void> {
     this.#client = client;
-    const j = this.#journal!;
-    // Sends that were in flight when the page closed: the SDK resends what it had encrypted, but
-    // which of them that was is not visible from here.
-    let orphaned = false;
-    for (const list of Object.values(j.data.outgoing)) {
-      for (const m of list) {
-        if (m.state === 'sending') {
-          m.state = 'unconfirmed';
-          m.error = 'The page closed while this was sending. It may still arrive; send again only if it did not.';
-          orphaned = true;
-        }
-      }
-    }
-    if (orphaned) await j.save();
     this.#unsubscribe.push(
-      client.on('message', (m) => {
-        j.conversation(m.from, Date.now());
-        this.#changed();
-      }),
-      client.on('identity-changed', () => this.#changed()),
+      client.on('history', ({ conversation }) => this.#invalidate(conversation)),
+      client.on('identity-changed', () => this.#invalidate()),
       client.on('undecryptable', (u) => {
         this.undecryptable.set(u.from, (this.undecryptable.get(u.from) ?? 0) + 1);
         this.#changed();
@@ -232,6 +280,7 @@ export class Chat {
         this.#setPhase({ kind: 'fatal', message: userMessage(e) });
       }),
     );
+    await this.#refresh();
     this.#setPhase({ kind: 'ready' });
     client.connect().catch((e: unknown) => {
       if (isClientError(e) && e.code === 'TIMEOUT') return; // keeps retrying on its own
@@ -241,51 +290,83 @@ export class Chat {
     });
   }
 
-  // ---- conversations ----
+  // ---- snapshots of the SDK's history ----
 
-  /** The conversation list, computed once per change. */
-  conversations(): ConversationView[] {
-    if (this.#conversationsAt?.version !== this.version) this.#conversationsAt = { version: this.version, list: this.#conversations() };
-    return this.#conversationsAt.list;
+  /** Something changed in one conversation (or, without an argument, in the list): re-read it. */
+  #invalidate(conversation?: string): void {
+    this.#dirtyList = true;
+    if (conversation !== undefined) this.#dirty.add(conversation);
+    void this.#refresh();
   }
 
-  #conversationsAt: { version: number; list: ConversationView[] } | undefined;
+  /** Re-reads what changed; calls made while one runs are folded into the next. */
+  #refresh(): Promise<void> {
+    if (this.#refreshing) return this.#refreshing;
+    const run = (async () => {
+      // Let a burst of events (one commit of many messages) land first.
+      await Promise.resolve();
+      const c = this.#client;
+      if (!c) return;
+      this.#dirtyList = false;
+      const dirty = [...this.#dirty];
+      this.#dirty.clear();
+      this.#conversations = (await c.conversations()).filter((x) => x.contact !== c.username).map((x) => this.#view(x));
+      for (const contact of this.#messages.keys()) if (dirty.includes(directConversation(contact))) await this.#load(contact);
+      this.#changed();
+    })().finally(() => {
+      this.#refreshing = undefined;
+      if (this.#dirtyList || this.#dirty.size > 0) void this.#refresh();
+    });
+    this.#refreshing = run;
+    return run;
+  }
 
-  #conversations(): ConversationView[] {
+  #view(x: ConversationInfo): ConversationView {
+    const last = x.last;
+    const preview = last === undefined ? '' : last.direction === 'out' ? `You: ${last.text}` : last.text;
+    return {
+      username: x.contact,
+      unread: x.unread,
+      lastAt: x.lastAt,
+      preview: preview.replace(/\s+/g, ' ').slice(0, PREVIEW_LENGTH),
+      identityChanged: x.identityChanged,
+      dropped: x.dropped,
+      messages: x.messages,
+    };
+  }
+
+  async #load(contact: string): Promise<void> {
     const c = this.#client;
-    const j = this.#journal;
-    if (!c || !j) return [];
-    const contacts = new Map<string, ContactInfo>(c.contacts().map((x) => [x.username, x]));
-    const names = new Set<string>([...Object.keys(j.data.conversations), ...contacts.keys()]);
-    const history = c.history();
-    const lastIn = new Map<string, StoredMessage>();
-    for (const m of history) lastIn.set(m.from, m);
-    const out: ConversationView[] = [];
-    for (const username of names) {
-      if (username === c.username) continue;
-      const info = contacts.get(username);
-      const inMsg = lastIn.get(username);
-      const outs = j.outgoing(username);
-      const outMsg = outs[outs.length - 1];
-      let lastAt = j.data.conversations[username]?.startedAt ?? info?.lastMessageAt ?? 0;
-      let preview = '';
-      if (inMsg && inMsg.receivedAt >= lastAt) {
-        lastAt = inMsg.receivedAt;
-        preview = inMsg.text;
-      }
-      if (outMsg && outMsg.at >= lastAt) {
-        lastAt = outMsg.at;
-        preview = `You: ${outMsg.text}`;
-      }
-      out.push({
-        username,
-        unread: info?.unread ?? 0,
-        lastAt,
-        preview: preview.replace(/\s+/g, ' ').slice(0, PREVIEW_LENGTH),
-        identityChanged: info?.identityChanged ?? false,
-      });
+    if (!c) return;
+    const want = this.#limits.get(contact) ?? HISTORY_PAGE;
+    const list: HistoryMessage[] = [];
+    let before: number | undefined;
+    while (list.length < want) {
+      const page = await c.history(contact, { limit: Math.min(1_000, want - list.length), ...(before !== undefined ? { before } : {}) });
+      if (page.length === 0) break;
+      list.unshift(...page);
+      before = page[0]!.seq;
     }
-    return out.sort((a, b) => b.lastAt - a.lastAt || a.username.localeCompare(b.username));
+    this.#messages.set(
+      contact,
+      list.map((m) => {
+        const v: MessageView = { key: `m:${m.seq}`, dir: m.direction, text: m.text, at: m.direction === 'in' ? (m.receivedAt ?? m.sentAt) : m.sentAt, seq: m.seq };
+        if (m.direction === 'in') v.read = m.read ?? false;
+        else {
+          v.state = m.state ?? 'sent';
+          const error = failureText(contact, m);
+          if (m.state === 'failed' && error !== undefined) v.error = error;
+        }
+        return v;
+      }),
+    );
+  }
+
+  // ---- conversations ----
+
+  /** The conversation list, most recent first. */
+  conversations(): ConversationView[] {
+    return this.#conversations;
   }
 
   /** Checks that the user exists on the server and adds the conversation. Returns the canonical name. */
@@ -293,85 +374,66 @@ export class Chat {
     const c = this.#need();
     const username = parseUsername(name.trim());
     if (username === c.username) throw new ClientError('INVALID_ARGUMENT', 'That is you. Enter someone else’s username.');
-    // Asks the server for the user's identity key: UNKNOWN_USER if there is no such user.
-    await c.safetyNumber(username);
-    this.#journal!.conversation(username, Date.now());
-    await this.#journal!.save();
-    this.#changed();
+    // Asks the server for the user's devices: UNKNOWN_USER if there is no such user.
+    await c.startConversation(username);
+    await this.#refresh();
     return username;
   }
 
+  /** The loaded messages of a conversation (oldest first); loads them on first use. */
   messages(contact: string): MessageView[] {
-    const c = this.#client;
-    const j = this.#journal;
-    if (!c || !j) return [];
-    const list: MessageView[] = c.history(contact).map((m) => ({
-      key: `in:${m.serverId}`,
-      dir: 'in',
-      text: m.text,
-      at: m.receivedAt,
-      serverId: m.serverId,
-      read: m.read,
-    }));
-    for (const m of j.outgoing(contact)) {
-      const v: MessageView = { key: `out:${m.localId}`, dir: 'out', text: m.text, at: m.at, state: m.state, localId: m.localId };
-      if (m.error !== undefined) v.error = m.error;
-      list.push(v);
+    const m = this.#messages.get(contact);
+    if (m === undefined && this.#client) {
+      this.#messages.set(contact, []);
+      void this.#load(contact).then(() => this.#changed());
     }
-    // Stable sort: equal times keep received-then-sent order.
-    return list.sort((a, b) => a.at - b.at);
+    return m ?? [];
+  }
+
+  /** More messages are held than are loaded. */
+  hasOlder(contact: string): boolean {
+    const held = this.#conversations.find((c) => c.username === contact)?.messages ?? 0;
+    return held > (this.#messages.get(contact)?.length ?? 0);
+  }
+
+  async showOlder(contact: string): Promise<void> {
+    this.#limits.set(contact, (this.#limits.get(contact) ?? HISTORY_PAGE) + HISTORY_PAGE);
+    await this.#load(contact);
+    this.#changed();
+  }
+
+  conversation(contact: string): ConversationView | undefined {
+    return this.#conversations.find((c) => c.username === contact);
   }
 
   identityChanged(contact: string): boolean {
-    return this.#client?.changedIdentities().includes(contact) ?? false;
+    return this.conversation(contact)?.identityChanged ?? false;
   }
 
-  /** Marks the contact's received messages read (the conversation is on screen). */
+  /**
+   * The conversation is on screen: what arrived is taken for display (the SDK marks it read in
+   * the same commit, so it is not counted as new again after a reload).
+   */
   async markRead(contact: string): Promise<void> {
     const c = this.#client;
     if (!c) return;
-    const ids = c.history(contact).filter((m) => !m.read).map((m) => m.serverId);
-    if (ids.length === 0) return;
-    await c.markRead(ids);
-    this.#changed();
+    await c.takeForDisplay(() => undefined, { conversation: contact });
   }
 
   // ---- sending ----
 
   async send(contact: string, text: string): Promise<void> {
-    const j = this.#journal!;
     if (text.trim() === '') return;
-    const m: OutgoingMessage = { localId: randomId(), text, at: Date.now(), state: 'sending' };
-    j.conversation(contact, m.at);
-    j.addOutgoing(contact, m);
-    // Written before it is shown: a message the user saw as "Sending…" is in the journal even if
-    // the page closes at once (it then comes back as "Not confirmed").
-    await j.save().catch(() => undefined);
-    this.#changed();
-    await this.#deliver(contact, m);
+    // Stored as queued before it shows; its state follows from the SDK's history events.
+    await this.#need()
+      .send(contact, text)
+      .catch(() => undefined);
   }
 
-  async retry(contact: string, localId: string): Promise<void> {
-    const m = this.#journal?.find(contact, localId);
-    if (!m || m.state === 'sending' || m.state === 'sent') return;
-    m.state = 'sending';
-    delete m.error;
-    this.#changed();
-    await this.#journal!.save().catch(() => undefined);
-    await this.#deliver(contact, m);
-  }
-
-  async #deliver(contact: string, m: OutgoingMessage): Promise<void> {
-    const c = this.#need();
-    try {
-      await c.send(contact, m.text);
-      m.state = 'sent';
-    } catch (e) {
-      m.state = 'failed';
-      m.error = clipError(isClientError(e) && e.code === 'UNTRUSTED_IDENTITY' ? `Not sent: the safety number with ${contact} changed.` : userMessage(e));
-    }
-    this.#changed();
-    await this.#journal!.save().catch(() => undefined);
+  async retry(contact: string, seq: number): Promise<void> {
+    await this.#need()
+      .retry(contact, seq)
+      .catch(() => undefined);
   }
 
   // ---- identities ----
@@ -382,7 +444,7 @@ export class Chat {
 
   async trust(contact: string): Promise<void> {
     await this.#need().trust(contact);
-    this.#changed();
+    await this.#refresh();
   }
 
   // ---- account ----
@@ -391,9 +453,10 @@ export class Chat {
   async signOut(): Promise<void> {
     for (const u of this.#unsubscribe.splice(0)) u();
     await this.#client?.close().catch(() => undefined);
+    await this.#store?.close().catch(() => undefined);
     this.#client = undefined;
     try {
-      if (this.#store) await SealedStore.destroy(this.#store);
+      await deleteTacitDatabase();
     } catch (e) {
       this.#setPhase({ kind: 'fatal', message: userMessage(e) });
       return;

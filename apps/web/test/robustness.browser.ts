@@ -200,20 +200,21 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
   it('refuses a tampered local state instead of using it, and can start over', async () => {
     await frank.close();
     const e = eve.page;
-    // Flip one ciphertext byte of the sealed SDK state, then reload.
+    // Flip one ciphertext byte of the sealed account record, then reload.
     const flipped = await e.evaluate(`(async () => {
       const db = await new Promise((res, rej) => { const r = indexedDB.open('tacit'); r.onsuccess = () => res(r.result); r.onerror = () => rej(new Error('open')); });
-      const rec = await new Promise((res) => { const r = db.transaction('records').objectStore('records').get('client-state'); r.onsuccess = () => res(r.result); });
+      const rec = await new Promise((res) => { const r = db.transaction('kv').objectStore('kv').get('account'); r.onsuccess = () => res(r.result); });
       const ct = new Uint8Array(rec.ct.slice(0));
-      ct[100] ^= 1;
-      await new Promise((res) => { const tx = db.transaction('records', 'readwrite'); tx.objectStore('records').put({ ...rec, ct: ct.buffer }, 'client-state'); tx.oncomplete = () => res(); });
+      ct[10] ^= 1;
+      await new Promise((res) => { const tx = db.transaction('kv', 'readwrite'); tx.objectStore('kv').put({ ...rec, ct: ct.buffer }, 'account'); tx.oncomplete = () => res(); });
       db.close();
       return true;
     })()`);
     assert.equal(flipped, true);
     await e.reload();
     await e.getByRole('heading', { name: 'tacit stopped' }).waitFor();
-    await e.getByRole('alert').filter({ hasText: /does not authenticate/ }).waitFor();
+    // The error names what is damaged.
+    await e.getByRole('alert').filter({ hasText: /account record/ }).waitFor();
     await e.getByRole('button', { name: 'Sign out' }).click();
     await e.getByRole('button', { name: 'Delete' }).click();
     await e.getByLabel('Username').waitFor();

@@ -45,7 +45,7 @@ export async function send(page: Page, text: string): Promise<void> {
   await box.press('Enter');
 }
 
-export async function waitOutgoing(page: Page, text: string, state: 'sending' | 'sent' | 'failed' | 'unconfirmed' = 'sent'): Promise<void> {
+export async function waitOutgoing(page: Page, text: string, state: 'queued' | 'sent' | 'failed' = 'sent'): Promise<void> {
   await page.locator(`li.msg.out[data-state="${state}"]`).filter({ hasText: text }).first().waitFor();
 }
 

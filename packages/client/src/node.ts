@@ -1,7 +1,10 @@
 // @tacit/client/node: the Node-only half of the SDK. A home directory holds one account: its
-// state sealed with a passphrase (scrypt + AES-256-GCM) and a lock file so only one process
-// uses it at a time. Sockets are `ws`; crypto is the protocol's node:crypto backend.
+// records in one SQLite file sealed with a passphrase (scrypt + AES-256-GCM per record) and a lock
+// file so only one process uses it at a time. Sockets are `ws`; crypto is the protocol's
+// node:crypto backend. A home written by the release before record storage (`state.sealed`) is
+// upgraded on first open.
 import { mkdir, unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeBackend } from '@tacit/protocol/node';
 import { TacitClient, type ClientOptions, type RegisterOptions } from './client.js';
@@ -10,24 +13,28 @@ import type { FetchLike } from './http.js';
 import type { BackoffPolicy } from './backoff.js';
 import { acquireHomeLock, type HomeLock } from './node/home-lock.js';
 import { SealedFile } from './node/sealed-file.js';
+import { SqliteRecordStore } from './node/sqlite-store.js';
 import { wsSocketFactory } from './node/websocket.js';
+import { upgradeLegacyState } from './upgrade.js';
 
 export { SealedFile, atomicWrite, MAX_SEALED_FILE_BYTES } from './node/sealed-file.js';
+export type { SealedFileOptions } from './node/sealed-file.js';
 export { scryptLogNFromEnv, DEFAULT_SCRYPT_LOG_N, MIN_SCRYPT_LOG_N, MAX_SCRYPT_LOG_N } from './node/passphrase-key.js';
 export { SqliteRecordStore, type SqliteStoreOptions } from './node/sqlite-store.js';
-export type { SealedFileOptions } from './node/sealed-file.js';
 export { acquireHomeLock, HOME_LOCK_WAIT_MS, type HomeLock } from './node/home-lock.js';
 export { wsSocketFactory, HANDSHAKE_TIMEOUT_MS } from './node/websocket.js';
 
-/** The sealed state inside a home directory. */
-export const STATE_FILE = 'state.sealed';
+/** The record store inside a home directory (with SQLite's -wal and -shm beside it). */
+export const STATE_DB = 'state.db';
+/** The sealed state of the release before record storage; upgraded and removed on first open. */
+export const LEGACY_STATE_FILE = 'state.sealed';
 /** The lock file inside a home directory. */
 export const LOCK_FILE = 'lock';
 
 export interface HomeOptions {
   home: string;
   passphrase: string;
-  /** scrypt N for a new state file (defaults to TACIT_SCRYPT_N, else 2^17). */
+  /** scrypt N for a new state database (defaults to TACIT_SCRYPT_N, else 2^17). */
   scryptN?: number;
   fetch?: FetchLike;
   backoff?: BackoffPolicy;
@@ -41,9 +48,9 @@ export interface HomeClient {
   close(): Promise<void>;
 }
 
-function clientOptions(vault: SealedFile, o: HomeOptions): ClientOptions {
+function clientOptions(store: SqliteRecordStore, o: HomeOptions): ClientOptions {
   return {
-    vault,
+    store,
     backend: nodeBackend(),
     connect: wsSocketFactory,
     ...(o.fetch ? { fetch: o.fetch } : {}),
@@ -75,24 +82,46 @@ async function withLock<T>(o: HomeOptions, fn: (lock: HomeLock) => Promise<T>): 
   }
 }
 
+async function removeDatabase(path: string): Promise<void> {
+  for (const suffix of ['', '-wal', '-shm']) await unlink(path + suffix).catch(() => undefined);
+}
+
+/**
+ * Opens the home's record store, upgrading a home of the previous release in place: its sealed
+ * state is converted in one commit, and the old file is removed only after that commit (a crash
+ * in between upgrades again, or just removes the old file). A wrong passphrase fails before
+ * anything is written.
+ */
+export async function openHomeStore(o: HomeOptions, create: boolean): Promise<SqliteRecordStore> {
+  const dbPath = join(o.home, STATE_DB);
+  const legacyPath = join(o.home, LEGACY_STATE_FILE);
+  const hasLegacy = existsSync(legacyPath);
+  if (!hasLegacy) return SqliteRecordStore.open(dbPath, o.passphrase, { create, ...(o.scryptN !== undefined ? { scryptN: o.scryptN } : {}) });
+  // The old file proves the passphrase before anything new is written.
+  const legacy = await SealedFile.open(legacyPath, o.passphrase);
+  const store = await SqliteRecordStore.open(dbPath, o.passphrase, { create: true, scryptN: 2 ** legacy.file.scryptLogN });
+  try {
+    if ((await store.list('', { limit: 1 })).length === 0) await upgradeLegacyState(store, nodeBackend(), { state: legacy.state }, Date.now());
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  await unlink(legacyPath);
+  return store;
+}
+
 /** Registers a new account and stores it in `home` (which must not hold a registered account). */
 export function registerHome(o: HomeOptions, reg: RegisterOptions): Promise<HomeClient> {
   return withLock(o, async (lock) => {
-    const path = join(o.home, STATE_FILE);
-    let vault: SealedFile;
-    try {
-      const opened = await SealedFile.open(path, o.passphrase);
-      vault = opened.file;
-    } catch (e) {
-      if (!(e instanceof ClientError && e.code === 'NOT_REGISTERED')) throw e;
-      vault = await SealedFile.create(path, o.passphrase, o.scryptN !== undefined ? { scryptN: o.scryptN } : {});
-    }
+    const dbPath = join(o.home, STATE_DB);
+    const store = await openHomeStore(o, true);
     let client: TacitClient;
     try {
-      client = await TacitClient.register(clientOptions(vault, o), reg);
+      client = await TacitClient.register(clientOptions(store, o), reg);
     } catch (e) {
+      await store.close();
       // A refused or failed registration must not leave a half-made account behind.
-      if (!(e instanceof ClientError && e.code === 'ALREADY_REGISTERED')) await unlink(path).catch(() => undefined);
+      if (!(e instanceof ClientError && e.code === 'ALREADY_REGISTERED')) await removeDatabase(dbPath);
       throw e;
     }
     return bind(client, lock);
@@ -102,8 +131,14 @@ export function registerHome(o: HomeOptions, reg: RegisterOptions): Promise<Home
 /** Opens the account stored in `home`. */
 export function openHome(o: HomeOptions): Promise<HomeClient> {
   return withLock(o, async (lock) => {
-    const { file } = await SealedFile.open(join(o.home, STATE_FILE), o.passphrase);
-    const client = await TacitClient.open(clientOptions(file, o));
+    const store = await openHomeStore(o, false);
+    let client: TacitClient;
+    try {
+      client = await TacitClient.open(clientOptions(store, o));
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
     return bind(client, lock);
   });
 }

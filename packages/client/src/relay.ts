@@ -49,7 +49,7 @@ export const PONG_TIMEOUT_MS = 15_000;
 /** Sends queued while offline. Beyond this `send` refuses at once instead of growing without bound. */
 export const MAX_QUEUED_SENDS = 4_096;
 /**
- * Envelopes received and not yet handled, over all connections. The server pushes at most
+* Envelopes received and not yet handled, over all connections. The server pushes at most
  * MAX_UNACKED_PER_CONNECTION before it waits for acks; a server that pushes more breaks the
  * contract (or means to fill our memory), so the connection is dropped and retried with backoff.
  * Counted across reconnects: a server cannot pile up more by reconnecting.
@@ -63,6 +63,11 @@ const WINDOW_EXCEEDED = 4000;
  * drained node in the same millisecond.
  */
 export const RECONNECT_ELSEWHERE_SPREAD_MS = 250;
+/**
+ * Envelopes handed to the SDK in one batch at most: what arrived while the previous batch was
+ * being stored, up to the server's in-flight window. One batch is one commit.
+ */
+export const MAX_RECEIVE_BATCH = 256;
 /** Times one send is retried after a retriable refusal (rate limit, overload) before failing. */
 export const MAX_SEND_RETRIES = 20;
 
@@ -88,8 +93,11 @@ export interface RelayOptions {
   url: string;
   credentials: DeviceCredentials;
   connect: SocketFactory;
-  /** Handles one delivered envelope; resolves after storing it. Called one at a time, in order. */
-  onEnvelope: (envelope: Envelope) => Promise<EnvelopeOutcome>;
+  /**
+   * Handles the envelopes that arrived together (in order, at most MAX_RECEIVE_BATCH); resolves
+   * with one outcome each, after storing them. Called one batch at a time.
+   */
+  onEnvelopes: (envelopes: Envelope[]) => Promise<EnvelopeOutcome[]>;
   backoff?: BackoffPolicy;
   random?: () => number;
 }
@@ -113,8 +121,10 @@ export class Relay {
   #generation = 0;
   #attempt = 0;
   #pending = new Map<string, PendingSend>();
-  #incoming: Promise<void> = Promise.resolve();
-  /** Envelopes queued on #incoming and not yet handled (see MAX_UNHANDLED_ENVELOPES). */
+  /** Delivered envelopes and queue-empty markers not handled yet, in arrival order. */
+  #inbox: ({ kind: 'envelope'; envelope: Envelope; gen: number } | { kind: 'drained'; gen: number })[] = [];
+  #handling = false;
+  /** Envelopes delivered and not yet handled, queued or in the batch being handled (see MAX_UNHANDLED_ENVELOPES). */
   #unhandled = 0;
   #listeners: { [K in keyof RelayEvents]: Set<Listener<K>> } = {
     ready: new Set(),
@@ -354,30 +364,14 @@ export class Relay {
           this.#drop(WINDOW_EXCEEDED, 'in-flight window exceeded');
           return;
         }
-        const env = f.envelope;
         this.#unhandled++;
-        this.#incoming = this.#incoming.then(async () => {
-          let outcome: EnvelopeOutcome;
-          try {
-            // A connection that is gone cannot ack: leave the envelope for the server to redeliver.
-            outcome = gen === this.#generation ? await this.#opts.onEnvelope(env) : 'retry-later';
-          } catch {
-            outcome = 'retry-later';
-          } finally {
-            this.#unhandled--;
-          }
-          // Ack only on the connection that delivered it; after a reconnect the server redelivers
-          // and the SDK's duplicate memory turns that into a plain ack.
-          if (outcome === 'ack' && gen === this.#generation) this.#write({ type: 'ack', id: env.id });
-        });
+        this.#inbox.push({ kind: 'envelope', envelope: f.envelope, gen });
+        this.#handleInbox();
         return;
       }
       case 'queue-empty':
-        this.#incoming = this.#incoming.then(() => {
-          if (gen !== this.#generation) return;
-          this.#drainedThisConnection = true;
-          this.#emit('drained');
-        });
+        this.#inbox.push({ kind: 'drained', gen });
+        this.#handleInbox();
         return;
       case 'sent': {
         const p = this.#pending.get(f.id);
@@ -404,6 +398,54 @@ export class Relay {
       }
       case 'pong':
         return;
+    }
+  }
+
+  /**
+   * Hands what arrived to the SDK in batches: everything delivered while the previous batch was
+   * being stored forms the next one (frames read together arrive in one turn of the event loop).
+   */
+  #handleInbox(): void {
+    if (this.#handling) return;
+    this.#handling = true;
+    queueMicrotask(() => void this.#drainInbox());
+  }
+
+  async #drainInbox(): Promise<void> {
+    try {
+      while (this.#inbox.length > 0) {
+        const head = this.#inbox[0]!;
+        if (head.kind === 'drained') {
+          this.#inbox.shift();
+          if (head.gen !== this.#generation) continue;
+          this.#drainedThisConnection = true;
+          this.#emit('drained');
+          continue;
+        }
+        const batch: { envelope: Envelope; gen: number }[] = [];
+        while (batch.length < MAX_RECEIVE_BATCH && this.#inbox[0]?.kind === 'envelope') {
+          const e = this.#inbox.shift() as { envelope: Envelope; gen: number };
+          // Envelopes of an old connection cannot be acked: the server redelivers them on the new one.
+          if (e.gen === this.#generation) batch.push(e);
+          else this.#unhandled--;
+        }
+        if (batch.length === 0) continue;
+        let outcomes: EnvelopeOutcome[];
+        try {
+          outcomes = await this.#opts.onEnvelopes(batch.map((b) => b.envelope));
+        } catch {
+          outcomes = [];
+        } finally {
+          this.#unhandled -= batch.length;
+        }
+        // Ack only on the connection that delivered it; after a reconnect the server redelivers
+        // and the SDK's duplicate memory turns that into a plain ack.
+        batch.forEach((b, i) => {
+          if (outcomes[i] === 'ack' && b.gen === this.#generation) this.#write({ type: 'ack', id: b.envelope.id });
+        });
+      }
+    } finally {
+      this.#handling = false;
     }
   }
 

@@ -17,7 +17,7 @@ import {
   inMemoryStores,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { MemoryVault, TacitClient, encodeEnvelope, type FetchLike } from '../src/index.ts';
+import { MemoryRecordStore, TacitClient, encodeEnvelope, type FetchLike } from '../src/index.ts';
 import { wsSocketFactory } from '../src/node.ts';
 
 const backend = nodeBackend();
@@ -84,7 +84,7 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
   let bobClient: TacitClient | undefined;
   try {
     const bob = await TacitClient.register(
-      { vault: new MemoryVault(), backend, connect: wsSocketFactory, fetch, backoff: { baseMs: 10, maxMs: 50 } },
+      { store: new MemoryRecordStore(), backend, connect: wsSocketFactory, fetch, backoff: { baseMs: 10, maxMs: 50 } },
       { server: `http://127.0.0.1:${port}`, username: 'bob' },
     );
     bobClient = bob;
@@ -153,7 +153,7 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
     await until(() => acks.length >= new Set(pushed).size, 'acks');
 
     assert.deepEqual(
-      bob.unread().map((m) => m.text),
+      (await bob.unread()).map((m) => m.text),
       ['first', 'second', 'third'],
     );
     assert.deepEqual(new Set(acks), new Set(pushed), 'every delivery, good or bad, was acknowledged');
@@ -172,8 +172,12 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
     await until(() => connections === 3, 'reconnect after an oversized frame');
     await new Promise((r) => setTimeout(r, 50));
     push(m4);
-    await until(() => bob.unread().length === 4, 'fourth message');
-    assert.equal(bob.unread()[3]!.text, 'fourth');
+    let unread = await bob.unread();
+    for (let i = 0; i < 3_000 && unread.length < 4; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      unread = await bob.unread();
+    }
+    assert.equal(unread[3]?.text, 'fourth');
 
   } finally {
     // Also on failure: an open client would keep the test process alive.

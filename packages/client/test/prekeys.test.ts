@@ -5,7 +5,7 @@ import type { RegisterRequest, UploadKeysRequest } from '@tacit/api';
 import { nodeBackend } from '@tacit/protocol/node';
 import {
   KeyedLock,
-  MemoryVault,
+  MemoryRecordStore,
   ONE_TIME_KEY_BATCH,
   REFILL_THRESHOLD,
   RETIRED_KEY_GRACE_MS,
@@ -14,6 +14,7 @@ import {
   type FetchLike,
   type SocketFactory,
 } from '../src/index.ts';
+import { preKeyCodec, preKeyKey, signedPreKeyCodec, signedPreKeyKey } from '../src/prekeys.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 const noSocket: SocketFactory = () => {
@@ -48,12 +49,12 @@ function fakeDirectory() {
 
 async function setup(clock: { now: number }) {
   const dir = fakeDirectory();
-  const vault = new MemoryVault();
+  const store = new MemoryRecordStore();
   const client = await TacitClient.register(
-    { vault, backend: nodeBackend(), connect: noSocket, fetch: dir.fetch, now: () => clock.now },
+    { store, backend: nodeBackend(), connect: noSocket, fetch: dir.fetch, now: () => clock.now },
     { server: 'http://127.0.0.1:1', username: 'Bob' },
   );
-  return { dir, vault, client };
+  return { dir, store, client };
 }
 
 test('registration uploads an identity, a signed pre-key, a Kyber last-resort key and 100 + 100 one-time keys', async () => {
@@ -66,7 +67,7 @@ test('registration uploads an identity, a signed pre-key, a Kyber last-resort ke
   assert.equal(new Set([...r.kyberPreKeys.map((k) => k.keyId), r.kyberLastResortKey.keyId]).size, ONE_TIME_KEY_BATCH + 1, 'Kyber ids are distinct');
   assert.equal(client.username, 'bob');
   // The secret goes to the server once; the client's own printout never shows it.
-  assert.equal(inspect(client), 'TacitClient { username: "bob", deviceId: 1, server: "http://127.0.0.1:1", sessions: 0, messages: 0, outbox: 0 }');
+  assert.equal(inspect(client), 'TacitClient { username: "bob", deviceId: 1, server: "http://127.0.0.1:1", messages: 0, outbox: 0 }');
   assert.throws(() => JSON.stringify(client));
   await client.close();
 });
@@ -116,21 +117,29 @@ test('rotation: after 7 days a new signed pre-key and last-resort key; a failed 
 
 test('retired private keys stay for the grace period, then go', async () => {
   const clock = { now: 1_000 * DAY };
-  const { dir, vault, client } = await setup(clock);
-  const stateOf = async () => JSON.parse(new TextDecoder().decode(await vault.read())) as { signedPreKeys: Record<string, { retiredAt?: number }>; preKeys: Record<string, unknown> };
-  const firstSpk = String(dir.registration!.signedPreKey.keyId);
+  const { dir, store, client } = await setup(clock);
+  // The records are read from a second handle on the same store (the client closes its own).
+  const records = store.reopen();
+  const spk = async (id: number) => {
+    const b = await records.get(signedPreKeyKey(id));
+    return b === undefined ? undefined : signedPreKeyCodec.decode(b).meta;
+  };
+  const pk = async (id: number) => {
+    const b = await records.get(preKeyKey(id));
+    return b === undefined ? undefined : preKeyCodec.decode(b).meta;
+  };
+  const firstSpk = dir.registration!.signedPreKey.keyId;
+  const firstPk = dir.registration!.preKeys[0]!.keyId;
   clock.now += SIGNED_PRE_KEY_ROTATION_MS;
   dir.counts = { preKeys: 0, kyberPreKeys: 100 };
   await client.maintainKeys();
-  let s = await stateOf();
-  assert.ok(s.signedPreKeys[firstSpk]?.retiredAt !== undefined, 'old signed pre-key kept, marked retired');
-  assert.ok(s.preKeys[String(dir.registration!.preKeys[0]!.keyId)] !== undefined, 'replaced one-time keys kept');
+  assert.ok((await spk(firstSpk))?.retiredAt !== undefined, 'old signed pre-key kept, marked retired');
+  assert.ok((await pk(firstPk))?.retiredAt !== undefined, 'replaced one-time keys kept, marked retired');
   dir.counts = { preKeys: 100, kyberPreKeys: 100 };
   clock.now += RETIRED_KEY_GRACE_MS + 1;
   await client.maintainKeys();
-  s = await stateOf();
-  assert.equal(s.signedPreKeys[firstSpk], undefined, 'dropped after the grace period');
-  assert.equal(s.preKeys[String(dir.registration!.preKeys[0]!.keyId)], undefined);
+  assert.equal(await spk(firstSpk), undefined, 'dropped after the grace period');
+  assert.equal(await pk(firstPk), undefined);
   await client.close();
 });
 

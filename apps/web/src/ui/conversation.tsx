@@ -16,6 +16,8 @@ function when(at: number): string {
 export function Conversation({ chat, contact }: { chat: Chat; contact: string }) {
   const messages = chat.messages(contact);
   const blocked = chat.identityChanged(contact);
+  const dropped = chat.conversation(contact)?.dropped ?? 0;
+  const older = chat.hasOlder(contact);
   const failedDecrypts = chat.undecryptable.get(contact) ?? 0;
   const listRef = useRef<HTMLOListElement>(null);
   const unread = messages.some((m) => m.dir === 'in' && m.read === false);
@@ -56,9 +58,21 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
         </a>
       </header>
       <ol class="messages" ref={listRef} onScroll={onScroll} tabIndex={0} aria-label={`Messages with ${contact}`} aria-live="polite" data-testid="messages">
+        {older && (
+          <li class="older">
+            <button type="button" class="link" onClick={() => void chat.showOlder(contact)}>
+              Show older messages
+            </button>
+          </li>
+        )}
+        {!older && dropped > 0 && (
+          <li class="hint pad" data-testid="dropped">
+            {dropped === 1 ? 'An older message was' : `${dropped} older messages were`} removed to keep this browser’s history within its storage limits.
+          </li>
+        )}
         {messages.length === 0 && <li class="hint pad">No messages yet. Say hello — only {contact} can read it.</li>}
         {messages.map((m) => (
-          <Message key={m.key} chat={chat} contact={contact} m={m} blocked={blocked} />
+          <Message key={m.key} chat={chat} contact={contact} m={m} blocked={blocked} online={chat.connection === 'online'} />
         ))}
       </ol>
       {failedDecrypts > 0 && (
@@ -71,9 +85,13 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
   );
 }
 
-const STATE_TEXT = { sending: 'Sending…', sent: 'Stored by server', failed: 'Failed', unconfirmed: 'Not confirmed' } as const;
+/** `queued` reads as sending while connected, and as waiting while the server is unreachable. */
+function stateText(state: NonNullable<MessageView['state']>, online: boolean): string {
+  if (state === 'queued') return online ? 'Sending…' : 'Waiting for the server';
+  return state === 'sent' ? 'Stored by server' : 'Failed';
+}
 
-function Message({ chat, contact, m, blocked }: { chat: Chat; contact: string; m: MessageView; blocked: boolean }) {
+function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: string; m: MessageView; blocked: boolean; online: boolean }) {
   return (
     <li class={`msg ${m.dir} ${m.state ?? ''}`} data-dir={m.dir} data-state={m.state}>
       <span class="visually-hidden">{m.dir === 'in' ? `${contact} said: ` : 'You said: '}</span>
@@ -84,14 +102,14 @@ function Message({ chat, contact, m, blocked }: { chat: Chat; contact: string; m
           <span class="msg-state" data-testid="msg-state">
             {' · '}
             {m.state === 'sent' ? <span aria-hidden="true">✓ </span> : null}
-            {STATE_TEXT[m.state]}
+            {stateText(m.state, online)}
           </span>
         )}
       </span>
       {m.error && <span class="msg-error">{m.error}</span>}
-      {(m.state === 'failed' || m.state === 'unconfirmed') && m.localId && !blocked && (
-        <button type="button" class="retry" onClick={() => void chat.retry(contact, m.localId!)}>
-          {m.state === 'failed' ? 'Retry' : 'Send again'}
+      {m.state === 'failed' && !blocked && (
+        <button type="button" class="retry" onClick={() => void chat.retry(contact, m.seq)}>
+          Retry
         </button>
       )}
     </li>

@@ -1,5 +1,6 @@
 /**
- * A file sealed with a passphrase: scrypt(passphrase, salt) → AES-256-GCM.
+ * A file sealed with a passphrase: scrypt(passphrase, salt) → AES-256-GCM. It held the whole client
+ * state before record storage (`state.sealed`); it is read now to upgrade such a home.
  *
  * Layout (all of the header is authenticated as GCM associated data):
  *   magic "TACITSF1" (8) | log2 N (1) | r (1) | p (1) | salt (16) | verifier (16) | nonce (12) | ciphertext+tag
@@ -14,7 +15,6 @@ import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from '
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ClientError } from '../errors.js';
-import type { StateVault } from '../vault.js';
 import { DEFAULT_SCRYPT_LOG_N, MAX_SCRYPT_LOG_N, MIN_SCRYPT_LOG_N, SALT_BYTES, SCRYPT_P, SCRYPT_R, VERIFIER_BYTES, deriveKeys, scryptLogNFromEnv } from './passphrase-key.js';
 
 const MAGIC = new TextEncoder().encode('TACITSF1');
@@ -36,7 +36,7 @@ export interface SealedFileOptions {
   readonly beforeRename?: (tempPath: string) => Promise<void> | void;
 }
 
-export class SealedFile implements StateVault {
+export class SealedFile {
   readonly path: string;
   #key: Buffer;
   #salt: Uint8Array;
@@ -110,6 +110,11 @@ export class SealedFile implements StateVault {
     } catch {
       throw new ClientError('STATE_CORRUPT', 'the local state file is damaged or was modified');
     }
+  }
+
+  /** The scrypt cost the file was made with, as a power of two. */
+  get scryptLogN(): number {
+    return this.#logN;
   }
 
   /** Never print the key. */

@@ -33,7 +33,15 @@ import {
 import { nodeBackend } from '@tacit/protocol/node';
 import { decodeEnvelope, encodeEnvelope, isClientError } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
-import { decodeState, STATE_VERSION, type StateData } from '../../src/state.ts';
+import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
+import { accountCodec } from '../../src/account.ts';
+import { countersCodec, emptyCounters } from '../../src/core.ts';
+import { contactCodec } from '../../src/directory.ts';
+import { conversationCodec, messageCodec } from '../../src/history.ts';
+import { ciphertextCodec } from '../../src/outbox.ts';
+import { keyStateCodec, preKeyCodec } from '../../src/prekeys.ts';
+import type { RecordCodec } from '../../src/record-codec.ts';
+import { heldCodec, identityCodec } from '../../src/trust.ts';
 import type { FuzzTarget } from './fuzz.ts';
 
 const isProtocol = (e: unknown): boolean => isProtocolError(e);
@@ -124,6 +132,18 @@ function stateSeed(): StateData {
     seenMessageIds: [],
     quarantine: [],
     pendingUpload: null,
+  };
+}
+
+/** A record of the client's local store: bytes in, its codec's decode; damage is STATE_CORRUPT. */
+function recordTarget<V>(name: string, codec: RecordCodec<V>, seed: V): FuzzTarget {
+  return {
+    name: `client: ${name} record`,
+    input: 'bytes',
+    json: !(seed as { blob?: unknown }).blob,
+    seeds: [codec.encode(seed)],
+    decode: (b) => codec.decode(b as Uint8Array),
+    expected: (e) => isClientError(e) && e.code === 'STATE_CORRUPT',
   };
 }
 
@@ -228,6 +248,17 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       seeds: [encodeEnvelope({ v: 1, id: '0123456789abcdef', text: 'hello \u202e world', sentAt: 1_700_000_000_000 })],
       decode: (b) => decodeEnvelope(b as Uint8Array),
     },
+    // The records of the local store: damage is STATE_CORRUPT, nothing else.
+    recordTarget('message', messageCodec, { meta: { d: 'out', id: 'ab12', from: 'bob', dev: 1, sentAt: 5, st: 'failed', err: { code: 'SERVER', message: 'no', serverCode: 'X' }, to: { '1': 's1' }, pend: 0, att: 1 }, blob: utf8Encode('hi \u0001 there') }),
+    recordTarget('conversation', conversationCodec, { id: 'u:bob', createdAt: 1, read: 2, unread: 3, last: 4, lastAt: 5, count: 6, bytes: 7, dropped: 0, droppedUnread: 0 }),
+    recordTarget('outgoing ciphertext', ciphertextCodec, { meta: { clientId: 'c1', conversation: 'u:bob', msg: 3, messageId: 'ab', to: 'bob', deviceId: 1, registrationId: 9, type: 'whisper', createdAt: 1 }, blob: new Uint8Array([0x44, 1, 2]) }),
+    recordTarget('held message', heldCodec, { meta: { serverId: 's1', from: 'bob', fromDevice: 1, type: 'prekey', serverTimestamp: 1, receivedAt: 2 }, blob: new Uint8Array([1]) }),
+    recordTarget('identity', identityCodec, { username: 'bob', trusted: B64_33, pending: { key: B64_33, seenAt: 3 } }),
+    recordTarget('contact', contactCodec, { username: 'bob', devices: [{ deviceId: 1, registrationId: 7 }], addedAt: 1 }),
+    recordTarget('account', accountCodec, { server: 'http://127.0.0.1:8080', username: 'bob', deviceId: 1, registrationId: 7, secret: SECRET, identityKeyPair: B64_33, createdAt: 1, registered: true }),
+    recordTarget('counters', countersCodec, emptyCounters()),
+    recordTarget('pre-key bookkeeping', keyStateCodec, { nextPreKeyId: 1, currentSignedPreKeyId: 1, nextSignedPreKeyId: 2, currentLastResortKyberId: 1, nextKyberPreKeyId: 2 }),
+    recordTarget('one-time pre-key', preKeyCodec, { meta: { createdAt: 1, retiredAt: 2 }, blob: new Uint8Array(40) }),
     {
       name: 'client: decodeState',
       input: 'bytes',

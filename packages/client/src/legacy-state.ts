@@ -1,42 +1,15 @@
 /**
- * The client's persistent state: account, private keys, sessions, trusted identities, contacts,
- * received messages, the outbox and duplicate-suppression memory. One versioned JSON document,
- * written whole through the StateVault (which encrypts it), so a session advance and the message
- * it produced are stored in one atomic write.
- *
- * Protocol records are kept as their own serialized bytes (base64 here); the protocol library
- * owns their format.
+ * The state format of the release before record storage (format 1), read only to upgrade it
+ * (upgrade.ts): one versioned JSON document holding account, private keys, sessions, trusted
+ * identities, contacts, received messages, the outbox and duplicate-suppression memory, sealed
+ * whole (Node: `state.sealed`; browser: the `client-state` IndexedDB record).
  */
-import { fromBase64, toBase64, utf8Decode, utf8Encode } from './bytes.js';
+import { utf8Decode } from './bytes.js';
 import type { UploadKeysRequest } from '@tacit/api';
+import type { Account } from './account.js';
 import { ClientError } from './errors.js';
 
 export const STATE_VERSION = 1;
-
-/** Received messages kept on disk. Oldest already-read ones are dropped first past this. */
-export const MAX_STORED_MESSAGES = 5_000;
-/** Server envelope ids remembered to drop redeliveries; far above the server's in-flight window. */
-export const MAX_SEEN_SERVER_IDS = 4_096;
-/** (sender, message id) pairs remembered to drop re-encrypted resends of one message. */
-export const MAX_SEEN_MESSAGE_IDS = 8_192;
-/** Messages from a contact whose identity changed, held (undecrypted) until the user trusts or for ever lost past this. */
-export const MAX_QUARANTINED = 500;
-/** Outgoing ciphertexts waiting for the server's `sent`. Bounds a client that is offline for long. */
-export const MAX_OUTBOX = 2_000;
-
-export interface AccountState {
-  server: string;
-  username: string;
-  deviceId: number;
-  registrationId: number;
-  /** Base64 device secret (authenticates this device to the server). */
-  secret: string;
-  /** Serialized IdentityKeyPair, base64. */
-  identityKeyPair: string;
-  createdAt: number;
-  /** False until the server accepted the registration. */
-  registered: boolean;
-}
 
 export interface StoredKey {
   /** Serialized record, base64. */
@@ -106,7 +79,7 @@ export interface PendingIdentity {
 
 export interface StateData {
   v: typeof STATE_VERSION;
-  account: AccountState;
+  account: Account;
   preKeys: Record<string, StoredKey>;
   nextPreKeyId: number;
   signedPreKeys: Record<string, StoredKey>;
@@ -131,10 +104,6 @@ export interface StateData {
   pendingUpload: UploadKeysRequest | null;
 }
 
-export function encodeState(data: StateData): Uint8Array {
-  return utf8Encode(JSON.stringify(data));
-}
-
 /** Decodes and checks the shape of the top level; records inside are checked when used. */
 export function decodeState(bytes: Uint8Array): StateData {
   let v: unknown;
@@ -154,18 +123,3 @@ export function decodeState(bytes: Uint8Array): StateData {
   return d;
 }
 
-export function b64(bytes: Uint8Array): string {
-  return toBase64(bytes);
-}
-
-/** Base64 from our own state; damage is STATE_CORRUPT. */
-export function unb64(s: string): Uint8Array {
-  const out = fromBase64(s);
-  if (out === undefined) throw new ClientError('STATE_CORRUPT', 'the local state holds malformed bytes');
-  return out;
-}
-
-/** Keeps the newest `max` entries of a FIFO memory. */
-export function trimFront<T>(list: T[], max: number): void {
-  if (list.length > max) list.splice(0, list.length - max);
-}

@@ -1,0 +1,23 @@
+/** What a TacitClient tells the app, after the change it describes has been committed. */
+import type { ClientError } from './errors.js';
+import type { ConversationId, HistoryMessage } from './history.js';
+
+export interface ClientEvents {
+  /** A message arrived and is stored (shown once: redeliveries and resends are dropped). */
+  message: HistoryMessage;
+  /** An outgoing message changed state (queued, sent, failed). */
+  outgoing: HistoryMessage;
+  /** Anything in a conversation changed: a message, a state, the read cursor. */
+  history: { conversation: ConversationId };
+  /** Messages were dropped to stay within the local bounds (oldest read ones first). */
+  'history-trimmed': { conversation: ConversationId; dropped: number; droppedUnread: number };
+  'identity-changed': { contact: string };
+  undecryptable: { from: string; fromDevice: number; reason: string };
+  /**
+   * A delivered message could not be processed because local state it needs is damaged
+   * (STATE_CORRUPT, naming the record). It is not acknowledged: the server keeps it.
+   */
+  'state-corrupt': { from: string; message: string };
+  connection: { state: 'ready' | 'drained' | 'disconnected'; retryInMs?: number };
+  fatal: ClientError;
+}

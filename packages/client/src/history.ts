@@ -1,0 +1,557 @@
+/**
+ * The conversation history the SDK owns: both directions, per conversation, in order.
+ *
+ * A conversation is identified by a string: `u:<username>` for two people (the only kind today),
+ * `g:<id>` reserved for groups. Each has a summary record (`cv/`) with its read cursor, unread
+ * count and sizes, and one record per message (`m/<conversation>/<seq>`), where `seq` is a
+ * sequence number of this store: it orders messages as they were received or sent, and is the
+ * cursor for paging and for the read marker.
+ *
+ * Reading is a cursor per conversation: every incoming message with `seq` at or below it has been
+ * shown to the user. `takeForDisplay` hands the new messages to a render function and moves the
+ * cursor in the same commit, so a display that completed is never repeated and one that did not
+ * (the process died before the commit) is repeated.
+ *
+ * Bounds (issue 13): at most MAX_STORED_MESSAGES messages and MAX_HISTORY_BYTES of message
+ * records, measured after encoding. Past either, the oldest read messages are dropped first (then,
+ * if everything is unread, the oldest unread ones), and the conversation records how many were
+ * dropped; a `history-trimmed` event says so. A store that is out of space (STORAGE_FULL) drops
+ * read history the same way and retries, so it never locks the user out.
+ */
+import { utf8Decode, utf8Encode } from './bytes.js';
+import type { Core, StateTxn } from './core.js';
+import { ClientError } from './errors.js';
+import { keyNumber, PREFIX, seqKey } from './keys.js';
+import { blobCodec, isInt, isObj, isStr, jsonCodec, optional } from './record-codec.js';
+import type { Txn } from './txn.js';
+import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from '@tacit/api';
+
+/** Messages kept in history, all conversations together. Oldest read ones are dropped first past this. */
+export const MAX_STORED_MESSAGES = 20_000;
+/**
+ * Bytes of message records kept, after encoding (text as UTF-8, at most three bytes per
+ * character; no escaping). 20,000 ordinary messages take a few MB; this bounds what contacts
+ * sending maximal messages can make a device keep.
+ */
+export const MAX_HISTORY_BYTES = 64 * 1024 * 1024;
+/** Conversations kept; past it, the oldest conversations without messages are forgotten. */
+export const MAX_CONVERSATIONS = 10_000;
+/**
+ * When a bound is crossed, trim to this fraction of it, so trimming runs once per many messages
+ * (hundreds of ordinary ones, dozens of maximal ones), not on every one.
+ */
+export const TRIM_TARGET = 0.95;
+/** Messages dropped at least, when the medium itself is full. */
+export const MIN_FREED_ON_FULL = 50;
+/** Messages one `history()` page or one `takeForDisplay` returns at most. */
+export const MAX_PAGE = 1_000;
+/** Longest error text kept with a failed outgoing message. */
+export const MAX_ERROR_TEXT = 300;
+
+export type ConversationId = string;
+export type Direction = 'in' | 'out';
+/** `queued`: waiting to be encrypted or for the server; `sent`: the server stored it for every device; `failed`: refused (retry offered). */
+export type OutgoingState = 'queued' | 'sent' | 'failed';
+
+export interface MessageError {
+  /** A ClientError code. */
+  code: string;
+  message: string;
+  /** The server's error code, when the server refused it. */
+  serverCode?: string;
+}
+
+/** One message of a conversation, as the SDK hands it to apps. */
+export interface HistoryMessage {
+  conversation: ConversationId;
+  /** Position in this store: orders a conversation, and is the cursor for paging and reading. */
+  seq: number;
+  direction: Direction;
+  /** Sender-chosen message id (equal ids are one message). */
+  id: string;
+  from: string;
+  fromDevice: number;
+  text: string;
+  /** Sender's clock, ms. */
+  sentAt: number;
+  /** Incoming: the server envelope id of the delivery that carried it. */
+  serverId?: string;
+  /** Incoming: the server's store timestamp. */
+  serverTimestamp?: number;
+  /** Incoming: when this device stored it. */
+  receivedAt?: number;
+  /** Incoming: shown to the user (at or below the conversation's read cursor). */
+  read?: boolean;
+  /** Outgoing. */
+  state?: OutgoingState;
+  error?: MessageError;
+  /** Outgoing: one server id per recipient device that stored it. */
+  serverIds?: string[];
+}
+
+export interface ConversationSummary {
+  id: ConversationId;
+  /** The other person of a two-person conversation. */
+  contact: string;
+  createdAt: number;
+  unread: number;
+  /** Messages held, and the newest one. */
+  messages: number;
+  last: HistoryMessage | undefined;
+  lastAt: number;
+  /** Messages dropped to stay within the local bounds, and how many of them were unread. */
+  dropped: number;
+  droppedUnread: number;
+}
+
+export function directConversation(username: string): ConversationId {
+  return `u:${username}`;
+}
+
+/** The contact of a two-person conversation id, or undefined if it is not one. */
+export function contactOf(id: ConversationId): string | undefined {
+  if (!id.startsWith('u:')) return undefined;
+  const name = id.slice(2);
+  return name.length <= USERNAME_MAX_LENGTH && USERNAME_PATTERN.test(name) ? name : undefined;
+}
+
+// ---- records ----
+
+export interface ConversationRecord {
+  id: ConversationId;
+  createdAt: number;
+  /** Read cursor: incoming messages with seq <= read have been shown. */
+  read: number;
+  unread: number;
+  last: number;
+  lastAt: number;
+  count: number;
+  bytes: number;
+  dropped: number;
+  droppedUnread: number;
+}
+
+export const conversationCodec = jsonCodec<ConversationRecord>('conversation', (v) => {
+  if (!isObj(v) || !isStr(v['id'], 200) || contactOf(v['id']) === undefined) return undefined;
+  const r: ConversationRecord = { id: v['id'], createdAt: 0, read: 0, unread: 0, last: 0, lastAt: 0, count: 0, bytes: 0, dropped: 0, droppedUnread: 0 };
+  for (const k of ['createdAt', 'read', 'unread', 'last', 'lastAt', 'count', 'bytes', 'dropped', 'droppedUnread'] as const) {
+    const n = v[k];
+    if (!isInt(n)) return undefined;
+    r[k] = n;
+  }
+  return r;
+});
+
+export interface MessageMeta {
+  d: Direction;
+  id: string;
+  from: string;
+  dev: number;
+  sentAt: number;
+  srv?: string;
+  ts?: number;
+  rcv?: number;
+  st?: OutgoingState;
+  err?: MessageError;
+  /** Outgoing: device id → server id, for every device that stored it. */
+  to?: Record<string, string>;
+  /** Outgoing: ciphertexts on their way (waiting for `sent`). */
+  pend?: number;
+  /** Outgoing: times it was encrypted again after the server refused a stale device. */
+  att?: number;
+  /** Outgoing: a job in the outbox queue still has to encrypt it. */
+  job?: number;
+}
+
+const STATES: ReadonlySet<string> = new Set<OutgoingState>(['queued', 'sent', 'failed']);
+
+function isError(v: unknown): v is MessageError {
+  return isObj(v) && isStr(v['code'], 64) && isStr(v['message'], MAX_ERROR_TEXT) && optional(v['serverCode'], (x): x is string => isStr(x, 64));
+}
+
+function isDeviceMap(v: unknown): v is Record<string, string> {
+  if (!isObj(v)) return false;
+  const entries = Object.entries(v);
+  return entries.length <= 1_000 && entries.every(([k, s]) => /^[1-9][0-9]{0,9}$/.test(k) && isStr(s, 64));
+}
+
+export const messageCodec = blobCodec<MessageMeta>('message', (v) => {
+  if (!isObj(v)) return undefined;
+  const { d, id, from, dev, sentAt, srv, ts, rcv, st, err, to, pend, att, job } = v;
+  if ((d !== 'in' && d !== 'out') || !isStr(id, 64) || !isStr(from, 64) || !isInt(dev) || !isInt(sentAt)) return undefined;
+  if (!optional(srv, (x): x is string => isStr(x, 64)) || !optional(ts, isInt) || !optional(rcv, isInt)) return undefined;
+  if (!optional(st, (x): x is OutgoingState => typeof x === 'string' && STATES.has(x)) || !optional(err, isError)) return undefined;
+  if (!optional(to, isDeviceMap) || !optional(pend, isInt) || !optional(att, isInt) || !optional(job, isInt)) return undefined;
+  // Spread keeps only the fields that are present (a record never grows `undefined`s).
+  return v as unknown as MessageMeta;
+});
+
+/** Cuts an error to what a record keeps. */
+export function messageError(code: string, message: string, serverCode?: string): MessageError {
+  return { code: code.slice(0, 64), message: message.slice(0, MAX_ERROR_TEXT), ...(serverCode !== undefined ? { serverCode: serverCode.slice(0, 64) } : {}) };
+}
+
+function toHistory(conversation: ConversationId, seq: number, meta: MessageMeta, text: string, readCursor: number): HistoryMessage {
+  const m: HistoryMessage = { conversation, seq, direction: meta.d, id: meta.id, from: meta.from, fromDevice: meta.dev, text, sentAt: meta.sentAt };
+  if (meta.d === 'in') {
+    if (meta.srv !== undefined) m.serverId = meta.srv;
+    if (meta.ts !== undefined) m.serverTimestamp = meta.ts;
+    if (meta.rcv !== undefined) m.receivedAt = meta.rcv;
+    m.read = seq <= readCursor;
+  } else {
+    m.state = meta.st ?? 'sent';
+    if (meta.err !== undefined) m.error = { ...meta.err };
+    m.serverIds = Object.values(meta.to ?? {});
+  }
+  return m;
+}
+
+/** A message record's weight against MAX_HISTORY_BYTES: its key and its encoded value. */
+export function messageWeight(key: string, value: Uint8Array): number {
+  return key.length + value.length;
+}
+
+interface Dropped {
+  dropped: number;
+  droppedUnread: number;
+}
+
+/** May this message be dropped to make room? Queued outgoing messages never; unread ones only in `unreadToo`. */
+function evictable(meta: MessageMeta, seq: number, conv: ConversationRecord, unreadToo: boolean): boolean {
+  if (meta.d === 'out') return meta.st !== 'queued';
+  return seq <= conv.read || unreadToo;
+}
+
+export class History {
+  readonly #core: Core;
+
+  constructor(core: Core) {
+    this.#core = core;
+    core.onStorageFull = (t) => this.#freeSpace(t);
+  }
+
+  // ---- inside a state change ----
+
+  async conversation(t: Txn, id: ConversationId): Promise<ConversationRecord | undefined> {
+    return t.read(conversationCodec, this.#core.keys.conversation(id));
+  }
+
+  /** The conversation's record, created if new. */
+  async ensureConversation(t: StateTxn, id: ConversationId): Promise<ConversationRecord> {
+    const existing = await this.conversation(t, id);
+    if (existing) return existing;
+    const now = this.#core.now();
+    const c: ConversationRecord = { id, createdAt: now, read: 0, unread: 0, last: 0, lastAt: now, count: 0, bytes: 0, dropped: 0, droppedUnread: 0 };
+    t.write(conversationCodec, this.#core.keys.conversation(id), c);
+    t.counters.conversations++;
+    t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
+    return c;
+  }
+
+  /** Appends a message to a conversation (and trims history if a bound is crossed). */
+  async append(t: StateTxn, id: ConversationId, meta: MessageMeta, text: string): Promise<HistoryMessage> {
+    const conv = await this.ensureConversation(t, id);
+    const seq = t.nextSeq();
+    const key = this.#core.keys.message(id, seq);
+    const value = messageCodec.encode({ meta, blob: utf8Encode(text) });
+    t.putBytes(key, value);
+    const w = messageWeight(key, value);
+    conv.count++;
+    conv.bytes += w;
+    conv.last = seq;
+    conv.lastAt = meta.d === 'in' ? (meta.rcv ?? this.#core.now()) : meta.sentAt;
+    if (meta.d === 'in') conv.unread++;
+    else if (conv.read < seq && conv.unread === 0) conv.read = seq; // nothing unread before our own message
+    t.write(conversationCodec, this.#core.keys.conversation(id), conv);
+    t.counters.messages++;
+    t.counters.historyBytes += w;
+    if (meta.d === 'out' && meta.st === 'queued') {
+      t.counters.pinned++;
+      t.counters.pinnedBytes += w;
+    }
+    t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
+    await this.#trim(t);
+    return toHistory(id, seq, meta, text, conv.read);
+  }
+
+  /** Reads one message; undefined if it is gone (dropped, or never existed). */
+  async message(t: Txn, id: ConversationId, seq: number): Promise<{ meta: MessageMeta; text: string } | undefined> {
+    const r = await t.read(messageCodec, this.#core.keys.message(id, seq));
+    return r === undefined ? undefined : { meta: r.meta, text: utf8Decode(r.blob) };
+  }
+
+  /** Rewrites a message's header (an outgoing message's state); returns the new view. */
+  async update(t: StateTxn, id: ConversationId, seq: number, change: (m: MessageMeta) => MessageMeta): Promise<HistoryMessage | undefined> {
+    const key = this.#core.keys.message(id, seq);
+    const old = await t.getBytes(key);
+    const conv = await this.conversation(t, id);
+    if (old === undefined || conv === undefined) return undefined;
+    const { meta, blob } = messageCodec.decode(old);
+    const next = change({ ...meta });
+    const value = messageCodec.encode({ meta: next, blob });
+    t.putBytes(key, value);
+    const before = messageWeight(key, old);
+    const after = messageWeight(key, value);
+    conv.bytes += after - before;
+    t.write(conversationCodec, this.#core.keys.conversation(id), conv);
+    t.counters.historyBytes += after - before;
+    // A queued message may not be dropped; once sent or failed it may.
+    const wasPinned = meta.d === 'out' && meta.st === 'queued';
+    const isPinned = next.d === 'out' && next.st === 'queued';
+    t.counters.pinned += Number(isPinned) - Number(wasPinned);
+    t.counters.pinnedBytes += (isPinned ? after : 0) - (wasPinned ? before : 0);
+    t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
+    return toHistory(id, seq, next, utf8Decode(blob), conv.read);
+  }
+
+  // ---- reading ----
+
+  async summaries(): Promise<ConversationSummary[]> {
+    const t = this.#core.view();
+    const out: ConversationSummary[] = [];
+    for (const r of await t.list(PREFIX.conversation)) {
+      const c = conversationCodec.decode(r.value);
+      const contact = contactOf(c.id);
+      if (contact === undefined) continue;
+      const lastRec = (await t.list(this.#core.keys.messagesOf(c.id), { reverse: true, limit: 1 }))[0];
+      let last: HistoryMessage | undefined;
+      if (lastRec) {
+        const { meta, blob } = messageCodec.decode(lastRec.value);
+        last = toHistory(c.id, keyNumber(lastRec.key), meta, utf8Decode(blob), c.read);
+      }
+      out.push({ id: c.id, contact, createdAt: c.createdAt, unread: c.unread, messages: c.count, last, lastAt: c.lastAt, dropped: c.dropped, droppedUnread: c.droppedUnread });
+    }
+    return out.sort((a, b) => b.lastAt - a.lastAt || a.id.localeCompare(b.id));
+  }
+
+  /** Messages of a conversation before `before` (a seq; default: the newest), oldest first, at most `limit`. */
+  async page(id: ConversationId, options: { before?: number; limit?: number } = {}): Promise<HistoryMessage[]> {
+    const limit = Math.min(options.limit ?? 100, MAX_PAGE);
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new ClientError('INVALID_ARGUMENT', 'limit must be a non-negative integer');
+    const t = this.#core.view();
+    const conv = await this.conversation(t, id);
+    if (conv === undefined) return [];
+    const prefix = this.#core.keys.messagesOf(id);
+    const before = options.before === undefined ? undefined : prefix + seqKey(Math.max(0, Math.floor(options.before)));
+    const recs = await t.list(prefix, { reverse: true, limit, ...(before !== undefined ? { before } : {}) });
+    return recs.reverse().map((r) => {
+      const { meta, blob } = messageCodec.decode(r.value);
+      return toHistory(id, keyNumber(r.key), meta, utf8Decode(blob), conv.read);
+    });
+  }
+
+  /** Incoming messages not yet shown, of one conversation or all, in the order they arrived. */
+  async unread(t: Txn, only?: ConversationId): Promise<{ conv: ConversationRecord; messages: HistoryMessage[] }[]> {
+    const convs: ConversationRecord[] = [];
+    if (only !== undefined) {
+      const c = await this.conversation(t, only);
+      if (c) convs.push(c);
+    } else {
+      for (const r of await t.list(PREFIX.conversation)) convs.push(conversationCodec.decode(r.value));
+    }
+    const out: { conv: ConversationRecord; messages: HistoryMessage[] }[] = [];
+    for (const conv of convs) {
+      if (conv.unread === 0) continue;
+      const prefix = this.#core.keys.messagesOf(conv.id);
+      // Everything after the cursor: the unread incoming messages and our own sent since.
+      const recs = await t.list(prefix, { after: prefix + seqKey(conv.read) });
+      const messages: HistoryMessage[] = [];
+      for (const r of recs) {
+        const { meta, blob } = messageCodec.decode(r.value);
+        if (meta.d === 'in') messages.push(toHistory(conv.id, keyNumber(r.key), meta, utf8Decode(blob), conv.read));
+      }
+      if (messages.length > 0) out.push({ conv, messages });
+    }
+    return out;
+  }
+
+  /**
+   * Hands the incoming messages not yet shown (of one conversation, or all, oldest first) to
+   * `render`, then marks them read in one commit. `render` runs synchronously right before the
+   * commit; if it throws, nothing is marked. Returns how many were handed over.
+   */
+  takeForDisplay(render: (messages: HistoryMessage[]) => void, options: { conversation?: ConversationId; limit?: number } = {}): Promise<number> {
+    const limit = Math.min(options.limit ?? MAX_PAGE, MAX_PAGE);
+    return this.#core.mutate(async (t) => {
+      const groups = await this.unread(t, options.conversation);
+      const all = groups.flatMap((g) => g.messages).sort((a, b) => a.seq - b.seq).slice(0, limit);
+      if (all.length === 0) return 0;
+      const upTo = new Map<ConversationId, number>();
+      for (const m of all) upTo.set(m.conversation, Math.max(upTo.get(m.conversation) ?? 0, m.seq));
+      for (const { conv } of groups) {
+        const cursor = upTo.get(conv.id);
+        if (cursor === undefined) continue;
+        const shown = all.filter((m) => m.conversation === conv.id).length;
+        this.#moveCursor(t, conv, cursor, shown);
+      }
+      for (const m of all) m.read = true;
+      render(all);
+      return all.length;
+    });
+  }
+
+  /** Marks a conversation read up to `upTo` (a seq; default everything). */
+  markRead(id: ConversationId, upTo?: number): Promise<number> {
+    return this.#core.mutate(async (t) => {
+      const conv = await this.conversation(t, id);
+      if (conv === undefined || conv.unread === 0) return 0;
+      const cursor = upTo === undefined ? conv.last : Math.min(upTo, conv.last);
+      if (cursor <= conv.read) return 0;
+      const prefix = this.#core.keys.messagesOf(id);
+      let shown = 0;
+      for (const r of await t.list(prefix, { after: prefix + seqKey(conv.read), before: prefix + seqKey(cursor + 1) })) {
+        if (messageCodec.decode(r.value).meta.d === 'in') shown++;
+      }
+      this.#moveCursor(t, conv, cursor, shown);
+      return shown;
+    });
+  }
+
+  #moveCursor(t: StateTxn, conv: ConversationRecord, cursor: number, shown: number): void {
+    conv.read = Math.max(conv.read, cursor);
+    conv.unread = Math.max(0, conv.unread - shown);
+    t.write(conversationCodec, this.#core.keys.conversation(conv.id), conv);
+    t.afterCommit(() => this.#core.events.emit('history', { conversation: conv.id }));
+  }
+
+  // ---- bounds ----
+
+  async #trim(t: StateTxn): Promise<void> {
+    const c = t.counters;
+    if (c.messages <= MAX_STORED_MESSAGES && c.historyBytes <= MAX_HISTORY_BYTES && c.conversations <= MAX_CONVERSATIONS) return;
+    const countTarget = Math.floor(MAX_STORED_MESSAGES * TRIM_TARGET);
+    const bytesTarget = Math.floor(MAX_HISTORY_BYTES * TRIM_TARGET);
+    // Queued outgoing messages are never dropped (MAX_OUTBOX bounds them): when they alone are
+    // over the bound there is nothing to look for.
+    const droppable = (): boolean => t.counters.messages > t.counters.pinned;
+    if ((c.messages > MAX_STORED_MESSAGES || c.historyBytes > MAX_HISTORY_BYTES) && droppable()) {
+      const enough = (): boolean => !droppable() || (t.counters.messages <= countTarget && t.counters.historyBytes <= bytesTarget);
+      await this.#dropOldestRead(t, enough);
+      if (!enough()) await this.#dropFromLargest(t, enough);
+    }
+    if (c.conversations > MAX_CONVERSATIONS) await this.#forgetEmptyConversations(t, c.conversations - Math.floor(MAX_CONVERSATIONS * TRIM_TARGET));
+  }
+
+  /** On STORAGE_FULL: drop the oldest read messages (at least MIN_FREED_ON_FULL, or 1 %). */
+  async #freeSpace(t: StateTxn): Promise<boolean> {
+    const goal = Math.max(MIN_FREED_ON_FULL, Math.ceil(t.counters.messages / 100));
+    const start = t.counters.messages;
+    const enough = (): boolean => start - t.counters.messages >= goal;
+    await this.#dropOldestRead(t, enough);
+    if (start === t.counters.messages) await this.#dropFromLargest(t, enough);
+    return t.counters.messages < start;
+  }
+
+  /**
+   * Drops the oldest read messages across conversations until `enough()`. Reads the oldest
+   * messages of every conversation in rounds (32, then twice as many each round, at most 256),
+   * so the work stays near what is dropped.
+   */
+  async #dropOldestRead(t: StateTxn, enough: () => boolean): Promise<void> {
+    const convs = await this.#withMessages(t);
+    const dropped = new Map<ConversationId, Dropped>();
+    const exhausted = new Set<ConversationId>();
+    const after = new Map<ConversationId, string>();
+    for (let round = 0, limit = 32; round < 10_000 && !enough() && exhausted.size < convs.length; round++, limit = Math.min(256, limit * 2)) {
+      const candidates: { conv: ConversationRecord; key: string; seq: number; meta: MessageMeta; weight: number }[] = [];
+      for (const conv of convs) {
+        if (exhausted.has(conv.id)) continue;
+        const from = after.get(conv.id);
+        // Read messages are at or below the read cursor (our own are too, unless something
+        // was unread when we sent them): only that range is read here.
+        const recs = await t.list(this.#core.keys.messagesOf(conv.id), {
+          limit,
+          before: this.#core.keys.message(conv.id, conv.read + 1),
+          ...(from !== undefined ? { after: from } : {}),
+        });
+        if (recs.length < limit) exhausted.add(conv.id);
+        if (recs.length > 0) after.set(conv.id, recs[recs.length - 1]!.key);
+        for (const r of recs) {
+          const seq = keyNumber(r.key);
+          const { meta } = messageCodec.decode(r.value);
+          if (evictable(meta, seq, conv, false)) candidates.push({ conv, key: r.key, seq, meta, weight: messageWeight(r.key, r.value) });
+        }
+      }
+      candidates.sort((a, b) => a.seq - b.seq);
+      for (const x of candidates) {
+        if (enough()) break;
+        this.#dropOne(t, x, dropped);
+      }
+    }
+    this.#report(t, convs, dropped);
+  }
+
+  /**
+   * When everything left is unread: drops the oldest messages of whichever conversation holds
+   * the most, so one contact flooding a device loses its own messages first, not everyone's.
+   */
+  async #dropFromLargest(t: StateTxn, enough: () => boolean): Promise<void> {
+    const convs = await this.#withMessages(t);
+    const dropped = new Map<ConversationId, Dropped>();
+    const exhausted = new Set<ConversationId>();
+    const after = new Map<ConversationId, string>();
+    for (let round = 0; round < 100_000 && !enough(); round++) {
+      let conv: ConversationRecord | undefined;
+      for (const c of convs) if (!exhausted.has(c.id) && (conv === undefined || c.bytes > conv.bytes)) conv = c;
+      if (conv === undefined) break;
+      const from = after.get(conv.id);
+      const recs = await t.list(this.#core.keys.messagesOf(conv.id), { limit: 64, ...(from !== undefined ? { after: from } : {}) });
+      if (recs.length < 64) exhausted.add(conv.id);
+      for (const r of recs) {
+        if (enough()) break;
+        after.set(conv.id, r.key);
+        const seq = keyNumber(r.key);
+        const { meta } = messageCodec.decode(r.value);
+        if (evictable(meta, seq, conv, true)) this.#dropOne(t, { conv, key: r.key, seq, meta, weight: messageWeight(r.key, r.value) }, dropped);
+        if (convs.some((c) => c !== conv && !exhausted.has(c.id) && c.bytes > conv!.bytes)) break;
+      }
+    }
+    this.#report(t, convs, dropped);
+  }
+
+  async #withMessages(t: Txn): Promise<ConversationRecord[]> {
+    const out: ConversationRecord[] = [];
+    for (const r of await t.list(PREFIX.conversation)) {
+      const c = conversationCodec.decode(r.value);
+      if (c.count > 0) out.push(c);
+    }
+    return out;
+  }
+
+  #dropOne(t: StateTxn, x: { conv: ConversationRecord; key: string; seq: number; meta: MessageMeta; weight: number }, dropped: Map<ConversationId, Dropped>): void {
+    const unread = x.meta.d === 'in' && x.seq > x.conv.read;
+    t.delete(x.key);
+    x.conv.count--;
+    x.conv.bytes -= x.weight;
+    x.conv.dropped++;
+    if (unread) {
+      x.conv.unread = Math.max(0, x.conv.unread - 1);
+      x.conv.droppedUnread++;
+    }
+    t.counters.messages--;
+    t.counters.historyBytes -= x.weight;
+    const d = dropped.get(x.conv.id) ?? { dropped: 0, droppedUnread: 0 };
+    d.dropped++;
+    if (unread) d.droppedUnread++;
+    dropped.set(x.conv.id, d);
+  }
+
+  /** Writes the conversations that lost messages and tells the app. */
+  #report(t: StateTxn, convs: ConversationRecord[], dropped: Map<ConversationId, Dropped>): void {
+    for (const conv of convs) if (dropped.has(conv.id)) t.write(conversationCodec, this.#core.keys.conversation(conv.id), conv);
+    for (const [conversation, d] of dropped) t.afterCommit(() => this.#core.events.emit('history-trimmed', { conversation, ...d }));
+  }
+
+  async #forgetEmptyConversations(t: StateTxn, n: number): Promise<void> {
+    const empty: ConversationRecord[] = [];
+    for (const r of await t.list(PREFIX.conversation)) {
+      const c = conversationCodec.decode(r.value);
+      if (c.count === 0) empty.push(c);
+    }
+    empty.sort((a, b) => a.lastAt - b.lastAt);
+    for (const c of empty.slice(0, n)) {
+      t.delete(this.#core.keys.conversation(c.id));
+      t.counters.conversations--;
+    }
+  }
+}

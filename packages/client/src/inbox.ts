@@ -1,0 +1,180 @@
+/**
+ * Receiving: the envelopes that arrived together are decrypted in one state change and committed
+ * once; the relay acknowledges each of them only after that commit (DESIGN §4). A crash before
+ * the commit re-delivers everything, and nothing was shown.
+ *
+ * Duplicates are dropped three ways: by server envelope id (the last MAX_SEEN_SERVER_IDS), by
+ * decryption (a DUPLICATE protocol error) and by the sender's message id (the last
+ * MAX_SEEN_MESSAGE_IDS), which also catches a message the sender encrypted again after a crash.
+ * Each memory is a pair of record kinds (`ss/<id>` to look up, `ssq/<seq>` for age), so a
+ * lookup costs one read and the oldest are evicted first.
+ *
+ * One envelope whose processing fails for a reason other than its content (a damaged record,
+ * storage trouble) is rolled back alone and left unacknowledged; the others go through.
+ */
+import { fromBase64, type Envelope as WireEnvelope } from '@tacit/api';
+import { isProtocolError, ProtocolAddress, UntrustedIdentityError, type SessionManager } from '@tacit/protocol';
+import { toBase64 } from './bytes.js';
+import { isClientError } from './errors.js';
+import type { Core, StateTxn } from './core.js';
+import type { Directory } from './directory.js';
+import { decodeEnvelope } from './envelope.js';
+import { directConversation, type History, type HistoryMessage } from './history.js';
+import { PREFIX, seqKey } from './keys.js';
+import { bytesCodec } from './record-codec.js';
+import type { EnvelopeOutcome } from './relay.js';
+import type { Trust } from './trust.js';
+
+/** Server envelope ids remembered to drop redeliveries; far above the server's in-flight window. */
+export const MAX_SEEN_SERVER_IDS = 4_096;
+/** (sender, message id) pairs remembered to drop re-encrypted resends of one message. */
+export const MAX_SEEN_MESSAGE_IDS = 8_192;
+
+const seenCodec = bytesCodec('duplicate-suppression');
+const ORDER_PREFIX = { server: PREFIX.seenServerOrder, message: PREFIX.seenMessageOrder } as const;
+
+export interface Ciphertext {
+  serverId: string;
+  from: string;
+  fromDevice: number;
+  type: 'prekey' | 'whisper';
+  body: Uint8Array;
+  serverTimestamp: number;
+}
+
+export class Inbox {
+  readonly #core: Core;
+  readonly #history: History;
+  readonly #trust: Trust;
+  readonly #directory: Directory;
+  readonly #sessions: SessionManager;
+  readonly #onNewSession: () => void;
+
+  constructor(core: Core, history: History, trust: Trust, directory: Directory, sessions: SessionManager, onNewSession: () => void) {
+    this.#core = core;
+    this.#history = history;
+    this.#trust = trust;
+    this.#directory = directory;
+    this.#sessions = sessions;
+    this.#onNewSession = onNewSession;
+  }
+
+  /** Handles envelopes delivered together: one commit, then one outcome per envelope. */
+  async receive(envelopes: readonly WireEnvelope[]): Promise<EnvelopeOutcome[]> {
+    try {
+      return await this.#core.mutate(async (t) => {
+        const outcomes: EnvelopeOutcome[] = [];
+        for (const env of envelopes) {
+          const mark = t.mark();
+          try {
+            await this.#one(t, env);
+            outcomes.push('ack');
+          } catch (e) {
+            t.rollback(mark);
+            outcomes.push('retry-later');
+            if (isClientError(e) && e.code === 'STATE_CORRUPT') {
+              t.afterCommit(() => this.#core.events.emit('state-corrupt', { from: env.source.username, message: e.message }));
+            }
+          }
+        }
+        await this.#bound(t, 'server');
+        await this.#bound(t, 'message');
+        await this.#trust.bound(t);
+        return outcomes;
+      });
+    } catch {
+      // Nothing was committed: every envelope is delivered again.
+      return envelopes.map(() => 'retry-later');
+    }
+  }
+
+  async #one(t: StateTxn, env: WireEnvelope): Promise<void> {
+    const seenKey = PREFIX.seenServerId + env.id;
+    if ((await t.getBytes(seenKey)) !== undefined) return;
+    this.#remember(t, 'server', seenKey);
+    const from = env.source.username;
+    const fromDevice = env.source.deviceId;
+    const a = this.#core.account;
+    if (from === a.username && fromDevice === a.deviceId) return;
+    const body = fromBase64(env.body);
+    if (body === undefined) return; // validated upstream; unreachable in practice
+    const m: Ciphertext = { serverId: env.id, from, fromDevice, type: env.type, body, serverTimestamp: env.timestamp };
+    if (await this.#trust.isPending(t, from)) {
+      // Everything from a contact whose key changed waits for `trust`.
+      this.#hold(t, m);
+      return;
+    }
+    await this.decryptAndStore(t, m);
+  }
+
+  #hold(t: StateTxn, m: Ciphertext): void {
+    this.#trust.hold(t, { serverId: m.serverId, from: m.from, fromDevice: m.fromDevice, type: m.type, serverTimestamp: m.serverTimestamp, receivedAt: this.#core.now() }, m.body);
+  }
+
+  /** Inside a state change. Protocol failures drop the message (and say so); other errors propagate. */
+  async decryptAndStore(t: StateTxn, m: Ciphertext): Promise<HistoryMessage | undefined> {
+    let plaintext: Uint8Array;
+    try {
+      const r = await this.#sessions.decrypt(new ProtocolAddress(m.from, m.fromDevice), { type: m.type, body: m.body });
+      plaintext = r.plaintext;
+      if (r.newSession) t.afterCommit(this.#onNewSession);
+    } catch (e) {
+      if (e instanceof UntrustedIdentityError) {
+        this.#hold(t, m);
+        await this.#trust.changed(t, m.from, toBase64(e.identityKey.serialize()));
+        return undefined;
+      }
+      if (isProtocolError(e)) {
+        // DUPLICATE: a redelivery of something already shown; anything else: tampered, truncated,
+        // replayed or for a lost session. Either way the session is untouched (decryption is
+        // transactional) and retrying cannot help.
+        if (e.code !== 'DUPLICATE') t.afterCommit(() => this.#core.events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: e.code }));
+        return undefined;
+      }
+      throw e;
+    }
+    const envelope = decodeEnvelope(plaintext);
+    if (envelope === undefined) {
+      t.afterCommit(() => this.#core.events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: 'BAD_ENVELOPE' }));
+      return undefined;
+    }
+    await this.#directory.noteDevice(t, m.from, m.fromDevice);
+    const dedupKey = this.#core.keys.seenMessage(m.from, envelope.id);
+    if ((await t.getBytes(dedupKey)) !== undefined) return undefined;
+    this.#remember(t, 'message', dedupKey);
+    const stored = await this.#history.append(t, directConversation(m.from), {
+      d: 'in',
+      id: envelope.id,
+      from: m.from,
+      dev: m.fromDevice,
+      sentAt: envelope.sentAt,
+      srv: m.serverId,
+      ts: m.serverTimestamp,
+      rcv: this.#core.now(),
+    }, envelope.text);
+    // Shown only once it is durable, so a crash re-delivers rather than shows twice.
+    t.afterCommit(() => this.#core.events.emit('message', { ...stored }));
+    return stored;
+  }
+
+  #remember(t: StateTxn, kind: 'server' | 'message', key: string): void {
+    const seq = t.nextSeq();
+    t.write(seenCodec, key, new Uint8Array(0));
+    t.write(seenCodec, ORDER_PREFIX[kind] + seqKey(seq), new TextEncoder().encode(key));
+    if (kind === 'server') t.counters.seenServerIds++;
+    else t.counters.seenMessageIds++;
+  }
+
+  /** Forgets the oldest remembered ids past the bound. */
+  async #bound(t: StateTxn, kind: 'server' | 'message'): Promise<void> {
+    const count = kind === 'server' ? t.counters.seenServerIds : t.counters.seenMessageIds;
+    const excess = count - (kind === 'server' ? MAX_SEEN_SERVER_IDS : MAX_SEEN_MESSAGE_IDS);
+    if (excess <= 0) return;
+    for (const r of await t.list(ORDER_PREFIX[kind], { limit: excess })) {
+      t.delete(r.key);
+      t.delete(new TextDecoder().decode(r.value));
+      if (kind === 'server') t.counters.seenServerIds--;
+      else t.counters.seenMessageIds--;
+    }
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The key layout of the client's record store (docs/CLIENT.md, "Local storage"). Every record
+ * kind has a prefix here; the module that owns a kind builds its keys through `RecordKeys`.
+ *
+ * Keys may be stored in the clear (the SQLite file's keys are; IndexedDB's too), so they never
+ * hold a name or anything a contact chose: a username or conversation id appears as a pseudonym,
+ * HMAC-SHA256 under a random key kept in a sealed record (`meta/names`), truncated to 96 bits.
+ * What a copy of the files shows is how many records of each kind there are, not who they are
+ * about. Numbers are zero-padded so that key order is numeric order.
+ *
+ * To add a kind of record: add its prefix below (one that is not a prefix of another) and build
+ * its keys in the module that owns it.
+ */
+import type { CryptoBackend } from '@tacit/protocol';
+import { toHex, utf8Encode } from './bytes.js';
+
+export const PREFIX = {
+  /** Format version of the store and the pseudonym key. */
+  meta: 'meta/',
+  /** This device's account: server, username, device id, secret, identity key pair. */
+  account: 'account',
+  /** Pre-key bookkeeping (next ids, current signed and last-resort ids) and a planned upload. */
+  keys: 'keys/',
+  /** One-time EC pre-keys, by id. */
+  preKey: 'pk/',
+  /** Signed pre-keys, by id. */
+  signedPreKey: 'spk/',
+  /** Kyber pre-keys (one-time and last-resort), by id. */
+  kyberPreKey: 'kpk/',
+  /** Session records, per contact and device. */
+  session: 'ses/',
+  /** A contact's trusted identity key, and a changed one awaiting `trust`. */
+  identity: 'idk/',
+  /** What we know of a contact: username and devices. */
+  contact: 'ct/',
+  /** Conversation summaries: id, read cursor, counts. */
+  conversation: 'cv/',
+  /** Messages of a conversation, in order. */
+  message: 'm/',
+  /** Outgoing messages waiting to be encrypted, per contact, in order. */
+  outboxQueue: 'ox/',
+  /** Encrypted outgoing messages waiting for the server's `sent`, in order. */
+  outboxCiphertext: 'oc/',
+  /** Server envelope ids already handled, and their order (for eviction). */
+  seenServerId: 'ss/',
+  seenServerOrder: 'ssq/',
+  /** (sender, message id) pairs already stored, and their order. */
+  seenMessageId: 'sm/',
+  seenMessageOrder: 'smq/',
+  /** Envelopes held (undecrypted) until the user trusts a changed identity. */
+  quarantine: 'q/',
+  /** Sequence numbers and counts that bound the store. */
+  counters: 'ctr',
+} as const;
+
+/** Bytes of the pseudonym key. */
+export const NAME_KEY_BYTES = 32;
+/** Bytes of a pseudonym (hex-encoded in keys: 24 characters). */
+const PSEUDONYM_BYTES = 12;
+
+/** A non-negative integer as 16 decimal digits (sorts numerically; 2^53 has 16 digits). */
+export function seqKey(n: number): string {
+  return String(n).padStart(16, '0');
+}
+
+/** Key ids (24-bit) and device ids (31-bit) as 10 decimal digits. */
+export function idKey(n: number): string {
+  return String(n).padStart(10, '0');
+}
+
+/** Parses the number at the end of a key built with seqKey or idKey. */
+export function keyNumber(key: string): number {
+  const i = key.lastIndexOf('/');
+  return Number(key.slice(i + 1));
+}
+
+export class RecordKeys {
+  readonly #backend: CryptoBackend;
+  readonly #nameKey: Uint8Array;
+
+  constructor(backend: CryptoBackend, nameKey: Uint8Array) {
+    this.#backend = backend;
+    this.#nameKey = nameKey;
+  }
+
+  /** The pseudonym of a name in one domain (usernames and conversation ids do not share pseudonyms). */
+  pseudonym(domain: string, name: string): string {
+    return toHex(this.#backend.hmacSha256(this.#nameKey, utf8Encode(`${domain}\0${name}`)).subarray(0, PSEUDONYM_BYTES));
+  }
+
+  user(username: string): string {
+    return this.pseudonym('user', username);
+  }
+
+  session(username: string, deviceId: number): string {
+    return `${PREFIX.session}${this.user(username)}/${idKey(deviceId)}`;
+  }
+  sessionsOf(username: string): string {
+    return `${PREFIX.session}${this.user(username)}/`;
+  }
+  identity(username: string): string {
+    return PREFIX.identity + this.user(username);
+  }
+  contact(username: string): string {
+    return PREFIX.contact + this.user(username);
+  }
+  conversation(conversationId: string): string {
+    return PREFIX.conversation + this.pseudonym('conversation', conversationId);
+  }
+  messagesOf(conversationId: string): string {
+    return `${PREFIX.message}${this.pseudonym('conversation', conversationId)}/`;
+  }
+  message(conversationId: string, seq: number): string {
+    return this.messagesOf(conversationId) + seqKey(seq);
+  }
+  queuedFor(username: string): string {
+    return `${PREFIX.outboxQueue}${this.user(username)}/`;
+  }
+  queued(username: string, seq: number): string {
+    return this.queuedFor(username) + seqKey(seq);
+  }
+  /** A (sender, message id) pair: the id is chosen by the sender, so it too is hashed. */
+  seenMessage(username: string, messageId: string): string {
+    return PREFIX.seenMessageId + this.pseudonym('message', `${username}\0${messageId}`);
+  }
+}
+
+/** What a key's prefix says the record is, for error messages. */
+export function describeKey(key: string): string {
+  const names: Record<string, string> = {
+    [PREFIX.meta]: 'store metadata',
+    [PREFIX.account]: 'account',
+    [PREFIX.keys]: 'pre-key bookkeeping',
+    [PREFIX.preKey]: 'one-time pre-key',
+    [PREFIX.signedPreKey]: 'signed pre-key',
+    [PREFIX.kyberPreKey]: 'Kyber pre-key',
+    [PREFIX.session]: 'session',
+    [PREFIX.identity]: 'identity key',
+    [PREFIX.contact]: 'contact',
+    [PREFIX.conversation]: 'conversation',
+    [PREFIX.message]: 'message',
+    [PREFIX.outboxQueue]: 'queued outgoing message',
+    [PREFIX.outboxCiphertext]: 'outgoing ciphertext',
+    [PREFIX.seenServerOrder]: 'duplicate-suppression',
+    [PREFIX.seenServerId]: 'duplicate-suppression',
+    [PREFIX.seenMessageOrder]: 'duplicate-suppression',
+    [PREFIX.seenMessageId]: 'duplicate-suppression',
+    [PREFIX.quarantine]: 'held message',
+    [PREFIX.counters]: 'store counters',
+  };
+  let best = '';
+  for (const p of Object.keys(names)) if (key.startsWith(p) && p.length > best.length) best = p;
+  return best === '' ? 'unknown' : names[best]!;
+}
