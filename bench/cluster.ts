@@ -55,6 +55,26 @@ function cpuSeconds(pid: number): number {
 }
 const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + cpuSeconds(p), 0);
 
+/** Kernel-mode CPU seconds of a process so far. */
+function sysSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[12]) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Read and write system calls of a process so far (/proc/<pid>/io). */
+function syscalls(pid: number): number {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return Number(/syscr: (\d+)/.exec(io)?.[1] ?? 0) + Number(/syscw: (\d+)/.exec(io)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** Pids of processes whose command name is `name` (e.g. redis-server). */
 function pidsNamed(name: string): number[] {
   const out: number[] = [];
@@ -170,6 +190,10 @@ interface Round {
   lockMsPerS: number;
   lwlockMsPerS: number;
   wallS: number;
+  /** Read and write system calls of the nodes per delivered message. */
+  syscallsPerMsg: number;
+  /** Of the nodes' CPU per message, µs in the kernel (system calls, loopback TCP). */
+  nodesKernelUs: number;
 }
 
 async function runOne(nodesWanted: 1 | 2): Promise<Round> {
@@ -206,12 +230,16 @@ async function runOne(nodesWanted: 1 | 2): Promise<Round> {
     const redis = pidsNamed('redis-server');
     const hap = pidsNamed('haproxy');
     const nodePids = nodes.map((n) => n.proc.pid!);
+    const sys0 = nodePids.reduce((t, p) => t + syscalls(p), 0);
+    const kernel0 = nodePids.reduce((t, p) => t + sysSeconds(p), 0);
     const before = { nodes: cpuOf(nodePids), postgres: 0, redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
     await sampler.start();
     const t0 = performance.now();
     const r = await request(load, { cmd: 'run' }, (m) => (m['ev'] === 'done' ? (m['result'] as Record<string, number>) : undefined));
     const wallS = (performance.now() - t0) / 1000;
     await sampler.stop();
+    const sys1 = nodePids.reduce((t, p) => t + syscalls(p), 0);
+    const kernel1 = nodePids.reduce((t, p) => t + sysSeconds(p), 0);
     const after = { nodes: cpuOf(nodePids), postgres: sampler.cpu, redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
     const delivered = Number(r['delivered']);
     const per = (k: keyof typeof before) => Math.round(((after[k] - before[k]) / delivered) * 1e6);
@@ -227,6 +255,8 @@ async function runOne(nodesWanted: 1 | 2): Promise<Round> {
       lockMsPerS: Math.round((sampler.lockMs / (wallS * 1000)) * 10) / 10,
       lwlockMsPerS: Math.round((sampler.lwlockMs / (wallS * 1000)) * 10) / 10,
       wallS: Math.round(wallS * 10) / 10,
+      syscallsPerMsg: Math.round(((sys1 - sys0) / delivered) * 10) / 10,
+      nodesKernelUs: Math.round(((kernel1 - kernel0) / delivered) * 1e6),
     };
   } finally {
     if (load !== undefined && load.exitCode === null) {
@@ -263,7 +293,7 @@ for (let round = 0; round < ROUNDS; round++) {
     results[k === 1 ? 'n1' : 'n2'].push(r);
     console.log(
       `n${k} round ${round + 1}: saturated ${r.saturated} msg/s | at ${FIXED_RATE}/s: p50 ${r.p50} ms p99 ${r.p99} ms | ` +
-        `cpu µs/msg: nodes ${r.cpu.nodes} postgres ${r.cpu.postgres} redis ${r.cpu.redis} haproxy ${r.cpu.haproxy} (load gen ${r.cpu.load}) | ` +
+        `syscalls/msg ${r.syscallsPerMsg} | cpu µs/msg: nodes ${r.cpu.nodes} (kernel ${r.nodesKernelUs}) postgres ${r.cpu.postgres} redis ${r.cpu.redis} haproxy ${r.cpu.haproxy} (load gen ${r.cpu.load}) | ` +
         `lock wait ${r.lockMsPerS} ms/s, lwlock ${r.lwlockMsPerS} ms/s | delivered ${r.delivered} lost ${r.lost} dup ${r.duplicates} errors ${r.errors} | ${machineLoad()}`,
     );
   }

@@ -5,10 +5,10 @@
  * WAL flush under the default `synchronous_commit = on`). Redis holds what is short-lived and
  * shared between nodes: WebSocket tickets. The schema is versioned (postgres-migrations.ts).
  *
- * Order, per recipient queue, with no lock shared by every send: a batch write first locks the
- * device row of each recipient it writes to (`FOR NO KEY UPDATE`, in address order, so two batches
- * never wait on each other in a cycle), and only then takes ids from the shared sequence; the row
- * locks are held until commit. So for one recipient, a later transaction can take its ids only
+ * Order, per recipient queue, with no lock shared by every send: a batch write (the write_batch
+ * function of migration 3, one call) first locks the device row of each recipient it writes to
+ * (`FOR NO KEY UPDATE`, in address order, so two batches never wait on each other in a cycle), and
+ * only then takes ids from the shared sequence; the row locks are held until commit. So for one recipient, a later transaction can take its ids only
  * after every earlier one has committed, and ids increase in commit order per recipient queue. A
  * reader paging that queue by `id > cursor` never skips a message that commits later: any
  * message still uncommitted when it read will get a larger id than everything it saw. Batches to
@@ -335,76 +335,30 @@ export class PostgresStore implements Store {
 
   async writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]> {
     if (messages.length === 0 && acks.length === 0) return [];
-    return this.#tx(async (c) => {
-      const keys = [...new Set(messages.map((m) => addressKey(m.to)))];
-      // Per-recipient order (see "Order" above): lock each recipient's device row, in address
-      // order, before taking ids. Acks need no lock: deleting a row never reorders a queue.
-      const registrationIds = new Map<string, number>();
-      if (keys.length > 0) {
-        const locked = await c.query('SELECT addr, registration_id FROM devices WHERE addr = ANY($1::text[]) ORDER BY addr FOR NO KEY UPDATE', [keys]);
-        for (const r of locked.rows as Row[]) registrationIds.set(String(r['addr']), num(r['registration_id']));
-      }
-      if (acks.length > 0) {
-        await c.query('DELETE FROM messages m USING unnest($1::bigint[], $2::text[]) AS a(id, r) WHERE m.id = a.id AND m.recipient = a.r', [
-          acks.map((a) => a.id),
-          acks.map((a) => addressKey(a.to)),
-        ]);
-      }
-      if (messages.length === 0) return [];
-      // Under the row locks: exact queue lengths, and the newest id in each queue (`after`).
-      const lengths = new Map<string, number>();
-      const last = new Map<string, number>();
-      for (const r of (await c.query('SELECT recipient, count(*) AS n, max(id) AS last FROM messages WHERE recipient = ANY($1::text[]) GROUP BY recipient', [keys])).rows as Row[]) {
-        lengths.set(String(r['recipient']), num(r['n']));
-        last.set(String(r['recipient']), num(r['last']));
-      }
-      const results: EnqueueResult[] = [];
-      const accepted: { i: number; m: NewMessage; key: string }[] = [];
-      for (const m of messages) {
-        const key = addressKey(m.to);
-        const reg = registrationIds.get(key);
-        if (reg === undefined) {
-          results.push({ ok: false, code: 'NOT_FOUND' });
-          continue;
-        }
-        if (m.expectedRegistrationId !== undefined && m.expectedRegistrationId !== reg) {
-          results.push({ ok: false, code: 'STALE_DEVICE' });
-          continue;
-        }
-        const n = lengths.get(key) ?? 0;
-        if (n >= maxQueue) {
-          results.push({ ok: false, code: 'MAILBOX_FULL' });
-          continue;
-        }
-        lengths.set(key, n + 1);
-        accepted.push({ i: results.length, m, key });
-        results.push({ ok: true, id: 0 });
-      }
-      if (accepted.length > 0) {
-        // Allocate ids first (ascending), so each result gets the id of its own row.
-        const ids = (await c.query("SELECT nextval('messages_id_seq') AS id FROM generate_series(1, $1)", [accepted.length])).rows
-          .map((r: Row) => num(r['id']))
-          .sort((x: number, y: number) => x - y);
-        await c.query(
-          `INSERT INTO messages (id, recipient, sender, sender_device, kind, body, ts, expires_at)
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])`,
-          [
-            ids,
-            accepted.map((a) => a.key),
-            accepted.map((a) => a.m.from.username),
-            accepted.map((a) => a.m.from.deviceId),
-            accepted.map((a) => a.m.kind),
-            accepted.map((a) => buf(a.m.body)),
-            accepted.map((a) => a.m.timestamp),
-            accepted.map((a) => a.m.expiresAt),
-          ],
-        );
-        accepted.forEach((a, k) => {
-          results[a.i] = { ok: true, id: ids[k]!, after: last.get(a.key) ?? 0 };
-          last.set(a.key, ids[k]!);
-        });
-      }
-      return results;
+    // One call (migration 3's write_batch, in its own transaction): lock the recipients' device
+    // rows in address order, delete the acknowledged rows, check each message (device, expected
+    // registration id, queue cap) under the locks, take ids from the sequence, insert.
+    const r = await this.#pool.query({
+      name: 'write_batch',
+      text: 'SELECT status, id, after FROM write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+      values: [
+        acks.map((a) => a.id),
+        acks.map((a) => addressKey(a.to)),
+        messages.map((m) => addressKey(m.to)),
+        messages.map((m) => m.expectedRegistrationId ?? null),
+        messages.map((m) => m.from.username),
+        messages.map((m) => m.from.deviceId),
+        messages.map((m) => m.kind),
+        messages.map((m) => buf(m.body)),
+        messages.map((m) => m.timestamp),
+        messages.map((m) => m.expiresAt),
+        maxQueue,
+      ],
+    });
+    return (r.rows as Row[]).map((row): EnqueueResult => {
+      const status = num(row['status']);
+      if (status === 0) return { ok: true, id: num(row['id']), after: num(row['after']) };
+      return { ok: false, code: status === 1 ? 'NOT_FOUND' : status === 2 ? 'STALE_DEVICE' : 'MAILBOX_FULL' };
     });
   }
 

@@ -19,6 +19,9 @@ export class Delivery {
   readonly #ctx: Context;
   readonly #hub: Hub;
   readonly #internal: (conn: Connection, e: unknown) => void;
+  /** Messages from other nodes' events, handed over at the end of this turn. */
+  #remote: RemoteMessage[] = [];
+  #remoteScheduled = false;
 
   /** `internal` closes a connection after a store failure. */
   constructor(ctx: Context, hub: Hub, internal: (conn: Connection, e: unknown) => void) {
@@ -91,16 +94,30 @@ export class Delivery {
     if (elsewhere.size > 0 || remote.length > 0) this.#ctx.cluster?.publishDeliver([...elsewhere], remote);
   }
 
-  /** Another node stored these messages: hand them to their devices' connections here, if any. */
+  /**
+   * Another node stored these messages: hand them to their devices' connections here, if any.
+   * Events that arrive in one event-loop turn are handed over together at the end of it, so each
+   * connection gets one write for all of them (a write is a system call; events come per batch of
+   * each other node).
+   */
   deliverRemote(messages: RemoteMessage[]): void {
-    const corked = new Set<Connection>();
-    for (const r of messages) {
-      const conn = this.#hub.get(r.key);
-      if (conn === undefined) continue;
-      if (!corked.has(conn) && conn.cork()) corked.add(conn);
-      this.#deliverLive(conn, r.id, r.after, r, r.bodyB64);
-    }
-    for (const c of corked) c.uncork();
+    if (messages.length === 0) return;
+    this.#remote.push(...messages);
+    if (this.#remoteScheduled) return;
+    this.#remoteScheduled = true;
+    setImmediate(() => {
+      this.#remoteScheduled = false;
+      const batch = this.#remote;
+      this.#remote = [];
+      const corked = new Set<Connection>();
+      for (const r of batch) {
+        const conn = this.#hub.get(r.key);
+        if (conn === undefined) continue;
+        if (!corked.has(conn) && conn.cork()) corked.add(conn);
+        this.#deliverLive(conn, r.id, r.after, r, r.bodyB64);
+      }
+      for (const c of corked) c.uncork();
+    });
   }
 
   /** A batch failed: tell each sender to retry. */
