@@ -11,7 +11,8 @@
 // nodes, PostgreSQL's backends, Redis and HAProxy, and the time PostgreSQL backends spent waiting
 // on locks (sampled from pg_stat_activity every 10 ms). Last line, JSON:
 // {"n1":{"saturated":N,"p99ms":N},"n2":{"saturated":N,"p99ms":N}}
-// Benchmarks assert nothing.
+// Then the cross-node path alone (bench/cluster/path.ts): two nodes in one process, local against
+// cross-node delivery, CPU per message. Benchmarks assert nothing.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -311,6 +312,17 @@ for (const k of ['n1', 'n2'] as const) {
       `lock wait ${median(rs.map((r) => r.lockMsPerS))} ms/s (${spread(rs.map((r) => r.lockMsPerS))}), lost ${rs.reduce((s, r) => s + r.lost, 0)}, dup ${rs.reduce((s, r) => s + r.duplicates, 0)}`,
   );
 }
+// The cross-node path alone, in one process (no time-slicing between node processes).
+const path = await new Promise<{ local: number[]; crossNode: number[] }>((resolvePath, reject) => {
+  let text = '';
+  const c = fork(resolve(here, 'cluster', 'path.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  c.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  c.on('exit', (code) => (code === 0 ? resolvePath(JSON.parse(text.trim().split('\n').at(-1)!) as { local: number[]; crossNode: number[] }) : reject(new Error(`path.ts exited ${code}`))));
+});
+console.log(
+  `cross-node path, two nodes in one process, CPU per message (servers and clients): local delivery ${median(path.local)} µs (${spread(path.local)}), ` +
+    `through a Redis event to the other node ${median(path.crossNode)} µs (${spread(path.crossNode)}): +${median(path.crossNode) - median(path.local)} µs`,
+);
 const out = { n1: summary(results.n1), n2: summary(results.n2) };
 const ratio = Math.round((out.n2.saturated / out.n1.saturated) * 100) / 100;
 const perRound = results.n1.map((r, i) => Math.round(((results.n2[i]?.saturated ?? NaN) / r.saturated) * 100) / 100);
