@@ -22,6 +22,8 @@ import { resolve } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { findHaproxy, startBalancer, type Balancer } from '../apps/server/test/balancer.ts';
+import { cpuSeconds, kernelSeconds, request } from './children.ts';
+import { machineLoad } from './machine.ts';
 import { closedPort, startServer, stopServer, type ServerProcess } from '../apps/server/test/processes.ts';
 
 const quick = process.argv.includes('--quick');
@@ -44,27 +46,8 @@ if (haproxy === undefined) {
   process.exit(2);
 }
 
-/** CPU seconds (user + system) of a process so far, from /proc; 0 if it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + cpuSeconds(p), 0);
-
-/** Kernel-mode CPU seconds of a process so far. */
-function sysSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[12]) / 100;
-  } catch {
-    return 0;
-  }
-}
+/** CPU seconds of these processes so far (those gone count 0). */
+const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + (cpuSeconds(p) || 0), 0);
 
 /** Read and write system calls of a process so far (/proc/<pid>/io). */
 function syscalls(pid: number): number {
@@ -88,38 +71,6 @@ function pidsNamed(name: string): number[] {
     }
   }
   return out;
-}
-
-function machineLoad(): string {
-  const read = (f: string) => {
-    try {
-      return readFileSync(f, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const load = read('/proc/loadavg').split(' ').slice(0, 3).join(' ');
-  const cpu = /some avg10=([\d.]+)/.exec(read('/proc/pressure/cpu'))?.[1];
-  return `load ${load}${cpu ? `, cpu pressure ${cpu}%` : ''}`;
-}
-
-function request<T>(c: ChildProcess, msg: object, pick: (m: Record<string, unknown>) => T | undefined): Promise<T> {
-  return new Promise((resolvePromise, reject) => {
-    const on = (m: Record<string, unknown>) => {
-      if (m['ev'] === 'error') {
-        c.off('message', on);
-        reject(new Error(String(m['message'])));
-        return;
-      }
-      const v = pick(m);
-      if (v !== undefined) {
-        c.off('message', on);
-        resolvePromise(v);
-      }
-    };
-    c.on('message', on);
-    c.send(msg);
-  });
 }
 
 /**
@@ -153,7 +104,7 @@ class BackendSampler {
         for (const row of r.rows as { pid: number; wait_event_type: string | null }[]) {
           if (row.wait_event_type === 'Lock') this.lockMs += dt;
           if (row.wait_event_type === 'LWLock') this.lwlockMs += dt;
-          const c = cpuSeconds(row.pid);
+          const c = cpuSeconds(row.pid) || 0;
           const seen = this.#cpu.get(row.pid);
           if (seen === undefined) this.#cpu.set(row.pid, { first: c, last: c });
           else if (c > 0) seen.last = c;
@@ -232,16 +183,16 @@ async function runOne(nodesWanted: 1 | 2): Promise<Round> {
     const hap = pidsNamed('haproxy');
     const nodePids = nodes.map((n) => n.proc.pid!);
     const sys0 = nodePids.reduce((t, p) => t + syscalls(p), 0);
-    const kernel0 = nodePids.reduce((t, p) => t + sysSeconds(p), 0);
-    const before = { nodes: cpuOf(nodePids), postgres: 0, redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
+    const kernel0 = nodePids.reduce((t, p) => t + (kernelSeconds(p) || 0), 0);
+    const before = { nodes: cpuOf(nodePids), postgres: 0, redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) || 0 };
     await sampler.start();
     const t0 = performance.now();
     const r = await request(load, { cmd: 'run' }, (m) => (m['ev'] === 'done' ? (m['result'] as Record<string, number>) : undefined));
     const wallS = (performance.now() - t0) / 1000;
     await sampler.stop();
     const sys1 = nodePids.reduce((t, p) => t + syscalls(p), 0);
-    const kernel1 = nodePids.reduce((t, p) => t + sysSeconds(p), 0);
-    const after = { nodes: cpuOf(nodePids), postgres: sampler.cpu, redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) };
+    const kernel1 = nodePids.reduce((t, p) => t + (kernelSeconds(p) || 0), 0);
+    const after = { nodes: cpuOf(nodePids), postgres: sampler.cpu, redis: cpuOf(redis), haproxy: cpuOf(hap), load: cpuSeconds(load.pid!) || 0 };
     const delivered = Number(r['delivered']);
     const per = (k: keyof typeof before) => Math.round(((after[k] - before[k]) / delivered) * 1e6);
     return {

@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { machineLoad } from './machine.ts';
+import { cpuSeconds, request } from './children.ts';
 
 const quick = process.argv.includes('--quick');
 const here = import.meta.dirname;
@@ -33,35 +34,8 @@ function child(file: string, env: Record<string, string> = {}): ChildProcess {
   return fork(resolve(here, 'relay', file), [], { execArgv: args, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
-function request<T>(c: ChildProcess, msg: object, pick: (m: Record<string, unknown>) => T | undefined): Promise<T> {
-  return new Promise((resolvePromise, reject) => {
-    const on = (m: Record<string, unknown>) => {
-      if (m['ev'] === 'error') {
-        c.off('message', on);
-        reject(new Error(String(m['message'])));
-        return;
-      }
-      const v = pick(m);
-      if (v !== undefined) {
-        c.off('message', on);
-        resolvePromise(v);
-      }
-    };
-    c.on('message', on);
-    if (Object.keys(msg).length > 0) c.send(msg);
-  });
-}
-
-/** CPU seconds (user + system) a child has used so far, from /proc (Linux). */
-function cpuSeconds(c: ChildProcess): number {
-  try {
-    const f = readFileSync(`/proc/${c.pid}/stat`, 'utf8');
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
+/** CPU seconds (user + system) a child has used so far. */
+const cpuSecondsOf = (c: ChildProcess): number => cpuSeconds(c.pid!);
 
 const mem = (server: ChildProcess) => request(server, { cmd: 'mem' }, (m) => m['rss'] as number | undefined);
 
@@ -105,14 +79,14 @@ async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
     const before = await mem(server);
     await request(load, { cmd: 'connect-rest' }, (m) => (m['ev'] === 'connected' ? true : undefined));
     const after = await mem(server);
-    const cpu0 = [cpuSeconds(server), cpuSeconds(load)];
+    const cpu0 = [cpuSecondsOf(server), cpuSecondsOf(load)];
     const t0 = Date.now();
     const r = await request(load, { cmd: 'run' }, (m) => (m['ev'] === 'done' ? (m['result'] as Record<string, number>) : undefined));
     const wall = (Date.now() - t0) / 1000;
-    const serverCpu = cpuSeconds(server) - cpu0[0]!;
+    const serverCpu = cpuSecondsOf(server) - cpu0[0]!;
     // CPU per delivered message does not depend on how much of the machine others take.
     const perMsg = Math.round((serverCpu / Number(r['delivered'])) * 1e6);
-    const cpu = `cpu server ${Math.round((serverCpu / wall) * 100)}% (${perMsg} µs/msg) load ${Math.round(((cpuSeconds(load) - cpu0[1]!) / wall) * 100)}%`;
+    const cpu = `cpu server ${Math.round((serverCpu / wall) * 100)}% (${perMsg} µs/msg) load ${Math.round(((cpuSecondsOf(load) - cpu0[1]!) / wall) * 100)}%`;
     const idleKiB = Math.round(((after - before) / (n / 2) / 1024) * 10) / 10;
     const result = { ...r, idleKiB, cpuUsPerMsg: perMsg } as Result;
     console.log(

@@ -91,8 +91,10 @@ export class RedisCluster implements Cluster {
   }
 
   async start(h: ClusterHandlers): Promise<void> {
+    // This node's own events come back too (one channel): skip them before parsing their bodies.
+    const own = [`{"t":"d","n":"${this.nodeId}"`, `{"t":"c","n":"${this.nodeId}"`];
     this.#sub.on('message', (channel: string, text: string) => {
-      if (channel !== this.#channel) return;
+      if (channel !== this.#channel || text.startsWith(own[0]!) || text.startsWith(own[1]!)) return;
       let e: Event;
       try {
         e = JSON.parse(text) as Event;

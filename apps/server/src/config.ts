@@ -46,6 +46,13 @@ export interface Limits {
   heartbeatIntervalMs: number;
   /** How often expired messages, invites and tickets are deleted. */
   expirySweepIntervalMs: number;
+  /**
+   * Several nodes: how long a message that arrived before an older one (stored by another node,
+   * its event still on the way through Redis) waits for it before the node reads the queue from
+   * the store instead. Longer saves store reads when nodes are busy; shorter delivers sooner when
+   * an event is lost (Redis restarting).
+   */
+  outOfOrderWaitMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -72,6 +79,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxUnauthenticatedConnections: 1000,
   heartbeatIntervalMs: 30_000,
   expirySweepIntervalMs: 60_000,
+  outOfOrderWaitMs: 100,
 });
 
 /** Environment variable name for a limit: maxQueuePerDevice → TACIT_MAX_QUEUE_PER_DEVICE. */

@@ -7,7 +7,7 @@ import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import type { MessageFrame } from '@tacit/api';
-import { RedisCluster, type Cluster, type ClusterHandlers, type RemoteMessage, type Store } from '../src/index.js';
+import { RedisCluster, type Cluster, type ClusterHandlers, type Limits, type RemoteMessage, type Store } from '../src/index.js';
 import { Client, register, sendMessage, start, type Harness } from './helpers.js';
 import { testWithServices, dropSchemas, newSchema, openStore, redisUrl } from './postgres-env.js';
 
@@ -62,17 +62,17 @@ function counting(store: Store): { store: Store; reads: () => number } {
   return { store: wrapped, reads: () => reads };
 }
 
-async function node(schema: string, wrap?: (c: RedisCluster) => Cluster): Promise<{ h: Harness; reads: () => number }> {
+async function node(schema: string, wrap?: (c: RedisCluster) => Cluster, limits: Partial<Limits> = {}): Promise<{ h: Harness; reads: () => number }> {
   const [pub, sub] = [new Redis(redisUrl), new Redis(redisUrl)];
   redises.push(pub, sub);
   const c = counting(await openStore(schema));
   const cluster = new RedisCluster(pub, sub, `${schema}:`);
-  return { h: await start({ store: c.store, cluster: wrap ? wrap(cluster) : cluster }), reads: c.reads };
+  return { h: await start({ store: c.store, cluster: wrap ? wrap(cluster) : cluster, limits }), reads: c.reads };
 }
 
 const texts = (c: Client) => c.frames.filter((f): f is MessageFrame => f.type === 'message').map((f) => Buffer.from(f.envelope.body, 'base64').toString());
 
-test('cluster delivery: an older message from another node whose event is late is not skipped, and nothing is handed over twice', async () => {
+test('cluster delivery: an older message from another node whose event is late is not skipped (the queue is read), and nothing is handed over twice', async () => {
   const schema = newSchema();
   let held!: HeldCluster;
   const a = await node(schema, (c) => (held = new HeldCluster(c)));
@@ -127,6 +127,41 @@ test('cluster delivery: a small message stored by another node is pushed from it
     }
     assert.deepEqual(texts(cr), ['m0', 'm1', 'm2', 'm3', 'm4']);
     assert.equal(b.reads(), readsBefore, 'node b pushed them from the events');
+  } finally {
+    for (const c of clients) c.close();
+    await a.h.close();
+    await b.h.close();
+  }
+});
+
+test('cluster delivery: a message that overtakes an older one from another node waits for it; both are pushed from events, in order, without reading the queue', async () => {
+  const schema = newSchema();
+  let held!: HeldCluster;
+  // No time limit on the wait here: the queue must not be read however slow the machine.
+  const a = await node(schema, (c) => (held = new HeldCluster(c)));
+  const b = await node(schema, undefined, { outOfOrderWaitMs: 600_000 });
+  const clients: Client[] = [];
+  try {
+    const r = await register(b.h);
+    const s1 = await register(a.h);
+    const s2 = await register(b.h);
+    const cr = await Client.connect(b.h.wsUrl, r);
+    clients.push(cr);
+    await cr.next((f) => f.type === 'queue-empty');
+    const c1 = await Client.connect(a.h.wsUrl, s1);
+    const c2 = await Client.connect(b.h.wsUrl, s2);
+    clients.push(c1, c2);
+    const to = { username: r.username, deviceId: 1 };
+    const readsBefore = b.reads();
+
+    held.holding = true;
+    assert.equal((await sendMessage(c1, to, 'first, on node a')).type, 'sent');
+    assert.equal((await sendMessage(c2, to, 'second, on node b')).type, 'sent');
+    // Node b holds "second" back; "first" arrives through Redis now.
+    held.release();
+    await cr.next((f) => f.type === 'message' && Buffer.from(f.envelope.body, 'base64').toString() === 'second, on node b');
+    assert.deepEqual(texts(cr), ['first, on node a', 'second, on node b']);
+    assert.equal(b.reads(), readsBefore, 'node b did not read the queue');
   } finally {
     for (const c of clients) c.close();
     await a.h.close();

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { PostgresStore } from '../src/index.js';
+import { PostgresStore, type NewDevice } from '../src/index.js';
 import { externalServices, PG_HOST, PG_PORT, REDIS_URL, skipSuite } from './services.js';
 
 export const pgConfig: pg.PoolConfig = {
@@ -78,4 +78,15 @@ export async function dropSchemas(): Promise<void> {
     r.disconnect();
   }
   schemas.length = 0;
+}
+
+/** A device record with placeholder keys, for tests of the store itself (no signatures checked there). */
+export function placeholderDevice(): NewDevice {
+  const k = { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) };
+  return {
+    registrationId: 1,
+    secretSalt: new Uint8Array(16),
+    secretHash: new Uint8Array(32),
+    keys: { signedPreKey: k, kyberLastResortKey: { ...k, publicKey: new Uint8Array(1569) }, preKeys: [], kyberPreKeys: [] },
+  };
 }

@@ -7,21 +7,12 @@
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NewMessage, PostgresStore, StoredMessage } from '../src/index.js';
-import { testWithServices, dropSchemas, newSchema, openStore, withClient } from './postgres-env.js';
+import { testWithServices, dropSchemas, newSchema, openStore, placeholderDevice, withClient } from './postgres-env.js';
 
 const test = await testWithServices('postgres-order.test.ts');
 
 after(dropSchemas);
 
-const dev = () => {
-  const k = { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) };
-  return {
-    registrationId: 1,
-    secretSalt: new Uint8Array(16),
-    secretHash: new Uint8Array(32),
-    keys: { signedPreKey: k, kyberLastResortKey: { ...k, publicKey: new Uint8Array(1569) }, preKeys: [], kyberPreKeys: [] },
-  };
-};
 const msg = (to: string, from: string, text: string): NewMessage => ({
   to: { username: to, deviceId: 1 },
   from: { username: from, deviceId: 1 },
@@ -77,7 +68,7 @@ test('postgres order: a pager never skips a message that commits late; other rec
       CREATE TRIGGER hold_slow BEFORE INSERT ON ${schema}.messages FOR EACH ROW EXECUTE FUNCTION ${schema}.hold_slow();`),
   );
   try {
-    for (const u of ['rita', 'otto']) assert.equal(await a.createAccount({ username: u, identityKey: new Uint8Array(33), createdAt: 1 }, dev(), null), 'ok');
+    for (const u of ['rita', 'otto']) assert.equal(await a.createAccount({ username: u, identityKey: new Uint8Array(33), createdAt: 1 }, placeholderDevice(), null), 'ok');
     const rita = { username: 'rita', deviceId: 1 };
 
     await withClient(async (holder) => {
@@ -114,7 +105,7 @@ test('postgres order: concurrent writers on two nodes and a pager that acks as i
   const schema = newSchema();
   const [a, b] = [await openStore(schema, { max: 4 }), await openStore(schema, { max: 4 })];
   try {
-    for (const u of ['pia', 'quin']) await a.createAccount({ username: u, identityKey: new Uint8Array(33), createdAt: 1 }, dev(), null);
+    for (const u of ['pia', 'quin']) await a.createAccount({ username: u, identityKey: new Uint8Array(33), createdAt: 1 }, placeholderDevice(), null);
     const pia = { username: 'pia', deviceId: 1 };
     const N = 60;
     // Six writers (three per node), each its own sender, each sending N messages to pia (and a few

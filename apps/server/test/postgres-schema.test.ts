@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { MIGRATIONS, SCHEMA_VERSION, SchemaError, migrate } from '../src/postgres-migrations.js';
-import { testWithServices, dropSchemas, newSchema, openStore, withClient } from './postgres-env.js';
+import { testWithServices, dropSchemas, newSchema, openStore, placeholderDevice, withClient } from './postgres-env.js';
 
 const test = await testWithServices('postgres-schema.test.ts');
 
@@ -35,7 +35,7 @@ test('postgres schema: three nodes starting at once on an empty database all sta
       // Every node works on the result.
       for (const [i, s] of stores.entries()) {
         assert.equal(
-          await s.createAccount({ username: `n${i}`, identityKey: new Uint8Array(33), createdAt: 1 }, device(), null),
+          await s.createAccount({ username: `n${i}`, identityKey: new Uint8Array(33), createdAt: 1 }, placeholderDevice(), null),
           'ok',
         );
       }
@@ -119,13 +119,3 @@ test('postgres schema: a failing migration changes nothing and is not recorded; 
   assert.deepEqual(s.migration.applied, []);
   await s.close();
 });
-
-function device() {
-  const k = { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) };
-  return {
-    registrationId: 1,
-    secretSalt: new Uint8Array(16),
-    secretHash: new Uint8Array(32),
-    keys: { signedPreKey: k, kyberLastResortKey: { ...k, publicKey: new Uint8Array(1569) }, preKeys: [], kyberPreKeys: [] },
-  };
-}

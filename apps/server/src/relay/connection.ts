@@ -21,6 +21,12 @@ export class Connection {
   key = '';
   /** Ids pushed and not yet acknowledged. */
   readonly inflight = new Set<number>();
+  /**
+   * Several nodes: messages that arrived before an older one another node stored (on its way
+   * through Redis), by the id they follow; pushed once it is (relay/delivery.ts).
+   */
+  readonly waiting = new Map<number, { id: number; kind: 2 | 3; from: Address; timestamp: number; bodyB64: string }>();
+  waitTimer: NodeJS.Timeout | undefined;
   /** Highest message id handed to this connection. */
   cursor = 0;
   /** The store may hold messages for this device beyond `cursor`. */

@@ -15,6 +15,12 @@ import type { Connection } from './connection.js';
 import type { Hub } from './hub.js';
 import type { PendingSend } from './writer.js';
 
+/**
+ * Messages one connection may hold back while an older one is on its way from another node
+ * (limits.outOfOrderWaitMs); beyond, the queue is read from the store. Bounds memory per connection.
+ */
+const MAX_WAITING_PER_CONNECTION = 64;
+
 export class Delivery {
   readonly #ctx: Context;
   readonly #hub: Hub;
@@ -159,12 +165,42 @@ export class Delivery {
   #deliverLive(conn: Connection, id: number, after: number | undefined, m: Pick<NewMessage, 'kind' | 'from' | 'timestamp'>, bodyB64: string): void {
     // A page from the store already handed it over (it raced this commit's answer).
     if (id <= conn.cursor) return;
-    const nothingOlder = after === undefined || after <= conn.cursor;
-    if (nothingOlder && !conn.backlog && !conn.fetching && conn.inflight.size < this.#ctx.limits.maxUnackedPerConnection) {
+    const free = !conn.backlog && !conn.fetching && conn.inflight.size < this.#ctx.limits.maxUnackedPerConnection;
+    if (free && (after === undefined || after <= conn.cursor)) {
       this.#push(conn, { id, kind: m.kind, from: m.from, timestamp: m.timestamp }, bodyB64);
+      this.#release(conn);
+    } else if (free && conn.waiting.size < MAX_WAITING_PER_CONNECTION) {
+      // An older message is on its way from another node: hold this one until it is pushed.
+      conn.waiting.set(after!, { id, kind: m.kind, from: m.from, timestamp: m.timestamp, bodyB64 });
+      if (conn.waitTimer === undefined) {
+        conn.waitTimer = setTimeout(() => {
+          conn.waitTimer = undefined;
+          if (conn.waiting.size === 0) return;
+          conn.backlog = true;
+          this.pump(conn);
+        }, this.#ctx.limits.outOfOrderWaitMs);
+        conn.waitTimer.unref();
+      }
     } else {
       conn.backlog = true;
       this.pump(conn);
+    }
+  }
+
+  /** Pushes the held-back messages that now follow the cursor. */
+  #release(conn: Connection): void {
+    const max = this.#ctx.limits.maxUnackedPerConnection;
+    for (let w = conn.waiting.get(conn.cursor); w !== undefined; w = conn.waiting.get(conn.cursor)) {
+      if (conn.inflight.size >= max) {
+        conn.backlog = true;
+        return;
+      }
+      conn.waiting.delete(conn.cursor);
+      this.#push(conn, w, w.bodyB64);
+    }
+    if (conn.waiting.size === 0) {
+      clearTimeout(conn.waitTimer);
+      conn.waitTimer = undefined;
     }
   }
 
@@ -180,6 +216,10 @@ export class Delivery {
     if (conn.fetching || !conn.backlog || conn.state !== 'ready' || conn.inflight.size >= max) return;
     conn.fetching = true;
     conn.backlog = false;
+    // The page brings what was held back too: it is all committed, after the cursor.
+    conn.waiting.clear();
+    clearTimeout(conn.waitTimer);
+    conn.waitTimer = undefined;
     const limit = max - conn.inflight.size;
     this.#ctx.store.fetchQueue(conn.device!, conn.cursor, limit, this.#ctx.now()).then(
       (rows) => {
