@@ -30,6 +30,8 @@ const quick = process.argv.includes('--quick');
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? (quick ? 1 : 3));
 const N = Number(process.env['BENCH_N'] ?? 200);
 const FIXED_RATE = Number(process.env['BENCH_FIXED_RATE'] ?? 1000);
+/** Messages in flight during saturation, over all senders: enough that batches, not round trips on a busy machine, bound throughput. */
+const INFLIGHT = Number(process.env['BENCH_INFLIGHT'] ?? 6000);
 const SATURATE_MS = quick ? 3000 : 6000;
 const FIXED_MS = quick ? 3000 : 6000;
 const here = import.meta.dirname;
@@ -175,7 +177,7 @@ async function runOne(nodesWanted: 1 | 2): Promise<Round> {
     for (const p of ports) nodes.push(await startServer(env(p), prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []));
     lb = await startBalancer(haproxy!, ports);
     load = fork(resolve(here, 'relay', 'load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const setup = { kind: 'tacit', port: lb.port, n: N, saturateMs: SATURATE_MS, fixedRate: FIXED_RATE, fixedMs: FIXED_MS };
+    const setup = { kind: 'tacit', port: lb.port, n: N, saturateMs: SATURATE_MS, fixedRate: FIXED_RATE, fixedMs: FIXED_MS, inflight: INFLIGHT };
     await request(load, { cmd: 'setup', setup }, (m) => (m['ev'] === 'registered' ? true : undefined));
     await request(load, { cmd: 'connect-half' }, (m) => (m['ev'] === 'connected' ? true : undefined));
     await request(load, { cmd: 'connect-rest' }, (m) => (m['ev'] === 'connected' ? true : undefined));
@@ -236,7 +238,7 @@ const median = (xs: number[]) => {
 };
 const spread = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
 
-console.log(`cluster bench: Node ${process.version}, ${availableParallelism()} cores, N=${N} devices, fixed rate ${FIXED_RATE}/s, ${ROUNDS} round(s) each, ${machineLoad()}`);
+console.log(`cluster bench: Node ${process.version}, ${availableParallelism()} cores, N=${N} devices, ${INFLIGHT} in flight when saturating, fixed rate ${FIXED_RATE}/s, ${ROUNDS} round(s) each, ${machineLoad()}`);
 const results: Record<'n1' | 'n2', Round[]> = { n1: [], n2: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const k of [1, 2] as const) {

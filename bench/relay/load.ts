@@ -21,6 +21,8 @@ interface Setup {
   saturateMs: number;
   fixedRate: number;
   fixedMs: number;
+  /** Messages kept in flight during saturation, over all senders (default 2,000). */
+  inflight?: number;
 }
 
 const PAYLOAD_BYTES = 1024;
@@ -185,8 +187,8 @@ async function drain(maxMs: number): Promise<void> {
 }
 
 async function run(): Promise<Record<string, number>> {
-  // Saturation: W undelivered per sender, ~2,000 in flight in total.
-  window = Math.max(2, Math.ceil(2000 / cfg.n));
+  // Saturation: W undelivered per sender, ~2,000 in flight in total (or cfg.inflight).
+  window = Math.max(2, Math.ceil((cfg.inflight ?? 2000) / cfg.n));
   mode = 'saturate';
   for (let s = 0; s < cfg.n; s++) for (let k = 0; k < window; k++) send(s);
   const warm = Math.min(1000, cfg.saturateMs / 4);
