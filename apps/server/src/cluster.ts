@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Address, CiphertextKind } from './store.js';
+import { CIPHERTEXT_TYPE_OF_KIND, type Address, type CiphertextKind } from './store.js';
 
 /** A stored message for a device that may be connected to another node. */
 export interface RemoteMessage {
@@ -69,7 +69,7 @@ function isWireMessage(x: unknown): x is WireMessage {
     typeof x[0] === 'string' &&
     Number.isSafeInteger(x[1]) &&
     Number.isSafeInteger(x[2]) &&
-    (x[3] === 2 || x[3] === 3) &&
+    Object.prototype.hasOwnProperty.call(CIPHERTEXT_TYPE_OF_KIND, x[3] as number) &&
     typeof x[4] === 'string' &&
     Number.isSafeInteger(x[5]) &&
     Number.isSafeInteger(x[6]) &&

@@ -19,6 +19,13 @@ export interface Limits {
   /** Per-device send bucket. */
   sendRatePerSecond: number;
   sendBurst: number;
+  /**
+   * Devices one `send-multi` may address (TOO_MANY_RECIPIENTS beyond); it takes that many send
+   * tokens, so it is never above `sendBurst` (nor the contract's api.MAX_FANOUT_DEVICES).
+   */
+  maxFanoutDevices: number;
+  /** Ciphertext bytes one `send-multi` may store in all (MESSAGE_TOO_LARGE beyond). */
+  maxFanoutBytes: number;
   /** Per-connection frame bucket; exhausting it closes the socket (RATE_LIMITED). */
   frameRatePerSecond: number;
   frameBurst: number;
@@ -63,6 +70,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxPendingSendsPerConnection: api.MAX_PENDING_SENDS_PER_CONNECTION,
   sendRatePerSecond: api.SEND_RATE_PER_SECOND,
   sendBurst: api.SEND_BURST,
+  maxFanoutDevices: api.MAX_FANOUT_DEVICES,
+  maxFanoutBytes: api.MAX_FANOUT_BYTES,
   frameRatePerSecond: api.FRAME_RATE_PER_SECOND,
   frameBurst: api.FRAME_BURST,
   bundleFetchBurst: api.BUNDLE_FETCH_BURST,
@@ -103,5 +112,6 @@ export function limitsFromEnv(env: Record<string, string | undefined>): Partial<
 export function resolveLimits(partial: Partial<Limits> | undefined): Limits {
   const l: Limits = { ...DEFAULT_LIMITS, ...partial };
   l.maxMessageBytes = Math.min(l.maxMessageBytes, api.MAX_MESSAGE_BYTES);
+  l.maxFanoutDevices = Math.min(l.maxFanoutDevices, l.sendBurst, api.MAX_FANOUT_DEVICES);
   return l;
 }

@@ -5,6 +5,7 @@ export { DEFAULT_LIMITS, envName, limitsFromEnv, resolveLimits, type Limits } fr
 export type { SignatureVerifier } from './context.js';
 export { ServerError, isServerError } from './errors.js';
 export * from './store.js';
+export * from './fanout.js';
 export { RedisCluster, type Cluster, type ClusterHandlers, type RemoteMessage } from './cluster.js';
 export { LocalLimiters, RateLimiter, type BucketSpec, type ConnectionRegistry, type Limiters, type RateLimit } from './rate.js';
 export { RedisLimiters, connectionLeaseMs, type RedisLimitersOptions } from './rate-redis.js';

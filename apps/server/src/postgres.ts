@@ -20,10 +20,12 @@
 import pg from 'pg';
 import { migrate, type MigrationReport } from './postgres-migrations.js';
 import type { Redis } from 'ioredis';
+import { checkDeviceLists, fanoutTargets, type FanoutResult, type NewFanout, type StoredCopy } from './fanout.js';
 import {
   addressKey,
   type AccountInfo,
   type Address,
+  type CiphertextKind,
   type CreateAccountResult,
   type DeviceAuth,
   type DeviceBundleRecord,
@@ -362,6 +364,74 @@ export class PostgresStore implements Store {
     });
   }
 
+  async writeFanout(f: NewFanout, maxQueue: number): Promise<FanoutResult> {
+    return this.#tx(async (c) => {
+      // The named accounts (FOR SHARE: addDevice locks its account FOR UPDATE, so no device can be
+      // added before this commits), then every device of them in address order (FOR NO KEY
+      // UPDATE, as writeBatch locks its recipients: per-recipient order, and no device removed in
+      // between; see "Order" above). Accounts before devices, as removeAccount takes them.
+      const usernames = [...f.recipients.map((r) => r.username)].sort();
+      const accounts = (await c.query('SELECT id, username FROM accounts WHERE username = ANY($1::text[]) ORDER BY username FOR SHARE', [usernames])).rows as Row[];
+      const current = new Map<string, Map<number, number>>(accounts.map((a) => [String(a['username']), new Map()]));
+      const nameOf = new Map(accounts.map((a) => [num(a['id']), String(a['username'])]));
+      const rows = (
+        await c.query('SELECT account_id, device_id, registration_id FROM devices WHERE account_id = ANY($1::bigint[]) ORDER BY addr FOR NO KEY UPDATE', [
+          accounts.map((a) => num(a['id'])),
+        ])
+      ).rows as Row[];
+      for (const r of rows) current.get(nameOf.get(num(r['account_id']))!)!.set(num(r['device_id']), num(r['registration_id']));
+      const refused = checkDeviceLists(f, (u) => current.get(u));
+      if (refused !== null) return { ok: false, ...refused };
+      const targets = [...fanoutTargets(f)];
+      const keys = [...new Set(targets.map((t) => addressKey(t.to)))];
+      // Under the row locks: exact queue lengths, and the newest id in each queue (`after`).
+      const lengths = new Map<string, number>();
+      const last = new Map<string, number>();
+      for (const r of (await c.query('SELECT recipient, count(*) AS n, max(id) AS last FROM messages WHERE recipient = ANY($1::text[]) GROUP BY recipient', [keys])).rows as Row[]) {
+        lengths.set(String(r['recipient']), num(r['n']));
+        last.set(String(r['recipient']), num(r['last']));
+      }
+      const stored: (StoredCopy | null)[][] = f.recipients.map((r) => r.devices.map(() => null));
+      const mailboxFull: Address[] = [];
+      const accepted: typeof targets = [];
+      for (const t of targets) {
+        const key = addressKey(t.to);
+        const n = lengths.get(key) ?? 0;
+        if (n >= maxQueue) {
+          mailboxFull.push(t.to);
+          continue;
+        }
+        lengths.set(key, n + 1);
+        accepted.push(t);
+      }
+      if (accepted.length > 0) {
+        const newIds = (await c.query("SELECT nextval('messages_id_seq') AS id FROM generate_series(1, $1)", [accepted.length])).rows
+          .map((r: Row) => num(r['id']))
+          .sort((x: number, y: number) => x - y);
+        await c.query(
+          `INSERT INTO messages (id, recipient, sender, sender_device, kind, body, ts, expires_at)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])`,
+          [
+            newIds,
+            accepted.map((t) => addressKey(t.to)),
+            accepted.map(() => f.from.username),
+            accepted.map(() => f.from.deviceId),
+            accepted.map((t) => t.device.kind),
+            accepted.map((t) => buf(t.device.body)),
+            accepted.map(() => f.timestamp),
+            accepted.map(() => f.expiresAt),
+          ],
+        );
+        accepted.forEach((t, k) => {
+          const key = addressKey(t.to);
+          stored[t.i]![t.j] = { id: newIds[k]!, after: last.get(key) ?? 0 };
+          last.set(key, newIds[k]!);
+        });
+      }
+      return { ok: true, stored, mailboxFull };
+    });
+  }
+
   async fetchQueue(to: Address, afterId: number, limit: number, now: number): Promise<StoredMessage[]> {
     const r = await this.#pool.query(
       'SELECT id, sender, sender_device, kind, body, ts, expires_at FROM messages WHERE recipient = $1 AND id > $2 AND expires_at > $3 ORDER BY id LIMIT $4',
@@ -371,7 +441,7 @@ export class PostgresStore implements Store {
       id: num(row['id']),
       to,
       from: { username: String(row['sender']), deviceId: num(row['sender_device']) },
-      kind: num(row['kind']) as 2 | 3,
+      kind: num(row['kind']) as CiphertextKind,
       body: u8(row['body']),
       timestamp: num(row['ts']),
       expiresAt: num(row['expires_at']),

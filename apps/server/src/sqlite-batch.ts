@@ -4,6 +4,7 @@
  * and its fsync never block the event loop that serves the sockets.
  */
 import type Database from 'better-sqlite3';
+import { checkDeviceLists, fanoutTargets, type CurrentDevices, type FanoutResult, type NewFanout, type StoredCopy } from './fanout.js';
 import { addressKey, type Address, type EnqueueResult, type NewMessage } from './store.js';
 
 /** Past this many entries the queue-length cache is cleared rather than grown. */
@@ -43,6 +44,7 @@ export class MessageBatchWriter {
   readonly #count: Database.Statement;
   readonly #raiseSequence: Database.Statement;
   readonly #startSequence: Database.Statement;
+  readonly #accountDevices: Database.Statement;
   /** addr → queue length, for MAILBOX_FULL without a COUNT per send. */
   readonly #queueLen = new Map<string, number>();
   /**
@@ -63,6 +65,9 @@ export class MessageBatchWriter {
     this.#count = db.prepare('SELECT count(*) FROM messages WHERE recipient = ?').pluck();
     this.#raiseSequence = db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages' AND seq < ?");
     this.#startSequence = db.prepare("INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', ? WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')");
+    this.#accountDevices = db.prepare(
+      'SELECT d.device_id AS id, d.registration_id AS reg FROM devices d JOIN accounts a ON a.id = d.account_id WHERE a.username = ?',
+    );
   }
 
   /** Ids up to `id` were announced elsewhere (by another connection's writer that is gone). */
@@ -77,6 +82,12 @@ export class MessageBatchWriter {
       if (seq === undefined) this.#startSequence.run(ID_GAP_ON_OPEN);
       else this.#db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages'").run(seq + ID_GAP_ON_OPEN);
     }).immediate();
+  }
+
+  /** Inside a write's transaction: the id counter past every announced id. */
+  #skipAnnounced(): void {
+    // No-op unless ids were announced and then rolled back (or the row is not there yet).
+    if (this.#announced > 0 && this.#raiseSequence.run(this.#announced, this.#announced).changes === 0) this.#startSequence.run(this.#announced);
   }
 
   /** Forget cached queue lengths (after expiry or device removal on another connection). */
@@ -99,10 +110,7 @@ export class MessageBatchWriter {
     const lenDelta = new Map<string, number>();
     const tx = this.#db.transaction((): EnqueueResult[] => {
       const results: EnqueueResult[] = [];
-      // No-op unless ids were announced and then rolled back (or the row is not there yet).
-      if (this.#announced > 0 && messages.length > 0 && this.#raiseSequence.run(this.#announced, this.#announced).changes === 0) {
-        this.#startSequence.run(this.#announced);
-      }
+      if (messages.length > 0) this.#skipAnnounced();
       for (const a of acks) {
         const key = addressKey(a.to);
         if (this.#delete.run(a.id, key).changes === 1) lenDelta.set(key, (lenDelta.get(key) ?? 0) - 1);
@@ -144,11 +152,54 @@ export class MessageBatchWriter {
       this.#queueLen.clear();
       throw e;
     }
+    this.#applyDelta(lenDelta);
+    return results;
+  }
+
+  /** One multi-recipient send in one transaction: the device-list check, then every insert (fanout.ts). */
+  writeFanout(f: NewFanout, maxQueue: number): FanoutResult {
+    const lenDelta = new Map<string, number>();
+    const tx = this.#db.transaction((): FanoutResult => {
+      const current = new Map<string, CurrentDevices | undefined>();
+      for (const r of f.recipients) {
+        const rows = this.#accountDevices.all(r.username) as { id: number; reg: number }[];
+        // An account always has a device; none means no such account.
+        current.set(r.username, rows.length === 0 ? undefined : new Map(rows.map((d) => [d.id, d.reg])));
+      }
+      const refused = checkDeviceLists(f, (u) => current.get(u));
+      if (refused !== null) return { ok: false, ...refused };
+      this.#skipAnnounced();
+      const stored: (StoredCopy | null)[][] = f.recipients.map((r) => r.devices.map(() => null));
+      const mailboxFull: Address[] = [];
+      for (const { i, j, to, device } of fanoutTargets(f)) {
+        const key = addressKey(to);
+        if (this.#queueLength(key) + (lenDelta.get(key) ?? 0) >= maxQueue) {
+          mailboxFull.push(to);
+          continue;
+        }
+        const b = device.body;
+        const r = this.#insert.run(key, f.from.username, f.from.deviceId, device.kind, Buffer.from(b.buffer, b.byteOffset, b.byteLength), f.timestamp, f.expiresAt);
+        lenDelta.set(key, (lenDelta.get(key) ?? 0) + 1);
+        stored[i]![j] = { id: Number(r.lastInsertRowid) };
+      }
+      return { ok: true, stored, mailboxFull };
+    });
+    let result: FanoutResult;
+    try {
+      result = tx.immediate();
+    } catch (e) {
+      this.#queueLen.clear();
+      throw e;
+    }
+    this.#applyDelta(lenDelta);
+    return result;
+  }
+
+  #applyDelta(lenDelta: Map<string, number>): void {
     for (const [key, d] of lenDelta) {
       const n = this.#queueLen.get(key);
       if (n !== undefined) this.#queueLen.set(key, Math.max(0, n + d));
     }
-    return results;
   }
 }
 

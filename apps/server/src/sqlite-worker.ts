@@ -5,10 +5,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { BUSY_RETRIES, MessageBatchWriter } from './sqlite-batch.js';
+import type { NewFanout } from './fanout.js';
 import type { Address, NewMessage } from './store.js';
 
 export type WorkerRequest =
   | { op: 'write'; seq: number; messages: NewMessage[]; acks: { to: Address; id: number }[]; maxQueue: number; announce: boolean }
+  | { op: 'fanout'; seq: number; fanout: NewFanout; maxQueue: number }
   | { op: 'invalidate' }
   | { op: 'close'; seq: number };
 
@@ -28,10 +30,10 @@ db.pragma(`synchronous = ${synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
 db.pragma('busy_timeout = 5000');
 const writer = new MessageBatchWriter(db);
 
-function writeRetrying(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number, onAssigned?: (results: unknown) => void) {
+function writeRetrying<T>(write: () => T): T {
   for (let attempt = 0; ; attempt++) {
     try {
-      return writer.write(messages, acks, maxQueue, onAssigned);
+      return write();
     } catch (e) {
       const code = (e as { code?: unknown }).code;
       if (attempt >= BUSY_RETRIES || (code !== 'SQLITE_BUSY' && code !== 'SQLITE_BUSY_SNAPSHOT')) throw e;
@@ -48,8 +50,11 @@ parentPort!.on('message', (req: WorkerRequest) => {
   }
   try {
     const seq = req.seq;
-    const announce = req.announce ? (results: unknown) => parentPort!.postMessage({ seq, ok: true, results, assigned: true } satisfies WorkerReply) : undefined;
-    const results = writeRetrying(req.messages, req.acks, req.maxQueue, announce);
+    const announce = req.op === 'write' && req.announce ? (results: unknown) => parentPort!.postMessage({ seq, ok: true, results, assigned: true } satisfies WorkerReply) : undefined;
+    const results =
+      req.op === 'fanout'
+        ? writeRetrying(() => writer.writeFanout(req.fanout, req.maxQueue))
+        : writeRetrying(() => writer.write(req.messages, req.acks, req.maxQueue, announce));
     parentPort!.postMessage({ seq: req.seq, ok: true, results } satisfies WorkerReply);
   } catch (e) {
     if (process.env['TACIT_DEBUG_WORKER']) console.error(e);

@@ -12,12 +12,14 @@ import Database from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
 import { MessageBatchWriter } from './sqlite-batch.js';
 import type { WorkerReply, WorkerRequest } from './sqlite-worker.js';
+import type { FanoutResult, NewFanout } from './fanout.js';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   addressKey,
   type AccountInfo,
   type Address,
+  type CiphertextKind,
   type CreateAccountResult,
   type DeviceAuth,
   type DeviceBundleRecord,
@@ -422,6 +424,11 @@ export class SqliteStore implements Store {
     return this.#call({ op: 'write', seq: 0, messages, acks, maxQueue, announce: onAssigned !== undefined }, onAssigned) as Promise<EnqueueResult[]>;
   }
 
+  async writeFanout(fanout: NewFanout, maxQueue: number): Promise<FanoutResult> {
+    if (this.#worker === undefined) return this.#writer.writeFanout(fanout, maxQueue);
+    return this.#call({ op: 'fanout', seq: 0, fanout, maxQueue }) as Promise<FanoutResult>;
+  }
+
   #call(req: WorkerRequest & { seq: number }, assigned?: (results: EnqueueResult[]) => void): Promise<unknown> {
     const w = this.#worker!;
     req.seq = ++this.#seq;
@@ -437,7 +444,7 @@ export class SqliteStore implements Store {
       id: r['id'] as number,
       to,
       from: { username: r['sender'] as string, deviceId: r['sender_device'] as number },
-      kind: r['kind'] as 2 | 3,
+      kind: r['kind'] as CiphertextKind,
       body: u8(r['body']),
       timestamp: r['ts'] as number,
       expiresAt: r['expires_at'] as number,

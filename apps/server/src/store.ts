@@ -6,6 +6,8 @@
  * Message ids are positive integers, strictly increasing in commit order per recipient device,
  * never reused (clients drop duplicates by id).
  */
+import type { CIPHERTEXT_TYPES, CiphertextType } from '@tacit/api';
+import type { FanoutResult, NewFanout } from './fanout.js';
 
 export interface Address {
   /** Folded username. */
@@ -59,8 +61,11 @@ export interface DeviceBundleRecord {
   preKey?: OneTimePreKey;
 }
 
-/** Libsignal's ciphertext type numbers: 3 = PreKeySignalMessage, 2 = SignalMessage. */
-export type CiphertextKind = 2 | 3;
+/** Libsignal's ciphertext type numbers: 3 = PreKeySignalMessage, 2 = SignalMessage, 7 = SenderKeyMessage. */
+export type CiphertextKind = (typeof CIPHERTEXT_TYPES)[CiphertextType];
+
+/** The wire name of each stored kind (the inverse of the api's CIPHERTEXT_TYPES). */
+export const CIPHERTEXT_TYPE_OF_KIND: Readonly<Record<CiphertextKind, CiphertextType>> = { 2: 'whisper', 3: 'prekey', 7: 'sender-key' };
 
 export interface NewMessage {
   to: Address;
@@ -154,6 +159,14 @@ export interface Store {
    * tell earlier never calls it.
    */
   writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number, onAssigned?: (results: EnqueueResult[]) => void): Promise<EnqueueResult[]>;
+  /**
+   * One multi-recipient send (fanout.ts): checks every named account's device list against its
+   * devices and stores a message for every named device, in one durable transaction, or stores
+   * nothing and says why. Devices whose queue holds `maxQueue` messages are skipped and listed.
+   * Serialized with `writeBatch` (the relay calls both from one writer), so ids still increase in
+   * commit order per device.
+   */
+  writeFanout(fanout: NewFanout, maxQueue: number): Promise<FanoutResult>;
   /** Oldest first, ids > afterId, unexpired at `now`. */
   fetchQueue(to: Address, afterId: number, limit: number, now: number): Promise<StoredMessage[]>;
   /** Deletes expired messages and invites; returns how many messages. */

@@ -108,7 +108,7 @@ test('the database holds ciphertext only: a plaintext marker is delivered but ne
     const cb = await Client.connect(url, bob.creds);
     const m = await cb.next<MessageFrame>((f) => f.type === 'message');
     assert.equal(m.envelope.id, sent.serverId);
-    const pt = await bob.sessions.decrypt(new ProtocolAddress('alice', 1), { type: m.envelope.type, body: bytes(m.envelope.body) });
+    const pt = await bob.sessions.decrypt(new ProtocolAddress('alice', 1), { type: m.envelope.type as 'whisper' | 'prekey', body: bytes(m.envelope.body) });
     assert.equal(new TextDecoder().decode(pt.plaintext), marker);
     cb.send({ type: 'ack', id: m.envelope.id });
     cb.close();

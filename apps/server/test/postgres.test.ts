@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { ERRORS, type MessageFrame } from '@tacit/api';
 import { PostgresStore, RedisCluster } from '../src/index.js';
 import { storeConformance } from './store-conformance.js';
+import { fanoutSuite } from './fanout-suite.js';
 import { Client, register, sendMessage, start } from './helpers.js';
 import { externalServices, PG_HOST, PG_PORT, REDIS_URL, skipSuite } from './services.js';
 
@@ -43,6 +44,7 @@ else {
   });
 
   storeConformance('postgres+redis', fresh);
+  fanoutSuite('postgres+redis', fresh);
 
   test('postgres+redis: the server relays, queues and hands out keys on it', async () => {
     const h = await start({ store: await fresh() });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { Address, DeviceKeys, NewDevice, NewMessage, Store } from '../src/index.js';
+import type { Address, DeviceKeys, NewDevice, NewFanout, NewMessage, Store } from '../src/index.js';
 
 const rb = (n: number) => new Uint8Array(randomBytes(n));
 const key = (id: number, n = 33) => ({ keyId: id, publicKey: rb(n), signature: rb(64) });
@@ -239,6 +239,163 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     const [m] = await s.fetchQueue(to, 0, 1, 0);
     assert.equal(m?.kind, 3);
     assert.deepEqual(Buffer.from(m!.body), Buffer.from(body));
+  });
+
+  // ---- multi-recipient sends (fanout.ts) ----
+
+  /** An account with `n` devices (registration ids 42, 43, …), device ids 1..n. */
+  const account = async (s: Store, username: string, n: number): Promise<void> => {
+    assert.equal(await s.createAccount(acct(username), { ...device(), registrationId: 42 }, null), 'ok');
+    for (let i = 2; i <= n; i++) assert.equal(await s.addDevice(username, { ...device(), registrationId: 40 + i }, 10, 127), i);
+  };
+  const regOf = (deviceId: number) => (deviceId === 1 ? 42 : 40 + deviceId);
+  const shared = (body: Uint8Array, recipients: { username: string; ids: number[]; regs?: Record<number, number> }[], from: Address): NewFanout => ({
+    from,
+    recipients: recipients.map((r) => ({
+      username: r.username,
+      devices: r.ids.map((deviceId) => ({ deviceId, registrationId: r.regs?.[deviceId] ?? regOf(deviceId), kind: 7 as const, body })),
+    })),
+    timestamp: 5000,
+    expiresAt: 5000 + 1_000_000,
+  });
+  const queueLengths = async (s: Store, addrs: Address[]) => Promise.all(addrs.map(async (a) => (await s.fetchQueue(a, 0, 100, 0)).length));
+
+  run('fan-out: one shared body reaches every named device, in one commit, ids in commit order', async (s) => {
+    await account(s, 'fa', 1);
+    await account(s, 'fb', 3);
+    await account(s, 'fc', 1);
+    const from = { username: 'fa', deviceId: 1 };
+    const before = await s.writeBatch([msg({ username: 'fb', deviceId: 2 }, from, 'before')], [], 10);
+    const body = rb(300);
+    const r = await s.writeFanout(shared(body, [{ username: 'fb', ids: [1, 2, 3] }, { username: 'fc', ids: [1] }], from), 10);
+    assert.ok(r.ok);
+    assert.deepEqual(r.mailboxFull, []);
+    const ids = r.stored.flat().map((c) => c?.id ?? null);
+    assert.equal(ids.length, 4);
+    assert.ok(before[0]?.ok && ids.every((id) => id !== null && id > (before[0] as { id: number }).id));
+    const after = await s.writeBatch([msg({ username: 'fb', deviceId: 2 }, from, 'after')], [], 10);
+    assert.ok(after[0]?.ok && after[0].id > Math.max(...(ids as number[])));
+    for (const [i, to] of [{ username: 'fb', deviceId: 1 }, { username: 'fb', deviceId: 2 }, { username: 'fb', deviceId: 3 }, { username: 'fc', deviceId: 1 }].entries()) {
+      const q = await s.fetchQueue(to, 0, 10, 0);
+      const m = q.find((x) => x.id === ids[i]);
+      assert.ok(m, `device ${to.username}.${to.deviceId} got it`);
+      assert.equal(m.kind, 7);
+      assert.deepEqual(m.from, from);
+      assert.equal(m.timestamp, 5000);
+      assert.deepEqual(Buffer.from(m.body), Buffer.from(body));
+    }
+    assert.deepEqual((await s.fetchQueue({ username: 'fb', deviceId: 2 }, 0, 10, 0)).map((m) => m.body.length), [6, 300, 5]);
+    // A store that reports `after` (the id before the copy in its queue) reports it right.
+    const copy = r.stored[0]?.[1];
+    if (copy?.after !== undefined) assert.equal(copy.after, (before[0] as { id: number }).id);
+    const first = r.stored[1]?.[0];
+    if (first?.after !== undefined) assert.equal(first.after, 0);
+  });
+
+  run('fan-out: per-device bodies and kinds are stored as given', async (s) => {
+    await account(s, 'pa', 1);
+    await account(s, 'pb', 2);
+    const from = { username: 'pa', deviceId: 1 };
+    const b1 = rb(40);
+    const b2 = rb(50);
+    const r = await s.writeFanout(
+      {
+        from,
+        recipients: [{ username: 'pb', devices: [{ deviceId: 2, registrationId: 42, kind: 2, body: b2 }, { deviceId: 1, registrationId: 42, kind: 3, body: b1 }] }],
+        timestamp: 1,
+        expiresAt: 1e12,
+      },
+      10,
+    );
+    assert.ok(r.ok);
+    const [m1] = await s.fetchQueue({ username: 'pb', deviceId: 1 }, 0, 10, 0);
+    const [m2] = await s.fetchQueue({ username: 'pb', deviceId: 2 }, 0, 10, 0);
+    assert.deepEqual([m1?.kind, Buffer.from(m1!.body).equals(b1), m2?.kind, Buffer.from(m2!.body).equals(b2)], [3, true, 2, true]);
+    assert.deepEqual(r.stored.map((copies) => copies.map((c) => c?.id)), [[m2!.id, m1!.id]]);
+  });
+
+  run('fan-out: unknown accounts first, then stale devices, then missing/extra; nothing stored', async (s) => {
+    await account(s, 'ma', 1);
+    await account(s, 'mb', 3);
+    await account(s, 'mc', 2);
+    const from = { username: 'ma', deviceId: 1 };
+    const targets = [
+      { username: 'mb', deviceId: 1 },
+      { username: 'mb', deviceId: 2 },
+      { username: 'mb', deviceId: 3 },
+      { username: 'mc', deviceId: 1 },
+      { username: 'mc', deviceId: 2 },
+    ];
+    const body = rb(10);
+    const refuse = async (f: NewFanout, code: string, accounts: unknown) => {
+      const r = await s.writeFanout(f, 10);
+      assert.deepEqual(r, { ok: false, code, accounts });
+      assert.deepEqual(await queueLengths(s, targets), [0, 0, 0, 0, 0], 'nothing stored');
+    };
+    // An unknown account wins over everything else.
+    await refuse(
+      shared(body, [{ username: 'mb', ids: [1], regs: { 1: 7 } }, { username: 'nobody', ids: [2, 1] }], from),
+      'NOT_FOUND',
+      [{ username: 'nobody', missing: [], extra: [1, 2], stale: [] }],
+    );
+    // Stale (a registration id that is not the device's) wins over missing and extra.
+    await refuse(
+      shared(body, [{ username: 'mb', ids: [3, 1, 9], regs: { 3: 7, 1: 8 } }, { username: 'mc', ids: [1] }], from),
+      'STALE_DEVICE',
+      [{ username: 'mb', missing: [], extra: [], stale: [1, 3] }],
+    );
+    await refuse(
+      shared(body, [{ username: 'mb', ids: [3, 1, 9] }, { username: 'mc', ids: [1] }], from),
+      'MISMATCHED_DEVICES',
+      [
+        { username: 'mb', missing: [2], extra: [9], stale: [] },
+        { username: 'mc', missing: [2], extra: [], stale: [] },
+      ],
+    );
+    const ok = await s.writeFanout(shared(body, [{ username: 'mb', ids: [1, 2, 3] }, { username: 'mc', ids: [2, 1] }], from), 10);
+    assert.ok(ok.ok);
+    assert.deepEqual(await queueLengths(s, targets), [1, 1, 1, 1, 1]);
+  });
+
+  run('fan-out: to your own account, the sending device is left out (and extra if named)', async (s) => {
+    await account(s, 'sa', 3);
+    await account(s, 'sb', 1);
+    const from = { username: 'sa', deviceId: 2 };
+    const body = rb(10);
+    assert.deepEqual(await s.writeFanout(shared(body, [{ username: 'sa', ids: [1, 2, 3] }, { username: 'sb', ids: [1] }], from), 10), {
+      ok: false,
+      code: 'MISMATCHED_DEVICES',
+      accounts: [{ username: 'sa', missing: [], extra: [2], stale: [] }],
+    });
+    assert.deepEqual(await s.writeFanout(shared(body, [{ username: 'sa', ids: [3] }], from), 10), {
+      ok: false,
+      code: 'MISMATCHED_DEVICES',
+      accounts: [{ username: 'sa', missing: [1], extra: [], stale: [] }],
+    });
+    const r = await s.writeFanout(shared(body, [{ username: 'sb', ids: [1] }, { username: 'sa', ids: [3, 1] }], from), 10);
+    assert.ok(r.ok);
+    assert.deepEqual(await queueLengths(s, [{ username: 'sa', deviceId: 1 }, { username: 'sa', deviceId: 2 }, { username: 'sa', deviceId: 3 }, { username: 'sb', deviceId: 1 }]), [1, 0, 1, 1]);
+  });
+
+  run('fan-out: a full mailbox skips that device only, and says so', async (s) => {
+    await account(s, 'qa', 1);
+    await account(s, 'qb', 2);
+    const from = { username: 'qa', deviceId: 1 };
+    const full = { username: 'qb', deviceId: 2 };
+    await s.writeBatch([msg(full, from, '1'), msg(full, from, '2')], [], 2);
+    const r = await s.writeFanout(shared(rb(10), [{ username: 'qb', ids: [1, 2] }], from), 2);
+    assert.ok(r.ok);
+    assert.deepEqual(r.mailboxFull, [full]);
+    assert.equal(r.stored[0]?.[1], null);
+    assert.equal(typeof r.stored[0]?.[0]?.id, 'number');
+    assert.deepEqual(await queueLengths(s, [{ username: 'qb', deviceId: 1 }, full]), [1, 2]);
+    // The queue-length bookkeeping counts fan-out rows too.
+    const again = await s.writeFanout(shared(rb(10), [{ username: 'qb', ids: [1, 2] }], from), 2);
+    assert.ok(again.ok);
+    const third = await s.writeFanout(shared(rb(10), [{ username: 'qb', ids: [1, 2] }], from), 2);
+    assert.ok(third.ok);
+    assert.deepEqual(third.mailboxFull, [{ username: 'qb', deviceId: 1 }, full]);
+    assert.deepEqual((await s.writeBatch([msg({ username: 'qb', deviceId: 1 }, from, 'x')], [], 2)).map((x) => (x.ok ? 'ok' : x.code)), ['MAILBOX_FULL']);
   });
 
   run('tickets: single use, expiry', async (s) => {

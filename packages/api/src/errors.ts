@@ -16,7 +16,10 @@ export const ERRORS = {
   FORBIDDEN: { status: 403, close: 4403 },
   /** Registration needs a valid, unused invite code. */
   INVITE_INVALID: { status: 403, close: 4405 },
-  /** Unknown route, user or device. In a WebSocket `error` reply to a send it does not close. */
+  /**
+   * Unknown route, user or device. In a WebSocket `error` reply to a send it does not close; for a
+   * `send-multi` the error's `accounts` lists the unknown accounts (every named device `extra`).
+   */
   NOT_FOUND: { status: 404, close: 4404 },
   /** The socket did not authenticate within AUTH_TIMEOUT_MS. */
   AUTH_TIMEOUT: { status: 408, close: 4408 },
@@ -30,13 +33,23 @@ export const ERRORS = {
    * A send named a `registrationId` that is no longer the target device's (the device
    * re-registered since the sender's session was made). Nothing was stored. Reply to that send;
    * the socket stays open. The client should re-fetch the device list (re-checking the identity
-   * key) and encrypt again.
+   * key) and encrypt again. For a `send-multi` the error's `accounts` lists the `stale` device
+   * ids per account.
    */
   STALE_DEVICE: { status: 410, close: 4412 },
+  /**
+   * A `send-multi` named a device list that does not match a recipient account's devices: some
+   * are missing (the account has them, the send does not name them) or extra (named, but not the
+   * account's, or the sending device itself). Nothing was stored; the error's `accounts` lists
+   * each account's `missing` and `extra` device ids. Reply to that send; the socket stays open.
+   */
+  MISMATCHED_DEVICES: { status: 409, close: 4415 },
   /** Request body or WebSocket frame over its size limit. */
   PAYLOAD_TOO_LARGE: { status: 413, close: 1009 },
   /** A message body over MAX_MESSAGE_BYTES (reply to that send; the socket stays open). */
   MESSAGE_TOO_LARGE: { status: 413, close: 4413 },
+  /** A `send-multi` names more devices than MAX_FANOUT_DEVICES (reply to that send; the socket stays open). */
+  TOO_MANY_RECIPIENTS: { status: 413, close: 4414 },
   /** A signed pre-key or Kyber pre-key signature does not verify against the identity key. */
   BAD_SIGNATURE: { status: 422, close: 4422 },
   /** Rate limit exceeded. For a send: that send is refused. For a frame flood: the socket closes. */

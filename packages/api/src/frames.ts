@@ -16,15 +16,19 @@
  * one without an `id` is followed by a close whose code is ERRORS[code].close and whose reason
  * is the code.
  */
-import { MAX_CLIENT_ID_LENGTH, MAX_MESSAGE_BYTES } from './limits.js';
+import { MAX_CLIENT_ID_LENGTH, MAX_DEVICE_ID, MAX_FANOUT_DEVICES, MAX_MESSAGE_BYTES } from './limits.js';
 import { deviceId, registrationId } from './keys.js';
 import { deviceSecret, username } from './accounts.js';
-import { base64Bytes, invalid, isPlainObject, literal, object, string, type Checked, type Validator } from './validate.js';
+import { array, base64Bytes, integer, invalid, isPlainObject, literal, object, ok, string, type Checked, type Validator } from './validate.js';
 import type { ErrorCode } from './errors.js';
 
-/** Signal ciphertext kinds: 'prekey' = PreKeySignalMessage (libsignal type 3), 'whisper' = SignalMessage (type 2). */
-export type CiphertextType = 'prekey' | 'whisper';
-export const CIPHERTEXT_TYPES = { prekey: 3, whisper: 2 } as const satisfies Record<CiphertextType, number>;
+/**
+ * Signal ciphertext kinds: 'prekey' = PreKeySignalMessage (libsignal type 3), 'whisper' =
+ * SignalMessage (type 2), 'sender-key' = SenderKeyMessage (type 7, a group message, one
+ * ciphertext for every member device).
+ */
+export type CiphertextType = 'prekey' | 'whisper' | 'sender-key';
+export const CIPHERTEXT_TYPES = { prekey: 3, whisper: 2, 'sender-key': 7 } as const satisfies Record<CiphertextType, number>;
 
 export interface Address {
   username: string;
@@ -87,7 +91,46 @@ export interface PingFrame {
   id?: string;
 }
 
-export type ClientFrame = AuthFrame | SendFrame | AckFrame | PingFrame;
+/**
+ * One send to many devices (a "fan-out"): a group message (one shared `message` for every device)
+ * or a pairwise message to every device of one or more accounts (a `message` per device). The
+ * server checks each named account's device list in the same transaction as the inserts, with
+ * Signal's rules, and stores a copy for every device or for none:
+ * - an unknown account: NOT_FOUND;
+ * - else a named device whose registration id is not its current one: STALE_DEVICE (`stale`);
+ * - else devices the account has but the frame does not name (`missing`), or names but the
+ *   account does not have (`extra`; the sending device counts as extra in its own account):
+ *   MISMATCHED_DEVICES.
+ * The `error` reply's `accounts` then says, per account, what to fix. A device whose mailbox is
+ * full is the one exception to all-or-nothing: it is skipped (as a single send to it would be
+ * refused) and listed in `sent-multi.mailboxFull`, so one device that never connects cannot block
+ * a group. At most MAX_FANOUT_DEVICES devices (TOO_MANY_RECIPIENTS) and MAX_FANOUT_BYTES stored
+ * bytes (MESSAGE_TOO_LARGE); the frame must fit in MAX_FRAME_BYTES.
+ */
+export interface SendMultiFrame {
+  type: 'send-multi';
+  /** Client-chosen correlation id, echoed in `sent-multi`/`error`. */
+  id: string;
+  /** Every recipient account once, each with every device the sender means to reach. */
+  recipients: FanoutRecipient[];
+  /** The shared ciphertext (a group message); absent when each device carries its own. */
+  message?: { type: CiphertextType; body: string };
+}
+
+export interface FanoutRecipient {
+  username: string;
+  /** Distinct device ids, each with the registration id its ciphertext was made for. */
+  devices: FanoutDevice[];
+}
+
+export interface FanoutDevice {
+  deviceId: number;
+  registrationId: number;
+  /** This device's own ciphertext; present on every device exactly when the frame has no `message`. */
+  message?: { type: CiphertextType; body: string };
+}
+
+export type ClientFrame = AuthFrame | SendFrame | SendMultiFrame | AckFrame | PingFrame;
 
 // ---- server → client ----
 
@@ -113,6 +156,26 @@ export interface SentFrame {
   timestamp: number;
 }
 
+/** The `send-multi` with this client id is stored durably for every device it named (but `mailboxFull`). */
+export interface SentMultiFrame {
+  type: 'sent-multi';
+  /** The client's `send-multi.id`. */
+  id: string;
+  timestamp: number;
+  /** How many devices it was stored for. */
+  stored: number;
+  /** Devices skipped because their mailbox is full (MAX_QUEUE_PER_DEVICE); absent when none. */
+  mailboxFull?: Address[];
+}
+
+/** What is wrong with one account's device list in a `send-multi` (device ids, ascending). */
+export interface DeviceMismatch {
+  username: string;
+  missing: number[];
+  extra: number[];
+  stale: number[];
+}
+
 /** Everything queued at connect time has been pushed (later messages keep coming). Sent once per connection. */
 export interface QueueEmptyFrame {
   type: 'queue-empty';
@@ -129,15 +192,17 @@ export interface ErrorFrame {
   message: string;
   /** The client frame id this answers; absent when the error closes the connection. */
   id?: string;
+  /** For a `send-multi` refused with NOT_FOUND, STALE_DEVICE or MISMATCHED_DEVICES: what to fix, per account. */
+  accounts?: DeviceMismatch[];
 }
 
-export type ServerFrame = ReadyFrame | MessageFrame | SentFrame | QueueEmptyFrame | PongFrame | ErrorFrame;
+export type ServerFrame = ReadyFrame | MessageFrame | SentFrame | SentMultiFrame | QueueEmptyFrame | PongFrame | ErrorFrame;
 
 // ---- validators ----
 
 export const clientId = string({ min: 1, max: MAX_CLIENT_ID_LENGTH });
 export const address: Validator<Address> = object({ username, deviceId });
-export const ciphertextType = literal('prekey', 'whisper');
+export const ciphertextType = literal('prekey', 'whisper', 'sender-key');
 export const messageBody = base64Bytes({ min: 1, max: MAX_MESSAGE_BYTES });
 export const serverId = string({ min: 1, max: MAX_CLIENT_ID_LENGTH, pattern: /^[0-9A-Za-z_-]+$/ });
 
@@ -148,12 +213,45 @@ const sendFrame: Validator<SendFrame> = object({
   to: object({ username, deviceId, registrationId }, ['registrationId']),
   message: object({ type: ciphertextType, body: messageBody }),
 });
+const ciphertext = object({ type: ciphertextType, body: messageBody });
+const fanoutDevice: Validator<FanoutDevice> = object({ deviceId, registrationId, message: ciphertext }, ['message']);
+const fanoutRecipient: Validator<FanoutRecipient> = object({ username, devices: array(fanoutDevice, { min: 1, max: MAX_DEVICE_ID }) });
+const sendMultiShape: Validator<SendMultiFrame> = object(
+  { type: literal('send-multi'), id: clientId, recipients: array(fanoutRecipient, { min: 1, max: MAX_FANOUT_DEVICES }), message: ciphertext },
+  ['message'],
+);
+
+/** The shape, plus: each account and device named once, and exactly one way of carrying the ciphertext. */
+const sendMultiFrame: Validator<SendMultiFrame> = (v, path = '$') => {
+  const r = sendMultiShape(v, path);
+  if (!r.ok) return r;
+  const f = r.value;
+  const names = new Set<string>();
+  for (let i = 0; i < f.recipients.length; i++) {
+    const rcpt = f.recipients[i]!;
+    if (names.has(rcpt.username)) return invalid(`${path}.recipients[${i}].username`, 'account named twice');
+    names.add(rcpt.username);
+    const ids = new Set<number>();
+    for (let j = 0; j < rcpt.devices.length; j++) {
+      const d = rcpt.devices[j]!;
+      const at = `${path}.recipients[${i}].devices[${j}]`;
+      if (ids.has(d.deviceId)) return invalid(`${at}.deviceId`, 'device named twice');
+      ids.add(d.deviceId);
+      if ((d.message === undefined) !== (f.message !== undefined)) {
+        return invalid(at, f.message === undefined ? 'each device needs its message when the frame has none' : 'a device message beside the shared one');
+      }
+    }
+  }
+  return ok(f);
+};
+
 const ackFrame: Validator<AckFrame> = object({ type: literal('ack'), id: serverId });
 const pingFrame: Validator<PingFrame> = object({ type: literal('ping'), id: clientId }, ['id']);
 
 const CLIENT_FRAMES: Record<ClientFrame['type'], Validator<ClientFrame>> = {
   auth: authFrame,
   send: sendFrame,
+  'send-multi': sendMultiFrame,
   ack: ackFrame,
   ping: pingFrame,
 };
@@ -188,18 +286,35 @@ export function validateServerFrame(v: unknown): Checked<ServerFrame> {
       return object({ type: literal('message'), envelope })(v);
     case 'sent':
       return object({ type: literal('sent'), id: clientId, serverId, timestamp: envelopeTimestamp })(v);
+    case 'sent-multi':
+      return object(
+        { type: literal('sent-multi'), id: clientId, timestamp: envelopeTimestamp, stored: integer(0, Number.MAX_SAFE_INTEGER), mailboxFull: array(address, { max: MAX_FANOUT_DEVICES * MAX_DEVICE_ID }) },
+        ['mailboxFull'],
+      )(v);
     case 'queue-empty':
       return object({ type: literal('queue-empty') })(v);
     case 'pong':
       return object({ type: literal('pong'), id: clientId }, ['id'])(v);
     case 'error': {
-      const r = object({ type: literal('error'), code: string({ min: 1, max: 64 }), message: string({ max: 1024 }), id: clientId }, ['id'])(v);
+      const r = object(
+        {
+          type: literal('error'),
+          code: string({ min: 1, max: 64 }),
+          message: string({ max: 1024 }),
+          id: clientId,
+          accounts: array(deviceMismatch, { max: MAX_FANOUT_DEVICES * MAX_DEVICE_ID }),
+        },
+        ['id', 'accounts'],
+      )(v);
       return r as Checked<ServerFrame>;
     }
     default:
       return invalid('$.type', 'unknown frame type');
   }
 }
+
+const deviceIds = array(deviceId, { max: MAX_DEVICE_ID });
+const deviceMismatch: Validator<DeviceMismatch> = object({ username, missing: deviceIds, extra: deviceIds, stale: deviceIds });
 
 function envelopeTimestamp(v: unknown, p = '$'): Checked<number> {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? { ok: true, value: v } : invalid(p, 'expected a timestamp');

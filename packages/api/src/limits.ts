@@ -56,6 +56,24 @@ export const SEND_RATE_PER_SECOND = 100;
 export const SEND_BURST = 300;
 
 /**
+ * Recipient devices one multi-recipient (`send-multi`) frame may address, over all its accounts.
+ * The frame stores one message per device and takes as many tokens from the sender's send bucket,
+ * so it can never need more than a full bucket (SEND_BURST); the device check and the inserts run
+ * in one transaction, which this also bounds. A group with more devices sends several frames,
+ * each covering whole accounts. Beyond it: TOO_MANY_RECIPIENTS for that send.
+ */
+export const MAX_FANOUT_DEVICES = 300;
+
+/**
+ * Ciphertext bytes one `send-multi` frame may store in all: a shared body times its devices, or
+ * the sum of the per-device bodies. A group text (a few hundred bytes) to MAX_FANOUT_DEVICES
+ * devices is about 100 KiB; 1 MiB leaves room for longer texts while keeping a fan-out's storage
+ * per send token (about 3.4 KiB) below a single send's (MAX_MESSAGE_BYTES), so fan-out never lets
+ * a sender fill mailboxes or the disk faster. Beyond it: MESSAGE_TOO_LARGE for that send.
+ */
+export const MAX_FANOUT_BYTES = 1024 * KiB;
+
+/**
  * Sustained frames per second on one connection (all frame kinds). Exceeding the burst closes
  * the connection with RATE_LIMITED: a flood is not a chat client.
  */

@@ -96,6 +96,12 @@ export class Inbox {
     const fromDevice = env.source.deviceId;
     const a = this.#core.account;
     if (from === a.username && fromDevice === a.deviceId) return;
+    if (env.type === 'sender-key') {
+      // A group message: this client has no group model yet, so it cannot read one. Say so; it is
+      // acknowledged like any dropped message, so such messages never hold up the queue.
+      t.afterCommit(() => this.#core.events.emit('undecryptable', { from, fromDevice, reason: 'NO_SENDER_KEY' }));
+      return;
+    }
     const body = fromBase64(env.body);
     if (body === undefined) return; // validated upstream; unreachable in practice
     const m: Ciphertext = { serverId: env.id, from, fromDevice, type: env.type, body, serverTimestamp: env.timestamp };

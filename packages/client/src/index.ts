@@ -32,3 +32,4 @@ export { MAX_SEEN_SERVER_IDS, MAX_SEEN_MESSAGE_IDS } from './inbox.js';
 export { MAX_QUARANTINED, type SafetyNumberInfo } from './trust.js';
 export { upgradeLegacyState, UNCONFIRMED_NOTE, type LegacyData } from './upgrade.js';
 export { KeyedLock } from './lock.js';
+export { buildSendMulti, parseSendMultiAnswer, sendMulti, type FanoutCiphertext, type FanoutTarget, type FrameSocket, type SendMultiAnswer } from './fanout.js';

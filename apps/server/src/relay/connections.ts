@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
-import { base64DecodedLength, clientId as clientIdValidator, isPlainObject, validateClientFrame } from '@tacit/api';
+import { base64DecodedLength, CIPHERTEXT_TYPES, clientId as clientIdValidator, isPlainObject, validateClientFrame } from '@tacit/api';
 import { checkCredentials, redeemTicket, stillRegistered } from '../auth.js';
 import type { Context } from '../context.js';
 import { errorSummary } from '../errors.js';
@@ -13,6 +13,7 @@ import type { Address } from '../store.js';
 import { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
 import type { Hub } from './hub.js';
+import { FanoutSends } from './fanout.js';
 import type { BatchWriter } from './writer.js';
 
 /** Frames held while authentication is being checked (a client may pipeline after `auth`). */
@@ -35,6 +36,7 @@ export class Connections {
   /** Prefix of connection names in the registry: this node (each node names its own). */
   readonly #node: string;
   #seq = 0;
+  readonly #fanouts: FanoutSends;
 
   constructor(ctx: Context, hub: Hub, writer: BatchWriter, delivery: Delivery) {
     this.#ctx = ctx;
@@ -42,6 +44,7 @@ export class Connections {
     this.#writer = writer;
     this.#delivery = delivery;
     this.#node = ctx.cluster?.nodeId ?? randomBytes(8).toString('hex');
+    this.#fanouts = new FanoutSends(ctx, writer);
   }
 
   accept(ws: WebSocket, ticket: string | null): void {
@@ -117,6 +120,11 @@ export class Connections {
         }
       }
     }
+    if (conn.state === 'ready' && isPlainObject(parsed) && parsed['type'] === 'send-multi') {
+      const id = clientIdValidator(parsed['id']);
+      const refusal = id.ok ? this.#fanouts.precheck(parsed) : undefined;
+      if (id.ok && refusal !== undefined) return conn.reply({ type: 'error', ...refusal, id: id.value });
+    }
     const r = validateClientFrame(parsed);
     if (!r.ok) return this.#hub.fail(conn, 'INVALID_REQUEST', `${r.path}: ${r.reason}`);
     const frame = r.value;
@@ -141,6 +149,8 @@ export class Connections {
         if (!Number.isSafeInteger(id)) return;
         return this.#ack(conn, id);
       }
+      case 'send-multi':
+        return this.#fanouts.accept(conn, frame);
       case 'send': {
         if (conn.pendingSends >= l.maxPendingSendsPerConnection) {
           return conn.reply({ type: 'error', code: 'TOO_MANY_IN_FLIGHT', message: `at most ${l.maxPendingSendsPerConnection} sends awaiting "sent"`, id: frame.id });
@@ -157,7 +167,7 @@ export class Connections {
             to: { username: frame.to.username, deviceId: frame.to.deviceId },
             ...(frame.to.registrationId !== undefined ? { expectedRegistrationId: frame.to.registrationId } : {}),
             from: conn.device!,
-            kind: frame.message.type === 'prekey' ? 3 : 2,
+            kind: CIPHERTEXT_TYPES[frame.message.type],
             body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
             timestamp: now,
             expiresAt: now + l.messageTtlMs,

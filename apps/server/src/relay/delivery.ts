@@ -10,8 +10,10 @@
  */
 import type { RemoteMessage } from '../cluster.js';
 import type { Context } from '../context.js';
-import { addressKey, type EnqueueResult, type NewMessage, type StoredMessage } from '../store.js';
+import { addressKey, CIPHERTEXT_TYPE_OF_KIND, type EnqueueResult, type NewMessage, type StoredMessage } from '../store.js';
+import type { FanoutResult } from '../fanout.js';
 import type { Connection } from './connection.js';
+import { fanoutAnswer, type PendingFanout } from './fanout.js';
 import type { Hub } from './hub.js';
 import type { PendingSend } from './writer.js';
 
@@ -142,6 +144,49 @@ export class Delivery {
     }
   }
 
+  /** A fan-out is written: answer the sender and deliver every stored copy (ids ascend in commit order). */
+  fanoutStored(p: PendingFanout, r: FanoutResult): void {
+    p.conn.pendingSends--;
+    const answer = fanoutAnswer(p, r);
+    if (!r.ok) {
+      p.conn.send(answer);
+      return;
+    }
+    const corked = new Set<Connection>();
+    const cork = (c: Connection) => {
+      if (!corked.has(c) && c.cork()) corked.add(c);
+    };
+    cork(p.conn);
+    p.conn.send(answer);
+    const elsewhere = new Set<string>();
+    const remote: RemoteMessage[] = [];
+    const f = p.fanout;
+    r.stored.forEach((copies, i) => {
+      const rcpt = f.recipients[i]!;
+      copies.forEach((copy, j) => {
+        if (copy === null) return;
+        const device = rcpt.devices[j]!;
+        const key = addressKey({ username: rcpt.username, deviceId: device.deviceId });
+        const m = { kind: device.kind, from: f.from, timestamp: f.timestamp };
+        const bodyB64 = p.bodiesB64[i]![j]!;
+        const to = this.#hub.get(key);
+        if (to !== undefined) {
+          cork(to);
+          this.#deliverLive(to, copy.id, copy.after, m, bodyB64);
+        } else if (copy.after === undefined) elsewhere.add(key);
+        else remote.push({ key, id: copy.id, after: copy.after, ...m, bodyB64 });
+      });
+    });
+    for (const c of corked) c.uncork();
+    if (elsewhere.size > 0 || remote.length > 0) this.#ctx.cluster?.publishDeliver([...elsewhere], remote);
+  }
+
+  /** A fan-out was not stored: its write failed (retry), or it is over the sender's send rate. */
+  fanoutNotStored(p: PendingFanout, code: 'INTERNAL' | 'RATE_LIMITED'): void {
+    p.conn.pendingSends--;
+    p.conn.reply({ type: 'error', code, message: code === 'INTERNAL' ? 'not stored; retry' : 'send rate exceeded', id: p.clientId });
+  }
+
   /** The connection acknowledged `id`: it has room for one more. */
   acked(conn: Connection, id: number): void {
     conn.inflight.delete(id);
@@ -248,7 +293,7 @@ export class Delivery {
  */
 export function messageFrameText(m: Pick<StoredMessage, 'id' | 'kind' | 'from' | 'timestamp'>, bodyB64: string): string {
   return (
-    `{"type":"message","envelope":{"id":"${m.id}","type":"${m.kind === 3 ? 'prekey' : 'whisper'}","body":"${bodyB64}",` +
+    `{"type":"message","envelope":{"id":"${m.id}","type":"${CIPHERTEXT_TYPE_OF_KIND[m.kind]}","body":"${bodyB64}",` +
     `"source":{"username":"${m.from.username}","deviceId":${m.from.deviceId}},"timestamp":${m.timestamp}}}`
   );
 }

@@ -1,0 +1,103 @@
+/**
+ * Multi-recipient ("fan-out") sends: one send to many devices, a group message (one shared
+ * ciphertext) or a pairwise message to every device of some accounts (one ciphertext each).
+ *
+ * The device-list rules, Signal's (DESIGN §3.1), written once for every store adapter. For each
+ * named account, against its devices at the moment of the write (in the same transaction):
+ * - the account is unknown → NOT_FOUND (every named device counts as extra);
+ * - stale = named devices that exist but have another registration id now;
+ * - missing = the account's devices not named (the sending device is left out of its own account);
+ * - extra = named devices the account does not have (the sending device, named in its own account,
+ *   is extra too: nobody sends to itself).
+ * Unknown accounts answer first, then stale devices (410-like), then missing/extra (409-like); in
+ * each case nothing is stored and the answer lists, per account, what the sender must fix.
+ */
+import type { DeviceMismatch } from '@tacit/api';
+import type { Address, CiphertextKind } from './store.js';
+
+export interface FanoutDevice {
+  deviceId: number;
+  /** The registration id the ciphertext was made for (the session's remote registration id). */
+  registrationId: number;
+  kind: CiphertextKind;
+  /** Devices of a group send share one array: the adapters store it once per device, never copy it here. */
+  body: Uint8Array;
+}
+
+export interface NewFanout {
+  from: Address;
+  recipients: { username: string; devices: FanoutDevice[] }[];
+  timestamp: number;
+  expiresAt: number;
+}
+
+export type FanoutRefusal = 'NOT_FOUND' | 'STALE_DEVICE' | 'MISMATCHED_DEVICES';
+
+/** One stored copy: its message id, and (stores shared by several nodes) `after` as in EnqueueResult. */
+export interface StoredCopy {
+  id: number;
+  after?: number;
+}
+
+export type FanoutResult =
+  /**
+   * Stored: `stored[i][j]` is the copy for recipient i's device j, or null when that device's
+   * mailbox was full and it was skipped (listed in `mailboxFull`).
+   */
+  | { ok: true; stored: (StoredCopy | null)[][]; mailboxFull: Address[] }
+  | { ok: false; code: FanoutRefusal; accounts: DeviceMismatch[] };
+
+/** One account's current devices as the store sees them inside the write's transaction. */
+export type CurrentDevices = ReadonlyMap<number, number>; // deviceId → registrationId
+
+/**
+ * Applies the rules to `fanout` given each named account's current devices (undefined for an
+ * unknown account). Null when the device lists are right and the send may be stored.
+ */
+export function checkDeviceLists(
+  fanout: Pick<NewFanout, 'from' | 'recipients'>,
+  current: (username: string) => CurrentDevices | undefined,
+): { code: FanoutRefusal; accounts: DeviceMismatch[] } | null {
+  const unknown: DeviceMismatch[] = [];
+  const stale: DeviceMismatch[] = [];
+  const mismatched: DeviceMismatch[] = [];
+  for (const r of fanout.recipients) {
+    const devices = current(r.username);
+    const named = r.devices.map((d) => d.deviceId);
+    if (devices === undefined) {
+      unknown.push({ username: r.username, missing: [], extra: sorted(named), stale: [] });
+      continue;
+    }
+    const self = r.username === fanout.from.username ? fanout.from.deviceId : undefined;
+    const s: number[] = [];
+    const extra: number[] = [];
+    for (const d of r.devices) {
+      const reg = devices.get(d.deviceId);
+      if (reg === undefined || d.deviceId === self) extra.push(d.deviceId);
+      else if (reg !== d.registrationId) s.push(d.deviceId);
+    }
+    const namedSet = new Set(named);
+    const missing = [...devices.keys()].filter((id) => id !== self && !namedSet.has(id));
+    if (s.length > 0) stale.push({ username: r.username, missing: [], extra: [], stale: sorted(s) });
+    if (missing.length > 0 || extra.length > 0) mismatched.push({ username: r.username, missing: sorted(missing), extra: sorted(extra), stale: [] });
+  }
+  if (unknown.length > 0) return { code: 'NOT_FOUND', accounts: unknown };
+  if (stale.length > 0) return { code: 'STALE_DEVICE', accounts: stale };
+  if (mismatched.length > 0) return { code: 'MISMATCHED_DEVICES', accounts: mismatched };
+  return null;
+}
+
+function sorted(ids: number[]): number[] {
+  return [...ids].sort((a, b) => a - b);
+}
+
+/** Every device of the fan-out in order, with its address (recipient index i, device index j). */
+export function* fanoutTargets(f: NewFanout): Generator<{ i: number; j: number; to: Address; device: FanoutDevice }> {
+  for (let i = 0; i < f.recipients.length; i++) {
+    const r = f.recipients[i]!;
+    for (let j = 0; j < r.devices.length; j++) {
+      const device = r.devices[j]!;
+      yield { i, j, to: { username: r.username, deviceId: device.deviceId }, device };
+    }
+  }
+}
