@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ErrorFrame, MessageFrame, SentMultiFrame, ServerFrame } from '@tacit/api';
+import { buildSendMulti, type FrameSocket, sendMulti } from '@tacit/client';
 import type { Limits, Store } from '../src/index.js';
 import { type Account, auth, b64, Client, type Harness, makeDevice, register, sendMessage, start } from './helpers.js';
 
@@ -238,6 +239,36 @@ export function fanoutSuite(name: string, makeStore: () => Promise<Store>): void
     const cb = await connect(first(bob));
     assert.equal(text((await cb.next(isMessage)) as MessageFrame), 'group');
   }, { maxQueuePerDevice: 2 });
+
+  run('the SDK builds the frame, sends it, and reads both kinds of answer', async (h, connect) => {
+    const alice = await register(h);
+    const bob = await register(h);
+    const bob2 = await addDevice(h, bob);
+    const ca = await connect(first(alice));
+    const socket: FrameSocket = {
+      send: (t) => ca.ws.send(t),
+      onText(listener) {
+        const l = (data: Buffer) => listener(data.toString());
+        ca.ws.on('message', l);
+        return () => ca.ws.off('message', l);
+      },
+    };
+    const shared = { type: 'sender-key' as const, body: new TextEncoder().encode('via the SDK') };
+    const short = buildSendMulti('sdk-1', [{ username: bob.username, devices: named(first(bob)) }], shared);
+    assert.deepEqual(await sendMulti(socket, short, 20_000), {
+      ok: false,
+      code: 'MISMATCHED_DEVICES',
+      message: 'the device lists do not match the accounts',
+      accounts: [{ username: bob.username, missing: [bob2.deviceId], extra: [], stale: [] }],
+    });
+    const full = buildSendMulti('sdk-2', [{ username: bob.username, devices: named(first(bob), bob2) }], shared);
+    const ok = await sendMulti(socket, full, 20_000);
+    assert.ok(ok.ok);
+    assert.equal(ok.stored, 2);
+    assert.deepEqual(ok.mailboxFull, []);
+    const cb = await connect(bob2);
+    assert.equal(text((await cb.next(isMessage)) as MessageFrame), 'via the SDK');
+  });
 
   run('malformed frames close the socket (INVALID_REQUEST)', async (h) => {
     const alice = await register(h);

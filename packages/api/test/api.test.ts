@@ -15,6 +15,7 @@ import {
   validateRegisterRequest,
   validateServerFrame,
   validateUploadKeysRequest,
+  MAX_FANOUT_DEVICES,
   MAX_KEYS_PER_LIST,
   MAX_MESSAGE_BYTES,
 } from '../src/index.js';
@@ -130,7 +131,49 @@ test('client frames', () => {
   fc.assert(fc.property(fc.jsonValue(), (v) => void validateClientFrame(v)));
 });
 
+test('send-multi: a shared message or one per device, each account and device once', () => {
+  const shared = { type: 'sender-key', body: b64(40) };
+  const own = (n: number) => ({ type: 'whisper', body: b64(n) });
+  const group = {
+    type: 'send-multi',
+    id: 'g1',
+    recipients: [
+      { username: 'bob', devices: [{ deviceId: 1, registrationId: 7 }, { deviceId: 2, registrationId: 8 }] },
+      { username: 'Carol', devices: [{ deviceId: 1, registrationId: 9 }] },
+    ],
+    message: shared,
+  };
+  const r = validateClientFrame(group);
+  assert.ok(r.ok);
+  assert.equal(r.ok && r.value.type === 'send-multi' && r.value.recipients[1]?.username, 'carol', 'usernames fold');
+  const pairwise = { type: 'send-multi', id: 'p1', recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 7, message: own(10) }, { deviceId: 2, registrationId: 8, message: { type: 'prekey', body: b64(10) } }] }] };
+  assert.ok(validateClientFrame(pairwise).ok);
+  const bad: Array<[string, unknown]> = [
+    ['both forms', { ...group, recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 7, message: own(3) }] }] }],
+    ['neither form', { ...pairwise, recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 7 }] }] }],
+    ['mixed devices', { ...pairwise, recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 7, message: own(3) }, { deviceId: 2, registrationId: 8 }] }] }],
+    ['an account twice', { ...group, recipients: [group.recipients[0], { ...group.recipients[0], username: 'BOB' }] }],
+    ['a device twice', { ...group, recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 7 }, { deviceId: 1, registrationId: 7 }] }] }],
+    ['no registration id', { ...group, recipients: [{ username: 'bob', devices: [{ deviceId: 1 }] }] }],
+    ['no devices', { ...group, recipients: [{ username: 'bob', devices: [] }] }],
+    ['no recipients', { ...group, recipients: [] }],
+    ['too many accounts', { ...group, recipients: Array.from({ length: MAX_FANOUT_DEVICES + 1 }, (_, i) => ({ username: `u${i}`, devices: [{ deviceId: 1, registrationId: 1 }] })) }],
+    ['a body over the limit', { ...group, message: { type: 'sender-key', body: b64(MAX_MESSAGE_BYTES + 1) } }],
+    ['an unknown type', { ...group, message: { type: 'plaintext', body: b64(3) } }],
+    ['an unknown property', { ...group, priority: 1 }],
+  ];
+  for (const [why, f] of bad) assert.equal(validateClientFrame(f).ok, false, why);
+  fc.assert(fc.property(fc.jsonValue(), (v) => void validateClientFrame({ type: 'send-multi', id: 'x', recipients: v, message: shared })));
+});
+
 test('server frames', () => {
+  assert.ok(validateServerFrame({ type: 'sent-multi', id: 'g1', timestamp: 1, stored: 3 }).ok);
+  assert.ok(validateServerFrame({ type: 'sent-multi', id: 'g1', timestamp: 1, stored: 1, mailboxFull: [{ username: 'bob', deviceId: 2 }] }).ok);
+  assert.ok(
+    validateServerFrame({ type: 'error', code: 'MISMATCHED_DEVICES', message: 'x', id: 'g1', accounts: [{ username: 'bob', missing: [2], extra: [], stale: [] }] }).ok,
+  );
+  assert.equal(validateServerFrame({ type: 'error', code: 'MISMATCHED_DEVICES', message: 'x', id: 'g1', accounts: [{ username: 'bob', missing: [2] }] }).ok, false);
+  assert.ok(validateServerFrame({ type: 'message', envelope: { id: '6', type: 'sender-key', body: b64(3), source: { username: 'ann', deviceId: 2 }, timestamp: 9 } }).ok);
   assert.ok(validateServerFrame({ type: 'queue-empty' }).ok);
   assert.ok(validateServerFrame({ type: 'sent', id: 'c1', serverId: '5', timestamp: 1 }).ok);
   assert.ok(validateServerFrame({ type: 'message', envelope: { id: '5', type: 'prekey', body: b64(3), source: { username: 'ann', deviceId: 2 }, timestamp: 9 } }).ok);
