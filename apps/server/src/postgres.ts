@@ -58,6 +58,35 @@ export interface PostgresStoreOptions {
   redisPrefix?: string;
 }
 
+/**
+ * Inserts messages in one statement and returns their ids, in input order. Ids are allocated
+ * first, ascending, so each row gets the id of its place (under the batch lock, ids then increase
+ * in commit order).
+ */
+async function insertMessages(
+  c: pg.PoolClient,
+  rows: { key: string; from: Address; kind: CiphertextKind; body: Uint8Array; timestamp: number; expiresAt: number }[],
+): Promise<number[]> {
+  const ids = (await c.query("SELECT nextval('messages_id_seq') AS id FROM generate_series(1, $1)", [rows.length])).rows
+    .map((r: Row) => num(r['id']))
+    .sort((x: number, y: number) => x - y);
+  await c.query(
+    `INSERT INTO messages (id, recipient, sender, sender_device, kind, body, ts, expires_at)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])`,
+    [
+      ids,
+      rows.map((r) => r.key),
+      rows.map((r) => r.from.username),
+      rows.map((r) => r.from.deviceId),
+      rows.map((r) => r.kind),
+      rows.map((r) => buf(r.body)),
+      rows.map((r) => r.timestamp),
+      rows.map((r) => r.expiresAt),
+    ],
+  );
+  return ids;
+}
+
 export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #redis: Redis;
@@ -405,22 +434,9 @@ export class PostgresStore implements Store {
         accepted.push(t);
       }
       if (accepted.length > 0) {
-        const newIds = (await c.query("SELECT nextval('messages_id_seq') AS id FROM generate_series(1, $1)", [accepted.length])).rows
-          .map((r: Row) => num(r['id']))
-          .sort((x: number, y: number) => x - y);
-        await c.query(
-          `INSERT INTO messages (id, recipient, sender, sender_device, kind, body, ts, expires_at)
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])`,
-          [
-            newIds,
-            accepted.map((t) => addressKey(t.to)),
-            accepted.map(() => f.from.username),
-            accepted.map(() => f.from.deviceId),
-            accepted.map((t) => t.device.kind),
-            accepted.map((t) => buf(t.device.body)),
-            accepted.map(() => f.timestamp),
-            accepted.map(() => f.expiresAt),
-          ],
+        const newIds = await insertMessages(
+          c,
+          accepted.map((t) => ({ ...f, key: addressKey(t.to), kind: t.device.kind, body: t.device.body })),
         );
         accepted.forEach((t, k) => {
           const key = addressKey(t.to);

@@ -144,16 +144,7 @@ export class MessageBatchWriter {
       }
       return results;
     });
-    let results: EnqueueResult[];
-    try {
-      results = tx.immediate();
-    } catch (e) {
-      // Rolled back: cached lengths may be off in either direction.
-      this.#queueLen.clear();
-      throw e;
-    }
-    this.#applyDelta(lenDelta);
-    return results;
+    return this.#commit(tx, lenDelta);
   }
 
   /** One multi-recipient send in one transaction: the device-list check, then every insert (fanout.ts). */
@@ -184,22 +175,24 @@ export class MessageBatchWriter {
       }
       return { ok: true, stored, mailboxFull };
     });
-    let result: FanoutResult;
+    return this.#commit(tx, lenDelta);
+  }
+
+  /** Runs `tx` (BEGIN IMMEDIATE), then applies its queue-length changes to the cache. */
+  #commit<T>(tx: Database.Transaction<() => T>, lenDelta: Map<string, number>): T {
+    let result: T;
     try {
       result = tx.immediate();
     } catch (e) {
+      // Rolled back: cached lengths may be off in either direction.
       this.#queueLen.clear();
       throw e;
     }
-    this.#applyDelta(lenDelta);
-    return result;
-  }
-
-  #applyDelta(lenDelta: Map<string, number>): void {
     for (const [key, d] of lenDelta) {
       const n = this.#queueLen.get(key);
       if (n !== undefined) this.#queueLen.set(key, Math.max(0, n + d));
     }
+    return result;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import type { RawData, WebSocket } from 'ws';
 import { ERRORS, type ErrorCode, type ServerFrame } from '@tacit/api';
-import type { Address } from '../store.js';
+import type { Address, CiphertextKind } from '../store.js';
 
 export type ConnectionState = 'unauthenticated' | 'authenticating' | 'ready' | 'closed';
 
@@ -25,7 +25,7 @@ export class Connection {
    * Several nodes: messages that arrived before an older one another node stored (on its way
    * through Redis), by the id they follow; pushed once it is (relay/delivery.ts).
    */
-  readonly waiting = new Map<number, { id: number; kind: 2 | 3; from: Address; timestamp: number; bodyB64: string }>();
+  readonly waiting = new Map<number, { id: number; kind: CiphertextKind; from: Address; timestamp: number; bodyB64: string }>();
   waitTimer: NodeJS.Timeout | undefined;
   /** Highest message id handed to this connection. */
   cursor = 0;
