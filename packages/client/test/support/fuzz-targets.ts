@@ -31,7 +31,7 @@ import {
   type CryptoBackend,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { decodeEnvelope, encodeEnvelope, isClientError } from '../../src/index.ts';
+import { decodeEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
 import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
 import { accountCodec } from '../../src/account.ts';
@@ -212,6 +212,17 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       { type: 'send', id: 'c-17', to: { username: 'bob', deviceId: 1, registrationId: 777 }, message: { type: 'whisper', body: toBase64(p.whisperMessages[0]!) } },
       { type: 'ack', id: '17' },
       { type: 'ping', id: 'p1' },
+      {
+        type: 'send-multi',
+        id: 'g-3',
+        recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 777 }, { deviceId: 2, registrationId: 778 }] }],
+        message: { type: 'sender-key', body: toBase64(p.groupMessages[0]!) },
+      },
+      {
+        type: 'send-multi',
+        id: 'p-4',
+        recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 777, message: { type: 'whisper', body: toBase64(p.whisperMessages[0]!) } }] }],
+      },
     ]),
     jsonTarget('api: validateRegisterRequest', api.validateRegisterRequest, [register]),
     jsonTarget('api: validateAddDeviceRequest', api.validateAddDeviceRequest, [addDevice]),
@@ -235,7 +246,16 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       { type: 'queue-empty' },
       { type: 'pong', id: 'p1' },
       { type: 'error', code: 'RATE_LIMITED', message: 'slow down', id: 'c-17' },
+      { type: 'sent-multi', id: 'g-3', timestamp: 1, stored: 2, mailboxFull: [{ username: 'bob', deviceId: 3 }] },
+      { type: 'error', code: 'MISMATCHED_DEVICES', message: 'x', id: 'g-3', accounts: [{ username: 'bob', missing: [3], extra: [4], stale: [] }] },
     ]),
+    {
+      name: 'client: parseSendMultiAnswer',
+      input: 'text',
+      seeds: ['{"type":"sent-multi","id":"g-3","timestamp":1,"stored":2}', '{"type":"error","code":"STALE_DEVICE","message":"x","id":"g-3","accounts":[{"username":"bob","missing":[],"extra":[],"stale":[2]}]}'],
+      // A refusal is a decoded answer too (its `ok` is the server's verdict, not the parser's).
+      decode: (t) => (parseSendMultiAnswer(t as string, 'g-3') === undefined ? undefined : 1),
+    },
     jsonTarget('client: bundle response', RESPONSE_VALIDATORS.bundle, [{ username: 'bob', identityKey: B64_33, devices: [bundleDevice] }]),
     jsonTarget('client: device list response', RESPONSE_VALIDATORS.deviceList, [{ username: 'bob', identityKey: B64_33, devices: [{ deviceId: 1, registrationId: 7 }] }]),
     jsonTarget('client: key count response', RESPONSE_VALIDATORS.keyCount, [{ preKeys: 3, kyberPreKeys: 4 }]),
