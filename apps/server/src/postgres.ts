@@ -60,8 +60,8 @@ export interface PostgresStoreOptions {
 
 /**
  * Inserts messages in one statement and returns their ids, in input order. Ids are allocated
- * first, ascending, so each row gets the id of its place (under the batch lock, ids then increase
- * in commit order).
+ * first, ascending, so each row gets the id of its place; the caller holds its recipients'
+ * device rows, so ids increase in commit order per recipient (see "Order" above).
  */
 async function insertMessages(
   c: pg.PoolClient,
