@@ -90,6 +90,12 @@ else {
       const m = await cb.next<MessageFrame>((f) => f.type === 'message');
       assert.equal(Buffer.from(m.envelope.body, 'base64').toString(), 'across');
       cb.send({ type: 'ack', id: m.envelope.id });
+      // A group message (send-multi, type sender-key) stored by node 1 reaches b on node 2 live.
+      ca.send({ type: 'send-multi', id: 'g1', recipients: [{ username: b.username, devices: [{ deviceId: 1, registrationId: b.device.keys.registrationId }] }], message: { type: 'sender-key', body: Buffer.from('group across').toString('base64') } });
+      assert.equal((await ca.next((f) => f.type === 'sent-multi' || f.type === 'error')).type, 'sent-multi');
+      const g = await cb.next<MessageFrame>((f) => f.type === 'message');
+      assert.deepEqual([g.envelope.type, Buffer.from(g.envelope.body, 'base64').toString()], ['sender-key', 'group across']);
+      cb.send({ type: 'ack', id: g.envelope.id });
       // b connects again, on node 1: node 2 closes its socket with REPLACED.
       const cb1 = await Client.connect(n1.wsUrl, b);
       assert.equal((await cb.closed).code, ERRORS.REPLACED.close);
