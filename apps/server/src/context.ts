@@ -13,6 +13,8 @@ export interface Context {
   store: Store;
   limits: Limits;
   registration: 'invite' | 'open';
+  /** Whether GET /v1/directory lists registered usernames to signed-in devices. */
+  directory: boolean;
   now: () => number;
   verifySignature: SignatureVerifier;
   /**

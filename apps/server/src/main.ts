@@ -9,6 +9,8 @@
  *   node --import tsx apps/server/src/main.ts backup <file>
  *                                                         copy the SQLite database to <file>, safe
  *                                                         while the server runs
+ *   node --import tsx apps/server/src/main.ts admin [--revoke] [<username>]
+ *                                                         list admins, name one, or revoke one
  *
  * Configuration is by environment; see docs/OPERATIONS.md.
  */
@@ -17,7 +19,7 @@ import { resolve } from 'node:path';
 import { username as usernameValidator } from '@tacit/api';
 import { BackupError, backupSqlite } from './backup.js';
 import { DEFAULT_LIMITS, limitsFromEnv } from './config.js';
-import { createInvite } from './invites.js';
+import { createInvite, inviteLink, resetAccount as resetAccountWithInvite } from './invites.js';
 import { Redis } from 'ioredis';
 import { RedisCluster, type Cluster } from './cluster.js';
 import { PostgresStore } from './postgres.js';
@@ -48,7 +50,10 @@ async function openStore(
   const dbUrl = env['TACIT_DATABASE_URL'];
   if (dbUrl === undefined || dbUrl === '') {
     // Message batches commit on a worker thread: fsyncs overlap with socket work.
-    return { store: new SqliteStore({ path: dbPath, worker: true }), describe: `sqlite ${dbPath}` };
+    const checkpoint = env['TACIT_WAL_CHECKPOINT_INTERVAL_MS'];
+    const checkpointIntervalMs = checkpoint === undefined || checkpoint === '' ? undefined : Number(checkpoint);
+    if (checkpointIntervalMs !== undefined && (!Number.isSafeInteger(checkpointIntervalMs) || checkpointIntervalMs <= 0)) fail('TACIT_WAL_CHECKPOINT_INTERVAL_MS must be a positive integer');
+    return { store: new SqliteStore({ path: dbPath, worker: true, ...(checkpointIntervalMs !== undefined ? { checkpointIntervalMs } : {}) }), describe: `sqlite ${dbPath}` };
   }
   const redisUrl = env['TACIT_REDIS_URL'];
   if (redisUrl === undefined || redisUrl === '') fail('TACIT_DATABASE_URL needs TACIT_REDIS_URL');
@@ -81,6 +86,35 @@ async function openStore(
 /** How long a node waits for a PostgreSQL connection (at start and afterwards) before failing. */
 const PG_CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * The address people open, for invite links: TACIT_PUBLIC_URL when set (behind a proxy or TLS
+ * terminator), else this machine on the configured port.
+ */
+function publicUrl(host: string, port: number): string {
+  const configured = env['TACIT_PUBLIC_URL'];
+  if (configured !== undefined && configured !== '') {
+    let u: URL;
+    try {
+      u = new URL(configured);
+    } catch {
+      fail('TACIT_PUBLIC_URL must be a URL such as https://chat.example.com');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') fail('TACIT_PUBLIC_URL must start with http:// or https://');
+    return u.origin + u.pathname.replace(/\/+$/, '');
+  }
+  const wildcard = host === '0.0.0.0' || host === '::' || host === '';
+  const name = wildcard ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  return `http://${name}:${port}`;
+}
+
+function configuredPort(): number {
+  const port = env['PORT'] === undefined ? 8080 : Number(env['PORT']);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail('PORT must be 0..65535');
+  return port;
+}
+
+const days = (ms: number): number => Math.round(ms / 86_400_000);
+
 function fail(message: string): never {
   process.stderr.write(`tacit-server: ${message}\n`);
   process.exit(2);
@@ -90,12 +124,19 @@ async function invite(args: string[]): Promise<void> {
   const n = args[0] === undefined ? 1 : Number(args[0]);
   if (!Number.isSafeInteger(n) || n < 1 || n > 100) fail('usage: invite [count 1..100]');
   const limits = { ...DEFAULT_LIMITS, ...limitsFromEnv(env) };
+  const base = publicUrl(env['HOST'] ?? '0.0.0.0', configuredPort());
   const { store } = await openStore(false);
   try {
-    for (let i = 0; i < n; i++) process.stdout.write((await createInvite(store, Date.now(), limits.inviteTtlMs)) + '\n');
+    // Codes on stdout (one per line, for scripts); the links to hand out on stderr.
+    for (let i = 0; i < n; i++) {
+      const code = await createInvite(store, Date.now(), limits.inviteTtlMs);
+      process.stdout.write(code + '\n');
+      process.stderr.write(`  ${inviteLink(base, code)}\n`);
+    }
   } finally {
     await store.close();
   }
+  process.stderr.write(`(single use, valid ${days(limits.inviteTtlMs)} days)\n`);
 }
 
 /**
@@ -109,22 +150,42 @@ async function resetAccount(args: string[]): Promise<void> {
   const name = parsed.value;
   const limits = { ...DEFAULT_LIMITS, ...limitsFromEnv(env) };
   const { store } = await openStore(false);
-  let code: string | undefined;
+  let r;
   try {
-    const removed = await store.removeAccount(name);
-    if (removed !== undefined) {
-      // Printed before the invite is made: the removal has committed whatever happens next.
-      process.stdout.write(
-        `reset-account: removed account ${name}: ${removed.devices} device(s), ${removed.preKeys} one-time pre-key(s), ` +
-          `${removed.kyberPreKeys} one-time Kyber pre-key(s), ${removed.messages} queued message(s)\n`,
-      );
-      code = await createInvite(store, Date.now(), limits.inviteTtlMs);
-    }
+    r = await resetAccountWithInvite(store, name, Date.now(), limits.inviteTtlMs);
   } finally {
     await store.close();
   }
-  if (code === undefined) fail(`reset-account: no account "${name}"`);
-  process.stdout.write(`invite code (single use, valid ${Math.round(limits.inviteTtlMs / 86_400_000)} days): ${code}\n`);
+  if (r === undefined) fail(`reset-account: no account "${name}"`);
+  const { removed, invite: inv } = r;
+  process.stdout.write(
+    `reset-account: removed account ${name}: ${removed.devices} device(s), ${removed.preKeys} one-time pre-key(s), ` +
+      `${removed.kyberPreKeys} one-time Kyber pre-key(s), ${removed.messages} queued message(s)\n` +
+      `invite code (single use, valid ${days(limits.inviteTtlMs)} days): ${inv.code}\n` +
+      `link: ${inviteLink(publicUrl(env['HOST'] ?? '0.0.0.0', configuredPort()), inv.code)}\n`,
+  );
+}
+
+/** `admin`: list admins; `admin <username>`: name one; `admin --revoke <username>`: revoke. */
+async function admin(args: string[]): Promise<void> {
+  const revoke = args[0] === '--revoke';
+  const rest = revoke ? args.slice(1) : args;
+  const parsed = rest.length === 1 ? usernameValidator(rest[0]) : undefined;
+  if (rest.length > 1 || (parsed !== undefined && !parsed.ok) || (revoke && parsed === undefined)) fail('usage: admin [--revoke] [<username>]');
+  const { store } = await openStore(false);
+  try {
+    if (parsed === undefined) {
+      const list = await store.listAccounts(Number.MAX_SAFE_INTEGER);
+      const admins = list.accounts.filter((a) => a.admin).map((a) => a.username);
+      process.stdout.write(admins.length === 0 ? 'no admins (name one: admin <username>)\n' : admins.join('\n') + '\n');
+      return;
+    }
+    const name = parsed.ok ? parsed.value : '';
+    if (!(await store.setAdmin(name, !revoke))) fail(`admin: no account "${name}"`);
+    process.stdout.write(revoke ? `admin: ${name} is no longer an admin\n` : `admin: ${name} is an admin\n`);
+  } finally {
+    await store.close();
+  }
 }
 
 /** Online backup of the SQLite database (see backup.ts); PostgreSQL has pg_dump. */
@@ -144,11 +205,12 @@ async function backup(args: string[]): Promise<void> {
 }
 
 async function serve(): Promise<void> {
-  const port = env['PORT'] === undefined ? 8080 : Number(env['PORT']);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) fail('PORT must be 0..65535');
+  const port = configuredPort();
   const host = env['HOST'] ?? '0.0.0.0';
   const registration = env['TACIT_REGISTRATION'] ?? 'invite';
   if (registration !== 'invite' && registration !== 'open') fail('TACIT_REGISTRATION must be "invite" or "open"');
+  const directory = env['TACIT_DIRECTORY'] ?? '';
+  if (directory !== '' && directory !== 'on' && directory !== 'off') fail('TACIT_DIRECTORY must be "on" or "off"');
   let limits;
   try {
     limits = limitsFromEnv(env);
@@ -162,6 +224,7 @@ async function serve(): Promise<void> {
     ...(cluster ? { cluster } : {}),
     ...(limiters ? { limiters } : {}),
     registration,
+    ...(directory !== '' ? { directory: directory === 'on' } : {}),
     limits,
     logger: level === 'silent' ? false : { level },
     trustProxy: env['TACIT_TRUST_PROXY'] === '1',
@@ -173,10 +236,29 @@ async function serve(): Promise<void> {
   });
   const bound = await server.listen(port, host);
   process.stdout.write(`tacit server on http://${host}:${bound} (data: ${describe}, registration: ${registration})\n`);
-  if (registration === 'invite' && (await store.countAccounts()) === 0) {
-    // First start (no accounts yet): print a code so the first user can register at once.
-    const code = await server.createInvite();
-    process.stdout.write(`invite code (single use, valid ${Math.round(server.limits.inviteTtlMs / 86_400_000)} days): ${code}\n`);
+  if ((await store.countAccounts()) === 0) {
+    // First start (no accounts yet): show the first user how to register at once, apart from
+    // the JSON log lines around it (one write, so no log line lands inside the block).
+    const base = publicUrl(host, bound);
+    const rule = '='.repeat(72);
+    const lines = [rule, ' tacit is ready. Nobody has registered yet: the first account becomes the admin.'];
+    if (registration === 'invite') {
+      const code = await server.createInvite();
+      lines.push(
+        ` Register in a browser with this invite link (single use, valid ${days(server.limits.inviteTtlMs)} days):`,
+        '',
+        `   ${inviteLink(base, code)}`,
+        '',
+        ' or from a terminal:',
+        `   npx tacit register <username> --server ${base} --invite ${code}`,
+        ` invite code: ${code}`,
+      );
+    } else {
+      lines.push(` Registration is open: open ${base} and pick a username,`, ` or run: npx tacit register <username> --server ${base}`);
+    }
+    if (env['TACIT_PUBLIC_URL'] === undefined) lines.push(' (links use this machine; set TACIT_PUBLIC_URL to the address people open)');
+    lines.push(rule);
+    process.stdout.write(lines.join('\n') + '\n');
   }
   let stopping = false;
   const stop = () => {
@@ -196,8 +278,9 @@ try {
   if (cmd === 'invite') await invite(rest);
   else if (cmd === 'reset-account') await resetAccount(rest);
   else if (cmd === 'backup') await backup(rest);
+  else if (cmd === 'admin') await admin(rest);
   else if (cmd === undefined || cmd === 'serve') await serve();
-  else fail(`unknown command "${cmd}" (commands: serve, invite, reset-account, backup)`);
+  else fail(`unknown command "${cmd}" (commands: serve, invite, reset-account, backup, admin)`);
 } catch (e) {
   // One line for the operator, never a stack trace.
   if (e instanceof StartupError) fail(e.message);

@@ -147,6 +147,13 @@ END
 $fn$;
 `,
   },
+  {
+    version: 4,
+    // Admins: the first account on a server, and those the operator names (main.ts `admin`).
+    // Accounts that exist before this migration are not admins.
+    description: 'accounts.admin',
+    sql: `ALTER TABLE accounts ADD COLUMN admin BOOLEAN NOT NULL DEFAULT false;`,
+  },
 ];
 
 /** The newest schema version this code knows. */

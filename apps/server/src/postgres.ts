@@ -24,6 +24,7 @@ import { checkDeviceLists, fanoutTargets, type FanoutResult, type NewFanout, typ
 import {
   addressKey,
   type AccountInfo,
+  type AccountSummary,
   type Address,
   type CiphertextKind,
   type CreateAccountResult,
@@ -37,6 +38,9 @@ import {
   type Store,
   type StoredMessage,
 } from './store.js';
+
+/** Advisory lock serializing account creation, so exactly one first account becomes admin. */
+const ACCOUNTS_LOCK = 0x74616361; // "taca"
 
 type Row = Record<string, unknown>;
 const u8 = (b: unknown): Uint8Array => {
@@ -193,11 +197,14 @@ export class PostgresStore implements Store {
   ): Promise<CreateAccountResult> {
     try {
       return await this.#tx(async (c) => {
-        const a = await c.query('INSERT INTO accounts (username, identity_key, created_at) VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING RETURNING id', [
-          account.username,
-          buf(account.identityKey),
-          account.createdAt,
-        ]);
+        // Under the lock each statement's snapshot sees every earlier registration, so "no
+        // account yet" is true for exactly one of two concurrent first registrations.
+        await c.query('SELECT pg_advisory_xact_lock($1)', [ACCOUNTS_LOCK]);
+        const a = await c.query(
+          `INSERT INTO accounts (username, identity_key, created_at, admin) VALUES ($1, $2, $3, NOT EXISTS (SELECT 1 FROM accounts))
+           ON CONFLICT (username) DO NOTHING RETURNING id`,
+          [account.username, buf(account.identityKey), account.createdAt],
+        );
         if (a.rowCount !== 1) throw new Abort('USERNAME_TAKEN');
         if (invite !== null) {
           const i = await c.query('DELETE FROM invites WHERE code_hash = $1 AND expires_at > $2', [buf(invite.hash), invite.now]);
@@ -271,19 +278,45 @@ export class PostgresStore implements Store {
   }
 
   async getAccount(username: string): Promise<AccountInfo | undefined> {
-    const a = await this.#pool.query('SELECT id, identity_key FROM accounts WHERE username = $1', [username]);
+    const a = await this.#pool.query('SELECT id, identity_key, admin FROM accounts WHERE username = $1', [username]);
     const row = a.rows[0] as Row | undefined;
     if (row === undefined) return undefined;
     const d = await this.#pool.query('SELECT device_id, registration_id FROM devices WHERE account_id = $1 ORDER BY device_id', [row['id']]);
     return {
       username,
       identityKey: u8(row['identity_key']),
+      admin: row['admin'] === true,
       devices: d.rows.map((r: Row) => ({ deviceId: num(r['device_id']), registrationId: num(r['registration_id']) })),
     };
   }
 
   async countAccounts(): Promise<number> {
     return num(((await this.#pool.query('SELECT count(*) AS n FROM accounts')).rows[0] as Row)['n']);
+  }
+
+  async listAccounts(limit: number): Promise<{ accounts: AccountSummary[]; truncated: boolean }> {
+    // One statement, one snapshot: accounts and their devices agree.
+    const r = await this.#pool.query(
+      `SELECT a.username, a.admin, a.created_at, d.device_id, d.registration_id
+       FROM (SELECT id, username, admin, created_at FROM accounts ORDER BY username LIMIT $1) a
+       LEFT JOIN devices d ON d.account_id = a.id
+       ORDER BY a.username, d.device_id`,
+      [limit + 1],
+    );
+    const accounts: AccountSummary[] = [];
+    for (const row of r.rows as Row[]) {
+      let last = accounts[accounts.length - 1];
+      if (last === undefined || last.username !== row['username']) {
+        last = { username: row['username'] as string, admin: row['admin'] === true, createdAt: num(row['created_at']), devices: [] };
+        accounts.push(last);
+      }
+      if (row['device_id'] !== null) last.devices.push({ deviceId: num(row['device_id']), registrationId: num(row['registration_id']) });
+    }
+    return { accounts: accounts.slice(0, limit), truncated: accounts.length > limit };
+  }
+
+  async setAdmin(username: string, admin: boolean): Promise<boolean> {
+    return (await this.#pool.query('UPDATE accounts SET admin = $1 WHERE username = $2', [admin, username])).rowCount === 1;
   }
 
   async replaceKeys(device: Address, keys: Partial<DeviceKeys>): Promise<boolean> {

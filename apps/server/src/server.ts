@@ -8,6 +8,7 @@ import { errorBody, errorSummary, isServerError } from './errors.js';
 import { resolveLimits, type Limits } from './config.js';
 import type { Context, SignatureVerifier } from './context.js';
 import { registerHttpRoutes } from './http.js';
+import { registerAdminRoutes } from './admin.js';
 import { LocalLimiters, type Limiters } from './rate.js';
 import { Relay } from './relay.js';
 import { registerStatic } from './static.js';
@@ -20,6 +21,12 @@ export interface ServerOptions {
   store: Store;
   /** 'invite' (default): registration needs an invite code. 'open': anyone may register. */
   registration?: 'invite' | 'open';
+  /**
+   * The team directory (GET /v1/directory: registered usernames, for signed-in devices). Default:
+   * on for invite-only servers, whose accounts are all colleagues; off for open registration,
+   * where it would hand every stranger the list of users.
+   */
+  directory?: boolean;
   limits?: Partial<Limits>;
   /** Directory of built web client files served at `/` (optional). */
   staticDir?: string;
@@ -62,9 +69,11 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
         : {
             level: options.logger === true ? 'info' : options.logger.level,
             ...(options.logger !== true && options.logger.stream ? { stream: options.logger.stream } : {}),
-            // Log the path only: query strings may carry a WebSocket ticket.
+            // Log the route pattern (`/v1/keys/:username/:deviceId`), never the path: paths name
+            // users, and query strings may carry a WebSocket ticket. An unrouted request is logged
+            // as such, without its path.
             serializers: {
-              req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url.split('?')[0] }),
+              req: (req: { method: string; routeOptions?: { url?: string } }) => ({ method: req.method, route: req.routeOptions?.url ?? '(no route)' }),
             },
           },
   });
@@ -73,6 +82,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     store: options.store,
     limits,
     registration: options.registration ?? 'invite',
+    directory: options.directory ?? (options.registration ?? 'invite') === 'invite',
     now,
     verifySignature: options.verifySignature ?? defaultVerifier,
     limiters,
@@ -112,6 +122,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody('NOT_FOUND', 'no such route')));
 
   registerHttpRoutes(app, ctx);
+  registerAdminRoutes(app, ctx);
   if (options.staticDir !== undefined) registerStatic(app, options.staticDir);
 
   app.server.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));

@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { BUSY_RETRIES, MessageBatchWriter } from './sqlite-batch.js';
+import { checkpointWal, configureConnection } from './sqlite-connection.js';
 import type { NewFanout } from './fanout.js';
 import type { Address, NewMessage } from './store.js';
 
@@ -12,6 +13,7 @@ export type WorkerRequest =
   | { op: 'write'; seq: number; messages: NewMessage[]; acks: { to: Address; id: number }[]; maxQueue: number; announce: boolean }
   | { op: 'fanout'; seq: number; fanout: NewFanout; maxQueue: number }
   | { op: 'invalidate' }
+  | { op: 'checkpoint'; seq: number }
   | { op: 'close'; seq: number };
 
 /**
@@ -25,9 +27,7 @@ export type WorkerReply =
 
 const { path, synchronous } = workerData as { path: string; synchronous: 'FULL' | 'NORMAL' };
 const db = new Database(path);
-db.pragma('journal_mode = WAL');
-db.pragma(`synchronous = ${synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
-db.pragma('busy_timeout = 5000');
+configureConnection(db, synchronous === 'NORMAL' ? 'NORMAL' : 'FULL');
 const writer = new MessageBatchWriter(db);
 
 function writeRetrying<T>(write: () => T): T {
@@ -49,6 +49,11 @@ parentPort!.on('message', (req: WorkerRequest) => {
     return;
   }
   try {
+    if (req.op === 'checkpoint') {
+      checkpointWal(db);
+      parentPort!.postMessage({ seq: req.seq, ok: true } satisfies WorkerReply);
+      return;
+    }
     const seq = req.seq;
     const announce = req.op === 'write' && req.announce ? (results: unknown) => parentPort!.postMessage({ seq, ok: true, results, assigned: true } satisfies WorkerReply) : undefined;
     const results =

@@ -11,6 +11,7 @@
 import Database from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
 import { MessageBatchWriter } from './sqlite-batch.js';
+import { checkpointWal, configureConnection } from './sqlite-connection.js';
 import type { WorkerReply, WorkerRequest } from './sqlite-worker.js';
 import type { FanoutResult, NewFanout } from './fanout.js';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { dirname } from 'node:path';
 import {
   addressKey,
   type AccountInfo,
+  type AccountSummary,
   type Address,
   type CiphertextKind,
   type CreateAccountResult,
@@ -32,7 +34,8 @@ import {
   type StoredMessage,
 } from './store.js';
 
-const SCHEMA_VERSION = 1;
+/** 2: accounts.admin. */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -40,7 +43,8 @@ CREATE TABLE IF NOT EXISTS accounts (
   id INTEGER PRIMARY KEY,
   username TEXT NOT NULL UNIQUE,
   identity_key BLOB NOT NULL,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  admin INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE TABLE IF NOT EXISTS devices (
   id INTEGER PRIMARY KEY,
@@ -120,6 +124,15 @@ function protectFiles(path: string): void {
   }
 }
 
+/**
+ * How often the WAL is checkpointed and truncated, ms. A deleted row (a delivered message, a used
+ * one-time key) lives on in old WAL frames until then: SQLite's own checkpoint runs only every
+ * 1,000 pages and never shrinks the file, so on a quiet server old frames lingered indefinitely.
+ * With `secure_delete` the checkpointed pages hold zeros where deleted rows were. Shorter means
+ * less time for deleted rows on disk, at one more fsync (and a file regrown from zero) per interval.
+ */
+export const WAL_CHECKPOINT_INTERVAL_MS = 10_000;
+
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
   path: string;
@@ -133,6 +146,8 @@ export interface SqliteStoreOptions {
    * fsyncs) overlap with socket work on the main thread. File databases only. Default off.
    */
   worker?: boolean;
+  /** See WAL_CHECKPOINT_INTERVAL_MS (file databases only). */
+  checkpointIntervalMs?: number;
 }
 
 export class SqliteStore implements Store {
@@ -147,19 +162,24 @@ export class SqliteStore implements Store {
   #seq = 0;
   #closed = false;
   readonly #tickets = new Map<string, { device: Address; expiresAt: number }>();
+  #checkpointTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(opts: SqliteStoreOptions) {
     if (opts.path !== ':memory:') protectFiles(opts.path);
     const db = new Database(opts.path);
     this.#db = db;
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL'}`);
+    configureConnection(db, opts.synchronous === 'NORMAL' ? 'NORMAL' : 'FULL');
     db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
     db.exec(SCHEMA);
-    const v = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as Row | undefined;
-    if (v === undefined) db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
-    else if (v['value'] !== String(SCHEMA_VERSION)) throw new Error(`unsupported schema version ${String(v['value'])}`);
+    db.transaction(() => {
+      const v = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as Row | undefined;
+      if (v === undefined) db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+      else if (v['value'] === '1') {
+        // Version 1 had no admins; the operator names them (`admin <username>`).
+        db.exec('ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0');
+        db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
+      } else if (v['value'] !== String(SCHEMA_VERSION)) throw new Error(`unsupported schema version ${String(v['value'])}`);
+    }).immediate();
 
     this.#writer = new MessageBatchWriter(db);
     if (opts.path !== ':memory:') this.#writer.skipIdsOnOpen();
@@ -197,14 +217,20 @@ export class SqliteStore implements Store {
       for (const p of this.#pending.values()) p.reject(new Error('sqlite worker failed'));
       this.#pending.clear();
     };
+    if (opts.path !== ':memory:') {
+      this.#checkpointTimer = setInterval(() => void this.checkpoint().catch(() => undefined), opts.checkpointIntervalMs ?? WAL_CHECKPOINT_INTERVAL_MS);
+      this.#checkpointTimer.unref();
+    }
     this.#worker?.on('error', lost);
     this.#worker?.on('exit', () => {
       if (!this.#closed) lost();
     });
     this.#s = {
-      insertAccount: db.prepare('INSERT INTO accounts (username, identity_key, created_at) VALUES (?, ?, ?)'),
-      accountId: db.prepare('SELECT id, identity_key FROM accounts WHERE username = ?'),
+      insertAccount: db.prepare('INSERT INTO accounts (username, identity_key, created_at, admin) VALUES (?, ?, ?, ?)'),
+      accountId: db.prepare('SELECT id, identity_key, admin FROM accounts WHERE username = ?'),
       countAccounts: db.prepare('SELECT count(*) AS n FROM accounts'),
+      listAccounts: db.prepare('SELECT id, username, admin, created_at FROM accounts ORDER BY username LIMIT ?'),
+      setAdmin: db.prepare('UPDATE accounts SET admin = ? WHERE username = ?'),
       insertDevice: db.prepare(
         `INSERT INTO devices (account_id, device_id, addr, registration_id, secret_salt, secret_hash, spk_id, spk, spk_sig, kyber_lr_id, kyber_lr, kyber_lr_sig)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -274,7 +300,8 @@ export class SqliteStore implements Store {
     const tx = this.#db.transaction((): CreateAccountResult => {
       if (this.#s.accountId.get(account.username) !== undefined) return 'USERNAME_TAKEN';
       if (invite !== null && this.#s.useInvite.run(buf(invite.hash), invite.now).changes !== 1) return 'INVITE_INVALID';
-      const r = this.#s.insertAccount.run(account.username, buf(account.identityKey), account.createdAt);
+      const first = ((this.#s.countAccounts.get() as Row)['n'] as number) === 0;
+      const r = this.#s.insertAccount.run(account.username, buf(account.identityKey), account.createdAt, first ? 1 : 0);
       this.#insertDevice(Number(r.lastInsertRowid), account.username, 1, device);
       return 'ok';
     });
@@ -343,11 +370,30 @@ export class SqliteStore implements Store {
       deviceId: r['device_id'] as number,
       registrationId: r['registration_id'] as number,
     }));
-    return { username, identityKey: u8(a['identity_key']), devices };
+    return { username, identityKey: u8(a['identity_key']), admin: a['admin'] === 1, devices };
   }
 
   async countAccounts(): Promise<number> {
     return (this.#s.countAccounts.get() as Row)['n'] as number;
+  }
+
+  async listAccounts(limit: number): Promise<{ accounts: AccountSummary[]; truncated: boolean }> {
+    // One read transaction: accounts and their devices from the same snapshot.
+    const read = this.#db.transaction(() => {
+      const rows = this.#s.listAccounts.all(limit + 1) as Row[];
+      const accounts = rows.slice(0, limit).map((a) => ({
+        username: a['username'] as string,
+        admin: a['admin'] === 1,
+        createdAt: a['created_at'] as number,
+        devices: (this.#s.devicesOf.all(a['id']) as Row[]).map((r) => ({ deviceId: r['device_id'] as number, registrationId: r['registration_id'] as number })),
+      }));
+      return { accounts, truncated: rows.length > limit };
+    });
+    return read();
+  }
+
+  async setAdmin(username: string, admin: boolean): Promise<boolean> {
+    return this.#s.setAdmin.run(admin ? 1 : 0, username).changes === 1;
   }
 
   async replaceKeys(device: Address, keys: Partial<DeviceKeys>): Promise<boolean> {
@@ -483,6 +529,16 @@ export class SqliteStore implements Store {
     };
   }
 
+  /**
+   * Checkpoints and truncates the WAL (see WAL_CHECKPOINT_INTERVAL_MS). On the writer thread when
+   * there is one: it owns the writes, and waiting for readers there never stalls the event loop.
+   */
+  async checkpoint(): Promise<void> {
+    if (this.#closed || !this.#db.open) return;
+    if (this.#worker !== undefined) await this.#call({ op: 'checkpoint', seq: 0 });
+    else checkpointWal(this.#db);
+  }
+
   /** Stops the writer thread; later batches are written inline on this connection. */
   async stopWorker(): Promise<void> {
     const w = this.#worker;
@@ -498,6 +554,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#checkpointTimer);
     if (this.#worker !== undefined && !this.#closed) {
       this.#closed = true;
       await this.#call({ op: 'close', seq: 0 });

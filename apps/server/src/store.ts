@@ -49,6 +49,16 @@ export interface DeviceAuth {
 export interface AccountInfo {
   username: string;
   identityKey: Uint8Array;
+  /** Admins create invites, list accounts and reset them (docs/OPERATIONS.md). */
+  admin: boolean;
+  devices: { deviceId: number; registrationId: number }[];
+}
+
+/** One account as an admin sees it. */
+export interface AccountSummary {
+  username: string;
+  admin: boolean;
+  createdAt: number;
   devices: { deviceId: number; registrationId: number }[];
 }
 
@@ -116,7 +126,8 @@ export interface RemovedAccount {
 export interface Store {
   /**
    * Creates an account with device 1, consuming the invite (by hash) in the same transaction when
-   * one is given. Nothing is written unless everything is.
+   * one is given. Nothing is written unless everything is. The first account of an empty server
+   * is an admin (decided inside the transaction: two concurrent first registrations make one admin).
    */
   createAccount(
     account: { username: string; identityKey: Uint8Array; createdAt: number },
@@ -136,6 +147,10 @@ export interface Store {
   getDeviceAuth(device: Address): Promise<DeviceAuth | undefined>;
   getAccount(username: string): Promise<AccountInfo | undefined>;
   countAccounts(): Promise<number>;
+  /** Accounts sorted by username, at most `limit`; `truncated` when there were more. */
+  listAccounts(limit: number): Promise<{ accounts: AccountSummary[]; truncated: boolean }>;
+  /** Makes an account an admin or not; false when there is no such account. */
+  setAdmin(username: string, admin: boolean): Promise<boolean>;
 
   /** Replaces the given keys of a device (a one-time list replaces all one-time keys of that kind). */
   replaceKeys(device: Address, keys: Partial<DeviceKeys>): Promise<boolean>;

@@ -383,3 +383,25 @@ test('request logs carry no secret, ticket, key or Authorization header', async 
     await server.close();
   }
 });
+
+test('request logs name the route pattern, never a path that names a user', async () => {
+  const lines: string[] = [];
+  const store = new SqliteStore({ path: ':memory:' });
+  const server = await buildServer({ store, registration: 'open', logger: { level: 'info', stream: { write: (l: string) => void lines.push(l) } } });
+  try {
+    const d = makeDevice();
+    await server.app.inject({ method: 'POST', url: '/v1/accounts', payload: registration('zelda', d) });
+    const who = auth({ username: 'zelda', deviceId: 1, secret: d.secret });
+    assert.equal((await server.app.inject({ method: 'GET', url: '/v1/keys/zelda/1', headers: who })).statusCode, 200);
+    assert.equal((await server.app.inject({ method: 'GET', url: '/v1/devices/zelda', headers: who })).statusCode, 200);
+    assert.equal((await server.app.inject({ method: 'GET', url: '/v1/no/such/route/zelda?ticket=zelda' })).statusCode, 404);
+    const requests = lines.map((l) => JSON.parse(l) as { msg: string; req?: { method: string; route: string } }).filter((l) => l.msg === 'incoming request');
+    assert.deepEqual(
+      requests.map((l) => `${l.req?.method} ${l.req?.route}`),
+      ['POST /v1/accounts', 'GET /v1/keys/:username/:deviceId', 'GET /v1/devices/:target', 'GET (no route)'],
+    );
+    assert.ok(!lines.join('').includes('zelda'), 'no log line names the user');
+  } finally {
+    await server.close();
+  }
+});

@@ -68,6 +68,8 @@ test('postgres schema: a database made by the first release (no schema version) 
   try {
     assert.deepEqual(s.migration, { from: 0, to: SCHEMA_VERSION, applied: MIGRATIONS.map((m) => m.version) });
     assert.deepEqual(await versions(schema), MIGRATIONS.map((m) => m.version));
+    // Accounts from before admins existed are not admins (migration 4); the operator names them.
+    assert.equal((await s.getAccount('old'))?.admin, false);
     const old = { username: 'old', deviceId: 1 };
     assert.deepEqual((await s.getAccount('old'))?.devices, [{ deviceId: 1, registrationId: 7 }]);
     const before = await s.fetchQueue(old, 0, 10, 0);

@@ -19,14 +19,16 @@ let server: ChildProcess;
 let port: number;
 /** The invite code the server printed at first start (no accounts yet). */
 let firstInvite: string;
+/** What the server printed on stdout until then. */
+let startOutput = '';
 
 function env(): NodeJS.ProcessEnv {
   return { ...process.env, TACIT_DATA_DIR: dir, INIT_CWD: dir, TACIT_REGISTRATION: 'invite', TACIT_LOG_LEVEL: 'silent', TACIT_DATABASE_URL: '' };
 }
 
 /** Runs a one-shot server command (`invite`, `reset-account`) to completion. */
-async function command(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+async function command(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...env(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -49,8 +51,9 @@ before(async () => {
       out += d.toString();
       const p = /on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
       const i = /invite code[^:]*: (\S+)/.exec(out);
-      if (p && i) {
+      if (p && i && /={72}\n$/.test(out)) {
         clearTimeout(t);
+        startOutput = out;
         resolveStart([Number(p[1]), i[1]!]);
       }
     });
@@ -91,6 +94,9 @@ test('reset-account on a running server: counts printed, old secret refused, nam
   assert.equal(ann.status, 201);
   const invited = await command(['invite']);
   assert.equal(invited.code, 0, invited.stderr);
+  // The code alone on stdout (for scripts); the link to hand out on stderr.
+  assert.match(invited.stdout, /^[A-Za-z0-9_-]{20,}\n$/);
+  assert.equal(invited.stderr, `  http://localhost:8080/#invite=${invited.stdout.trim()}\n(single use, valid 7 days)\n`);
   const bob = await registerHttp('bob', invited.stdout.trim(), { preKeys: 3, kyberPreKeys: 2 });
   assert.equal(bob.status, 201);
 
@@ -110,13 +116,14 @@ test('reset-account on a running server: counts printed, old secret refused, nam
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
     const lines = r.stdout.trimEnd().split('\n');
-    assert.equal(lines.length, 2, r.stdout);
+    assert.equal(lines.length, 3, r.stdout);
     assert.equal(
       lines[0],
       'reset-account: removed account bob: 1 device(s), 3 one-time pre-key(s), 2 one-time Kyber pre-key(s), 2 queued message(s)',
     );
     const code = /^invite code \(single use, valid \d+ days\): (\S+)$/.exec(lines[1]!)?.[1];
     assert.ok(code !== undefined, lines[1]);
+    assert.equal(lines[2], `link: http://localhost:8080/#invite=${code}`);
     assert.ok(!r.stdout.includes(bob.secret), 'the device secret is never printed');
 
     // The old device's open socket is closed at the next heartbeat (4401 UNAUTHORIZED), ann's stays.
@@ -155,6 +162,43 @@ test('reset-account on a running server: counts printed, old secret refused, nam
     bobSocket.close();
     annSocket.close();
   }
+});
+
+test('first start prints one clear block: the invite link, the terminal command, the code', () => {
+  const block = startOutput.slice(startOutput.indexOf('='.repeat(72)));
+  const lines = block.trimEnd().split('\n');
+  assert.equal(lines[0], '='.repeat(72));
+  assert.equal(lines[lines.length - 1], '='.repeat(72));
+  assert.ok(lines.some((l) => /first account becomes the admin/.test(l)));
+  const url = `http://127.0.0.1:${port}`;
+  assert.ok(lines.includes(`   ${url}/#invite=${firstInvite}`), block);
+  assert.ok(lines.includes(`   npx tacit register <username> --server ${url} --invite ${firstInvite}`), block);
+  assert.ok(lines.includes(` invite code: ${firstInvite}`), block);
+});
+
+test('admin: lists admins (the first account), names and revokes one; TACIT_PUBLIC_URL shapes links', async () => {
+  // By now: ann registered first (admin), bob registered again after his reset (not an admin).
+  const list = await command(['admin']);
+  assert.equal(list.code, 0, list.stderr);
+  assert.equal(list.stdout, 'ann\n');
+  assert.equal((await command(['admin', 'Bob'])).stdout, 'admin: bob is an admin\n');
+  assert.equal((await command(['admin'])).stdout, 'ann\nbob\n');
+  assert.equal((await command(['admin', '--revoke', 'ann'])).stdout, 'admin: ann is no longer an admin\n');
+  assert.equal((await command(['admin'])).stdout, 'bob\n');
+  for (const [args, err] of [
+    [['admin', 'nobody'], 'tacit-server: admin: no account "nobody"\n'],
+    [['admin', '--revoke'], 'tacit-server: usage: admin [--revoke] [<username>]\n'],
+    [['admin', 'a b'], 'tacit-server: usage: admin [--revoke] [<username>]\n'],
+  ] as const) {
+    const r = await command([...args]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.stderr, err);
+  }
+  await command(['admin', 'ann']);
+  const linked = await command(['invite'], { TACIT_PUBLIC_URL: 'https://chat.example.com/' });
+  assert.equal(linked.stderr.split('\n')[0], `  https://chat.example.com/#invite=${linked.stdout.trim()}`);
+  const bad = await command(['invite'], { TACIT_PUBLIC_URL: 'ftp://x' });
+  assert.equal(bad.code, 2);
 });
 
 test('reset-account: unknown username or bad arguments fail with a clear error and exit code 2, changing nothing', async () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -127,6 +128,85 @@ test('sqlite: the data directory is created 0700, the database and its WAL 0600;
   const again = new SqliteStore({ path });
   await again.close();
   assert.equal(mode(path).toString(8), '600');
+});
+
+test('sqlite: a version-1 database (no admins) is migrated in place; its accounts stay, none is an admin', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
+  dirs.push(dir);
+  const path = join(dir, 'tacit.db');
+  const old = new Database(path);
+  old.exec(`
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    INSERT INTO meta VALUES ('schema', '1');
+    CREATE TABLE accounts (id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE, identity_key BLOB NOT NULL, created_at INTEGER NOT NULL) STRICT;
+    INSERT INTO accounts (username, identity_key, created_at) VALUES ('old', x'05', 3);
+  `);
+  old.close();
+  const s = new SqliteStore({ path });
+  try {
+    assert.deepEqual(await s.listAccounts(10), { accounts: [{ username: 'old', admin: false, createdAt: 3, devices: [] }], truncated: false });
+    assert.equal(await s.setAdmin('old', true), true);
+    assert.equal((await s.listAccounts(10)).accounts[0]?.admin, true);
+  } finally {
+    await s.close();
+  }
+  const db = new Database(path);
+  assert.equal((db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string }).value, '2');
+  db.close();
+});
+
+/** Whether the database file or its WAL holds these bytes. */
+function onDisk(path: string, needle: Buffer): { db: boolean; wal: boolean } {
+  const has = (file: string) => {
+    try {
+      return readFileSync(file).includes(needle);
+    } catch {
+      return false; // no such file: a truncated or removed WAL holds nothing
+    }
+  };
+  return { db: has(path), wal: has(path + '-wal') };
+}
+
+async function deliveredMessageOnDisk(opts: { worker: boolean; checkpointIntervalMs: number; waitForGone: boolean }): Promise<{ db: boolean; wal: boolean }> {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
+  dirs.push(dir);
+  const path = join(dir, 'tacit.db');
+  const s = new SqliteStore({ path, ...opts });
+  try {
+    const keys = { signedPreKey: { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) }, kyberLastResortKey: { keyId: 1, publicKey: new Uint8Array(1569), signature: new Uint8Array(64) }, preKeys: [], kyberPreKeys: [] };
+    for (const username of ['amy', 'ben']) {
+      await s.createAccount({ username, identityKey: new Uint8Array(33), createdAt: 1 }, { registrationId: 1, secretSalt: new Uint8Array(16), secretHash: new Uint8Array(32), keys }, null);
+    }
+    // One small body and one large enough to spill into overflow pages.
+    const marker = Buffer.from(`wal-marker-${randomBytes(8).toString('hex')}`);
+    const big = Buffer.concat(Array.from({ length: 2000 }, () => marker));
+    const to = { username: 'ben', deviceId: 1 };
+    const from = { username: 'amy', deviceId: 1 };
+    const ids = await s.writeBatch(
+      [marker, big].map((body) => ({ to, from, kind: 2 as const, body: new Uint8Array(body), timestamp: 1, expiresAt: Date.now() + 60_000 })),
+      [],
+      10,
+    );
+    await s.writeBatch([], ids.map((r) => ({ to, id: r.ok ? r.id : 0 })), 10);
+    assert.deepEqual(await s.fetchQueue(to, 0, 10, 0), [], 'delivered and deleted');
+    let found = onDisk(path, marker);
+    // Bounded: 600 × 50 ms.
+    for (let i = 0; opts.waitForGone && i < 600 && (found.db || found.wal); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      found = onDisk(path, marker);
+    }
+    return found;
+  } finally {
+    await s.close();
+  }
+}
+
+test('sqlite: a delivered message leaves no bytes in the WAL or the database file once the periodic checkpoint ran', async () => {
+  // Without a checkpoint the deleted message is still in the WAL: what this test guards against.
+  assert.equal((await deliveredMessageOnDisk({ worker: false, checkpointIntervalMs: 3_600_000, waitForGone: false })).wal, true);
+  for (const worker of [false, true]) {
+    assert.deepEqual(await deliveredMessageOnDisk({ worker, checkpointIntervalMs: 100, waitForGone: true }), { db: false, wal: false }, `worker: ${worker}`);
+  }
 });
 
 test('sqlite: cleanup', () => {

@@ -62,6 +62,49 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.equal(await s.getAccount('nobody'), undefined);
   });
 
+  run('admins: the first account is one, later ones are not; setAdmin names and revokes', async (s) => {
+    assert.equal(await s.createAccount(acct('first'), device(), null), 'ok');
+    assert.equal(await s.createAccount(acct('second'), device(), null), 'ok');
+    assert.equal((await s.getAccount('first'))?.admin, true);
+    assert.equal((await s.getAccount('second'))?.admin, false);
+    assert.equal(await s.setAdmin('second', true), true);
+    assert.equal((await s.getAccount('second'))?.admin, true);
+    assert.equal(await s.setAdmin('first', false), true);
+    assert.equal((await s.getAccount('first'))?.admin, false);
+    assert.equal(await s.setAdmin('nobody', true), false);
+    // A removed account takes its role with it; the name registered again is not an admin.
+    await s.removeAccount('second');
+    assert.equal(await s.createAccount(acct('second'), device(), null), 'ok');
+    assert.equal((await s.getAccount('second'))?.admin, false);
+  });
+
+  run('admins: of concurrent first registrations exactly one becomes admin', async (s) => {
+    const names = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
+    const results = await Promise.all(names.map((n) => s.createAccount(acct(n), device(), null)));
+    assert.deepEqual(results, names.map(() => 'ok'));
+    const admins = (await Promise.all(names.map((n) => s.getAccount(n)))).filter((a) => a?.admin === true);
+    assert.equal(admins.length, 1);
+  });
+
+  run('accounts: listed by username with devices, cut at the limit', async (s) => {
+    assert.deepEqual(await s.listAccounts(10), { accounts: [], truncated: false });
+    await s.createAccount({ ...acct('zed'), createdAt: 5 }, device(), null);
+    await s.createAccount({ ...acct('amy'), createdAt: 7 }, { ...device(), registrationId: 7 }, null);
+    assert.equal(await s.addDevice('amy', { ...device(), registrationId: 9 }, 3, 127), 2);
+    await s.createAccount(acct('max'), device(), null);
+    const all = await s.listAccounts(10);
+    assert.equal(all.truncated, false);
+    assert.deepEqual(all.accounts, [
+      { username: 'amy', admin: false, createdAt: 7, devices: [{ deviceId: 1, registrationId: 7 }, { deviceId: 2, registrationId: 9 }] },
+      { username: 'max', admin: false, createdAt: 1, devices: [{ deviceId: 1, registrationId: 42 }] },
+      { username: 'zed', admin: true, createdAt: 5, devices: [{ deviceId: 1, registrationId: 42 }] },
+    ]);
+    const cut = await s.listAccounts(2);
+    assert.equal(cut.truncated, true);
+    assert.deepEqual(cut.accounts.map((a) => a.username), ['amy', 'max']);
+    assert.equal((await s.listAccounts(3)).truncated, false);
+  });
+
   run('invites: single use, expiry, not consumed by a failed registration', async (s) => {
     const h1 = rb(32);
     await s.createInvite(h1, 0, 100);

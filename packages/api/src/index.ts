@@ -6,3 +6,4 @@ export * from './keys.js';
 export * from './accounts.js';
 export * from './frames.js';
 export * from './routes.js';
+export * from './admin.js';

@@ -154,3 +154,16 @@ export const KYBER_KEY_TYPE = 0x08;
 
 /** XEdDSA signature length. */
 export const SIGNATURE_BYTES = 64;
+
+/**
+ * Invite codes one admin request may create (POST /v1/admin/invites). An admin invites a few
+ * people at a time; the bound keeps one request from filling the invites table.
+ */
+export const MAX_INVITES_PER_REQUEST = 20;
+
+/**
+ * Accounts listed by GET /v1/admin/accounts and usernames by GET /v1/directory, at most (sorted
+ * by username; beyond it the list is cut and says so). tacit is for small teams; a bigger
+ * directory would want paging and search instead of one list.
+ */
+export const MAX_LISTED_ACCOUNTS = 1000;

@@ -15,6 +15,11 @@
  * | GET    | /v1/keys/:username                 | yes  | -                  | 200 BundleResponse (all devices) |
  * | GET    | /v1/keys/:username/:deviceId       | yes  | -                  | 200 BundleResponse (one device)  |
  * | POST   | /v1/ws-ticket                      | yes  | -                  | 200 TicketResponse          |
+ * | GET    | /v1/me                             | yes  | -                  | 200 MeResponse              |
+ * | GET    | /v1/directory                      | yes  | -                  | 200 DirectoryResponse       |
+ * | POST   | /v1/admin/invites                  | admin | CreateInvitesRequest | 201 InvitesResponse      |
+ * | GET    | /v1/admin/accounts                 | admin | -                 | 200 AccountsResponse        |
+ * | POST   | /v1/admin/accounts/:username/reset | admin | -                 | 200 ResetAccountResponse    |
  * | GET    | /v1/ws                             | frame or ?ticket= | WebSocket upgrade | see frames.ts |
  */
 export const ROUTES = {
@@ -28,6 +33,11 @@ export const ROUTES = {
   bundle: (username: string, deviceId?: number) =>
     deviceId === undefined ? `/v1/keys/${encodeURIComponent(username)}` : `/v1/keys/${encodeURIComponent(username)}/${deviceId}`,
   ticket: '/v1/ws-ticket',
+  me: '/v1/me',
+  directory: '/v1/directory',
+  adminInvites: '/v1/admin/invites',
+  adminAccounts: '/v1/admin/accounts',
+  adminReset: (username: string) => `/v1/admin/accounts/${encodeURIComponent(username)}/reset`,
   ws: '/v1/ws',
   wsWithTicket: (ticket: string) => `/v1/ws?ticket=${encodeURIComponent(ticket)}`,
 } as const;
