@@ -13,6 +13,8 @@ export interface ParsedArgs {
   home: string | undefined;
   json: boolean;
   help: boolean;
+  /** Confirms a destructive command (admin reset) without asking. */
+  yes: boolean;
   server: string | undefined;
   invite: string | undefined;
   wait: number | undefined;
@@ -25,10 +27,10 @@ export const MAX_WAIT_SECONDS = 86_400;
 export const MAX_LIMIT = 1_000;
 
 const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit']);
-const BOOL_FLAGS = new Set(['--json', '--help', '-h']);
+const BOOL_FLAGS = new Set(['--json', '--help', '-h', '--yes']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, server: undefined, invite: undefined, wait: undefined, limit: undefined };
+  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, server: undefined, invite: undefined, wait: undefined, limit: undefined };
   let rest = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -46,6 +48,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (BOOL_FLAGS.has(name)) {
       if (eq > 0) throw new UsageError(`${name} takes no value`);
       if (name === '--json') out.json = true;
+      else if (name === '--yes') out.yes = true;
       else out.help = true;
       continue;
     }

@@ -68,7 +68,7 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       }
     });
     c.on('fatal', (e) => {
-      out.error({ code: e.serverCode ?? e.code, message: e.message, exit: EXIT.SERVER });
+      out.error({ code: e.code, serverCode: e.serverCode, message: e.message, exit: EXIT.SERVER });
       fatal = EXIT.SERVER;
       rl.close();
     });

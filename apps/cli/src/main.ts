@@ -4,6 +4,7 @@ import { parseArgs, UsageError, type ParsedArgs } from './args.js';
 import { cmdChat } from './chat.js';
 import { cmdContacts, cmdHistory, cmdRecv, cmdRegister, cmdSafetyNumber, cmdSend, cmdTrust, cmdWhoami } from './commands.js';
 import { makeCtx, type Ctx } from './context.js';
+import { cmdAdmin, cmdDirectory } from './team.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 
@@ -25,10 +26,19 @@ commands:
   trust <username>               accept a contact's changed identity key
   contacts                       list contacts
   whoami                         show this account
+  directory                      list the usernames registered on the server
+                                 (when the server's team directory is on)
+
+admin commands (for admins: the first account on a server, and those the operator names):
+  admin invite [count]           create invite links (1-20) to hand out
+  admin accounts                 list every account with its devices
+  admin reset <username> [--yes] delete an account whose owner lost their device, and get
+                                 an invite link for them to register the name again
 
 options:
   --home <dir>   account directory (default: $TACIT_HOME or ~/.tacit)
   --json         machine-readable output: one JSON object per line
+  --yes          confirm admin reset without being asked
   --help         this text
 
 The passphrase that encrypts the local state comes from TACIT_PASSPHRASE or a prompt.
@@ -54,6 +64,8 @@ const COMMANDS: Record<string, Command> = {
   trust: cmdTrust,
   contacts: cmdContacts,
   whoami: cmdWhoami,
+  directory: cmdDirectory,
+  admin: cmdAdmin,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -84,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isClientError(e)) {
       const exit = exitCodeFor(e.code);
-      out.error({ code: e.code, message: e.message, exit, ...(e.contact !== undefined ? { contact: e.contact } : {}) });
+      out.error({ code: e.code, message: e.message, exit, ...(e.serverCode !== undefined ? { serverCode: e.serverCode } : {}), ...(e.contact !== undefined ? { contact: e.contact } : {}) });
       return exit;
     }
     // Never print an unknown error's default stringification: it may hold user data.

@@ -10,7 +10,8 @@ export interface Output {
   event(name: string, data: Record<string, unknown>, human: string | undefined): void;
   /** A notice for people only: stderr in human mode, an event line in JSON mode. */
   notice(name: string, data: Record<string, unknown>, human: string): void;
-  error(data: { code: string; message: string; exit: number; contact?: string | undefined }): void;
+  /** `serverCode`: the server's refusal code, when the server refused (code SERVER). */
+  error(data: { code: string; message: string; exit: number; serverCode?: string | undefined; contact?: string | undefined }): void;
   /**
    * Runs `fn` and writes everything it printed at once, one write per stream: a display of
    * several messages reaches the terminal or pipe in one system call.

@@ -22,7 +22,16 @@ test('register needs the invite the server printed at first start; a used invite
   const home = join(dir.path, 'alice');
   const none = await tacit(home, ['register', 'alice', '--server', server.url]);
   assert.equal(none.code, 8, none.stderr);
-  assert.match(none.stderr, /INVITE_INVALID/);
+  // In words for people; the code for scripts.
+  assert.equal(none.stderr, 'tacit: the invite code is missing, wrong, already used or expired; ask an admin for a new one\n');
+  const json = await tacit(home, ['--json', 'register', 'alice', '--server', server.url]);
+  assert.deepEqual(JSON.parse(json.stderr), {
+    event: 'error',
+    code: 'SERVER',
+    serverCode: 'INVITE_INVALID',
+    message: 'the invite code is missing, wrong, already used or expired; ask an admin for a new one',
+    exit: 8,
+  });
   const wrong = await tacit(home, ['register', 'alice', '--server', server.url, '--invite', 'not-a-real-code']);
   assert.equal(wrong.code, 8);
   const r = await ok(home, ['register', 'alice', '--server', server.url, '--invite', code]);

@@ -29,11 +29,3 @@ export async function resetAccount(store: Store, username: string, now: number, 
   if (removed === undefined) return undefined;
   return { removed, invite: await issueInvite(store, now, ttlMs) };
 }
-
-/**
- * A link that opens the web client's register form with the code filled in. The code travels in
- * the fragment, which browsers never send to the server (so it stays out of access logs).
- */
-export function inviteLink(serverUrl: string, code: string): string {
-  return `${serverUrl.replace(/\/+$/, '')}/#invite=${code}`;
-}

@@ -16,10 +16,10 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { username as usernameValidator } from '@tacit/api';
+import { inviteLink, username as usernameValidator } from '@tacit/api';
 import { BackupError, backupSqlite } from './backup.js';
 import { DEFAULT_LIMITS, limitsFromEnv } from './config.js';
-import { createInvite, inviteLink, resetAccount as resetAccountWithInvite } from './invites.js';
+import { createInvite, resetAccount as resetAccountWithInvite } from './invites.js';
 import { Redis } from 'ioredis';
 import { RedisCluster, type Cluster } from './cluster.js';
 import { PostgresStore } from './postgres.js';

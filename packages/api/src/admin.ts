@@ -105,3 +105,19 @@ export const validateResetAccountResponse: Validator<ResetAccountResponse> = obj
   removed: object({ devices: count, preKeys: count, kyberPreKeys: count, messages: count }),
   invite,
 });
+
+/**
+ * A link that opens the web client's register form with the invite code filled in. The code
+ * travels in the fragment, which browsers never send to a server (it stays out of access logs).
+ */
+export function inviteLink(serverUrl: string, code: string): string {
+  return `${serverUrl.replace(/\/+$/, '')}/#invite=${code}`;
+}
+
+/** The invite code in a location fragment (`#invite=CODE`), if it holds a well-formed one. */
+export function inviteCodeFromFragment(hash: string): string | undefined {
+  const m = /^#invite=([^&]*)$/.exec(hash);
+  if (!m) return undefined;
+  const r = inviteCode(m[1]);
+  return r.ok ? r.value : undefined;
+}

@@ -27,8 +27,19 @@ import {
   type UploadKeysRequest,
   type Validator,
   type DeviceBundle,
+  validateAccountsResponse,
+  validateDirectoryResponse,
+  validateInvitesResponse,
+  validateMeResponse,
+  validateResetAccountResponse,
+  type AccountsResponse,
+  type DirectoryResponse,
+  type InvitesResponse,
+  type MeResponse,
+  type ResetAccountResponse,
 } from '@tacit/api';
 import { ClientError } from './errors.js';
+import { refusalText } from './refusals.js';
 
 /** Deadline of one HTTP request, ms. Registration uploads ~300 KiB; generous for slow links. */
 export const HTTP_TIMEOUT_MS = 30_000;
@@ -159,6 +170,26 @@ export class HttpApi {
     return this.#call('GET', ROUTES.deviceList(username), deviceListResponse, undefined, true);
   }
 
+  async me(): Promise<MeResponse> {
+    return this.#call('GET', ROUTES.me, validateMeResponse, undefined, true);
+  }
+
+  async directory(): Promise<DirectoryResponse> {
+    return this.#call('GET', ROUTES.directory, validateDirectoryResponse, undefined, true);
+  }
+
+  async createInvites(count: number): Promise<InvitesResponse> {
+    return this.#call('POST', ROUTES.adminInvites, validateInvitesResponse, { count }, true);
+  }
+
+  async accounts(): Promise<AccountsResponse> {
+    return this.#call('GET', ROUTES.adminAccounts, validateAccountsResponse, undefined, true);
+  }
+
+  async resetAccount(username: string): Promise<ResetAccountResponse> {
+    return this.#call('POST', ROUTES.adminReset(username), validateResetAccountResponse, undefined, true);
+  }
+
   async #call<T>(method: string, path: string, validator: Validator<T> | undefined, body: unknown, auth: boolean): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -193,7 +224,7 @@ export class HttpApi {
       const parsed = safeParse(text);
       const e = errorBody(parsed);
       const code = e.ok ? e.value.error.code : 'UNKNOWN';
-      throw new ClientError('SERVER', `the server refused ${method} ${routeName(path)}: ${code} (HTTP ${status})`, { serverCode: code, status });
+      throw new ClientError('SERVER', refusalText(code), { serverCode: code, status });
     }
     if (validator === undefined) return undefined as T;
     const r = validator(safeParse(text));
@@ -212,7 +243,7 @@ function safeParse(text: string): unknown {
 
 /** The route without user names in it, for messages. */
 function routeName(path: string): string {
-  return path.replace(/^(\/v1\/(keys|devices))\/(?!count$)[^/]+/, '$1/…');
+  return path.replace(/^(\/v1\/(keys|devices|admin\/accounts))\/(?!count$)[^/]+/, '$1/…');
 }
 
 /** Accepts http(s) URLs only; strips a trailing slash. */

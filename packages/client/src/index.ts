@@ -33,3 +33,5 @@ export { MAX_QUARANTINED, type SafetyNumberInfo } from './trust.js';
 export { upgradeLegacyState, UNCONFIRMED_NOTE, type LegacyData } from './upgrade.js';
 export { KeyedLock } from './lock.js';
 export { buildSendMulti, parseSendMultiAnswer, sendMulti, type FanoutCiphertext, type FanoutTarget, type FrameSocket, type SendMultiAnswer } from './fanout.js';
+export { Team, type AccountReset, type TeamInvite } from './team.js';
+export { REFUSALS, refusalText } from './refusals.js';

@@ -22,6 +22,7 @@ import {
 } from '@tacit/api';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from './backoff.js';
 import { ClientError } from './errors.js';
+import { refusalText } from './refusals.js';
 
 export interface Socket {
   send(text: string): void;
@@ -304,7 +305,7 @@ export class Relay {
     for (const p of this.#pending.values()) p.onConnection = 0;
     const errorCode = errorCodeForClose(code) ?? (typeof reason === 'string' && reason in ERRORS ? (reason as ErrorCode) : undefined);
     if (errorCode !== undefined && FATAL_CLOSE_CODES.has(errorCode)) {
-      this.#fatal = new ClientError('SERVER', fatalMessage(errorCode), { serverCode: errorCode });
+      this.#fatal = new ClientError('SERVER', refusalText(errorCode), { serverCode: errorCode });
       this.#state = 'closed';
       this.#clearTimers();
       for (const p of this.#pending.values()) p.reject(this.#fatal);
@@ -392,7 +393,7 @@ export class Relay {
           return;
         }
         this.#pending.delete(f.id);
-        p.reject(new ClientError('SERVER', `the server refused the message: ${f.code}`, { serverCode: f.code }));
+        p.reject(new ClientError('SERVER', refusalText(f.code), { serverCode: f.code }));
         this.#pump();
         return;
       }
@@ -493,13 +494,3 @@ export class Relay {
   }
 }
 
-function fatalMessage(code: ErrorCode): string {
-  switch (code) {
-    case 'REPLACED':
-      return 'another connection for this device took over (is tacit running elsewhere?)';
-    case 'UNAUTHORIZED':
-      return 'the server does not accept this device\'s credentials (account removed?)';
-    default:
-      return `the server closed the connection: ${code}`;
-  }
-}
