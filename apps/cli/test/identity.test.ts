@@ -31,14 +31,15 @@ async function operatorResetsAccount(username: string, oldHome: string): Promise
   const r = await server.command(['reset-account', username]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`^reset-account: removed account ${username}: 1 device\\(s\\), `));
-  const code = /\ninvite code \(single use, valid \d+ days\): (\S+)\n$/.exec(r.stdout)?.[1];
+  const code = /\ninvite code \(single use, valid \d+ days\): (\S+)\nlink: \S+\n$/.exec(r.stdout)?.[1];
   assert.ok(code !== undefined, r.stdout);
   // The lost device's secret no longer authenticates: the server refuses it (exit 8).
   const stale = await tacit(oldHome, ['--json', 'recv']);
   assert.equal(stale.code, 8, stale.stderr);
   const err = JSON.parse(stale.stderr) as Record<string, unknown>;
   assert.equal(err['code'], 'SERVER', stale.stderr);
-  assert.match(String(err['message']), /does not accept this device's credentials/);
+  assert.equal(err['serverCode'], 'UNAUTHORIZED', stale.stderr);
+  assert.match(String(err['message']), /the server no longer accepts this device/);
   return code;
 }
 
