@@ -15,6 +15,7 @@ import {
   directConversation,
   isClientError,
   parseUsername,
+  refusalText,
   upgradeLegacyState,
   type ConversationInfo,
   type HistoryMessage,
@@ -33,6 +34,7 @@ import {
 } from '@tacit/client/browser';
 import { webBackend } from './crypto.js';
 import { browserSocketFactory } from './socket.js';
+import { TeamModel } from './team.js';
 
 /** Web Locks name: one tab per browser profile runs the account (two would replace each other's socket). */
 const TAB_LOCK = 'tacit-account';
@@ -84,7 +86,7 @@ export function userMessage(e: unknown): string {
       case 'TIMEOUT':
         return 'The server did not answer in time. Try again.';
       case 'SERVER':
-        return serverMessage(e.serverCode) ?? e.message;
+        return sentence(refusalText(e.serverCode));
       default:
         return e.message;
     }
@@ -92,18 +94,9 @@ export function userMessage(e: unknown): string {
   return 'Something went wrong. Try again.';
 }
 
-function serverMessage(code: string | undefined): string | undefined {
-  switch (code) {
-    case 'USERNAME_TAKEN':
-      return 'That username is taken. Choose another.';
-    case 'INVITE_INVALID':
-    case 'INVITE_REQUIRED':
-      return 'The invite code is missing, wrong or used up. Ask your admin for a new one.';
-    case 'RATE_LIMITED':
-      return 'Too many attempts. Wait a minute and try again.';
-    default:
-      return undefined;
-  }
+/** The SDK's lower-case clauses as sentences. */
+function sentence(clause: string): string {
+  return clause.charAt(0).toUpperCase() + clause.slice(1) + '.';
 }
 
 /** What a failed message says, in words for the person who sent it. */
@@ -114,7 +107,7 @@ function failureText(contact: string, m: HistoryMessage): string | undefined {
     case 'UNTRUSTED_IDENTITY':
       return `Not sent: the safety number with ${contact} changed.`;
     case 'SERVER':
-      return serverMessage(err.serverCode) ?? err.message;
+      return sentence(refusalText(err.serverCode));
     default:
       return err.message;
   }
@@ -174,6 +167,8 @@ export class Chat {
   version = 0;
   /** Contacts whose messages could not be decrypted since the page opened (count per contact). */
   readonly undecryptable = new Map<string, number>();
+  /** Admin rights and the directory of usernames, once the page has reached the server. */
+  team: TeamModel | undefined;
   #store: RecordStore | undefined;
   #client: TacitClient | undefined;
   readonly #listeners = new Set<() => void>();
@@ -254,8 +249,8 @@ export class Chat {
         username: username.trim(),
         ...(invite !== '' ? { inviteCode: invite } : {}),
       });
-      // An invite link (`?invite=`) has done its job; keep the code out of the history.
-      if (location.search !== '') history.replaceState(null, '', location.pathname + location.hash);
+      // An invite link (`#invite=` or `?invite=`) has done its job; keep the code out of the history.
+      if (location.search !== '' || location.hash.startsWith('#invite=')) history.replaceState(null, '', location.pathname);
       await this.#start(client);
     } catch (e) {
       this.#setPhase({ kind: 'register', busy: false, error: userMessage(e) });
@@ -264,6 +259,7 @@ export class Chat {
 
   async #start(client: TacitClient): Promise<void> {
     this.#client = client;
+    this.team = new TeamModel(client, () => this.#changed());
     this.#unsubscribe.push(
       client.on('history', ({ conversation }) => this.#invalidate(conversation)),
       client.on('identity-changed', () => this.#invalidate()),
@@ -273,6 +269,7 @@ export class Chat {
       }),
       client.on('connection', (c) => {
         this.connection = c.state === 'disconnected' ? 'offline' : 'online';
+        if (c.state === 'ready') void this.team?.refresh(true);
         this.#changed();
       }),
       client.on('fatal', (e) => {

@@ -257,7 +257,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     // The server no longer accepts the old device: the page says so and offers to sign out.
     await b.getByRole('heading', { name: 'tacit stopped' }).waitFor();
     await b.getByRole('button', { name: 'Sign out' }).click();
-    await b.getByRole('button', { name: 'Delete' }).click();
+    await b.getByRole('button', { name: 'Delete keys and sign out' }).click();
     await b.getByLabel('Username').waitFor();
     await ui.register(b, 'bob', invites[4]);
 

@@ -216,7 +216,7 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     // The error names what is damaged.
     await e.getByRole('alert').filter({ hasText: /account record/ }).waitFor();
     await e.getByRole('button', { name: 'Sign out' }).click();
-    await e.getByRole('button', { name: 'Delete' }).click();
+    await e.getByRole('button', { name: 'Delete keys and sign out' }).click();
     await e.getByLabel('Username').waitFor();
   });
 });

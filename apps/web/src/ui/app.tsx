@@ -4,7 +4,8 @@ import { Register } from './register.js';
 import { ConversationList } from './conversations.js';
 import { Conversation } from './conversation.js';
 import { SafetyNumber } from './safety.js';
-import { parseRoute, type Route } from './route.js';
+import { Admin } from './admin.js';
+import { href, parseRoute, type Route } from './route.js';
 
 function useChat(chat: Chat): number {
   const [version, setVersion] = useState(chat.version);
@@ -80,18 +81,23 @@ function Screens({ chat }: { chat: Chat }) {
   }
   if (phase.kind === 'register') return <Register chat={chat} busy={phase.busy} error={phase.error} />;
 
-  const contact = route.view === 'list' ? undefined : route.contact;
+  const contact = route.view === 'chat' || route.view === 'safety' ? route.contact : undefined;
   const unread = chat.conversations().reduce((n, c) => n + c.unread, 0);
   const title = unread > 0 ? `(${unread}) tacit` : 'tacit';
   if (document.title !== title) document.title = title;
   return (
-    <div class={`shell ${contact ? 'has-contact' : 'no-contact'}`}>
+    <div class={`shell ${contact || route.view === 'admin' ? 'has-contact' : 'no-contact'}`}>
       <header class="topbar">
         <span class="brand" aria-hidden="true">tacit</span>
         <span class="me">
           <span class="me-label">Signed in as </span>
           <strong data-testid="me">{chat.username}</strong>
         </span>
+        {chat.team?.admin && (
+          <a class="link" href={href({ view: 'admin' })} aria-current={route.view === 'admin' ? 'page' : undefined}>
+            Admin
+          </a>
+        )}
         <span class={`conn conn-${chat.connection}`} role="status" data-testid="connection">
           {CONNECTION_LABEL[chat.connection]}
         </span>
@@ -103,6 +109,7 @@ function Screens({ chat }: { chat: Chat }) {
       <main class="pane">
         {route.view === 'chat' && <Conversation key={route.contact} chat={chat} contact={route.contact} />}
         {route.view === 'safety' && <SafetyNumber key={route.contact} chat={chat} contact={route.contact} />}
+        {route.view === 'admin' && <Admin chat={chat} />}
         {route.view === 'list' && (
           <div class="empty">
             <p>Select a conversation, or start one by username.</p>
@@ -131,9 +138,12 @@ function SignOut({ chat }: { chat: Chat }) {
         if (e.key === 'Escape') setConfirming(false);
       }}
     >
-      <span>Delete this browser’s keys and history?</span>
+      <span data-testid="sign-out-warning">
+        Signing out deletes this browser’s keys and history. They are this account’s only keys: {chat.username ? `${chat.username} and its` : 'the account and its'} messages
+        cannot be opened again anywhere, and the username stays taken until an admin resets it.
+      </span>
       <button type="button" class="danger" onClick={() => void chat.signOut()}>
-        Delete
+        Delete keys and sign out
       </button>
       <button type="button" onClick={() => setConfirming(false)} autoFocus>
         Cancel

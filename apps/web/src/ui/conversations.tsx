@@ -45,6 +45,8 @@ function NewConversation({ chat }: { chat: Chat }) {
   const [name, setName] = useState('');
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
+  // The team directory (when the server has it on): registered usernames to pick from.
+  const suggestions = chat.team?.directory ?? [];
   const submit = async (e: Event) => {
     e.preventDefault();
     if (busy || name.trim() === '') return;
@@ -67,6 +69,8 @@ function NewConversation({ chat }: { chat: Chat }) {
         <input
           id="new-conv-name"
           placeholder="username"
+          list={suggestions.length > 0 ? 'directory-users' : undefined}
+          onFocus={() => void chat.team?.refresh()}
           autoComplete="off"
           autoCapitalize="none"
           spellcheck={false}
@@ -79,6 +83,13 @@ function NewConversation({ chat }: { chat: Chat }) {
           {busy ? '…' : 'Start'}
         </button>
       </div>
+      {suggestions.length > 0 && (
+        <datalist id="directory-users" data-testid="directory">
+          {suggestions.map((u) => (
+            <option key={u} value={u} />
+          ))}
+        </datalist>
+      )}
       {error && (
         <p class="error" id="new-conv-error" role="alert">
           {error}

@@ -1,9 +1,15 @@
 import { useState } from 'preact/hooks';
+import { inviteCodeFromFragment } from '@tacit/api';
 import type { Chat } from '../chat.js';
+
+/** An invite link (`/#invite=CODE`, or the older `?invite=CODE`) fills the code in. */
+function inviteFromLocation(): string {
+  return inviteCodeFromFragment(location.hash) ?? new URLSearchParams(location.search).get('invite')?.slice(0, 64) ?? '';
+}
 
 export function Register({ chat, busy, error }: { chat: Chat; busy: boolean; error: string | undefined }) {
   const [username, setUsername] = useState('');
-  const [invite, setInvite] = useState(() => new URLSearchParams(location.search).get('invite')?.slice(0, 64) ?? '');
+  const [invite, setInvite] = useState(inviteFromLocation);
   const submit = (e: Event) => {
     e.preventDefault();
     void chat.register(username, invite);

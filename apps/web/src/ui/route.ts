@@ -1,9 +1,10 @@
 import { parseUsername } from '@tacit/client';
 
-export type Route = { view: 'list' } | { view: 'chat'; contact: string } | { view: 'safety'; contact: string };
+export type Route = { view: 'list' } | { view: 'admin' } | { view: 'chat'; contact: string } | { view: 'safety'; contact: string };
 
-/** `#/c/<user>` and `#/c/<user>/safety`; anything else (including hostile input) is the list. */
+/** `#/c/<user>`, `#/c/<user>/safety` and `#/admin`; anything else (including hostile input) is the list. */
 export function parseRoute(hash: string): Route {
+  if (hash === '#/admin') return { view: 'admin' };
   const m = /^#\/c\/([^/]{1,64})(\/safety)?$/.exec(hash);
   if (!m || m[1] === undefined) return { view: 'list' };
   let contact: string;
@@ -19,6 +20,8 @@ export function href(r: Route): string {
   switch (r.view) {
     case 'list':
       return '#/';
+    case 'admin':
+      return '#/admin';
     case 'chat':
       return `#/c/${encodeURIComponent(r.contact)}`;
     case 'safety':
