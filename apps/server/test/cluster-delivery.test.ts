@@ -72,23 +72,28 @@ async function node(schema: string, wrap?: (c: RedisCluster) => Cluster, limits:
 
 const texts = (c: Client) => c.frames.filter((f): f is MessageFrame => f.type === 'message').map((f) => Buffer.from(f.envelope.body, 'base64').toString());
 
-test('cluster delivery: an older message from another node whose event is late is not skipped (the queue is read), and nothing is handed over twice', async () => {
+/**
+ * Two nodes; node a's events can be held back. Device r is connected to node b (its queue paged),
+ * s1 to node a and s2 to node b, both about to send to r.
+ */
+async function overtaking(limitsOfB: Partial<Limits> = {}) {
   const schema = newSchema();
   let held!: HeldCluster;
   const a = await node(schema, (c) => (held = new HeldCluster(c)));
-  const b = await node(schema);
-  const clients: Client[] = [];
+  const b = await node(schema, undefined, limitsOfB);
+  const r = await register(b.h);
+  const s1 = await register(a.h);
+  const s2 = await register(b.h);
+  const cr = await Client.connect(b.h.wsUrl, r);
+  await cr.next((f) => f.type === 'queue-empty');
+  const c1 = await Client.connect(a.h.wsUrl, s1);
+  const c2 = await Client.connect(b.h.wsUrl, s2);
+  return { a, b, held, cr, c1, c2, to: { username: r.username, deviceId: 1 }, clients: [cr, c1, c2] };
+}
+
+test('cluster delivery: an older message from another node whose event is late is not skipped (the queue is read), and nothing is handed over twice', async () => {
+  const { a, b, held, cr, c1, c2, to, clients } = await overtaking();
   try {
-    const r = await register(b.h);
-    const s1 = await register(a.h);
-    const s2 = await register(b.h);
-    const cr = await Client.connect(b.h.wsUrl, r);
-    clients.push(cr);
-    await cr.next((f) => f.type === 'queue-empty');
-    const c1 = await Client.connect(a.h.wsUrl, s1);
-    const c2 = await Client.connect(b.h.wsUrl, s2);
-    clients.push(c1, c2);
-    const to = { username: r.username, deviceId: 1 };
 
     held.holding = true;
     assert.equal((await sendMessage(c1, to, 'first, on node a')).type, 'sent');
@@ -135,23 +140,9 @@ test('cluster delivery: a small message stored by another node is pushed from it
 });
 
 test('cluster delivery: a message that overtakes an older one from another node waits for it; both are pushed from events, in order, without reading the queue', async () => {
-  const schema = newSchema();
-  let held!: HeldCluster;
   // No time limit on the wait here: the queue must not be read however slow the machine.
-  const a = await node(schema, (c) => (held = new HeldCluster(c)));
-  const b = await node(schema, undefined, { outOfOrderWaitMs: 600_000 });
-  const clients: Client[] = [];
+  const { a, b, held, cr, c1, c2, to, clients } = await overtaking({ outOfOrderWaitMs: 600_000 });
   try {
-    const r = await register(b.h);
-    const s1 = await register(a.h);
-    const s2 = await register(b.h);
-    const cr = await Client.connect(b.h.wsUrl, r);
-    clients.push(cr);
-    await cr.next((f) => f.type === 'queue-empty');
-    const c1 = await Client.connect(a.h.wsUrl, s1);
-    const c2 = await Client.connect(b.h.wsUrl, s2);
-    clients.push(c1, c2);
-    const to = { username: r.username, deviceId: 1 };
     const readsBefore = b.reads();
 
     held.holding = true;
