@@ -31,6 +31,10 @@ export const EXIT = {
    * sent the next time tacit connects (send, recv or chat). Do not send it again.
    */
   QUEUED: 11,
+  /** A received attachment did not check out (tampered, truncated, wrong digest); nothing was saved. */
+  ATTACHMENT_CORRUPT: 12,
+  /** Interrupted by the user (Ctrl-C) before the operation finished; nothing half-done was kept. */
+  CANCELLED: 130,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -61,5 +65,9 @@ export function exitCodeFor(code: ClientErrorCode): ExitCode {
       return EXIT.NETWORK;
     case 'INVALID_ARGUMENT':
       return EXIT.USAGE;
+    case 'ATTACHMENT_CORRUPT':
+      return EXIT.ATTACHMENT_CORRUPT;
+    case 'CANCELLED':
+      return EXIT.CANCELLED;
   }
 }

@@ -60,6 +60,18 @@ export const ERRORS = {
   TOO_MANY_IN_FLIGHT: { status: 429, close: 4431 },
   /** The recipient device has MAX_QUEUE_PER_DEVICE messages waiting; that send is refused. */
   MAILBOX_FULL: { status: 429, close: 4432 },
+  /** A Range header that asks for bytes outside the blob (HTTP only). */
+  RANGE_NOT_SATISFIABLE: { status: 416, close: 4416 },
+  /** An attachment's declared length is over the server's cap; nothing was stored (HTTP only). */
+  ATTACHMENT_TOO_LARGE: { status: 413, close: 4417 },
+  /** The account's attachments would exceed its storage quota; nothing was stored (HTTP only). */
+  QUOTA_EXCEEDED: { status: 403, close: 4418 },
+  /**
+   * An upload piece's `Upload-Offset` is not where the blob stands (another request wrote first,
+   * or the client lost track); nothing of it was stored. Ask for the upload status and continue
+   * from its `received` (HTTP only).
+   */
+  OFFSET_MISMATCH: { status: 409, close: 4419 },
   /** A server fault. The message never carries details. */
   INTERNAL: { status: 500, close: 1011 },
   /** The server is shutting down or restarting; reconnect with backoff. */

@@ -7,3 +7,4 @@ export * from './accounts.js';
 export * from './frames.js';
 export * from './routes.js';
 export * from './admin.js';
+export * from './attachments.js';

@@ -167,3 +167,50 @@ export const MAX_INVITES_PER_REQUEST = 20;
  * directory would want paging and search instead of one list.
  */
 export const MAX_LISTED_ACCOUNTS = 1000;
+/** 1 MiB. */
+export const MiB = 1024 * KiB;
+
+/**
+ * Largest file (plaintext bytes) one attachment may carry; the server refuses a larger upload
+ * (ATTACHMENT_TOO_LARGE) before it stores a byte, by its declared blob length. 100 MiB covers
+ * screen recordings and documents a team shares; every byte of it is kept for ATTACHMENT_TTL_MS
+ * and sent to every recipient device, so a higher cap mostly buys disk use and slow downloads.
+ */
+export const MAX_ATTACHMENT_BYTES = 100 * MiB;
+
+/**
+ * Blob bytes one account may hold on the server at once (unexpired uploads, finished or not).
+ * 1 GiB is ten files at the cap, or thousands of screenshots, per month of expiry; it bounds the
+ * disk one account (or one stolen device secret) can fill. Beyond it: QUOTA_EXCEEDED.
+ */
+export const ATTACHMENT_QUOTA_BYTES = 1024 * MiB;
+
+/**
+ * How long a finished attachment stays downloadable: 30 days, as undelivered messages
+ * (MESSAGE_TTL_MS) — a message that waited its full time still finds its file. Longer keeps more
+ * bytes on the server; recipients who have not downloaded by then get NOT_FOUND.
+ */
+export const ATTACHMENT_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
+/**
+ * An upload must be finished within this time of its creation, or it is deleted with what it
+ * received so far. A day lets an interrupted upload resume after a night offline, without letting
+ * abandoned uploads hold their account's quota for a month.
+ */
+export const ATTACHMENT_UPLOAD_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** Attachments one device may create: burst. A user dropping a folder of screenshots at once. */
+export const ATTACHMENT_CREATE_BURST = 50;
+
+/** Attachments one device may create: sustained per hour (a busy day's worth of files). */
+export const ATTACHMENT_CREATE_PER_HOUR = 300;
+
+/**
+ * Other attachment requests (upload pieces, status, downloads, deletes) per device: burst. An
+ * upload sends one request per piece (UPLOAD_PIECE_BYTES in the SDK, up to 8 MiB), so a file at
+ * the cap is about 15 to 400 requests; a download is one, plus one per resume.
+ */
+export const ATTACHMENT_REQUEST_BURST = 500;
+
+/** Other attachment requests per device: sustained per second. */
+export const ATTACHMENT_REQUESTS_PER_SECOND = 20;

@@ -33,6 +33,13 @@ export const CLIENT_ERROR_CODES = [
   'BAD_RESPONSE',
   /** The client was closed. */
   'CLOSED',
+  /**
+   * A downloaded attachment does not match its pointer: a chunk does not authenticate, the blob is
+   * truncated or too long, or the digest differs. Nothing of it is kept.
+   */
+  'ATTACHMENT_CORRUPT',
+  /** The caller cancelled the operation (an upload or download); nothing half-done is kept. */
+  'CANCELLED',
 ] as const;
 
 export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];

@@ -35,3 +35,5 @@ export { KeyedLock } from './lock.js';
 export { buildSendMulti, parseSendMultiAnswer, sendMulti, type FanoutCiphertext, type FanoutTarget, type FrameSocket, type SendMultiAnswer } from './fanout.js';
 export { Team, type AccountReset, type TeamInvite } from './team.js';
 export { REFUSALS, refusalText } from './refusals.js';
+export { AttachmentEncryption, AttachmentDecryption, chunkNonce, ATTACHMENT_KEY_BYTES, ATTACHMENT_DIGEST_BYTES } from './attachment/cipher.js';
+export { webAttachmentCrypto, type AttachmentCrypto, type ChunkCipher, type IncrementalHash } from './attachment/crypto.js';

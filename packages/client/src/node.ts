@@ -23,6 +23,7 @@ export { scryptLogNFromEnv, DEFAULT_SCRYPT_LOG_N, MIN_SCRYPT_LOG_N, MAX_SCRYPT_L
 export { SqliteRecordStore, type SqliteStoreOptions } from './node/sqlite-store.js';
 export { acquireHomeLock, HOME_LOCK_WAIT_MS, type HomeLock } from './node/home-lock.js';
 export { wsSocketFactory, HANDSHAKE_TIMEOUT_MS } from './node/websocket.js';
+export { nodeAttachmentCrypto } from './node/attachment-crypto.js';
 
 /** The record store inside a home directory (with SQLite's -wal and -shm beside it). */
 export const STATE_DB = 'state.db';
