@@ -154,6 +154,31 @@ $fn$;
     description: 'accounts.admin',
     sql: `ALTER TABLE accounts ADD COLUMN admin BOOLEAN NOT NULL DEFAULT false;`,
   },
+  {
+    version: 5,
+    // Attachment blobs (attachments/postgres-blob-store.ts): one row per blob, its bytes as
+    // chunk rows stored uncompressed (ciphertext does not compress).
+    description: 'attachments and attachment_chunks',
+    sql: `
+CREATE TABLE attachments (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  length BIGINT NOT NULL,
+  received BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX attachments_by_owner ON attachments (owner, expires_at);
+CREATE INDEX attachments_by_expiry ON attachments (expires_at);
+CREATE TABLE attachment_chunks (
+  id TEXT NOT NULL REFERENCES attachments(id) ON DELETE CASCADE,
+  off BIGINT NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (id, off)
+);
+ALTER TABLE attachment_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+`,
+  },
 ];
 
 /** The newest schema version this code knows. */
