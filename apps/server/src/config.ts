@@ -51,7 +51,7 @@ export interface Limits {
   maxUnauthenticatedConnections: number;
   /** WebSocket ping interval; a socket that missed one pong is dropped. */
   heartbeatIntervalMs: number;
-  /** How often expired messages, invites and tickets are deleted. */
+  /** How often expired messages, invites, tickets and attachments are deleted. */
   expirySweepIntervalMs: number;
   /**
    * Several nodes: how long a message that arrived before an older one (stored by another node,
@@ -60,6 +60,20 @@ export interface Limits {
    * an event is lost (Redis restarting).
    */
   outOfOrderWaitMs: number;
+  /** Largest attachment (plaintext bytes); a larger upload is refused before any byte is stored. */
+  maxAttachmentBytes: number;
+  /** Attachment bytes one account may hold at once. */
+  attachmentQuotaBytes: number;
+  /** A finished attachment is deleted this long after its upload completed. */
+  attachmentTtlMs: number;
+  /** An unfinished upload is deleted this long after it was created. */
+  attachmentUploadTtlMs: number;
+  /** Per-device attachment creation bucket. */
+  attachmentCreateBurst: number;
+  attachmentCreatePerHour: number;
+  /** Per-device bucket for every other attachment request (upload pieces, status, downloads). */
+  attachmentRequestBurst: number;
+  attachmentRequestsPerSecond: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -89,6 +103,14 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   heartbeatIntervalMs: 30_000,
   expirySweepIntervalMs: 60_000,
   outOfOrderWaitMs: 100,
+  maxAttachmentBytes: api.MAX_ATTACHMENT_BYTES,
+  attachmentQuotaBytes: api.ATTACHMENT_QUOTA_BYTES,
+  attachmentTtlMs: api.ATTACHMENT_TTL_MS,
+  attachmentUploadTtlMs: api.ATTACHMENT_UPLOAD_TTL_MS,
+  attachmentCreateBurst: api.ATTACHMENT_CREATE_BURST,
+  attachmentCreatePerHour: api.ATTACHMENT_CREATE_PER_HOUR,
+  attachmentRequestBurst: api.ATTACHMENT_REQUEST_BURST,
+  attachmentRequestsPerSecond: api.ATTACHMENT_REQUESTS_PER_SECOND,
 });
 
 /** Environment variable name for a limit: maxQueuePerDevice → TACIT_MAX_QUEUE_PER_DEVICE. */
@@ -113,5 +135,6 @@ export function resolveLimits(partial: Partial<Limits> | undefined): Limits {
   const l: Limits = { ...DEFAULT_LIMITS, ...partial };
   l.maxMessageBytes = Math.min(l.maxMessageBytes, api.MAX_MESSAGE_BYTES);
   l.maxFanoutDevices = Math.min(l.maxFanoutDevices, l.sendBurst, api.MAX_FANOUT_DEVICES);
+  l.maxAttachmentBytes = Math.min(l.maxAttachmentBytes, api.ATTACHMENT_FORMAT_MAX_BYTES);
   return l;
 }

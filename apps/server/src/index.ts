@@ -9,3 +9,6 @@ export * from './fanout.js';
 export { RedisCluster, type Cluster, type ClusterHandlers, type RemoteMessage } from './cluster.js';
 export { LocalLimiters, RateLimiter, type BucketSpec, type ConnectionRegistry, type Limiters, type RateLimit } from './rate.js';
 export { RedisLimiters, connectionLeaseMs, type RedisLimitersOptions } from './rate-redis.js';
+export type { BlobStore, BlobInfo, NewBlob, AppendResult, AppendOptions } from './attachments/blob-store.js';
+export { FsBlobStore } from './attachments/fs-blob-store.js';
+export { PostgresBlobStore, type PostgresBlobStoreOptions } from './attachments/postgres-blob-store.js';

@@ -28,6 +28,9 @@ import type { Limiters } from './rate.js';
 import { RedisLimiters, connectionLeaseMs } from './rate-redis.js';
 import { buildServer } from './server.js';
 import { SqliteStore } from './sqlite.js';
+import type { BlobStore } from './attachments/blob-store.js';
+import { FsBlobStore } from './attachments/fs-blob-store.js';
+import { PostgresBlobStore } from './attachments/postgres-blob-store.js';
 import type { Store } from './store.js';
 
 const env = process.env;
@@ -35,6 +38,8 @@ const env = process.env;
 const baseDir = env['INIT_CWD'] ?? process.cwd();
 const dataDir = resolve(baseDir, env['TACIT_DATA_DIR'] ?? 'data');
 const dbPath = resolve(dataDir, 'tacit.db');
+/** Attachment blobs, one file each (single node); with PostgreSQL they live in the database. */
+const attachmentDir = resolve(dataDir, 'attachments');
 /** The web client's build output in this repository, served at `/` when present. */
 const bundledWeb = resolve(import.meta.dirname, '../../web/dist');
 
@@ -81,6 +86,17 @@ async function openStore(
     log: log.onError,
   });
   return { store, cluster, limiters, describe: `postgres (schema ${schema}) + redis` };
+}
+
+/** Attachment blobs: files under the data directory, or PostgreSQL with TACIT_DATABASE_URL. */
+async function openBlobs(): Promise<BlobStore> {
+  const dbUrl = env['TACIT_DATABASE_URL'];
+  if (dbUrl === undefined || dbUrl === '') return FsBlobStore.open(attachmentDir);
+  try {
+    return await PostgresBlobStore.open({ pg: { connectionString: dbUrl, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS }, schema: env['TACIT_DATABASE_SCHEMA'] ?? 'tacit' });
+  } catch (e) {
+    throw new StartupError(postgresFailure(e, dbUrl));
+  }
 }
 
 /** How long a node waits for a PostgreSQL connection (at start and afterwards) before failing. */
@@ -219,8 +235,10 @@ async function serve(): Promise<void> {
   }
   const level = env['TACIT_LOG_LEVEL'] ?? 'info';
   const { store, cluster, limiters, describe } = await openStore(true, limits.heartbeatIntervalMs ?? DEFAULT_LIMITS.heartbeatIntervalMs);
+  const blobs = await openBlobs();
   const server = await buildServer({
     store,
+    blobs,
     ...(cluster ? { cluster } : {}),
     ...(limiters ? { limiters } : {}),
     registration,

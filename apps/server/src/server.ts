@@ -16,6 +16,8 @@ import { createInvite } from './invites.js';
 import type { Store } from './store.js';
 import type { Cluster } from './cluster.js';
 import { defaultVerifier } from './signatures.js';
+import type { BlobStore } from './attachments/blob-store.js';
+import { registerAttachmentRoutes } from './attachments/routes.js';
 
 export interface ServerOptions {
   store: Store;
@@ -42,6 +44,8 @@ export interface ServerOptions {
   cluster?: Cluster;
   /** Rate and connection limits; per process by default, RedisLimiters to share them between nodes. */
   limiters?: Limiters;
+  /** Attachment blobs (FsBlobStore, PostgresBlobStore); without one, attachment routes answer UNAVAILABLE. */
+  blobs?: BlobStore;
 }
 
 export interface TacitServer {
@@ -123,6 +127,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
 
   registerHttpRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  const attachments = registerAttachmentRoutes(app, ctx, options.blobs);
   if (options.staticDir !== undefined) registerStatic(app, options.staticDir);
 
   app.server.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
@@ -133,6 +138,10 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     options.store.expire(t).then(
       (n) => n > 0 && app.log.info({ expired: n }, 'expired undelivered messages'),
       (e: unknown) => app.log.error({ err: errorSummary(e) }, 'expiry sweep failed'),
+    );
+    attachments.sweep(t).then(
+      (n) => n > 0 && app.log.info({ expired: n }, 'expired attachments'),
+      (e: unknown) => app.log.error({ err: errorSummary(e) }, 'attachment expiry sweep failed'),
     );
   }, limits.expirySweepIntervalMs);
   sweep.unref();
@@ -158,7 +167,9 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
       app.server.close(() => undefined);
       await relay.close();
       await options.cluster?.close();
+      await attachments.close();
       await app.close();
+      await options.blobs?.close();
       await options.store.close();
     },
   };
