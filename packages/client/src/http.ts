@@ -95,14 +95,14 @@ export type FetchLike = (url: string, init: { method: string; headers: Record<st
   body?: ReadableStream<Uint8Array> | null;
 }>;
 
-class TooLarge extends Error {}
+export class TooLarge extends Error {}
 
 /**
  * The response body as text, refusing (and cancelling the transfer) as soon as it passes
  * `max` bytes: a declared content-length over the limit is refused before reading, and a body
  * without one is read chunk by chunk, so a hostile server cannot make us buffer more than `max`.
  */
-async function readBounded(res: Awaited<ReturnType<FetchLike>>, max: number): Promise<string> {
+export async function readBounded(res: Awaited<ReturnType<FetchLike>>, max: number): Promise<string> {
   const declared = Number(res.headers?.get('content-length') ?? NaN);
   if (declared > max) {
     await res.body?.cancel().catch(() => undefined);

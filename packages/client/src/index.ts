@@ -37,3 +37,19 @@ export { Team, type AccountReset, type TeamInvite } from './team.js';
 export { REFUSALS, refusalText } from './refusals.js';
 export { AttachmentEncryption, AttachmentDecryption, chunkNonce, ATTACHMENT_KEY_BYTES, ATTACHMENT_DIGEST_BYTES } from './attachment/cipher.js';
 export { webAttachmentCrypto, type AttachmentCrypto, type ChunkCipher, type IncrementalHash } from './attachment/crypto.js';
+export { AttachmentApi, ATTACHMENT_REQUEST_TIMEOUT_MS, type BlobFetch } from './attachment/blob-api.js';
+export {
+  uploadAttachment,
+  blobSource,
+  isRetriableTransferError,
+  MAX_UPLOAD_ATTEMPTS,
+  MIN_UPLOAD_PIECE_BYTES,
+  MAX_UPLOAD_PIECE_BYTES,
+  UPLOAD_PIECES_PER_FILE,
+  type PlaintextSource,
+  type UploadHandle,
+  type UploadOptions,
+  type UploadedAttachment,
+} from './attachment/upload.js';
+export { downloadAttachment, downloadAttachmentBlob, DOWNLOAD_IDLE_TIMEOUT_MS, type BlobReference, type DownloadOptions } from './attachment/download.js';
+export { safeFileName, numberedFileName, MAX_FILE_NAME_BYTES, FALLBACK_FILE_NAME } from './attachment/file-name.js';

@@ -27,6 +27,7 @@ import {
   attachmentChunkCount,
   paddedAttachmentLength,
 } from '@tacit/api';
+import { bytesEqual } from '../bytes.js';
 import { ClientError } from '../errors.js';
 import type { AttachmentCrypto, ChunkCipher, IncrementalHash } from './crypto.js';
 
@@ -232,14 +233,7 @@ export class AttachmentDecryption {
     }
     const last = await open(buf.slice(0, have), true);
     if (produced < this.size) throw corrupt('it is shorter than its size');
-    if (!equalBytes(this.#hash.digest(), this.#digest)) throw corrupt('its digest differs from the one the sender gave');
+    if (!bytesEqual(this.#hash.digest(), this.#digest)) throw corrupt('its digest differs from the one the sender gave');
     if (last !== undefined) yield last;
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
 }
