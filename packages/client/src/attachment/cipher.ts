@@ -190,9 +190,12 @@ export class AttachmentDecryption {
   async *plaintext(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
     if (this.#started) throw new ClientError('INVALID_ARGUMENT', 'a decryption runs once');
     this.#started = true;
-    // Two sealed chunks: a chunk is known not to be the last once a byte after it has arrived.
-    const buf = new Uint8Array(2 * ATTACHMENT_FRAME_BYTES);
+    // A sealed chunk is known not to be the last once a byte after it has arrived. Chunks inside
+    // a piece are opened where they lie; only a chunk that ends a piece is held (copied) until
+    // the next byte or the end of the blob decides, and a chunk split across pieces is gathered.
+    const partial = new Uint8Array(ATTACHMENT_FRAME_BYTES);
     let have = 0;
+    let held: Uint8Array | undefined;
     let index = 0;
     let produced = 0;
     const open = async (sealed: Uint8Array, final: boolean): Promise<Uint8Array | undefined> => {
@@ -212,26 +215,40 @@ export class AttachmentDecryption {
       return file;
     };
     for await (const piece of source) {
-      for (let at = 0; at < piece.length; ) {
-        const take = Math.min(buf.length - have, piece.length - at);
-        buf.set(piece.subarray(at, at + take), have);
+      if (piece.length === 0) continue;
+      if (held !== undefined) {
+        const file = await open(held, false);
+        held = undefined;
+        if (file !== undefined) yield file;
+      }
+      let at = 0;
+      if (have > 0) {
+        const take = Math.min(ATTACHMENT_FRAME_BYTES - have, piece.length);
+        partial.set(piece.subarray(0, take), have);
         have += take;
-        at += take;
-        if (have === buf.length) {
-          const file = await open(buf.slice(0, ATTACHMENT_FRAME_BYTES), false);
-          buf.copyWithin(0, ATTACHMENT_FRAME_BYTES, have);
-          have -= ATTACHMENT_FRAME_BYTES;
+        at = take;
+        if (have === ATTACHMENT_FRAME_BYTES) {
+          have = 0;
+          if (at === piece.length) held = partial.slice();
+          else {
+            const file = await open(partial, false);
+            if (file !== undefined) yield file;
+          }
+        }
+      }
+      for (; piece.length - at >= ATTACHMENT_FRAME_BYTES; at += ATTACHMENT_FRAME_BYTES) {
+        if (piece.length - at === ATTACHMENT_FRAME_BYTES) held = piece.slice(at);
+        else {
+          const file = await open(piece.subarray(at, at + ATTACHMENT_FRAME_BYTES), false);
           if (file !== undefined) yield file;
         }
       }
+      if (at < piece.length) {
+        partial.set(piece.subarray(at), 0);
+        have = piece.length - at;
+      }
     }
-    if (have > ATTACHMENT_FRAME_BYTES) {
-      const file = await open(buf.slice(0, ATTACHMENT_FRAME_BYTES), false);
-      buf.copyWithin(0, ATTACHMENT_FRAME_BYTES, have);
-      have -= ATTACHMENT_FRAME_BYTES;
-      if (file !== undefined) yield file;
-    }
-    const last = await open(buf.slice(0, have), true);
+    const last = await open(held ?? partial.subarray(0, have), true);
     if (produced < this.size) throw corrupt('it is shorter than its size');
     if (!bytesEqual(this.#hash.digest(), this.#digest)) throw corrupt('its digest differs from the one the sender gave');
     if (last !== undefined) yield last;

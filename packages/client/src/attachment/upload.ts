@@ -1,7 +1,8 @@
 /**
  * Encrypt and upload one file: a fresh key, the blob reserved with its exact length (the server
  * refuses a file over its cap or the account's quota before anything is sent), then sealed chunks
- * sent in pieces as they are produced. Memory: one piece, whatever the file size.
+ * sent in pieces as they are produced, the next piece encrypted while the last one travels.
+ * Memory: two pieces, whatever the file size.
  *
  * Interruptions: a piece that fails (network, timeout, the server busy or restarting) is retried
  * after asking the server where the blob stands; the upload continues from there, encrypting
@@ -108,7 +109,10 @@ function pieceBytesFor(blobLength: number): number {
   return Math.min(MAX_UPLOAD_PIECE_BYTES, Math.max(MIN_UPLOAD_PIECE_BYTES, frames * ATTACHMENT_FRAME_BYTES));
 }
 
-/** Encrypts `source` under a fresh key and uploads it; resolves once the server holds the whole blob. */
+/**
+ * Encrypts `source` under a fresh key and uploads it; resolves once the server holds the whole
+ * blob. Memory: two pieces (see MAX_UPLOAD_PIECE_BYTES), whatever the file size.
+ */
 export async function uploadAttachment(api: AttachmentApi, crypto: AttachmentCrypto, source: PlaintextSource, options: UploadOptions = {}): Promise<UploadedAttachment> {
   const { signal } = options;
   const sleep = options.sleep ?? abortableSleep;
@@ -143,23 +147,36 @@ export async function uploadAttachment(api: AttachmentApi, crypto: AttachmentCry
   const { id, key } = handle;
   options.onProgress?.(offset, blobLength);
 
-  const buffer = new Uint8Array(pieceBytesFor(blobLength));
+  // Two piece buffers: the next piece is encrypted while the last one is on its way. Only one
+  // piece is ever in flight (the server lets a newer piece for a blob end an older one).
+  const buffers = [new Uint8Array(pieceBytesFor(blobLength)), new Uint8Array(pieceBytesFor(blobLength))] as const;
   let failures = 0;
   try {
     for (;;) {
+      let inFlight: Promise<void> | undefined;
       try {
         // Everything before `offset` is on the server: encrypt from the chunk it falls in, and
         // drop the part of that chunk already sent. Earlier chunks are only hashed (for the digest).
         const enc = await AttachmentEncryption.start(crypto, key, size, Math.min(Math.floor(offset / ATTACHMENT_FRAME_BYTES), Math.max(0, Math.ceil(blobLength / ATTACHMENT_FRAME_BYTES) - 1)));
         let skip = offset - enc.fromChunk * ATTACHMENT_FRAME_BYTES;
+        let buffer: Uint8Array<ArrayBuffer> = buffers[0];
         let filled = 0;
-        const send = async () => {
-          const st = await api.put(id, offset, buffer.subarray(0, filled), signal);
-          if (st.received !== offset + filled) throw new ClientError('BAD_RESPONSE', 'the server stored another amount than was sent');
+        let next = offset;
+        const send = async (piece: Uint8Array<ArrayBuffer>, at: number) => {
+          const st = await api.put(id, at, piece, signal);
+          if (st.received !== at + piece.length) throw new ClientError('BAD_RESPONSE', 'the server stored another amount than was sent');
           offset = st.received;
-          filled = 0;
           failures = 0;
           options.onProgress?.(offset, blobLength);
+        };
+        const flush = async () => {
+          await inFlight;
+          inFlight = send(buffer.subarray(0, filled), next);
+          // Handled where it is awaited; this keeps a failure meanwhile from counting as unhandled.
+          inFlight.catch(() => undefined);
+          next += filled;
+          buffer = buffer === buffers[0] ? buffers[1] : buffers[0];
+          filled = 0;
         };
         for await (const frame of enc.frames(source.read())) {
           if (signal?.aborted) throw new ClientError('CANCELLED', 'cancelled');
@@ -168,14 +185,17 @@ export async function uploadAttachment(api: AttachmentApi, crypto: AttachmentCry
             buffer.set(frame.subarray(at, at + take), filled);
             filled += take;
             at += take;
-            if (filled === buffer.length) await send();
+            if (filled === buffer.length) await flush();
           }
           skip = Math.max(0, skip - frame.length);
         }
-        if (filled > 0) await send();
+        if (filled > 0) await flush();
+        await inFlight;
         if (offset !== blobLength) throw new ClientError('BAD_RESPONSE', 'the upload ended short of the blob length');
         return { id, key, digest: enc.digest, size };
       } catch (e) {
+        // A piece still on its way must settle before anything else is sent for this blob.
+        await inFlight?.catch(() => undefined);
         if (signal?.aborted || (isClientError(e) && e.code === 'CANCELLED')) throw new ClientError('CANCELLED', 'the upload was cancelled');
         if (!isRetriableTransferError(e) || ++failures >= MAX_UPLOAD_ATTEMPTS) throw e;
         await sleep(backoffDelay(failures - 1, options.backoff ?? DEFAULT_BACKOFF), signal);

@@ -20,6 +20,9 @@ import type { PlaintextSource } from '../attachment/upload.js';
 /** Read size for an upload source: one chunk of the blob format. */
 const READ_BYTES = 64 * 1024;
 
+/** Bytes written to the temporary file at a time (two such buffers per download). */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
 /** Names tried (`name`, `name (1)`, … `name (999)`) before a save gives up. */
 export const MAX_NAME_ATTEMPTS = 1000;
 
@@ -65,8 +68,30 @@ export async function saveAttachment(
   const temp = join(dir, `.${safe.slice(0, 60)}.${randomBytes(6).toString('hex')}.part`);
   const f = await open(temp, 'wx', 0o600);
   let linked: string | undefined;
+  // Decrypting goes on while the last batch is written: at most one write in flight.
+  let writing: Promise<unknown> = Promise.resolve();
   try {
-    for await (const piece of downloadAttachment(api, crypto, ref, options)) await f.write(piece);
+    let batch = new Uint8Array(WRITE_BATCH_BYTES);
+    let spare = new Uint8Array(WRITE_BATCH_BYTES);
+    let filled = 0;
+    const flush = async () => {
+      await writing;
+      writing = f.write(batch, 0, filled);
+      writing.catch(() => undefined);
+      [batch, spare] = [spare, batch];
+      filled = 0;
+    };
+    for await (const piece of downloadAttachment(api, crypto, ref, options)) {
+      for (let at = 0; at < piece.length; ) {
+        const take = Math.min(batch.length - filled, piece.length - at);
+        batch.set(piece.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled === batch.length) await flush();
+      }
+    }
+    if (filled > 0) await flush();
+    await writing;
     await f.sync();
     await f.close();
     for (let n = 0; n < MAX_NAME_ATTEMPTS && linked === undefined; n++) {
@@ -83,6 +108,7 @@ export async function saveAttachment(
     await syncDir(dir);
     return linked;
   } catch (e) {
+    await writing.catch(() => undefined);
     await f.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);
     throw e;

@@ -27,10 +27,10 @@ export class ServerProcess {
   }
 
   /** Starts a server (open registration) with extra environment, e.g. TACIT_MAX_ATTACHMENT_BYTES. */
-  static async start(env: Record<string, string> = {}): Promise<ServerProcess> {
+  static async start(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<ServerProcess> {
     const root = await mkdtemp(join(tmpdir(), 'tacit-sdk-server-'));
     const dataDir = join(root, 'data');
-    const proc = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', MAIN], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', TACIT_REGISTRATION: 'open', TACIT_LOG_LEVEL: 'silent', TACIT_DATA_DIR: dataDir, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -53,6 +53,11 @@ export class ServerProcess {
       });
     });
     return new ServerProcess(`http://127.0.0.1:${port}`, dataDir, root, proc);
+  }
+
+  /** The server's process id (for memory readings). */
+  get pid(): number {
+    return this.#proc.pid!;
   }
 
   /** Registers a fresh account (device 1) and returns its credentials. */
