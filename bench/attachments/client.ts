@@ -11,12 +11,12 @@ import { dirname, basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { DeviceCredentials } from '@tacit/api';
 import { AttachmentApi, uploadAttachment } from '@tacit/client';
-import { fileSource, nodeAttachmentCrypto, saveAttachment } from '@tacit/client/node';
+import { fileSource, nodeAttachmentCrypto, nodeBlobFetch, saveAttachment } from '@tacit/client/node';
 
 const tacitUrl = process.env['TACIT_URL']!;
 const plainUrl = process.env['PLAIN_URL']!;
 const creds = JSON.parse(process.env['TACIT_CREDENTIALS']!) as DeviceCredentials;
-const api = new AttachmentApi(tacitUrl, creds);
+const api = new AttachmentApi(tacitUrl, creds, nodeBlobFetch);
 const crypto = nodeAttachmentCrypto();
 
 function memory(): { rss: number; peak: number } {

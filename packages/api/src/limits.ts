@@ -206,9 +206,10 @@ export const ATTACHMENT_CREATE_BURST = 50;
 export const ATTACHMENT_CREATE_PER_HOUR = 300;
 
 /**
- * Other attachment requests (upload pieces, status, downloads, deletes) per device: burst. An
- * upload sends one request per piece (UPLOAD_PIECE_BYTES in the SDK, up to 8 MiB), so a file at
- * the cap is about 15 to 400 requests; a download is one, plus one per resume.
+ * Other attachment requests (upload pieces, status, downloads, deletes) per device: burst. The
+ * SDK uploads a file in about 20 pieces (256 KiB to 4 MiB each, MAX_UPLOAD_PIECE_BYTES), so a
+ * file at the cap is about 30 requests; a download is one, plus one per resume. 500 lets a user
+ * send a folder of files at once; a device cannot keep the server busy with tiny requests.
  */
 export const ATTACHMENT_REQUEST_BURST = 500;
 

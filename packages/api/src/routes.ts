@@ -21,6 +21,7 @@
  * | GET    | /v1/admin/accounts                 | admin | -                 | 200 AccountsResponse        |
  * | POST   | /v1/admin/accounts/:username/reset | admin | -                 | 200 ResetAccountResponse    |
  * | GET    | /v1/ws                             | frame or ?ticket= | WebSocket upgrade | see frames.ts |
+ * | *      | /v1/attachments[/:id[/upload]]     | yes  | see attachments.ts                               |
  */
 export const ROUTES = {
   health: '/healthz',
@@ -40,6 +41,9 @@ export const ROUTES = {
   adminReset: (username: string) => `/v1/admin/accounts/${encodeURIComponent(username)}/reset`,
   ws: '/v1/ws',
   wsWithTicket: (ticket: string) => `/v1/ws?ticket=${encodeURIComponent(ticket)}`,
+  attachments: '/v1/attachments',
+  attachment: (id: string) => `/v1/attachments/${encodeURIComponent(id)}`,
+  attachmentUpload: (id: string) => `/v1/attachments/${encodeURIComponent(id)}/upload`,
 } as const;
 
 export interface HealthResponse {

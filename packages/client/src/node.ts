@@ -25,6 +25,7 @@ export { acquireHomeLock, HOME_LOCK_WAIT_MS, type HomeLock } from './node/home-l
 export { wsSocketFactory, HANDSHAKE_TIMEOUT_MS } from './node/websocket.js';
 export { nodeAttachmentCrypto } from './node/attachment-crypto.js';
 export { fileSource, saveAttachment, MAX_NAME_ATTEMPTS } from './node/attachment-file.js';
+export { nodeBlobFetch } from './node/blob-fetch.js';
 
 /** The record store inside a home directory (with SQLite's -wal and -shm beside it). */
 export const STATE_DB = 'state.db';

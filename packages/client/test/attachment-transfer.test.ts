@@ -18,7 +18,7 @@ import {
   type BlobFetch,
   type UploadHandle,
 } from '../src/index.js';
-import { fileSource, nodeAttachmentCrypto, saveAttachment } from '../src/node.js';
+import { fileSource, nodeAttachmentCrypto, nodeBlobFetch, saveAttachment } from '../src/node.js';
 import { ServerProcess } from './support/server-process.js';
 
 const MiB = 1024 * 1024;
@@ -271,4 +271,21 @@ test('a file that changes between attempts is refused, not sent mixed', async ()
   };
   const { api } = await fresh(changing);
   await rejectsWith(uploadAttachment(api, crypto, source, noWait), 'INVALID_ARGUMENT', undefined, /changed|shrank|grew/);
+});
+
+test('the node:http transport does the same: round trip, refusals, cancellation', async () => {
+  const { api } = await fresh(nodeBlobFetch);
+  const bytes = new Uint8Array(randomBytes(3 * MiB + 3));
+  const up = await uploadAttachment(api, crypto, await fileSource(await file('nodefetch.bin', bytes)));
+  const out = await outDir();
+  assert.equal(sha(await readFile(await saveAttachment(api, crypto, up, out, 'a.bin'))), sha(bytes));
+  await rejectsWith(uploadAttachment(api, crypto, blobSource(new Blob([new Uint8Array(8 * MiB + 1)]))), 'SERVER', 'ATTACHMENT_TOO_LARGE');
+  const controller = new AbortController();
+  await rejectsWith(saveAttachment(api, crypto, up, out, 'b.bin', { signal: controller.signal, onProgress: (r) => r > 0 && controller.abort() }), 'CANCELLED');
+  const c2 = new AbortController();
+  await rejectsWith(uploadAttachment(api, crypto, blobSource(new Blob([bytes])), { signal: c2.signal, onProgress: (n) => n > 0 && c2.abort() }), 'CANCELLED');
+  assert.deepEqual(await readdir(out), ['a.bin']);
+  await api.delete(up.id);
+  assert.equal((await api.limits()).usedBytes, 0);
+  await rejectsWith(saveAttachment(api, crypto, up, out, 'c.bin'), 'SERVER', 'NOT_FOUND');
 });

@@ -4,6 +4,7 @@
  * server's code; a dropped connection NETWORK; the caller's AbortSignal CANCELLED.
  */
 import {
+  ROUTES,
   ATTACHMENT_CONTENT_TYPE,
   UPLOAD_OFFSET_HEADER,
   authorizationHeader,
@@ -139,21 +140,21 @@ export class AttachmentApi {
   }
 
   async limits(signal?: AbortSignal): Promise<AttachmentLimitsResponse> {
-    return this.#parse(await this.#request('GET', '/v1/attachments', { ...(signal ? { signal } : {}) }), validateAttachmentLimitsResponse, 'attachment limits');
+    return this.#parse(await this.#request('GET', ROUTES.attachments, { ...(signal ? { signal } : {}) }), validateAttachmentLimitsResponse, 'attachment limits');
   }
 
   async create(length: number, signal?: AbortSignal): Promise<CreateAttachmentResponse> {
-    const a = await this.#request('POST', '/v1/attachments', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ length }), ...(signal ? { signal } : {}) });
+    const a = await this.#request('POST', ROUTES.attachments, { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ length }), ...(signal ? { signal } : {}) });
     return this.#parse(a, validateCreateAttachmentResponse, 'cannot upload the file');
   }
 
   async status(id: string, signal?: AbortSignal): Promise<AttachmentUploadStatus> {
-    return this.#parse(await this.#request('GET', `/v1/attachments/${id}/upload`, { ...(signal ? { signal } : {}) }), validateAttachmentUploadStatus, 'cannot resume the upload');
+    return this.#parse(await this.#request('GET', ROUTES.attachmentUpload(id), { ...(signal ? { signal } : {}) }), validateAttachmentUploadStatus, 'cannot resume the upload');
   }
 
   /** Sends one piece at `offset`; resolves to the upload's status after it. */
   async put(id: string, offset: number, piece: Uint8Array<ArrayBuffer>, signal?: AbortSignal): Promise<AttachmentUploadStatus> {
-    const a = await this.#request('PATCH', `/v1/attachments/${id}`, {
+    const a = await this.#request('PATCH', ROUTES.attachment(id), {
       headers: { 'content-type': ATTACHMENT_CONTENT_TYPE, [UPLOAD_OFFSET_HEADER]: String(offset) },
       body: piece,
       ...(signal ? { signal } : {}),
@@ -162,7 +163,7 @@ export class AttachmentApi {
   }
 
   async delete(id: string, signal?: AbortSignal): Promise<void> {
-    const a = await this.#request('DELETE', `/v1/attachments/${id}`, { ...(signal ? { signal } : {}) });
+    const a = await this.#request('DELETE', ROUTES.attachment(id), { ...(signal ? { signal } : {}) });
     if (a.status !== 204 && a.status !== 404) throw this.#refusal(a, 'cannot delete the file');
   }
 
@@ -173,7 +174,7 @@ export class AttachmentApi {
   async open(id: string, start: number, signal: AbortSignal): Promise<{ total: number; body: ReadableStream<Uint8Array> }> {
     let res: Awaited<ReturnType<BlobFetch>>;
     try {
-      res = await this.#fetch(`${this.baseUrl}/v1/attachments/${id}`, { method: 'GET', headers: this.#headers(start > 0 ? { range: `bytes=${start}-` } : {}), signal });
+      res = await this.#fetch(this.baseUrl + ROUTES.attachment(id), { method: 'GET', headers: this.#headers(start > 0 ? { range: `bytes=${start}-` } : {}), signal });
     } catch (e) {
       throw this.#failure(e, signal, signal, 'GET');
     }

@@ -19,7 +19,10 @@ import type { AttachmentApi } from './blob-api.js';
 /** A file to send: its size, and its bytes from the first, as often as asked (to resume). */
 export interface PlaintextSource {
   readonly size: number;
-  /** The file's bytes in order, in pieces of any size; must be the same bytes every time. */
+  /**
+   * The file's bytes in order, in pieces of any size; must be the same bytes every time. A piece
+   * is used before the next one is asked for, so a source may reuse its buffer.
+   */
   read(): AsyncIterable<Uint8Array>;
 }
 
@@ -69,14 +72,19 @@ export interface UploadedAttachment {
  */
 export const MAX_UPLOAD_ATTEMPTS = 8;
 
-/** Smallest and largest upload piece (whole sealed chunks): 4 chunks (~256 KiB) to 128 (~8 MiB). */
+/**
+ * Smallest and largest upload piece (whole sealed chunks): 4 chunks (~256 KiB) to 64 (~4 MiB).
+ * Two pieces are held at once; 4 MiB keeps that small while a round trip per piece stays
+ * negligible next to its transfer, and a piece at the largest size arrives within the server's
+ * 30 s request timeout down to about 1.1 Mbit/s (slower links still progress: a piece cut off
+ * keeps what arrived).
+ */
 export const MIN_UPLOAD_PIECE_BYTES = 4 * ATTACHMENT_FRAME_BYTES;
-export const MAX_UPLOAD_PIECE_BYTES = 128 * ATTACHMENT_FRAME_BYTES;
+export const MAX_UPLOAD_PIECE_BYTES = 64 * ATTACHMENT_FRAME_BYTES;
 
 /**
  * A file goes up in about this many pieces (within the bounds above): progress moves in steps of
- * about 5%, a lost piece costs little to resend, and a piece at the largest size takes under the
- * server's 30 s request timeout down to about 2 Mbit/s.
+ * about 5%, and a lost piece costs little to resend.
  */
 export const UPLOAD_PIECES_PER_FILE = 20;
 

@@ -6,7 +6,6 @@
  * (`name`, `name (1)`, …: a hard link fails rather than replace). On any failure the temporary
  * file is removed.
  */
-import { createReadStream } from 'node:fs';
 import { link, open, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -17,8 +16,8 @@ import { downloadAttachment, type BlobReference, type DownloadOptions } from '..
 import { numberedFileName, safeFileName } from '../attachment/file-name.js';
 import type { PlaintextSource } from '../attachment/upload.js';
 
-/** Read size for an upload source: one chunk of the blob format. */
-const READ_BYTES = 64 * 1024;
+/** Read size for an upload source. */
+const READ_BYTES = 256 * 1024;
 
 /** Bytes written to the temporary file at a time (two such buffers per download). */
 const WRITE_BATCH_BYTES = 1024 * 1024;
@@ -38,7 +37,18 @@ export async function fileSource(path: string): Promise<PlaintextSource> {
     async *read() {
       const now = await stat(path).catch(() => undefined);
       if (now === undefined || now.size !== first.size || now.mtimeMs !== first.mtimeMs) throw new ClientError('INVALID_ARGUMENT', 'the file changed while it was being sent');
-      for await (const piece of createReadStream(path, { highWaterMark: READ_BYTES })) yield piece as Buffer;
+      // One buffer for the whole read: the consumer uses each piece before it asks for the next.
+      const f = await open(path, 'r');
+      try {
+        const buffer = new Uint8Array(READ_BYTES);
+        for (;;) {
+          const { bytesRead } = await f.read(buffer, 0, buffer.length, null);
+          if (bytesRead === 0) return;
+          yield buffer.subarray(0, bytesRead);
+        }
+      } finally {
+        await f.close();
+      }
     },
   };
 }

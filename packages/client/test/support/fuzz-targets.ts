@@ -256,6 +256,12 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       // A refusal is a decoded answer too (its `ok` is the server's verdict, not the parser's).
       decode: (t) => (parseSendMultiAnswer(t as string, 'g-3') === undefined ? undefined : 1),
     },
+    // Attachments: requests the server reads, answers the SDK reads, the upload offset header.
+    jsonTarget('api: validateCreateAttachmentRequest', api.validateCreateAttachmentRequest, [{ length: 557 }]),
+    jsonTarget('api: validateCreateAttachmentResponse', api.validateCreateAttachmentResponse, [{ id: 'ab'.repeat(24), expiresAt: 1_700_000_000_000 }]),
+    jsonTarget('api: validateAttachmentUploadStatus', api.validateAttachmentUploadStatus, [{ length: 70_000, received: 65_552, expiresAt: 1_700_000_000_000 }]),
+    jsonTarget('api: validateAttachmentLimitsResponse', api.validateAttachmentLimitsResponse, [{ maxBytes: 104_857_600, quotaBytes: 1_073_741_824, usedBytes: 0, ttlMs: 2_592_000_000 }]),
+    { name: 'api: parseUploadOffset', input: 'text', seeds: ['0', '65552', '104857600'], decode: (t) => api.parseUploadOffset(t as string) },
     jsonTarget('client: bundle response', RESPONSE_VALIDATORS.bundle, [{ username: 'bob', identityKey: B64_33, devices: [bundleDevice] }]),
     jsonTarget('client: device list response', RESPONSE_VALIDATORS.deviceList, [{ username: 'bob', identityKey: B64_33, devices: [{ deviceId: 1, registrationId: 7 }] }]),
     jsonTarget('client: key count response', RESPONSE_VALIDATORS.keyCount, [{ preKeys: 3, kyberPreKeys: 4 }]),
