@@ -31,6 +31,10 @@ export const REFUSALS: Readonly<Record<ErrorCode, string>> = {
   INTERNAL: 'the server had an internal error; try again later',
   UNAVAILABLE: 'the server is restarting or overloaded; try again shortly',
   RECONNECT_ELSEWHERE: 'this server node is shutting down; tacit reconnects to another one at once',
+  RANGE_NOT_SATISFIABLE: 'the server has fewer bytes of that file than were asked for',
+  ATTACHMENT_TOO_LARGE: 'the file is larger than this server accepts',
+  QUOTA_EXCEEDED: "your account has used all its file storage on the server; wait for older files to expire (or ask an admin to raise the quota)",
+  OFFSET_MISMATCH: 'the upload and the server disagree on how much was sent; tacit continues from where the server stands',
 };
 
 /** The clause for a refusal code; a code this client does not know is named as is. */

@@ -21,6 +21,7 @@ import {
 } from '@tacit/api';
 import { ClientError } from '../errors.js';
 import { normalizeServerUrl, readBounded, TooLarge } from '../http.js';
+import { refusalText } from '../refusals.js';
 
 /** Largest JSON answer read from an attachment route (they are a few dozen bytes). */
 const MAX_JSON_BYTES = 16 * 1024;
@@ -44,14 +45,10 @@ export type BlobFetch = (
 
 const errorBody = object({ error: object({ code: string({ min: 1, max: 64 }), message: string({ max: 1024 }) }) });
 
-/** What an attachment refusal means, for people (the codes are the API's). */
-const REFUSALS: Record<string, string> = {
-  ATTACHMENT_TOO_LARGE: 'the file is larger than this server accepts',
-  QUOTA_EXCEEDED: 'your account has used its attachment storage on the server; wait for older files to expire',
+/** Refusals that mean something more specific for a file than refusals.ts says in general. */
+const FILE_REFUSALS: Record<string, string> = {
   NOT_FOUND: 'the file is no longer on the server (it expired or was deleted)',
-  RATE_LIMITED: 'too many file transfers at once; try again shortly',
-  UNAVAILABLE: 'this server does not take attachments right now',
-  UNAUTHORIZED: 'the server no longer accepts this device',
+  UNAVAILABLE: 'the server does not take files right now (attachments may not be enabled on it)',
 };
 
 /** A response as far as its status and a bounded body. */
@@ -120,7 +117,7 @@ export class AttachmentApi {
     const e = errorBody(parsed);
     const code = e.ok ? e.value.error.code : 'UNKNOWN';
     const serverText = e.ok ? e.value.error.message : '';
-    const sentence = REFUSALS[code] ?? `the server refused it: ${code}`;
+    const sentence = FILE_REFUSALS[code] ?? refusalText(code);
     // The server's own message may add a figure (the cap, the quota); it never carries user data.
     const detail = code === 'ATTACHMENT_TOO_LARGE' || code === 'QUOTA_EXCEEDED' ? ` (${serverText})` : '';
     return new ClientError('SERVER', `${what}: ${sentence}${detail}`, { serverCode: code, status: a.status });
