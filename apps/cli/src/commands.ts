@@ -1,7 +1,7 @@
 /** The one-shot commands: register, send, recv, history, safety-number, trust, contacts, whoami. */
 import { createInterface } from 'node:readline';
 import { toBase64 } from '@tacit/api';
-import { parseUsername, type HistoryMessage, type SendResult, type TacitClient } from '@tacit/client';
+import { checkText, describeTextProblem, parseUsername, type HistoryMessage, type SendResult, type TacitClient } from '@tacit/client';
 import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, DRAIN_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT } from './exit-codes.js';
@@ -87,23 +87,41 @@ export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending():
   return { remindPending: async () => (await client.changedIdentities()).forEach(tell) };
 }
 
-async function readStdinLines(ctx: Ctx): Promise<string[]> {
+/** The messages of `send <user> -`: one per line; blank lines (empty or white space) separate, they are not messages. */
+async function readStdinLines(ctx: Ctx): Promise<{ text: string; line: number }[]> {
   const rl = createInterface({ input: ctx.stdin, crlfDelay: Infinity, terminal: false });
-  const lines: string[] = [];
-  for await (const line of rl) {
-    if (line.length === 0) continue;
-    if (lines.length >= MAX_STDIN_MESSAGES) throw new UsageError(`at most ${MAX_STDIN_MESSAGES} messages per send`);
-    lines.push(line);
+  const lines: { text: string; line: number }[] = [];
+  let n = 0;
+  for await (const text of rl) {
+    n++;
+    if (text.trim().length === 0) continue;
+    if (lines.length >= MAX_STDIN_MESSAGES) throw new UsageError(`at most ${MAX_STDIN_MESSAGES} messages per send; nothing was sent`);
+    lines.push({ text, line: n });
   }
   return lines;
+}
+
+/**
+ * Checks every message before any is sent: one bad line refuses the whole input, so a script
+ * that fixes it and runs again never sends the good lines twice.
+ */
+function checkAll(messages: { text: string; line: number }[], fromStdin: boolean): void {
+  for (const m of messages) {
+    const problem = checkText(m.text);
+    if (problem === undefined) continue;
+    throw new UsageError(fromStdin ? `line ${m.line}: ${describeTextProblem(problem)}; nothing was sent` : describeTextProblem(problem));
+  }
 }
 
 export async function cmdSend(ctx: Ctx): Promise<number> {
   const p = ctx.args.positionals;
   if (p.length !== 2) throw new UsageError('usage: tacit send <username> <text> [--wait <seconds>]   (or - to send each line of stdin)');
   const to = parseUsername(p[0]!);
-  const texts = p[1] === '-' ? await readStdinLines(ctx) : [p[1]!];
-  if (texts.some((t) => t.length === 0) || texts.length === 0) throw new UsageError('nothing to send');
+  const fromStdin = p[1] === '-';
+  const messages = fromStdin ? await readStdinLines(ctx) : [{ text: p[1]!, line: 1 }];
+  if (messages.length === 0) throw new UsageError('nothing to send: standard input held no message');
+  checkAll(messages, fromStdin);
+  const texts = messages.map((m) => m.text);
   const waitMs = ctx.args.wait !== undefined ? ctx.args.wait * 1000 : CONNECT_TIMEOUT_MS;
   const h = await ctx.open();
   try {

@@ -7,13 +7,15 @@
 import { utf8Decode, utf8Encode } from './bytes.js';
 
 export const ENVELOPE_VERSION = 1;
-/** Longest message text in UTF-16 code units. 16 Ki leaves the 96 KiB message cap far away. */
-export const MAX_TEXT_LENGTH = 16 * 1024;
 /** Longest message id. Ids are 128-bit random values in hex (32 characters). */
 export const MAX_MESSAGE_ID_LENGTH = 64;
 /** Padding block of the plaintext (the size Signal's apps use). */
 export const PADDING_BLOCK = 160;
-/** Largest padded plaintext we try to decode; anything larger is hostile. */
+/**
+ * Largest padded plaintext: senders keep within it (text.ts checkText), receivers decode nothing
+ * larger. 80 KiB of envelope stays under the server's 96 KiB ciphertext cap after the protocol's
+ * own overhead (PreKeySignalMessage with its Kyber ciphertext, AES padding, MAC).
+ */
 export const MAX_ENVELOPE_BYTES = 80 * 1024;
 
 export interface Envelope {
@@ -50,7 +52,8 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope | undefined {
   const { v, id, text, sentAt } = o;
   if (v !== ENVELOPE_VERSION) return undefined;
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH) return undefined;
-  if (typeof text !== 'string' || text.length > MAX_TEXT_LENGTH) return undefined;
+  // The sender bounds characters (text.ts); here the envelope's size already bounds the text.
+  if (typeof text !== 'string') return undefined;
   if (typeof sentAt !== 'number' || !Number.isSafeInteger(sentAt) || sentAt < 0) return undefined;
   return { v, id, text, sentAt };
 }

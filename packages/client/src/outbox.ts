@@ -19,7 +19,8 @@ import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
 import { toHex } from './bytes.js';
 import type { Core, StateTxn } from './core.js';
 import type { Directory } from './directory.js';
-import { encodeEnvelope, ENVELOPE_VERSION, MAX_TEXT_LENGTH } from './envelope.js';
+import { encodeEnvelope, ENVELOPE_VERSION } from './envelope.js';
+import { checkText, describeTextProblem } from './text.js';
 import { CLIENT_ERROR_CODES, ClientError, type ClientErrorCode } from './errors.js';
 import { contactOf, directConversation, messageError, type ConversationId, type History, type HistoryMessage, type MessageMeta } from './history.js';
 import { PREFIX, seqKey } from './keys.js';
@@ -140,7 +141,8 @@ export class Outbox {
     this.#checkOpen();
     const a = this.#core.account;
     if (contact === a.username) throw new ClientError('INVALID_ARGUMENT', 'cannot send a message to yourself');
-    if (text.length > MAX_TEXT_LENGTH) throw new ClientError('INVALID_ARGUMENT', `message longer than ${MAX_TEXT_LENGTH} characters`);
+    const problem = checkText(text);
+    if (problem !== undefined) throw new ClientError('INVALID_ARGUMENT', describeTextProblem(problem));
     const conversation = directConversation(contact);
     const queued = await this.#core.mutate(async (t) => {
       if (this.size >= MAX_OUTBOX) throw new ClientError('TIMEOUT', 'too many messages are waiting for the server');
