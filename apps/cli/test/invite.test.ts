@@ -1,6 +1,7 @@
 // Registration by invite (the server's default) and the one-process-per-home lock.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChatProcess, ServerProcess, ok, tacit, tempDir } from './harness.ts';
 
@@ -34,13 +35,23 @@ test('register needs the invite the server printed at first start; a used invite
   });
   const wrong = await tacit(home, ['register', 'alice', '--server', server.url, '--invite', 'not-a-real-code']);
   assert.equal(wrong.code, 8);
+  assert.equal(existsSync(home), false, 'a refused registration leaves no directory behind');
   const r = await ok(home, ['register', 'alice', '--server', server.url, '--invite', code]);
   assert.equal(r[0]!['username'], 'alice');
   const again = await tacit(join(dir.path, 'bob'), ['register', 'bob', '--server', server.url, '--invite', code]);
   assert.equal(again.code, 8, 'single use');
-  // A refused registration leaves no half-made account behind.
+  // A refused registration leaves no half-made account behind, and whoami creates nothing.
   const who = await tacit(join(dir.path, 'bob'), ['whoami']);
   assert.equal(who.code, 3);
+  assert.equal(existsSync(join(dir.path, 'bob')), false);
+  const nested = join(dir.path, 'no', 'such', 'home');
+  assert.equal((await tacit(nested, ['whoami'])).code, 3);
+  assert.equal(existsSync(join(dir.path, 'no')), false, 'whoami on a missing home creates no directory');
+  // A directory the user made is theirs: a failed registration leaves it (empty) in place.
+  const mine = join(dir.path, 'made-by-user');
+  mkdirSync(mine);
+  assert.equal((await tacit(mine, ['register', 'carol', '--server', server.url])).code, 8);
+  assert.deepEqual(readdirSync(mine), []);
 });
 
 test('a second process on the same home fails with exit code 6 while the first holds it', async () => {

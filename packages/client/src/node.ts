@@ -3,7 +3,7 @@
 // file so only one process uses it at a time. Sockets are `ws`; crypto is the protocol's
 // node:crypto backend. A home written by the release before record storage (`state.sealed`) is
 // upgraded on first open.
-import { mkdir, unlink } from 'node:fs/promises';
+import { mkdir, rmdir, unlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeBackend } from '@tacit/protocol/node';
@@ -74,13 +74,22 @@ function bind(client: TacitClient, lock: HomeLock): HomeClient {
   };
 }
 
-async function withLock<T>(o: HomeOptions, fn: (lock: HomeLock) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` holding the home's lock. Opening a home that does not exist creates nothing
+ * (NOT_REGISTERED); a home this call created is removed again if `fn` fails and left it empty
+ * (a refused registration), so neither leaves an empty directory behind.
+ */
+async function withLock<T>(o: HomeOptions, create: boolean, fn: (lock: HomeLock) => Promise<T>): Promise<T> {
+  const existed = existsSync(o.home);
+  if (!existed && !create) throw new ClientError('NOT_REGISTERED', `no account in ${o.home} yet; run register first`);
   await mkdir(o.home, { recursive: true, mode: 0o700 });
   const lock = await acquireHomeLock(join(o.home, LOCK_FILE), o.lockWaitMs);
   try {
     return await fn(lock);
   } catch (e) {
     await lock.release();
+    // Only if empty: rmdir refuses a directory that still holds anything.
+    if (!existed) await rmdir(o.home).catch(() => undefined);
     throw e;
   }
 }
@@ -115,7 +124,7 @@ export async function openHomeStore(o: HomeOptions, create: boolean): Promise<Sq
 
 /** Registers a new account and stores it in `home` (which must not hold a registered account). */
 export function registerHome(o: HomeOptions, reg: RegisterOptions): Promise<HomeClient> {
-  return withLock(o, async (lock) => {
+  return withLock(o, true, async (lock) => {
     const dbPath = join(o.home, STATE_DB);
     const store = await openHomeStore(o, true);
     let client: TacitClient;
@@ -133,7 +142,7 @@ export function registerHome(o: HomeOptions, reg: RegisterOptions): Promise<Home
 
 /** Opens the account stored in `home`. */
 export function openHome(o: HomeOptions): Promise<HomeClient> {
-  return withLock(o, async (lock) => {
+  return withLock(o, false, async (lock) => {
     const store = await openHomeStore(o, false);
     let client: TacitClient;
     try {
