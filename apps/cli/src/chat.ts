@@ -5,10 +5,12 @@
  * order when it is back. Each incoming message is printed once, even across a crash: printing and
  * marking it read are one step (TacitClient.takeForDisplay).
  * With --json (or stdin not a terminal) it is line-oriented for scripts: one event per line out,
- * one message per line in; end of input waits for unsent messages, then exits.
+ * one message per line in. Input is read from the start, so lines that arrive while connecting are
+ * sent in order once connected; end of input waits until the server confirmed every message
+ * (at most CHAT_FLUSH_TIMEOUT_MS), then exits.
  */
 import { clearLine, createInterface, cursorTo } from 'node:readline';
-import { describeError, directConversation, isClientError, parseUsername } from '@tacit/client';
+import { checkText, describeError, describeTextProblem, directConversation, isClientError, parseUsername } from '@tacit/client';
 import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -17,6 +19,14 @@ import { attachNotices, printMessage } from './commands.js';
 
 /** After end of input, how long to wait for unconfirmed messages before giving up, ms. */
 export const CHAT_FLUSH_TIMEOUT_MS = 60_000;
+/**
+ * After /quit, how long to wait for the server to confirm messages already on their way, ms.
+ * Short: the user asked to leave, and whatever is unconfirmed stays stored and is sent the next
+ * time tacit connects.
+ */
+export const QUIT_GRACE_MS = 3_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 export async function cmdChat(ctx: Ctx): Promise<number> {
   const p = ctx.args.positionals;
@@ -27,6 +37,9 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
   const interactive = ctx.stdin.isTTY === true && ctx.stdout.isTTY === true && !ctx.args.json;
   let started = false;
   const rl = createInterface({ input: ctx.stdin, output: interactive ? ctx.stdout : undefined, terminal: interactive, crlfDelay: Infinity });
+  // Read from now on, before connecting: a pipe may deliver every line, and its end, before the
+  // server answers; the iterator keeps them, in order.
+  const input = rl[Symbol.asyncIterator]();
   // Live output: clear the input line, print, redraw the prompt with what was typed so far.
   const out = interactive
     ? makeOutput(
@@ -86,9 +99,24 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
     } else out.event('chat-ready', { with: partner }, undefined);
 
     const sends: Promise<void>[] = [];
-    for await (const line of rl) {
-      if (line === '/quit') break;
+    /** Set when leaving: a send cut short by closing is kept in the outbox, not lost. */
+    let closing = false;
+    let quit = false;
+    for (;;) {
+      const next = await input.next();
+      if (next.done === true) break;
+      const line = next.value;
+      if (line === '/quit') {
+        quit = true;
+        break;
+      }
       if (line.trim().length === 0) {
+        if (interactive) rl.prompt();
+        continue;
+      }
+      const problem = checkText(line);
+      if (problem !== undefined) {
+        out.error({ code: 'INVALID_ARGUMENT', message: `not sent: ${describeTextProblem(problem)}`, exit: EXIT.USAGE });
         if (interactive) rl.prompt();
         continue;
       }
@@ -96,6 +124,7 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
         c.send(partner, line).then(
           (r) => out.event('sent', { to: r.to, id: r.id, sentAt: r.sentAt, devices: r.serverIds.length }, undefined),
           (e: unknown) => {
+            if (closing && isClientError(e) && e.code === 'CLOSED') return; // kept; told below
             const code = isClientError(e) ? e.code : 'INTERNAL';
             out.error({ code, message: `not sent: ${describeError(e)}`, exit: isClientError(e) ? exitCodeFor(e.code) : EXIT.INTERNAL, contact: isClientError(e) ? e.contact : undefined });
           },
@@ -103,9 +132,21 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       );
       if (interactive) rl.prompt();
     }
-    // End of input: give queued messages a bounded time to reach the server.
-    await Promise.race([Promise.all(sends), new Promise((r) => setTimeout(r, CHAT_FLUSH_TIMEOUT_MS).unref())]);
-    if (c.outboxSize > 0) out.notice('unsent', { count: c.outboxSize }, `tacit: ${c.outboxSize} message(s) not yet confirmed by the server; they are sent next time tacit connects`);
+    // /quit leaves promptly (a moment for confirmations already on their way, none while offline);
+    // end of input (a script) waits for the server to confirm everything, within a bound.
+    const settled = Promise.all(sends);
+    if (!quit) await Promise.race([settled, sleep(CHAT_FLUSH_TIMEOUT_MS)]);
+    else if (connected) await Promise.race([settled, sleep(QUIT_GRACE_MS)]);
+    closing = true;
+    const unconfirmed = c.outboxSize;
+    if (unconfirmed > 0) {
+      out.notice(
+        'unsent',
+        { count: unconfirmed },
+        `tacit: ${unconfirmed} message(s) not yet confirmed by the server; they are kept and sent the next time tacit connects (do not send them again)`,
+      );
+      if (!quit) fatal ??= EXIT.QUEUED;
+    }
   } finally {
     rl.close();
     await h.close();

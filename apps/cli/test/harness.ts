@@ -182,8 +182,11 @@ export function tacit(home: string, args: string[], opts: { input?: string; env?
     const proc = spawn(process.execPath, [BIN, '--home', home, ...args], { cwd: ROOT, env: cliEnv(opts.env ?? {}), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    // Decoded as a stream: a multi-byte character split across two chunks stays whole.
+    proc.stdout.setEncoding('utf8');
+    proc.stderr.setEncoding('utf8');
+    proc.stdout.on('data', (d: string) => (stdout += d));
+    proc.stderr.on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`tacit ${args.join(' ')} did not finish; stderr: ${stderr}`));
@@ -223,8 +226,10 @@ export class ChatProcess {
 
   constructor(home: string, partner: string, extra: string[] = []) {
     this.#proc = spawn(process.execPath, [BIN, '--home', home, '--json', 'chat', partner, ...extra], { cwd: ROOT, env: cliEnv({}), stdio: ['pipe', 'pipe', 'pipe'] });
-    this.#proc.stdout!.on('data', (d: Buffer) => {
-      this.#buf += d.toString('utf8');
+    this.#proc.stdout!.setEncoding('utf8');
+    this.#proc.stderr!.setEncoding('utf8');
+    this.#proc.stdout!.on('data', (d: string) => {
+      this.#buf += d;
       let i;
       while ((i = this.#buf.indexOf('\n')) >= 0) {
         const line = this.#buf.slice(0, i);
@@ -232,7 +237,7 @@ export class ChatProcess {
         if (line.startsWith('{')) this.events.push(JSON.parse(line) as Record<string, unknown>);
       }
     });
-    this.#proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString('utf8')));
+    this.#proc.stderr!.on('data', (d: string) => (this.stderr += d));
     this.#exit = new Promise((r) => this.#proc.once('exit', (code) => r(code ?? -1)));
   }
 
