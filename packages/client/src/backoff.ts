@@ -10,8 +10,13 @@ export interface BackoffPolicy {
   readonly maxMs: number;
 }
 
-/** Default: first retry within 250 ms, never wait more than 30 s between attempts. */
-export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 30_000 };
+/**
+ * Default: first retry within 250 ms, then doubling, never more than 5 s between attempts. A
+ * restarted server is back within seconds, and waiting up to half a minute after it (the old
+ * 30 s cap) is what a user notices; 5 s of full jitter still spreads a thousand clients to
+ * about 200 reconnections a second.
+ */
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 5_000 };
 
 /** Exponent cap, so 2^attempt never overflows to Infinity however long a client stays offline. */
 export const MAX_BACKOFF_EXPONENT = 30;

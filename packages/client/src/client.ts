@@ -246,6 +246,11 @@ export class TacitClient {
     return relay;
   }
 
+  /** Reconnects at once if waiting to (see Relay.retryNow); for the browser's online and visibility hints. */
+  reconnectNow(): void {
+    this.#relay?.retryNow();
+  }
+
   /** Resolves once everything the server held for us at connect time has been stored. */
   async waitDrained(timeoutMs = 60_000): Promise<void> {
     if (!this.#relay) throw new ClientError('CLOSED', 'not connected');

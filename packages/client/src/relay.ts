@@ -179,6 +179,19 @@ export class Relay {
     this.#connect();
   }
 
+  /**
+   * Tries at once instead of waiting out the backoff: for hints that the server may be reachable
+   * again (the browser went online, the page became visible, whose timers browsers throttle while
+   * hidden). Does nothing unless waiting to reconnect. The backoff keeps counting, so repeated
+   * hints against a server that is still down cannot make a tight loop of it.
+   */
+  retryNow(): void {
+    if (this.#state !== 'connecting' || this.#reconnectTimer === undefined) return;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    this.#connect();
+  }
+
   /** Resolves once ready (or rejects on fatal close / timeout). */
   waitReady(timeoutMs: number): Promise<void> {
     if (this.#state === 'ready') return Promise.resolve();

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERRORS, type Envelope } from '@tacit/api';
-import { Relay, RECONNECT_ELSEWHERE_SPREAD_MS, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
+import { DEFAULT_BACKOFF, Relay, RECONNECT_ELSEWHERE_SPREAD_MS, backoffDelay, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
 import { MAX_UNHANDLED_ENVELOPES } from '../src/relay.ts';
 
 /** An in-memory socket pair: the test plays the server. */
@@ -307,4 +307,35 @@ test('RECONNECT_ELSEWHERE (a draining node) reconnects at once, whatever the bac
   server.push({ type: 'sent', id: 'q', serverId: '9', timestamp: 1 });
   assert.equal((await p).serverId, '9');
   relay.close();
+});
+
+test('retryNow (the browser went online or visible) reconnects at once instead of waiting out the backoff', async () => {
+  const server = new FakeServer();
+  // A backoff of a minute: only retryNow can reconnect within the test.
+  const relay = track(new Relay({ url: 'ws://test', credentials: creds, connect: server.factory, onEnvelopes: async (envs) => envs.map(() => 'ack' as const), backoff: { baseMs: 60_000, maxMs: 60_000 }, random: () => 0.5 }));
+  relay.retryNow(); // idle: nothing to do
+  assert.equal(server.connections.length, 0);
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  await until(() => relay.state === 'ready', 'ready');
+  relay.retryNow(); // connected: nothing to do
+  assert.equal(server.connections.length, 1);
+  server.drop();
+  assert.equal(relay.state, 'connecting');
+  assert.equal(server.connections.length, 1, 'waiting out the backoff');
+  relay.retryNow();
+  assert.equal(server.connections.length, 2, 'a new attempt at once');
+  relay.retryNow(); // already connecting: no second socket
+  assert.equal(server.connections.length, 2);
+  await until(() => server.last.sent.length === 1, 'auth again');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  await until(() => relay.state === 'ready', 'ready again');
+  relay.close();
+});
+
+test('the default backoff: first retry within 250 ms, never more than 5 s apart', () => {
+  assert.deepEqual(DEFAULT_BACKOFF, { baseMs: 250, maxMs: 5_000 });
+  assert.ok(backoffDelay(0, DEFAULT_BACKOFF, () => 0.999) < 250);
+  assert.ok(backoffDelay(40, DEFAULT_BACKOFF, () => 0.999) < 5_000);
 });
