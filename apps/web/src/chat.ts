@@ -95,7 +95,7 @@ export function userMessage(e: unknown): string {
 }
 
 /** The SDK's lower-case clauses as sentences. */
-function sentence(clause: string): string {
+export function sentence(clause: string): string {
   return clause.charAt(0).toUpperCase() + clause.slice(1) + '.';
 }
 
@@ -276,6 +276,18 @@ export class Chat {
         this.connection = 'stopped';
         this.#setPhase({ kind: 'fatal', message: userMessage(e) });
       }),
+    );
+    // The browser knows before the backoff does: back online, or the tab visible again (browsers
+    // throttle a hidden tab's timers), means try to reconnect now.
+    const online = (): void => client.reconnectNow();
+    const visible = (): void => {
+      if (document.visibilityState === 'visible') client.reconnectNow();
+    };
+    addEventListener('online', online);
+    document.addEventListener('visibilitychange', visible);
+    this.#unsubscribe.push(
+      () => removeEventListener('online', online),
+      () => document.removeEventListener('visibilitychange', visible),
     );
     await this.#refresh();
     this.#setPhase({ kind: 'ready' });

@@ -8,6 +8,8 @@ describe('routes', () => {
   it('parses conversation and safety routes and folds case', () => {
     assert.deepEqual(parseRoute('#/c/Bob'), { view: 'chat', contact: 'bob' });
     assert.deepEqual(parseRoute('#/c/bob/safety'), { view: 'safety', contact: 'bob' });
+    assert.deepEqual(parseRoute('#/admin'), { view: 'admin' });
+    assert.equal(href({ view: 'admin' }), '#/admin');
     assert.deepEqual(parseRoute(href({ view: 'safety', contact: 'a_b-c' })), { view: 'safety', contact: 'a_b-c' });
   });
 

@@ -1,6 +1,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { MAX_TEXT_LENGTH } from '@tacit/client';
-import type { Chat, MessageView } from '../chat.js';
+import { checkText, describeTextProblem } from '@tacit/client';
+import { sentence, type Chat, type MessageView } from '../chat.js';
+import { linkify } from '../links.js';
 import { href } from './route.js';
 
 const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
@@ -95,7 +96,18 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
   return (
     <li class={`msg ${m.dir} ${m.state ?? ''}`} data-dir={m.dir} data-state={m.state}>
       <span class="visually-hidden">{m.dir === 'in' ? `${contact} said: ` : 'You said: '}</span>
-      <p class="msg-text">{m.text}</p>
+      <p class="msg-text">
+        {linkify(m.text).map((part, i) =>
+          typeof part === 'string' ? (
+            part
+          ) : (
+            // A new tab that gets no handle on this page (noopener) and no Referer (noreferrer).
+            <a key={i} href={part.href} target="_blank" rel="noopener noreferrer">
+              {part.text}
+            </a>
+          ),
+        )}
+      </p>
       <span class="msg-meta">
         <time dateTime={new Date(m.at).toISOString()}>{when(m.at)}</time>
         {m.state && (
@@ -120,48 +132,57 @@ function Composer({ chat, contact }: { chat: Chat; contact: string }) {
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);
   useEffect(() => ref.current?.focus(), [contact]);
+  // Checked as the user types or pastes; too long is said, and the text stays for them to shorten.
+  const problem = text.trim() === '' ? undefined : checkText(text);
   const send = () => {
     const t = text;
-    if (t.trim() === '') return;
+    if (t.trim() === '' || problem !== undefined) return;
     setText('');
     void chat.send(contact, t);
     ref.current?.focus();
   };
   return (
-    <form
-      class="composer"
-      onSubmit={(e) => {
-        e.preventDefault();
-        send();
-      }}
-    >
-      <label for="composer-text" class="visually-hidden">
-        Message to {contact}
-      </label>
-      <textarea
-        id="composer-text"
-        ref={ref}
-        rows={1}
-        maxLength={MAX_TEXT_LENGTH}
-        placeholder={`Message ${contact}`}
-        value={text}
-        onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
-        onKeyDown={(e) => {
-          // Enter sends; Shift+Enter is a new line; IME composition is left alone.
-          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-            e.preventDefault();
-            send();
-          }
+    <>
+      {problem && (
+        <p class="error composer-error" id="composer-error" role="alert" data-testid="composer-error">
+          {sentence(describeTextProblem(problem))} Shorten it or send it in parts; your text is kept.
+        </p>
+      )}
+      <form
+        class="composer"
+        onSubmit={(e) => {
+          e.preventDefault();
+          send();
         }}
-        aria-describedby="composer-hint"
-      />
-      <span id="composer-hint" class="visually-hidden">
-        Enter sends, Shift+Enter adds a line.
-      </span>
-      <button type="submit" class="primary">
-        Send
-      </button>
-    </form>
+      >
+        <label for="composer-text" class="visually-hidden">
+          Message to {contact}
+        </label>
+        <textarea
+          id="composer-text"
+          ref={ref}
+          rows={1}
+          placeholder={`Message ${contact}`}
+          value={text}
+          onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+          onKeyDown={(e) => {
+            // Enter sends; Shift+Enter is a new line; IME composition is left alone.
+            if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+              e.preventDefault();
+              send();
+            }
+          }}
+          aria-describedby={problem ? 'composer-hint composer-error' : 'composer-hint'}
+          aria-invalid={problem ? true : undefined}
+        />
+        <span id="composer-hint" class="visually-hidden">
+          Enter sends, Shift+Enter adds a line.
+        </span>
+        <button type="submit" class="primary" disabled={problem !== undefined}>
+          Send
+        </button>
+      </form>
+    </>
   );
 }
 
