@@ -9,20 +9,8 @@ import {
   validateInvitesResponse,
   validateMeResponse,
   validateResetAccountResponse,
-  type ErrorBody,
 } from '@tacit/api';
-import { auth, Client, makeDevice, register, registration, start, type Account, type Harness } from './helpers.js';
-
-const code = (body: string) => (JSON.parse(body) as ErrorBody).error.code;
-
-async function withServer(fn: (h: Harness) => Promise<void>, opts: Parameters<typeof start>[0] = {}) {
-  const h = await start(opts);
-  try {
-    await fn(h);
-  } finally {
-    await h.close();
-  }
-}
+import { auth, Client, errorCode as code, makeDevice, register, registration, withServer, type Account, type Harness } from './helpers.js';
 
 const get = (h: Harness, url: string, who?: Account) => h.server.app.inject({ method: 'GET', url, ...(who ? { headers: auth(who) } : {}) });
 const post = (h: Harness, url: string, who: Account | undefined, payload?: unknown) =>

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { IdentityKeyPair, KyberKeyPair, generatePreKey, generateSignedPreKey } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { authorizationHeader, type RegisterRequest, type ServerFrame, type DeviceCredentials } from '@tacit/api';
+import { authorizationHeader, type ErrorBody, type RegisterRequest, type ServerFrame, type DeviceCredentials } from '@tacit/api';
 import { buildServer, SqliteStore, type ServerOptions, type TacitServer, type Limits } from '../src/index.js';
 
 export const backend = nodeBackend();
@@ -67,6 +67,19 @@ export async function start(opts: Partial<ServerOptions> & { limits?: Partial<Li
   const port = await server.listen(0, '127.0.0.1');
   return { server, port, wsUrl: `ws://127.0.0.1:${port}/v1/ws`, close: () => server.close() };
 }
+
+/** Runs `fn` against a fresh server (see `start`) and closes it afterwards. */
+export async function withServer(fn: (h: Harness) => Promise<void>, opts: Parameters<typeof start>[0] = {}): Promise<void> {
+  const h = await start(opts);
+  try {
+    await fn(h);
+  } finally {
+    await h.close();
+  }
+}
+
+/** The error code of an HTTP error response body. */
+export const errorCode = (body: string): string => (JSON.parse(body) as ErrorBody).error.code;
 
 export interface Account extends DeviceCredentials {
   device: TestDevice;

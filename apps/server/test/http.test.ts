@@ -3,18 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { authorizationHeader, toBase64, MAX_KEYS_PER_LIST, type BundleResponse, type ErrorBody } from '@tacit/api';
 import { buildServer, SqliteStore } from '../src/index.js';
-import { auth, b64, makeDevice, register, registration, signedKyber, start, type Harness } from './helpers.js';
-
-const code = (body: string) => (JSON.parse(body) as ErrorBody).error.code;
-
-async function withServer(fn: (h: Harness) => Promise<void>, opts: Parameters<typeof start>[0] = {}) {
-  const h = await start(opts);
-  try {
-    await fn(h);
-  } finally {
-    await h.close();
-  }
-}
+import { auth, b64, errorCode as code, makeDevice, register, registration, signedKyber, start, withServer } from './helpers.js';
 
 test('GET /healthz', () =>
   withServer(async (h) => {

@@ -96,9 +96,11 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     assert.deepEqual(texts, hostile);
     assert.equal(await f.locator('.messages img, .messages script, .messages a').count(), 0);
     assert.equal(await f.evaluate('window.__pwned'), undefined);
-    // Over the SDK's text limit: the composer stops at it (maxlength), nothing is sent beyond it.
+    // Over the SDK's text limit: the composer keeps every character, says so, and will not send it.
     await f.locator('#composer-text').fill('y'.repeat(16 * 1024 + 10));
-    assert.equal((await f.locator('#composer-text').inputValue()).length, 16 * 1024);
+    assert.equal((await f.locator('#composer-text').inputValue()).length, 16 * 1024 + 10);
+    await f.getByTestId('composer-error').waitFor();
+    assert.equal(await f.getByRole('button', { name: 'Send' }).isEnabled(), false);
     await f.locator('#composer-text').fill('');
   });
 
