@@ -1,8 +1,8 @@
 // Test harness: a real tacit server as a child process (loopback, temp data dir) and real
 // `tacit` CLI processes. Every wait is bounded and generous; nothing asserts on timing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -176,10 +176,40 @@ function cliEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
   return env;
 }
 
+/** How long a stuck process gets to write its diagnostic report before it is killed. */
+const REPORT_WAIT_MS = 3_000;
+let reports = 0;
+
+/** The JavaScript stack and open handles from the Node report a stuck process wrote, for the failure message. */
+async function stuckReport(dir: string): Promise<string> {
+  try {
+    const files = await readdir(dir);
+    const r = JSON.parse(await readFile(join(dir, files[0]!), 'utf8')) as {
+      javascriptStack?: { message?: string; stack?: string[] };
+      libuv?: { type: string; is_active: boolean; details?: string }[];
+    };
+    const stack = (r.javascriptStack?.stack ?? []).slice(0, 20).join(' | ');
+    const handles = (r.libuv ?? []).filter((h) => h.is_active).map((h) => h.type + (h.details ? `(${h.details})` : '')).join(', ');
+    return `JS stack: ${r.javascriptStack?.message ?? ''} ${stack}; active handles: ${handles}`;
+  } catch (e) {
+    return `no diagnostic report (${e instanceof Error ? e.message : String(e)})`;
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 /** Runs `tacit --home <home> ...args` to completion. */
 export function tacit(home: string, args: string[], opts: { input?: string; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [BIN, '--home', home, ...args], { cwd: ROOT, env: cliEnv(opts.env ?? {}), stdio: ['pipe', 'pipe', 'pipe'] });
+    // A process that does not finish is asked for a Node diagnostic report (SIGUSR2) before it is
+    // killed, so the failure says where it was stuck.
+    const reportDir = join(tmpdir(), `tacit-report-${process.pid}-${++reports}`);
+    mkdirSync(reportDir, { recursive: true });
+    const proc = spawn(process.execPath, ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, BIN, '--home', home, ...args], {
+      cwd: ROOT,
+      env: cliEnv(opts.env ?? {}),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     // Decoded as a stream: a multi-byte character split across two chunks stays whole.
@@ -188,11 +218,17 @@ export function tacit(home: string, args: string[], opts: { input?: string; env?
     proc.stdout.on('data', (d: string) => (stdout += d));
     proc.stderr.on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`tacit ${args.join(' ')} did not finish; stderr: ${stderr}`));
+      proc.kill('SIGUSR2');
+      setTimeout(() => {
+        proc.kill('SIGKILL');
+        void stuckReport(reportDir).then((where) =>
+          reject(new Error(`tacit ${args.join(' ')} did not finish; stderr: ${stderr}; stdout: ${stdout.slice(-2000)}; ${where}`)),
+        );
+      }, REPORT_WAIT_MS);
     }, CLI_TIMEOUT_MS);
     proc.on('exit', (code) => {
       clearTimeout(timer);
+      void rm(reportDir, { recursive: true, force: true }).catch(() => undefined);
       const events = stdout
         .split('\n')
         .filter((l) => l.startsWith('{'))
