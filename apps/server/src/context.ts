@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Limits } from './config.js';
 import type { Limiters, RateLimit } from './rate.js';
@@ -26,6 +27,11 @@ export interface Context {
   bundleLimiter: RateLimit;
   relay: Relay;
   log: FastifyBaseLogger;
+  /**
+   * The client's address for a raw request (a WebSocket upgrade), under the same
+   * TACIT_TRUST_PROXY rule as fastify's `req.ip` (proxy.ts).
+   */
+  clientAddress: (req: IncomingMessage) => string;
   /** Present when several nodes share the store. */
   cluster?: Cluster;
 }

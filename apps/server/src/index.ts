@@ -12,3 +12,4 @@ export { RedisLimiters, connectionLeaseMs, type RedisLimitersOptions } from './r
 export type { BlobStore, BlobInfo, NewBlob, AppendResult, AppendOptions } from './attachments/blob-store.js';
 export { FsBlobStore } from './attachments/fs-blob-store.js';
 export { PostgresBlobStore, type PostgresBlobStoreOptions } from './attachments/postgres-blob-store.js';
+export { parseTrustProxy, trustFunction, clientAddress, type TrustProxy, type TrustFunction } from './proxy.js';

@@ -27,6 +27,7 @@ import { StartupError, connectRedis, postgresFailure } from './startup.js';
 import type { Limiters } from './rate.js';
 import { RedisLimiters, connectionLeaseMs } from './rate-redis.js';
 import { buildServer } from './server.js';
+import { parseTrustProxy } from './proxy.js';
 import { SqliteStore } from './sqlite.js';
 import type { BlobStore } from './attachments/blob-store.js';
 import { FsBlobStore } from './attachments/fs-blob-store.js';
@@ -234,6 +235,13 @@ async function serve(): Promise<void> {
     fail((e as Error).message);
   }
   const level = env['TACIT_LOG_LEVEL'] ?? 'info';
+  let trustProxy;
+  try {
+    const t = env['TACIT_TRUST_PROXY'] ?? '';
+    trustProxy = t === '' ? undefined : parseTrustProxy(t);
+  } catch (e) {
+    fail((e as Error).message);
+  }
   const { store, cluster, limiters, describe } = await openStore(true, limits.heartbeatIntervalMs ?? DEFAULT_LIMITS.heartbeatIntervalMs);
   const blobs = await openBlobs();
   const server = await buildServer({
@@ -245,7 +253,7 @@ async function serve(): Promise<void> {
     ...(directory !== '' ? { directory: directory === 'on' } : {}),
     limits,
     logger: level === 'silent' ? false : { level },
-    trustProxy: env['TACIT_TRUST_PROXY'] === '1',
+    ...(trustProxy ? { trustProxy } : {}),
     ...(env['TACIT_STATIC_DIR']
       ? { staticDir: resolve(baseDir, env['TACIT_STATIC_DIR']) }
       : existsSync(resolve(bundledWeb, 'index.html'))

@@ -13,6 +13,8 @@ import { LocalLimiters, type Limiters } from './rate.js';
 import { Relay } from './relay.js';
 import { registerStatic } from './static.js';
 import { createInvite } from './invites.js';
+import { clientAddress, trustFunction, type TrustProxy } from './proxy.js';
+import type { IncomingMessage } from 'node:http';
 import type { Store } from './store.js';
 import type { Cluster } from './cluster.js';
 import { defaultVerifier } from './signatures.js';
@@ -38,8 +40,11 @@ export interface ServerOptions {
   verifySignature?: SignatureVerifier;
   /** Clock, for tests of expiry. */
   now?: () => number;
-  /** Honour X-Forwarded-For for the client IP (behind a reverse proxy). */
-  trustProxy?: boolean;
+  /**
+   * Which X-Forwarded-For hops to believe for the client's address (behind a reverse proxy): a
+   * hop count or a list of proxy addresses (proxy.ts). None by default: the socket's peer.
+   */
+  trustProxy?: TrustProxy;
   /** Several nodes sharing a PostgresStore: cross-node delivery and replacement (RedisCluster). */
   cluster?: Cluster;
   /** Rate and connection limits; per process by default, RedisLimiters to share them between nodes. */
@@ -64,9 +69,10 @@ export interface TacitServer {
 export async function buildServer(options: ServerOptions): Promise<TacitServer> {
   const limits = resolveLimits(options.limits);
   const now = options.now ?? Date.now;
+  const trust = trustFunction(options.trustProxy);
   const app = Fastify({
     bodyLimit: limits.maxRequestBodyBytes,
-    trustProxy: options.trustProxy ?? false,
+    trustProxy: trust,
     logger:
       options.logger === undefined || options.logger === false
         ? false
@@ -93,6 +99,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     registrationLimiter: limiters.bucket('registration', { burst: limits.registrationBurst, perSecond: limits.registrationPerHour / 3600 }),
     bundleLimiter: limiters.bucket('bundle', { burst: limits.bundleFetchBurst, perSecond: limits.bundleFetchPerMinute / 60 }),
     log: app.log,
+    clientAddress: (req: IncomingMessage) => clientAddress(req, trust),
     ...(options.cluster ? { cluster: options.cluster } : {}),
   } as Omit<Context, 'relay'> as Context;
   const relay = new Relay(ctx);
