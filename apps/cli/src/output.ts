@@ -4,6 +4,8 @@
  * it reaches a terminal: control characters (escape sequences) and bidi overrides could
  * otherwise rewrite the screen or disguise a sender.
  */
+import { neutralizeControls } from '@tacit/client';
+
 export interface Output {
   readonly json: boolean;
   /** An event for scripts (JSON mode) and its human rendering. */
@@ -66,12 +68,12 @@ export function makeOutput(json: boolean, streams: Streams, beforeWrite?: () => 
   };
 }
 
-// C0 controls except newline, DEL, C1 controls, bidi embeddings/overrides/isolates, line/paragraph separators.
-const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
-
-/** Makes someone else's text safe to print: no control characters; newlines indented. */
+/**
+ * Makes someone else's text safe to print: no control characters or bidi overrides (the SDK's
+ * neutralizeControls, which the web client uses too); newlines indented.
+ */
 export function sanitize(text: string): string {
-  return text.replace(UNSAFE, '\ufffd').replace(/\n/g, '\n    ');
+  return neutralizeControls(text).replace(/\n/g, '\n    ');
 }
 
 export function formatTime(ms: number): string {

@@ -11,7 +11,7 @@ export { Relay, MAX_IN_FLIGHT_SENDS, MAX_RECEIVE_BATCH, PING_INTERVAL_MS, PONG_T
 export type { Socket, SocketFactory, SocketHandlers, RelayEvents, RelayOptions, RelayState, EnvelopeOutcome } from './relay.js';
 export { backoffDelay, DEFAULT_BACKOFF, MAX_BACKOFF_EXPONENT, type BackoffPolicy } from './backoff.js';
 export { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, PADDING_BLOCK, type Envelope } from './envelope.js';
-export { MAX_TEXT_LENGTH, checkText, countCharacters, describeTextProblem, type TextProblem } from './text.js';
+export { MAX_TEXT_LENGTH, checkText, countCharacters, describeTextProblem, neutralizeControls, type TextProblem } from './text.js';
 export { HttpApi, normalizeServerUrl, relayUrl, HTTP_TIMEOUT_MS, type FetchLike } from './http.js';
 export { ONE_TIME_KEY_BATCH, REFILL_THRESHOLD, SIGNED_PRE_KEY_ROTATION_MS, RETIRED_KEY_GRACE_MS, planKeyMaintenance } from './prekeys.js';
 export { DEVICE_LIST_TTL_MS } from './directory.js';

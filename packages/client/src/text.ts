@@ -62,3 +62,20 @@ export function describeTextProblem(p: TextProblem): string {
       return `the message is too large to send (${thousands(Math.ceil(p.bytes / 1024))} KiB encoded; at most ${thousands(p.max / 1024)} KiB), though not too long: it is made of unusually long characters`;
   }
 }
+
+/**
+ * C0 controls except newline, DEL, C1 controls, bidirectional embeddings, overrides and isolates
+ * (U+202A–U+202E, U+2066–U+2069), and the line and paragraph separators. In someone else's text
+ * they can rewrite a terminal (escape sequences) or show characters in an order other than the
+ * one they were sent in ("evil\u202egnp.exe" displays as "evilexe.png"), disguising a link, a
+ * file name or who said what.
+ */
+const UNSAFE_FOR_DISPLAY = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+/**
+ * Someone else's text made safe to show, by the CLI and the web client alike: every character
+ * above becomes U+FFFD (visible, so the reader sees that something was there). Newlines stay.
+ */
+export function neutralizeControls(text: string): string {
+  return text.replace(UNSAFE_FOR_DISPLAY, '\ufffd');
+}

@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { checkText, describeTextProblem } from '@tacit/client';
+import { checkText, describeTextProblem, neutralizeControls } from '@tacit/client';
 import { sentence, type Chat, type MessageView } from '../chat.js';
 import { linkify } from '../links.js';
 import { href } from './route.js';
@@ -97,9 +97,10 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
     <li class={`msg ${m.dir} ${m.state ?? ''}`} data-dir={m.dir} data-state={m.state}>
       <span class="visually-hidden">{m.dir === 'in' ? `${contact} said: ` : 'You said: '}</span>
       <p class="msg-text">
+        {/* Controls and bidi overrides shown as U+FFFD, as the CLI does (links never contain them). */}
         {linkify(m.text).map((part, i) =>
           typeof part === 'string' ? (
-            part
+            neutralizeControls(part)
           ) : (
             // A new tab that gets no handle on this page (noopener) and no Referer (noreferrer).
             <a key={i} href={part.href} target="_blank" rel="noopener noreferrer">
