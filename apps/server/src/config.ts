@@ -49,6 +49,13 @@ export interface Limits {
    * hold open; beyond it new sockets are closed with UNAVAILABLE.
    */
   maxUnauthenticatedConnections: number;
+  /**
+   * Sockets not yet authenticated from one client address (an IPv6 address counts by its /64);
+   * beyond it new sockets from that address are closed with UNAVAILABLE. Past the node-wide
+   * budget above, the oldest unauthenticated socket of the busiest address is closed instead of
+   * the new one (relay/hub.ts).
+   */
+  maxUnauthenticatedPerAddress: number;
   /** WebSocket ping interval; a socket that missed one pong is dropped. */
   heartbeatIntervalMs: number;
   /** How often expired messages, invites, tickets and attachments are deleted. */
@@ -100,6 +107,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   ticketTtlMs: api.TICKET_TTL_MS,
   inviteTtlMs: 7 * 24 * 60 * 60 * 1000,
   maxUnauthenticatedConnections: 1000,
+  maxUnauthenticatedPerAddress: 64,
   heartbeatIntervalMs: 30_000,
   expirySweepIntervalMs: 60_000,
   outOfOrderWaitMs: 100,

@@ -62,7 +62,8 @@ export class Relay {
     }
     socket.on('error', () => socket.destroy());
     const ticket = url.searchParams.get('ticket');
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#connections.accept(ws, ticket));
+    const address = req.socket.remoteAddress ?? '';
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#connections.accept(ws, ticket, address));
   }
 
   /** Another node stored messages for these devices: hand them over, or page their queues. */

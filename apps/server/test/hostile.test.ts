@@ -113,9 +113,13 @@ test('many sockets that never authenticate are bounded; authenticated clients st
   try {
     const a = await register(h);
     const b = await register(h);
-    const idle = await Promise.all(Array.from({ length: 5 }, () => Client.open(h.wsUrl)));
+    const idle = [];
+    for (let i = 0; i < 5; i++) idle.push(await Client.open(h.wsUrl));
+    // Over the node's budget the oldest idle socket makes room for the newcomer.
     const extra = await Client.open(h.wsUrl);
-    assert.equal((await extra.closed).code, ERRORS.UNAVAILABLE.close);
+    assert.equal((await idle[0]!.closed).code, ERRORS.UNAVAILABLE.close);
+    assert.equal(h.server.relay.stats.unauthenticated, 5);
+    extra.close();
     for (const c of idle) c.close();
     await Promise.all(idle.map((c) => c.closed));
     await stillServing(h, a, b, []);

@@ -52,6 +52,8 @@ export class Connection {
     burst: number,
     now: number,
     owner: string,
+    /** The client's address (the socket's peer, or as a trusted proxy said), for per-address budgets. */
+    readonly address: string,
   ) {
     this.owner = owner;
     this.#tokens = burst;

@@ -47,16 +47,16 @@ export class Connections {
     this.#fanouts = new FanoutSends(ctx, writer);
   }
 
-  accept(ws: WebSocket, ticket: string | null): void {
+  accept(ws: WebSocket, ticket: string | null, address: string): void {
     const l = this.#ctx.limits;
-    const conn = new Connection(ws, l.frameBurst, this.#ctx.now(), `${this.#node}:${++this.#seq}`);
+    const conn = new Connection(ws, l.frameBurst, this.#ctx.now(), `${this.#node}:${++this.#seq}`, address);
     const admitted = this.#hub.add(conn);
     ws.on('error', () => ws.terminate());
     ws.on('close', () => this.#hub.closed(conn));
     ws.on('pong', () => (conn.alive = true));
     ws.on('message', (data, isBinary) => this.#onFrame(conn, data, isBinary));
     if (!admitted) {
-      this.#hub.fail(conn, 'UNAVAILABLE', 'too many unauthenticated connections');
+      this.#hub.fail(conn, 'UNAVAILABLE', 'too many unauthenticated connections from this address');
       return;
     }
     conn.authTimer = setTimeout(() => {

@@ -1,0 +1,75 @@
+/**
+ * Hardening regressions (issue 13): each test is an attack that worked against the server before
+ * its fix, run through a real listening server.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import WebSocket from 'ws';
+import { ERRORS } from '@tacit/api';
+import { addressBudgetKey } from '../src/relay/hub.js';
+import { Client, register, withServer, type Harness } from './helpers.js';
+
+/** Opens a WebSocket from a chosen loopback source address; resolves once it is open (or closed). */
+async function openFrom(h: Harness, localAddress: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
+  const ws = new WebSocket(h.wsUrl, { localAddress });
+  ws.on('error', () => undefined);
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+  await Promise.race([once(ws, 'open'), closed]);
+  return { ws, closed };
+}
+
+/** Authenticates a genuine device by its first frame from `localAddress`; resolves with the first frame it gets back. */
+async function genuine(h: Harness, localAddress: string, a: { username: string; deviceId: number; secret: string }): Promise<string> {
+  const { ws, closed } = await openFrom(h, localAddress);
+  const first = new Promise<string>((resolve) => ws.once('message', (d) => resolve((JSON.parse(d.toString()) as { type: string; code?: string }).code ?? 'ready')));
+  if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'auth', username: a.username, deviceId: a.deviceId, secret: a.secret }));
+  const r = await Promise.race([first, closed.then((c) => `closed ${c}`)]);
+  ws.close();
+  return r;
+}
+
+// 13.3: unauthenticated sockets.
+
+test('1,000 sockets that never authenticate do not keep a genuine client out', async () => {
+  await withServer(async (h) => {
+    const a = await register(h);
+    const idle: WebSocket[] = [];
+    // In batches, as an attacker on one address would open them.
+    for (let i = 0; i < 1000; i += 100) {
+      const batch = await Promise.all(Array.from({ length: 100 }, () => openFrom(h, '127.0.0.1')));
+      for (const b of batch) idle.push(b.ws);
+    }
+    assert.equal(await genuine(h, '127.0.0.2', a), 'ready');
+    assert.ok(h.server.relay.stats.unauthenticated <= h.server.limits.maxUnauthenticatedPerAddress, 'one address holds at most its budget');
+    for (const ws of idle) ws.terminate();
+  });
+});
+
+test('over the node-wide budget the oldest idle socket of the busiest address makes room for a newcomer', async () => {
+  await withServer(
+    async (h) => {
+      const a = await register(h);
+      const idle = await Promise.all(Array.from({ length: 4 }, () => openFrom(h, '127.0.0.1')));
+      // One address over its own budget (4) is refused.
+      const over = await openFrom(h, '127.0.0.1');
+      assert.equal(await over.closed, ERRORS.UNAVAILABLE.close);
+      idle.push(await openFrom(h, '127.0.0.3'));
+      // The node's budget (5) is full; a genuine client from a sixth socket still gets in.
+      assert.equal(await genuine(h, '127.0.0.2', a), 'ready');
+      assert.equal(await idle[0]!.closed, ERRORS.UNAVAILABLE.close, 'the oldest socket of the busiest address was closed');
+      for (const s of idle) s.ws.terminate();
+      const c = await Client.connect(h.wsUrl, a);
+      c.close();
+    },
+    { limits: { maxUnauthenticatedConnections: 5, maxUnauthenticatedPerAddress: 4 } },
+  );
+});
+
+test('IPv6 addresses share a budget per /64; IPv4 (also IPv4-mapped) per address', () => {
+  assert.equal(addressBudgetKey('2001:db8:1:2:aaaa::1'), addressBudgetKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'));
+  assert.notEqual(addressBudgetKey('2001:db8:1:2::1'), addressBudgetKey('2001:db8:1:3::1'));
+  assert.equal(addressBudgetKey('::ffff:10.0.0.5'), '10.0.0.5');
+  assert.equal(addressBudgetKey('::1'), '0:0:0:0::/64');
+  assert.notEqual(addressBudgetKey('10.0.0.5'), addressBudgetKey('10.0.0.6'));
+});
