@@ -15,9 +15,11 @@ import { Directory } from './directory.js';
 import { Emitter } from './emitter.js';
 import type { ClientEvents } from './events.js';
 import { ClientError } from './errors.js';
-import { contactOf, directConversation, History, type ConversationId, type ConversationSummary, type HistoryMessage } from './history.js';
+import { contactOf, directConversation, groupIdOf, History, type ConversationId, type ConversationSummary, type HistoryMessage } from './history.js';
 import { HttpApi, relayUrl, type FetchLike } from './http.js';
 import { Inbox } from './inbox.js';
+import { Groups, type GroupInfo, type GroupSendResult } from './group/groups.js';
+import { groupConversation } from './group/state.js';
 import { PREFIX } from './keys.js';
 import { Outbox, type SendResult } from './outbox.js';
 import { generateInitialKeys, kyberPreKeyWire, planKeyMaintenance, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
@@ -75,10 +77,15 @@ export function parseUsername(name: string): string {
   return r.value;
 }
 
-/** A conversation id from an id (`u:bob`) or a username (`bob`). */
+/** Does `ref` name a group (`#title`, `g:<id or prefix>`) rather than a user? */
+export function isGroupRef(ref: string): boolean {
+  return ref.startsWith('#') || ref.startsWith('g:');
+}
+
+/** A conversation id from an id (`u:bob`, `g:<32 hex>`) or a username (`bob`). */
 export function parseConversation(idOrUsername: string): ConversationId {
   if (idOrUsername.includes(':')) {
-    if (contactOf(idOrUsername) === undefined) throw new ClientError('INVALID_ARGUMENT', 'not a conversation id');
+    if (contactOf(idOrUsername) === undefined && groupIdOf(idOrUsername) === undefined) throw new ClientError('INVALID_ARGUMENT', 'not a conversation id');
     return idOrUsername;
   }
   return directConversation(parseUsername(idOrUsername));
@@ -93,6 +100,7 @@ export class TacitClient {
   readonly #directory: Directory;
   readonly #inbox: Inbox;
   readonly #outbox: Outbox;
+  readonly #groups: Groups;
   readonly #events: Emitter<ClientEvents>;
   #relay: Relay | undefined;
   #resumed: Promise<void> = Promise.resolve();
@@ -124,6 +132,17 @@ export class TacitClient {
       startRelay: () => this.#startRelay(),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
     });
+    this.#groups = new Groups({
+      core,
+      history: this.#history,
+      directory: this.#directory,
+      trust: this.#trust,
+      sessions,
+      relay: () => this.#relay,
+      startRelay: () => this.#startRelay(),
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    });
+    this.#inbox.groups = this.#groups;
   }
 
   // ---- lifecycle ----
@@ -232,6 +251,7 @@ export class TacitClient {
     relay.on('ready', () => {
       this.#events.emit('connection', { state: 'ready' });
       void this.#resumed.then(() => this.#outbox.onReady()).catch(() => undefined);
+      void this.#groups.kickAll().catch(() => undefined);
     });
     relay.on('drained', () => this.#events.emit('connection', { state: 'drained' }));
     relay.on('disconnected', (d) => this.#events.emit('connection', { state: 'disconnected', retryInMs: d.retryInMs }));
@@ -281,6 +301,7 @@ export class TacitClient {
     this.#closed = true;
     clearInterval(this.#keyTimer);
     this.#outbox.close();
+    this.#groups.close();
     this.#relay?.close();
     await this.#maintenance?.catch(() => undefined);
     await this.#core.stateLock.run('', async () => undefined);
@@ -335,12 +356,71 @@ export class TacitClient {
    */
   async send(to: string, text: string): Promise<SendResult> {
     if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    if (isGroupRef(to)) {
+      const r = await this.#groups.send(to, text);
+      return { id: r.id, to: `g:${r.group}`, conversation: r.conversation, seq: r.seq, sentAt: r.sentAt, serverIds: [] };
+    }
     return this.#outbox.send(parseUsername(to), text);
+  }
+
+  // ---- groups (group/groups.ts) ----
+
+  /**
+   * Creates a group with this account as its admin and `members`, and tells them over the
+   * pairwise sessions. Every member must exist on the server.
+   */
+  createGroup(title: string, members: string[]): Promise<GroupInfo> {
+    return this.#groups.create(title, members.map(parseUsername));
+  }
+  /** Admins: adds members (they read what is sent from now on). */
+  addToGroup(group: string, users: string[]): Promise<GroupInfo> {
+    return this.#groups.add(group, users.map(parseUsername));
+  }
+  /** Admins: removes members; every member starts a new sender key before its next message. */
+  removeFromGroup(group: string, users: string[]): Promise<GroupInfo> {
+    return this.#groups.remove(group, users.map(parseUsername));
+  }
+  /** Admins: renames the group. */
+  renameGroup(group: string, title: string): Promise<GroupInfo> {
+    return this.#groups.rename(group, title);
+  }
+  /** Leaves the group (the last admin to leave makes another member admin). */
+  leaveGroup(group: string): Promise<GroupInfo> {
+    return this.#groups.leave(group);
+  }
+  /** Groups this device is in or was in, by title. */
+  groups(): Promise<GroupInfo[]> {
+    return this.#groups.list();
+  }
+  /** One group, named `#title`, `g:<id>` or `g:<id prefix>`. */
+  group(ref: string): Promise<GroupInfo> {
+    return this.#groups.get(ref);
+  }
+  /** Sends a text to a group; resolves once the server stored it for every member device. */
+  sendToGroup(group: string, text: string): Promise<GroupSendResult> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    return this.#groups.send(group, text);
+  }
+
+  /** A conversation id from a username, `u:<user>`, `g:<id>`, or a group named `#title` / `g:<prefix>`. */
+  async #conversation(ref: string): Promise<ConversationId> {
+    if (isGroupRef(ref) && groupIdOf(ref) === undefined) return groupConversation(await this.#groups.resolve(ref));
+    return parseConversation(ref);
+  }
+
+  /** Resolves a conversation reference (see `history`) to its id. */
+  resolveConversation(ref: string): Promise<ConversationId> {
+    return this.#conversation(ref);
   }
 
   /** Sends a failed message again. */
   async retry(conversation: string, seq: number): Promise<SendResult> {
-    return this.#outbox.retry(parseConversation(conversation), seq);
+    const id = await this.#conversation(conversation);
+    if (groupIdOf(id) !== undefined) {
+      const r = await this.#groups.retry(id, seq);
+      return { id: r.id, to: id, conversation: r.conversation, seq: r.seq, sentAt: r.sentAt, serverIds: [] };
+    }
+    return this.#outbox.retry(id, seq);
   }
 
   // ---- history ----
@@ -352,19 +432,19 @@ export class TacitClient {
   }
 
   /** Messages of a conversation (oldest first): the newest `limit`, or the `limit` before `before` (a seq). */
-  history(conversation: string, options: { before?: number; limit?: number } = {}): Promise<HistoryMessage[]> {
-    return this.#history.page(parseConversation(conversation), options);
+  async history(conversation: string, options: { before?: number; limit?: number } = {}): Promise<HistoryMessage[]> {
+    return this.#history.page(await this.#conversation(conversation), options);
   }
 
   /** Incoming messages not yet shown, of one conversation or all, in the order they arrived. */
   async unread(conversation?: string): Promise<HistoryMessage[]> {
-    const groups = await this.#history.unread(this.#core.view(), conversation === undefined ? undefined : parseConversation(conversation));
+    const groups = await this.#history.unread(this.#core.view(), conversation === undefined ? undefined : await this.#conversation(conversation));
     return groups.flatMap((g) => g.messages).sort((a, b) => a.seq - b.seq);
   }
 
   /** Marks a conversation read, up to `upTo` (a seq) or entirely. Returns how many messages that marked. */
-  markRead(conversation: string, upTo?: number): Promise<number> {
-    return this.#history.markRead(parseConversation(conversation), upTo);
+  async markRead(conversation: string, upTo?: number): Promise<number> {
+    return this.#history.markRead(await this.#conversation(conversation), upTo);
   }
 
   /**
@@ -373,9 +453,9 @@ export class TacitClient {
    * display that completed is never handed over again; if the process dies before the commit,
    * the same messages are handed over next time. `render` must be synchronous.
    */
-  takeForDisplay(render: (messages: HistoryMessage[]) => void, options: { conversation?: string; limit?: number } = {}): Promise<number> {
+  async takeForDisplay(render: (messages: HistoryMessage[]) => void, options: { conversation?: string; limit?: number } = {}): Promise<number> {
     return this.#history.takeForDisplay(render, {
-      ...(options.conversation !== undefined ? { conversation: parseConversation(options.conversation) } : {}),
+      ...(options.conversation !== undefined ? { conversation: await this.#conversation(options.conversation) } : {}),
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
     });
   }
@@ -485,6 +565,8 @@ export class TacitClient {
         return n;
       });
       this.#directory.forget(contact);
+      // Group messages held for this contact go now.
+      void this.#groups.kickAll().catch(() => undefined);
       return { changed: id?.pending !== undefined, released };
     });
   }

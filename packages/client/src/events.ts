@@ -1,6 +1,7 @@
 /** What a TacitClient tells the app, after the change it describes has been committed. */
 import type { ClientError } from './errors.js';
 import type { ConversationId, HistoryMessage } from './history.js';
+import type { GroupInfo } from './group/groups.js';
 
 export interface ClientEvents {
   /** A message arrived and is stored (shown once: redeliveries and resends are dropped). */
@@ -12,6 +13,8 @@ export interface ClientEvents {
   /** Messages were dropped to stay within the local bounds (oldest read ones first). */
   'history-trimmed': { conversation: ConversationId; dropped: number; droppedUnread: number };
   'identity-changed': { contact: string };
+  /** A group's state changed on this device because of a member's change (our own changes resolve their calls). */
+  group: { group: GroupInfo };
   undecryptable: { from: string; fromDevice: number; reason: string };
   /**
    * A delivered message could not be processed because local state it needs is damaged

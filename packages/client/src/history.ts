@@ -87,12 +87,16 @@ export interface HistoryMessage {
   error?: MessageError;
   /** Outgoing: one server id per recipient device that stored it. */
   serverIds?: string[];
+  /** A group's system line (a join, a removal, a rename), not a message someone wrote. */
+  system?: true;
 }
 
 export interface ConversationSummary {
   id: ConversationId;
-  /** The other person of a two-person conversation. */
+  /** The other person of a two-person conversation ('' for a group). */
   contact: string;
+  /** A group conversation: the group's id (its title and members: TacitClient.groups()). */
+  group?: string;
   createdAt: number;
   unread: number;
   /** Messages held, and the newest one. */
@@ -102,6 +106,12 @@ export interface ConversationSummary {
   /** Messages dropped to stay within the local bounds, and how many of them were unread. */
   dropped: number;
   droppedUnread: number;
+}
+
+/** A group conversation id: `g:` and the group's 32 hex digits (group/state.ts). */
+export function groupIdOf(id: ConversationId): string | undefined {
+  const g = id.startsWith('g:') ? id.slice(2) : '';
+  return /^[0-9a-f]{32}$/.test(g) ? g : undefined;
 }
 
 export function directConversation(username: string): ConversationId {
@@ -132,7 +142,7 @@ export interface ConversationRecord {
 }
 
 export const conversationCodec = jsonCodec<ConversationRecord>('conversation', (v) => {
-  if (!isObj(v) || !isStr(v['id'], 200) || contactOf(v['id']) === undefined) return undefined;
+  if (!isObj(v) || !isStr(v['id'], 200) || (contactOf(v['id']) === undefined && groupIdOf(v['id']) === undefined)) return undefined;
   const r: ConversationRecord = { id: v['id'], createdAt: 0, read: 0, unread: 0, last: 0, lastAt: 0, count: 0, bytes: 0, dropped: 0, droppedUnread: 0 };
   for (const k of ['createdAt', 'read', 'unread', 'last', 'lastAt', 'count', 'bytes', 'dropped', 'droppedUnread'] as const) {
     const n = v[k];
@@ -161,6 +171,8 @@ export interface MessageMeta {
   att?: number;
   /** Outgoing: a job in the outbox queue still has to encrypt it. */
   job?: number;
+  /** A system line of a group (a join, a removal, a rename): `from` is who did it. */
+  sys?: 1;
 }
 
 const STATES: ReadonlySet<string> = new Set<OutgoingState>(['queued', 'sent', 'failed']);
@@ -182,6 +194,7 @@ export const messageCodec = blobCodec<MessageMeta>('message', (v) => {
   if (!optional(srv, (x): x is string => isStr(x, 64)) || !optional(ts, isInt) || !optional(rcv, isInt)) return undefined;
   if (!optional(st, (x): x is OutgoingState => typeof x === 'string' && STATES.has(x)) || !optional(err, isError)) return undefined;
   if (!optional(to, isDeviceMap) || !optional(pend, isInt) || !optional(att, isInt) || !optional(job, isInt)) return undefined;
+  if (v['sys'] !== undefined && v['sys'] !== 1) return undefined;
   // Spread keeps only the fields that are present (a record never grows `undefined`s).
   return v as unknown as MessageMeta;
 });
@@ -193,6 +206,7 @@ export function messageError(code: string, message: string, serverCode?: string)
 
 function toHistory(conversation: ConversationId, seq: number, meta: MessageMeta, text: string, readCursor: number): HistoryMessage {
   const m: HistoryMessage = { conversation, seq, direction: meta.d, id: meta.id, from: meta.from, fromDevice: meta.dev, text, sentAt: meta.sentAt };
+  if (meta.sys === 1) m.system = true;
   if (meta.d === 'in') {
     if (meta.srv !== undefined) m.serverId = meta.srv;
     if (meta.ts !== undefined) m.serverTimestamp = meta.ts;
@@ -312,14 +326,15 @@ export class History {
     for (const r of await t.list(PREFIX.conversation)) {
       const c = conversationCodec.decode(r.value);
       const contact = contactOf(c.id);
-      if (contact === undefined) continue;
+      const group = groupIdOf(c.id);
+      if (contact === undefined && group === undefined) continue;
       const lastRec = (await t.list(this.#core.keys.messagesOf(c.id), { reverse: true, limit: 1 }))[0];
       let last: HistoryMessage | undefined;
       if (lastRec) {
         const { meta, blob } = messageCodec.decode(lastRec.value);
         last = toHistory(c.id, keyNumber(lastRec.key), meta, utf8Decode(blob), c.read);
       }
-      out.push({ id: c.id, contact, createdAt: c.createdAt, unread: c.unread, messages: c.count, last, lastAt: c.lastAt, dropped: c.dropped, droppedUnread: c.droppedUnread });
+      out.push({ id: c.id, contact: contact ?? '', ...(group !== undefined ? { group } : {}), createdAt: c.createdAt, unread: c.unread, messages: c.count, last, lastAt: c.lastAt, dropped: c.dropped, droppedUnread: c.droppedUnread });
     }
     return out.sort((a, b) => b.lastAt - a.lastAt || a.id.localeCompare(b.id));
   }

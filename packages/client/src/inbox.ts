@@ -19,6 +19,7 @@ import { isClientError } from './errors.js';
 import type { Core, StateTxn } from './core.js';
 import type { Directory } from './directory.js';
 import { decodeEnvelope } from './envelope.js';
+import { looksLikeGroupPayload } from './group/wire.js';
 import { directConversation, type History, type HistoryMessage } from './history.js';
 import { PREFIX, seqKey } from './keys.js';
 import { bytesCodec } from './record-codec.js';
@@ -42,7 +43,14 @@ export interface Ciphertext {
   serverTimestamp: number;
 }
 
+/** Where group traffic goes (group/groups.ts); set by the client. */
+export interface GroupReceiver {
+  receiveGroupMessage(t: StateTxn, env: WireEnvelope): Promise<{ conversation: string; id: string; text: string; sentAt: number } | undefined>;
+  receivePairwise(t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void>;
+}
+
 export class Inbox {
+  groups: GroupReceiver | undefined;
   readonly #core: Core;
   readonly #history: History;
   readonly #trust: Trust;
@@ -97,9 +105,17 @@ export class Inbox {
     const a = this.#core.account;
     if (from === a.username && fromDevice === a.deviceId) return;
     if (env.type === 'sender-key') {
-      // A group message: this client has no group model yet, so it cannot read one. Say so; it is
-      // acknowledged like any dropped message, so such messages never hold up the queue.
-      t.afterCommit(() => this.#core.events.emit('undecryptable', { from, fromDevice, reason: 'NO_SENDER_KEY' }));
+      // A group message: decrypted and checked by the groups (anything wrong is dropped and said).
+      const g = this.groups === undefined ? undefined : await this.groups.receiveGroupMessage(t, env);
+      if (g === undefined) {
+        if (this.groups === undefined) t.afterCommit(() => this.#core.events.emit('undecryptable', { from, fromDevice, reason: 'NO_SENDER_KEY' }));
+        return;
+      }
+      const dedupKey = this.#core.keys.seenMessage(from, g.id);
+      if ((await t.getBytes(dedupKey)) !== undefined) return;
+      this.#remember(t, 'message', dedupKey);
+      const stored = await this.#history.append(t, g.conversation, { d: 'in', id: g.id, from, dev: fromDevice, sentAt: g.sentAt, srv: env.id, ts: env.timestamp, rcv: this.#core.now() }, g.text);
+      t.afterCommit(() => this.#core.events.emit('message', { ...stored }));
       return;
     }
     const body = fromBase64(env.body);
@@ -138,6 +154,12 @@ export class Inbox {
         return undefined;
       }
       throw e;
+    }
+    if (this.groups !== undefined && looksLikeGroupPayload(plaintext)) {
+      // A group change or a member's sender key, over the pairwise session.
+      await this.#directory.noteDevice(t, m.from, m.fromDevice);
+      await this.groups.receivePairwise(t, m.from, m.fromDevice, plaintext);
+      return undefined;
     }
     const envelope = decodeEnvelope(plaintext);
     if (envelope === undefined) {

@@ -1,7 +1,7 @@
 // @tacit/client: the isomorphic client SDK. Nothing here imports node:*; Node-only pieces (the
 // SQLite record store, the `ws` socket, the home lock) live in `@tacit/client/node`, the
 // IndexedDB record store in `@tacit/client/browser`.
-export { TacitClient, parseUsername, parseConversation, KEY_CHECK_AFTER_NEW_SESSIONS, KEY_CHECK_INTERVAL_MS, DEVICE_SECRET_BYTES } from './client.js';
+export { TacitClient, parseUsername, parseConversation, isGroupRef, KEY_CHECK_AFTER_NEW_SESSIONS, KEY_CHECK_INTERVAL_MS, DEVICE_SECRET_BYTES } from './client.js';
 export type { ClientOptions, ContactInfo, ConversationInfo, RegisterOptions } from './client.js';
 export type { ClientEvents } from './events.js';
 export { ClientError, CLIENT_ERROR_CODES, describeError, isClientError } from './errors.js';
@@ -54,3 +54,6 @@ export {
 } from './attachment/upload.js';
 export { downloadAttachment, downloadAttachmentBlob, DOWNLOAD_IDLE_TIMEOUT_MS, type BlobReference, type DownloadOptions } from './attachment/download.js';
 export { safeFileName, numberedFileName, MAX_FILE_NAME_BYTES, FALLBACK_FILE_NAME } from './attachment/file-name.js';
+export { MAX_GROUPS, MAX_GROUP_REPAIRS, MIN_GROUP_PREFIX, type GroupInfo, type GroupSendResult } from './group/groups.js';
+export { MAX_GROUP_MEMBERS, MAX_GROUP_ENTRIES, MAX_GROUP_TITLE, mergeGroupState, parseGroupState, groupConversation, type GroupState } from './group/state.js';
+export { decodeGroupPayload, encodeGroupPayload, type GroupPayload } from './group/wire.js';

@@ -49,6 +49,14 @@ export const PREFIX = {
   seenMessageOrder: 'smq/',
   /** Envelopes held (undecrypted) until the user trusts a changed identity. */
   quarantine: 'q/',
+  /** Groups this device is (or was) in: shared state and this device's sender-key bookkeeping (group/). */
+  group: 'gs/',
+  /** Outgoing group messages waiting to be encrypted and sent, per group, in order. */
+  groupQueue: 'gq/',
+  /** Sender-key records (the protocol's serialization), per (sender device, distribution id). */
+  senderKey: 'sk/',
+  /** Which group a received sender key belongs to, per (sender device, distribution id). */
+  senderKeyGroup: 'gd/',
   /** Sequence numbers and counts that bound the store. */
   counters: 'ctr',
 } as const;
@@ -119,6 +127,22 @@ export class RecordKeys {
   queued(username: string, seq: number): string {
     return this.queuedFor(username) + seqKey(seq);
   }
+  group(groupId: string): string {
+    return PREFIX.group + this.pseudonym('group', groupId);
+  }
+  groupQueueFor(groupId: string): string {
+    return `${PREFIX.groupQueue}${this.pseudonym('group', groupId)}/`;
+  }
+  groupQueued(groupId: string, seq: number): string {
+    return this.groupQueueFor(groupId) + seqKey(seq);
+  }
+  /** `name` is the protocol's sender-key name (address and distribution id). */
+  senderKey(name: string): string {
+    return PREFIX.senderKey + this.pseudonym('sender-key', name);
+  }
+  senderKeyGroup(name: string): string {
+    return PREFIX.senderKeyGroup + this.pseudonym('sender-key', name);
+  }
   /** A (sender, message id) pair: the id is chosen by the sender, so it too is hashed. */
   seenMessage(username: string, messageId: string): string {
     return PREFIX.seenMessageId + this.pseudonym('message', `${username}\0${messageId}`);
@@ -147,6 +171,10 @@ export function describeKey(key: string): string {
     [PREFIX.seenMessageId]: 'duplicate-suppression',
     [PREFIX.quarantine]: 'held message',
     [PREFIX.counters]: 'store counters',
+    [PREFIX.group]: 'group',
+    [PREFIX.groupQueue]: 'queued group message',
+    [PREFIX.senderKey]: 'sender key',
+    [PREFIX.senderKeyGroup]: 'sender key owner',
   };
   let best = '';
   for (const p of Object.keys(names)) if (key.startsWith(p) && p.length > best.length) best = p;

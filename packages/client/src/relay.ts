@@ -19,10 +19,12 @@ import {
   type Envelope,
   type ErrorCode,
   type SendFrame,
+  type SendMultiFrame,
 } from '@tacit/api';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from './backoff.js';
 import { ClientError } from './errors.js';
 import { refusalText } from './refusals.js';
+import type { SendMultiAnswer } from './fanout.js';
 
 export interface Socket {
   send(text: string): void;
@@ -104,8 +106,10 @@ export interface RelayOptions {
 }
 
 interface PendingSend {
-  frame: SendFrame;
+  frame: SendFrame | SendMultiFrame;
   resolve: (r: { serverId: string; timestamp: number }) => void;
+  /** For a `send-multi`: its answer (stored, or refused with what to repair). */
+  multi?: (a: SendMultiAnswer) => void;
   reject: (e: ClientError) => void;
   /** Connection generation it was last written to, or 0 if not on the wire. */
   onConnection: number;
@@ -239,6 +243,22 @@ export class Relay {
     if (this.#pending.has(frame.id)) return Promise.reject(new ClientError('INVALID_ARGUMENT', 'duplicate send id'));
     return new Promise((resolve, reject) => {
       this.#pending.set(frame.id, { frame, resolve, reject, onConnection: 0, retries: 0 });
+      this.#pump();
+    });
+  }
+
+  /**
+   * Sends one `send-multi` (fanout.ts builds it). Resolves with the server's answer: stored, or
+   * refused with the accounts to repair (nothing was stored then). Survives reconnects like
+   * `send`; rejects on a refusal that names no accounts to repair.
+   */
+  sendMulti(frame: SendMultiFrame): Promise<SendMultiAnswer> {
+    if (this.#fatal) return Promise.reject(this.#fatal);
+    if (this.#state === 'closed') return Promise.reject(new ClientError('CLOSED', 'the connection is closed'));
+    if (this.#pending.size >= MAX_QUEUED_SENDS) return Promise.reject(new ClientError('TIMEOUT', 'too many messages waiting for the server'));
+    if (this.#pending.has(frame.id)) return Promise.reject(new ClientError('INVALID_ARGUMENT', 'duplicate send id'));
+    return new Promise((resolve, reject) => {
+      this.#pending.set(frame.id, { frame, resolve: () => undefined, multi: resolve, reject, onConnection: 0, retries: 0 });
       this.#pump();
     });
   }
@@ -395,6 +415,14 @@ export class Relay {
         this.#pump();
         return;
       }
+      case 'sent-multi': {
+        const p = this.#pending.get(f.id);
+        if (!p?.multi) return this.#reject('sent-multi for an unknown id');
+        this.#pending.delete(f.id);
+        p.multi({ ok: true, timestamp: f.timestamp, stored: f.stored, mailboxFull: f.mailboxFull ?? [] });
+        this.#pump();
+        return;
+      }
       case 'error': {
         if (f.id === undefined) return; // the close that follows carries the decision
         const p = this.#pending.get(f.id);
@@ -406,7 +434,8 @@ export class Relay {
           return;
         }
         this.#pending.delete(f.id);
-        p.reject(new ClientError('SERVER', refusalText(f.code), { serverCode: f.code }));
+        if (p.multi && f.accounts !== undefined && f.accounts.length > 0) p.multi({ ok: false, code: f.code, message: f.message, accounts: f.accounts });
+        else p.reject(new ClientError('SERVER', refusalText(f.code), { serverCode: f.code }));
         this.#pump();
         return;
       }

@@ -28,6 +28,8 @@ export class MemoryServer {
   readonly mailboxes = new Map<string, Envelope[]>();
   /** Every message the server stored, counted once per copy. */
   stored = 0;
+  /** Every envelope stored from a `send-multi`, in order (for tests that replay or tamper). */
+  readonly multi: { to: string; envelope: Envelope }[] = [];
   /** Acks received, by server id. */
   readonly acks: string[] = [];
   /** Users known only by their device list (made by an earlier server, e.g. in fixtures). */
@@ -49,6 +51,18 @@ export class MemoryServer {
     c.closed = true;
     this.#conns.delete(c);
     queueMicrotask(() => c.handlers.close(code, ''));
+  }
+
+  /** Delivers `envelope` (a copy made by a test) to a device, as if the server had stored it. */
+  inject(to: string, envelope: Envelope): void {
+    const box = this.mailboxes.get(to) ?? [];
+    box.push(envelope);
+    this.mailboxes.set(to, box);
+    for (const c of this.#conns) if (c.address === to) this.#push(c, { type: 'message', envelope });
+  }
+
+  newId(): string {
+    return `s${this.#nextId++}`;
   }
 
   readonly fetch: FetchLike = async (url, init) => {
@@ -166,6 +180,35 @@ export class MemoryServer {
         this.#push(conn, { type: 'sent', id: f['id'], serverId: env.id, timestamp: env.timestamp });
         for (const c of this.#conns) if (c.address === key) this.#push(c, { type: 'message', envelope: env });
         return;
+      }
+      case 'send-multi': {
+        // Signal's device-list check, for accounts with one device (id 1): unknown accounts are
+        // NOT_FOUND, a wrong registration id STALE_DEVICE; nothing is stored then.
+        type Dev = { deviceId: number; registrationId: number; message?: { type: string; body: string } };
+        const recipients = f['recipients'] as { username: string; devices: Dev[] }[];
+        const shared = f['message'] as { type: string; body: string } | undefined;
+        const unknown = recipients.filter((r) => !this.accounts.has(r.username));
+        if (unknown.length > 0) return this.#push(conn, { type: 'error', id: f['id'], code: 'NOT_FOUND', message: 'no such user', accounts: unknown.map((r) => ({ username: r.username, missing: [], extra: r.devices.map((d) => d.deviceId), stale: [] })) });
+        const stale = recipients.filter((r) => r.devices.some((d) => d.deviceId === 1 && d.registrationId !== this.accounts.get(r.username)!.reg.registrationId));
+        if (stale.length > 0) return this.#push(conn, { type: 'error', id: f['id'], code: 'STALE_DEVICE', message: 'stale', accounts: stale.map((r) => ({ username: r.username, missing: [], extra: [], stale: [1] })) });
+        const [username, device] = conn.address!.split('.');
+        const timestamp = Date.now();
+        let stored = 0;
+        for (const r of recipients) {
+          for (const d of r.devices) {
+            const message = (shared ?? d.message)!;
+            const env: Envelope = { id: `s${this.#nextId++}`, type: message.type as Envelope['type'], body: message.body, source: { username: username!, deviceId: Number(device) }, timestamp };
+            const key = `${r.username}.${d.deviceId}`;
+            const box = this.mailboxes.get(key) ?? [];
+            box.push(env);
+            this.mailboxes.set(key, box);
+            this.stored++;
+            stored++;
+            this.multi.push({ to: key, envelope: env });
+            for (const c of this.#conns) if (c.address === key) this.#push(c, { type: 'message', envelope: env });
+          }
+        }
+        return this.#push(conn, { type: 'sent-multi', id: f['id'], timestamp, stored });
       }
       case 'ack': {
         const id = String(f['id']);

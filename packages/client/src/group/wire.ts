@@ -1,0 +1,78 @@
+/**
+ * What group messages carry inside their encryption (docs/PROTOCOL.md, "Groups"). Each is a small
+ * padded JSON object like the text envelope (envelope.ts: Signal's 0x80-then-zeros padding to a
+ * multiple of PADDING_BLOCK), told apart by its `grp` field, which a text envelope never has.
+ *
+ * Over a pairwise session:
+ * - `{v: 1, grp: "state", state}`: the sender's whole group state (state.ts), after a change.
+ * - `{v: 1, grp: "key", group, skdm}`: the sender's SenderKeyDistributionMessage for the group
+ *   (base64), handed to a member device that lacks the sender's current key.
+ * As the one shared SenderKeyMessage:
+ * - `{v: 1, grp: "text", group, id, text, sentAt}`: a message to the group.
+ *
+ * Decoders are total: anything else gives undefined.
+ */
+import { fromBase64, toBase64 } from '@tacit/api';
+import { utf8Decode, utf8Encode } from '../bytes.js';
+import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_MESSAGE_ID_LENGTH, PADDING_BLOCK } from '../envelope.js';
+import { isInt, isObj, isStr } from '../record-codec.js';
+import { isGroupId, parseGroupState, type GroupState } from './state.js';
+
+/** Longest serialized distribution message accepted (libsignal's is 1 + 89 bytes and a little). */
+export const MAX_SKDM_BYTES = 256;
+
+export type GroupPayload =
+  | { grp: 'state'; state: GroupState }
+  | { grp: 'key'; group: string; skdm: Uint8Array }
+  | { grp: 'text'; group: string; id: string; text: string; sentAt: number };
+
+export function encodeGroupPayload(p: GroupPayload): Uint8Array {
+  const body = p.grp === 'key' ? { v: ENVELOPE_VERSION, grp: p.grp, group: p.group, skdm: toBase64(p.skdm) } : { v: ENVELOPE_VERSION, ...p };
+  const json = utf8Encode(JSON.stringify(body));
+  const padded = new Uint8Array((Math.floor(json.length / PADDING_BLOCK) + 1) * PADDING_BLOCK);
+  padded.set(json);
+  padded[json.length] = 0x80;
+  return padded;
+}
+
+/** Total: the group payload in `bytes`, or undefined (not one, or malformed). */
+export function decodeGroupPayload(bytes: Uint8Array): GroupPayload | undefined {
+  if (bytes.length === 0 || bytes.length > MAX_ENVELOPE_BYTES) return undefined;
+  let end = bytes.length - 1;
+  while (end >= 0 && bytes[end] === 0) end--;
+  if (end < 0 || bytes[end] !== 0x80) return undefined;
+  let o: unknown;
+  try {
+    o = JSON.parse(utf8Decode(bytes.subarray(0, end)));
+  } catch {
+    return undefined;
+  }
+  if (!isObj(o) || o['v'] !== ENVELOPE_VERSION) return undefined;
+  switch (o['grp']) {
+    case 'state': {
+      const state = parseGroupState(o['state']);
+      return state === undefined ? undefined : { grp: 'state', state };
+    }
+    case 'key': {
+      const skdm = isStr(o['skdm'], MAX_SKDM_BYTES * 2) ? fromBase64(o['skdm']) : undefined;
+      if (!isGroupId(o['group']) || skdm === undefined || skdm.length > MAX_SKDM_BYTES) return undefined;
+      return { grp: 'key', group: o['group'], skdm };
+    }
+    case 'text': {
+      const { group, id, text, sentAt } = o;
+      if (!isGroupId(group) || !isStr(id, MAX_MESSAGE_ID_LENGTH) || id.length === 0 || typeof text !== 'string' || !isInt(sentAt)) return undefined;
+      return { grp: 'text', group, id, text, sentAt };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Does this plaintext claim to be a group payload (so the text-envelope decoder should not see it)? */
+export function looksLikeGroupPayload(bytes: Uint8Array): boolean {
+  // `{"v":1,"grp":` is how encodeGroupPayload starts every payload.
+  const head = '{"v":1,"grp":';
+  if (bytes.length < head.length) return false;
+  for (let i = 0; i < head.length; i++) if (bytes[i] !== head.charCodeAt(i)) return false;
+  return true;
+}
