@@ -29,9 +29,16 @@ import {
   LEGACY_STATE_RECORD,
   deleteLegacyRecords,
   deleteTacitDatabase,
+  changePassphrase,
   deviceSealingKey,
+  passphraseProblem,
   openTacitDatabase,
   readLegacyRecord,
+  readSealing,
+  removePassphraseLock,
+  setPassphraseLock,
+  unlockSealingKey,
+  type PassphraseLock,
 } from '@tacit/client/browser';
 import { webBackend } from './crypto.js';
 import { browserSocketFactory } from './socket.js';
@@ -48,6 +55,8 @@ export type Phase =
   | { kind: 'loading' }
   | { kind: 'register'; busy: boolean; error: string | undefined }
   | { kind: 'other-tab' }
+  /** The records are under a passphrase lock: asked for on every page load. */
+  | { kind: 'locked'; busy: boolean; error: string | undefined }
   | { kind: 'fatal'; message: string }
   | { kind: 'ready' };
 
@@ -93,6 +102,13 @@ export function userMessage(e: unknown): string {
     }
   }
   return 'Something went wrong. Try again.';
+}
+
+/** What a refused passphrase operation says. */
+function lockMessage(e: unknown): string {
+  if (isClientError(e) && e.code === 'WRONG_PASSPHRASE') return 'That passphrase is not the one that locks tacit in this browser. Nothing was changed.';
+  if (isClientError(e) && e.code === 'INVALID_ARGUMENT') return e.message;
+  return userMessage(e);
 }
 
 /** The SDK's lower-case clauses as sentences. */
@@ -141,10 +157,8 @@ function takeTabLock(onWaiting: () => void): Promise<void> {
  * Opens this browser's record store, upgrading the records of the release before record storage
  * (its state document and journal) in one commit; the old records are deleted after it.
  */
-async function openStore(): Promise<{ db: IDBDatabase; store: RecordStore }> {
-  const db = await openTacitDatabase();
+async function openStore(db: IDBDatabase, key: CryptoKey): Promise<{ db: IDBDatabase; store: RecordStore }> {
   try {
-    const key = await deviceSealingKey(db);
     const store = new IndexedDbRecordStore(db, key);
     const legacy = await readLegacyRecord(db, key, LEGACY_STATE_RECORD);
     if (legacy !== undefined) {
@@ -171,6 +185,11 @@ export class Chat {
   /** Admin rights and the directory of usernames, once the page has reached the server. */
   team: TeamModel | undefined;
   #store: RecordStore | undefined;
+  #db: IDBDatabase | undefined;
+  /** The passphrase lock, when on (as read at load or last changed). */
+  #lock: PassphraseLock | undefined;
+  /** While the page waits for the passphrase: takes the unlocked sealing key. */
+  #unlocked: ((key: CryptoKey) => void) | undefined;
   #client: TacitClient | undefined;
   readonly #listeners = new Set<() => void>();
   readonly #unsubscribe: (() => void)[] = [];
@@ -221,7 +240,25 @@ export class Chat {
     try {
       await takeTabLock(() => this.#setPhase({ kind: 'other-tab' }));
       if (this.phase.kind === 'other-tab') this.#setPhase({ kind: 'loading' });
-      const { store } = await openStore();
+      const db = await openTacitDatabase();
+      this.#db = db;
+      const sealing = await readSealing(db).catch((e: unknown) => {
+        db.close();
+        throw e;
+      });
+      let key: CryptoKey;
+      if (sealing.kind === 'passphrase') {
+        this.#lock = sealing.lock;
+        key = await new Promise<CryptoKey>((resolve) => {
+          this.#unlocked = resolve;
+          this.#setPhase({ kind: 'locked', busy: false, error: undefined });
+        });
+        this.#unlocked = undefined;
+        this.#setPhase({ kind: 'loading' });
+      } else {
+        key = sealing.kind === 'device' ? sealing.key : await deviceSealingKey(db);
+      }
+      const { store } = await openStore(db, key);
       this.#store = store;
       let client: TacitClient;
       try {
@@ -457,6 +494,91 @@ export class Chat {
     await this.#refresh();
   }
 
+  // ---- passphrase lock ----
+
+  /** Whether this browser's records are under a passphrase lock. */
+  get passphraseLocked(): boolean {
+    return this.#lock !== undefined;
+  }
+
+  /** Opens the records with the passphrase; a wrong one says so and changes nothing. */
+  async unlock(passphrase: string): Promise<void> {
+    const lock = this.#lock;
+    if (this.phase.kind !== 'locked' || this.phase.busy || lock === undefined || this.#unlocked === undefined) return;
+    this.#setPhase({ kind: 'locked', busy: true, error: undefined });
+    try {
+      this.#unlocked(await unlockSealingKey(lock, passphrase));
+    } catch (e) {
+      this.#setPhase({ kind: 'locked', busy: false, error: lockMessage(e) });
+    }
+  }
+
+  /**
+   * Turns the lock on: every record sealed again under a fresh key wrapped by the passphrase.
+   * The client stops for it (no record may change meanwhile), then the page reloads and asks for
+   * the passphrase. Returns an error sentence, or never returns (reload) on success.
+   */
+  async setPassphrase(passphrase: string): Promise<string | undefined> {
+    const db = this.#db;
+    if (db === undefined || this.#lock !== undefined) return 'The passphrase lock is already on.';
+    const problem = passphraseProblem(passphrase);
+    if (problem !== undefined) return problem;
+    const sealing = await readSealing(db);
+    if (sealing.kind !== 'device') return 'The passphrase lock is already on.';
+    for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#client?.close().catch(() => undefined);
+    this.#client = undefined;
+    await this.#store?.close().catch(() => undefined);
+    this.#store = undefined;
+    try {
+      const fresh = await openTacitDatabase();
+      try {
+        await setPassphraseLock(fresh, sealing.key, passphrase);
+      } finally {
+        fresh.close();
+      }
+    } catch (e) {
+      // Nothing was changed (one transaction); start again as before.
+      this.#setPhase({ kind: 'fatal', message: lockMessage(e) });
+      return lockMessage(e);
+    }
+    location.reload();
+    return undefined;
+  }
+
+  /** A new passphrase; the current one must be right. Returns an error sentence or undefined. */
+  async changePassphrase(current: string, next: string): Promise<string | undefined> {
+    const db = this.#db;
+    const lock = this.#lock;
+    if (db === undefined || lock === undefined) return 'The passphrase lock is off.';
+    const problem = passphraseProblem(next);
+    if (problem !== undefined) return problem;
+    try {
+      await changePassphrase(db, lock, current, next);
+      const s = await readSealing(db);
+      this.#lock = s.kind === 'passphrase' ? s.lock : undefined;
+      this.#changed();
+      return undefined;
+    } catch (e) {
+      return lockMessage(e);
+    }
+  }
+
+  /** Turns the lock off; the passphrase must be right. Returns an error sentence or undefined. */
+  async removePassphrase(current: string): Promise<string | undefined> {
+    const db = this.#db;
+    const lock = this.#lock;
+    if (db === undefined || lock === undefined) return 'The passphrase lock is off.';
+    try {
+      await removePassphraseLock(db, lock, current);
+      this.#lock = undefined;
+      this.#changed();
+      return undefined;
+    } catch (e) {
+      return lockMessage(e);
+    }
+  }
+
   // ---- account ----
 
   /** Deletes this browser's keys, sessions and history, and reloads. */
@@ -464,6 +586,7 @@ export class Chat {
     for (const u of this.#unsubscribe.splice(0)) u();
     await this.#client?.close().catch(() => undefined);
     await this.#store?.close().catch(() => undefined);
+    this.#db?.close();
     this.#client = undefined;
     try {
       await deleteTacitDatabase();

@@ -5,6 +5,7 @@ import { ConversationList } from './conversations.js';
 import { Conversation } from './conversation.js';
 import { SafetyNumber } from './safety.js';
 import { Admin } from './admin.js';
+import { Settings, Unlock } from './lock.js';
 import { href, parseRoute, type Route } from './route.js';
 
 function useChat(chat: Chat): number {
@@ -79,6 +80,7 @@ function Screens({ chat }: { chat: Chat }) {
       </main>
     );
   }
+  if (phase.kind === 'locked') return <Unlock chat={chat} busy={phase.busy} error={phase.error} forgot={<SignOut chat={chat} />} />;
   if (phase.kind === 'register') return <Register chat={chat} busy={phase.busy} error={phase.error} />;
 
   const contact = route.view === 'chat' || route.view === 'safety' ? route.contact : undefined;
@@ -86,7 +88,7 @@ function Screens({ chat }: { chat: Chat }) {
   const title = unread > 0 ? `(${unread}) tacit` : 'tacit';
   if (document.title !== title) document.title = title;
   return (
-    <div class={`shell ${contact || route.view === 'admin' ? 'has-contact' : 'no-contact'}`}>
+    <div class={`shell ${contact || route.view === 'admin' || route.view === 'settings' ? 'has-contact' : 'no-contact'}`}>
       <header class="topbar">
         <span class="brand" aria-hidden="true">tacit</span>
         <span class="me">
@@ -98,6 +100,9 @@ function Screens({ chat }: { chat: Chat }) {
             Admin
           </a>
         )}
+        <a class="link" href={href({ view: 'settings' })} aria-current={route.view === 'settings' ? 'page' : undefined}>
+          Settings
+        </a>
         <span class={`conn conn-${chat.connection}`} role="status" data-testid="connection">
           {CONNECTION_LABEL[chat.connection]}
         </span>
@@ -110,6 +115,7 @@ function Screens({ chat }: { chat: Chat }) {
         {route.view === 'chat' && <Conversation key={route.contact} chat={chat} contact={route.contact} />}
         {route.view === 'safety' && <SafetyNumber key={route.contact} chat={chat} contact={route.contact} />}
         {route.view === 'admin' && <Admin chat={chat} />}
+        {route.view === 'settings' && <Settings chat={chat} />}
         {route.view === 'list' && (
           <div class="empty">
             <p>Select a conversation, or start one by username.</p>

@@ -1,10 +1,11 @@
 import { parseUsername } from '@tacit/client';
 
-export type Route = { view: 'list' } | { view: 'admin' } | { view: 'chat'; contact: string } | { view: 'safety'; contact: string };
+export type Route = { view: 'list' } | { view: 'admin' } | { view: 'settings' } | { view: 'chat'; contact: string } | { view: 'safety'; contact: string };
 
-/** `#/c/<user>`, `#/c/<user>/safety` and `#/admin`; anything else (including hostile input) is the list. */
+/** `#/c/<user>`, `#/c/<user>/safety`, `#/admin` and `#/settings`; anything else (including hostile input) is the list. */
 export function parseRoute(hash: string): Route {
   if (hash === '#/admin') return { view: 'admin' };
+  if (hash === '#/settings') return { view: 'settings' };
   const m = /^#\/c\/([^/]{1,64})(\/safety)?$/.exec(hash);
   if (!m || m[1] === undefined) return { view: 'list' };
   let contact: string;
@@ -22,6 +23,8 @@ export function href(r: Route): string {
       return '#/';
     case 'admin':
       return '#/admin';
+    case 'settings':
+      return '#/settings';
     case 'chat':
       return `#/c/${encodeURIComponent(r.contact)}`;
     case 'safety':

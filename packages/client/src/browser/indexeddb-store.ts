@@ -27,7 +27,7 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const AAD_PREFIX = 'tacit-record\0';
 
-interface SealedValue {
+export interface SealedValue {
   iv: Uint8Array<ArrayBuffer>;
   ct: ArrayBuffer;
 }
@@ -40,6 +40,13 @@ function isSealedValue(v: unknown): v is SealedValue {
 
 function aad(key: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(AAD_PREFIX + key);
+}
+
+/** One record's stored value: `value` sealed under `sealingKey`, bound to its record key. */
+export async function sealRecordValue(sealingKey: CryptoKey, key: string, value: Uint8Array): Promise<SealedValue> {
+  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: aad(key) }, sealingKey, new Uint8Array(value));
+  return { iv, ct };
 }
 
 export function storageUnavailable(what: string): ClientError {
@@ -194,10 +201,8 @@ export class IndexedDbRecordStore implements RecordStore {
     return this.#db;
   }
 
-  async #seal(key: string, value: Uint8Array): Promise<SealedValue> {
-    const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-    const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: aad(key) }, this.#key, new Uint8Array(value));
-    return { iv, ct };
+  #seal(key: string, value: Uint8Array): Promise<SealedValue> {
+    return sealRecordValue(this.#key, key, value);
   }
 
   async #unseal(key: string, v: unknown): Promise<Uint8Array> {
