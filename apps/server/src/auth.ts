@@ -4,7 +4,7 @@
  * WebSocket tickets, and the relay heartbeat's check that a connected device still has the
  * credentials it authenticated with.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { parseAuthorizationHeader } from '@tacit/api';
 import { bytes } from './bytes.js';
 import type { Context } from './context.js';
@@ -19,27 +19,56 @@ export const MAX_TICKET_LENGTH = 128;
 const DUMMY_SALT = new Uint8Array(16);
 const DUMMY_HASH = new Uint8Array(32);
 
+/** A device that proved its credentials, and the stored secret hash it proved them against. */
+export interface Authenticated {
+  device: Address;
+  secretHash: Uint8Array;
+}
+
 /** Checks a device's credentials; undefined if they are wrong (without saying which part). */
-export async function checkCredentials(ctx: Context, c: { username: string; deviceId: number; secret: string }): Promise<Address | undefined> {
+export async function checkCredentials(ctx: Context, c: { username: string; deviceId: number; secret: string }): Promise<Authenticated | undefined> {
   const device = { username: c.username, deviceId: c.deviceId };
   const auth = await ctx.store.getDeviceAuth(device);
   const ok = verifySecret(auth?.secretSalt ?? DUMMY_SALT, auth?.secretHash ?? DUMMY_HASH, bytes(c.secret));
-  return auth !== undefined && ok ? device : undefined;
+  return auth !== undefined && ok ? { device, secretHash: auth.secretHash } : undefined;
+}
+
+/** The device an HTTP `Authorization` header proves, with its stored secret hash; throws UNAUTHORIZED otherwise. */
+export async function authenticateDevice(ctx: Context, header: string | undefined): Promise<Authenticated> {
+  const creds = parseAuthorizationHeader(header);
+  if (creds === undefined) throw new ServerError('UNAUTHORIZED', 'missing or malformed Authorization header');
+  const a = await checkCredentials(ctx, creds);
+  if (a === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+  return a;
 }
 
 /** The device named by an HTTP `Authorization` header; throws UNAUTHORIZED otherwise. */
 export async function authenticateHeader(ctx: Context, header: string | undefined): Promise<Address> {
-  const creds = parseAuthorizationHeader(header);
-  if (creds === undefined) throw new ServerError('UNAUTHORIZED', 'missing or malformed Authorization header');
-  const device = await checkCredentials(ctx, creds);
-  if (device === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
-  return device;
+  return (await authenticateDevice(ctx, header)).device;
 }
 
-/** Redeems a WebSocket ticket (single use); undefined if it is malformed, unknown, expired or used. */
-export async function redeemTicket(ctx: Context, ticket: string): Promise<Address | undefined> {
+/**
+ * What a ticket is bound to: a digest of the device's stored secret hash (the store keeps the
+ * digest, not the hash itself, in Redis). A device removed, reset or re-registered under the same
+ * address has another secret hash, so its old tickets no longer match.
+ */
+export function ticketCredential(secretHash: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update('tacit ws-ticket binding\0').update(secretHash).digest());
+}
+
+/**
+ * Redeems a WebSocket ticket (single use); undefined if it is malformed, unknown, expired or used,
+ * or if its device is gone or no longer has the credentials it minted the ticket with.
+ */
+export async function redeemTicket(ctx: Context, ticket: string): Promise<Authenticated | undefined> {
   if (ticket.length === 0 || ticket.length > MAX_TICKET_LENGTH) return undefined;
-  return ctx.store.takeTicket(tokenHash(ticket), ctx.now());
+  const t = await ctx.store.takeTicket(tokenHash(ticket), ctx.now());
+  if (t === undefined) return undefined;
+  const auth = await ctx.store.getDeviceAuth(t.device);
+  if (auth === undefined) return undefined;
+  const now = ticketCredential(auth.secretHash);
+  if (now.length !== t.credential.length || !timingSafeEqual(now, t.credential)) return undefined;
+  return { device: t.device, secretHash: auth.secretHash };
 }
 
 /**

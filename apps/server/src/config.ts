@@ -42,6 +42,12 @@ export interface Limits {
   messageTtlMs: number;
   authTimeoutMs: number;
   ticketTtlMs: number;
+  /**
+   * Per-device bucket for minting WebSocket tickets (POST /v1/ws-ticket; 429 beyond). A client
+   * mints one per connection attempt, and reconnects at most every few seconds.
+   */
+  ticketMintBurst: number;
+  ticketMintPerMinute: number;
   /** Invite codes expire unused after this long. */
   inviteTtlMs: number;
   /**
@@ -105,6 +111,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   messageTtlMs: api.MESSAGE_TTL_MS,
   authTimeoutMs: api.AUTH_TIMEOUT_MS,
   ticketTtlMs: api.TICKET_TTL_MS,
+  ticketMintBurst: 30,
+  ticketMintPerMinute: 30,
   inviteTtlMs: 7 * 24 * 60 * 60 * 1000,
   maxUnauthenticatedConnections: 1000,
   maxUnauthenticatedPerAddress: 64,

@@ -22,12 +22,12 @@ import {
   type TicketResponse,
   type Validator,
 } from '@tacit/api';
-import { authenticateHeader } from './auth.js';
+import { authenticateDevice, authenticateHeader, ticketCredential } from './auth.js';
 import { b64, bytes } from './bytes.js';
 import { ServerError, errorBody } from './errors.js';
 import type { Context } from './context.js';
 import { hashSecret, newSalt, newToken, tokenHash, TICKET_BYTES } from './secrets.js';
-import type { Address, DeviceKeys, NewDevice, OneTimePreKey, SignedKey } from './store.js';
+import { addressKey, type Address, type DeviceKeys, type NewDevice, type OneTimePreKey, type SignedKey } from './store.js';
 
 const RESERVED: ReadonlySet<string> = new Set(RESERVED_USERNAMES);
 
@@ -70,6 +70,8 @@ function paramDeviceId(req: FastifyRequest, name = 'deviceId'): number {
 }
 
 export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
+  const l = ctx.limits;
+  const ticketLimiter = ctx.limiters.bucket('ticket', { burst: l.ticketMintBurst, perSecond: l.ticketMintPerMinute / 60 });
   // A draining node says so, so a load balancer's health check stops sending it anything.
   app.get(ROUTES.health, async (_req, reply) =>
     ctx.relay.draining ? reply.code(503).send(errorBody('UNAVAILABLE', 'this node is shutting down')) : { ok: true },
@@ -189,10 +191,11 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
   app.get('/v1/keys/:username/:deviceId', async (req) => bundle(req, paramDeviceId(req)));
 
   app.post(ROUTES.ticket, async (req) => {
-    const me = await authenticate(ctx, req);
+    const me = await authenticateDevice(ctx, req.headers.authorization);
+    if (!(await ticketLimiter.take(addressKey(me.device), ctx.now()))) throw new ServerError('RATE_LIMITED', 'too many tickets for this device');
     const ticket = newToken(TICKET_BYTES);
     const expiresAt = ctx.now() + ctx.limits.ticketTtlMs;
-    await ctx.store.putTicket(tokenHash(ticket), me, expiresAt);
+    await ctx.store.putTicket(tokenHash(ticket), { device: me.device, credential: ticketCredential(me.secretHash) }, expiresAt);
     const res: TicketResponse = { ticket, expiresAt };
     return res;
   });

@@ -37,6 +37,7 @@ import {
   type RemovedAccount,
   type Store,
   type StoredMessage,
+  type Ticket,
 } from './store.js';
 
 /** Advisory lock serializing account creation, so exactly one first account becomes admin. */
@@ -237,17 +238,19 @@ export class PostgresStore implements Store {
 
   async removeDevice(device: Address): Promise<boolean> {
     const key = addressKey(device);
-    return this.#tx(async (c) => {
+    const removed = await this.#tx(async (c) => {
       // The device row first: a batch write holding it commits before the queue is emptied, and
       // one that comes later finds no device (see "Order" above).
       if ((await c.query('SELECT 1 FROM devices WHERE addr = $1 FOR UPDATE', [key])).rowCount !== 1) return false;
       await c.query('DELETE FROM messages WHERE recipient = $1', [key]);
       return (await c.query('DELETE FROM devices WHERE addr = $1', [key])).rowCount === 1;
     });
+    await this.#purgeTickets(device.username, device.deviceId);
+    return removed;
   }
 
   async removeAccount(username: string): Promise<RemovedAccount | undefined> {
-    return this.#tx(async (c) => {
+    const removed = await this.#tx(async (c) => {
       const a = await c.query('SELECT id FROM accounts WHERE username = $1 FOR UPDATE', [username]);
       if (a.rowCount !== 1) return undefined;
       const id = num((a.rows[0] as Row)['id']);
@@ -268,6 +271,8 @@ export class PostgresStore implements Store {
         messages: messages.rowCount ?? 0,
       };
     });
+    await this.#purgeTickets(username);
+    return removed;
   }
 
   async getDeviceAuth(device: Address): Promise<DeviceAuth | undefined> {
@@ -506,18 +511,46 @@ export class PostgresStore implements Store {
     return `${this.#prefix}ticket:${Buffer.from(hash).toString('hex')}`;
   }
 
-  async putTicket(hash: Uint8Array, device: Address, expiresAt: number): Promise<void> {
+  /** The set of an account's live tickets (members `deviceId:hash`), for purging on removal. */
+  #ticketsOfKey(username: string): string {
+    return `${this.#prefix}tickets-of:${username}`;
+  }
+
+  async putTicket(hash: Uint8Array, ticket: Ticket, expiresAt: number): Promise<void> {
     // The stored expiry decides (by the caller's clock); Redis drops the key a minute after it
     // at the latest, so unused tickets do not accumulate.
     const ttl = Math.min(Math.max(expiresAt - Date.now(), 0), 10 * 60_000) + 60_000;
-    await this.#redis.set(this.#ticketKey(hash), JSON.stringify({ ...device, expiresAt }), 'PX', ttl, 'NX');
+    const { username, deviceId } = ticket.device;
+    const value = JSON.stringify({ username, deviceId, credential: Buffer.from(ticket.credential).toString('base64'), expiresAt });
+    await this.#redis
+      .multi()
+      .set(this.#ticketKey(hash), value, 'PX', ttl, 'NX')
+      .sadd(this.#ticketsOfKey(username), `${deviceId}:${Buffer.from(hash).toString('hex')}`)
+      .pexpire(this.#ticketsOfKey(username), ttl)
+      .exec();
   }
 
-  async takeTicket(hash: Uint8Array, now: number): Promise<Address | undefined> {
+  async takeTicket(hash: Uint8Array, now: number): Promise<Ticket | undefined> {
     const v = await this.#redis.getdel(this.#ticketKey(hash));
     if (v === null) return undefined;
-    const t = JSON.parse(v) as Address & { expiresAt: number };
-    return t.expiresAt > now ? { username: t.username, deviceId: t.deviceId } : undefined;
+    const t = JSON.parse(v) as Address & { credential: string; expiresAt: number };
+    await this.#redis.srem(this.#ticketsOfKey(t.username), `${t.deviceId}:${Buffer.from(hash).toString('hex')}`);
+    if (!(t.expiresAt > now)) return undefined;
+    return { device: { username: t.username, deviceId: t.deviceId }, credential: new Uint8Array(Buffer.from(t.credential, 'base64')) };
+  }
+
+  /** Deletes the tickets of an account's devices (of one device, if given). */
+  async #purgeTickets(username: string, deviceId?: number): Promise<void> {
+    const setKey = this.#ticketsOfKey(username);
+    const members = await this.#redis.smembers(setKey);
+    const mine = members.filter((m) => deviceId === undefined || m.startsWith(`${deviceId}:`));
+    if (mine.length === 0) return;
+    const hex = (m: string) => m.slice(m.indexOf(':') + 1);
+    await this.#redis
+      .multi()
+      .del(...mine.map((m) => `${this.#prefix}ticket:${hex(m)}`))
+      .srem(setKey, ...mine)
+      .exec();
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,7 @@ import {
   type RemovedAccount,
   type Store,
   type StoredMessage,
+  type Ticket,
 } from './store.js';
 
 /** 2: accounts.admin. */
@@ -161,7 +162,7 @@ export class SqliteStore implements Store {
   #announced = 0;
   #seq = 0;
   #closed = false;
-  readonly #tickets = new Map<string, { device: Address; expiresAt: number }>();
+  readonly #tickets = new Map<string, { ticket: Ticket; expiresAt: number }>();
   #checkpointTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(opts: SqliteStoreOptions) {
@@ -335,6 +336,7 @@ export class SqliteStore implements Store {
       return this.#s.deleteDevice.run(key).changes === 1;
     });
     const removed = tx.immediate();
+    this.#purgeTickets(device.username, device.deviceId);
     this.#invalidate();
     return removed;
   }
@@ -353,6 +355,7 @@ export class SqliteStore implements Store {
       return { devices, preKeys, kyberPreKeys, messages };
     });
     const removed = tx.immediate();
+    this.#purgeTickets(username);
     if (removed !== undefined) this.#invalidate();
     return removed;
   }
@@ -508,16 +511,23 @@ export class SqliteStore implements Store {
     return n;
   }
 
-  async putTicket(hash: Uint8Array, device: Address, expiresAt: number): Promise<void> {
-    this.#tickets.set(Buffer.from(hash).toString('hex'), { device, expiresAt });
+  async putTicket(hash: Uint8Array, ticket: Ticket, expiresAt: number): Promise<void> {
+    this.#tickets.set(Buffer.from(hash).toString('hex'), { ticket: { device: { ...ticket.device }, credential: Uint8Array.from(ticket.credential) }, expiresAt });
   }
 
-  async takeTicket(hash: Uint8Array, now: number): Promise<Address | undefined> {
+  async takeTicket(hash: Uint8Array, now: number): Promise<Ticket | undefined> {
     const key = Buffer.from(hash).toString('hex');
     const t = this.#tickets.get(key);
     if (t === undefined) return undefined;
     this.#tickets.delete(key);
-    return t.expiresAt > now ? t.device : undefined;
+    return t.expiresAt > now ? t.ticket : undefined;
+  }
+
+  /** Deletes the tickets of an account's devices (of one device, if given). */
+  #purgeTickets(username: string, deviceId?: number): void {
+    for (const [k, t] of this.#tickets) {
+      if (t.ticket.device.username === username && (deviceId === undefined || t.ticket.device.deviceId === deviceId)) this.#tickets.delete(k);
+    }
   }
 
   /** The durability settings in force on this store's connection (for tests and operators). */

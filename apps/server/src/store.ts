@@ -40,6 +40,12 @@ export interface NewDevice {
   keys: DeviceKeys;
 }
 
+/** What a WebSocket ticket stands for: a device, as of the credentials it had when it minted the ticket. */
+export interface Ticket {
+  device: Address;
+  credential: Uint8Array;
+}
+
 export interface DeviceAuth {
   registrationId: number;
   secretSalt: Uint8Array;
@@ -187,9 +193,13 @@ export interface Store {
   /** Deletes expired messages and invites; returns how many messages. */
   expire(now: number): Promise<number>;
 
-  /** Single-use tickets, by hash. */
-  putTicket(hash: Uint8Array, device: Address, expiresAt: number): Promise<void>;
-  takeTicket(hash: Uint8Array, now: number): Promise<Address | undefined>;
+  /**
+   * Single-use tickets, by hash, each bound to the credentials of the device that minted it
+   * (`credential`: a digest of its secret hash; the caller compares it with the device's current
+   * one at redemption). `removeDevice` and `removeAccount` delete the tickets of what they remove.
+   */
+  putTicket(hash: Uint8Array, ticket: Ticket, expiresAt: number): Promise<void>;
+  takeTicket(hash: Uint8Array, now: number): Promise<Ticket | undefined>;
 
   close(): Promise<void>;
 }

@@ -6,9 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { ERRORS } from '@tacit/api';
+import { ERRORS, type DeviceCredentials } from '@tacit/api';
 import { addressBudgetKey } from '../src/relay/hub.js';
-import { Client, register, withServer, type Harness } from './helpers.js';
+import { ticketCredential } from '../src/auth.js';
+import { tokenHash } from '../src/secrets.js';
+import { Client, auth, errorCode, makeDevice, register, withServer, type Account, type Harness } from './helpers.js';
 
 /** Opens a WebSocket from a chosen loopback source address; resolves once it is open (or closed). */
 async function openFrom(h: Harness, localAddress: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
@@ -72,4 +74,87 @@ test('IPv6 addresses share a budget per /64; IPv4 (also IPv4-mapped) per address
   assert.equal(addressBudgetKey('::ffff:10.0.0.5'), '10.0.0.5');
   assert.equal(addressBudgetKey('::1'), '0:0:0:0::/64');
   assert.notEqual(addressBudgetKey('10.0.0.5'), addressBudgetKey('10.0.0.6'));
+});
+
+// 13.4: tickets.
+
+async function mintTicket(h: Harness, a: DeviceCredentials): Promise<{ status: number; ticket: string }> {
+  const r = await h.server.app.inject({ method: 'POST', url: '/v1/ws-ticket', headers: auth(a) });
+  return { status: r.statusCode, ticket: r.statusCode === 200 ? (r.json() as { ticket: string }).ticket : '' };
+}
+
+async function addDevice(h: Harness, a: Account): Promise<DeviceCredentials> {
+  const d = makeDevice({ identity: a.device.identity });
+  const r = await h.server.app.inject({ method: 'POST', url: '/v1/devices', headers: auth(a), payload: { ...d.keys, secret: d.secret } });
+  assert.equal(r.statusCode, 201);
+  return { username: a.username, deviceId: (r.json() as { deviceId: number }).deviceId, secret: d.secret };
+}
+
+/** Opens a socket with a ticket; resolves with its close code, or 0 if it became ready. */
+async function redeem(h: Harness, ticket: string): Promise<{ code: number; client: Client }> {
+  const c = await Client.open(`${h.wsUrl}?ticket=${ticket}`);
+  const r = await c.next((f) => f.type === 'ready').then(
+    () => 0,
+    () => c.closed.then((x) => x.code),
+  );
+  return { code: r, client: c };
+}
+
+test('a ticket minted before its device was removed does not take over the device that reuses the id', async () => {
+  await withServer(async (h) => {
+    const a = await register(h);
+    const old2 = await addDevice(h, a);
+    const stale = await mintTicket(h, old2);
+    assert.equal(stale.status, 200);
+    assert.equal((await h.server.app.inject({ method: 'DELETE', url: `/v1/devices/${old2.deviceId}`, headers: auth(a) })).statusCode, 204);
+    const new2 = await addDevice(h, a);
+    assert.equal(new2.deviceId, old2.deviceId, 'the device id is reused');
+    const live = await Client.connect(h.wsUrl, new2);
+    const r = await redeem(h, stale.ticket);
+    assert.equal(r.code, ERRORS.UNAUTHORIZED.close);
+    // The new device keeps its socket and still works.
+    live.send({ type: 'ping', id: 'still-here' });
+    await live.next((f) => f.type === 'pong');
+    assert.equal(live.isClosed, false);
+    live.close();
+  });
+});
+
+test('a ticket minted before an account reset does not authenticate the re-registered account', async () => {
+  await withServer(async (h) => {
+    const a = await register(h);
+    const stale = await mintTicket(h, a);
+    assert.notEqual(await h.server.store.removeAccount(a.username), undefined);
+    await register(h, { name: a.username });
+    assert.equal((await redeem(h, stale.ticket)).code, ERRORS.UNAUTHORIZED.close);
+  });
+});
+
+test('a ticket is re-checked against the device’s current credentials at redemption (not only purged)', async () => {
+  await withServer(async (h) => {
+    const a = await register(h);
+    // A ticket the store still holds, bound to other credentials than the device has now.
+    const ticket = 'x'.repeat(43);
+    await h.server.store.putTicket(tokenHash(ticket), { device: { username: a.username, deviceId: 1 }, credential: ticketCredential(new Uint8Array(32)) }, Date.now() + 30_000);
+    assert.equal((await redeem(h, ticket)).code, ERRORS.UNAUTHORIZED.close);
+    const good = await mintTicket(h, a);
+    const r = await redeem(h, good.ticket);
+    assert.equal(r.code, 0);
+    r.client.close();
+  });
+});
+
+test('minting tickets is rate limited per device', async () => {
+  await withServer(
+    async (h) => {
+      const a = await register(h);
+      const b = await register(h);
+      for (let i = 0; i < 3; i++) assert.equal((await mintTicket(h, a)).status, 200);
+      const over = await h.server.app.inject({ method: 'POST', url: '/v1/ws-ticket', headers: auth(a) });
+      assert.equal(over.statusCode, 429);
+      assert.equal(errorCode(over.body), 'RATE_LIMITED');
+      assert.equal((await mintTicket(h, b)).status, 200, 'another device is not limited');
+    },
+    { limits: { ticketMintBurst: 3 } },
+  );
 });

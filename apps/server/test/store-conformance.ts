@@ -441,15 +441,36 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.deepEqual((await s.writeBatch([msg({ username: 'qb', deviceId: 1 }, from, 'x')], [], 2)).map((x) => (x.ok ? 'ok' : x.code)), ['MAILBOX_FULL']);
   });
 
-  run('tickets: single use, expiry', async (s) => {
+  run('tickets: single use, expiry, bound to a credential', async (s) => {
     const h = rb(32);
     const who = { username: 'hu', deviceId: 2 };
-    await s.putTicket(h, who, 100);
-    assert.deepEqual(await s.takeTicket(h, 50), who);
+    const credential = rb(32);
+    await s.putTicket(h, { device: who, credential }, 100);
+    assert.deepEqual(await s.takeTicket(h, 50), { device: who, credential });
     assert.equal(await s.takeTicket(h, 50), undefined);
     const h2 = rb(32);
-    await s.putTicket(h2, who, 100);
+    await s.putTicket(h2, { device: who, credential }, 100);
     assert.equal(await s.takeTicket(h2, 100), undefined);
     assert.equal(await s.takeTicket(rb(32), 0), undefined);
+  });
+
+  run('tickets: removing a device or an account deletes its tickets, no others', async (s) => {
+    assert.equal(await s.createAccount(acct('tix'), device(), null), 'ok');
+    assert.equal(await s.addDevice('tix', device(), 10, 127), 2);
+    assert.equal(await s.createAccount(acct('tox'), device(), null), 'ok');
+    const put = async (username: string, deviceId: number) => {
+      const h = rb(32);
+      await s.putTicket(h, { device: { username, deviceId }, credential: rb(32) }, 100);
+      return h;
+    };
+    const [t1, t2a, t2b, other] = [await put('tix', 1), await put('tix', 2), await put('tix', 2), await put('tox', 1)];
+    assert.equal(await s.removeDevice({ username: 'tix', deviceId: 2 }), true);
+    assert.equal(await s.takeTicket(t2a, 50), undefined);
+    assert.equal(await s.takeTicket(t2b, 50), undefined);
+    const t1b = await put('tix', 1);
+    assert.notEqual(await s.removeAccount('tix'), undefined);
+    assert.equal(await s.takeTicket(t1, 50), undefined);
+    assert.equal(await s.takeTicket(t1b, 50), undefined);
+    assert.deepEqual((await s.takeTicket(other, 50))?.device, { username: 'tox', deviceId: 1 });
   });
 }

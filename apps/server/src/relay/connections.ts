@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import { base64DecodedLength, CIPHERTEXT_TYPES, clientId as clientIdValidator, isPlainObject, validateClientFrame } from '@tacit/api';
-import { checkCredentials, redeemTicket, stillRegistered } from '../auth.js';
+import { checkCredentials, redeemTicket, stillRegistered, type Authenticated } from '../auth.js';
 import type { Context } from '../context.js';
 import { errorSummary } from '../errors.js';
 import type { Address } from '../store.js';
@@ -66,7 +66,7 @@ export class Connections {
     if (ticket !== null) {
       conn.state = 'authenticating';
       redeemTicket(this.#ctx, ticket).then(
-        (device) => (device ? this.#ready(conn, device) : this.#hub.fail(conn, 'UNAUTHORIZED', 'invalid, expired or used ticket')),
+        (a) => (a ? this.#ready(conn, a) : this.#hub.fail(conn, 'UNAUTHORIZED', 'invalid, expired or used ticket')),
         (e: unknown) => this.internal(conn, e),
       );
     }
@@ -133,7 +133,7 @@ export class Connections {
       if (frame.type !== 'auth') return this.#hub.fail(conn, 'UNAUTHORIZED', 'authenticate first');
       conn.state = 'authenticating';
       checkCredentials(this.#ctx, frame).then(
-        (device) => (device ? this.#ready(conn, device) : this.#hub.fail(conn, 'UNAUTHORIZED', 'wrong credentials')),
+        (a) => (a ? this.#ready(conn, a) : this.#hub.fail(conn, 'UNAUTHORIZED', 'wrong credentials')),
         (e: unknown) => this.internal(conn, e),
       );
       return;
@@ -183,8 +183,10 @@ export class Connections {
     this.#delivery.acked(conn, id);
   }
 
-  #ready(conn: Connection, device: Address): void {
+  #ready(conn: Connection, { device, secretHash }: Authenticated): void {
     if (conn.state === 'closed') return;
+    // The heartbeat compares the store with the credentials this socket proved (or its ticket was bound to).
+    conn.authHash = Uint8Array.from(secretHash);
     const max = this.#ctx.limits.maxConnectionsPerAccount;
     // The account's connections on every node (or this one, without a shared registry).
     this.#ctx.limiters.connections.acquire(device.username, device.deviceId, conn.owner, max, this.#ctx.now()).then(
