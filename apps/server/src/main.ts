@@ -14,7 +14,8 @@
  *
  * Configuration is by environment; see docs/OPERATIONS.md.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { resolve } from 'node:path';
 import { inviteLink, username as usernameValidator } from '@tacit/api';
 import { BackupError, backupSqlite } from './backup.js';
@@ -107,7 +108,7 @@ const PG_CONNECT_TIMEOUT_MS = 10_000;
  * The address people open, for invite links: TACIT_PUBLIC_URL when set (behind a proxy or TLS
  * terminator), else this machine on the configured port.
  */
-function publicUrl(host: string, port: number): string {
+function publicUrl(host: string, port: number, scheme: 'http' | 'https' = tlsConfigured() ? 'https' : 'http'): string {
   const configured = env['TACIT_PUBLIC_URL'];
   if (configured !== undefined && configured !== '') {
     let u: URL;
@@ -121,7 +122,41 @@ function publicUrl(host: string, port: number): string {
   }
   const wildcard = host === '0.0.0.0' || host === '::' || host === '';
   const name = wildcard ? 'localhost' : host.includes(':') ? `[${host}]` : host;
-  return `http://${name}:${port}`;
+  return `${scheme}://${name}:${port}`;
+}
+
+function tlsConfigured(): boolean {
+  return (env['TACIT_TLS_CERT'] ?? '') !== '' || (env['TACIT_TLS_KEY'] ?? '') !== '';
+}
+
+/**
+ * HTTPS from TACIT_TLS_CERT (PEM certificate chain) and TACIT_TLS_KEY (PEM private key), both
+ * or neither. Read once at start (renewing a certificate takes a restart); any problem stops the
+ * server with one line naming the variable and the reason, never the key's contents.
+ */
+function readTls(): { cert: Buffer; key: Buffer } | undefined {
+  const certPath = env['TACIT_TLS_CERT'] ?? '';
+  const keyPath = env['TACIT_TLS_KEY'] ?? '';
+  if (certPath === '' && keyPath === '') return undefined;
+  if (certPath === '' || keyPath === '') fail('TACIT_TLS_CERT and TACIT_TLS_KEY go together: set both (certificate and private key, PEM files) or neither');
+  const read = (name: string, path: string): Buffer => {
+    try {
+      return readFileSync(resolve(baseDir, path));
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      fail(`cannot read ${name} ${resolve(baseDir, path)} (${typeof code === 'string' ? code : 'unreadable'})`);
+    }
+  };
+  const cert = read('TACIT_TLS_CERT', certPath);
+  const key = read('TACIT_TLS_KEY', keyPath);
+  try {
+    createSecureContext({ cert, key });
+  } catch (e) {
+    // OpenSSL's reason ("key values mismatch", "no start line"), not the material.
+    const reason = e instanceof Error ? e.message.replace(/\s+/g, ' ').slice(0, 120) : 'unusable';
+    fail(`TACIT_TLS_CERT and TACIT_TLS_KEY are not a usable PEM certificate and matching private key (${reason})`);
+  }
+  return { cert, key };
 }
 
 function configuredPort(): number {
@@ -235,6 +270,7 @@ async function serve(): Promise<void> {
     fail((e as Error).message);
   }
   const level = env['TACIT_LOG_LEVEL'] ?? 'info';
+  const tls = readTls();
   let trustProxy;
   try {
     const t = env['TACIT_TRUST_PROXY'] ?? '';
@@ -254,6 +290,7 @@ async function serve(): Promise<void> {
     limits,
     logger: level === 'silent' ? false : { level },
     ...(trustProxy ? { trustProxy } : {}),
+    ...(tls ? { tls } : {}),
     ...(env['TACIT_STATIC_DIR']
       ? { staticDir: resolve(baseDir, env['TACIT_STATIC_DIR']) }
       : existsSync(resolve(bundledWeb, 'index.html'))
@@ -261,7 +298,7 @@ async function serve(): Promise<void> {
         : {}),
   });
   const bound = await server.listen(port, host);
-  process.stdout.write(`tacit server on http://${host}:${bound} (data: ${describe}, registration: ${registration})\n`);
+  process.stdout.write(`tacit server on ${tls ? 'https' : 'http'}://${host}:${bound} (data: ${describe}, registration: ${registration})\n`);
   if ((await store.countAccounts()) === 0) {
     // First start (no accounts yet): show the first user how to register at once, apart from
     // the JSON log lines around it (one write, so no log line lands inside the block).

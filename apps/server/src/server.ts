@@ -14,7 +14,8 @@ import { Relay } from './relay.js';
 import { registerStatic } from './static.js';
 import { createInvite } from './invites.js';
 import { clientAddress, trustFunction, type TrustProxy } from './proxy.js';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, RequestListener, Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Store } from './store.js';
 import type { Cluster } from './cluster.js';
 import { defaultVerifier } from './signatures.js';
@@ -49,6 +50,11 @@ export interface ServerOptions {
   cluster?: Cluster;
   /** Rate and connection limits; per process by default, RedisLimiters to share them between nodes. */
   limiters?: Limiters;
+  /**
+   * Serve HTTPS (and WSS) with this certificate chain and private key (PEM) instead of plain
+   * HTTP. main.ts reads them from TACIT_TLS_CERT and TACIT_TLS_KEY.
+   */
+  tls?: { cert: Buffer; key: Buffer };
   /** Attachment blobs (FsBlobStore, PostgresBlobStore); without one, attachment routes answer UNAVAILABLE. */
   blobs?: BlobStore;
 }
@@ -70,7 +76,11 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
   const limits = resolveLimits(options.limits);
   const now = options.now ?? Date.now;
   const trust = trustFunction(options.trustProxy);
+  const tls = options.tls;
   const app = Fastify({
+    // HTTPS from the configured certificate: the same fastify app on a TLS server (fastify's
+    // types tie `https` to another instance type; the request handler is the same).
+    ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as HttpServer } : {}),
     bodyLimit: limits.maxRequestBodyBytes,
     trustProxy: trust,
     logger:

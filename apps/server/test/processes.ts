@@ -43,7 +43,7 @@ export async function startServer(env: Record<string, string>, nodeArgs: string[
     const t = setTimeout(() => reject(new Error('server did not start')), WAIT_MS * 3);
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /on http:\/\/[^:]+:(\d+)/.exec(out);
+      const m = /on https?:\/\/[^:]+:(\d+)/.exec(out);
       if (m) {
         clearTimeout(t);
         resolvePort(Number(m[1]));

@@ -1,6 +1,7 @@
 import { render } from 'preact';
 import { App } from './ui/app.js';
 import { Chat } from './chat.js';
+import { InsecureContext } from './ui/insecure.js';
 import './styles.css';
 
 const root = document.getElementById('app');
@@ -14,8 +15,16 @@ function framed(): boolean {
   }
 }
 
+/** WebCrypto exists only in secure contexts (https://, or http://localhost). */
+function secure(): boolean {
+  return window.isSecureContext && typeof crypto !== 'undefined' && crypto.subtle !== undefined;
+}
+
 if (root && framed()) {
   root.textContent = 'tacit does not run inside a frame. Open it in its own tab.';
+} else if (root && !secure()) {
+  root.textContent = '';
+  render(<InsecureContext href={location.origin} port={location.port || '80'} />, root);
 } else if (root) {
   const chat = new Chat();
   root.textContent = '';

@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, rmSync } from 'node:fs';
 import type { Page } from 'playwright-core';
-import { Cli, DESKTOP, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, Cli, DESKTOP, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
 import * as ui from './ui.ts';
 
 describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
@@ -33,6 +34,29 @@ describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
     copy.destroy();
     for (const d of [samHome, dataDir]) rmSync(d, { recursive: true, force: true });
     assert.deepEqual(errors, [], 'no uncaught errors in the page');
+  });
+
+  it('opened over plain http from another machine, the page says WebCrypto needs a secure context and how to fix it', async () => {
+    // A name other than localhost for this loopback server: to the browser, a LAN address over http.
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP tacit-lan.test 127.0.0.1'] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.name));
+      const origin = `http://tacit-lan.test:${server.port}`;
+      await page.goto(origin + '/');
+      assert.equal(await page.evaluate(() => window.isSecureContext), false);
+      await page.getByRole('heading', { name: 'tacit needs a secure (https) address' }).waitFor();
+      assert.equal(await page.getByTestId('insecure-address').textContent(), origin);
+      const text = (await page.locator('main').textContent()) ?? '';
+      assert.match(text, /WebCrypto/);
+      assert.match(text, /TACIT_TLS_CERT/);
+      assert.match(text, new RegExp(`http://localhost:${server.port}`));
+      assert.doesNotMatch(text, /Opening tacit/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('bidirectional overrides and control characters in a message are shown as U+FFFD, in the conversation and its preview', async () => {
