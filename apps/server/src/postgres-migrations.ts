@@ -179,6 +179,103 @@ CREATE TABLE attachment_chunks (
 ALTER TABLE attachment_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 `,
   },
+  {
+    version: 6,
+    // Resends (resend.ts): per sending device a ring of slots remembering the digest of each stored
+    // send, written in the same transaction as the message; write_batch_once answers a send whose
+    // digest is remembered with the stored copy (status 4) and passes the others to write_batch.
+    description: 'sent_memory and write_batch_once(): a resent message is stored once',
+    sql: `
+CREATE TABLE sent_memory (
+  sender TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  digest BYTEA NOT NULL,
+  message_id BIGINT NOT NULL,
+  ts BIGINT NOT NULL,
+  PRIMARY KEY (sender, slot)
+);
+CREATE INDEX sent_memory_by_digest ON sent_memory (sender, digest);
+CREATE INDEX sent_memory_by_time ON sent_memory (ts);
+CREATE TABLE sent_memory_heads (sender TEXT PRIMARY KEY, next BIGINT NOT NULL);
+
+CREATE FUNCTION write_batch_once(
+  ack_ids BIGINT[], ack_to TEXT[],
+  m_to TEXT[], m_expected INTEGER[], m_sender TEXT[], m_sender_device INTEGER[], m_kind SMALLINT[], m_body BYTEA[], m_ts BIGINT[], m_expires BIGINT[],
+  m_digest BYTEA[], max_queue INTEGER, resend_window BIGINT, ring INTEGER
+) RETURNS TABLE (status SMALLINT, id BIGINT, after BIGINT, ts BIGINT)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  n INTEGER := coalesce(cardinality(m_to), 0);
+  addr TEXT[];
+  seen_id BIGINT[];
+  seen_ts BIGINT[];
+  keep INTEGER[] := '{}';
+  r_status SMALLINT[];
+  r_id BIGINT[];
+  r_after BIGINT[];
+  o_status SMALLINT[];
+  o_id BIGINT[];
+  o_after BIGINT[];
+  slot_no BIGINT;
+  one_id BIGINT;
+  one_ts BIGINT;
+  i INTEGER;
+  k INTEGER;
+BEGIN
+  IF n = 0 THEN
+    RETURN QUERY SELECT w.status, w.id, w.after, NULL::BIGINT FROM write_batch(ack_ids, ack_to, m_to, m_expected, m_sender, m_sender_device, m_kind, m_body, m_ts, m_expires, max_queue) w;
+    RETURN;
+  END IF;
+  SELECT array_agg(x.s || '.' || x.d ORDER BY x.o) INTO addr FROM unnest(m_sender, m_sender_device) WITH ORDINALITY AS x(s, d, o);
+  -- The senders' ring heads, locked in address order (before write_batch locks recipients): two
+  -- nodes writing the same device's sends (a client that reconnected elsewhere) take turns, so a
+  -- resend sees the copy the other stored.
+  INSERT INTO sent_memory_heads (sender, next) SELECT DISTINCT a, 0 FROM unnest(addr) a ORDER BY 1 ON CONFLICT (sender) DO NOTHING;
+  PERFORM 1 FROM sent_memory_heads h WHERE h.sender = ANY(addr) ORDER BY h.sender FOR UPDATE;
+  seen_id := array_fill(NULL::BIGINT, ARRAY[n]);
+  seen_ts := array_fill(NULL::BIGINT, ARRAY[n]);
+  FOR i IN 1..n LOOP
+    IF m_digest[i] IS NOT NULL THEN
+      SELECT s.message_id, s.ts INTO one_id, one_ts FROM sent_memory s
+        WHERE s.sender = addr[i] AND s.digest = m_digest[i] AND s.ts > m_ts[i] - resend_window LIMIT 1;
+      IF FOUND THEN
+        seen_id[i] := one_id;
+        seen_ts[i] := one_ts;
+      END IF;
+    END IF;
+    IF seen_id[i] IS NULL THEN
+      keep := keep || i;
+    END IF;
+  END LOOP;
+  -- The rest as before, in one call; its rows answer keep[1], keep[2], ... in order.
+  SELECT array_agg(wb.status ORDER BY wb.o), array_agg(wb.id ORDER BY wb.o), array_agg(wb.after ORDER BY wb.o)
+    INTO r_status, r_id, r_after
+    FROM write_batch(
+      ack_ids, ack_to,
+      array(SELECT m_to[j] FROM unnest(keep) WITH ORDINALITY AS u(j, q) ORDER BY q), array(SELECT m_expected[j] FROM unnest(keep) WITH ORDINALITY AS u(j, q) ORDER BY q),
+      array(SELECT m_sender[j] FROM unnest(keep) WITH ORDINALITY AS u(j, q) ORDER BY q), array(SELECT m_sender_device[j] FROM unnest(keep) WITH ORDINALITY AS u(j, q) ORDER BY q),
+      array(SELECT m_kind[j] FROM unnest(keep) WITH ORDINALITY AS u(j, q) ORDER BY q), array(SELECT m_body[j] FROM unnest(keep) WITH ORDINALITY AS u(j, q) ORDER BY q),
+      array(SELECT m_ts[j] FROM unnest(keep) WITH ORDINALITY AS u(j, q) ORDER BY q), array(SELECT m_expires[j] FROM unnest(keep) WITH ORDINALITY AS u(j, q) ORDER BY q),
+      max_queue) WITH ORDINALITY AS wb(status, id, after, o);
+  o_status := array_fill(4::SMALLINT, ARRAY[n]);
+  o_id := seen_id;
+  o_after := array_fill(NULL::BIGINT, ARRAY[n]);
+  FOR k IN 1..coalesce(cardinality(keep), 0) LOOP
+    i := keep[k];
+    o_status[i] := r_status[k];
+    o_id[i] := r_id[k];
+    o_after[i] := r_after[k];
+    IF r_status[k] = 0 AND m_digest[i] IS NOT NULL THEN
+      UPDATE sent_memory_heads h SET next = h.next + 1 WHERE h.sender = addr[i] RETURNING h.next INTO slot_no;
+      INSERT INTO sent_memory (sender, slot, digest, message_id, ts) VALUES (addr[i], (slot_no % ring)::INTEGER, m_digest[i], r_id[k], m_ts[i])
+        ON CONFLICT (sender, slot) DO UPDATE SET digest = EXCLUDED.digest, message_id = EXCLUDED.message_id, ts = EXCLUDED.ts;
+    END IF;
+  END LOOP;
+  RETURN QUERY SELECT u.st, u.mid, u.aft, u.t FROM unnest(o_status, o_id, o_after, seen_ts) WITH ORDINALITY AS u(st, mid, aft, t, q) ORDER BY u.q;
+END
+$fn$;
+`,
+  },
 ];
 
 /** The newest schema version this code knows. */

@@ -19,6 +19,7 @@
  */
 import pg from 'pg';
 import { migrate, type MigrationReport } from './postgres-migrations.js';
+import { RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS } from './resend.js';
 import type { Redis } from 'ioredis';
 import { checkDeviceLists, fanoutTargets, type FanoutResult, type NewFanout, type StoredCopy } from './fanout.js';
 import {
@@ -404,12 +405,14 @@ export class PostgresStore implements Store {
 
   async writeBatch(messages: NewMessage[], acks: { to: Address; id: number }[], maxQueue: number): Promise<EnqueueResult[]> {
     if (messages.length === 0 && acks.length === 0) return [];
-    // One call (migration 3's write_batch, in its own transaction): lock the recipients' device
-    // rows in address order, delete the acknowledged rows, check each message (device, expected
-    // registration id, queue cap) under the locks, take ids from the sequence, insert.
+    // One call (migration 6's write_batch_once around migration 3's write_batch, in its own
+    // transaction): answer resends from the senders' memory (resend.ts), then lock the recipients'
+    // device rows in address order, delete the acknowledged rows, check each message (device,
+    // expected registration id, queue cap) under the locks, take ids from the sequence, insert,
+    // and remember each new message's digest.
     const r = await this.#pool.query({
-      name: 'write_batch',
-      text: 'SELECT status, id, after FROM write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+      name: 'write_batch_once',
+      text: 'SELECT status, id, after, ts FROM write_batch_once($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)',
       values: [
         acks.map((a) => a.id),
         acks.map((a) => addressKey(a.to)),
@@ -421,12 +424,16 @@ export class PostgresStore implements Store {
         messages.map((m) => buf(m.body)),
         messages.map((m) => m.timestamp),
         messages.map((m) => m.expiresAt),
+        messages.map((m) => (m.digest === undefined ? null : buf(m.digest))),
         maxQueue,
+        RESEND_WINDOW_MS,
+        RESEND_MEMORY_PER_DEVICE,
       ],
     });
     return (r.rows as Row[]).map((row): EnqueueResult => {
       const status = num(row['status']);
       if (status === 0) return { ok: true, id: num(row['id']), after: num(row['after']) };
+      if (status === 4) return { ok: true, id: num(row['id']), resent: num(row['ts']) };
       return { ok: false, code: status === 1 ? 'NOT_FOUND' : status === 2 ? 'STALE_DEVICE' : 'MAILBOX_FULL' };
     });
   }
@@ -504,6 +511,7 @@ export class PostgresStore implements Store {
 
   async expire(now: number): Promise<number> {
     await this.#pool.query('DELETE FROM invites WHERE expires_at <= $1', [now]);
+    await this.#pool.query('DELETE FROM sent_memory WHERE ts <= $1', [now - RESEND_WINDOW_MS]);
     return (await this.#pool.query('DELETE FROM messages WHERE expires_at <= $1', [now])).rowCount ?? 0;
   }
 

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { checkDeviceLists, fanoutTargets, type CurrentDevices, type FanoutResult, type NewFanout, type StoredCopy } from './fanout.js';
+import { RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS } from './resend.js';
 import { addressKey, type Address, type EnqueueResult, type NewMessage } from './store.js';
 
 /** Past this many entries the queue-length cache is cleared rather than grown. */
@@ -35,6 +36,7 @@ export const ID_GAP_ON_OPEN = 100_000;
 if (MAX_ANNOUNCED_BATCH * (BUSY_RETRIES + 1) > ID_GAP_ON_OPEN) throw new Error('ID_GAP_ON_OPEN must cover every announced id');
 
 type Row = Record<string, unknown>;
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 export class MessageBatchWriter {
   readonly #db: Database.Database;
@@ -45,6 +47,9 @@ export class MessageBatchWriter {
   readonly #raiseSequence: Database.Statement;
   readonly #startSequence: Database.Statement;
   readonly #accountDevices: Database.Statement;
+  readonly #findSent: Database.Statement;
+  readonly #nextSlot: Database.Statement;
+  readonly #rememberSent: Database.Statement;
   /** addr → queue length, for MAILBOX_FULL without a COUNT per send. */
   readonly #queueLen = new Map<string, number>();
   /**
@@ -65,6 +70,9 @@ export class MessageBatchWriter {
     this.#count = db.prepare('SELECT count(*) FROM messages WHERE recipient = ?').pluck();
     this.#raiseSequence = db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages' AND seq < ?");
     this.#startSequence = db.prepare("INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', ? WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')");
+    this.#findSent = db.prepare('SELECT message_id, ts FROM sent_memory WHERE sender = ? AND digest = ? AND ts > ? LIMIT 1');
+    this.#nextSlot = db.prepare('INSERT INTO sent_memory_heads (sender, next) VALUES (?, 1) ON CONFLICT (sender) DO UPDATE SET next = next + 1 RETURNING next').pluck();
+    this.#rememberSent = db.prepare('INSERT OR REPLACE INTO sent_memory (sender, slot, digest, message_id, ts) VALUES (?, ?, ?, ?, ?)');
     this.#accountDevices = db.prepare(
       'SELECT d.device_id AS id, d.registration_id AS reg FROM devices d JOIN accounts a ON a.id = d.account_id WHERE a.username = ?',
     );
@@ -119,6 +127,16 @@ export class MessageBatchWriter {
       const registrationIds = new Map<string, number | null>();
       for (const m of messages) {
         const key = addressKey(m.to);
+        const sender = m.digest === undefined ? '' : addressKey(m.from);
+        if (m.digest !== undefined) {
+          // A resend of a stored message: answered with that copy (resend.ts), before any other
+          // check, since the copy is stored whatever the device or queue is like now.
+          const seen = this.#findSent.get(sender, buf(m.digest), m.timestamp - RESEND_WINDOW_MS) as Row | undefined;
+          if (seen !== undefined) {
+            results.push({ ok: true, id: Number(seen['message_id']), resent: Number(seen['ts']) });
+            continue;
+          }
+        }
         let reg = registrationIds.get(key);
         if (reg === undefined) registrationIds.set(key, (reg = (this.#registrationId.get(key) as number | undefined) ?? null));
         if (reg === null) {
@@ -136,10 +154,15 @@ export class MessageBatchWriter {
         const b = m.body;
         const r = this.#insert.run(key, m.from.username, m.from.deviceId, m.kind, Buffer.from(b.buffer, b.byteOffset, b.byteLength), m.timestamp, m.expiresAt);
         lenDelta.set(key, (lenDelta.get(key) ?? 0) + 1);
-        results.push({ ok: true, id: Number(r.lastInsertRowid) });
+        const id = Number(r.lastInsertRowid);
+        if (m.digest !== undefined) {
+          const slot = Number(this.#nextSlot.get(sender)) % RESEND_MEMORY_PER_DEVICE;
+          this.#rememberSent.run(sender, slot, buf(m.digest), id, m.timestamp);
+        }
+        results.push({ ok: true, id });
       }
       if (onAssigned !== undefined && messages.length > 0 && messages.length <= MAX_ANNOUNCED_BATCH) {
-        for (const r of results) if (r.ok && r.id > this.#announced) this.#announced = r.id;
+        for (const r of results) if (r.ok && r.resent === undefined && r.id > this.#announced) this.#announced = r.id;
         onAssigned(results);
       }
       return results;

@@ -11,6 +11,7 @@
 import Database from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
 import { MessageBatchWriter } from './sqlite-batch.js';
+import { RESEND_WINDOW_MS } from './resend.js';
 import { checkpointWal, configureConnection } from './sqlite-connection.js';
 import type { WorkerReply, WorkerRequest } from './sqlite-worker.js';
 import type { FanoutResult, NewFanout } from './fanout.js';
@@ -35,8 +36,8 @@ import {
   type Ticket,
 } from './store.js';
 
-/** 2: accounts.admin. */
-const SCHEMA_VERSION = 2;
+/** 2: accounts.admin. 3: sent_memory, sent_memory_heads (resend.ts). */
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -92,6 +93,19 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id);
 -- No index on expires_at: every send would pay for it, while the expiry sweep runs once a minute
 -- over a table that holds only undelivered messages.
+-- Resends (resend.ts): per sending device a ring of RESEND_MEMORY_PER_DEVICE slots, each the digest
+-- of a stored send and its message's id and time; heads hold each device's next slot number.
+CREATE TABLE IF NOT EXISTS sent_memory (
+  sender TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  digest BLOB NOT NULL,
+  message_id INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  PRIMARY KEY (sender, slot)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sent_memory_by_digest ON sent_memory (sender, digest);
+CREATE INDEX IF NOT EXISTS sent_memory_by_time ON sent_memory (ts);
+CREATE TABLE IF NOT EXISTS sent_memory_heads (sender TEXT PRIMARY KEY, next INTEGER NOT NULL) STRICT, WITHOUT ROWID;
 `;
 
 type Row = Record<string, unknown>;
@@ -175,9 +189,10 @@ export class SqliteStore implements Store {
     db.transaction(() => {
       const v = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as Row | undefined;
       if (v === undefined) db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
-      else if (v['value'] === '1') {
+      else if (v['value'] === '1' || v['value'] === '2') {
         // Version 1 had no admins; the operator names them (`admin <username>`).
-        db.exec('ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0');
+        if (v['value'] === '1') db.exec('ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0');
+        // Version 3's tables are new ones, made by SCHEMA above.
         db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
       } else if (v['value'] !== String(SCHEMA_VERSION)) throw new Error(`unsupported schema version ${String(v['value'])}`);
     }).immediate();
@@ -269,6 +284,7 @@ export class SqliteStore implements Store {
         'SELECT id, sender, sender_device, kind, body, ts, expires_at FROM messages WHERE recipient = ? AND id > ? AND expires_at > ? ORDER BY id LIMIT ?',
       ),
       expireMessages: db.prepare('DELETE FROM messages WHERE expires_at <= ?'),
+      expireSentMemory: db.prepare('DELETE FROM sent_memory WHERE ts <= ?'),
     };
   }
 
@@ -503,6 +519,7 @@ export class SqliteStore implements Store {
   async expire(now: number): Promise<number> {
     const tx = this.#db.transaction(() => {
       this.#s.expireInvites.run(now);
+      this.#s.expireSentMemory.run(now - RESEND_WINDOW_MS);
       return this.#s.expireMessages.run(now).changes;
     });
     const n = tx.immediate();

@@ -96,6 +96,12 @@ export interface NewMessage {
   body: Uint8Array;
   timestamp: number;
   expiresAt: number;
+  /**
+   * The send's digest (resend.ts): when the sending device stored a message with this digest
+   * within RESEND_WINDOW_MS and among its last RESEND_MEMORY_PER_DEVICE sends, nothing is stored
+   * and the result names that copy (`resent`). Absent: always stored (fan-outs).
+   */
+  digest?: Uint8Array;
 }
 
 export interface StoredMessage extends NewMessage {
@@ -113,6 +119,11 @@ export type EnqueueResult =
        * not seen (committed by another node) may exist, and it pages the queue instead.
        */
       after?: number;
+      /**
+       * Set when this send is a resend of a message the device already stored (see
+       * NewMessage.digest): `id` is that copy's, this is its timestamp, and nothing new was stored.
+       */
+      resent?: number;
     }
   | { ok: false; code: 'NOT_FOUND' | 'STALE_DEVICE' | 'MAILBOX_FULL' };
 
@@ -190,7 +201,7 @@ export interface Store {
   writeFanout(fanout: NewFanout, maxQueue: number): Promise<FanoutResult>;
   /** Oldest first, ids > afterId, unexpired at `now`. */
   fetchQueue(to: Address, afterId: number, limit: number, now: number): Promise<StoredMessage[]>;
-  /** Deletes expired messages and invites; returns how many messages. */
+  /** Deletes expired messages and invites, and remembered sends older than RESEND_WINDOW_MS; returns how many messages. */
   expire(now: number): Promise<number>;
 
   /**

@@ -59,6 +59,34 @@ test('auth by first frame, send, sent, push, ack; source set by the server', () 
     cb2.close();
   }));
 
+test('a resend of a stored message (its sent answer lost) is answered with the stored copy and stored once (issue 17)', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const to = { username: b.username, deviceId: 1 };
+    const ca = await Client.connect(h.wsUrl, a);
+    const first = (await sendMessage(ca, to, 'hello', 'c1')) as SentFrame;
+    assert.equal(first.type, 'sent');
+    // The connection drops before the client saw the answer: it resends the same frame on the next one.
+    ca.close();
+    await ca.closed;
+    const ca2 = await Client.connect(h.wsUrl, a);
+    const again = (await sendMessage(ca2, to, 'hello', 'c1')) as SentFrame;
+    assert.deepEqual(again, { type: 'sent', id: 'c1', serverId: first.serverId, timestamp: first.timestamp });
+    // Recognised by content, whatever the correlation id; a different message with a reused id is a new message.
+    const renamed = (await sendMessage(ca2, to, 'hello', 'c9')) as SentFrame;
+    assert.equal(renamed.serverId, first.serverId);
+    const other = (await sendMessage(ca2, to, 'other', 'c1')) as SentFrame;
+    assert.equal(other.type, 'sent');
+    assert.notEqual(other.serverId, first.serverId);
+    // The recipient's queue holds each message once.
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), ['hello', 'other']);
+    ca2.close();
+    cb.close();
+  }));
+
 test('prekey type travels; a client cannot forge the source', () =>
   withServer(async (h) => {
     const a = await register(h);

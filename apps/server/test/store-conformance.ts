@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { Address, DeviceKeys, NewDevice, NewFanout, NewMessage, Store } from '../src/index.js';
+import { RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS, sendDigest, type Address, type DeviceKeys, type NewDevice, type NewFanout, type NewMessage, type Store } from '../src/index.js';
 
 const rb = (n: number) => new Uint8Array(randomBytes(n));
 const key = (id: number, n = 33) => ({ keyId: id, publicKey: rb(n), signature: rb(64) });
@@ -253,6 +253,46 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.equal((await s.fetchQueue(ed, 0, 10, 5010)).length, 1);
     assert.equal(await s.expire(5010), 1);
     assert.equal((await s.fetchQueue(ed, 0, 10, 0)).length, 1);
+  });
+
+  run('resends: the same send from the same device is answered with the stored copy and stored once; bounded by window and ring', async (s) => {
+    await s.createAccount(acct('rex'), device(), null);
+    await s.createAccount(acct('rio'), device(), null);
+    const rex = { username: 'rex', deviceId: 1 };
+    const rio = { username: 'rio', deviceId: 1 };
+    const once = (m: NewMessage): NewMessage => ({ ...m, digest: sendDigest(m.to, m.kind, m.body) });
+    const bodies = async () => (await s.fetchQueue(rio, 0, 10_000, 0)).map((m) => new TextDecoder().decode(m.body));
+    const [first] = await s.writeBatch([once(msg(rio, rex, 'hello', 1000))], [], 10_000);
+    assert.ok(first?.ok && first.resent === undefined);
+    // Sent again (later, in a batch with a new message): the first copy's id and time, nothing stored.
+    const again = await s.writeBatch([once(msg(rio, rex, 'hello', 2000)), once(msg(rio, rex, 'next', 2000))], [], 10_000);
+    assert.deepEqual(again[0], { ok: true, id: first.id, resent: 1000 });
+    assert.ok(again[1]?.ok && again[1].resent === undefined && again[1].id > first.id);
+    assert.deepEqual(await bodies(), ['hello', 'next']);
+    // Still recognised after its recipient acknowledged (deleted) it.
+    await s.writeBatch([], [{ to: rio, id: first.id }], 10_000);
+    assert.deepEqual((await s.writeBatch([once(msg(rio, rex, 'hello', 3000))], [], 10_000))[0], { ok: true, id: first.id, resent: 1000 });
+    // Not a resend: the same bytes from another device, or to another device, or without a digest.
+    assert.ok((await s.writeBatch([once(msg(rio, rio, 'hello', 3000))], [], 10_000))[0]?.ok);
+    const other = (await s.writeBatch([once(msg(rex, rex, 'hello', 3000)), msg(rio, rex, 'hello', 3000)], [], 10_000)).map((r) => r.ok && r.resent);
+    assert.deepEqual(other, [undefined, undefined]);
+    assert.deepEqual(await bodies(), ['next', 'hello', 'hello']);
+    // Window: past RESEND_WINDOW_MS after the first copy, the same bytes are stored again.
+    const late = await s.writeBatch([once(msg(rio, rex, 'next', 2000 + RESEND_WINDOW_MS))], [], 10_000);
+    assert.ok(late[0]?.ok && late[0].resent === undefined);
+    // Ring: after RESEND_MEMORY_PER_DEVICE later sends from rex, 'ring' is forgotten; one fewer, it is not.
+    const t = 3 * RESEND_WINDOW_MS;
+    const [ring] = await s.writeBatch([once(msg(rio, rex, 'ring', t))], [], 1_000_000);
+    const fill = (n: number, from: number) => Array.from({ length: n }, (_, i) => once(msg(rex, rex, `f${from + i}`, t)));
+    await s.writeBatch(fill(RESEND_MEMORY_PER_DEVICE - 1, 0), [], 1_000_000);
+    assert.deepEqual((await s.writeBatch([once(msg(rio, rex, 'ring', t))], [], 1_000_000))[0], { ok: true, id: ring!.ok ? ring!.id : -1, resent: t });
+    await s.writeBatch(fill(1, RESEND_MEMORY_PER_DEVICE), [], 1_000_000);
+    const forgotten = await s.writeBatch([once(msg(rio, rex, 'ring', t))], [], 1_000_000);
+    assert.ok(forgotten[0]?.ok && forgotten[0].resent === undefined);
+    // The sweep deletes remembered sends older than the window (the first 'hello' is gone then).
+    await s.expire(1001 + RESEND_WINDOW_MS);
+    const swept = await s.writeBatch([once(msg(rio, rex, 'hello', 1500))], [], 10_000);
+    assert.ok(swept[0]?.ok && swept[0].resent === undefined);
   });
 
   run('messages: an expected registration id that is not the device\'s is refused (STALE_DEVICE), nothing stored', async (s) => {

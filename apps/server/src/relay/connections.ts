@@ -9,6 +9,7 @@ import { base64DecodedLength, CIPHERTEXT_TYPES, clientId as clientIdValidator, i
 import { checkCredentials, redeemTicket, stillRegistered, type Authenticated } from '../auth.js';
 import type { Context } from '../context.js';
 import { errorSummary } from '../errors.js';
+import { sendDigest } from '../resend.js';
 import type { Address } from '../store.js';
 import { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
@@ -159,18 +160,23 @@ export class Connections {
         const now = this.#ctx.now();
         conn.pendingSends++;
         const body = Buffer.from(frame.message.body, 'base64');
+        const to = { username: frame.to.username, deviceId: frame.to.deviceId };
+        const kind = CIPHERTEXT_TYPES[frame.message.type];
+        const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
         this.#writer.send({
           conn,
           clientId: frame.id,
           bodyB64: frame.message.body,
           message: {
-            to: { username: frame.to.username, deviceId: frame.to.deviceId },
+            to,
             ...(frame.to.registrationId !== undefined ? { expectedRegistrationId: frame.to.registrationId } : {}),
             from: conn.device!,
-            kind: CIPHERTEXT_TYPES[frame.message.type],
-            body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+            kind,
+            body: bytes,
             timestamp: now,
             expiresAt: now + l.messageTtlMs,
+            // A resend of a stored message is answered with that copy (resend.ts).
+            digest: sendDigest(to, kind, bytes),
           },
         });
         return;

@@ -52,7 +52,7 @@ export class Delivery {
     for (let i = 0; i < sends.length; i++) {
       const s = sends[i]!;
       const r = results[i];
-      if (r === undefined || !r.ok) continue;
+      if (r === undefined || !r.ok || r.resent !== undefined) continue;
       const to = this.#hub.get(addressKey(s.message.to));
       if (to === undefined || to.backlog || to.fetching || to.inflight.size >= max) continue;
       if (!corked.has(to) && to.cork()) corked.add(to);
@@ -89,7 +89,10 @@ export class Delivery {
         });
         continue;
       }
-      s.conn.send(`{"type":"sent","id":${JSON.stringify(s.clientId)},"serverId":"${r.id}","timestamp":${s.message.timestamp}}`);
+      // A resend (resend.ts) is answered with the stored copy, which is delivered already or queued.
+      const timestamp = r.resent ?? s.message.timestamp;
+      s.conn.send(`{"type":"sent","id":${JSON.stringify(s.clientId)},"serverId":"${r.id}","timestamp":${timestamp}}`);
+      if (r.resent !== undefined) continue;
       if (s.earlyId === r.id) continue;
       const toKey = addressKey(s.message.to);
       const to = this.#hub.get(toKey);
