@@ -62,6 +62,18 @@ export interface Limits {
    * the new one (relay/hub.ts).
    */
   maxUnauthenticatedPerAddress: number;
+  /** HTTP (http-guard.ts): a request's headers (an upgrade's too) must arrive within this (408, closed). */
+  httpHeadersTimeoutMs: number;
+  /** HTTP: a request's body must arrive within this after its headers (attachment upload pieces excepted). */
+  httpBodyTimeoutMs: number;
+  /** HTTP: a whole request, headers and body, must arrive within this (408, closed). */
+  httpRequestTimeoutMs: number;
+  /** HTTP: a socket with no traffic for this long is destroyed (WebSockets excepted: heartbeat). */
+  httpIdleTimeoutMs: number;
+  /** HTTP: a kept-alive connection waits this long for its next request. */
+  httpKeepAliveTimeoutMs: number;
+  /** Open TCP connections (HTTP and WebSocket) per client address; more are destroyed on arrival. Trusted proxies are not capped. */
+  maxHttpConnectionsPerAddress: number;
   /** WebSocket ping interval; a socket that missed one pong is dropped. */
   heartbeatIntervalMs: number;
   /** How often expired messages, invites, tickets and attachments are deleted. */
@@ -116,6 +128,12 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   inviteTtlMs: 7 * 24 * 60 * 60 * 1000,
   maxUnauthenticatedConnections: 1000,
   maxUnauthenticatedPerAddress: 64,
+  httpHeadersTimeoutMs: 10_000,
+  httpBodyTimeoutMs: 30_000,
+  httpRequestTimeoutMs: 120_000,
+  httpIdleTimeoutMs: 60_000,
+  httpKeepAliveTimeoutMs: 30_000,
+  maxHttpConnectionsPerAddress: 256,
   heartbeatIntervalMs: 30_000,
   expirySweepIntervalMs: 60_000,
   outOfOrderWaitMs: 100,

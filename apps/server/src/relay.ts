@@ -31,9 +31,11 @@ export class Relay {
   readonly #delivery: Delivery;
   #closing = false;
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #clientAddress: (req: IncomingMessage) => string;
 
   constructor(ctx: Context) {
     const l = ctx.limits;
+    this.#clientAddress = ctx.clientAddress;
     this.#hub = new Hub(l, ctx.limiters.connections);
     this.#delivery = new Delivery(ctx, this.#hub, (conn, e) => this.#connections.internal(conn, e));
     const sendRate = ctx.limiters.bucket('send', { burst: l.sendBurst, perSecond: l.sendRatePerSecond });
@@ -62,7 +64,7 @@ export class Relay {
     }
     socket.on('error', () => socket.destroy());
     const ticket = url.searchParams.get('ticket');
-    const address = req.socket.remoteAddress ?? '';
+    const address = this.#clientAddress(req);
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#connections.accept(ws, ticket, address));
   }
 

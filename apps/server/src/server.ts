@@ -8,6 +8,7 @@ import { errorBody, errorSummary, isServerError } from './errors.js';
 import { resolveLimits, type Limits } from './config.js';
 import type { Context, SignatureVerifier } from './context.js';
 import { registerHttpRoutes } from './http.js';
+import { guardHttp, httpTimeoutOptions } from './http-guard.js';
 import { registerAdminRoutes } from './admin.js';
 import { LocalLimiters, type Limiters } from './rate.js';
 import { Relay } from './relay.js';
@@ -82,6 +83,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     // types tie `https` to another instance type; the request handler is the same).
     ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as HttpServer } : {}),
     bodyLimit: limits.maxRequestBodyBytes,
+    ...httpTimeoutOptions(limits),
     trustProxy: trust,
     logger:
       options.logger === undefined || options.logger === false
@@ -97,6 +99,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
             },
           },
   });
+  guardHttp(app, limits, trust);
   const limiters = options.limiters ?? new LocalLimiters();
   const ctx = {
     store: options.store,

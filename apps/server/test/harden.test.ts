@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { ERRORS, type DeviceCredentials } from '@tacit/api';
 import { addressBudgetKey } from '../src/relay/hub.js';
@@ -156,5 +157,97 @@ test('minting tickets is rate limited per device', async () => {
       assert.equal((await mintTicket(h, b)).status, 200, 'another device is not limited');
     },
     { limits: { ticketMintBurst: 3 } },
+  );
+});
+
+// 13.5: HTTP timeouts and connections per address.
+
+/** A raw TCP connection to the server from `localAddress`; `closed` resolves with what the server wrote. */
+async function rawSocket(h: Harness, localAddress = '127.0.0.1'): Promise<{ socket: Socket; closed: Promise<string> }> {
+  const socket = connect({ host: '127.0.0.1', port: h.port, localAddress });
+  let got = '';
+  socket.on('data', (d) => (got += d.toString('latin1')));
+  socket.on('error', () => undefined);
+  const closed = new Promise<string>((resolve) => socket.on('close', () => resolve(got)));
+  await Promise.race([once(socket, 'connect'), closed]);
+  return { socket, closed };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const SHORT_HTTP = { httpHeadersTimeoutMs: 300, httpBodyTimeoutMs: 300, httpRequestTimeoutMs: 2000, httpIdleTimeoutMs: 2000, httpKeepAliveTimeoutMs: 300 };
+
+test('half-sent headers, half-sent upgrades and silent connections are closed by the server', async () => {
+  await withServer(
+    async (h) => {
+      const half = await rawSocket(h);
+      half.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+      const upgrade = await rawSocket(h);
+      upgrade.socket.write('GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n');
+      const silent = await rawSocket(h);
+      // A slowloris keeps adding header bytes; bounded, and it stops once the server has closed.
+      let open = true;
+      void half.closed.then(() => (open = false));
+      for (let i = 0; i < 200 && open; i++) {
+        half.socket.write('a');
+        await sleep(50);
+      }
+      assert.equal(open, false, 'the server closed a connection whose headers never finished');
+      assert.match(await half.closed, /^HTTP\/1\.1 408/);
+      assert.match(await upgrade.closed, /^HTTP\/1\.1 408/);
+      await silent.closed;
+      // The server still answers.
+      assert.equal((await fetch(`http://127.0.0.1:${h.port}/healthz`)).status, 200);
+    },
+    { limits: SHORT_HTTP },
+  );
+});
+
+test('a body trickled a byte at a time is cut off; an idle kept-alive connection is closed', async () => {
+  await withServer(
+    async (h) => {
+      const slow = await rawSocket(h);
+      slow.socket.write('POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{');
+      let open = true;
+      void slow.closed.then(() => (open = false));
+      for (let i = 0; i < 200 && open; i++) {
+        slow.socket.write(' ');
+        await sleep(50);
+      }
+      assert.equal(open, false, 'the server closed a connection whose body never finished');
+      assert.match(await slow.closed, /^HTTP\/1\.1 408/);
+      // One whole request on a kept-alive connection, then nothing: the server closes it.
+      const idle = await rawSocket(h);
+      idle.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      assert.match(await idle.closed, /^HTTP\/1\.1 200/);
+    },
+    { limits: SHORT_HTTP },
+  );
+});
+
+test('connections per client address are capped; another address is still served', async () => {
+  await withServer(
+    async (h) => {
+      const held = [];
+      for (let i = 0; i < 8; i++) held.push(await rawSocket(h, '127.0.0.1'));
+      const over = await rawSocket(h, '127.0.0.1');
+      const verdict = await Promise.race([over.closed, sleep(5000).then(() => 'still open')]);
+      assert.equal(verdict, '', 'a connection over the cap is closed on arrival');
+      // A WebSocket client from another address connects and authenticates.
+      const a = await register(h);
+      assert.equal(await genuine(h, '127.0.0.2', a), 'ready');
+      for (const s of held) s.socket.destroy();
+      await Promise.all(held.map((s) => s.closed));
+      // Freed (once the server has seen the closes): the first address is served again.
+      let answer = '';
+      for (let i = 0; i < 100 && answer === ''; i++) {
+        const again = await rawSocket(h, '127.0.0.1');
+        again.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        answer = await again.closed;
+        if (answer === '') await sleep(20);
+      }
+      assert.match(answer, /^HTTP\/1\.1 200/);
+    },
+    { limits: { maxHttpConnectionsPerAddress: 8 } },
   );
 });
