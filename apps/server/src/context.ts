@@ -5,6 +5,7 @@ import type { Limiters, RateLimit } from './rate.js';
 import type { Relay } from './relay.js';
 import type { Store } from './store.js';
 import type { Cluster } from './cluster.js';
+import type { Metrics } from './metrics.js';
 
 /** XEdDSA verification: (33-byte identity key, signed bytes, 64-byte signature) → valid. Never throws. */
 export type SignatureVerifier = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
@@ -32,6 +33,8 @@ export interface Context {
    * TACIT_TRUST_PROXY rule as fastify's `req.ip` (proxy.ts).
    */
   clientAddress: (req: IncomingMessage) => string;
+  /** Counters for GET /metrics (metrics.ts). */
+  metrics: Metrics;
   /** Present when several nodes share the store. */
   cluster?: Cluster;
 }

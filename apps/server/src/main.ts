@@ -29,6 +29,7 @@ import type { Limiters } from './rate.js';
 import { RedisLimiters, connectionLeaseMs } from './rate-redis.js';
 import { buildServer } from './server.js';
 import { parseTrustProxy } from './proxy.js';
+import { MIN_METRICS_TOKEN_LENGTH } from './metrics.js';
 import { SqliteStore } from './sqlite.js';
 import type { BlobStore } from './attachments/blob-store.js';
 import { FsBlobStore } from './attachments/fs-blob-store.js';
@@ -271,6 +272,8 @@ async function serve(): Promise<void> {
   }
   const level = env['TACIT_LOG_LEVEL'] ?? 'info';
   const tls = readTls();
+  const metricsToken = env['TACIT_METRICS_TOKEN'] ?? '';
+  if (metricsToken !== '' && metricsToken.length < MIN_METRICS_TOKEN_LENGTH) fail(`TACIT_METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24)`);
   let trustProxy;
   try {
     const t = env['TACIT_TRUST_PROXY'] ?? '';
@@ -291,6 +294,7 @@ async function serve(): Promise<void> {
     logger: level === 'silent' ? false : { level },
     ...(trustProxy ? { trustProxy } : {}),
     ...(tls ? { tls } : {}),
+    ...(metricsToken !== '' ? { metricsToken } : {}),
     ...(env['TACIT_STATIC_DIR']
       ? { staticDir: resolve(baseDir, env['TACIT_STATIC_DIR']) }
       : existsSync(resolve(bundledWeb, 'index.html'))

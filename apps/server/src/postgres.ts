@@ -300,6 +300,10 @@ export class PostgresStore implements Store {
     return num(((await this.#pool.query('SELECT count(*) AS n FROM accounts')).rows[0] as Row)['n']);
   }
 
+  async countQueued(): Promise<number> {
+    return num(((await this.#pool.query('SELECT count(*) AS n FROM messages')).rows[0] as Row)['n']);
+  }
+
   async listAccounts(limit: number): Promise<{ accounts: AccountSummary[]; truncated: boolean }> {
     // One statement, one snapshot: accounts and their devices agree.
     const r = await this.#pool.query(

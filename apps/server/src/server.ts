@@ -13,6 +13,7 @@ import { registerAdminRoutes } from './admin.js';
 import { LocalLimiters, type Limiters } from './rate.js';
 import { Relay } from './relay.js';
 import { registerStatic } from './static.js';
+import { Metrics, registerMetricsRoute } from './metrics.js';
 import { createInvite } from './invites.js';
 import { clientAddress, trustFunction, type TrustProxy } from './proxy.js';
 import type { IncomingMessage, RequestListener, Server as HttpServer } from 'node:http';
@@ -56,6 +57,11 @@ export interface ServerOptions {
    * HTTP. main.ts reads them from TACIT_TLS_CERT and TACIT_TLS_KEY.
    */
   tls?: { cert: Buffer; key: Buffer };
+  /**
+   * GET /metrics: readable with `Authorization: Bearer <token>` when set, else only from
+   * loopback without proxy headers (metrics.ts). main.ts reads TACIT_METRICS_TOKEN.
+   */
+  metricsToken?: string;
   /** Attachment blobs (FsBlobStore, PostgresBlobStore); without one, attachment routes answer UNAVAILABLE. */
   blobs?: BlobStore;
 }
@@ -101,8 +107,12 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
   });
   guardHttp(app, limits, trust);
   const limiters = options.limiters ?? new LocalLimiters();
+  const metrics = new Metrics();
+  // Every store call the routes and the relay make is timed for /metrics.
+  const store = metrics.instrument(options.store);
   const ctx = {
-    store: options.store,
+    store,
+    metrics,
     limits,
     registration: options.registration ?? 'invite',
     directory: options.directory ?? (options.registration ?? 'invite') === 'invite',
@@ -120,8 +130,13 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
   await options.cluster?.start({ onDeliver: (keys, messages) => relay.onDeliver(keys, messages), onConnected: (key) => relay.onConnected(key) });
 
   app.setErrorHandler((err, _req, reply) => {
-    if (isServerError(err)) return reply.code(err.status).send(errorBody(err.code, err.message));
+    if (isServerError(err)) {
+      metrics.refused('http', err.code);
+      return reply.code(err.status).send(errorBody(err.code, err.message));
+    }
     const e = err as { statusCode?: number; code?: string };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') metrics.refused('http', 'PAYLOAD_TOO_LARGE');
+    else if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) metrics.refused('http', 'INVALID_REQUEST');
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', `request body over ${limits.maxRequestBodyBytes} bytes`));
     if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
       // Fastify's own 4xx: malformed JSON, wrong content type, empty body. Its message may quote input; ours does not.
@@ -143,8 +158,12 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
       done(Object.assign(new Error('malformed JSON'), { statusCode: 400 }), undefined);
     }
   });
-  app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody('NOT_FOUND', 'no such route')));
+  app.setNotFoundHandler((_req, reply) => {
+    metrics.refused('http', 'NOT_FOUND');
+    return reply.code(404).send(errorBody('NOT_FOUND', 'no such route'));
+  });
 
+  registerMetricsRoute(app, metrics, () => relay.stats, store, now, options.metricsToken);
   registerHttpRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
   const attachments = registerAttachmentRoutes(app, ctx, options.blobs);

@@ -245,6 +245,7 @@ export class SqliteStore implements Store {
       insertAccount: db.prepare('INSERT INTO accounts (username, identity_key, created_at, admin) VALUES (?, ?, ?, ?)'),
       accountId: db.prepare('SELECT id, identity_key, admin FROM accounts WHERE username = ?'),
       countAccounts: db.prepare('SELECT count(*) AS n FROM accounts'),
+      countQueued: db.prepare('SELECT count(*) AS n FROM messages'),
       listAccounts: db.prepare('SELECT id, username, admin, created_at FROM accounts ORDER BY username LIMIT ?'),
       setAdmin: db.prepare('UPDATE accounts SET admin = ? WHERE username = ?'),
       insertDevice: db.prepare(
@@ -394,6 +395,10 @@ export class SqliteStore implements Store {
 
   async countAccounts(): Promise<number> {
     return (this.#s.countAccounts.get() as Row)['n'] as number;
+  }
+
+  async countQueued(): Promise<number> {
+    return (this.#s.countQueued.get() as Row)['n'] as number;
   }
 
   async listAccounts(limit: number): Promise<{ accounts: AccountSummary[]; truncated: boolean }> {

@@ -164,6 +164,8 @@ export interface Store {
   getDeviceAuth(device: Address): Promise<DeviceAuth | undefined>;
   getAccount(username: string): Promise<AccountInfo | undefined>;
   countAccounts(): Promise<number>;
+  /** Messages stored and not yet acknowledged, over every device (GET /metrics: queue depth). */
+  countQueued(): Promise<number>;
   /** Accounts sorted by username, at most `limit`; `truncated` when there were more. */
   listAccounts(limit: number): Promise<{ accounts: AccountSummary[]; truncated: boolean }>;
   /** Makes an account an admin or not; false when there is no such account. */

@@ -46,6 +46,8 @@ export class Connection {
   authTimer: NodeJS.Timeout | undefined;
   #tokens: number;
   #tokensAt: number;
+  /** Told the code of every refusal sent on this connection (GET /metrics). */
+  onRefusal: ((code: ErrorCode) => void) | undefined;
 
   constructor(
     readonly ws: WebSocket,
@@ -80,6 +82,7 @@ export class Connection {
   }
 
   reply(frame: ServerFrame): void {
+    if (frame.type === 'error' && this.state !== 'closed') this.onRefusal?.(frame.code);
     this.send(JSON.stringify(frame));
   }
 
@@ -89,6 +92,8 @@ export class Connection {
    */
   close(code: ErrorCode, message: string): ConnectionState {
     const was = this.state;
+    // Moving a device's socket elsewhere is not a refusal.
+    if (was !== 'closed' && code !== 'REPLACED' && code !== 'RECONNECT_ELSEWHERE') this.onRefusal?.(code);
     try {
       this.ws.send(JSON.stringify({ type: 'error', code, message } satisfies ServerFrame));
       this.ws.close(ERRORS[code].close, code);

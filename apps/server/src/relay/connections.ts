@@ -51,6 +51,7 @@ export class Connections {
   accept(ws: WebSocket, ticket: string | null, address: string): void {
     const l = this.#ctx.limits;
     const conn = new Connection(ws, l.frameBurst, this.#ctx.now(), `${this.#node}:${++this.#seq}`, address);
+    conn.onRefusal = (code) => this.#ctx.metrics.refused('ws', code);
     const admitted = this.#hub.add(conn);
     ws.on('error', () => ws.terminate());
     ws.on('close', () => this.#hub.closed(conn));

@@ -91,6 +91,7 @@ export class Delivery {
       }
       // A resend (resend.ts) is answered with the stored copy, which is delivered already or queued.
       const timestamp = r.resent ?? s.message.timestamp;
+      if (r.resent === undefined) this.#ctx.metrics.sends++;
       s.conn.send(`{"type":"sent","id":${JSON.stringify(s.clientId)},"serverId":"${r.id}","timestamp":${timestamp}}`);
       if (r.resent !== undefined) continue;
       if (s.earlyId === r.id) continue;
@@ -152,6 +153,7 @@ export class Delivery {
     p.conn.pendingSends--;
     const answer = fanoutAnswer(p, r);
     if (!r.ok) {
+      this.#ctx.metrics.refused('ws', r.code);
       p.conn.send(answer);
       return;
     }
@@ -168,6 +170,7 @@ export class Delivery {
       const rcpt = f.recipients[i]!;
       copies.forEach((copy, j) => {
         if (copy === null) return;
+        this.#ctx.metrics.sends++;
         const device = rcpt.devices[j]!;
         const key = addressKey({ username: rcpt.username, deviceId: device.deviceId });
         const m = { kind: device.kind, from: f.from, timestamp: f.timestamp };
@@ -255,6 +258,7 @@ export class Delivery {
   #push(conn: Connection, m: Pick<StoredMessage, 'id' | 'kind' | 'from' | 'timestamp'>, bodyB64: string): void {
     conn.inflight.add(m.id);
     conn.cursor = m.id;
+    this.#ctx.metrics.deliveries++;
     conn.send(messageFrameText(m, bodyB64));
   }
 
