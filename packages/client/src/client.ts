@@ -28,6 +28,12 @@ import type { RecordStore } from './record-store.js';
 import { Relay, type SocketFactory } from './relay.js';
 import { Trust, type SafetyNumberInfo } from './trust.js';
 import { Txn } from './txn.js';
+import { AttachmentApi, type BlobFetch } from './attachment/blob-api.js';
+import { webAttachmentCrypto, type AttachmentCrypto } from './attachment/crypto.js';
+import type { DownloadOptions } from './attachment/download.js';
+import { AttachmentMessages, type SendFileOptions, type TransferOptions } from './attachment/messages.js';
+import type { AttachmentInfo } from './attachment/pointer.js';
+import type { PlaintextSource } from './attachment/upload.js';
 
 /** Check the server's pre-key stock after this many sessions were started with us. */
 export const KEY_CHECK_AFTER_NEW_SESSIONS = 10;
@@ -46,6 +52,10 @@ export interface ClientOptions {
   now?: () => number;
   fetch?: FetchLike;
   backoff?: BackoffPolicy;
+  /** Attachment encryption (default WebCrypto; Node: nodeAttachmentCrypto). */
+  attachmentCrypto?: AttachmentCrypto;
+  /** HTTP for attachment blobs (default the global fetch; Node: nodeBlobFetch). */
+  blobFetch?: BlobFetch;
 }
 
 export interface RegisterOptions {
@@ -101,6 +111,7 @@ export class TacitClient {
   readonly #inbox: Inbox;
   readonly #outbox: Outbox;
   readonly #groups: Groups;
+  readonly #attachments: AttachmentMessages;
   readonly #events: Emitter<ClientEvents>;
   #relay: Relay | undefined;
   #resumed: Promise<void> = Promise.resolve();
@@ -143,6 +154,14 @@ export class TacitClient {
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
     });
     this.#inbox.groups = this.#groups;
+    let api: AttachmentApi | undefined;
+    this.#attachments = new AttachmentMessages({
+      core,
+      history: this.#history,
+      outbox: this.#outbox,
+      api: () => (api ??= new AttachmentApi(a.server, { username: a.username, deviceId: a.deviceId, secret: a.secret }, opts.blobFetch)),
+      crypto: opts.attachmentCrypto ?? webAttachmentCrypto(),
+    });
   }
 
   // ---- lifecycle ----
@@ -300,6 +319,7 @@ export class TacitClient {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#keyTimer);
+    this.#attachments.close();
     this.#outbox.close();
     this.#groups.close();
     this.#relay?.close();
@@ -413,9 +433,15 @@ export class TacitClient {
     return this.#conversation(ref);
   }
 
-  /** Sends a failed message again. */
-  async retry(conversation: string, seq: number): Promise<SendResult> {
+  /**
+   * Sends a failed message again. For a file whose upload did not finish, the upload continues
+   * (from what the server holds); `source` is needed when this process did not send it.
+   */
+  async retry(conversation: string, seq: number, source?: PlaintextSource, options: TransferOptions = {}): Promise<SendResult> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
     const id = await this.#conversation(conversation);
+    const m = (await this.#history.page(id, { before: seq + 1, limit: 1 }))[0];
+    if (m !== undefined && m.seq === seq && m.attachment !== undefined && !m.attachment.uploaded) return this.#attachments.retry(id, seq, source, options);
     if (groupIdOf(id) !== undefined) {
       const r = await this.#groups.retry(id, seq);
       return { id: r.id, to: id, conversation: r.conversation, seq: r.seq, sentAt: r.sentAt, serverIds: [] };
@@ -423,17 +449,60 @@ export class TacitClient {
     return this.#outbox.retry(id, seq);
   }
 
+  // ---- files ----
+
+  /**
+   * Sends a file to `to` (a username or conversation id): stores the message as `uploading`,
+   * encrypts and uploads the file, then sends its pointer like a text message. Resolves once the
+   * server stored the message for every device. Rejects when the upload fails or is cancelled
+   * (the message is then `failed`, and `retry` continues it) or as `send` does.
+   */
+  async sendFile(to: string, source: PlaintextSource, options: SendFileOptions): Promise<SendResult> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    return this.#attachments.send(await this.#conversation(to), source, options);
+  }
+
+  /** Cancels the upload of a file message in progress in this process; returns whether there was one. */
+  async cancelUpload(conversation: string, seq: number): Promise<boolean> {
+    return this.#attachments.cancel(await this.#conversation(conversation), seq);
+  }
+
+  /** The file of a message (sent or received) and what a download needs to know about it. */
+  async attachment(conversation: string, seq: number): Promise<AttachmentInfo> {
+    return (await this.#attachments.reference(await this.#conversation(conversation), seq)).info;
+  }
+
+  /**
+   * A message's file, downloaded, checked and decrypted as it streams: every chunk is
+   * authenticated before its bytes come out, the last bytes only after the whole file's digest
+   * matched. Throws ATTACHMENT_CORRUPT (tampered, truncated, wrong digest), SERVER NOT_FOUND
+   * (expired or deleted), CANCELLED. Keep what it yields out of sight until it has ended.
+   */
+  async *downloadAttachment(conversation: string, seq: number, options: DownloadOptions = {}): AsyncGenerator<Uint8Array> {
+    yield* this.#attachments.download(await this.#conversation(conversation), seq, options);
+  }
+
+  /** A message's file as a Blob of its type, made only once every byte checked out (browsers). */
+  async attachmentBlob(conversation: string, seq: number, options: DownloadOptions = {}): Promise<Blob> {
+    return this.#attachments.blob(await this.#conversation(conversation), seq, options);
+  }
+
+  /** Notes where the file of a message was saved (history shows it). */
+  async markAttachmentSaved(conversation: string, seq: number, where: string): Promise<void> {
+    return this.#attachments.markSaved(await this.#conversation(conversation), seq, where);
+  }
+
   // ---- history ----
 
   /** Conversations, most recent first, with unread counts and the last message. */
   async conversations(): Promise<ConversationInfo[]> {
     const changed = new Set(await this.#trust.changedIdentities());
-    return (await this.#history.summaries()).map((c) => ({ ...c, identityChanged: changed.has(c.contact) }));
+    return (await this.#history.summaries()).map((c) => ({ ...c, last: c.last && this.#attachments.present(c.last), identityChanged: changed.has(c.contact) }));
   }
 
   /** Messages of a conversation (oldest first): the newest `limit`, or the `limit` before `before` (a seq). */
   async history(conversation: string, options: { before?: number; limit?: number } = {}): Promise<HistoryMessage[]> {
-    return this.#history.page(await this.#conversation(conversation), options);
+    return (await this.#history.page(await this.#conversation(conversation), options)).map((m) => this.#attachments.present(m));
   }
 
   /** Incoming messages not yet shown, of one conversation or all, in the order they arrived. */

@@ -5,6 +5,7 @@
  * ciphertext length reveals only a coarse size class.
  */
 import { utf8Decode, utf8Encode } from './bytes.js';
+import { decodeAttachmentPointer, encodeAttachmentPointer, type AttachmentPointer } from './attachment/pointer.js';
 
 export const ENVELOPE_VERSION = 1;
 /** Longest message id. Ids are 128-bit random values in hex (32 characters). */
@@ -22,13 +23,18 @@ export interface Envelope {
   readonly v: typeof ENVELOPE_VERSION;
   /** Random id chosen by the sender; equal ids are the same message. */
   readonly id: string;
+  /** The message's text; with a `file`, its caption (possibly empty). */
   readonly text: string;
+  /** A file (attachment/pointer.ts): absent for a text message. */
+  readonly file?: AttachmentPointer;
   /** Sender's clock, ms since the epoch. Informational only: order comes from the server queue. */
   readonly sentAt: number;
 }
 
 export function encodeEnvelope(env: Envelope): Uint8Array {
-  const json = utf8Encode(JSON.stringify({ v: env.v, id: env.id, text: env.text, sentAt: env.sentAt }));
+  const json = utf8Encode(
+    JSON.stringify({ v: env.v, id: env.id, text: env.text, sentAt: env.sentAt, ...(env.file !== undefined ? { file: encodeAttachmentPointer(env.file) } : {}) }),
+  );
   const padded = new Uint8Array((Math.floor(json.length / PADDING_BLOCK) + 1) * PADDING_BLOCK);
   padded.set(json);
   padded[json.length] = 0x80;
@@ -37,6 +43,24 @@ export function encodeEnvelope(env: Envelope): Uint8Array {
 
 /** Total: returns undefined for anything that is not a well-formed envelope. */
 export function decodeEnvelope(bytes: Uint8Array): Envelope | undefined {
+  const r = readEnvelope(bytes);
+  return r.ok ? r.envelope : undefined;
+}
+
+/**
+ * Total, with the reason: BAD_ENVELOPE for anything that is not an envelope, BAD_ATTACHMENT (and
+ * the problem in words) for an envelope whose file pointer does not check out.
+ */
+export function readEnvelope(bytes: Uint8Array): { ok: true; envelope: Envelope } | { ok: false; reason: 'BAD_ENVELOPE' } | { ok: false; reason: 'BAD_ATTACHMENT'; problem: string } {
+  const env = decodePlain(bytes);
+  if (env === undefined) return { ok: false, reason: 'BAD_ENVELOPE' };
+  if (env.file === undefined) return { ok: true, envelope: env.envelope };
+  const p = decodeAttachmentPointer(env.file);
+  if (!p.ok) return { ok: false, reason: 'BAD_ATTACHMENT', problem: p.problem };
+  return { ok: true, envelope: { ...env.envelope, file: p.pointer } };
+}
+
+function decodePlain(bytes: Uint8Array): { envelope: Envelope; file: unknown } | undefined {
   if (bytes.length === 0 || bytes.length > MAX_ENVELOPE_BYTES) return undefined;
   let end = bytes.length - 1;
   while (end >= 0 && bytes[end] === 0) end--;
@@ -49,11 +73,11 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope | undefined {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const o = value as Record<string, unknown>;
-  const { v, id, text, sentAt } = o;
+  const { v, id, text, sentAt, file } = o;
   if (v !== ENVELOPE_VERSION) return undefined;
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH) return undefined;
   // The sender bounds characters (text.ts); here the envelope's size already bounds the text.
   if (typeof text !== 'string') return undefined;
   if (typeof sentAt !== 'number' || !Number.isSafeInteger(sentAt) || sentAt < 0) return undefined;
-  return { v, id, text, sentAt };
+  return { envelope: { v, id, text, sentAt }, file };
 }

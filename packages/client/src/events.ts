@@ -15,7 +15,8 @@ export interface ClientEvents {
   'identity-changed': { contact: string };
   /** A group's state changed on this device because of a member's change (our own changes resolve their calls). */
   group: { group: GroupInfo };
-  undecryptable: { from: string; fromDevice: number; reason: string };
+  /** `detail`: the problem in words, for a message whose file pointer was refused (BAD_ATTACHMENT). */
+  undecryptable: { from: string; fromDevice: number; reason: string; detail?: string };
   /**
    * A delivered message could not be processed because local state it needs is damaged
    * (STATE_CORRUPT, naming the record). It is not acknowledged: the server keeps it.

@@ -24,6 +24,7 @@ import { ClientError } from './errors.js';
 import { keyNumber, PREFIX, seqKey } from './keys.js';
 import { blobCodec, isInt, isObj, isStr, jsonCodec, optional } from './record-codec.js';
 import type { Txn } from './txn.js';
+import { attachmentInfo, isStoredAttachment, type AttachmentInfo, type StoredAttachment } from './attachment/pointer.js';
 import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from '@tacit/api';
 
 /** Messages kept in history, all conversations together. Oldest read ones are dropped first past this. */
@@ -50,8 +51,12 @@ export const MAX_ERROR_TEXT = 300;
 
 export type ConversationId = string;
 export type Direction = 'in' | 'out';
-/** `queued`: waiting to be encrypted or for the server; `sent`: the server stored it for every device; `failed`: refused (retry offered). */
-export type OutgoingState = 'queued' | 'sent' | 'failed';
+/**
+ * `uploading`: a file still going up to the blob store (attachment/messages.ts); `queued`: waiting
+ * to be encrypted or for the server; `sent`: the server stored it for every device; `failed`:
+ * refused or interrupted (retry offered).
+ */
+export type OutgoingState = 'uploading' | 'queued' | 'sent' | 'failed';
 
 export interface MessageError {
   /** A ClientError code. */
@@ -71,7 +76,10 @@ export interface HistoryMessage {
   id: string;
   from: string;
   fromDevice: number;
+  /** The text; for a file, its caption (possibly empty). */
   text: string;
+  /** A file sent or received with this message (attachment/pointer.ts). */
+  attachment?: AttachmentInfo;
   /** Sender's clock, ms. */
   sentAt: number;
   /** Incoming: the server envelope id of the delivery that carried it. */
@@ -173,9 +181,11 @@ export interface MessageMeta {
   job?: number;
   /** A system line of a group (a join, a removal, a rename): `from` is who did it. */
   sys?: 1;
+  /** A file: its pointer and this device's notes on it. */
+  file?: StoredAttachment;
 }
 
-const STATES: ReadonlySet<string> = new Set<OutgoingState>(['queued', 'sent', 'failed']);
+const STATES: ReadonlySet<string> = new Set<OutgoingState>(['uploading', 'queued', 'sent', 'failed']);
 
 function isError(v: unknown): v is MessageError {
   return isObj(v) && isStr(v['code'], 64) && isStr(v['message'], MAX_ERROR_TEXT) && optional(v['serverCode'], (x): x is string => isStr(x, 64));
@@ -189,12 +199,13 @@ function isDeviceMap(v: unknown): v is Record<string, string> {
 
 export const messageCodec = blobCodec<MessageMeta>('message', (v) => {
   if (!isObj(v)) return undefined;
-  const { d, id, from, dev, sentAt, srv, ts, rcv, st, err, to, pend, att, job } = v;
+  const { d, id, from, dev, sentAt, srv, ts, rcv, st, err, to, pend, att, job, file } = v;
   if ((d !== 'in' && d !== 'out') || !isStr(id, 64) || !isStr(from, 64) || !isInt(dev) || !isInt(sentAt)) return undefined;
   if (!optional(srv, (x): x is string => isStr(x, 64)) || !optional(ts, isInt) || !optional(rcv, isInt)) return undefined;
   if (!optional(st, (x): x is OutgoingState => typeof x === 'string' && STATES.has(x)) || !optional(err, isError)) return undefined;
   if (!optional(to, isDeviceMap) || !optional(pend, isInt) || !optional(att, isInt) || !optional(job, isInt)) return undefined;
   if (v['sys'] !== undefined && v['sys'] !== 1) return undefined;
+  if (!optional(file, isStoredAttachment)) return undefined;
   // Spread keeps only the fields that are present (a record never grows `undefined`s).
   return v as unknown as MessageMeta;
 });
@@ -207,6 +218,7 @@ export function messageError(code: string, message: string, serverCode?: string)
 function toHistory(conversation: ConversationId, seq: number, meta: MessageMeta, text: string, readCursor: number): HistoryMessage {
   const m: HistoryMessage = { conversation, seq, direction: meta.d, id: meta.id, from: meta.from, fromDevice: meta.dev, text, sentAt: meta.sentAt };
   if (meta.sys === 1) m.system = true;
+  if (meta.file !== undefined) m.attachment = attachmentInfo(meta.file);
   if (meta.d === 'in') {
     if (meta.srv !== undefined) m.serverId = meta.srv;
     if (meta.ts !== undefined) m.serverTimestamp = meta.ts;

@@ -18,8 +18,9 @@ import { toBase64 } from './bytes.js';
 import { isClientError } from './errors.js';
 import type { Core, StateTxn } from './core.js';
 import type { Directory } from './directory.js';
-import { decodeEnvelope } from './envelope.js';
+import { readEnvelope } from './envelope.js';
 import { looksLikeGroupPayload } from './group/wire.js';
+import { storedFromPointer } from './attachment/pointer.js';
 import { directConversation, type History, type HistoryMessage } from './history.js';
 import { PREFIX, seqKey } from './keys.js';
 import { bytesCodec } from './record-codec.js';
@@ -161,11 +162,14 @@ export class Inbox {
       await this.groups.receivePairwise(t, m.from, m.fromDevice, plaintext);
       return undefined;
     }
-    const envelope = decodeEnvelope(plaintext);
-    if (envelope === undefined) {
-      t.afterCommit(() => this.#core.events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: 'BAD_ENVELOPE' }));
+    const read = readEnvelope(plaintext);
+    if (!read.ok) {
+      // BAD_ATTACHMENT: a file pointer that does not check out; the problem (never its bytes) is said.
+      const detail = read.reason === 'BAD_ATTACHMENT' ? { detail: `the file in it is refused: ${read.problem}` } : {};
+      t.afterCommit(() => this.#core.events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: read.reason, ...detail }));
       return undefined;
     }
+    const envelope = read.envelope;
     await this.#directory.noteDevice(t, m.from, m.fromDevice);
     const dedupKey = this.#core.keys.seenMessage(m.from, envelope.id);
     if ((await t.getBytes(dedupKey)) !== undefined) return undefined;
@@ -179,6 +183,7 @@ export class Inbox {
       srv: m.serverId,
       ts: m.serverTimestamp,
       rcv: this.#core.now(),
+      ...(envelope.file !== undefined ? { file: storedFromPointer(envelope.file) } : {}),
     }, envelope.text);
     // Shown only once it is durable, so a crash re-delivers rather than shows twice.
     t.afterCommit(() => this.#core.events.emit('message', { ...stored }));

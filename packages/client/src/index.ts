@@ -10,7 +10,7 @@ export { MemoryRecordStore, MAX_RECORD_BYTES, MAX_RECORD_KEY_LENGTH, MAX_COMMIT_
 export { Relay, MAX_IN_FLIGHT_SENDS, MAX_RECEIVE_BATCH, PING_INTERVAL_MS, PONG_TIMEOUT_MS, MAX_QUEUED_SENDS, MAX_SEND_RETRIES, RECONNECT_ELSEWHERE_SPREAD_MS } from './relay.js';
 export type { Socket, SocketFactory, SocketHandlers, RelayEvents, RelayOptions, RelayState, EnvelopeOutcome } from './relay.js';
 export { backoffDelay, DEFAULT_BACKOFF, MAX_BACKOFF_EXPONENT, type BackoffPolicy } from './backoff.js';
-export { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, PADDING_BLOCK, type Envelope } from './envelope.js';
+export { decodeEnvelope, readEnvelope, encodeEnvelope, ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, PADDING_BLOCK, type Envelope } from './envelope.js';
 export { MAX_TEXT_LENGTH, checkText, countCharacters, describeTextProblem, neutralizeControls, type TextProblem } from './text.js';
 export { HttpApi, normalizeServerUrl, relayUrl, HTTP_TIMEOUT_MS, type FetchLike } from './http.js';
 export { ONE_TIME_KEY_BATCH, REFILL_THRESHOLD, SIGNED_PRE_KEY_ROTATION_MS, RETIRED_KEY_GRACE_MS, planKeyMaintenance } from './prekeys.js';
@@ -57,3 +57,21 @@ export { safeFileName, numberedFileName, MAX_FILE_NAME_BYTES, FALLBACK_FILE_NAME
 export { MAX_GROUPS, MAX_GROUP_REPAIRS, MIN_GROUP_PREFIX, type GroupInfo, type GroupSendResult } from './group/groups.js';
 export { MAX_GROUP_MEMBERS, MAX_GROUP_ENTRIES, MAX_GROUP_TITLE, mergeGroupState, parseGroupState, groupConversation, type GroupState } from './group/state.js';
 export { decodeGroupPayload, encodeGroupPayload, type GroupPayload } from './group/wire.js';
+export {
+  decodeAttachmentPointer,
+  encodeAttachmentPointer,
+  normalizeContentType,
+  contentTypeFromName,
+  isContentType,
+  isImageType,
+  INLINE_IMAGE_TYPES,
+  DEFAULT_CONTENT_TYPE,
+  MAX_POINTER_FILE_BYTES,
+  MAX_WIRE_NAME_BYTES,
+  MAX_CONTENT_TYPE_LENGTH,
+  MAX_THUMBNAIL_BYTES,
+  MAX_IMAGE_DIMENSION,
+  type AttachmentPointer,
+  type AttachmentInfo,
+} from './attachment/pointer.js';
+export { MAX_RESUME_SCAN, type SendFileOptions, type TransferOptions } from './attachment/messages.js';

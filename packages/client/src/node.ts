@@ -16,6 +16,10 @@ import { SealedFile } from './node/sealed-file.js';
 import { SqliteRecordStore } from './node/sqlite-store.js';
 import { wsSocketFactory } from './node/websocket.js';
 import { upgradeLegacyState } from './upgrade.js';
+import { nodeAttachmentCrypto } from './node/attachment-crypto.js';
+import { saveVerified } from './node/attachment-file.js';
+import { nodeBlobFetch } from './node/blob-fetch.js';
+import type { DownloadOptions } from './attachment/download.js';
 
 export { SealedFile, atomicWrite, MAX_SEALED_FILE_BYTES } from './node/sealed-file.js';
 export type { SealedFileOptions } from './node/sealed-file.js';
@@ -24,7 +28,7 @@ export { SqliteRecordStore, type SqliteStoreOptions } from './node/sqlite-store.
 export { acquireHomeLock, HOME_LOCK_WAIT_MS, type HomeLock } from './node/home-lock.js';
 export { wsSocketFactory, HANDSHAKE_TIMEOUT_MS } from './node/websocket.js';
 export { nodeAttachmentCrypto } from './node/attachment-crypto.js';
-export { fileSource, saveAttachment, MAX_NAME_ATTEMPTS } from './node/attachment-file.js';
+export { fileSource, saveAttachment, saveVerified, MAX_NAME_ATTEMPTS } from './node/attachment-file.js';
 export { nodeBlobFetch } from './node/blob-fetch.js';
 
 /** The record store inside a home directory (with SQLite's -wal and -shm beside it). */
@@ -56,6 +60,8 @@ function clientOptions(store: SqliteRecordStore, o: HomeOptions): ClientOptions 
     store,
     backend: nodeBackend(),
     connect: wsSocketFactory,
+    attachmentCrypto: nodeAttachmentCrypto(),
+    blobFetch: nodeBlobFetch,
     ...(o.fetch ? { fetch: o.fetch } : {}),
     ...(o.backoff ? { backoff: o.backoff } : {}),
   };
@@ -153,4 +159,18 @@ export function openHome(o: HomeOptions): Promise<HomeClient> {
     }
     return bind(client, lock);
   });
+}
+
+/**
+ * Downloads the file of a message (sent or received) into `dir`, checked and decrypted, under the
+ * sender's name made safe and never replacing a file (`name (1)`, …); notes the path in the
+ * message and resolves to it. On any failure (ATTACHMENT_CORRUPT, NOT_FOUND, CANCELLED, …) nothing
+ * is left in `dir`.
+ */
+export async function saveMessageAttachment(client: TacitClient, conversation: string, seq: number, dir: string, options: DownloadOptions = {}): Promise<string> {
+  const info = await client.attachment(conversation, seq);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const path = await saveVerified(client.downloadAttachment(conversation, seq, options), dir, info.name);
+  await client.markAttachmentSaved(conversation, seq, path);
+  return path;
 }

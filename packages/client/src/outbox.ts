@@ -21,6 +21,7 @@ import type { Core, StateTxn } from './core.js';
 import type { Directory } from './directory.js';
 import { encodeEnvelope, ENVELOPE_VERSION } from './envelope.js';
 import { checkText, describeTextProblem } from './text.js';
+import { pointerOf } from './attachment/pointer.js';
 import { CLIENT_ERROR_CODES, ClientError, type ClientErrorCode } from './errors.js';
 import { contactOf, directConversation, messageError, type ConversationId, type History, type HistoryMessage, type MessageMeta } from './history.js';
 import { PREFIX, seqKey } from './keys.js';
@@ -154,6 +155,32 @@ export class Outbox {
       return m;
     });
     const done = this.#wait(queued);
+    this.#o.startRelay();
+    void this.kick(contact);
+    return done;
+  }
+
+  /**
+   * Sends a message that is already in history but was never queued (a file whose upload just
+   * finished): `change` completes its record, then it is queued like `send` does. Resolves and
+   * rejects as `send`.
+   */
+  async sendStored(conversation: ConversationId, seq: number, contact: string, change: (m: MessageMeta) => MessageMeta): Promise<SendResult> {
+    this.#checkOpen();
+    const m = await this.#core.mutate(async (t) => {
+      if (this.size >= MAX_OUTBOX) throw new ClientError('TIMEOUT', 'too many messages are waiting for the server');
+      await this.#o.directory.touch(t, contact);
+      const updated = await this.#o.history.update(t, conversation, seq, (x) => {
+        const next: MessageMeta = { ...change(x), st: 'queued', att: 0, job: 1 };
+        delete next.err;
+        return next;
+      });
+      if (updated === undefined) throw new ClientError('INVALID_ARGUMENT', 'the message is no longer in history');
+      this.#queue(t, conversation, seq, contact);
+      t.afterCommit(() => this.#core.events.emit('outgoing', { ...updated }));
+      return updated;
+    });
+    const done = this.#wait(m);
     this.#o.startRelay();
     void this.kick(contact);
     return done;
@@ -309,7 +336,10 @@ export class Outbox {
     if (msg === undefined) return [];
     const delivered = msg.meta.to ?? {};
     const targets = devices.filter((d) => delivered[String(d)] === undefined);
-    const plaintext = encodeEnvelope({ v: ENVELOPE_VERSION, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt });
+    // A file goes out only with its complete pointer (its upload finished).
+    const file = msg.meta.file === undefined ? undefined : pointerOf(msg.meta.file);
+    if (msg.meta.file !== undefined && file === undefined) throw new ClientError('INVALID_ARGUMENT', 'the file is not uploaded yet');
+    const plaintext = encodeEnvelope({ v: ENVELOPE_VERSION, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}) });
     const out: { key: string; entry: CiphertextEntry; body: Uint8Array }[] = [];
     for (const d of targets) {
       const ct = await this.#o.sessions.encrypt(new ProtocolAddress(job.to, d), plaintext);

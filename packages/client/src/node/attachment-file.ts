@@ -66,7 +66,7 @@ async function syncDir(dir: string): Promise<void> {
  * Downloads, checks and decrypts an attachment into `dir` under a safe form of `name`; resolves to
  * the path it was saved at. Throws as `downloadAttachment` does; nothing is left behind then.
  */
-export async function saveAttachment(
+export function saveAttachment(
   api: AttachmentApi,
   crypto: AttachmentCrypto,
   ref: BlobReference,
@@ -74,6 +74,15 @@ export async function saveAttachment(
   name: string,
   options: DownloadOptions = {},
 ): Promise<string> {
+  return saveVerified(downloadAttachment(api, crypto, ref, options), dir, name);
+}
+
+/**
+ * Saves a checked stream (one that throws before its last bytes unless everything checked out,
+ * as `downloadAttachment` and `TacitClient.downloadAttachment` do) into `dir` under a safe form
+ * of `name`, never replacing a file; resolves to the path. On any failure nothing is left.
+ */
+export async function saveVerified(stream: AsyncIterable<Uint8Array>, dir: string, name: string): Promise<string> {
   const safe = safeFileName(name);
   const temp = join(dir, `.${safe.slice(0, 60)}.${randomBytes(6).toString('hex')}.part`);
   const f = await open(temp, 'wx', 0o600);
@@ -91,7 +100,7 @@ export async function saveAttachment(
       [batch, spare] = [spare, batch];
       filled = 0;
     };
-    for await (const piece of downloadAttachment(api, crypto, ref, options)) {
+    for await (const piece of stream) {
       for (let at = 0; at < piece.length; ) {
         const take = Math.min(batch.length - filled, piece.length - at);
         batch.set(piece.subarray(at, at + take), filled);

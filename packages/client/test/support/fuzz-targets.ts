@@ -31,7 +31,7 @@ import {
   type CryptoBackend,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { decodeEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer } from '../../src/index.ts';
+import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
 import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
 import { accountCodec } from '../../src/account.ts';
@@ -273,6 +273,20 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       input: 'bytes',
       seeds: [encodeEnvelope({ v: 1, id: '0123456789abcdef', text: 'hello \u202e world', sentAt: 1_700_000_000_000 })],
       decode: (b) => decodeEnvelope(b as Uint8Array),
+    },
+    {
+      name: 'client: readEnvelope with a file pointer',
+      input: 'bytes',
+      seeds: [
+        encodeEnvelope({
+          v: 1,
+          id: '0123456789abcdef',
+          text: 'caption',
+          sentAt: 1_700_000_000_000,
+          file: { id: 'ab'.repeat(24), key: new Uint8Array(32).fill(7), digest: new Uint8Array(32).fill(9), size: 1234, name: 'a.jpg', type: 'image/jpeg', thumbnail: new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1]), width: 640, height: 480 },
+        }),
+      ],
+      decode: (b) => readEnvelope(b as Uint8Array),
     },
     // The records of the local store: damage is STATE_CORRUPT, nothing else.
     recordTarget('message', messageCodec, { meta: { d: 'out', id: 'ab12', from: 'bob', dev: 1, sentAt: 5, st: 'failed', err: { code: 'SERVER', message: 'no', serverCode: 'X' }, to: { '1': 's1' }, pend: 0, att: 1 }, blob: utf8Encode('hi \u0001 there') }),
