@@ -75,7 +75,8 @@ export interface ConversationView {
 }
 
 /** `queued`: stored here, waiting for the server (or for the connection to come back). */
-export type OutgoingState = 'queued' | 'sent' | 'failed';
+/** `uploading`: a file on its way to the server's blob store. */
+export type OutgoingState = 'uploading' | 'queued' | 'sent' | 'failed';
 
 export interface MessageView {
   key: string;
