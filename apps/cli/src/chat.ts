@@ -10,12 +10,13 @@
  * (at most CHAT_FLUSH_TIMEOUT_MS), then exits.
  */
 import { clearLine, createInterface, cursorTo } from 'node:readline';
-import { checkText, describeError, describeTextProblem, directConversation, isClientError, parseUsername } from '@tacit/client';
+import { checkText, describeError, describeTextProblem, isClientError } from '@tacit/client';
 import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 import { attachNotices, printMessage } from './commands.js';
+import { groupLabels, recipient } from './group.js';
 
 /** After end of input, how long to wait for unconfirmed messages before giving up, ms. */
 export const CHAT_FLUSH_TIMEOUT_MS = 60_000;
@@ -30,10 +31,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export async function cmdChat(ctx: Ctx): Promise<number> {
   const p = ctx.args.positionals;
-  if (p.length !== 1) throw new UsageError('usage: tacit chat <username> [--wait <seconds>]');
-  const partner = parseUsername(p[0]!);
+  if (p.length !== 1) throw new UsageError('usage: tacit chat <username|#group> [--wait <seconds>]');
+  const named = recipient(p[0]!);
   const h = await ctx.open();
   const c = h.client;
+  // A group is sent to by its full id from here on (a rename cannot change what `#title` meant).
+  const conversation = await c.resolveConversation(named).catch(async (e: unknown) => {
+    await h.close();
+    throw e;
+  });
+  const partner = conversation.startsWith('g:') ? conversation : named;
   const interactive = ctx.stdin.isTTY === true && ctx.stdout.isTTY === true && !ctx.args.json;
   let started = false;
   const rl = createInterface({ input: ctx.stdin, output: interactive ? ctx.stdout : undefined, terminal: interactive, crlfDelay: Infinity });
@@ -57,7 +64,6 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
   const chatCtx: Ctx = { ...ctx, out };
   let fatal: number | undefined;
   let connected = false;
-  const conversation = directConversation(partner);
   /** Messages announced as waiting, so their later `sent` is announced too. */
   const waiting = new Set<string>();
   try {
@@ -85,13 +91,14 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       fatal = EXIT.SERVER;
       rl.close();
     });
-    if (interactive) ctx.stdout.write(`chatting with ${partner}; type a message and press Enter, /quit to leave\n`);
+    if (interactive) ctx.stdout.write(`chatting with ${conversation.startsWith('g:') ? named : partner}; type a message and press Enter, /quit to leave\n`);
     // An unreachable server does not stop the chat: what is typed is queued meanwhile.
     await c.connect(ctx.args.wait !== undefined ? ctx.args.wait * 1000 : CONNECT_TIMEOUT_MS).catch((e: unknown) => {
       if (!(isClientError(e) && (e.code === 'TIMEOUT' || e.code === 'NETWORK'))) throw e;
       out.notice('connection', { state: 'unreachable' }, '(the server is unreachable; messages are queued and sent when it is back)');
     });
-    c.watchForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m))));
+    const label = await groupLabels(c);
+    c.watchForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m, label))));
     if (interactive) {
       rl.setPrompt('> ');
       started = true;
@@ -122,7 +129,7 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       }
       sends.push(
         c.send(partner, line).then(
-          (r) => out.event('sent', { to: r.to, id: r.id, sentAt: r.sentAt, devices: r.serverIds.length }, undefined),
+          (r) => out.event('sent', { to: r.to, id: r.id, sentAt: r.sentAt, devices: r.devices ?? r.serverIds.length }, undefined),
           (e: unknown) => {
             if (closing && isClientError(e) && e.code === 'CLOSED') return; // kept; told below
             const code = isClientError(e) ? e.code : 'INTERNAL';

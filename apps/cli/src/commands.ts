@@ -6,6 +6,7 @@ import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, DRAIN_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT } from './exit-codes.js';
 import { formatSafetyNumber, formatTime, sanitize, type Output } from './output.js';
+import { groupFields, groupLabels, recipient } from './group.js';
 
 /** How long a connected command waits for messages queued earlier to reach the server, ms. */
 export const FLUSH_TIMEOUT_MS = 30_000;
@@ -34,11 +35,14 @@ export async function cmdRegister(ctx: Ctx): Promise<number> {
   return EXIT.OK;
 }
 
-export function printMessage(out: Output, m: HistoryMessage): void {
+/** `label` names the group of a group message (`#title`); group system lines print as `* text`. */
+export function printMessage(out: Output, m: HistoryMessage, label?: (conversation: string) => string | undefined): void {
+  const group = m.conversation.startsWith('g:') ? (label?.(m.conversation) ?? m.conversation.slice(0, 10)) : undefined;
+  const where = group !== undefined ? `${group} ` : '';
   out.event(
     'message',
-    { from: m.from, fromDevice: m.fromDevice, id: m.id, text: m.text, sentAt: m.sentAt, serverTimestamp: m.serverTimestamp, serverId: m.serverId },
-    `[${formatTime(m.sentAt)}] ${m.from}: ${sanitize(m.text)}`,
+    { from: m.from, fromDevice: m.fromDevice, id: m.id, text: m.text, sentAt: m.sentAt, serverTimestamp: m.serverTimestamp, serverId: m.serverId, ...groupFields(m, group) },
+    m.system ? `[${formatTime(m.sentAt)}] ${where}* ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${where}${m.from}: ${sanitize(m.text)}`,
   );
 }
 
@@ -47,8 +51,9 @@ export function printMessage(out: Output, m: HistoryMessage): void {
  * printed before a crash is not printed again (stdout writes are synchronous on Linux, and the
  * commit follows at once); one whose printing did not complete is printed next time.
  */
-export function displayNew(out: Output, client: TacitClient): Promise<number> {
-  return client.takeForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m))));
+export async function displayNew(out: Output, client: TacitClient): Promise<number> {
+  const label = await groupLabels(client);
+  return client.takeForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m, label))));
 }
 
 /**
@@ -115,8 +120,8 @@ function checkAll(messages: { text: string; line: number }[], fromStdin: boolean
 
 export async function cmdSend(ctx: Ctx): Promise<number> {
   const p = ctx.args.positionals;
-  if (p.length !== 2) throw new UsageError('usage: tacit send <username> <text> [--wait <seconds>]   (or - to send each line of stdin)');
-  const to = parseUsername(p[0]!);
+  if (p.length !== 2) throw new UsageError('usage: tacit send <username|#group> <text> [--wait <seconds>]   (or - to send each line of stdin)');
+  const to = recipient(p[0]!);
   const fromStdin = p[1] === '-';
   const messages = fromStdin ? await readStdinLines(ctx) : [{ text: p[1]!, line: 1 }];
   if (messages.length === 0) throw new UsageError('nothing to send: standard input held no message');
@@ -129,7 +134,7 @@ export async function cmdSend(ctx: Ctx): Promise<number> {
     attachNotices(ctx, c);
     // Each message is stored as queued before anything goes on the wire, in order; all are
     // confirmed together (a burst is one round of frames).
-    const results: (SendResult | { error: unknown } | undefined)[] = texts.map(() => undefined);
+    const results: ((SendResult & { devices?: number }) | { error: unknown } | undefined)[] = texts.map(() => undefined);
     const all = Promise.all(
       texts.map((t, i) =>
         c.send(to, t).then(
@@ -157,7 +162,7 @@ export async function cmdSend(ctx: Ctx): Promise<number> {
         queued++;
         ctx.out.event('queued', { to, index: i }, undefined);
       } else if ('error' in r) failure ??= r.error;
-      else ctx.out.event('sent', { to: r.to, id: r.id, sentAt: r.sentAt, devices: r.serverIds.length }, texts.length === 1 ? `sent to ${r.to}` : undefined);
+      else ctx.out.event('sent', { to: r.to, id: r.id, sentAt: r.sentAt, devices: r.devices ?? r.serverIds.length }, texts.length === 1 ? `sent to ${to}` : undefined);
     });
     if (failure !== undefined) throw failure;
     if (queued > 0) {
@@ -209,14 +214,15 @@ export async function cmdRecv(ctx: Ctx): Promise<number> {
 
 /** `tacit history <user> [--limit N]`: the conversation as this device holds it, both directions. */
 export async function cmdHistory(ctx: Ctx): Promise<number> {
-  const [name] = need(ctx, 1, 'history <username> [--limit <n>]');
-  const contact = parseUsername(name!);
+  const [name] = need(ctx, 1, 'history <username|#group> [--limit <n>]');
+  const contact = recipient(name!);
   const h = await ctx.open();
   try {
     const c = h.client;
     const limit = ctx.args.limit ?? DEFAULT_HISTORY_LIMIT;
-    const list = await c.history(contact, { limit });
-    const info = (await c.conversations()).find((x) => x.contact === contact);
+    const conversation = await c.resolveConversation(contact);
+    const list = await c.history(conversation, { limit });
+    const info = (await c.conversations()).find((x) => x.id === conversation);
     // Shown where the history starts: when this page reaches its oldest message.
     if (info !== undefined && info.dropped > 0 && list.length < limit) {
       ctx.out.notice('history-trimmed', { conversation: info.id, dropped: info.dropped, droppedUnread: info.droppedUnread }, `(${info.dropped} older message(s) were removed to keep the local history within its limits)`);
@@ -235,8 +241,9 @@ export async function cmdHistory(ctx: Ctx): Promise<number> {
           text: m.text,
           sentAt: m.sentAt,
           ...(m.direction === 'in' ? { serverId: m.serverId, read: m.read } : { state: m.state, ...(m.error ? { error: m.error } : {}) }),
+          ...(m.system ? { system: true } : {}),
         },
-        `[${formatTime(m.sentAt)}] ${m.direction === 'out' ? 'you' : m.from}: ${sanitize(m.text)}${state}`,
+        m.system ? `[${formatTime(m.sentAt)}] * ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${m.direction === 'out' ? 'you' : m.from}: ${sanitize(m.text)}${state}`,
       );
     }
   } finally {

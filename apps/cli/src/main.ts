@@ -5,6 +5,7 @@ import { cmdChat } from './chat.js';
 import { cmdContacts, cmdHistory, cmdRecv, cmdRegister, cmdSafetyNumber, cmdSend, cmdTrust, cmdWhoami } from './commands.js';
 import { makeCtx, type Ctx } from './context.js';
 import { cmdAdmin, cmdDirectory } from './team.js';
+import { cmdGroup } from './group.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 
@@ -28,6 +29,14 @@ commands:
   whoami                         show this account
   directory                      list the usernames registered on the server
                                  (when the server's team directory is on)
+
+groups (a group is named #<title> or g:<id prefix>; send, recv, chat and history take it too):
+  group create <title> <user>…   create a group; you are its admin
+  group add|remove <group> <user>…  admins: change the members
+  group rename <group> <title>   admins: rename the group
+  group leave <group>            leave the group
+  group list                     your groups
+  group members <group>          members and admins of a group
 
 admin commands (for admins: the first account on a server, and those the operator names):
   admin invite [count]           create invite links (1-20) to hand out
@@ -66,6 +75,7 @@ const COMMANDS: Record<string, Command> = {
   whoami: cmdWhoami,
   directory: cmdDirectory,
   admin: cmdAdmin,
+  group: cmdGroup,
 };
 
 export async function main(argv: string[]): Promise<number> {

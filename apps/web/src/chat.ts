@@ -43,6 +43,7 @@ import {
 import { webBackend } from './crypto.js';
 import { browserSocketFactory } from './socket.js';
 import { TeamModel } from './team.js';
+import { GroupsModel } from './groups.js';
 
 /** Web Locks name: one tab per browser profile runs the account (two would replace each other's socket). */
 const TAB_LOCK = 'tacit-account';
@@ -63,7 +64,10 @@ export type Phase =
 export type Connection = 'connecting' | 'online' | 'offline' | 'stopped';
 
 export interface ConversationView {
+  /** A contact's username, or a group's conversation id (`g:<id>`). */
   username: string;
+  /** A group: its title (the list and the header show it instead of `username`). */
+  title?: string;
   unread: number;
   lastAt: number;
   preview: string;
@@ -84,6 +88,10 @@ export interface MessageView {
   text: string;
   at: number;
   seq: number;
+  /** Who wrote it (shown in a group). */
+  from: string;
+  /** A group's system line (a join, a removal, a rename). */
+  system?: boolean;
   state?: OutgoingState;
   error?: string;
   read?: boolean;
@@ -123,7 +131,7 @@ function failureText(contact: string, m: HistoryMessage): string | undefined {
   if (err === undefined) return undefined;
   switch (err.code) {
     case 'UNTRUSTED_IDENTITY':
-      return `Not sent: the safety number with ${contact} changed.`;
+      return contact.startsWith('g:') ? `Held: a member’s safety number changed (${err.message}).` : `Not sent: the safety number with ${contact} changed.`;
     case 'SERVER':
       return sentence(refusalText(err.serverCode));
     default:
@@ -185,6 +193,8 @@ export class Chat {
   readonly undecryptable = new Map<string, number>();
   /** Admin rights and the directory of usernames, once the page has reached the server. */
   team: TeamModel | undefined;
+  /** The account's groups (titles, members, changes). */
+  groups: GroupsModel | undefined;
   #store: RecordStore | undefined;
   #db: IDBDatabase | undefined;
   /** The passphrase lock, when on (as read at load or last changed). */
@@ -299,7 +309,9 @@ export class Chat {
   async #start(client: TacitClient): Promise<void> {
     this.#client = client;
     this.team = new TeamModel(client, () => this.#changed());
+    this.groups = new GroupsModel(client, () => this.#changed());
     this.#unsubscribe.push(
+      client.on('group', () => this.#invalidate()),
       client.on('history', ({ conversation }) => this.#invalidate(conversation)),
       client.on('identity-changed', () => this.#invalidate()),
       client.on('undecryptable', (u) => {
@@ -358,8 +370,9 @@ export class Chat {
       this.#dirtyList = false;
       const dirty = [...this.#dirty];
       this.#dirty.clear();
-      this.#conversations = (await c.conversations()).filter((x) => x.contact !== c.username).map((x) => this.#view(x));
-      for (const contact of this.#messages.keys()) if (dirty.includes(directConversation(contact))) await this.#load(contact);
+      await this.groups?.refresh();
+      this.#conversations = (await c.conversations()).filter((x) => x.group !== undefined || x.contact !== c.username).map((x) => this.#view(x));
+      for (const contact of this.#messages.keys()) if (dirty.includes(contact.startsWith('g:') ? contact : directConversation(contact))) await this.#load(contact);
       this.#changed();
     })().finally(() => {
       this.#refreshing = undefined;
@@ -371,9 +384,11 @@ export class Chat {
 
   #view(x: ConversationInfo): ConversationView {
     const last = x.last;
-    const preview = last === undefined ? '' : last.direction === 'out' ? `You: ${last.text}` : last.text;
+    const preview = last === undefined ? '' : last.system ? last.text : last.direction === 'out' ? `You: ${last.text}` : x.group !== undefined ? `${last.from}: ${last.text}` : last.text;
+    const title = x.group !== undefined ? (this.groups?.get(x.id)?.title ?? 'Group') : undefined;
     return {
-      username: x.contact,
+      username: x.group !== undefined ? x.id : x.contact,
+      ...(title !== undefined ? { title } : {}),
       unread: x.unread,
       lastAt: x.lastAt,
       preview: neutralizeControls(preview.replace(/\s+/g, ' ').slice(0, PREVIEW_LENGTH)),
@@ -398,12 +413,14 @@ export class Chat {
     this.#messages.set(
       contact,
       list.map((m) => {
-        const v: MessageView = { key: `m:${m.seq}`, dir: m.direction, text: m.text, at: m.direction === 'in' ? (m.receivedAt ?? m.sentAt) : m.sentAt, seq: m.seq };
+        const v: MessageView = { key: `m:${m.seq}`, dir: m.direction, text: m.text, at: m.direction === 'in' ? (m.receivedAt ?? m.sentAt) : m.sentAt, seq: m.seq, from: m.from };
+        if (m.system) v.system = true;
         if (m.direction === 'in') v.read = m.read ?? false;
         else {
           v.state = m.state ?? 'sent';
           const error = failureText(contact, m);
-          if (m.state === 'failed' && error !== undefined) v.error = error;
+          // A group message held for a member's changed safety number stays queued, and says why.
+          if ((m.state === 'failed' || (m.state === 'queued' && contact.startsWith('g:'))) && error !== undefined) v.error = error;
         }
         return v;
       }),

@@ -18,7 +18,7 @@ import { ClientError } from './errors.js';
 import { contactOf, directConversation, groupIdOf, History, type ConversationId, type ConversationSummary, type HistoryMessage } from './history.js';
 import { HttpApi, relayUrl, type FetchLike } from './http.js';
 import { Inbox } from './inbox.js';
-import { Groups, type GroupInfo, type GroupSendResult } from './group/groups.js';
+import { GROUP_CLOSE_GRACE_MS, Groups, type GroupInfo, type GroupSendResult } from './group/groups.js';
 import { groupConversation } from './group/state.js';
 import { PREFIX } from './keys.js';
 import { Outbox, type SendResult } from './outbox.js';
@@ -320,6 +320,8 @@ export class TacitClient {
     this.#closed = true;
     clearInterval(this.#keyTimer);
     this.#attachments.close();
+    // A group state this device is passing on (concurrent changes) reaches the members first.
+    await this.#groups.idle(GROUP_CLOSE_GRACE_MS);
     this.#outbox.close();
     this.#groups.close();
     this.#relay?.close();
@@ -374,11 +376,12 @@ export class TacitClient {
    * UNTRUSTED_IDENTITY if the contact's identity key changed (nothing is sent until `trust`),
    * UNKNOWN_USER, or SERVER.
    */
-  async send(to: string, text: string): Promise<SendResult> {
+  async send(to: string, text: string): Promise<SendResult & { devices?: number }> {
     if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
     if (isGroupRef(to)) {
+      // A group: `to` is the group's conversation id; `devices` says how many member devices stored it.
       const r = await this.#groups.send(to, text);
-      return { id: r.id, to: `g:${r.group}`, conversation: r.conversation, seq: r.seq, sentAt: r.sentAt, serverIds: [] };
+      return { id: r.id, to: r.conversation, conversation: r.conversation, seq: r.seq, sentAt: r.sentAt, serverIds: [], devices: r.devices };
     }
     return this.#outbox.send(parseUsername(to), text);
   }

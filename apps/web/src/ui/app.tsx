@@ -6,6 +6,7 @@ import { Conversation } from './conversation.js';
 import { SafetyNumber } from './safety.js';
 import { Admin } from './admin.js';
 import { Settings, Unlock } from './lock.js';
+import { GroupMembers, NewGroup } from './groups.js';
 import { href, parseRoute, type Route } from './route.js';
 
 function useChat(chat: Chat): number {
@@ -83,12 +84,12 @@ function Screens({ chat }: { chat: Chat }) {
   if (phase.kind === 'locked') return <Unlock chat={chat} busy={phase.busy} error={phase.error} forgot={<SignOut chat={chat} />} />;
   if (phase.kind === 'register') return <Register chat={chat} busy={phase.busy} error={phase.error} />;
 
-  const contact = route.view === 'chat' || route.view === 'safety' ? route.contact : undefined;
+  const contact = route.view === 'chat' || route.view === 'safety' || route.view === 'members' ? route.contact : undefined;
   const unread = chat.conversations().reduce((n, c) => n + c.unread, 0);
   const title = unread > 0 ? `(${unread}) tacit` : 'tacit';
   if (document.title !== title) document.title = title;
   return (
-    <div class={`shell ${contact || route.view === 'admin' || route.view === 'settings' ? 'has-contact' : 'no-contact'}`}>
+    <div class={`shell ${contact || route.view === 'admin' || route.view === 'settings' || route.view === 'new-group' ? 'has-contact' : 'no-contact'}`}>
       <header class="topbar">
         <span class="brand" aria-hidden="true">tacit</span>
         <span class="me">
@@ -116,6 +117,8 @@ function Screens({ chat }: { chat: Chat }) {
         {route.view === 'safety' && <SafetyNumber key={route.contact} chat={chat} contact={route.contact} />}
         {route.view === 'admin' && <Admin chat={chat} />}
         {route.view === 'settings' && <Settings chat={chat} />}
+        {route.view === 'new-group' && <NewGroup chat={chat} />}
+        {route.view === 'members' && <GroupMembers key={route.contact} chat={chat} contact={route.contact} />}
         {route.view === 'list' && (
           <div class="empty">
             <p>Select a conversation, or start one by username.</p>

@@ -15,6 +15,9 @@ function when(at: number): string {
 }
 
 export function Conversation({ chat, contact }: { chat: Chat; contact: string }) {
+  const group = contact.startsWith('g:') ? chat.groups?.get(contact) : undefined;
+  // A group is named by its title (shown with controls neutralized), a contact by username.
+  const name = group !== undefined ? neutralizeControls(group.title) : contact;
   const messages = chat.messages(contact);
   const blocked = chat.identityChanged(contact);
   const dropped = chat.conversation(contact)?.dropped ?? 0;
@@ -53,12 +56,18 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
         <a class="back" href={href({ view: 'list' })} aria-label="Back to conversations">
           <span aria-hidden="true">‹</span> <span class="back-text">Conversations</span>
         </a>
-        <h2 id="conv-title">{contact}</h2>
-        <a class="safety-link" href={href({ view: 'safety', contact })}>
-          Safety number
-        </a>
+        <h2 id="conv-title">{name}</h2>
+        {contact.startsWith('g:') ? (
+          <a class="safety-link" href={href({ view: 'members', contact })} data-testid="members-link">
+            {group !== undefined ? `${group.members.length} members` : 'Members'}
+          </a>
+        ) : (
+          <a class="safety-link" href={href({ view: 'safety', contact })}>
+            Safety number
+          </a>
+        )}
       </header>
-      <ol class="messages" ref={listRef} onScroll={onScroll} tabIndex={0} aria-label={`Messages with ${contact}`} aria-live="polite" data-testid="messages">
+      <ol class="messages" ref={listRef} onScroll={onScroll} tabIndex={0} aria-label={`Messages with ${name}`} aria-live="polite" data-testid="messages">
         {older && (
           <li class="older">
             <button type="button" class="link" onClick={() => void chat.showOlder(contact)}>
@@ -71,7 +80,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
             {dropped === 1 ? 'An older message was' : `${dropped} older messages were`} removed to keep this browser’s history within its storage limits.
           </li>
         )}
-        {messages.length === 0 && <li class="hint pad">No messages yet. Say hello — only {contact} can read it.</li>}
+        {messages.length === 0 && <li class="hint pad">No messages yet. Say hello — only {group !== undefined ? 'the members' : contact} can read it.</li>}
         {messages.map((m) => (
           <Message key={m.key} chat={chat} contact={contact} m={m} blocked={blocked} online={chat.connection === 'online'} />
         ))}
@@ -81,7 +90,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
           {failedDecrypts === 1 ? 'A message' : `${failedDecrypts} messages`} from {contact} could not be decrypted and {failedDecrypts === 1 ? 'was' : 'were'} dropped.
         </p>
       )}
-      {blocked ? <IdentityWarning contact={contact} /> : <Composer chat={chat} contact={contact} />}
+      {blocked ? <IdentityWarning contact={contact} /> : group !== undefined && !group.member ? <p class="hint pad">You are no longer a member of this group.</p> : <Composer chat={chat} contact={contact} name={name} />}
     </section>
   );
 }
@@ -93,9 +102,22 @@ function stateText(state: NonNullable<MessageView['state']>, online: boolean): s
 }
 
 function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: string; m: MessageView; blocked: boolean; online: boolean }) {
+  if (m.system) {
+    return (
+      <li class="msg system-line" data-system="true">
+        {neutralizeControls(m.text)} <time dateTime={new Date(m.at).toISOString()}>{when(m.at)}</time>
+      </li>
+    );
+  }
+  const inGroup = contact.startsWith('g:');
   return (
-    <li class={`msg ${m.dir} ${m.state ?? ''}`} data-dir={m.dir} data-state={m.state}>
-      <span class="visually-hidden">{m.dir === 'in' ? `${contact} said: ` : 'You said: '}</span>
+    <li class={`msg ${m.dir} ${m.state ?? ''}`} data-dir={m.dir} data-state={m.state} data-from={m.from}>
+      <span class="visually-hidden">{m.dir === 'in' ? `${inGroup ? m.from : contact} said: ` : 'You said: '}</span>
+      {inGroup && m.dir === 'in' && (
+        <span class="msg-from" aria-hidden="true">
+          {m.from}
+        </span>
+      )}
       <p class="msg-text">
         {/* Controls and bidi overrides shown as U+FFFD, as the CLI does (links never contain them). */}
         {linkify(m.text).map((part, i) =>
@@ -129,7 +151,7 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
   );
 }
 
-function Composer({ chat, contact }: { chat: Chat; contact: string }) {
+function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: string }) {
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);
   useEffect(() => ref.current?.focus(), [contact]);
@@ -157,13 +179,13 @@ function Composer({ chat, contact }: { chat: Chat; contact: string }) {
         }}
       >
         <label for="composer-text" class="visually-hidden">
-          Message to {contact}
+          Message to {name}
         </label>
         <textarea
           id="composer-text"
           ref={ref}
           rows={1}
-          placeholder={`Message ${contact}`}
+          placeholder={`Message ${name}`}
           value={text}
           onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
           onKeyDown={(e) => {

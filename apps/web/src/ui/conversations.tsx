@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { neutralizeControls } from '@tacit/client';
 import { userMessage, type Chat } from '../chat.js';
 import { href, navigate } from './route.js';
 
@@ -7,6 +8,9 @@ export function ConversationList({ chat, selected }: { chat: Chat; selected: str
   return (
     <div class="conversations">
       <NewConversation chat={chat} />
+      <a class="button new-group-link" href={href({ view: 'new-group' })} data-testid="new-group">
+        New group
+      </a>
       <h2 class="visually-hidden">Conversations</h2>
       {list.length === 0 ? (
         <p class="hint pad">No conversations yet.</p>
@@ -20,7 +24,7 @@ export function ConversationList({ chat, selected }: { chat: Chat; selected: str
                 aria-current={c.username === selected ? 'page' : undefined}
                 data-contact={c.username}
               >
-                <span class="conv-name">{c.username}</span>
+                <span class="conv-name">{c.title !== undefined ? `# ${neutralizeControls(c.title)}` : c.username}</span>
                 {c.identityChanged && (
                   <span class="badge warn" title="Safety number changed">
                     ⚠<span class="visually-hidden"> safety number changed</span>

@@ -58,6 +58,8 @@ export const MAX_GROUPS = 1_000;
 export const MAX_GROUP_REPAIRS = 3;
 /** Frame budget for one `send-multi` (below MAX_FRAME_BYTES, leaving room for the JSON around the ciphertexts). */
 const FRAME_BUDGET = MAX_FRAME_BYTES - 8 * 1024;
+/** How long `close` waits for group states still being sent on to other members, ms. */
+export const GROUP_CLOSE_GRACE_MS = 10_000;
 /** Shortest id prefix that names a group on a command line. */
 export const MIN_GROUP_PREFIX = 4;
 /** Message ids: 16 random bytes in hex (as pairwise). */
@@ -150,6 +152,8 @@ export class Groups {
   readonly #waiters = new Map<string, { resolve: (r: GroupSendResult) => void; reject: (e: ClientError) => void }[]>();
   readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
   readonly #attempts = new Map<string, number>();
+  /** States being sent on after a merge (see #afterCommitSend). */
+  readonly #background = new Set<Promise<unknown>>();
   #closed = false;
 
   constructor(o: GroupsOptions) {
@@ -451,7 +455,19 @@ export class Groups {
 
   #afterCommitSend(t: StateTxn, state: GroupState, users: string[]): void {
     const snapshot = structuredClone(state);
-    t.afterCommit(() => void this.#core.peerLock.run(groupConversation(state.id), () => this.#broadcast(snapshot, users)).catch(() => undefined));
+    t.afterCommit(() => {
+      const job = this.#core.peerLock.run(groupConversation(state.id), () => this.#broadcast(snapshot, users)).catch(() => undefined);
+      this.#background.add(job);
+      void job.finally(() => this.#background.delete(job));
+    });
+  }
+
+  /** Waits (at most `ms`) for states being sent on to other members, so a short-lived client does not cut them off. */
+  async idle(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, ms)));
+    await Promise.race([Promise.all([...this.#background]), late]);
+    clearTimeout(timer);
   }
 
   async #receiveKey(t: StateTxn, from: string, fromDevice: number, p: Extract<GroupPayload, { grp: 'key' }>): Promise<void> {
@@ -508,12 +524,15 @@ export class Groups {
     return { conversation: groupConversation(p.group), id: p.id, text: p.text, sentAt: p.sentAt };
   }
 
-  /** A system line in the group's history ("alice added carol"); counted unread like a message. */
+  /** A system line in the group's history ("alice added carol"); another member's counts as unread. */
   async #system(t: StateTxn, group: string, actor: string, text: string): Promise<void> {
     const now = this.#core.now();
-    const meta: MessageMeta & { sys: 1 } = { d: 'in', id: toHex(this.#core.backend.randomBytes(MESSAGE_ID_BYTES)), from: actor, dev: 0, sentAt: now, rcv: now, sys: 1 };
+    // Our own changes are lines we wrote (outgoing, already read); others' count as unread.
+    const mine = actor === this.#self;
+    const id = toHex(this.#core.backend.randomBytes(MESSAGE_ID_BYTES));
+    const meta: MessageMeta = mine ? { d: 'out', id, from: actor, dev: this.#core.account.deviceId, sentAt: now, st: 'sent', sys: 1 } : { d: 'in', id, from: actor, dev: 0, sentAt: now, rcv: now, sys: 1 };
     const m = await this.#o.history.append(t, groupConversation(group), meta, text.slice(0, 1_000));
-    t.afterCommit(() => this.#core.events.emit('message', { ...m }));
+    t.afterCommit(() => this.#core.events.emit(mine ? 'outgoing' : 'message', { ...m }));
   }
 
   // ---- sending ----
