@@ -29,6 +29,8 @@ const server = await buildServer({
     registrationBurst: HIGH,
     registrationPerHour: HIGH,
     maxUnauthenticatedConnections: 100_000,
+    maxUnauthenticatedPerAddress: 100_000,
+    maxHttpConnectionsPerAddress: 100_000,
   },
 });
 const port = await server.listen(0, '127.0.0.1');
