@@ -26,6 +26,14 @@ export interface Limits {
   maxFanoutDevices: number;
   /** Ciphertext bytes one `send-multi` may store in all (MESSAGE_TOO_LARGE beyond). */
   maxFanoutBytes: number;
+  /**
+   * Daily quotas per sending account (relay/quotas.ts; SEND_QUOTA_EXCEEDED beyond): messages to one
+   * recipient device, messages in all, ciphertext bytes in all. Each is a bucket of one day's
+   * quota refilled evenly over 24 hours.
+   */
+  sendsPerRecipientDevicePerDay: number;
+  sendsPerAccountPerDay: number;
+  sendBytesPerAccountPerDay: number;
   /** Per-connection frame bucket; exhausting it closes the socket (RATE_LIMITED). */
   frameRatePerSecond: number;
   frameBurst: number;
@@ -111,6 +119,9 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   sendBurst: api.SEND_BURST,
   maxFanoutDevices: api.MAX_FANOUT_DEVICES,
   maxFanoutBytes: api.MAX_FANOUT_BYTES,
+  sendsPerRecipientDevicePerDay: 2_000,
+  sendsPerAccountPerDay: 100_000,
+  sendBytesPerAccountPerDay: 1024 * 1024 * 1024,
   frameRatePerSecond: api.FRAME_RATE_PER_SECOND,
   frameBurst: api.FRAME_BURST,
   bundleFetchBurst: api.BUNDLE_FETCH_BURST,

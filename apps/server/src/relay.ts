@@ -20,6 +20,7 @@ import { Connections } from './relay/connections.js';
 import { Delivery } from './relay/delivery.js';
 import { Hub } from './relay/hub.js';
 import { BatchWriter } from './relay/writer.js';
+import { SendQuotas } from './relay/quotas.js';
 
 export { messageFrameText } from './relay/delivery.js';
 
@@ -39,7 +40,7 @@ export class Relay {
     this.#hub = new Hub(l, ctx.limiters.connections);
     this.#delivery = new Delivery(ctx, this.#hub, (conn, e) => this.#connections.internal(conn, e));
     const sendRate = ctx.limiters.bucket('send', { burst: l.sendBurst, perSecond: l.sendRatePerSecond });
-    this.#writer = new BatchWriter(ctx.store, l.maxQueuePerDevice, ctx.log, this.#delivery, sendRate, ctx.now);
+    this.#writer = new BatchWriter(ctx.store, l.maxQueuePerDevice, ctx.log, this.#delivery, sendRate, ctx.now, new SendQuotas(ctx.limiters, l));
     this.#connections = new Connections(ctx, this.#hub, this.#writer, this.#delivery);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: l.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
     this.#heartbeat = setInterval(() => this.#connections.beat(), l.heartbeatIntervalMs);

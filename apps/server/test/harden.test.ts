@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { ERRORS, type DeviceCredentials } from '@tacit/api';
+import { ERRORS, type DeviceCredentials, type MessageFrame, type ServerFrame } from '@tacit/api';
 import { addressBudgetKey } from '../src/relay/hub.js';
 import { ticketCredential } from '../src/auth.js';
 import { tokenHash } from '../src/secrets.js';
-import { Client, auth, errorCode, makeDevice, register, withServer, type Account, type Harness } from './helpers.js';
+import { Client, auth, b64, errorCode, makeDevice, register, sendMessage, withServer, type Account, type Harness } from './helpers.js';
 
 /** Opens a WebSocket from a chosen loopback source address; resolves once it is open (or closed). */
 async function openFrom(h: Harness, localAddress: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
@@ -250,4 +250,85 @@ test('connections per client address are capped; another address is still served
     },
     { limits: { maxHttpConnectionsPerAddress: 8 } },
   );
+});
+
+// 13.6: flooding.
+
+const answerCode = (f: ServerFrame) => (f.type === 'error' ? f.code : f.type);
+
+test('one sender cannot fill a recipient’s mailbox: a daily quota per recipient device; others still get through', async () => {
+  await withServer(
+    async (h) => {
+      const [a, b, c, d] = [await register(h), await register(h), await register(h), await register(h)];
+      const ca = await Client.connect(h.wsUrl, a);
+      const cd = await Client.connect(h.wsUrl, d);
+      for (let i = 0; i < 5; i++) assert.equal(answerCode(await sendMessage(ca, { username: b.username, deviceId: 1 }, `m${i}`)), 'sent');
+      const over = await sendMessage(ca, { username: b.username, deviceId: 1 }, 'one too many');
+      assert.equal(answerCode(over), 'SEND_QUOTA_EXCEEDED');
+      assert.equal(ca.isClosed, false, 'the socket stays open');
+      // The same sender to someone else, and someone else to the same recipient, are not limited.
+      assert.equal(answerCode(await sendMessage(ca, { username: c.username, deviceId: 1 }, 'hi c')), 'sent');
+      assert.equal(answerCode(await sendMessage(cd, { username: b.username, deviceId: 1 }, 'hi b')), 'sent');
+      // What b finds: a's five and d's one, nothing of the refused send.
+      const cb = await Client.connect(h.wsUrl, b);
+      await cb.next((f) => f.type === 'queue-empty');
+      const texts = cb.frames.filter((f): f is MessageFrame => f.type === 'message').map((f) => Buffer.from(f.envelope.body, 'base64').toString());
+      assert.deepEqual(texts.sort(), ['hi b', 'm0', 'm1', 'm2', 'm3', 'm4']);
+      for (const x of [ca, cb, cd]) x.close();
+    },
+    { limits: { sendsPerRecipientDevicePerDay: 5 } },
+  );
+});
+
+test('daily quotas per sending account: messages and bytes in all, also through send-multi', async () => {
+  await withServer(
+    async (h) => {
+      const a = await register(h);
+      const others = [await register(h), await register(h), await register(h), await register(h)];
+      const ca = await Client.connect(h.wsUrl, a);
+      for (const o of others.slice(0, 3)) assert.equal(answerCode(await sendMessage(ca, { username: o.username, deviceId: 1 }, 'x')), 'sent');
+      assert.equal(answerCode(await sendMessage(ca, { username: others[3]!.username, deviceId: 1 }, 'x')), 'SEND_QUOTA_EXCEEDED');
+      const id = 'multi';
+      ca.send({
+        type: 'send-multi',
+        id,
+        recipients: [{ username: others[3]!.username, devices: [{ deviceId: 1, registrationId: others[3]!.device.keys.registrationId }] }],
+        message: { type: 'sender-key', body: b64(Buffer.from('x')) },
+      });
+      assert.equal(answerCode(await ca.next((f) => (f.type === 'sent-multi' || f.type === 'error') && 'id' in f && f.id === id)), 'SEND_QUOTA_EXCEEDED');
+      ca.close();
+    },
+    { limits: { sendsPerAccountPerDay: 3 } },
+  );
+  await withServer(
+    async (h) => {
+      const [a, b] = [await register(h), await register(h)];
+      const ca = await Client.connect(h.wsUrl, a);
+      assert.equal(answerCode(await sendMessage(ca, { username: b.username, deviceId: 1 }, new Uint8Array(600))), 'sent');
+      assert.equal(answerCode(await sendMessage(ca, { username: b.username, deviceId: 1 }, new Uint8Array(600))), 'SEND_QUOTA_EXCEEDED');
+      // Another account is not limited by a's bytes.
+      const cb = await Client.connect(h.wsUrl, b);
+      assert.equal(answerCode(await sendMessage(cb, { username: a.username, deviceId: 1 }, new Uint8Array(600))), 'sent');
+      ca.close();
+      cb.close();
+    },
+    { limits: { sendBytesPerAccountPerDay: 1000 } },
+  );
+});
+
+test('a device cannot send to itself; its other devices it can', async () => {
+  await withServer(async (h) => {
+    const a = await register(h);
+    const a2 = await addDevice(h, a);
+    const ca = await Client.connect(h.wsUrl, a);
+    const self = await sendMessage(ca, { username: a.username, deviceId: 1 }, 'to me');
+    assert.equal(answerCode(self), 'FORBIDDEN');
+    assert.equal(answerCode(await sendMessage(ca, { username: a.username, deviceId: a2.deviceId }, 'to my other device')), 'sent');
+    ca.close();
+    // Nothing was queued for the sending device.
+    const again = await Client.connect(h.wsUrl, a);
+    await again.next((f) => f.type === 'queue-empty');
+    assert.equal(again.frames.filter((f) => f.type === 'message').length, 0);
+    again.close();
+  });
 });

@@ -60,6 +60,12 @@ export const ERRORS = {
   TOO_MANY_IN_FLIGHT: { status: 429, close: 4431 },
   /** The recipient device has MAX_QUEUE_PER_DEVICE messages waiting; that send is refused. */
   MAILBOX_FULL: { status: 429, close: 4432 },
+  /**
+   * The sending account has used one of its daily quotas: messages to this recipient device,
+   * messages in all, or bytes in all (the server's configuration). Nothing was stored; reply to that
+   * send, the socket stays open. Not worth retrying soon: the quota refills over a day.
+   */
+  SEND_QUOTA_EXCEEDED: { status: 429, close: 4433 },
   /** A Range header that asks for bytes outside the blob (HTTP only). */
   RANGE_NOT_SATISFIABLE: { status: 416, close: 4416 },
   /** An attachment's declared length is over the server's cap; nothing was stored (HTTP only). */

@@ -28,6 +28,7 @@ export const REFUSALS: Readonly<Record<ErrorCode, string>> = {
   TOO_MANY_CONNECTIONS: 'this account has as many open connections as the server allows; close tacit elsewhere',
   TOO_MANY_IN_FLIGHT: 'too many messages are waiting for the server; try again in a moment',
   MAILBOX_FULL: "the recipient's mailbox on the server is full (they have not been online for a long time)",
+  SEND_QUOTA_EXCEEDED: 'you have sent more messages today than the server allows (to this person, or in all); the message was not sent; try again later or ask an admin',
   INTERNAL: 'the server had an internal error; try again later',
   UNAVAILABLE: 'the server is restarting or overloaded; try again shortly',
   RECONNECT_ELSEWHERE: 'this server node is shutting down; tacit reconnects to another one at once',

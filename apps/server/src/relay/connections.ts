@@ -157,6 +157,10 @@ export class Connections {
         if (conn.pendingSends >= l.maxPendingSendsPerConnection) {
           return conn.reply({ type: 'error', code: 'TOO_MANY_IN_FLIGHT', message: `at most ${l.maxPendingSendsPerConnection} sends awaiting "sent"`, id: frame.id });
         }
+        // A device writing to itself would only fill its own queue (and the disk); the SDK never does.
+        if (frame.to.username === conn.device!.username && frame.to.deviceId === conn.device!.deviceId) {
+          return conn.reply({ type: 'error', code: 'FORBIDDEN', message: 'a device cannot send to itself', id: frame.id });
+        }
         // The per-device send rate is checked by the writer, for the whole batch at once.
         const now = this.#ctx.now();
         conn.pendingSends++;

@@ -23,6 +23,9 @@ import type { PendingSend } from './writer.js';
  */
 const MAX_WAITING_PER_CONNECTION = 64;
 
+
+/** The message of a SEND_QUOTA_EXCEEDED reply (quotas.ts). */
+const QUOTA_MESSAGE = 'daily sending quota exceeded (to this device, or in all); not stored';
 export class Delivery {
   readonly #ctx: Context;
   readonly #hub: Hub;
@@ -148,6 +151,13 @@ export class Delivery {
     }
   }
 
+  quotaExceeded(sends: PendingSend[]): void {
+    for (const s of sends) {
+      s.conn.pendingSends--;
+      s.conn.reply({ type: 'error', code: 'SEND_QUOTA_EXCEEDED', message: QUOTA_MESSAGE, id: s.clientId });
+    }
+  }
+
   /** A fan-out is written: answer the sender and deliver every stored copy (ids ascend in commit order). */
   fanoutStored(p: PendingFanout, r: FanoutResult): void {
     p.conn.pendingSends--;
@@ -188,9 +198,10 @@ export class Delivery {
   }
 
   /** A fan-out was not stored: its write failed (retry), or it is over the sender's send rate. */
-  fanoutNotStored(p: PendingFanout, code: 'INTERNAL' | 'RATE_LIMITED'): void {
+  fanoutNotStored(p: PendingFanout, code: 'INTERNAL' | 'RATE_LIMITED' | 'SEND_QUOTA_EXCEEDED'): void {
     p.conn.pendingSends--;
-    p.conn.reply({ type: 'error', code, message: code === 'INTERNAL' ? 'not stored; retry' : 'send rate exceeded', id: p.clientId });
+    const message = code === 'INTERNAL' ? 'not stored; retry' : code === 'RATE_LIMITED' ? 'send rate exceeded' : QUOTA_MESSAGE;
+    p.conn.reply({ type: 'error', code, message, id: p.clientId });
   }
 
   /** The connection acknowledged `id`: it has room for one more. */

@@ -17,6 +17,7 @@ import type { RateLimit } from '../rate.js';
 import type { Address, EnqueueResult, NewMessage, Store } from '../store.js';
 import type { Connection } from './connection.js';
 import type { PendingFanout } from './fanout.js';
+import type { SendQuotas } from './quotas.js';
 
 export interface PendingSend {
   conn: Connection;
@@ -40,10 +41,12 @@ export interface BatchHandlers {
   notStored(sends: PendingSend[]): void;
   /** These sends are over their device's send rate and are not stored. */
   rateLimited(sends: PendingSend[]): void;
+  /** These sends are over one of their account's daily quotas (quotas.ts) and are not stored. */
+  quotaExceeded(sends: PendingSend[]): void;
   /** A fan-out is written (stored, or refused with what to fix). */
   fanoutStored(f: PendingFanout, result: FanoutResult): void;
   /** A fan-out's write failed, or its device count is over the sender's rate: nothing is stored. */
-  fanoutNotStored(f: PendingFanout, code: 'INTERNAL' | 'RATE_LIMITED'): void;
+  fanoutNotStored(f: PendingFanout, code: 'INTERNAL' | 'RATE_LIMITED' | 'SEND_QUOTA_EXCEEDED'): void;
 }
 
 interface Segment {
@@ -59,6 +62,7 @@ export class BatchWriter {
   readonly #handlers: BatchHandlers;
   readonly #sendRate: RateLimit;
   readonly #now: () => number;
+  readonly #quotas: SendQuotas | undefined;
   /**
    * What arrived, in order: runs of sends and acks (each written as one batch), each closed by at
    * most one fan-out, so messages are written in the order their frames arrived.
@@ -71,13 +75,14 @@ export class BatchWriter {
   #writtenUpTo = 0;
   #barriers: { upTo: number; resolve: () => void }[] = [];
 
-  constructor(store: Store, maxQueuePerDevice: number, log: FastifyBaseLogger, handlers: BatchHandlers, sendRate: RateLimit, now: () => number) {
+  constructor(store: Store, maxQueuePerDevice: number, log: FastifyBaseLogger, handlers: BatchHandlers, sendRate: RateLimit, now: () => number, quotas?: SendQuotas) {
     this.#store = store;
     this.#maxQueuePerDevice = maxQueuePerDevice;
     this.#log = log;
     this.#handlers = handlers;
     this.#sendRate = sendRate;
     this.#now = now;
+    this.#quotas = quotas;
   }
 
   send(s: PendingSend): void {
@@ -176,6 +181,11 @@ export class BatchWriter {
       // As for single sends: a failing limiter lets it through.
       this.#log.error({ err: errorSummary(e) }, 'relay: send rate check failed');
     }
+    try {
+      if (this.#quotas && !(await this.#quotas.admitFanout(f, this.#now()))) return this.#handlers.fanoutNotStored(f, 'SEND_QUOTA_EXCEEDED');
+    } catch (e) {
+      this.#log.error({ err: errorSummary(e) }, 'relay: send quota check failed');
+    }
     let result: FanoutResult;
     try {
       result = await this.#store.writeFanout(f.fanout, this.#maxQueuePerDevice);
@@ -214,7 +224,22 @@ export class BatchWriter {
       } else refused.push(s);
     }
     if (refused.length > 0) this.#handlers.rateLimited(refused);
-    return admitted;
+    return this.#withinQuotas(admitted);
+  }
+
+  /** The sends within their accounts' daily quotas; the others are answered SEND_QUOTA_EXCEEDED. */
+  async #withinQuotas(sends: PendingSend[]): Promise<PendingSend[]> {
+    if (this.#quotas === undefined || sends.length === 0) return sends;
+    let r;
+    try {
+      r = await this.#quotas.admit(sends, this.#now());
+    } catch (e) {
+      // As for the send rate: a failing limiter lets them through.
+      this.#log.error({ err: errorSummary(e) }, 'relay: send quota check failed');
+      return sends;
+    }
+    if (r.refused.length > 0) this.#handlers.quotaExceeded(r.refused);
+    return r.admitted;
   }
 
   #release(upTo: number): void {
