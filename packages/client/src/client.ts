@@ -323,6 +323,7 @@ export class TacitClient {
     // A group state this device is passing on (concurrent changes) reaches the members first.
     await this.#groups.idle(GROUP_CLOSE_GRACE_MS);
     this.#outbox.close();
+    this.#inbox.close();
     this.#groups.close();
     this.#relay?.close();
     await this.#maintenance?.catch(() => undefined);

@@ -11,6 +11,9 @@
  *
  * One envelope whose processing fails for a reason other than its content (a damaged record,
  * storage trouble) is rolled back alone and left unacknowledged; the others go through.
+ *
+ * A sender whose envelopes keep failing to decrypt is throttled (throttle.ts): its envelopes are
+ * parked and tried in the background, so other contacts' messages are not held up behind them.
  */
 import { fromBase64, type Envelope as WireEnvelope } from '@tacit/api';
 import { isProtocolError, ProtocolAddress, UntrustedIdentityError, type SessionManager } from '@tacit/protocol';
@@ -24,13 +27,16 @@ import { storedFromPointer } from './attachment/pointer.js';
 import { directConversation, type History, type HistoryMessage } from './history.js';
 import { PREFIX, seqKey } from './keys.js';
 import { bytesCodec } from './record-codec.js';
-import type { EnvelopeOutcome } from './relay.js';
-import type { Trust } from './trust.js';
+import { MAX_RECEIVE_BATCH, type EnvelopeOutcome } from './relay.js';
+import { heldCodec, type Trust } from './trust.js';
+import { MAX_PARKED, SenderThrottle, THROTTLED, THROTTLED_ATTEMPTS_PER_SECOND } from './throttle.js';
 
 /** Server envelope ids remembered to drop redeliveries; far above the server's in-flight window. */
 export const MAX_SEEN_SERVER_IDS = 4_096;
 /** (sender, message id) pairs remembered to drop re-encrypted resends of one message. */
 export const MAX_SEEN_MESSAGE_IDS = 8_192;
+/** Parked envelopes one batch can add at most (the relay's batch size), for reading them back in one list. */
+const MAX_RECEIVE_WINDOW = MAX_RECEIVE_BATCH;
 
 const seenCodec = bytesCodec('duplicate-suppression');
 const ORDER_PREFIX = { server: PREFIX.seenServerOrder, message: PREFIX.seenMessageOrder } as const;
@@ -58,6 +64,11 @@ export class Inbox {
   readonly #directory: Directory;
   readonly #sessions: SessionManager;
   readonly #onNewSession: () => void;
+  readonly #throttle = new SenderThrottle();
+  /** Sender devices with parked envelopes (their next envelopes park behind them), or undefined before the store was read. */
+  #parkedSenders: Set<string> | undefined;
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
 
   constructor(core: Core, history: History, trust: Trust, directory: Directory, sessions: SessionManager, onNewSession: () => void) {
     this.#core = core;
@@ -68,8 +79,16 @@ export class Inbox {
     this.#onNewSession = onNewSession;
   }
 
+  /** Stops trying parked envelopes (the client is closing). */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
+  }
+
   /** Handles envelopes delivered together: one commit, then one outcome per envelope. */
   async receive(envelopes: readonly WireEnvelope[]): Promise<EnvelopeOutcome[]> {
+    if (this.#parkedSenders === undefined) await this.#loadParked();
     try {
       return await this.#core.mutate(async (t) => {
         const outcomes: EnvelopeOutcome[] = [];
@@ -89,6 +108,7 @@ export class Inbox {
         await this.#bound(t, 'server');
         await this.#bound(t, 'message');
         await this.#trust.bound(t);
+        await this.#boundParked(t);
         return outcomes;
       });
     } catch {
@@ -127,7 +147,91 @@ export class Inbox {
       this.#hold(t, m);
       return;
     }
+    const sender = SenderThrottle.key(from, fromDevice);
+    if (this.#throttle.throttled(sender) || this.#parkedSenders?.has(sender) === true) {
+      this.#park(t, m, sender);
+      return;
+    }
     await this.decryptAndStore(t, m);
+  }
+
+  async #loadParked(): Promise<void> {
+    const senders = new Set<string>();
+    for (const r of await this.#core.view().list(PREFIX.parked)) {
+      const { meta } = heldCodec.decode(r.value);
+      senders.add(SenderThrottle.key(meta.from, meta.fromDevice));
+    }
+    this.#parkedSenders ??= senders;
+    if (senders.size > 0) this.#scheduleDrain();
+  }
+
+  /** Parks an envelope of a throttled sender (acknowledged with the batch, tried later in order). */
+  #park(t: StateTxn, m: Ciphertext, sender: string): void {
+    t.write(heldCodec, PREFIX.parked + seqKey(t.nextSeq()), {
+      meta: { serverId: m.serverId, from: m.from, fromDevice: m.fromDevice, type: m.type, serverTimestamp: m.serverTimestamp, receivedAt: this.#core.now() },
+      blob: m.body,
+    });
+    t.afterCommit(() => {
+      this.#parkedSenders?.add(sender);
+      this.#scheduleDrain();
+    });
+  }
+
+  /** Drops the oldest parked envelopes past MAX_PARKED (saying so). */
+  async #boundParked(t: StateTxn): Promise<void> {
+    const all = await t.list(PREFIX.parked, { limit: MAX_PARKED + MAX_RECEIVE_WINDOW });
+    for (const r of all.slice(0, Math.max(0, all.length - MAX_PARKED))) {
+      const { meta } = heldCodec.decode(r.value);
+      t.delete(r.key);
+      t.afterCommit(() => this.#core.events.emit('undecryptable', { from: meta.from, fromDevice: meta.fromDevice, reason: THROTTLED }));
+    }
+  }
+
+  #scheduleDrain(): void {
+    if (this.#closed || this.#drainTimer !== undefined) return;
+    this.#drainTimer = setTimeout(() => {
+      this.#drainTimer = undefined;
+      void this.#drain().catch(() => this.#scheduleDrain());
+    }, 1000 / THROTTLED_ATTEMPTS_PER_SECOND);
+    (this.#drainTimer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Tries the oldest parked envelope of each sender that has some. One that decrypts lifts its
+   * sender's throttle, and that sender's other parked envelopes are handled now, in order.
+   */
+  async #drain(): Promise<void> {
+    if (this.#closed) return;
+    await this.#core.mutate(async (t) => {
+      const tried = new Set<string>();
+      const lifted = new Set<string>();
+      const left = new Set<string>();
+      for (const r of await t.list(PREFIX.parked, { limit: MAX_PARKED + MAX_RECEIVE_WINDOW })) {
+        const { meta, blob } = heldCodec.decode(r.value);
+        const sender = SenderThrottle.key(meta.from, meta.fromDevice);
+        if (tried.has(sender) && !lifted.has(sender)) {
+          left.add(sender);
+          continue;
+        }
+        tried.add(sender);
+        t.delete(r.key);
+        if (await this.#trust.isPending(t, meta.from)) {
+          this.#hold(t, { serverId: meta.serverId, from: meta.from, fromDevice: meta.fromDevice, type: meta.type, body: blob, serverTimestamp: meta.serverTimestamp });
+          continue;
+        }
+        await this.decryptAndStore(t, { serverId: meta.serverId, from: meta.from, fromDevice: meta.fromDevice, type: meta.type, body: blob, serverTimestamp: meta.serverTimestamp });
+        if (!this.#throttle.throttled(sender)) lifted.add(sender);
+        else if (lifted.has(sender)) {
+          // Failing again after the lift: the rest waits for the next round.
+          lifted.delete(sender);
+        }
+      }
+      await this.#trust.bound(t);
+      t.afterCommit(() => {
+        this.#parkedSenders = left;
+        if (left.size > 0) this.#scheduleDrain();
+      });
+    });
   }
 
   #hold(t: StateTxn, m: Ciphertext): void {
@@ -140,8 +244,10 @@ export class Inbox {
     try {
       const r = await this.#sessions.decrypt(new ProtocolAddress(m.from, m.fromDevice), { type: m.type, body: m.body });
       plaintext = r.plaintext;
+      this.#throttle.succeeded(SenderThrottle.key(m.from, m.fromDevice));
       if (r.newSession) t.afterCommit(this.#onNewSession);
     } catch (e) {
+      if (isProtocolError(e) && e.code !== 'DUPLICATE' && !(e instanceof UntrustedIdentityError)) this.#throttle.failed(SenderThrottle.key(m.from, m.fromDevice));
       if (e instanceof UntrustedIdentityError) {
         this.#hold(t, m);
         await this.#trust.changed(t, m.from, toBase64(e.identityKey.serialize()));

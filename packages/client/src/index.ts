@@ -30,6 +30,7 @@ export {
 } from './history.js';
 export { MAX_OUTBOX, MESSAGE_ID_BYTES, type SendResult } from './outbox.js';
 export { MAX_SEEN_SERVER_IDS, MAX_SEEN_MESSAGE_IDS } from './inbox.js';
+export { FAILURES_BEFORE_THROTTLE, MAX_PARKED, THROTTLED, THROTTLED_ATTEMPTS_PER_SECOND } from './throttle.js';
 export { MAX_QUARANTINED, type SafetyNumberInfo } from './trust.js';
 export { upgradeLegacyState, UNCONFIRMED_NOTE, type LegacyData } from './upgrade.js';
 export { KeyedLock } from './lock.js';

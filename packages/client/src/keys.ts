@@ -49,6 +49,8 @@ export const PREFIX = {
   seenMessageOrder: 'smq/',
   /** Envelopes held (undecrypted) until the user trusts a changed identity. */
   quarantine: 'q/',
+  /** Envelopes of a throttled sender, parked in arrival order until tried (throttle.ts). */
+  parked: 'pq/',
   /** Groups this device is (or was) in: shared state and this device's sender-key bookkeeping (group/). */
   group: 'gs/',
   /** Outgoing group messages waiting to be encrypted and sent, per group, in order. */
@@ -170,6 +172,7 @@ export function describeKey(key: string): string {
     [PREFIX.seenMessageOrder]: 'duplicate-suppression',
     [PREFIX.seenMessageId]: 'duplicate-suppression',
     [PREFIX.quarantine]: 'held message',
+    [PREFIX.parked]: 'parked message',
     [PREFIX.counters]: 'store counters',
     [PREFIX.group]: 'group',
     [PREFIX.groupQueue]: 'queued group message',
