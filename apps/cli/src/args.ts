@@ -19,6 +19,10 @@ export interface ParsedArgs {
   invite: string | undefined;
   wait: number | undefined;
   limit: number | undefined;
+  /** `send --file <path>`: the file to send. */
+  file: string | undefined;
+  /** Where received files are saved (default <home>/downloads). */
+  out: string | undefined;
 }
 
 /** Longest --wait, seconds (one day). */
@@ -26,11 +30,11 @@ export const MAX_WAIT_SECONDS = 86_400;
 /** Largest --limit (messages one `history` prints). */
 export const MAX_LIMIT = 1_000;
 
-const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit']);
+const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit', '--file', '--out']);
 const BOOL_FLAGS = new Set(['--json', '--help', '-h', '--yes']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, server: undefined, invite: undefined, wait: undefined, limit: undefined };
+  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, server: undefined, invite: undefined, wait: undefined, limit: undefined, file: undefined, out: undefined };
   let rest = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -66,6 +70,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         break;
       case '--invite':
         out.invite = value;
+        break;
+      case '--file':
+        out.file = value;
+        break;
+      case '--out':
+        out.out = value;
         break;
       case '--wait': {
         const n = Number(value);

@@ -17,6 +17,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 import { attachNotices, printMessage } from './commands.js';
 import { groupLabels, recipient } from './group.js';
+import { saveIncoming } from './files.js';
 
 /** After end of input, how long to wait for unconfirmed messages before giving up, ms. */
 export const CHAT_FLUSH_TIMEOUT_MS = 60_000;
@@ -98,7 +99,18 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       out.notice('connection', { state: 'unreachable' }, '(the server is unreachable; messages are queued and sent when it is back)');
     });
     const label = await groupLabels(c);
-    c.watchForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m, label))));
+    // Received files are saved before their message is shown (files.ts); one take at a time.
+    let showing = Promise.resolve();
+    const show = (): void => {
+      showing = showing
+        .then(async () => {
+          await saveIncoming(chatCtx, c);
+          await c.takeForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m, label))));
+        })
+        .catch((e: unknown) => out.error({ code: isClientError(e) ? e.code : 'INTERNAL', message: describeError(e), exit: EXIT.STATE }));
+    };
+    c.on('message', show);
+    show();
     if (interactive) {
       rl.setPrompt('> ');
       started = true;

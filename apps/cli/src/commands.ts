@@ -7,6 +7,7 @@ import { CONNECT_TIMEOUT_MS, DRAIN_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT } from './exit-codes.js';
 import { formatSafetyNumber, formatTime, sanitize, type Output } from './output.js';
 import { groupFields, groupLabels, recipient } from './group.js';
+import { fileFields, fileLine, saveIncoming, sendFileCommand } from './files.js';
 
 /** How long a connected command waits for messages queued earlier to reach the server, ms. */
 export const FLUSH_TIMEOUT_MS = 30_000;
@@ -41,8 +42,8 @@ export function printMessage(out: Output, m: HistoryMessage, label?: (conversati
   const where = group !== undefined ? `${group} ` : '';
   out.event(
     'message',
-    { from: m.from, fromDevice: m.fromDevice, id: m.id, text: m.text, sentAt: m.sentAt, serverTimestamp: m.serverTimestamp, serverId: m.serverId, ...groupFields(m, group) },
-    m.system ? `[${formatTime(m.sentAt)}] ${where}* ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${where}${m.from}: ${sanitize(m.text)}`,
+    { from: m.from, fromDevice: m.fromDevice, id: m.id, text: m.text, sentAt: m.sentAt, serverTimestamp: m.serverTimestamp, serverId: m.serverId, ...groupFields(m, group), ...fileFields(m) },
+    m.system ? `[${formatTime(m.sentAt)}] ${where}* ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${where}${m.from}: ${[fileLine(m), sanitize(m.text)].filter((x) => x !== '').join(' ')}`,
   );
 }
 
@@ -51,8 +52,11 @@ export function printMessage(out: Output, m: HistoryMessage, label?: (conversati
  * printed before a crash is not printed again (stdout writes are synchronous on Linux, and the
  * commit follows at once); one whose printing did not complete is printed next time.
  */
-export async function displayNew(out: Output, client: TacitClient): Promise<number> {
+export async function displayNew(ctx: Ctx, client: TacitClient): Promise<number> {
+  const out = ctx.out;
   const label = await groupLabels(client);
+  // Files first, so the line that shows one says where it was saved.
+  await saveIncoming(ctx, client);
   return client.takeForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m, label))));
 }
 
@@ -120,7 +124,15 @@ function checkAll(messages: { text: string; line: number }[], fromStdin: boolean
 
 export async function cmdSend(ctx: Ctx): Promise<number> {
   const p = ctx.args.positionals;
-  if (p.length !== 2) throw new UsageError('usage: tacit send <username|#group> <text> [--wait <seconds>]   (or - to send each line of stdin)');
+  if (ctx.args.file !== undefined) {
+    if (p.length < 1 || p.length > 2) throw new UsageError('usage: tacit send <username> --file <path> [caption]');
+    if (p[1] !== undefined && p[1] !== '') {
+      const problem = checkText(p[1]);
+      if (problem !== undefined) throw new UsageError(`the caption: ${describeTextProblem(problem)}`);
+    }
+    return sendFileCommand(ctx, parseUsername(p[0]!), ctx.args.file, p[1]);
+  }
+  if (p.length !== 2) throw new UsageError('usage: tacit send <username|#group> <text> [--wait <seconds>]   (or - to send each line of stdin, or --file <path> [caption])');
   const to = recipient(p[0]!);
   const fromStdin = p[1] === '-';
   const messages = fromStdin ? await readStdinLines(ctx) : [{ text: p[1]!, line: 1 }];
@@ -190,7 +202,7 @@ export async function cmdRecv(ctx: Ctx): Promise<number> {
     const notices = attachNotices(ctx, c);
     await c.connect(CONNECT_TIMEOUT_MS);
     await c.waitDrained(DRAIN_TIMEOUT_MS);
-    let printed = await displayNew(ctx.out, c);
+    let printed = await displayNew(ctx, c);
     if (printed === 0 && wait > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, wait * 1000);
@@ -201,7 +213,7 @@ export async function cmdRecv(ctx: Ctx): Promise<number> {
           resolve();
         }
       });
-      printed += await displayNew(ctx.out, c);
+      printed += await displayNew(ctx, c);
     }
     await notices.remindPending();
     if (printed === 0 && !ctx.out.json) ctx.stderr.write('no new messages\n');
@@ -229,7 +241,16 @@ export async function cmdHistory(ctx: Ctx): Promise<number> {
     }
     if (list.length === 0 && !ctx.out.json) ctx.stderr.write(`no messages with ${contact}\n`);
     for (const m of list) {
-      const state = m.direction === 'out' ? (m.state === 'sent' ? '' : m.state === 'queued' ? '  (queued: not yet stored by the server)' : `  (failed: ${m.error?.message ?? 'not sent'})`) : '';
+      const state =
+        m.direction === 'out'
+          ? m.state === 'sent'
+            ? ''
+            : m.state === 'queued'
+              ? '  (queued: not yet stored by the server)'
+              : m.state === 'uploading'
+                ? '  (uploading)'
+                : `  (failed: ${m.error?.message ?? 'not sent'})`
+          : '';
       ctx.out.event(
         'history',
         {
@@ -240,10 +261,11 @@ export async function cmdHistory(ctx: Ctx): Promise<number> {
           id: m.id,
           text: m.text,
           sentAt: m.sentAt,
+          ...fileFields(m),
           ...(m.direction === 'in' ? { serverId: m.serverId, read: m.read } : { state: m.state, ...(m.error ? { error: m.error } : {}) }),
           ...(m.system ? { system: true } : {}),
         },
-        m.system ? `[${formatTime(m.sentAt)}] * ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${m.direction === 'out' ? 'you' : m.from}: ${sanitize(m.text)}${state}`,
+        m.system ? `[${formatTime(m.sentAt)}] * ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${m.direction === 'out' ? 'you' : m.from}: ${[fileLine(m), sanitize(m.text)].filter((x) => x !== '').join(' ')}${state}`,
       );
     }
   } finally {

@@ -19,7 +19,12 @@ commands:
                                  (--wait: how long to try to reach the server, default
                                  30 s; then it stays queued, exit 11)
   send <username> -              send each line of standard input as a message
-  recv [--wait <seconds>]        print messages received since last time
+  send <username> --file <path> [caption]
+                                 send a file (a progress bar on a terminal); run it
+                                 again after an interruption to continue
+  recv [--wait <seconds>] [--out <dir>]
+                                 print messages received since last time; files are
+                                 saved in <home>/downloads (or --out), never replacing one
                                  (--wait: if none, wait up to that long for one)
   history <username> [--limit n] the conversation with a user, both directions (last 50)
   chat <username>                interactive chat; incoming messages appear live
@@ -59,6 +64,8 @@ exit codes:
   3 no account here        9 a contact's safety number changed (see: trust)
   4 account exists        10 no such user
   5 wrong passphrase      11 queued: server unreachable, sent when tacit next connects
+ 12 a received file did not check out (nothing of it was kept)
+130 interrupted (Ctrl-C)
 `;
 
 type Command = (ctx: Ctx) => Promise<number>;
