@@ -31,7 +31,7 @@ import {
   type CryptoBackend,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer } from '../../src/index.ts';
+import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
 import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
 import { accountCodec } from '../../src/account.ts';
@@ -273,6 +273,24 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       input: 'bytes',
       seeds: [encodeEnvelope({ v: 1, id: '0123456789abcdef', text: 'hello \u202e world', sentAt: 1_700_000_000_000 })],
       decode: (b) => decodeEnvelope(b as Uint8Array),
+    },
+    {
+      // Group control messages (pairwise) and group texts (inside a SenderKeyMessage).
+      name: 'client: decodeGroupPayload',
+      input: 'bytes',
+      seeds: [
+        encodeGroupPayload({
+          grp: 'state',
+          state: {
+            id: '0123456789abcdef0123456789abcdef',
+            title: { v: 'Launch', rev: 2, by: 'alice' },
+            members: { alice: { in: true, admin: true, rev: 1, by: 'alice' }, bob: { in: false, admin: false, rev: 2, by: 'alice' } },
+          },
+        }),
+        encodeGroupPayload({ grp: 'key', group: '0123456789abcdef0123456789abcdef', skdm: new Uint8Array(90).fill(0x33) }),
+        encodeGroupPayload({ grp: 'text', group: '0123456789abcdef0123456789abcdef', id: 'ab12', text: 'hi all', sentAt: 1_700_000_000_000 }),
+      ],
+      decode: (b) => decodeGroupPayload(b as Uint8Array),
     },
     {
       name: 'client: readEnvelope with a file pointer',
