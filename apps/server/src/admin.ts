@@ -23,7 +23,7 @@ import type { Address } from './store.js';
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: Context): void {
   const account = async (req: FastifyRequest): Promise<{ me: Address; admin: boolean }> => {
-    const me = await authenticateHeader(ctx, req.headers.authorization);
+    const me = await authenticateHeader(ctx, req);
     const a = await ctx.store.getAccount(me.username);
     // Removed between the credential check and here.
     if (a === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
@@ -42,7 +42,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: Context): void {
   });
 
   app.get(ROUTES.directory, async (req) => {
-    await authenticateHeader(ctx, req.headers.authorization);
+    await authenticateHeader(ctx, req);
     if (!ctx.directory) throw new ServerError('FORBIDDEN', 'the directory is turned off on this server');
     const list = await ctx.store.listAccounts(MAX_LISTED_ACCOUNTS);
     const res: DirectoryResponse = { usernames: list.accounts.map((a) => a.username), truncated: list.truncated };

@@ -25,26 +25,43 @@ export interface Authenticated {
   secretHash: Uint8Array;
 }
 
-/** Checks a device's credentials; undefined if they are wrong (without saying which part). */
-export async function checkCredentials(ctx: Context, c: { username: string; deviceId: number; secret: string }): Promise<Authenticated | undefined> {
+/**
+ * Checks a device's credentials, presented from client address `address`; undefined if they are
+ * wrong (without saying which part). Throws RATE_LIMITED while the address has failed too often
+ * (login-throttle.ts), without checking them.
+ */
+export async function checkCredentials(
+  ctx: Context,
+  c: { username: string; deviceId: number; secret: string },
+  address: string,
+): Promise<Authenticated | undefined> {
+  if (ctx.loginThrottle.refused(address, ctx.now())) throw new ServerError('RATE_LIMITED', 'too many failed logins from this address; wait a minute');
   const device = { username: c.username, deviceId: c.deviceId };
   const auth = await ctx.store.getDeviceAuth(device);
   const ok = verifySecret(auth?.secretSalt ?? DUMMY_SALT, auth?.secretHash ?? DUMMY_HASH, bytes(c.secret));
-  return auth !== undefined && ok ? { device, secretHash: auth.secretHash } : undefined;
+  if (auth !== undefined && ok) return { device, secretHash: auth.secretHash };
+  await ctx.loginThrottle.failed(address, ctx.now());
+  return undefined;
+}
+
+/** An HTTP request as authentication needs it: its headers and the client's address (fastify's `req.ip`). */
+export interface AuthRequest {
+  headers: { authorization?: string | undefined };
+  ip: string;
 }
 
 /** The device an HTTP `Authorization` header proves, with its stored secret hash; throws UNAUTHORIZED otherwise. */
-export async function authenticateDevice(ctx: Context, header: string | undefined): Promise<Authenticated> {
-  const creds = parseAuthorizationHeader(header);
+export async function authenticateDevice(ctx: Context, req: AuthRequest): Promise<Authenticated> {
+  const creds = parseAuthorizationHeader(req.headers.authorization);
   if (creds === undefined) throw new ServerError('UNAUTHORIZED', 'missing or malformed Authorization header');
-  const a = await checkCredentials(ctx, creds);
+  const a = await checkCredentials(ctx, creds, req.ip);
   if (a === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
   return a;
 }
 
 /** The device named by an HTTP `Authorization` header; throws UNAUTHORIZED otherwise. */
-export async function authenticateHeader(ctx: Context, header: string | undefined): Promise<Address> {
-  return (await authenticateDevice(ctx, header)).device;
+export async function authenticateHeader(ctx: Context, req: AuthRequest): Promise<Address> {
+  return (await authenticateDevice(ctx, req)).device;
 }
 
 /**

@@ -37,9 +37,12 @@ export interface Limits {
   /** Per-connection frame bucket; exhausting it closes the socket (RATE_LIMITED). */
   frameRatePerSecond: number;
   frameBurst: number;
-  /** Per (requester device, target user) bundle fetch bucket. */
+  /** Per (requesting account, target user) bundle fetch bucket: an account's devices share it. */
   bundleFetchBurst: number;
   bundleFetchPerMinute: number;
+  /** Failed device logins per client address (login-throttle.ts); past the burst, RATE_LIMITED for a while. */
+  loginFailureBurst: number;
+  loginFailuresPerMinute: number;
   /** Per client IP registration bucket (accounts and devices). */
   registrationBurst: number;
   registrationPerHour: number;
@@ -126,6 +129,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   frameBurst: api.FRAME_BURST,
   bundleFetchBurst: api.BUNDLE_FETCH_BURST,
   bundleFetchPerMinute: api.BUNDLE_FETCH_PER_MINUTE,
+  loginFailureBurst: 20,
+  loginFailuresPerMinute: 10,
   registrationBurst: api.REGISTRATION_BURST,
   registrationPerHour: api.REGISTRATION_PER_HOUR,
   maxDevicesPerAccount: api.MAX_DEVICES_PER_ACCOUNT,

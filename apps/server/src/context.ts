@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Limits } from './config.js';
 import type { Limiters, RateLimit } from './rate.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { Relay } from './relay.js';
 import type { Store } from './store.js';
 import type { Cluster } from './cluster.js';
@@ -26,6 +27,8 @@ export interface Context {
   limiters: Limiters;
   registrationLimiter: RateLimit;
   bundleLimiter: RateLimit;
+  /** Failed device logins per client address (login-throttle.ts). */
+  loginThrottle: LoginThrottle;
   relay: Relay;
   log: FastifyBaseLogger;
   /**

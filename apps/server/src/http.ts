@@ -24,6 +24,7 @@ import {
 } from '@tacit/api';
 import { authenticateDevice, authenticateHeader, ticketCredential } from './auth.js';
 import { b64, bytes } from './bytes.js';
+import { isUsableCurvePublicKey } from './points.js';
 import { ServerError, errorBody } from './errors.js';
 import type { Context } from './context.js';
 import { hashSecret, newSalt, newToken, tokenHash, TICKET_BYTES } from './secrets.js';
@@ -41,11 +42,20 @@ const signedKey = (k: SignedPreKey | KyberPreKey): SignedKey => ({ keyId: k.keyI
 const oneTimeKey = (k: PreKey): OneTimePreKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey) });
 const signedKeyJson = (k: SignedKey) => ({ keyId: k.keyId, publicKey: b64(k.publicKey), signature: b64(k.signature) });
 
-/** Verifies every signature against the identity key; throws BAD_SIGNATURE naming the first bad key. */
+/**
+ * Checks every curve key's point (INVALID_REQUEST) and every signature against the identity key
+ * (BAD_SIGNATURE), naming the first bad key.
+ */
 function verifyKeys(ctx: Context, identityKey: Uint8Array, keys: Partial<DeviceKeys>): void {
   const check = (k: SignedKey, where: string) => {
     if (!ctx.verifySignature(identityKey, k.publicKey, k.signature)) throw new ServerError('BAD_SIGNATURE', `${where}: signature does not verify`);
   };
+  // Every curve key must be usable for DH; the one-time ones are unsigned, so this is their only check.
+  const point = (k: { publicKey: Uint8Array }, where: string) => {
+    if (!isUsableCurvePublicKey(k.publicKey)) throw new ServerError('INVALID_REQUEST', `${where}.publicKey: not a usable curve public key`);
+  };
+  if (keys.signedPreKey) point(keys.signedPreKey, '$.signedPreKey');
+  keys.preKeys?.forEach((k, i) => point(k, `$.preKeys[${i}]`));
   if (keys.signedPreKey) check(keys.signedPreKey, '$.signedPreKey');
   if (keys.kyberLastResortKey) check(keys.kyberLastResortKey, '$.kyberLastResortKey');
   keys.kyberPreKeys?.forEach((k, i) => check(k, `$.kyberPreKeys[${i}]`));
@@ -56,7 +66,7 @@ function newDevice(registrationId: number, secretB64: string, keys: DeviceKeys):
   return { registrationId, secretSalt: salt, secretHash: hashSecret(salt, bytes(secretB64)), keys };
 }
 
-const authenticate = (ctx: Context, req: FastifyRequest): Promise<Address> => authenticateHeader(ctx, req.headers.authorization);
+const authenticate = (ctx: Context, req: FastifyRequest): Promise<Address> => authenticateHeader(ctx, req);
 
 function paramUsername(req: FastifyRequest): string {
   const p = req.params as Record<string, unknown>;
@@ -169,7 +179,8 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
   const bundle = async (req: FastifyRequest, deviceId: number | undefined): Promise<BundleResponse> => {
     const me = await authenticate(ctx, req);
     const username = paramUsername(req);
-    if (!(await ctx.bundleLimiter.take(`${me.username}.${me.deviceId}>${username}`, ctx.now()))) {
+    // Per requesting account, not device: an account's devices share one budget per target user.
+    if (!(await ctx.bundleLimiter.take(`${me.username}>${username}`, ctx.now()))) {
       throw new ServerError('RATE_LIMITED', 'too many bundle fetches for this user');
     }
     const r = await ctx.store.takeBundles(username, deviceId);
@@ -191,7 +202,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
   app.get('/v1/keys/:username/:deviceId', async (req) => bundle(req, paramDeviceId(req)));
 
   app.post(ROUTES.ticket, async (req) => {
-    const me = await authenticateDevice(ctx, req.headers.authorization);
+    const me = await authenticateDevice(ctx, req);
     if (!(await ticketLimiter.take(addressKey(me.device), ctx.now()))) throw new ServerError('RATE_LIMITED', 'too many tickets for this device');
     const ticket = newToken(TICKET_BYTES);
     const expiresAt = ctx.now() + ctx.limits.ticketTtlMs;

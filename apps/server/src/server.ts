@@ -3,12 +3,13 @@
  * listens on a port. HTTP and the WebSocket relay share one Node HTTP server (the relay takes the
  * `upgrade` event for `/v1/ws`).
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { errorBody, errorSummary, isServerError } from './errors.js';
 import { resolveLimits, type Limits } from './config.js';
 import type { Context, SignatureVerifier } from './context.js';
 import { registerHttpRoutes } from './http.js';
 import { guardHttp, httpTimeoutOptions } from './http-guard.js';
+import { LoginThrottle } from './login-throttle.js';
 import { registerAdminRoutes } from './admin.js';
 import { LocalLimiters, type Limiters } from './rate.js';
 import { Relay } from './relay.js';
@@ -90,6 +91,11 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as HttpServer } : {}),
     bodyLimit: limits.maxRequestBodyBytes,
     ...httpTimeoutOptions(limits),
+    // A URL the router cannot decode (`/v1/keys/%zz`), or a parameter over its length: the API's
+    // error shape, never the framework's own (which quotes the path).
+    frameworkErrors: (_err, _req, reply) => {
+      void (reply as FastifyReply).code(400).send(errorBody('INVALID_REQUEST', 'malformed URL'));
+    },
     trustProxy: trust,
     logger:
       options.logger === undefined || options.logger === false
@@ -121,6 +127,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     limiters,
     registrationLimiter: limiters.bucket('registration', { burst: limits.registrationBurst, perSecond: limits.registrationPerHour / 3600 }),
     bundleLimiter: limiters.bucket('bundle', { burst: limits.bundleFetchBurst, perSecond: limits.bundleFetchPerMinute / 60 }),
+    loginThrottle: new LoginThrottle(limiters, limits),
     log: app.log,
     clientAddress: (req: IncomingMessage) => clientAddress(req, trust),
     ...(options.cluster ? { cluster: options.cluster } : {}),

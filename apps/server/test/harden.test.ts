@@ -11,7 +11,7 @@ import { ERRORS, type DeviceCredentials, type MessageFrame, type ServerFrame } f
 import { addressBudgetKey } from '../src/relay/hub.js';
 import { ticketCredential } from '../src/auth.js';
 import { tokenHash } from '../src/secrets.js';
-import { Client, auth, b64, errorCode, makeDevice, register, sendMessage, withServer, type Account, type Harness } from './helpers.js';
+import { Client, auth, b64, errorCode, makeDevice, register, registration, sendMessage, withServer, type Account, type Harness } from './helpers.js';
 
 /** Opens a WebSocket from a chosen loopback source address; resolves once it is open (or closed). */
 async function openFrom(h: Harness, localAddress: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
@@ -330,5 +330,88 @@ test('a device cannot send to itself; its other devices it can', async () => {
     await again.next((f) => f.type === 'queue-empty');
     assert.equal(again.frames.filter((f) => f.type === 'message').length, 0);
     again.close();
+  });
+});
+
+// 13.8: the rest.
+
+test('the bundle-fetch limit is per requesting account, not per device', async () => {
+  await withServer(
+    async (h) => {
+      const a = await register(h);
+      const a2 = await addDevice(h, a);
+      const b = await register(h, { preKeys: 10 });
+      const fetchBundle = (who: DeviceCredentials) => h.server.app.inject({ method: 'GET', url: `/v1/keys/${b.username}`, headers: auth(who) });
+      assert.equal((await fetchBundle(a)).statusCode, 200);
+      assert.equal((await fetchBundle(a)).statusCode, 200);
+      const fromOtherDevice = await fetchBundle(a2);
+      assert.equal(fromOtherDevice.statusCode, 429, 'the account’s second device shares its budget');
+      assert.equal(errorCode(fromOtherDevice.body), 'RATE_LIMITED');
+      const counts = await h.server.app.inject({ method: 'GET', url: '/v1/keys/count', headers: auth(b) });
+      assert.equal((counts.json() as { preKeys: number }).preKeys, 8);
+    },
+    { limits: { bundleFetchBurst: 2 } },
+  );
+});
+
+test('failed device logins are throttled per address, over HTTP and WebSocket; other addresses are not', async () => {
+  await withServer(
+    async (h) => {
+      const a = await register(h);
+      const wrong = { ...a, secret: b64(new Uint8Array(32)) };
+      const me = (who: DeviceCredentials) => h.server.app.inject({ method: 'GET', url: '/v1/keys/count', headers: auth(who) });
+      for (let i = 0; i < 4; i++) assert.equal((await me(wrong)).statusCode, 401);
+      // The address has failed too often: even the right secret is not checked now.
+      const refused = await me(a);
+      assert.equal(refused.statusCode, 429);
+      assert.equal(errorCode(refused.body), 'RATE_LIMITED');
+      const { ws, closed } = await openFrom(h, '127.0.0.1');
+      ws.send(JSON.stringify({ type: 'auth', username: a.username, deviceId: 1, secret: a.secret }));
+      assert.equal(await closed, ERRORS.RATE_LIMITED.close);
+      // Another address signs in as usual.
+      assert.equal(await genuine(h, '127.0.0.2', a), 'ready');
+    },
+    { limits: { loginFailureBurst: 3, loginFailuresPerMinute: 1 } },
+  );
+});
+
+test('one-time EC pre-keys (and signed pre-keys) are point-checked at upload; nothing is stored on failure', async () => {
+  await withServer(async (h) => {
+    const a = await register(h, { preKeys: 3 });
+    const P = (1n << 255n) - 19n;
+    const u = (n: bigint) => {
+      const out = new Uint8Array(33);
+      out[0] = 0x05;
+      for (let i = 0; i < 32; i++) out[1 + i] = Number((n >> BigInt(8 * i)) & 0xffn);
+      return b64(out);
+    };
+    const good = makeDevice({ identity: a.device.identity, preKeys: 2, firstKeyId: 50 }).keys.preKeys;
+    for (const bad of [u(0n), u(1n), u(P - 1n), u(P), u(P + 5n), u((1n << 256n) - 1n), u(325606250916557431795983626356110631294008115727848805560023387167927233504n)]) {
+      const r = await h.server.app.inject({ method: 'PUT', url: '/v1/keys', headers: auth(a), payload: { preKeys: [good[0]!, { keyId: 99, publicKey: bad }, good[1]!] } });
+      assert.equal(r.statusCode, 400, bad);
+      assert.equal(errorCode(r.body), 'INVALID_REQUEST');
+      assert.match(r.body, /\$\.preKeys\[1\]\.publicKey/);
+    }
+    const counts = await h.server.app.inject({ method: 'GET', url: '/v1/keys/count', headers: auth(a) });
+    assert.equal((counts.json() as { preKeys: number }).preKeys, 3, 'nothing replaced');
+    // Registration checks them too.
+    const d = makeDevice({ preKeys: 1 });
+    d.keys.preKeys[0]!.publicKey = u(0n);
+    const reg = await h.server.app.inject({ method: 'POST', url: '/v1/accounts', payload: registration('pointless', d) });
+    assert.equal(reg.statusCode, 400);
+    assert.equal((await h.server.app.inject({ method: 'GET', url: '/v1/devices/pointless', headers: auth(a) })).statusCode, 404);
+  });
+});
+
+test('a malformed URL gets the API’s error shape without its path', async () => {
+  await withServer(async (h) => {
+    for (const path of ['/v1/keys/%zz', '/v1/devices/%E0%A4%A', `/v1/keys/${'q'.repeat(500)}`]) {
+      const r = await fetch(`http://127.0.0.1:${h.port}${path}`);
+      const text = await r.text();
+      assert.ok(r.status === 400 || r.status === 404, `${r.status}`);
+      const body = JSON.parse(text) as { error: { code: string; message: string } };
+      assert.ok(body.error.code === 'INVALID_REQUEST' || body.error.code === 'NOT_FOUND', text);
+      assert.doesNotMatch(text, /%zz|%E0|qqqq/i);
+    }
   });
 });

@@ -83,12 +83,12 @@ export const FRAME_RATE_PER_SECOND = 1000;
 export const FRAME_BURST = 2000;
 
 /**
- * Bundle fetches per (requester device, target user): burst. A client fetches a bundle only to
+ * Bundle fetches per (requesting account, target user), shared by the account's devices: burst. A client fetches a bundle only to
  * start sessions, so a handful suffices; the limit stops draining another user's one-time keys.
  */
 export const BUNDLE_FETCH_BURST = 10;
 
-/** Bundle fetches per (requester device, target user): sustained per minute. */
+/** Bundle fetches per (requesting account, target user): sustained per minute. */
 export const BUNDLE_FETCH_PER_MINUTE = 6;
 
 /** Registrations (new accounts and new devices) per client IP: burst. */

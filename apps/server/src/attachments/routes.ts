@@ -82,7 +82,7 @@ export function registerAttachmentRoutes(app: FastifyInstance, ctx: Context, blo
     return blobs;
   };
   const device = async (req: FastifyRequest, limit = requestLimit): Promise<Address> => {
-    const me = await authenticateHeader(ctx, req.headers.authorization);
+    const me = await authenticateHeader(ctx, req);
     if (!(await limit.take(`${me.username}.${me.deviceId}`, ctx.now()))) throw new ServerError('RATE_LIMITED', 'too many attachment requests from this device');
     return me;
   };

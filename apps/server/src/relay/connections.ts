@@ -8,7 +8,7 @@ import type { RawData, WebSocket } from 'ws';
 import { base64DecodedLength, CIPHERTEXT_TYPES, clientId as clientIdValidator, isPlainObject, validateClientFrame } from '@tacit/api';
 import { checkCredentials, redeemTicket, stillRegistered, type Authenticated } from '../auth.js';
 import type { Context } from '../context.js';
-import { errorSummary } from '../errors.js';
+import { errorSummary, isServerError } from '../errors.js';
 import { sendDigest } from '../resend.js';
 import type { Address } from '../store.js';
 import { Connection } from './connection.js';
@@ -134,9 +134,9 @@ export class Connections {
     if (conn.state === 'unauthenticated') {
       if (frame.type !== 'auth') return this.#hub.fail(conn, 'UNAUTHORIZED', 'authenticate first');
       conn.state = 'authenticating';
-      checkCredentials(this.#ctx, frame).then(
+      checkCredentials(this.#ctx, frame, conn.address).then(
         (a) => (a ? this.#ready(conn, a) : this.#hub.fail(conn, 'UNAUTHORIZED', 'wrong credentials')),
-        (e: unknown) => this.internal(conn, e),
+        (e: unknown) => (isServerError(e) ? this.#hub.fail(conn, e.code, e.message) : this.internal(conn, e)),
       );
       return;
     }
