@@ -18,6 +18,8 @@ const kills = Number(process.env['TACIT_STORM_KILLS'] ?? 5);
 const modes = (process.env['TACIT_STORM_MODES'] ?? 'single,cluster').split(',');
 /** Sends one client has waiting for the server at once. */
 const WINDOW = 32;
+/** Share of `sent` answers cut off with their connection (each makes a resend of a stored message). */
+const LOSE_ANSWERS = 0.002;
 if (![clients, messages, kills].every((n) => Number.isSafeInteger(n) && n > 0) || clients < 2) {
   console.error('TACIT_STORM_CLIENTS (at least 2), TACIT_STORM_MESSAGES and TACIT_STORM_KILLS must be positive integers');
   process.exit(2);
@@ -27,7 +29,7 @@ const log = (line: string) => console.log(line);
 const reports: StormReport[] = [];
 if (modes.includes('single')) {
   console.log(`storm: one server on SQLite, ${clients} clients, ${messages} messages, ${kills} x kill -9`);
-  reports.push(await runStorm({ mode: 'single', clients, messages, kills, window: WINDOW, log }));
+  reports.push(await runStorm({ mode: 'single', clients, messages, kills, window: WINDOW, loseAnswers: LOSE_ANSWERS, log }));
   console.log(stormLine(reports[reports.length - 1]!));
 }
 if (modes.includes('cluster')) {
@@ -36,7 +38,7 @@ if (modes.includes('cluster')) {
   else {
     console.log(`storm: two nodes on PostgreSQL + Redis, ${clients} clients, ${messages} messages, ${kills} x kill -9 (one node at a time)`);
     try {
-      reports.push(await runStorm({ mode: 'cluster', clients, messages, kills, window: WINDOW, cluster: { databaseUrl, redisUrl, schema: newSchema() }, log }));
+      reports.push(await runStorm({ mode: 'cluster', clients, messages, kills, window: WINDOW, loseAnswers: LOSE_ANSWERS, cluster: { databaseUrl, redisUrl, schema: newSchema() }, log }));
       console.log(stormLine(reports[reports.length - 1]!));
     } finally {
       await dropSchemas();

@@ -9,6 +9,8 @@
  * - reordered: messages displayed before an earlier message of the same sender to the same recipient;
  * - failed: sends the SDK gave up on (a definite refusal; should be none);
  * - resends: `send` frames the clients wrote again after a reconnect (no answer had come; stored or not);
+ *   besides the kills, a share of `sent` answers is cut off with its connection (`loseAnswers`), as
+ *   when a connection dies just after the server's commit, so some resends are of stored messages;
  * - server copies: messages that reached their recipient under two or more server ids (a resend
  *   stored again instead of answered with the stored copy; target 0). Measured on the recipients'
  *   sockets, by ciphertext: a resend carries the same bytes.
@@ -38,6 +40,12 @@ export interface StormOptions {
   kills: number;
   /** Sends one client has waiting for the server at once (the SDK queues them durably). */
   window: number;
+  /**
+   * Share of `sent` answers lost on the way, with the connection (the socket is cut as the answer
+   * arrives, as when a connection dies just after the server's commit): the client resends a
+   * message the server stored. 0 for none.
+   */
+  loseAnswers: number;
   /** For `cluster`: PostgreSQL URL, Redis URL and a fresh schema name. */
   cluster?: { databaseUrl: string; redisUrl: string; schema: string };
   /** Progress lines. */
@@ -55,6 +63,8 @@ export interface StormReport {
   reordered: number;
   failed: number;
   resends: number;
+  /** `sent` answers cut off with their connection (loseAnswers). */
+  answersLost: number;
   serverCopies: number;
   /** Wall time of the exchange (from the first send to the last display), s. */
   seconds: number;
@@ -96,10 +106,20 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
     // delivered, the server ids it came under (by recipient, sender and ciphertext).
     const sendFrames = new Map<string, number>();
     const copies = new Map<string, Set<string>>();
+    let answersLost = 0;
     const watching = (who: number): SocketFactory => (url, handlers) => {
+      let cut = false;
       const s = wsSocketFactory(url, {
         ...handlers,
         message: (text) => {
+          if (cut) return;
+          if (o.loseAnswers > 0 && text.startsWith('{"type":"sent"') && random() < o.loseAnswers) {
+            // The answer is lost with the connection: nothing more arrives on it.
+            cut = true;
+            answersLost++;
+            s.close(4000, 'storm: answer lost');
+            return;
+          }
           if (text.startsWith('{"type":"message"')) {
             const e = (JSON.parse(text) as { envelope: { id: string; body: string; source: { username: string } } }).envelope;
             const key = `${who}|${e.source.username}|${createHash('sha256').update(e.body).digest('hex')}`;
@@ -210,7 +230,7 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
     for (const n of sendFrames.values()) resends += n - 1;
     let serverCopies = 0;
     for (const ids of copies.values()) serverCopies += ids.size - 1;
-    return { mode: o.mode, clients: o.clients, messages: total, kills: o.kills, lost, shownTwice, reordered, failed, resends, serverCopies, seconds };
+    return { mode: o.mode, clients: o.clients, messages: total, kills: o.kills, lost, shownTwice, reordered, failed, resends, answersLost, serverCopies, seconds };
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     await balancer.stop();
@@ -224,7 +244,7 @@ export function stormLine(r: StormReport): string {
   return (
     `storm (${r.mode}): ${r.clients} clients, ${r.messages} messages, ${r.kills} x kill -9, ${r.seconds.toFixed(1)} s: ` +
     `lost ${r.lost}, shown twice ${r.shownTwice}, reordered ${r.reordered}, failed ${r.failed}; ` +
-    `${r.resends} sends resent after a reconnect, ${r.serverCopies} delivered under a second server id`
+    `${r.resends} sends resent after a reconnect (${r.answersLost} answers cut off with their connection), ${r.serverCopies} delivered under a second server id`
   );
 }
 
