@@ -44,6 +44,7 @@ import { webBackend } from './crypto.js';
 import { browserSocketFactory } from './socket.js';
 import { TeamModel } from './team.js';
 import { GroupsModel } from './groups.js';
+import { FilesModel } from './files.js';
 
 /** Web Locks name: one tab per browser profile runs the account (two would replace each other's socket). */
 const TAB_LOCK = 'tacit-account';
@@ -95,6 +96,8 @@ export interface MessageView {
   state?: OutgoingState;
   error?: string;
   read?: boolean;
+  /** A file sent or received with it (the text is then its caption). */
+  file?: { name: string; type: string; size: number; width?: number; height?: number; uploaded: boolean };
 }
 
 export function userMessage(e: unknown): string {
@@ -195,6 +198,8 @@ export class Chat {
   team: TeamModel | undefined;
   /** The account's groups (titles, members, changes). */
   groups: GroupsModel | undefined;
+  /** Sending and showing files (files.ts). */
+  files: FilesModel | undefined;
   #store: RecordStore | undefined;
   #db: IDBDatabase | undefined;
   /** The passphrase lock, when on (as read at load or last changed). */
@@ -310,6 +315,7 @@ export class Chat {
     this.#client = client;
     this.team = new TeamModel(client, () => this.#changed());
     this.groups = new GroupsModel(client, () => this.#changed());
+    this.files = new FilesModel(client, () => this.#changed());
     this.#unsubscribe.push(
       client.on('group', () => this.#invalidate()),
       client.on('history', ({ conversation }) => this.#invalidate(conversation)),
@@ -384,7 +390,8 @@ export class Chat {
 
   #view(x: ConversationInfo): ConversationView {
     const last = x.last;
-    const preview = last === undefined ? '' : last.system ? last.text : last.direction === 'out' ? `You: ${last.text}` : x.group !== undefined ? `${last.from}: ${last.text}` : last.text;
+    const body = last === undefined ? '' : last.attachment !== undefined ? `File: ${last.attachment.name}${last.text !== '' ? ` ${last.text}` : ''}` : last.text;
+    const preview = last === undefined ? '' : last.system ? last.text : last.direction === 'out' ? `You: ${body}` : x.group !== undefined ? `${last.from}: ${body}` : body;
     const title = x.group !== undefined ? (this.groups?.get(x.id)?.title ?? 'Group') : undefined;
     return {
       username: x.group !== undefined ? x.id : x.contact,
@@ -415,6 +422,10 @@ export class Chat {
       list.map((m) => {
         const v: MessageView = { key: `m:${m.seq}`, dir: m.direction, text: m.text, at: m.direction === 'in' ? (m.receivedAt ?? m.sentAt) : m.sentAt, seq: m.seq, from: m.from };
         if (m.system) v.system = true;
+        if (m.attachment !== undefined) {
+          const a = m.attachment;
+          v.file = { name: a.name, type: a.type, size: a.size, uploaded: a.uploaded, ...(a.width !== undefined && a.height !== undefined ? { width: a.width, height: a.height } : {}) };
+        }
         if (m.direction === 'in') v.read = m.read ?? false;
         else {
           v.state = m.state ?? 'sent';

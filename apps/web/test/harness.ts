@@ -222,9 +222,12 @@ export class Profile {
   readonly requests: string[] = [];
   readonly pageErrors: string[] = [];
 
-  constructor(name: string, viewport: { width: number; height: number }) {
+  readonly #acceptDownloads: boolean;
+
+  constructor(name: string, viewport: { width: number; height: number }, opts: { acceptDownloads?: boolean } = {}) {
     this.dir = tempDir(name);
     this.viewport = viewport;
+    this.#acceptDownloads = opts.acceptDownloads ?? false;
   }
 
   async open(url: string): Promise<Page> {
@@ -234,7 +237,7 @@ export class Profile {
       args: CHROMIUM_ARGS,
       viewport: this.viewport,
       serviceWorkers: 'block',
-      acceptDownloads: false,
+      acceptDownloads: this.#acceptDownloads,
       timeout: STEP_TIMEOUT_MS,
     });
     ctx.setDefaultTimeout(STEP_TIMEOUT_MS);

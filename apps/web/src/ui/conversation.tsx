@@ -97,6 +97,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
 
 /** `queued` reads as sending while connected, and as waiting while the server is unreachable. */
 function stateText(state: NonNullable<MessageView['state']>, online: boolean): string {
+  if (state === 'uploading') return 'Uploading…';
   if (state === 'queued') return online ? 'Sending…' : 'Waiting for the server';
   return state === 'sent' ? 'Stored by server' : 'Failed';
 }
@@ -118,7 +119,8 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
           {m.from}
         </span>
       )}
-      <p class="msg-text">
+      {m.file && <FileView chat={chat} contact={contact} m={m} file={m.file} />}
+      {(!m.file || m.text !== '') && <p class="msg-text">
         {/* Controls and bidi overrides shown as U+FFFD, as the CLI does (links never contain them). */}
         {linkify(m.text).map((part, i) =>
           typeof part === 'string' ? (
@@ -130,7 +132,7 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
             </a>
           ),
         )}
-      </p>
+      </p>}
       <span class="msg-meta">
         <time dateTime={new Date(m.at).toISOString()}>{when(m.at)}</time>
         {m.state && (
@@ -143,7 +145,7 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
       </span>
       {m.error && <span class="msg-error">{m.error}</span>}
       {m.state === 'failed' && !blocked && (
-        <button type="button" class="retry" onClick={() => void chat.retry(contact, m.seq)}>
+        <button type="button" class="retry" onClick={() => void (m.file && !m.file.uploaded ? chat.files?.retry(contact, m.seq) : chat.retry(contact, m.seq))}>
           Retry
         </button>
       )}
@@ -151,9 +153,71 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
   );
 }
 
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** A file in a message: an image inline (from the decrypted bytes), anything else as a download; an upload's progress with Cancel. */
+function FileView({ chat, contact, m, file }: { chat: Chat; contact: string; m: MessageView; file: NonNullable<MessageView['file']> }) {
+  const files = chat.files;
+  const progress = files?.progress(contact, m.seq);
+  const url = files?.url(contact, m.seq);
+  const error = files?.error(contact, m.seq);
+  const inline = file.uploaded && files !== undefined && files.autoLoads(file.type, file.size);
+  useEffect(() => {
+    if (inline && url === undefined && error === undefined) void files?.load(contact, m.seq);
+  }, [inline, url, error, contact, m.seq]);
+  const name = neutralizeControls(file.name);
+  return (
+    <div class="msg-file" data-testid="file" data-name={file.name}>
+      {inline && url !== undefined ? (
+        <img class="msg-image" src={url} alt={name} width={file.width} height={file.height} data-testid="file-image" />
+      ) : (
+        <span class="file-card">
+          <span class="file-label">File: </span>
+          <span class="file-name">{name}</span> <span class="file-size">({formatBytes(file.size)})</span>
+        </span>
+      )}
+      {m.state === 'uploading' && progress !== undefined && (
+        <span class="file-progress">
+          <progress max={1} value={progress} aria-label={`Uploading ${name}`} data-testid="file-progress" />
+          <button type="button" class="link" onClick={() => files?.cancel(contact, m.seq)} data-testid="file-cancel">
+            Cancel
+          </button>
+        </span>
+      )}
+      {file.uploaded && url === undefined && (
+        <button type="button" class="link" disabled={files?.isLoading(contact, m.seq)} onClick={() => void files?.save(contact, m.seq, file.name)} data-testid="file-download">
+          {files?.isLoading(contact, m.seq) ? 'Downloading…' : 'Download'}
+        </button>
+      )}
+      {url !== undefined && (
+        <a class="link" href={url} download={file.name} data-testid="file-save">
+          Save
+        </a>
+      )}
+      {error && (
+        <span class="msg-error" role="alert" data-testid="file-error">
+          {error}
+        </span>
+      )}
+    </div>
+  );
+}
+
 function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: string }) {
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);
+  const fileRef = useRef<HTMLInputElement>(null);
+  const [dragging, setDragging] = useState(false);
+  // Files go to two-person conversations (group files are not built yet).
+  const canAttach = !contact.startsWith('g:') && chat.files !== undefined;
+  const attach = (list: FileList | null | undefined) => {
+    if (!canAttach || !list) return;
+    for (const f of Array.from(list)) void chat.files?.send(contact, f);
+  };
   useEffect(() => ref.current?.focus(), [contact]);
   // Checked as the user types or pastes; too long is said, and the text stays for them to shorten.
   const problem = text.trim() === '' ? undefined : checkText(text);
@@ -172,12 +236,45 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
         </p>
       )}
       <form
-        class="composer"
+        class={`composer${dragging ? ' dragging' : ''}`}
         onSubmit={(e) => {
           e.preventDefault();
           send();
         }}
+        onDragOver={(e) => {
+          if (!canAttach || !e.dataTransfer?.types.includes('Files')) return;
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={(e) => {
+          if (!canAttach) return;
+          e.preventDefault();
+          setDragging(false);
+          attach(e.dataTransfer?.files);
+        }}
       >
+        {canAttach && (
+          <>
+            <input
+              type="file"
+              ref={fileRef}
+              class="visually-hidden"
+              id="composer-file"
+              multiple
+              tabIndex={-1}
+              data-testid="file-input"
+              onChange={(e) => {
+                const input = e.target as HTMLInputElement;
+                attach(input.files);
+                input.value = '';
+              }}
+            />
+            <button type="button" class="attach" aria-label="Attach a file" title="Attach a file" onClick={() => fileRef.current?.click()} data-testid="attach">
+              Attach
+            </button>
+          </>
+        )}
         <label for="composer-text" class="visually-hidden">
           Message to {name}
         </label>
@@ -188,6 +285,14 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
           placeholder={`Message ${name}`}
           value={text}
           onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+          onPaste={(e) => {
+            // A pasted image (a screenshot) is sent as a file; pasted text stays text.
+            const files = e.clipboardData?.files;
+            if (canAttach && files && files.length > 0) {
+              e.preventDefault();
+              attach(files);
+            }
+          }}
           onKeyDown={(e) => {
             // Enter sends; Shift+Enter is a new line; IME composition is left alone.
             if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {

@@ -1,0 +1,152 @@
+/**
+ * Files between the browser and the CLI through a real server, on the phone layout: a 20 MiB file
+ * CLI → browser and browser → CLI with equal SHA-256, an image shown inline from the decrypted
+ * bytes (screenshot docs/screenshots/attachment-image.png), a cancelled upload retried, and the
+ * page's CSP allowing blob: images and nothing broader.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { Cli, PHONE, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import * as ui from './ui.ts';
+
+const MiB = 1024 * 1024;
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A real PNG (an RGB gradient), made here so the test needs no image files. */
+function png(width: number, height: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (b: Buffer) => {
+    let c = 0xffffffff;
+    for (const x of b) c = crcTable[(c ^ x) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  const rows: number[] = [];
+  for (let y = 0; y < height; y++) {
+    rows.push(0);
+    for (let x = 0; x < width; x++) rows.push(Math.round((x / width) * 255), Math.round((y / height) * 255), 160);
+  }
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.from(rows))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('files in the web client', { timeout: 10 * 60_000 }, () => {
+  let server: ServerProcess;
+  const alice = new Profile('att-alice', PHONE, { acceptDownloads: true });
+  const bobHome = tempDir('att-bob');
+  const bob = new Cli(bobHome);
+  const dataDir = tempDir('att-server');
+  const files = tempDir('att-files');
+
+  before(async () => {
+    assertBuilt();
+    server = new ServerProcess(dataDir, await freePort(), 'open');
+    await server.start();
+    const r = await bob.run('register', 'bob', '--server', server.url);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  after(async () => {
+    await alice.close().catch(() => undefined);
+    await server?.stop();
+    const errors = [...alice.pageErrors];
+    const foreign = server ? alice.foreignRequests(server.url).filter((u) => !u.startsWith('blob:')) : [];
+    alice.destroy();
+    for (const d of [bobHome, dataDir, files]) rmSync(d, { recursive: true, force: true });
+    assert.deepEqual(foreign, [], 'the page only talks to the tacit server');
+    assert.deepEqual(errors, [], 'no uncaught errors in the page');
+  });
+
+  it('allows blob: images in its CSP and nothing broader', async () => {
+    const html = await (await fetch(server.url + '/')).text();
+    const csp = /Content-Security-Policy" content="([^"]+)"/.exec(html)?.[1] ?? '';
+    assert.match(csp, /img-src 'self' data: blob:;/);
+    assert.doesNotMatch(csp, /\*|https?:|unsafe-inline/);
+  });
+
+  it('shows an image from the CLI inline, from the decrypted bytes', async () => {
+    const a = await alice.open(server.url);
+    await ui.register(a, 'alice');
+    await ui.startConversation(a, 'bob');
+    const image = join(files, 'sunset.png');
+    writeFileSync(image, png(480, 300));
+    const r = await bob.run('send', 'alice', '--file', image, 'the view from here');
+    assert.equal(r.code, 0, r.stderr);
+    const img = a.getByTestId('file-image');
+    await img.waitFor();
+    await a.waitForFunction(() => {
+      const el = document.querySelector('[data-testid="file-image"]') as HTMLImageElement | null;
+      return el !== null && el.complete && el.naturalWidth === 480;
+    });
+    assert.match((await img.getAttribute('src')) ?? '', /^blob:/);
+    await ui.waitIncoming(a, 'the view from here');
+    await screenshot(a, 'attachment-image');
+  });
+
+  it('moves 20 MiB CLI → browser and browser → CLI with equal SHA-256', async () => {
+    const a = alice.page;
+    const big = randomBytes(20 * MiB);
+    const path = join(files, 'data.bin');
+    writeFileSync(path, big);
+    const r = await bob.run('send', 'alice', '--file', path);
+    assert.equal(r.code, 0, r.stderr);
+    const card = a.locator('[data-testid="file"][data-name="data.bin"]');
+    await card.getByTestId('file-download').click();
+    const save = card.getByTestId('file-save');
+    await save.waitFor({ timeout: 120_000 });
+    assert.match((await save.getAttribute('href')) ?? '', /^blob:/);
+    const [download] = await Promise.all([a.waitForEvent('download'), save.click()]);
+    assert.equal(download.suggestedFilename(), 'data.bin', 'saved under its original name');
+    assert.equal(sha(readFileSync(await download.path())), sha(big));
+
+    // Browser → CLI: the attach button's file input, progress shown while it goes up.
+    const up = randomBytes(20 * MiB);
+    const upPath = join(files, 'from-browser.bin');
+    writeFileSync(upPath, up);
+    await a.getByTestId('attach').waitFor();
+    await a.getByTestId('file-input').setInputFiles(upPath);
+    await a.locator('li.msg.out[data-state="sent"] [data-name="from-browser.bin"]').waitFor({ timeout: 180_000 });
+    const got = await bob.run('recv');
+    assert.equal(got.code, 0, got.stderr);
+    const ev = got.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { event: string; file?: { name: string; path: string } })
+      .find((e) => e.event === 'message' && e.file?.name === 'from-browser.bin');
+    assert.ok(ev?.file, got.stdout);
+    assert.equal(sha(readFileSync(ev.file.path)), sha(up));
+  });
+
+  it('cancels an upload (the message fails) and Retry sends it', async () => {
+    const a = alice.page;
+    const path = join(files, 'cancel-me.bin');
+    writeFileSync(path, randomBytes(30 * MiB));
+    await a.getByTestId('file-input').setInputFiles(path);
+    const msg = a.locator('li.msg.out').filter({ has: a.locator('[data-name="cancel-me.bin"]') });
+    await msg.getByTestId('file-cancel').click();
+    await msg.and(a.locator('[data-state="failed"]')).waitFor();
+    await msg.getByRole('button', { name: 'Retry' }).click();
+    await msg.and(a.locator('[data-state="sent"]')).waitFor({ timeout: 180_000 });
+    const history = await bob.run('recv');
+    assert.match(history.stdout, /cancel-me\.bin/);
+  });
+});
