@@ -63,7 +63,7 @@ function reaching<T>(ctx: Ctx, change: Promise<T>): Promise<T> {
   const ms = ctx.args.wait !== undefined ? ctx.args.wait * 1000 : CONNECT_TIMEOUT_MS;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ClientError('NETWORK', 'the server could not be reached in time: the change is made on this device, and members learn of it with the next change that reaches them')), ms);
+    timer = setTimeout(() => reject(new ClientError('NETWORK', 'the server could not be reached in time: the change is made on this device and goes to the members the next time tacit connects (send, recv, chat or group)')), ms);
   });
   return Promise.race([change, late]).finally(() => clearTimeout(timer));
 }

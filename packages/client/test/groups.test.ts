@@ -219,6 +219,31 @@ test('concurrent membership changes converge on every device', async () => {
   }
 });
 
+test('a change made while the server is down reaches the members after the next connect, even from a process that ended', async () => {
+  const server = new MemoryServer();
+  const alice = await user(server, 'alice');
+  const { client: bob } = await user(server, 'bob');
+  let aliceClient = alice.client;
+  try {
+    for (const c of [aliceClient, bob]) await c.connect();
+    const g = await aliceClient.createGroup('Offline', ['bob']);
+    await until(async () => (await bob.groups()).length === 1, 'bob learns');
+    server.stop();
+    // Renamed and removed here; the process ends before the server is back.
+    const renaming = aliceClient.renameGroup(g.conversation, 'Back online');
+    await until(async () => (await aliceClient.group(g.conversation)).title === 'Back online', 'the change stands here');
+    await aliceClient.close();
+    await assert.rejects(renaming, (e: unknown) => isClientError(e) && (e.code === 'CLOSED' || e.code === 'NETWORK'));
+    server.start();
+    aliceClient = await TacitClient.open(opts(server, alice.store.reopen()));
+    await aliceClient.connect();
+    await until(async () => (await bob.group(g.conversation)).title === 'Back online', 'bob learns of the rename');
+    assert.equal((await bob.history(g.conversation)).at(-1)?.text, 'alice renamed the group to "Back online"');
+  } finally {
+    for (const c of [aliceClient, bob]) await c.close();
+  }
+});
+
 // ---- the convergence rule, on its own ----
 
 const ID = '0123456789abcdef0123456789abcdef';

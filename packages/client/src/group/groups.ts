@@ -43,6 +43,7 @@ import {
   isGroupId,
   isMember,
   isUsername,
+  MAX_GROUP_ENTRIES,
   MAX_GROUP_MEMBERS,
   mergeGroupState,
   parseGroupState,
@@ -86,6 +87,8 @@ interface GroupRecord {
   has: Record<string, string[]>;
   /** Someone was removed or left: start a new sender key before our next message. */
   rotate: boolean;
+  /** Members not yet told of our last change (sent again after every connect until done). */
+  tell?: string[];
   createdAt: number;
 }
 
@@ -99,7 +102,9 @@ const recordCodec = jsonCodec<GroupRecord>('group', (v) => {
     if (!isUsername(u) || !Array.isArray(d) || d.length > MAX_CONTACT_DEVICES || !d.every((x) => isStr(x, 24))) return undefined;
     has[u] = d as string[];
   }
-  return { state, ...(v['dist'] !== undefined ? { dist: v['dist'] as string } : {}), has, rotate: v['rotate'], createdAt: v['createdAt'] };
+  const tell = v['tell'];
+  if (tell !== undefined && (!Array.isArray(tell) || tell.length > MAX_GROUP_ENTRIES || !tell.every(isUsername))) return undefined;
+  return { state, ...(v['dist'] !== undefined ? { dist: v['dist'] as string } : {}), has, rotate: v['rotate'], ...(tell !== undefined ? { tell: tell as string[] } : {}), createdAt: v['createdAt'] };
 });
 
 interface GroupJob {
@@ -228,12 +233,12 @@ export class Groups {
     for (const u of users) state.members[u] = { in: true, admin: false, rev: 1, by: self };
     const r = await this.#core.mutate(async (t) => {
       if ((await t.list(PREFIX.group)).length >= MAX_GROUPS) throw new ClientError('INVALID_ARGUMENT', `at most ${MAX_GROUPS} groups per device`);
-      const rec: GroupRecord = { state, has: Object.create(null) as Record<string, string[]>, rotate: false, createdAt: this.#core.now() };
+      const rec: GroupRecord = { state, has: Object.create(null) as Record<string, string[]>, rotate: false, tell: users, createdAt: this.#core.now() };
       this.#save(t, rec);
       await this.#system(t, id, self, `${self} created the group "${state.title.v}" with ${users.join(', ')}`);
       return rec;
     });
-    await this.#broadcast(r.state, users);
+    await this.#tellPending(id);
     return info(r, self);
   }
 
@@ -304,13 +309,39 @@ export class Groups {
           if (admins(s).length === 0 && rest.length > 0) s.members[rest[0]!] = { in: true, admin: true, rev, by: self };
           line = `${self} left the group`;
         }
+        const tell = [...new Set([...(rec.tell ?? []), ...before, ...currentMembers(s)])].filter((u) => u !== self).sort();
+        rec.tell = tell;
         this.#save(t, rec);
         await this.#system(t, id, self, line);
-        const tell = [...new Set([...before, ...currentMembers(s)])].filter((u) => u !== self);
         return { rec, tell };
       });
-      await this.#broadcast(rec.state, tell);
+      await this.#sendTell(id, rec.state, tell);
       return info(rec, self);
+    });
+  }
+
+  /**
+   * Sends our state to the members not yet told of our last change, and forgets them once it went
+   * out. Kept in the group's record, so a change made while the server could not be reached (or by
+   * a process that ended first) goes out after the next connect.
+   */
+  #tellPending(id: string): Promise<void> {
+    return this.#core.peerLock.run(groupConversation(id), async () => {
+      const rec = await this.#load(this.#core.view(), id);
+      if (rec?.tell === undefined || rec.tell.length === 0) return;
+      await this.#sendTell(id, rec.state, rec.tell);
+    });
+  }
+
+  async #sendTell(id: string, state: GroupState, users: string[]): Promise<void> {
+    await this.#broadcast(state, users);
+    await this.#core.mutate(async (t) => {
+      const r = await this.#load(t, id);
+      if (r === undefined) return;
+      // Told; unless the state moved on meanwhile (then its own send, to everyone in `tell`, clears it).
+      if (revision(r.state) !== revision(state) || r.tell === undefined) return;
+      delete r.tell;
+      this.#save(t, r);
     });
   }
 
@@ -587,6 +618,14 @@ export class Groups {
 
   /** Works on every group with queued messages (after connecting, and after `trust`). */
   async kickAll(): Promise<void> {
+    // Changes not yet sent to every member go first.
+    for (const r of await this.#core.view().list(PREFIX.group)) {
+      const rec = recordCodec.decode(r.value);
+      if (rec.tell === undefined || rec.tell.length === 0) continue;
+      const job = this.#tellPending(rec.state.id).catch(() => undefined);
+      this.#background.add(job);
+      void job.finally(() => this.#background.delete(job));
+    }
     const groups = new Set<string>();
     for (const r of await this.#core.view().list(PREFIX.groupQueue)) groups.add(jobCodec.decode(r.value).group);
     for (const g of groups) void this.kick(g);
