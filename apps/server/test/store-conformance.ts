@@ -233,6 +233,7 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.deepEqual(r.map((x) => (x.ok ? 'ok' : x.code)), ['ok', 'ok', 'NOT_FOUND', 'ok', 'ok']);
     const ids = r.flatMap((x) => (x.ok ? [x.id] : []));
     assert.ok(ids[0]! < ids[1]! && ids[1]! < ids[2]!);
+    assert.equal(await s.countQueued(), 4, 'queue depth over every device (GET /metrics)');
     const full = await s.writeBatch([msg(flo, ed, 'd')], [], 3);
     assert.deepEqual(full, [{ ok: false, code: 'MAILBOX_FULL' }]);
     const page1 = await s.fetchQueue(flo, 0, 2, 0);
@@ -253,6 +254,8 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.equal((await s.fetchQueue(ed, 0, 10, 5010)).length, 1);
     assert.equal(await s.expire(5010), 1);
     assert.equal((await s.fetchQueue(ed, 0, 10, 0)).length, 1);
+    // flo: b, c, d; ed: "to ed" (a acknowledged, "short" expired).
+    assert.equal(await s.countQueued(), 4);
   });
 
   run('resends: the same send from the same device is answered with the stored copy and stored once; bounded by window and ring', async (s) => {
