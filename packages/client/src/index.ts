@@ -7,7 +7,7 @@ export type { ClientEvents } from './events.js';
 export { ClientError, CLIENT_ERROR_CODES, describeError, isClientError } from './errors.js';
 export type { ClientErrorCode, ClientErrorDetails } from './errors.js';
 export { MemoryRecordStore, MAX_RECORD_BYTES, MAX_RECORD_KEY_LENGTH, MAX_COMMIT_RECORDS, type RecordStore, type StoredRecord, type ListOptions } from './record-store.js';
-export { Relay, MAX_IN_FLIGHT_SENDS, MAX_RECEIVE_BATCH, PING_INTERVAL_MS, PONG_TIMEOUT_MS, MAX_QUEUED_SENDS, MAX_SEND_RETRIES, RECONNECT_ELSEWHERE_SPREAD_MS } from './relay.js';
+export { Relay, MAX_IN_FLIGHT_SENDS, MAX_RECEIVE_BATCH, MAX_RECEIVE_BATCH_CHARS, PING_INTERVAL_MS, PONG_TIMEOUT_MS, MAX_QUEUED_SENDS, MAX_SEND_RETRIES, RECONNECT_ELSEWHERE_SPREAD_MS } from './relay.js';
 export type { Socket, SocketFactory, SocketHandlers, RelayEvents, RelayOptions, RelayState, EnvelopeOutcome } from './relay.js';
 export { backoffDelay, DEFAULT_BACKOFF, MAX_BACKOFF_EXPONENT, type BackoffPolicy } from './backoff.js';
 export { decodeEnvelope, readEnvelope, encodeEnvelope, ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, PADDING_BLOCK, type Envelope } from './envelope.js';

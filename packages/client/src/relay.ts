@@ -29,6 +29,12 @@ import type { SendMultiAnswer } from './fanout.js';
 export interface Socket {
   send(text: string): void;
   close(code?: number, reason?: string): void;
+  /**
+   * Frames reach the handlers as the transport reads them from the network, one read (~64 KiB,
+   * ~25 envelopes) per turn of the event loop (`ws` on Node). The relay then waits one turn
+   * before forming a receive batch, so the batch takes everything already read.
+   */
+  readonly framesPerReadTurn?: boolean;
 }
 
 export interface SocketHandlers {
@@ -71,6 +77,11 @@ export const RECONNECT_ELSEWHERE_SPREAD_MS = 250;
  * being stored, up to the server's in-flight window. One batch is one commit.
  */
 export const MAX_RECEIVE_BATCH = 256;
+/**
+ * Ciphertext (base64 characters) in one batch at most, so one commit stays small whatever the
+ * messages' size: a batch closes once it reaches this (it always takes at least one envelope).
+ */
+export const MAX_RECEIVE_BATCH_CHARS = 1024 * 1024;
 /** Times one send is retried after a retriable refusal (rate limit, overload) before failing. */
 export const MAX_SEND_RETRIES = 20;
 
@@ -465,9 +476,17 @@ export class Relay {
           this.#emit('drained');
           continue;
         }
+        // One turn of the event loop first: the socket hands over what else has arrived (a read
+        // brings one chunk, ~25 envelopes), so a batch takes everything waiting, not one chunk
+        // (only for transports that say they read that way; see Socket.framesPerReadTurn).
+        // Larger batches mean fewer commits: bench:client measured 2.3x the rate and a quarter of
+        // the bytes written per message.
+        if (this.#socket?.framesPerReadTurn === true && this.#inbox.length < MAX_RECEIVE_BATCH) await nextTurn();
         const batch: { envelope: Envelope; gen: number }[] = [];
-        while (batch.length < MAX_RECEIVE_BATCH && this.#inbox[0]?.kind === 'envelope') {
+        let chars = 0;
+        while (batch.length < MAX_RECEIVE_BATCH && chars < MAX_RECEIVE_BATCH_CHARS && this.#inbox[0]?.kind === 'envelope') {
           const e = this.#inbox.shift() as { envelope: Envelope; gen: number };
+          chars += e.envelope.body.length;
           // Envelopes of an old connection cannot be acked: the server redelivers them on the new one.
           if (e.gen === this.#generation) batch.push(e);
           else this.#unhandled--;
@@ -536,3 +555,8 @@ export class Relay {
   }
 }
 
+/** Resolves after the event loop's pending I/O callbacks have run. */
+function nextTurn(): Promise<void> {
+  const g = globalThis as { setImmediate?: (cb: () => void) => unknown };
+  return new Promise((resolve) => (typeof g.setImmediate === 'function' ? g.setImmediate(resolve) : setTimeout(resolve, 0)));
+}

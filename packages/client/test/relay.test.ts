@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERRORS, type Envelope } from '@tacit/api';
 import { DEFAULT_BACKOFF, Relay, RECONNECT_ELSEWHERE_SPREAD_MS, backoffDelay, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
-import { MAX_UNHANDLED_ENVELOPES } from '../src/relay.ts';
+import { MAX_RECEIVE_BATCH_CHARS, MAX_UNHANDLED_ENVELOPES } from '../src/relay.ts';
 
 /** An in-memory socket pair: the test plays the server. */
 class FakeServer {
@@ -338,4 +338,57 @@ test('the default backoff: first retry within 250 ms, never more than 5 s apart'
   assert.deepEqual(DEFAULT_BACKOFF, { baseMs: 250, maxMs: 5_000 });
   assert.ok(backoffDelay(0, DEFAULT_BACKOFF, () => 0.999) < 250);
   assert.ok(backoffDelay(40, DEFAULT_BACKOFF, () => 0.999) < 5_000);
+});
+
+/** Receive batches as the SDK sees them, from a fake server whose socket may read frames turn by turn. */
+async function batchesOf(framesPerReadTurn: boolean, deliver: (server: FakeServer) => Promise<void>): Promise<number[]> {
+  const server = new FakeServer();
+  const base = server.factory;
+  server.factory = (url, handlers) => ({ ...base(url, handlers), framesPerReadTurn });
+  const sizes: number[] = [];
+  const relay = track(
+    new Relay({
+      url: 'ws://test',
+      credentials: creds,
+      connect: server.factory,
+      onEnvelopes: async (envs) => {
+        sizes.push(envs.length);
+        return envs.map(() => 'ack' as const);
+      },
+      backoff: { baseMs: 1, maxMs: 5 },
+      random: () => 0.5,
+    }),
+  );
+  relay.start();
+  await until(() => server.connections.length === 1 && server.last.sent.length === 1, 'auth');
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  await deliver(server);
+  await until(() => sizes.reduce((a, b) => a + b, 0) === server.last.sent.filter((f) => (f as { type: string }).type === 'ack').length && sizes.length > 0, 'acks');
+  relay.close();
+  return sizes;
+}
+
+test('a transport that reads frames turn by turn: a batch takes what the next read brought, not one read', async () => {
+  // One envelope now, 49 more in the next turn of the event loop (as ws reads a second chunk).
+  const deliver = async (server: FakeServer) => {
+    server.push({ type: 'message', envelope: envelope('1') });
+    await new Promise((r) => setImmediate(r));
+    for (let i = 2; i <= 50; i++) server.push({ type: 'message', envelope: envelope(String(i)) });
+    await until(() => server.last.sent.filter((f) => (f as { type: string }).type === 'ack').length === 50, 'all acked');
+  };
+  assert.deepEqual(await batchesOf(true, deliver), [50], 'one batch, one commit');
+  // Without the flag (a transport that hands frames over as they come) the first one goes alone.
+  assert.equal((await batchesOf(false, deliver))[0], 1);
+});
+
+test('a receive batch stays under MAX_RECEIVE_BATCH_CHARS of ciphertext, however large the messages', async () => {
+  const big = 'A'.repeat(80_000);
+  const sizes = await batchesOf(true, async (server) => {
+    for (let i = 1; i <= 40; i++) server.push({ type: 'message', envelope: { ...envelope(String(i)), body: big } });
+    await until(() => server.last.sent.filter((f) => (f as { type: string }).type === 'ack').length === 40, 'all acked');
+  });
+  assert.equal(sizes.reduce((a, b) => a + b, 0), 40);
+  const perBatch = Math.ceil(MAX_RECEIVE_BATCH_CHARS / big.length);
+  assert.ok(sizes.every((n) => n <= perBatch), `batches ${sizes.join(',')} of at most ${perBatch}`);
+  assert.ok(sizes.length >= Math.ceil(40 / perBatch));
 });

@@ -29,6 +29,7 @@ export const wsSocketFactory: SocketFactory = (url, handlers) => {
   // 'error' is always followed by 'close'; listening keeps it from becoming an uncaught exception.
   ws.on('error', () => undefined);
   return {
+    framesPerReadTurn: true,
     send(text) {
       if (ws.readyState === WebSocket.OPEN) ws.send(text);
       else throw new Error('socket not open');
