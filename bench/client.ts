@@ -49,7 +49,13 @@ async function freePort(): Promise<number> {
 }
 
 const port = await freePort();
-const start = (dataDir: string) => ServerProcess.start({ PORT: String(port), TACIT_DATA_DIR: dataDir });
+// One sender sends HISTORY + BATCH messages to one device today: above the default daily quotas.
+const QUOTAS = {
+  TACIT_SENDS_PER_RECIPIENT_DEVICE_PER_DAY: '1000000',
+  TACIT_SENDS_PER_ACCOUNT_PER_DAY: '1000000',
+  TACIT_SEND_BYTES_PER_ACCOUNT_PER_DAY: String(2 ** 40),
+};
+const start = (dataDir: string) => ServerProcess.start({ PORT: String(port), TACIT_DATA_DIR: dataDir, ...QUOTAS });
 
 /** Sends `n` texts from `sender` to `to` and waits until the server stored every one. */
 async function sendAll(sender: TacitClient, to: string, n: number, tag: string): Promise<void> {

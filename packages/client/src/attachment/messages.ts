@@ -99,7 +99,7 @@ function finished(file: StoredAttachment, up: { id: string; key: Uint8Array; dig
 
 export class AttachmentMessages {
   readonly #o: AttachmentMessagesOptions;
-  /** Uploads running in this process. */
+  /** Uploads running now, in this client. */
   readonly #active = new Map<string, Active>();
   /** Sources of messages sent from this process, for `retry` without passing the file again. */
   readonly #sources = new Map<string, PlaintextSource>();
