@@ -15,7 +15,7 @@
  * Configuration is by environment; see docs/OPERATIONS.md.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import { resolve } from 'node:path';
 import { inviteLink, username as usernameValidator } from '@tacit/api';
 import { BackupError, backupSqlite } from './backup.js';
@@ -132,32 +132,41 @@ function tlsConfigured(): boolean {
 
 /**
  * HTTPS from TACIT_TLS_CERT (PEM certificate chain) and TACIT_TLS_KEY (PEM private key), both
- * or neither. Read once at start (renewing a certificate takes a restart); any problem stops the
- * server with one line naming the variable and the reason, never the key's contents.
+ * or neither. Read at start and again on SIGHUP (after a renewal). A problem is one sentence
+ * naming the variable and the reason, never the key's contents: at start it stops the server,
+ * on SIGHUP the old certificate stays.
  */
-function readTls(): { cert: Buffer; key: Buffer } | undefined {
+function loadTls(): { cert: Buffer; key: Buffer } | undefined | { problem: string } {
   const certPath = env['TACIT_TLS_CERT'] ?? '';
   const keyPath = env['TACIT_TLS_KEY'] ?? '';
   if (certPath === '' && keyPath === '') return undefined;
-  if (certPath === '' || keyPath === '') fail('TACIT_TLS_CERT and TACIT_TLS_KEY go together: set both (certificate and private key, PEM files) or neither');
-  const read = (name: string, path: string): Buffer => {
+  if (certPath === '' || keyPath === '') return { problem: 'TACIT_TLS_CERT and TACIT_TLS_KEY go together: set both (certificate and private key, PEM files) or neither' };
+  const read = (name: string, path: string): Buffer | string => {
     try {
       return readFileSync(resolve(baseDir, path));
     } catch (e) {
       const code = (e as { code?: unknown }).code;
-      fail(`cannot read ${name} ${resolve(baseDir, path)} (${typeof code === 'string' ? code : 'unreadable'})`);
+      return `cannot read ${name} ${resolve(baseDir, path)} (${typeof code === 'string' ? code : 'unreadable'})`;
     }
   };
   const cert = read('TACIT_TLS_CERT', certPath);
+  if (typeof cert === 'string') return { problem: cert };
   const key = read('TACIT_TLS_KEY', keyPath);
+  if (typeof key === 'string') return { problem: key };
   try {
     createSecureContext({ cert, key });
   } catch (e) {
     // OpenSSL's reason ("key values mismatch", "no start line"), not the material.
     const reason = e instanceof Error ? e.message.replace(/\s+/g, ' ').slice(0, 120) : 'unusable';
-    fail(`TACIT_TLS_CERT and TACIT_TLS_KEY are not a usable PEM certificate and matching private key (${reason})`);
+    return { problem: `TACIT_TLS_CERT and TACIT_TLS_KEY are not a usable PEM certificate and matching private key (${reason})` };
   }
   return { cert, key };
+}
+
+function readTls(): { cert: Buffer; key: Buffer } | undefined {
+  const t = loadTls();
+  if (t !== undefined && 'problem' in t) fail(t.problem);
+  return t;
 }
 
 function configuredPort(): number {
@@ -338,6 +347,18 @@ async function serve(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  if (tls) {
+    // SIGHUP: read the certificate and key again (a renewal) for new connections; open ones keep theirs.
+    process.on('SIGHUP', () => {
+      const t = loadTls();
+      if (t === undefined || 'problem' in t) {
+        process.stderr.write(`tacit-server: certificate not reloaded, the previous one stays: ${t === undefined ? 'TACIT_TLS_CERT and TACIT_TLS_KEY are unset' : t.problem}\n`);
+        return;
+      }
+      (server.app.server as unknown as TlsServer).setSecureContext({ cert: t.cert, key: t.key });
+      process.stdout.write('tacit server: certificate reloaded\n');
+    });
+  }
 }
 
 const [cmd, ...rest] = process.argv.slice(2);

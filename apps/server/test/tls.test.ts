@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -27,7 +27,7 @@ function selfSigned(name: string): { cert: string; key: string; pem: Buffer } {
 
 function get(url: string, ca?: Buffer): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { ...(ca ? { ca } : {}), timeout: 10_000 }, (res) => {
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { ...(ca ? { ca } : {}), timeout: 10_000, agent: false }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -79,5 +79,41 @@ test('TLS configuration mistakes stop the server with one line and exit code 2',
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0]!, expected);
     assert.doesNotMatch(r.stderr, /PRIVATE KEY/);
+  }
+});
+
+/** Resolves once `read()` matches `re` (bounded). */
+async function waitFor(read: () => string, re: RegExp): Promise<void> {
+  for (let i = 0; i < 200 && !re.test(read()); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(read(), re);
+}
+
+test('SIGHUP reloads the certificate and key for new connections; a broken pair on reload keeps the previous one', async () => {
+  const a = selfSigned('reload-a');
+  const b = selfSigned('reload-b');
+  const cert = join(dir, 'live.crt');
+  const key = join(dir, 'live.key');
+  copyFileSync(a.cert, cert);
+  copyFileSync(a.key, key);
+  const s = await startServer({ TACIT_TLS_CERT: cert, TACIT_TLS_KEY: key, TACIT_DATA_DIR: join(dir, 'data-reload') });
+  try {
+    const url = `https://127.0.0.1:${s.port}/healthz`;
+    assert.equal((await get(url, a.pem)).status, 200);
+    await assert.rejects(get(url, b.pem), /self[- ]signed/i);
+    // Renewed: the files now hold b.
+    copyFileSync(b.cert, cert);
+    copyFileSync(b.key, key);
+    s.proc.kill('SIGHUP');
+    await waitFor(s.out, /certificate reloaded/);
+    assert.equal((await get(url, b.pem)).status, 200);
+    await assert.rejects(get(url, a.pem), /self[- ]signed/i);
+    // A half-written renewal (a's certificate, b's key): refused, b stays.
+    copyFileSync(a.cert, cert);
+    s.proc.kill('SIGHUP');
+    await waitFor(s.err, /certificate not reloaded, the previous one stays: TACIT_TLS_CERT and TACIT_TLS_KEY are not a usable/);
+    assert.equal((await get(url, b.pem)).status, 200);
+    assert.doesNotMatch(s.err(), /PRIVATE KEY/);
+  } finally {
+    await stopServer(s);
   }
 });
