@@ -55,9 +55,21 @@ export function httpTimeoutOptions(l: HttpLimits): {
   };
 }
 
-/** Installs the body timeout and the per-address connection cap on a built (not yet listening) app. */
+/**
+ * Installs the timeouts, the body timeout and the per-address connection cap on a built (not yet
+ * listening) app. Node checks its header and request deadlines every `connectionsCheckingInterval`,
+ * which only the server's constructor takes: pass `httpTimeoutOptions(l).http` to it as well.
+ */
 export function guardHttp(app: FastifyInstance, l: HttpLimits, trust: TrustFunction): void {
-  capConnections(app.server, l.maxHttpConnectionsPerAddress, trust);
+  // Fastify applies its timeout options only to servers it creates itself; with a serverFactory
+  // (HTTPS) nothing would be set. Set them here on whatever server there is.
+  const t = httpTimeoutOptions(l);
+  const server = app.server;
+  server.headersTimeout = t.http.headersTimeout!;
+  server.requestTimeout = t.requestTimeout;
+  server.keepAliveTimeout = t.keepAliveTimeout;
+  server.setTimeout(t.connectionTimeout);
+  capConnections(server, l.maxHttpConnectionsPerAddress, trust);
   app.addHook('onRequest', (req, _reply, done) => {
     const raw = req.raw;
     const hasBody = raw.headers['transfer-encoding'] !== undefined || (raw.headers['content-length'] !== undefined && raw.headers['content-length'] !== '0');

@@ -88,7 +88,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
   const app = Fastify({
     // HTTPS from the configured certificate: the same fastify app on a TLS server (fastify's
     // types tie `https` to another instance type; the request handler is the same).
-    ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as HttpServer } : {}),
+    ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer({ cert: tls.cert, key: tls.key, ...httpTimeoutOptions(limits).http }, handler) as unknown as HttpServer } : {}),
     bodyLimit: limits.maxRequestBodyBytes,
     ...httpTimeoutOptions(limits),
     // A URL the router cannot decode (`/v1/keys/%zz`), or a parameter over its length: the API's

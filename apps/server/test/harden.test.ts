@@ -6,6 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ERRORS, type DeviceCredentials, type MessageFrame, type ServerFrame } from '@tacit/api';
 import { addressBudgetKey } from '../src/relay/hub.js';
@@ -35,7 +40,7 @@ async function genuine(h: Harness, localAddress: string, a: { username: string; 
 // 13.3: unauthenticated sockets.
 
 test('1,000 sockets that never authenticate do not keep a genuine client out', async () => {
-  await withServer(async (h) => {
+  await serve(async (h) => {
     const a = await register(h);
     const idle: WebSocket[] = [];
     // In batches, as an attacker on one address would open them.
@@ -50,7 +55,7 @@ test('1,000 sockets that never authenticate do not keep a genuine client out', a
 });
 
 test('over the node-wide budget the oldest idle socket of the busiest address makes room for a newcomer', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const a = await register(h);
       const idle = await Promise.all(Array.from({ length: 4 }, () => openFrom(h, '127.0.0.1')));
@@ -102,7 +107,7 @@ async function redeem(h: Harness, ticket: string): Promise<{ code: number; clien
 }
 
 test('a ticket minted before its device was removed does not take over the device that reuses the id', async () => {
-  await withServer(async (h) => {
+  await serve(async (h) => {
     const a = await register(h);
     const old2 = await addDevice(h, a);
     const stale = await mintTicket(h, old2);
@@ -122,7 +127,7 @@ test('a ticket minted before its device was removed does not take over the devic
 });
 
 test('a ticket minted before an account reset does not authenticate the re-registered account', async () => {
-  await withServer(async (h) => {
+  await serve(async (h) => {
     const a = await register(h);
     const stale = await mintTicket(h, a);
     assert.notEqual(await h.server.store.removeAccount(a.username), undefined);
@@ -132,7 +137,7 @@ test('a ticket minted before an account reset does not authenticate the re-regis
 });
 
 test('a ticket is re-checked against the device’s current credentials at redemption (not only purged)', async () => {
-  await withServer(async (h) => {
+  await serve(async (h) => {
     const a = await register(h);
     // A ticket the store still holds, bound to other credentials than the device has now.
     const ticket = 'x'.repeat(43);
@@ -146,7 +151,7 @@ test('a ticket is re-checked against the device’s current credentials at redem
 });
 
 test('minting tickets is rate limited per device', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const a = await register(h);
       const b = await register(h);
@@ -162,9 +167,27 @@ test('minting tickets is rate limited per device', async () => {
 
 // 13.5: HTTP timeouts and connections per address.
 
+/**
+ * Raw sockets a test opened: destroyed when its server is about to close, so a failing test (a
+ * server that never closed them) cannot keep the server's close waiting for them.
+ */
+const opened = new Set<Socket>();
+
+/** `withServer`, destroying the test's raw sockets first. */
+const serve: typeof withServer = (fn, opts) =>
+  withServer(async (h) => {
+    try {
+      await fn(h);
+    } finally {
+      for (const s of opened) s.destroy();
+      opened.clear();
+    }
+  }, opts);
+
 /** A raw TCP connection to the server from `localAddress`; `closed` resolves with what the server wrote. */
 async function rawSocket(h: Harness, localAddress = '127.0.0.1'): Promise<{ socket: Socket; closed: Promise<string> }> {
   const socket = connect({ host: '127.0.0.1', port: h.port, localAddress });
+  opened.add(socket);
   let got = '';
   socket.on('data', (d) => (got += d.toString('latin1')));
   socket.on('error', () => undefined);
@@ -178,7 +201,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SHORT_HTTP = { httpHeadersTimeoutMs: 300, httpBodyTimeoutMs: 300, httpRequestTimeoutMs: 2000, httpIdleTimeoutMs: 2000, httpKeepAliveTimeoutMs: 300 };
 
 test('half-sent headers, half-sent upgrades and silent connections are closed by the server', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const half = await rawSocket(h);
       half.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ');
@@ -204,7 +227,7 @@ test('half-sent headers, half-sent upgrades and silent connections are closed by
 });
 
 test('a body trickled a byte at a time is cut off; an idle kept-alive connection is closed', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const slow = await rawSocket(h);
       slow.socket.write('POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{');
@@ -226,7 +249,7 @@ test('a body trickled a byte at a time is cut off; an idle kept-alive connection
 });
 
 test('connections per client address are capped; another address is still served', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const held = [];
       for (let i = 0; i < 8; i++) held.push(await rawSocket(h, '127.0.0.1'));
@@ -257,7 +280,7 @@ test('connections per client address are capped; another address is still served
 const answerCode = (f: ServerFrame) => (f.type === 'error' ? f.code : f.type);
 
 test('one sender cannot fill a recipient’s mailbox: a daily quota per recipient device; others still get through', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const [a, b, c, d] = [await register(h), await register(h), await register(h), await register(h)];
       const ca = await Client.connect(h.wsUrl, a);
@@ -281,7 +304,7 @@ test('one sender cannot fill a recipient’s mailbox: a daily quota per recipien
 });
 
 test('daily quotas per sending account: messages and bytes in all, also through send-multi', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const a = await register(h);
       const others = [await register(h), await register(h), await register(h), await register(h)];
@@ -300,7 +323,7 @@ test('daily quotas per sending account: messages and bytes in all, also through 
     },
     { limits: { sendsPerAccountPerDay: 3 } },
   );
-  await withServer(
+  await serve(
     async (h) => {
       const [a, b] = [await register(h), await register(h)];
       const ca = await Client.connect(h.wsUrl, a);
@@ -317,7 +340,7 @@ test('daily quotas per sending account: messages and bytes in all, also through 
 });
 
 test('a device cannot send to itself; its other devices it can', async () => {
-  await withServer(async (h) => {
+  await serve(async (h) => {
     const a = await register(h);
     const a2 = await addDevice(h, a);
     const ca = await Client.connect(h.wsUrl, a);
@@ -336,7 +359,7 @@ test('a device cannot send to itself; its other devices it can', async () => {
 // 13.8: the rest.
 
 test('the bundle-fetch limit is per requesting account, not per device', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const a = await register(h);
       const a2 = await addDevice(h, a);
@@ -355,7 +378,7 @@ test('the bundle-fetch limit is per requesting account, not per device', async (
 });
 
 test('failed device logins are throttled per address, over HTTP and WebSocket; other addresses are not', async () => {
-  await withServer(
+  await serve(
     async (h) => {
       const a = await register(h);
       const wrong = { ...a, secret: b64(new Uint8Array(32)) };
@@ -376,7 +399,7 @@ test('failed device logins are throttled per address, over HTTP and WebSocket; o
 });
 
 test('one-time EC pre-keys (and signed pre-keys) are point-checked at upload; nothing is stored on failure', async () => {
-  await withServer(async (h) => {
+  await serve(async (h) => {
     const a = await register(h, { preKeys: 3 });
     const P = (1n << 255n) - 19n;
     const u = (n: bigint) => {
@@ -404,7 +427,7 @@ test('one-time EC pre-keys (and signed pre-keys) are point-checked at upload; no
 });
 
 test('a malformed URL gets the API’s error shape without its path', async () => {
-  await withServer(async (h) => {
+  await serve(async (h) => {
     for (const path of ['/v1/keys/%zz', '/v1/devices/%E0%A4%A', `/v1/keys/${'q'.repeat(500)}`]) {
       const r = await fetch(`http://127.0.0.1:${h.port}${path}`);
       const text = await r.text();
@@ -414,4 +437,36 @@ test('a malformed URL gets the API’s error shape without its path', async () =
       assert.doesNotMatch(text, /%zz|%E0|qqqq/i);
     }
   });
+});
+
+test('over HTTPS too: half-sent headers are closed by the server', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-harden-tls-'));
+  try {
+    const cert = join(dir, 'c.crt');
+    const key = join(dir, 'c.key');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=tacit test', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    await serve(
+      async (h) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: h.port, ca: readFileSync(cert) });
+        opened.add(socket);
+        socket.on('error', () => undefined);
+        let got = '';
+        socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+        await once(socket, 'secureConnect');
+        socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+        let open = true;
+        void closed.then(() => (open = false));
+        for (let i = 0; i < 200 && open; i++) {
+          socket.write('a');
+          await sleep(50);
+        }
+        assert.equal(open, false, 'the server closed a TLS connection whose headers never finished');
+        assert.match(got, /^HTTP\/1\.1 408/);
+      },
+      { limits: SHORT_HTTP, tls: { cert: readFileSync(cert), key: readFileSync(key) } },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
