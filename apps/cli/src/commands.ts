@@ -125,12 +125,12 @@ function checkAll(messages: { text: string; line: number }[], fromStdin: boolean
 export async function cmdSend(ctx: Ctx): Promise<number> {
   const p = ctx.args.positionals;
   if (ctx.args.file !== undefined) {
-    if (p.length < 1 || p.length > 2) throw new UsageError('usage: tacit send <username> --file <path> [caption]');
+    if (p.length < 1 || p.length > 2) throw new UsageError('usage: tacit send <username|#group> --file <path> [caption]');
     if (p[1] !== undefined && p[1] !== '') {
       const problem = checkText(p[1]);
       if (problem !== undefined) throw new UsageError(`the caption: ${describeTextProblem(problem)}`);
     }
-    return sendFileCommand(ctx, parseUsername(p[0]!), ctx.args.file, p[1]);
+    return sendFileCommand(ctx, recipient(p[0]!), ctx.args.file, p[1]);
   }
   if (p.length !== 2) throw new UsageError('usage: tacit send <username|#group> <text> [--wait <seconds>]   (or - to send each line of stdin, or --file <path> [caption])');
   const to = recipient(p[0]!);

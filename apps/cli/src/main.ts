@@ -19,7 +19,7 @@ commands:
                                  (--wait: how long to try to reach the server, default
                                  30 s; then it stays queued, exit 11)
   send <username> -              send each line of standard input as a message
-  send <username> --file <path> [caption]
+  send <username|#group> --file <path> [caption]
                                  send a file (a progress bar on a terminal); run it
                                  again after an interruption to continue
   recv [--wait <seconds>] [--out <dir>]

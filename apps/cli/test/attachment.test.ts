@@ -140,6 +140,21 @@ test('an upload killed half-way (SIGKILL) continues in the same message when the
   assert.equal(mine[0]!['state'], 'sent');
 });
 
+test('a file goes to a group from the terminal', async () => {
+  const carol = join(dir.path, 'carol');
+  await ok(carol, ['register', 'carol', '--server', server.url]);
+  await ok(alice, ['group', 'create', 'Docs', 'bob', 'carol']);
+  const bytes = randomBytes(100_000);
+  const path = join(dir.path, 'minutes.txt');
+  await writeFile(path, bytes);
+  await ok(alice, ['send', '#docs', '--file', path, 'minutes']);
+  const got = (await ok(carol, ['recv', '--wait', '60'])).find((e) => e['event'] === 'message' && e['file'] !== undefined);
+  assert.ok(got, 'carol got the file');
+  assert.equal(got['text'], 'minutes');
+  assert.equal(sha(await readFile((got['file'] as { path: string }).path)), sha(bytes));
+  await ok(bob, ['recv']); // bob's copy, out of the way of the next test
+});
+
 test('a tampered blob is refused: nothing is kept, the warning names it, the conversation goes on', async () => {
   const bytes = randomBytes(200_000);
   const path = join(dir.path, 'tamper.bin');

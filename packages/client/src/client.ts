@@ -161,6 +161,10 @@ export class TacitClient {
       outbox: this.#outbox,
       api: () => (api ??= new AttachmentApi(a.server, { username: a.username, deviceId: a.deviceId, secret: a.secret }, opts.blobFetch)),
       crypto: opts.attachmentCrypto ?? webAttachmentCrypto(),
+      sendToGroup: async (conversation, seq, change) => {
+        const r = await this.#groups.sendStored(conversation, seq, change);
+        return { id: r.id, to: conversation, conversation: r.conversation, seq: r.seq, sentAt: r.sentAt, serverIds: [] };
+      },
     });
   }
 

@@ -23,7 +23,7 @@ import type { Core, StateTxn } from './core.js';
 import type { Directory } from './directory.js';
 import { readEnvelope } from './envelope.js';
 import { looksLikeGroupPayload } from './group/wire.js';
-import { storedFromPointer } from './attachment/pointer.js';
+import { storedFromPointer, type AttachmentPointer } from './attachment/pointer.js';
 import { directConversation, type History, type HistoryMessage } from './history.js';
 import { PREFIX, seqKey } from './keys.js';
 import { bytesCodec } from './record-codec.js';
@@ -52,7 +52,7 @@ export interface Ciphertext {
 
 /** Where group traffic goes (group/groups.ts); set by the client. */
 export interface GroupReceiver {
-  receiveGroupMessage(t: StateTxn, env: WireEnvelope): Promise<{ conversation: string; id: string; text: string; sentAt: number } | undefined>;
+  receiveGroupMessage(t: StateTxn, env: WireEnvelope): Promise<{ conversation: string; id: string; text: string; sentAt: number; file?: AttachmentPointer } | undefined>;
   receivePairwise(t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void>;
 }
 
@@ -135,7 +135,7 @@ export class Inbox {
       const dedupKey = this.#core.keys.seenMessage(from, g.id);
       if ((await t.getBytes(dedupKey)) !== undefined) return;
       this.#remember(t, 'message', dedupKey);
-      const stored = await this.#history.append(t, g.conversation, { d: 'in', id: g.id, from, dev: fromDevice, sentAt: g.sentAt, srv: env.id, ts: env.timestamp, rcv: this.#core.now() }, g.text);
+      const stored = await this.#history.append(t, g.conversation, { d: 'in', id: g.id, from, dev: fromDevice, sentAt: g.sentAt, srv: env.id, ts: env.timestamp, rcv: this.#core.now(), ...(g.file !== undefined ? { file: storedFromPointer(g.file) } : {}) }, g.text);
       t.afterCommit(() => this.#core.events.emit('message', { ...stored }));
       return;
     }

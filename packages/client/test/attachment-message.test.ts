@@ -215,3 +215,29 @@ test('a tampered blob is refused, nothing is saved, and the conversation goes on
     assert.equal((await t).text, 'still here');
   }
 });
+
+test('a file goes to a group: every member gets the pointer and the same bytes', async () => {
+  const carol = await client();
+  try {
+    const g = await alice.createGroup('Files', [bob.username, carol.username]);
+    for (let i = 0; i < 3_000; i++) {
+      if ((await bob.groups()).some((x) => x.id === g.id) && (await carol.groups()).some((x) => x.id === g.id)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const bytes = new Uint8Array(randomBytes(700_000));
+    const toBob = nextMessage(bob);
+    const toCarol = nextMessage(carol);
+    const sent = await alice.sendFile(g.conversation, blobSource(new Blob([bytes])), { name: 'plan.pdf', type: 'application/pdf', caption: 'for the group' });
+    assert.equal(sent.conversation, g.conversation);
+    for (const [who, p] of [[bob, toBob], [carol, toCarol]] as const) {
+      const m = await p;
+      assert.equal(m.conversation, g.conversation);
+      assert.equal(m.text, 'for the group');
+      assert.equal(m.attachment?.name, 'plan.pdf');
+      assert.equal(sha(await collect(who.downloadAttachment(g.conversation, m.seq))), sha(bytes));
+    }
+    assert.equal((await alice.history(g.conversation)).at(-1)!.state, 'sent');
+  } finally {
+    await carol.close();
+  }
+});

@@ -212,8 +212,7 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
   const ref = useRef<HTMLTextAreaElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
   const [dragging, setDragging] = useState(false);
-  // Files go to two-person conversations (group files are not built yet).
-  const canAttach = !contact.startsWith('g:') && chat.files !== undefined;
+  const canAttach = chat.files !== undefined;
   const attach = (list: FileList | null | undefined) => {
     if (!canAttach || !list) return;
     for (const f of Array.from(list)) void chat.files?.send(contact, f);

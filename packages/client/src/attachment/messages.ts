@@ -80,6 +80,8 @@ export interface AttachmentMessagesOptions {
   outbox: Outbox;
   api: () => AttachmentApi;
   crypto: AttachmentCrypto;
+  /** Sends a group message whose file is uploaded (group/groups.ts sendStored). */
+  sendToGroup: (conversation: ConversationId, seq: number, change: (m: MessageMeta) => MessageMeta) => Promise<SendResult>;
 }
 
 interface Active {
@@ -136,8 +138,7 @@ export class AttachmentMessages {
    * Resolves once the server stored the message for every device (as `send` does).
    */
   async send(conversation: ConversationId, source: PlaintextSource, o: SendFileOptions): Promise<SendResult> {
-    const contact = contactOf(conversation);
-    if (contact === undefined) throw new ClientError('INVALID_ARGUMENT', 'files go to a conversation with a contact');
+    const contact = this.#recipient(conversation);
     const a = this.#o.core.account;
     if (contact === a.username) throw new ClientError('INVALID_ARGUMENT', 'cannot send a message to yourself');
     const file = this.#describe(source, o);
@@ -173,8 +174,7 @@ export class AttachmentMessages {
    * file is uploaded (the send itself failed) is for the outbox's retry, not this.
    */
   async retry(conversation: ConversationId, seq: number, source?: PlaintextSource, o: TransferOptions & { onStarted?: (m: HistoryMessage) => void } = {}): Promise<SendResult> {
-    const contact = contactOf(conversation);
-    if (contact === undefined) throw new ClientError('INVALID_ARGUMENT', 'files go to a conversation with a contact');
+    const contact = this.#recipient(conversation);
     const running = this.#active.get(key(conversation, seq));
     if (running !== undefined) return running.promise;
     const cur = await this.#o.history.message(this.#o.core.view(), conversation, seq);
@@ -198,7 +198,7 @@ export class AttachmentMessages {
     return this.#start(conversation, seq, contact, src, o);
   }
 
-  #start(conversation: ConversationId, seq: number, contact: string, source: PlaintextSource, o: TransferOptions): Promise<SendResult> {
+  #start(conversation: ConversationId, seq: number, contact: string | undefined, source: PlaintextSource, o: TransferOptions): Promise<SendResult> {
     const k = key(conversation, seq);
     this.#sources.set(k, source);
     const controller = new AbortController();
@@ -213,7 +213,7 @@ export class AttachmentMessages {
     return promise;
   }
 
-  async #upload(conversation: ConversationId, seq: number, contact: string, source: PlaintextSource, signal: AbortSignal, onProgress?: (sent: number, total: number) => void): Promise<SendResult> {
+  async #upload(conversation: ConversationId, seq: number, contact: string | undefined, source: PlaintextSource, signal: AbortSignal, onProgress?: (sent: number, total: number) => void): Promise<SendResult> {
     const cur = await this.#o.history.message(this.#o.core.view(), conversation, seq);
     const file = cur?.meta.file;
     if (file === undefined) throw new ClientError('INVALID_ARGUMENT', 'the message is no longer in history');
@@ -251,7 +251,16 @@ export class AttachmentMessages {
       throw err;
     }
     this.#sources.delete(key(conversation, seq));
-    return this.#o.outbox.sendStored(conversation, seq, contact, (x) => (x.file === undefined ? x : { ...x, file: finished(x.file, uploaded) }));
+    const complete = (x: MessageMeta): MessageMeta => (x.file === undefined ? x : { ...x, file: finished(x.file, uploaded) });
+    if (contact === undefined) return this.#o.sendToGroup(conversation, seq, complete);
+    return this.#o.outbox.sendStored(conversation, seq, contact, complete);
+  }
+
+  /** The contact of a two-person conversation, or undefined for a group (`g:<id>`); anything else is refused. */
+  #recipient(conversation: ConversationId): string | undefined {
+    const contact = contactOf(conversation);
+    if (contact !== undefined || conversation.startsWith('g:')) return contact;
+    throw new ClientError('INVALID_ARGUMENT', 'files go to a contact or a group');
   }
 
   /** The stored form of a file about to be sent, checked. */

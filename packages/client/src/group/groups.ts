@@ -17,6 +17,7 @@
  *   repaired (fresh device list, sessions of gone installs dropped, key handed again) and the
  *   message is encrypted and sent again; receivers drop the copy they may already have by its id.
  */
+import { pointerOf, type AttachmentPointer } from '../attachment/pointer.js';
 import { MAX_FANOUT_DEVICES, MAX_FRAME_BYTES, type DeviceMismatch, type Envelope as WireEnvelope } from '@tacit/api';
 import { DistributionId, GroupCipher, isProtocolError, ProtocolAddress, SenderKeyDistributionMessage, type SessionManager } from '@tacit/protocol';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from '../backoff.js';
@@ -129,6 +130,8 @@ export interface ReceivedGroupMessage {
   id: string;
   text: string;
   sentAt: number;
+  /** A file sent with it (attachment/pointer.ts). */
+  file?: AttachmentPointer;
 }
 
 export interface GroupsOptions {
@@ -552,7 +555,7 @@ export class Groups {
     const owner = await t.read(senderKeyGroupCodec, this.#core.keys.senderKeyGroup(senderKeyName(sender, distributionId)));
     const rec = await this.#load(t, p.group);
     if (owner?.group !== p.group || !isMember(rec?.state, from) || !isMember(rec?.state, this.#self)) return undecryptable('NOT_A_MEMBER');
-    return { conversation: groupConversation(p.group), id: p.id, text: p.text, sentAt: p.sentAt };
+    return { conversation: groupConversation(p.group), id: p.id, text: p.text, sentAt: p.sentAt, ...(p.file !== undefined ? { file: p.file } : {}) };
   }
 
   /** A system line in the group's history ("alice added carol"); another member's counts as unread. */
@@ -584,6 +587,31 @@ export class Groups {
       t.counters.queued++;
       t.afterCommit(() => this.#core.events.emit('outgoing', { ...msg }));
       return msg;
+    });
+    return this.#start(id, m);
+  }
+
+  /**
+   * Sends a group message already in history but never queued (a file whose upload just
+   * finished, attachment/messages.ts): `change` completes its record, then it goes like `send`.
+   */
+  async sendStored(conversation: string, seq: number, change: (m: MessageMeta) => MessageMeta): Promise<GroupSendResult> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    const id = groupOf(conversation);
+    if (id === undefined) throw new ClientError('INVALID_ARGUMENT', 'not a group conversation');
+    const a = this.#core.account;
+    const m = await this.#core.mutate(async (t) => {
+      if (!isMember((await this.#load(t, id))?.state, a.username)) throw new ClientError('INVALID_ARGUMENT', 'you are not a member of this group');
+      const updated = await this.#o.history.update(t, conversation, seq, (x) => {
+        const next: MessageMeta = { ...change(x), st: 'queued', job: 1 };
+        delete next.err;
+        return next;
+      });
+      if (updated === undefined) throw new ClientError('INVALID_ARGUMENT', 'the message is no longer in history');
+      t.write(jobCodec, this.#core.keys.groupQueued(id, t.nextSeq()), { group: id, msg: seq });
+      t.counters.queued++;
+      t.afterCommit(() => this.#core.events.emit('outgoing', { ...updated }));
+      return updated;
     });
     return this.#start(id, m);
   }
@@ -749,7 +777,14 @@ export class Groups {
       if (need.devices.length > 0) keys.push(need);
       if (all.devices.length > 0) everyone.push(all);
     }
-    const body = await this.cipher.groupEncrypt(this.#address, dist, encodeGroupPayload({ grp: 'text', group: job.group, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt }));
+    // A file goes out only with its complete pointer (its upload finished).
+    const file = msg.meta.file === undefined ? undefined : pointerOf(msg.meta.file);
+    if (msg.meta.file !== undefined && file === undefined) throw new ClientError('INVALID_ARGUMENT', 'the file is not uploaded yet');
+    const body = await this.cipher.groupEncrypt(
+      this.#address,
+      dist,
+      encodeGroupPayload({ grp: 'text', group: job.group, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}) }),
+    );
     return { dist: rec.dist, keys, everyone, body };
   }
 

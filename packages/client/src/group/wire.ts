@@ -17,6 +17,7 @@ import { utf8Decode, utf8Encode } from '../bytes.js';
 import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_MESSAGE_ID_LENGTH, PADDING_BLOCK } from '../envelope.js';
 import { isInt, isObj, isStr } from '../record-codec.js';
 import { isGroupId, parseGroupState, type GroupState } from './state.js';
+import { decodeAttachmentPointer, encodeAttachmentPointer, type AttachmentPointer } from '../attachment/pointer.js';
 
 /** Longest serialized distribution message accepted (libsignal's is 1 + 89 bytes and a little). */
 export const MAX_SKDM_BYTES = 256;
@@ -24,10 +25,15 @@ export const MAX_SKDM_BYTES = 256;
 export type GroupPayload =
   | { grp: 'state'; state: GroupState }
   | { grp: 'key'; group: string; skdm: Uint8Array }
-  | { grp: 'text'; group: string; id: string; text: string; sentAt: number };
+  | { grp: 'text'; group: string; id: string; text: string; sentAt: number; file?: AttachmentPointer };
 
 export function encodeGroupPayload(p: GroupPayload): Uint8Array {
-  const body = p.grp === 'key' ? { v: ENVELOPE_VERSION, grp: p.grp, group: p.group, skdm: toBase64(p.skdm) } : { v: ENVELOPE_VERSION, ...p };
+  const body =
+    p.grp === 'key'
+      ? { v: ENVELOPE_VERSION, grp: p.grp, group: p.group, skdm: toBase64(p.skdm) }
+      : p.grp === 'text' && p.file !== undefined
+        ? { v: ENVELOPE_VERSION, ...p, file: encodeAttachmentPointer(p.file) }
+        : { v: ENVELOPE_VERSION, ...p };
   const json = utf8Encode(JSON.stringify(body));
   const padded = new Uint8Array((Math.floor(json.length / PADDING_BLOCK) + 1) * PADDING_BLOCK);
   padded.set(json);
@@ -61,7 +67,10 @@ export function decodeGroupPayload(bytes: Uint8Array): GroupPayload | undefined 
     case 'text': {
       const { group, id, text, sentAt } = o;
       if (!isGroupId(group) || !isStr(id, MAX_MESSAGE_ID_LENGTH) || id.length === 0 || typeof text !== 'string' || !isInt(sentAt)) return undefined;
-      return { grp: 'text', group, id, text, sentAt };
+      // A file (attachment/pointer.ts), decoded as strictly as in a pairwise message.
+      if (o['file'] === undefined) return { grp: 'text', group, id, text, sentAt };
+      const f = decodeAttachmentPointer(o['file']);
+      return f.ok ? { grp: 'text', group, id, text, sentAt, file: f.pointer } : undefined;
     }
     default:
       return undefined;
