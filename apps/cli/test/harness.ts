@@ -1,7 +1,7 @@
 // Test harness: a real tacit server as a child process (loopback, temp data dir) and real
 // `tacit` CLI processes. Every wait is bounded and generous; nothing asserts on timing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -198,6 +198,27 @@ async function stuckReport(dir: string): Promise<string> {
   }
 }
 
+/** The process's and its threads' scheduler states and wait channels from /proc (Linux), for a failure message. */
+function procState(pid: number): string {
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  const state = /^State:\s*(.*)$/m.exec(read(`/proc/${pid}/status`))?.[1] ?? '?';
+  let threads = '';
+  try {
+    threads = readdirSync(`/proc/${pid}/task`)
+      .map((t) => `${read(`/proc/${pid}/task/${t}/comm`)}:${read(`/proc/${pid}/task/${t}/stat`).split(') ')[1]?.split(' ')[0] ?? '?'}:${read(`/proc/${pid}/task/${t}/wchan`)}`)
+      .join(' ');
+  } catch {
+    threads = '?';
+  }
+  return `state ${state}; threads ${threads}; kernel stack ${read(`/proc/${pid}/stack`).split('\n').slice(0, 6).join(' < ')}`;
+}
+
 /** Runs `tacit --home <home> ...args` to completion. */
 export function tacit(home: string, args: string[], opts: { input?: string; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
@@ -218,11 +239,13 @@ export function tacit(home: string, args: string[], opts: { input?: string; env?
     proc.stdout.on('data', (d: string) => (stdout += d));
     proc.stderr.on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
+      // What the kernel says of it first (running, sleeping on what, stopped), then Node's report.
+      const kernel = procState(proc.pid!);
       proc.kill('SIGUSR2');
       setTimeout(() => {
         proc.kill('SIGKILL');
         void stuckReport(reportDir).then((where) =>
-          reject(new Error(`tacit ${args.join(' ')} did not finish; stderr: ${stderr}; stdout: ${stdout.slice(-2000)}; ${where}`)),
+          reject(new Error(`tacit ${args.join(' ')} did not finish; stderr: ${stderr}; stdout: ${stdout.slice(-2000)}; kernel: ${kernel}; ${where}`)),
         );
       }, REPORT_WAIT_MS);
     }, CLI_TIMEOUT_MS);
