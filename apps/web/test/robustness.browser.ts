@@ -11,6 +11,9 @@ import { DESKTOP, DIST, PHONE, Profile, ServerProcess, assertBuilt, freePort, te
 import * as ui from './ui.ts';
 import type { Frame } from 'playwright-core';
 
+/** The web client's one script, minified, before compression. */
+const MAX_BUNDLE_BYTES = 360 * 1024;
+
 describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }, () => {
   let server: ServerProcess;
   const eve = new Profile('eve', DESKTOP);
@@ -47,7 +50,9 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     const code = readFileSync(join(DIST, 'assets', js[0]!), 'utf8');
     // Nothing Node-only reached the bundle (`@tacit/*/node`, ws, node:crypto, process).
     for (const marker of ['node:', 'process.env', 'WebSocketServer', 'scryptSync', 'require(']) assert.ok(!code.includes(marker), marker);
-    assert.ok(code.length < 250 * 1024, `bundle is ${code.length} bytes`);
+    // The budget: the page with groups, files and the passphrase lock was 306 KiB (97 KiB gzipped)
+    // on 2026-12-02; a feature that needs more should say why here.
+    assert.ok(code.length < MAX_BUNDLE_BYTES, `bundle is ${code.length} bytes`);
     const html = readFileSync(join(DIST, 'index.html'), 'utf8');
     assert.match(html, /Content-Security-Policy" content="default-src 'none'/);
     assert.doesNotMatch(html, /https?:\/\//, 'no absolute URLs (CDNs, fonts) in the page');
