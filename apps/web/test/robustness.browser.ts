@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DESKTOP, DIST, PHONE, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
 import * as ui from './ui.ts';
+import { neutralizeControls } from '@tacit/client';
 import type { Frame } from 'playwright-core';
 
 /** The web client's one script, minified, before compression. */
@@ -93,12 +94,15 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
       await e.locator('#composer-text').fill(t);
       await e.getByRole('button', { name: 'Send' }).click();
     }
-    for (const t of hostile) await ui.waitOutgoing(e, t.slice(0, 30), 'sent');
+    // Bidi overrides and control characters are shown as U+FFFD (the CLI's rule, shared).
+    const shown = hostile.map(neutralizeControls);
+    for (const t of shown) await ui.waitOutgoing(e, t.slice(0, 30), 'sent');
     await ui.waitUnread(f, 'eve', hostile.length);
     await ui.openConversation(f, 'eve');
     await ui.waitIncoming(f, 'javascript:alert(1)');
     const texts = await f.locator('li.msg.in .msg-text').allTextContents();
-    assert.deepEqual(texts, hostile);
+    assert.deepEqual(texts, shown);
+    assert.ok(!texts.some((t) => /[\u202A-\u202E\u2066-\u2069]/.test(t)), 'no bidi override reaches the page');
     assert.equal(await f.locator('.messages img, .messages script, .messages a').count(), 0);
     assert.equal(await f.evaluate('window.__pwned'), undefined);
     // Over the SDK's text limit: the composer keeps every character, says so, and will not send it.
@@ -165,7 +169,9 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     assert.equal(await focused(), 'reg-invite');
     await g.keyboard.press('Enter');
     await g.getByTestId('me').filter({ hasText: 'gina' }).waitFor();
-    // Tab order: top bar (Sign out), then the new-conversation field.
+    // Tab order: top bar (Settings, Sign out), then the new-conversation field.
+    await g.keyboard.press('Tab');
+    assert.equal(await focused(), 'Settings');
     await g.keyboard.press('Tab');
     assert.equal(await focused(), 'Sign out');
     await g.keyboard.press('Tab');
