@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, PASSPHRASE, ROOT, ServerProcess, ok, tacit, tempDir } from './harness.ts';
+import { BIN, PASSPHRASE, ROOT, ok, serverWithUsers, tacit } from './harness.ts';
 
 const MiB = 1024 * 1024;
 const MARKER = 'file-plaintext-marker-Kq81';
@@ -17,24 +17,15 @@ const MARKER = 'file-plaintext-marker-Kq81';
 const HOSTILE_NAME = '.\u202Egnp.exe\nreport.txt';
 const SAFE_NAME = 'gnp.exereport.txt';
 
-let dir: { path: string; remove(): Promise<void> };
-let server: ServerProcess;
+let fx: Awaited<ReturnType<typeof serverWithUsers>>;
 let alice: string;
 let bob: string;
-
 before(async () => {
-  dir = await tempDir('files');
-  server = await ServerProcess.start(join(dir.path, 'server'));
-  alice = join(dir.path, 'alice');
-  bob = join(dir.path, 'bob');
-  await ok(alice, ['register', 'alice', '--server', server.url]);
-  await ok(bob, ['register', 'bob', '--server', server.url]);
+  fx = await serverWithUsers('files', ['alice', 'bob']);
+  alice = fx.homes['alice']!;
+  bob = fx.homes['bob']!;
 });
-
-after(async () => {
-  await server?.stop();
-  await dir?.remove();
-});
+after(() => fx?.remove());
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -53,7 +44,7 @@ function contains(hay: Buffer, needle: string): boolean {
 
 test('a file with a hostile name goes up and lands safely, whole, never replacing one; history shows it', async () => {
   const bytes = Buffer.concat([Buffer.from(MARKER), randomBytes(3 * MiB)]);
-  const src = join(dir.path, 'src');
+  const src = join(fx.dir, 'src');
   await mkdir(src);
   const path = join(src, HOSTILE_NAME);
   await writeFile(path, bytes);
@@ -87,13 +78,13 @@ test('a file with a hostile name goes up and lands safely, whole, never replacin
 
   // --out puts them elsewhere.
   await ok(alice, ['send', 'bob', '--file', path]);
-  const out = join(dir.path, 'elsewhere');
+  const out = join(fx.dir, 'elsewhere');
   const third = (await ok(bob, ['recv', '--out', out])).find((e) => e['event'] === 'message')!;
   assert.equal((third['file'] as { path: string }).path, join(out, SAFE_NAME));
 
   // The server holds neither the bytes nor the name (blob files, database, logs).
   let looked = 0;
-  for (const f of await filesUnder(server.dataDir)) {
+  for (const f of await filesUnder(fx.server.dataDir)) {
     const b = await readFile(f);
     looked++;
     assert.ok(!contains(b, MARKER), `plaintext in ${f}`);
@@ -104,9 +95,9 @@ test('a file with a hostile name goes up and lands safely, whole, never replacin
 
 test('an upload killed half-way (SIGKILL) continues in the same message when the command runs again', async () => {
   const bytes = randomBytes(40 * MiB);
-  const path = join(dir.path, 'big.bin');
+  const path = join(fx.dir, 'big.bin');
   await writeFile(path, bytes);
-  const blobsBefore = new Set((await filesUnder(join(server.dataDir, 'attachments'))).filter((f) => f.endsWith('.blob')));
+  const blobsBefore = new Set((await filesUnder(join(fx.server.dataDir, 'attachments'))).filter((f) => f.endsWith('.blob')));
   const proc = spawn(process.execPath, [BIN, '--home', alice, '--json', 'send', 'bob', '--file', path], {
     cwd: ROOT,
     env: { ...process.env, TACIT_PASSPHRASE: PASSPHRASE, TACIT_SCRYPT_N: '1024' },
@@ -116,7 +107,7 @@ test('an upload killed half-way (SIGKILL) continues in the same message when the
   // Killed once the server holds part of the blob, and not all of it.
   let partial: string | undefined;
   for (let i = 0; i < 6_000 && partial === undefined; i++) {
-    for (const f of await filesUnder(join(server.dataDir, 'attachments'))) {
+    for (const f of await filesUnder(join(fx.server.dataDir, 'attachments'))) {
       if (!f.endsWith('.blob') || blobsBefore.has(f)) continue;
       const size = (await stat(f)).size;
       if (size > 0 && size < bytes.length / 2) partial = f;
@@ -130,7 +121,7 @@ test('an upload killed half-way (SIGKILL) continues in the same message when the
   assert.ok(cut < bytes.length, 'killed before the end');
 
   await ok(alice, ['send', 'bob', '--file', path]);
-  const blobsAfter = (await filesUnder(join(server.dataDir, 'attachments'))).filter((f) => f.endsWith('.blob') && !blobsBefore.has(f));
+  const blobsAfter = (await filesUnder(join(fx.server.dataDir, 'attachments'))).filter((f) => f.endsWith('.blob') && !blobsBefore.has(f));
   assert.deepEqual(blobsAfter, [partial], 'the same blob was continued, not a new one');
   const got = (await ok(bob, ['recv'])).filter((e) => e['event'] === 'message');
   assert.equal(got.length, 1, 'one message');
@@ -141,11 +132,11 @@ test('an upload killed half-way (SIGKILL) continues in the same message when the
 });
 
 test('a file goes to a group from the terminal', async () => {
-  const carol = join(dir.path, 'carol');
-  await ok(carol, ['register', 'carol', '--server', server.url]);
+  const carol = join(fx.dir, 'carol');
+  await ok(carol, ['register', 'carol', '--server', fx.server.url]);
   await ok(alice, ['group', 'create', 'Docs', 'bob', 'carol']);
   const bytes = randomBytes(100_000);
-  const path = join(dir.path, 'minutes.txt');
+  const path = join(fx.dir, 'minutes.txt');
   await writeFile(path, bytes);
   await ok(alice, ['send', '#docs', '--file', path, 'minutes']);
   const got = (await ok(carol, ['recv', '--wait', '60'])).find((e) => e['event'] === 'message' && e['file'] !== undefined);
@@ -157,16 +148,16 @@ test('a file goes to a group from the terminal', async () => {
 
 test('a tampered blob is refused: nothing is kept, the warning names it, the conversation goes on', async () => {
   const bytes = randomBytes(200_000);
-  const path = join(dir.path, 'tamper.bin');
+  const path = join(fx.dir, 'tamper.bin');
   await writeFile(path, bytes);
-  const before = new Set(await filesUnder(join(server.dataDir, 'attachments')));
+  const before = new Set(await filesUnder(join(fx.server.dataDir, 'attachments')));
   await ok(alice, ['send', 'bob', '--file', path]);
-  const blob = (await filesUnder(join(server.dataDir, 'attachments'))).find((f) => f.endsWith('.blob') && !before.has(f))!;
+  const blob = (await filesUnder(join(fx.server.dataDir, 'attachments'))).find((f) => f.endsWith('.blob') && !before.has(f))!;
   const b = await readFile(blob);
   b[1000] = b[1000]! ^ 0x40;
   await writeFile(blob, b);
   await ok(alice, ['send', 'bob', 'after the bad file']);
-  const out = join(dir.path, 'tampered-out');
+  const out = join(fx.dir, 'tampered-out');
   const events = await ok(bob, ['recv', '--out', out]);
   const warning = events.find((e) => e['event'] === 'file-not-saved');
   assert.ok(warning, JSON.stringify(events));

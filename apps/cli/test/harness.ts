@@ -198,6 +198,29 @@ async function stuckReport(dir: string): Promise<string> {
   }
 }
 
+/** A server in a temporary directory and a registered home per name: a test file's usual start. */
+export async function serverWithUsers(
+  prefix: string,
+  names: readonly string[],
+): Promise<{ dir: string; server: ServerProcess; homes: Record<string, string>; remove(): Promise<void> }> {
+  const tmp = await tempDir(prefix);
+  const server = await ServerProcess.start(join(tmp.path, 'server'));
+  const homes: Record<string, string> = {};
+  for (const name of names) {
+    homes[name] = join(tmp.path, name);
+    await ok(homes[name]!, ['register', name, '--server', server.url]);
+  }
+  return {
+    dir: tmp.path,
+    server,
+    homes,
+    async remove() {
+      await server.stop();
+      await tmp.remove();
+    },
+  };
+}
+
 /** The process's and its threads' scheduler states and wait channels from /proc (Linux), for a failure message. */
 function procState(pid: number): string {
   const read = (f: string) => {

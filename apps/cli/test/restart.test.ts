@@ -3,27 +3,19 @@
 // message arrives exactly once, in order.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { ChatProcess, ServerProcess, ok, recv, tempDir } from './harness.ts';
+import { ChatProcess, ServerProcess, ok, recv, serverWithUsers } from './harness.ts';
 
-let dir: { path: string; remove(): Promise<void> };
+let fx: Awaited<ReturnType<typeof serverWithUsers>>;
 let server: ServerProcess;
 let alice: string;
 let bob: string;
-
 before(async () => {
-  dir = await tempDir('restart');
-  server = await ServerProcess.start(join(dir.path, 'server'));
-  alice = join(dir.path, 'alice');
-  bob = join(dir.path, 'bob');
-  await ok(alice, ['register', 'alice', '--server', server.url]);
-  await ok(bob, ['register', 'bob', '--server', server.url]);
+  fx = await serverWithUsers('restart', ['alice', 'bob']);
+  server = fx.server;
+  alice = fx.homes['alice']!;
+  bob = fx.homes['bob']!;
 });
-
-after(async () => {
-  await server?.stop();
-  await dir?.remove();
-});
+after(() => fx?.remove());
 
 test('kill -9 and restart mid-conversation loses nothing and shows nothing twice', async () => {
   const a = new ChatProcess(alice, 'bob');
