@@ -53,6 +53,10 @@ export interface Limits {
   messageTtlMs: number;
   authTimeoutMs: number;
   ticketTtlMs: number;
+  /** Lifetime of a link token (POST /v1/devices/link-token). */
+  linkTokenTtlMs: number;
+  /** Lifetime of a provisioning channel (GET /v1/provisioning). */
+  provisioningChannelTtlMs: number;
   /**
    * Per-device bucket for minting WebSocket tickets (POST /v1/ws-ticket; 429 beyond). A client
    * mints one per connection attempt, and reconnects at most every few seconds.
@@ -139,6 +143,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   messageTtlMs: api.MESSAGE_TTL_MS,
   authTimeoutMs: api.AUTH_TIMEOUT_MS,
   ticketTtlMs: api.TICKET_TTL_MS,
+  linkTokenTtlMs: api.LINK_TOKEN_TTL_MS,
+  provisioningChannelTtlMs: api.PROVISIONING_CHANNEL_TTL_MS,
   ticketMintBurst: 30,
   ticketMintPerMinute: 30,
   inviteTtlMs: 7 * 24 * 60 * 60 * 1000,
@@ -186,5 +192,7 @@ export function resolveLimits(partial: Partial<Limits> | undefined): Limits {
   l.maxMessageBytes = Math.min(l.maxMessageBytes, api.MAX_MESSAGE_BYTES);
   l.maxFanoutDevices = Math.min(l.maxFanoutDevices, l.sendBurst, api.MAX_FANOUT_DEVICES);
   l.maxAttachmentBytes = Math.min(l.maxAttachmentBytes, api.ATTACHMENT_FORMAT_MAX_BYTES);
+  // Clients read device lists of at most the contract's length.
+  l.maxDevicesPerAccount = Math.min(l.maxDevicesPerAccount, api.MAX_DEVICES_PER_ACCOUNT);
   return l;
 }

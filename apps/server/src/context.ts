@@ -4,6 +4,7 @@ import type { Limits } from './config.js';
 import type { Limiters, RateLimit } from './rate.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { Relay } from './relay.js';
+import type { ProvisioningChannels } from './provisioning.js';
 import type { Store } from './store.js';
 import type { Cluster } from './cluster.js';
 import type { Metrics } from './metrics.js';
@@ -30,6 +31,8 @@ export interface Context {
   /** Failed device logins per client address (login-throttle.ts). */
   loginThrottle: LoginThrottle;
   relay: Relay;
+  /** Provisioning channels for linking devices (provisioning.ts). */
+  provisioning: ProvisioningChannels;
   log: FastifyBaseLogger;
   /**
    * The client's address for a raw request (a WebSocket upgrade), under the same

@@ -38,15 +38,15 @@ export function parse<T>(validator: Validator<T>, value: unknown): T {
   return r.value;
 }
 
-const signedKey = (k: SignedPreKey | KyberPreKey): SignedKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey), signature: bytes(k.signature) });
-const oneTimeKey = (k: PreKey): OneTimePreKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey) });
+export const signedKey = (k: SignedPreKey | KyberPreKey): SignedKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey), signature: bytes(k.signature) });
+export const oneTimeKey = (k: PreKey): OneTimePreKey => ({ keyId: k.keyId, publicKey: bytes(k.publicKey) });
 const signedKeyJson = (k: SignedKey) => ({ keyId: k.keyId, publicKey: b64(k.publicKey), signature: b64(k.signature) });
 
 /**
  * Checks every curve key's point (INVALID_REQUEST) and every signature against the identity key
  * (BAD_SIGNATURE), naming the first bad key.
  */
-function verifyKeys(ctx: Context, identityKey: Uint8Array, keys: Partial<DeviceKeys>): void {
+export function verifyKeys(ctx: Context, identityKey: Uint8Array, keys: Partial<DeviceKeys>): void {
   const check = (k: SignedKey, where: string) => {
     if (!ctx.verifySignature(identityKey, k.publicKey, k.signature)) throw new ServerError('BAD_SIGNATURE', `${where}: signature does not verify`);
   };
@@ -61,9 +61,9 @@ function verifyKeys(ctx: Context, identityKey: Uint8Array, keys: Partial<DeviceK
   keys.kyberPreKeys?.forEach((k, i) => check(k, `$.kyberPreKeys[${i}]`));
 }
 
-function newDevice(registrationId: number, secretB64: string, keys: DeviceKeys): NewDevice {
+export function newDevice(registrationId: number, secretB64: string, keys: DeviceKeys, info?: { name: string; createdAt: number }): NewDevice {
   const salt = newSalt();
-  return { registrationId, secretSalt: salt, secretHash: hashSecret(salt, bytes(secretB64)), keys };
+  return { registrationId, secretSalt: salt, secretHash: hashSecret(salt, bytes(secretB64)), keys, ...info };
 }
 
 const authenticate = (ctx: Context, req: FastifyRequest): Promise<Address> => authenticateHeader(ctx, req);
@@ -106,7 +106,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
     verifyKeys(ctx, identityKey, keys);
     const r = await ctx.store.createAccount(
       { username: body.username, identityKey, createdAt: ctx.now() },
-      newDevice(body.registrationId, body.secret, keys),
+      newDevice(body.registrationId, body.secret, keys, { name: '', createdAt: ctx.now() }),
       invite,
     );
     if (r === 'USERNAME_TAKEN') throw new ServerError('USERNAME_TAKEN', 'username is taken');
@@ -128,7 +128,7 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
       kyberPreKeys: body.kyberPreKeys.map(signedKey),
     };
     verifyKeys(ctx, account.identityKey, keys);
-    const r = await ctx.store.addDevice(me.username, newDevice(body.registrationId, body.secret, keys), ctx.limits.maxDevicesPerAccount, MAX_DEVICE_ID);
+    const r = await ctx.store.addDevice(me.username, newDevice(body.registrationId, body.secret, keys, { name: '', createdAt: ctx.now() }), ctx.limits.maxDevicesPerAccount, MAX_DEVICE_ID);
     if (r === 'NOT_FOUND') throw new ServerError('UNAUTHORIZED', 'wrong credentials');
     if (r === 'TOO_MANY_DEVICES') throw new ServerError('TOO_MANY_DEVICES', `an account has at most ${ctx.limits.maxDevicesPerAccount} devices`);
     const res: RegisterResponse = { username: me.username, deviceId: r };

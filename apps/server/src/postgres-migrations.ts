@@ -276,6 +276,20 @@ END
 $fn$;
 `,
   },
+  {
+    version: 7,
+    // Linked devices: names and dates for the owner's device list. Devices from before it have no
+    // row (listed with an empty name, the account's creation time, never seen).
+    description: 'device_info: device names, creation and last-seen times',
+    sql: `
+CREATE TABLE device_info (
+  device BIGINT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL
+);
+`,
+  },
 ];
 
 /** The newest schema version this code knows. */

@@ -32,6 +32,7 @@ import {
   type DeviceAuth,
   type DeviceBundleRecord,
   type DeviceKeys,
+  type DeviceSummary,
   type EnqueueResult,
   type NewDevice,
   type NewMessage,
@@ -171,7 +172,9 @@ export class PostgresStore implements Store {
         buf(k.kyberLastResortKey.signature),
       ],
     );
-    await this.#insertOneTimeKeys(c, num((r.rows[0] as Row)['id']), k);
+    const row = num((r.rows[0] as Row)['id']);
+    await c.query('INSERT INTO device_info (device, name, created_at, last_seen) VALUES ($1, $2, $3, 0)', [row, d.name ?? '', d.createdAt ?? 0]);
+    await this.#insertOneTimeKeys(c, row, k);
   }
 
   async #insertOneTimeKeys(c: pg.PoolClient, row: number, k: Partial<DeviceKeys>): Promise<void> {
@@ -235,6 +238,33 @@ export class PostgresStore implements Store {
       await this.#insertDevice(c, accountId, username, id, device);
       return id;
     });
+  }
+
+  async listDevices(username: string): Promise<DeviceSummary[] | undefined> {
+    // One statement, one snapshot: the account and its devices together.
+    const r = await this.#pool.query(
+      `SELECT d.device_id, d.registration_id, coalesce(i.name, '') AS name, coalesce(i.created_at, a.created_at) AS created_at, coalesce(i.last_seen, 0) AS last_seen
+       FROM accounts a LEFT JOIN devices d ON d.account_id = a.id LEFT JOIN device_info i ON i.device = d.id WHERE a.username = $1 ORDER BY d.device_id`,
+      [username],
+    );
+    if (r.rowCount === 0) return undefined;
+    return r.rows
+      .filter((x: Row) => x['device_id'] !== null)
+      .map((x: Row) => ({
+        deviceId: num(x['device_id']),
+        registrationId: num(x['registration_id']),
+        name: x['name'] as string,
+        createdAt: num(x['created_at']),
+        lastSeenAt: num(x['last_seen']),
+      }));
+  }
+
+  async touchDevice(device: Address, at: number): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO device_info (device, name, created_at, last_seen) SELECT d.id, '', a.created_at, $1 FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.addr = $2
+       ON CONFLICT (device) DO UPDATE SET last_seen = greatest(device_info.last_seen, excluded.last_seen)`,
+      [at, addressKey(device)],
+    );
   }
 
   async removeDevice(device: Address): Promise<boolean> {

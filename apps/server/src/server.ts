@@ -3,6 +3,8 @@
  * listens on a port. HTTP and the WebSocket relay share one Node HTTP server (the relay takes the
  * `upgrade` event for `/v1/ws`).
  */
+import { ProvisioningChannels } from './provisioning.js';
+import { isProvisioningUpgrade, registerLinkRoutes } from './linking.js';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { errorBody, errorSummary, isServerError } from './errors.js';
 import { resolveLimits, type Limits } from './config.js';
@@ -131,9 +133,11 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
     log: app.log,
     clientAddress: (req: IncomingMessage) => clientAddress(req, trust),
     ...(options.cluster ? { cluster: options.cluster } : {}),
-  } as Omit<Context, 'relay'> as Context;
+  } as Omit<Context, 'relay' | 'provisioning'> as Context;
   const relay = new Relay(ctx);
   ctx.relay = relay;
+  const provisioning = new ProvisioningChannels({ ttlMs: limits.provisioningChannelTtlMs, now });
+  ctx.provisioning = provisioning;
   await options.cluster?.start({ onDeliver: (keys, messages) => relay.onDeliver(keys, messages), onConnected: (key) => relay.onConnected(key) });
 
   app.setErrorHandler((err, _req, reply) => {
@@ -172,11 +176,15 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
 
   registerMetricsRoute(app, metrics, () => relay.stats, store, now, options.metricsToken);
   registerHttpRoutes(app, ctx);
+  registerLinkRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
   const attachments = registerAttachmentRoutes(app, ctx, options.blobs);
   if (options.staticDir !== undefined) registerStatic(app, options.staticDir);
 
-  app.server.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
+  app.server.on('upgrade', (req, socket, head) => {
+    if (isProvisioningUpgrade(req)) provisioning.handleUpgrade(req, socket, head, ctx.clientAddress(req));
+    else relay.handleUpgrade(req, socket, head);
+  });
 
   const sweep = setInterval(() => {
     const t = now();
@@ -211,6 +219,7 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
       // reconnects from here is refused and sent to another node, never back to this one.
       relay.drain();
       app.server.close(() => undefined);
+      provisioning.close();
       await relay.close();
       await options.cluster?.close();
       await attachments.close();

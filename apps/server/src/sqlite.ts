@@ -27,6 +27,7 @@ import {
   type DeviceAuth,
   type DeviceBundleRecord,
   type DeviceKeys,
+  type DeviceSummary,
   type EnqueueResult,
   type NewDevice,
   type NewMessage,
@@ -36,8 +37,8 @@ import {
   type Ticket,
 } from './store.js';
 
-/** 2: accounts.admin. 3: sent_memory, sent_memory_heads (resend.ts). */
-const SCHEMA_VERSION = 3;
+/** 2: accounts.admin. 3: sent_memory, sent_memory_heads (resend.ts). 4: device_info (linked devices). */
+const SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -106,6 +107,14 @@ CREATE TABLE IF NOT EXISTS sent_memory (
 CREATE INDEX IF NOT EXISTS sent_memory_by_digest ON sent_memory (sender, digest);
 CREATE INDEX IF NOT EXISTS sent_memory_by_time ON sent_memory (ts);
 CREATE TABLE IF NOT EXISTS sent_memory_heads (sender TEXT PRIMARY KEY, next INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+-- Linked devices: what the account's owner sees in its device list. A device from before this
+-- table has no row (listed with an empty name, the account's creation time, never seen).
+CREATE TABLE IF NOT EXISTS device_info (
+  device INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL
+) STRICT;
 `;
 
 type Row = Record<string, unknown>;
@@ -189,10 +198,10 @@ export class SqliteStore implements Store {
     db.transaction(() => {
       const v = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as Row | undefined;
       if (v === undefined) db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
-      else if (v['value'] === '1' || v['value'] === '2') {
+      else if (v['value'] === '1' || v['value'] === '2' || v['value'] === '3') {
         // Version 1 had no admins; the operator names them (`admin <username>`).
         if (v['value'] === '1') db.exec('ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0');
-        // Version 3's tables are new ones, made by SCHEMA above.
+        // Version 3's and 4's tables are new ones, made by SCHEMA above.
         db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
       } else if (v['value'] !== String(SCHEMA_VERSION)) throw new Error(`unsupported schema version ${String(v['value'])}`);
     }).immediate();
@@ -255,6 +264,15 @@ export class SqliteStore implements Store {
       devicesOf: db.prepare('SELECT id, device_id, registration_id FROM devices WHERE account_id = ? ORDER BY device_id'),
       deviceByAddr: db.prepare('SELECT id, registration_id, secret_salt, secret_hash FROM devices WHERE addr = ?'),
       deleteDevice: db.prepare('DELETE FROM devices WHERE addr = ?'),
+      insertDeviceInfo: db.prepare('INSERT INTO device_info (device, name, created_at, last_seen) VALUES (?, ?, ?, 0)'),
+      listDevices: db.prepare(
+        `SELECT d.device_id, d.registration_id, coalesce(i.name, '') AS name, coalesce(i.created_at, a.created_at) AS created_at, coalesce(i.last_seen, 0) AS last_seen
+         FROM devices d JOIN accounts a ON a.id = d.account_id LEFT JOIN device_info i ON i.device = d.id WHERE a.username = ? ORDER BY d.device_id`,
+      ),
+      touchDevice: db.prepare(
+        `INSERT INTO device_info (device, name, created_at, last_seen) SELECT d.id, '', a.created_at, ? FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.addr = ?
+         ON CONFLICT (device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)`,
+      ),
       deleteQueue: db.prepare('DELETE FROM messages WHERE recipient = ?'),
       deleteAccountQueues: db.prepare('DELETE FROM messages WHERE recipient IN (SELECT addr FROM devices WHERE account_id = ?)'),
       deleteAccountPreKeys: db.prepare('DELETE FROM pre_keys WHERE device IN (SELECT id FROM devices WHERE account_id = ?)'),
@@ -306,6 +324,7 @@ export class SqliteStore implements Store {
       buf(k.kyberLastResortKey.signature),
     );
     const row = Number(r.lastInsertRowid);
+    this.#s.insertDeviceInfo.run(row, d.name ?? '', d.createdAt ?? 0);
     for (const p of k.preKeys) this.#s.insertPreKey.run(row, p.keyId, buf(p.publicKey));
     for (const p of k.kyberPreKeys) this.#s.insertKyberPreKey.run(row, p.keyId, buf(p.publicKey), buf(p.signature));
   }
@@ -344,6 +363,24 @@ export class SqliteStore implements Store {
       return id;
     });
     return tx.immediate();
+  }
+
+  async listDevices(username: string): Promise<DeviceSummary[] | undefined> {
+    const read = this.#db.transaction(() => {
+      if (this.#s.accountId.get(username) === undefined) return undefined;
+      return (this.#s.listDevices.all(username) as Row[]).map((r) => ({
+        deviceId: r['device_id'] as number,
+        registrationId: r['registration_id'] as number,
+        name: r['name'] as string,
+        createdAt: r['created_at'] as number,
+        lastSeenAt: r['last_seen'] as number,
+      }));
+    });
+    return read();
+  }
+
+  async touchDevice(device: Address, at: number): Promise<void> {
+    this.#s.touchDevice.run(at, addressKey(device));
   }
 
   async removeDevice(device: Address): Promise<boolean> {

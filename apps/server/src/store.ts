@@ -38,6 +38,20 @@ export interface NewDevice {
   secretSalt: Uint8Array;
   secretHash: Uint8Array;
   keys: DeviceKeys;
+  /** Shown in the account's device list; '' when none was given. */
+  name?: string;
+  /** When the device registered, ms since the epoch (0 when unknown). */
+  createdAt?: number;
+}
+
+/** One device of an account as its owner lists it (GET /v1/devices). */
+export interface DeviceSummary {
+  deviceId: number;
+  registrationId: number;
+  name: string;
+  createdAt: number;
+  /** Last connection, as `touchDevice` recorded it; 0 if never. */
+  lastSeenAt: number;
 }
 
 /** What a WebSocket ticket stands for: a device, as of the credentials it had when it minted the ticket. */
@@ -153,6 +167,10 @@ export interface Store {
   ): Promise<CreateAccountResult>;
   /** Adds a device with the lowest free device id, unless the account has `maxDevices`. */
   addDevice(username: string, device: NewDevice, maxDevices: number, maxDeviceId: number): Promise<number | 'TOO_MANY_DEVICES' | 'NOT_FOUND'>;
+  /** The account's devices with their names and dates, by device id; undefined when there is no such account. */
+  listDevices(username: string): Promise<DeviceSummary[] | undefined>;
+  /** Records that a device connected at `at` (only ever moves forward). */
+  touchDevice(device: Address, at: number): Promise<void>;
   /** Removes a device, its keys and its queue. */
   removeDevice(device: Address): Promise<boolean>;
   /**

@@ -151,8 +151,9 @@ test('sqlite: a version-1 database (no admins) is migrated in place; its account
     await s.close();
   }
   const db = new Database(path);
-  // Migrated to the newest version (3 added the resend memory, which SCHEMA creates).
-  assert.equal((db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string }).value, '3');
+  // Migrated to the newest version (3 added the resend memory, 4 device_info; SCHEMA creates both).
+  assert.equal((db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as { value: string }).value, '4');
+  assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'device_info'").get() as { n: number }).n, 1);
   assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'sent_memory'").get() as { n: number }).n, 1);
   db.close();
 });

@@ -136,6 +136,27 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.deepEqual(await s.fetchQueue(d2, 0, 10, 0), [], 'a re-added device id starts with an empty queue');
   });
 
+  run('devices: listed with names, creation and last-seen times; removal takes the row', async (s) => {
+    await s.createAccount({ ...acct('liv'), createdAt: 11 }, { ...device(), name: '', createdAt: 11 }, null);
+    assert.equal(await s.addDevice('liv', { ...device(), registrationId: 77, name: 'laptop', createdAt: 20 }, 3, 127), 2);
+    assert.equal(await s.listDevices('nobody'), undefined);
+    assert.deepEqual(await s.listDevices('liv'), [
+      { deviceId: 1, registrationId: 42, name: '', createdAt: 11, lastSeenAt: 0 },
+      { deviceId: 2, registrationId: 77, name: 'laptop', createdAt: 20, lastSeenAt: 0 },
+    ]);
+    await s.touchDevice({ username: 'liv', deviceId: 2 }, 500);
+    await s.touchDevice({ username: 'liv', deviceId: 2 }, 400); // never moves back
+    await s.touchDevice({ username: 'liv', deviceId: 9 }, 600); // no such device: nothing
+    assert.deepEqual((await s.listDevices('liv'))?.map((d) => d.lastSeenAt), [0, 500]);
+    assert.equal(await s.removeDevice({ username: 'liv', deviceId: 2 }), true);
+    assert.deepEqual((await s.listDevices('liv'))?.map((d) => d.deviceId), [1]);
+    // A device made without a name or time (before device_info) is listed with the account's time.
+    assert.equal(await s.addDevice('liv', device(), 3, 127), 2);
+    assert.deepEqual((await s.listDevices('liv'))?.[1], { deviceId: 2, registrationId: 42, name: '', createdAt: 0, lastSeenAt: 0 });
+    await s.removeAccount('liv');
+    assert.equal(await s.listDevices('liv'), undefined);
+  });
+
   run('accounts: removal takes devices, keys and queues; mail the account sent stays; the name is free', async (s) => {
     await s.createAccount(acct('hal'), device(3, 2), null);
     assert.equal(await s.addDevice('hal', device(1, 0), 3, 127), 2);

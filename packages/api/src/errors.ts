@@ -78,6 +78,11 @@ export const ERRORS = {
    * from its `received` (HTTP only).
    */
   OFFSET_MISMATCH: { status: 409, close: 4419 },
+  /**
+   * A link token (POST /v1/devices/link) that is unknown, expired or already used, or whose
+   * device has since been removed. Nothing was registered; get a new token.
+   */
+  LINK_TOKEN_INVALID: { status: 403, close: 4420 },
   /** A server fault. The message never carries details. */
   INTERNAL: { status: 500, close: 1011 },
   /** The server is shutting down or restarting; reconnect with backoff. */

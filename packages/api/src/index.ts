@@ -8,3 +8,4 @@ export * from './frames.js';
 export * from './routes.js';
 export * from './admin.js';
 export * from './attachments.js';
+export * from './linking.js';

@@ -97,8 +97,38 @@ export const REGISTRATION_BURST = 10;
 /** Registrations per client IP: sustained per hour. */
 export const REGISTRATION_PER_HOUR = 20;
 
-/** Devices one account may have. */
-export const MAX_DEVICES_PER_ACCOUNT = 10;
+/**
+ * Devices one account may have (Signal's number: a phone plus five linked devices). Every sender
+ * encrypts once per device of the recipient and of its own account, so this bounds the cost of a
+ * message; the server's limit (TACIT_MAX_DEVICES_PER_ACCOUNT) may only lower it.
+ */
+export const MAX_DEVICES_PER_ACCOUNT = 6;
+
+/**
+ * A link token (POST /v1/devices/link-token) is valid this long, once. Long enough to type a code
+ * by hand on the other device; short, since whoever holds it can add a device to the account.
+ */
+export const LINK_TOKEN_TTL_MS = 10 * 60_000;
+/** Longest link token accepted (they are 43 characters). */
+export const LINK_TOKEN_MAX_LENGTH = 128;
+/**
+ * A provisioning channel stays open this long, then the server closes it. Bounds how long an
+ * unauthenticated socket may be held; the new device opens another to try again.
+ */
+export const PROVISIONING_CHANNEL_TTL_MS = 10 * 60_000;
+/** Longest provisioning channel address accepted (they are 22 characters). */
+export const PROVISIONING_ADDRESS_MAX_LENGTH = 64;
+/**
+ * Largest provisioning message (decoded): the identity key pair, username and token, plus the
+ * contacts and group states synced to the new device. Senders leave out group states past it.
+ */
+export const MAX_PROVISIONING_MESSAGE_BYTES = 64 * KiB;
+/** Provisioning channels open on one server node at once (each is an unauthenticated socket). */
+export const MAX_PROVISIONING_CHANNELS = 1_000;
+/** Provisioning channels one client address may hold open at once. */
+export const MAX_PROVISIONING_CHANNELS_PER_ADDRESS = 4;
+/** Longest device name, in UTF-16 code units. */
+export const MAX_DEVICE_NAME_LENGTH = 64;
 
 /** Authenticated WebSocket connections one account may hold at once (over all its devices). */
 export const MAX_CONNECTIONS_PER_ACCOUNT = 10;

@@ -8,6 +8,11 @@
  * | GET    | /healthz                           | no   | -                  | 200 HealthResponse          |
  * | POST   | /v1/accounts                       | no   | RegisterRequest    | 201 RegisterResponse        |
  * | POST   | /v1/devices                        | yes  | AddDeviceRequest   | 201 RegisterResponse        |
+ * | GET    | /v1/devices                        | yes  | -                  | 200 DevicesResponse (own)   |
+ * | POST   | /v1/devices/link-token             | yes  | -                  | 200 LinkTokenResponse       |
+ * | POST   | /v1/devices/link                   | token | LinkDeviceRequest | 201 RegisterResponse        |
+ * | PUT    | /v1/provisioning/:address          | yes  | ProvisioningMessageRequest | 204                 |
+ * | GET    | /v1/provisioning                   | no   | WebSocket upgrade  | see linking.ts              |
  * | DELETE | /v1/devices/:deviceId              | yes  | -                  | 204 (own account's device)  |
  * | GET    | /v1/devices/:username              | yes  | -                  | 200 DeviceListResponse      |
  * | PUT    | /v1/keys                           | yes  | UploadKeysRequest  | 204                         |
@@ -28,6 +33,10 @@ export const ROUTES = {
   accounts: '/v1/accounts',
   devices: '/v1/devices',
   device: (deviceId: number) => `/v1/devices/${deviceId}`,
+  linkToken: '/v1/devices/link-token',
+  link: '/v1/devices/link',
+  provisioning: '/v1/provisioning',
+  provisioningMessage: (address: string) => `/v1/provisioning/${encodeURIComponent(address)}`,
   deviceList: (username: string) => `/v1/devices/${encodeURIComponent(username)}`,
   keys: '/v1/keys',
   keyCount: '/v1/keys/count',

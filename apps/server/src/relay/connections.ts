@@ -29,6 +29,9 @@ const PLAIN_ACK = /^\{"type":"ack","id":"([0-9]{1,15})"\}$/;
 /** Longest text PLAIN_ACK can match. */
 const PLAIN_ACK_MAX_LENGTH = 40;
 
+/** Last-seen times are kept to the day. */
+const DAY_MS = 86_400_000;
+
 export class Connections {
   readonly #ctx: Context;
   readonly #hub: Hub;
@@ -218,6 +221,8 @@ export class Connections {
     this.#checkStillRegistered(conn);
     this.#ctx.cluster?.publishConnected(conn.key);
     conn.reply({ type: 'ready', username: device.username, deviceId: device.deviceId });
+    // "Last seen" for the owner's device list, to the day (linking.ts DeviceInfo).
+    void this.#ctx.store.touchDevice(device, Math.floor(this.#ctx.now() / DAY_MS) * DAY_MS).catch(() => undefined);
     // Acks from this device's previous socket may still be on their way to the store; page the
     // queue only after they are written, so an acknowledged message is not delivered again.
     void this.#writer.written().then(() => this.#delivery.pump(conn));
