@@ -6,6 +6,11 @@
 //            latency; then drain and count what never arrived)
 // Every message carries (sender, seq, send time) in its first 18 bytes, so the receiver measures
 // latency with the same clock and detects loss and duplicates.
+// tacit clients speak as the SDK does: `batched` in `auth`, so sends are answered by `sent-batch`,
+// and the messages a socket received in one event-loop turn are acknowledged in one `ack` frame
+// (the SDK acks what one receive batch stored; a lone id goes in the single form).
+// BENCH_BATCHED=0: the single forms instead (one `ack` per message, one `sent` per send), as
+// clients before batched frames spoke.
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -52,6 +57,22 @@ let window = 1;
 let latencies: number[] = [];
 let deliveredInWindow = 0;
 let measuring = false;
+const batched = process.env['BENCH_BATCHED'] !== '0';
+/** tacit: envelope ids received in this event-loop turn and not yet acknowledged, per socket. */
+const unacked = new Map<WebSocket, string[]>();
+let ackScheduled = false;
+
+/** Acknowledges what each socket received in this turn, one frame per socket (MAX_ACK_IDS is 256). */
+function flushAcks(): void {
+  ackScheduled = false;
+  for (const [ws, ids] of unacked) {
+    for (let i = 0; i < ids.length; i += 256) {
+      const chunk = ids.slice(i, i + 256);
+      ws.send(chunk.length === 1 ? `{"type":"ack","id":"${chunk[0]}"}` : `{"type":"ack","ids":["${chunk.join('","')}"]}`);
+    }
+  }
+  unacked.clear();
+}
 
 function payload(sender: number, seq: number): string {
   header.writeUInt32BE(sender, 0);
@@ -158,13 +179,23 @@ async function connect(from: number, to: number): Promise<void> {
         ws.on('message', (data) => received((JSON.parse(data.toString()) as { payload: string }).payload));
         return;
       }
-      ws.on('open', () => ws.send(JSON.stringify({ type: 'auth', username: names[i], deviceId: 1, secret: secrets[i] })));
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'auth', username: names[i], deviceId: 1, secret: secrets[i], ...(batched ? { batched: true } : {}) })));
       ws.on('message', (data) => {
-        const f = JSON.parse(data.toString()) as { type: string; envelope?: { id: string; body: string } };
-        if (f.type === 'message') {
+        const f = JSON.parse(data.toString()) as { type: string; envelope?: { id: string; body: string }; sent?: unknown[] };
+        if (f.type === 'message' && !batched) {
           ws.send(`{"type":"ack","id":"${f.envelope!.id}"}`);
           received(f.envelope!.body);
+        } else if (f.type === 'message') {
+          const ids = unacked.get(ws);
+          if (ids === undefined) unacked.set(ws, [f.envelope!.id]);
+          else ids.push(f.envelope!.id);
+          if (!ackScheduled) {
+            ackScheduled = true;
+            setImmediate(flushAcks);
+          }
+          received(f.envelope!.body);
         } else if (f.type === 'queue-empty') resolve();
+        else if (f.type === 'sent-batch') acknowledged += f.sent!.length;
         else if (f.type === 'sent') acknowledged++;
         else if (f.type === 'error') {
           errors++;

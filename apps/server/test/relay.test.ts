@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { ERRORS, MAX_MESSAGE_BYTES, type Envelope, type ErrorFrame, type MessageFrame, type SentFrame } from '@tacit/api';
+import { ERRORS, MAX_ACK_IDS, MAX_MESSAGE_BYTES, validateServerFrame, type Envelope, type ErrorFrame, type MessageFrame, type SentBatchFrame, type SentFrame } from '@tacit/api';
 import { SqliteStore, type Store } from '../src/index.js';
 import { auth, b64, Client, register, sendMessage, start, type Harness } from './helpers.js';
 
@@ -525,4 +525,143 @@ test('acks: the plain form and any other valid JSON spelling both delete; a 16-d
     const closed = await cb2.closed;
     assert.equal(closed.code, 4400);
     ca.close();
+  }));
+
+/** Opens and authenticates saying `batched`: this socket gets `sent-batch` instead of `sent`. */
+async function connectBatched(url: string, a: { username: string; deviceId: number; secret: string }): Promise<Client> {
+  const c = await Client.open(url);
+  c.send({ type: 'auth', username: a.username, deviceId: a.deviceId, secret: a.secret, batched: true });
+  await c.next((f) => f.type === 'ready');
+  return c;
+}
+
+test('batched: the sends of one commit are answered by one sent-batch; acks by ids delete only what this socket was given', async () => {
+  const inner = new SqliteStore({ path: ':memory:' });
+  let hold = true;
+  let release: (() => void) | undefined;
+  const store = delegate(inner);
+  // The first batch with sends waits until the test lets it go, so the next sends form one batch.
+  store.writeBatch = async (m, a, q, onAssigned) => {
+    if (hold && m.length > 0) await new Promise<void>((r) => (release = r));
+    return inner.writeBatch(m, a, q, onAssigned);
+  };
+  const h = await start({ store });
+  try {
+    const a = await register(h);
+    const b = await register(h);
+    const c = await register(h);
+    const cb = await connectBatched(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    const ca = await connectBatched(h.wsUrl, a);
+    const to = { username: b.username, deviceId: 1 };
+    ca.send({ type: 'send', id: 'first', to, message: { type: 'whisper', body: b64(Buffer.from('m0')) } });
+    for (let i = 0; i < 100 && release === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(release, 'the first batch reached the store');
+    const ids = Array.from({ length: 10 }, (_, i) => `s${i + 1}`);
+    ids.forEach((id, i) => ca.send({ type: 'send', id, to, message: { type: 'whisper', body: b64(Buffer.from(`m${i + 1}`)) } }));
+    ca.send({ type: 'ping', id: 'barrier' });
+    await ca.next((f) => f.type === 'pong');
+    hold = false;
+    release!();
+    const first = await ca.next<SentBatchFrame>((f) => f.type === 'sent-batch');
+    assert.deepEqual(first.sent.map((s) => s.id), ['first']);
+    const rest = await ca.next<SentBatchFrame>((f) => f.type === 'sent-batch');
+    assert.deepEqual(rest.sent.map((s) => s.id), ids, 'one frame for the ten sends of the second commit, in order');
+    assert.equal(ca.frames.filter((f) => f.type === 'sent').length, 0, 'no single "sent" on a batched socket');
+    for (const f of [first, rest]) assert.ok(validateServerFrame(f).ok, 'the hand-written sent-batch validates');
+    const ms: MessageFrame[] = [];
+    for (let i = 0; i < 11; i++) ms.push(await cb.next<MessageFrame>((f) => isMsg(f) && !ms.includes(f as MessageFrame)));
+    assert.deepEqual(ms.map((m) => m.envelope.id), [...first.sent, ...rest.sent].map((s) => s.serverId));
+
+    // c's queue holds one message; b naming its id in a batch must not delete it.
+    const cc = await Client.connect(h.wsUrl, c);
+    await cc.next((f) => f.type === 'queue-empty');
+    cc.close();
+    await cc.closed;
+    const forC = (await sendMessage(await Client.connect(h.wsUrl, a), { username: c.username, deviceId: 1 }, 'for c')) as SentFrame;
+    // b acknowledges all but the last, with ids that are not its own or not ours mixed in.
+    cb.send({ type: 'ack', ids: [...ms.slice(0, 10).map((m) => m.envelope.id), forC.serverId, '999999999', 'x-1'] });
+    cb.send({ type: 'ping', id: 'b' });
+    await cb.next((f) => f.type === 'pong');
+    cb.close();
+    await cb.closed;
+    const cb2 = await Client.connect(h.wsUrl, b);
+    await cb2.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb2.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), ['m10']);
+    const cc2 = await Client.connect(h.wsUrl, c);
+    await cc2.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cc2.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), ['for c']);
+    // The single form still works beside the batched one, on the same server.
+    cb2.send({ type: 'ack', id: (cb2.frames.find(isMsg) as MessageFrame).envelope.id });
+    cb2.send({ type: 'ping', id: 'c' });
+    await cb2.next((f) => f.type === 'pong');
+    cb2.close();
+    await cb2.closed;
+    const cb3 = await Client.connect(h.wsUrl, b);
+    await cb3.next((f) => f.type === 'queue-empty');
+    assert.equal(cb3.frames.filter(isMsg).length, 0);
+    for (const x of [ca, cb3, cc2]) x.close();
+  } finally {
+    hold = false;
+    release?.();
+    await h.close();
+  }
+});
+
+test('batched acks release the in-flight window at once', () =>
+  withServer(
+    async (h) => {
+      const a = await register(h);
+      const b = await register(h);
+      const ca = await Client.connect(h.wsUrl, a);
+      for (let i = 0; i < 7; i++) await sendMessage(ca, { username: b.username, deviceId: 1 }, `w${i}`);
+      const cb = await connectBatched(h.wsUrl, b);
+      const first: MessageFrame[] = [];
+      for (let i = 0; i < 3; i++) first.push(await cb.next<MessageFrame>((f) => isMsg(f) && !first.includes(f as MessageFrame)));
+      cb.send({ type: 'ping', id: 'p' });
+      await cb.next((f) => f.type === 'pong');
+      assert.equal(cb.frames.filter(isMsg).length, 3, 'the window (3) is full');
+      cb.send({ type: 'ack', ids: first.map((m) => m.envelope.id) });
+      const next: MessageFrame[] = [];
+      for (let i = 0; i < 3; i++) next.push(await cb.next<MessageFrame>((f) => isMsg(f) && !next.includes(f as MessageFrame)));
+      assert.deepEqual(next.map((m) => bodyText(m.envelope)), ['w3', 'w4', 'w5']);
+      ca.close();
+      cb.close();
+    },
+    { limits: { maxUnackedPerConnection: 3 } },
+  ));
+
+test('batched forms refused when malformed: the socket closes with INVALID_REQUEST', () =>
+  withServer(async (h) => {
+    const b = await register(h);
+    const id = (n: number) => String(n + 1);
+    const acks: [string, unknown][] = [
+      ['empty ids', { type: 'ack', ids: [] }],
+      ['over MAX_ACK_IDS', { type: 'ack', ids: Array.from({ length: MAX_ACK_IDS + 1 }, (_, i) => id(i)) }],
+      ['an id twice', { type: 'ack', ids: ['1', '2', '1'] }],
+      ['id and ids', { type: 'ack', id: '1', ids: ['2'] }],
+      ['numbers', { type: 'ack', ids: [1, 2] }],
+      ['not an array', { type: 'ack', ids: '1,2' }],
+      ['an id with a bad character', { type: 'ack', ids: ['1', '2 3'] }],
+      ['an over-long id', { type: 'ack', ids: ['9'.repeat(65)] }],
+      ['a client sending a server frame', { type: 'sent-batch', sent: [{ id: 'a', serverId: '1', timestamp: 1 }] }],
+    ];
+    for (const [name, frame] of acks) {
+      const c = await connectBatched(h.wsUrl, b);
+      await c.next((f) => f.type === 'queue-empty');
+      c.send(frame as never);
+      assert.equal((await c.closed).code, ERRORS.INVALID_REQUEST.close, name);
+    }
+    for (const batched of [false, 1, 'true', null]) {
+      const c = await Client.open(h.wsUrl);
+      c.send({ type: 'auth', username: b.username, deviceId: 1, secret: b.secret, batched } as never);
+      assert.equal((await c.closed).code, ERRORS.INVALID_REQUEST.close, `batched: ${JSON.stringify(batched)}`);
+    }
+    // MAX_ACK_IDS ids is fine (none of them in flight: all ignored).
+    const c = await connectBatched(h.wsUrl, b);
+    await c.next((f) => f.type === 'queue-empty');
+    c.send({ type: 'ack', ids: Array.from({ length: MAX_ACK_IDS }, (_, i) => id(i)) });
+    c.send({ type: 'ping', id: 'still' });
+    await c.next((f) => f.type === 'pong');
+    c.close();
   }));

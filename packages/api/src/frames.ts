@@ -16,7 +16,7 @@
  * one without an `id` is followed by a close whose code is ERRORS[code].close and whose reason
  * is the code.
  */
-import { MAX_CLIENT_ID_LENGTH, MAX_DEVICE_ID, MAX_FANOUT_DEVICES, MAX_MESSAGE_BYTES } from './limits.js';
+import { MAX_ACK_IDS, MAX_CLIENT_ID_LENGTH, MAX_DEVICE_ID, MAX_FANOUT_DEVICES, MAX_MESSAGE_BYTES, MAX_SENT_BATCH } from './limits.js';
 import { deviceId, registrationId } from './keys.js';
 import { deviceSecret, username } from './accounts.js';
 import { array, base64Bytes, integer, invalid, isPlainObject, literal, object, ok, string, type Checked, type Validator } from './validate.js';
@@ -56,6 +56,13 @@ export interface AuthFrame {
   deviceId: number;
   /** Base64 device secret. */
   secret: string;
+  /**
+   * `true`: this client understands `sent-batch` (SentBatchFrame), and the server answers
+   * this connection's sends only in that form. Batched acks (AckBatchFrame) are accepted from any
+   * client. Servers older than this field refuse it (INVALID_REQUEST, close 4400); a client then
+   * reconnects without it and keeps to the single forms.
+   */
+  batched?: true;
 }
 
 /** Send one message to one device. Answered by `sent` (stored durably) or `error` with the same id. */
@@ -83,6 +90,16 @@ export interface AckFrame {
   type: 'ack';
   /** `envelope.id` */
   id: string;
+}
+
+/**
+ * Acknowledge several delivered envelopes at once (what a client stored in one commit): one frame
+ * instead of one per message. 1..MAX_ACK_IDS distinct `envelope.id`s; an id the server did not
+ * push on this connection (and has not been acknowledged) is ignored. No reply.
+ */
+export interface AckBatchFrame {
+  type: 'ack';
+  ids: string[];
 }
 
 /** Keep-alive; answered by `pong` with the same id. */
@@ -130,7 +147,7 @@ export interface FanoutDevice {
   message?: { type: CiphertextType; body: string };
 }
 
-export type ClientFrame = AuthFrame | SendFrame | SendMultiFrame | AckFrame | PingFrame;
+export type ClientFrame = AuthFrame | SendFrame | SendMultiFrame | AckFrame | AckBatchFrame | PingFrame;
 
 // ---- server → client ----
 
@@ -149,6 +166,25 @@ export interface MessageFrame {
 /** The send with this client id is stored durably and will be delivered. */
 export interface SentFrame {
   type: 'sent';
+  /** The client's `send.id`. */
+  id: string;
+  /** The envelope id the recipient will see. */
+  serverId: string;
+  timestamp: number;
+}
+
+/**
+ * Several sends of one connection stored durably in one commit, to a connection that said
+ * `batched` in its `auth` (which gets no single `sent`): one frame per commit instead of one per send. 1..MAX_SENT_BATCH
+ * entries, in the order the sends arrived. Refusals still come one `error` per send.
+ */
+export interface SentBatchFrame {
+  type: 'sent-batch';
+  sent: SentEntry[];
+}
+
+/** One send of a `sent-batch`: the fields of a single `sent`. */
+export interface SentEntry {
   /** The client's `send.id`. */
   id: string;
   /** The envelope id the recipient will see. */
@@ -196,7 +232,7 @@ export interface ErrorFrame {
   accounts?: DeviceMismatch[];
 }
 
-export type ServerFrame = ReadyFrame | MessageFrame | SentFrame | SentMultiFrame | QueueEmptyFrame | PongFrame | ErrorFrame;
+export type ServerFrame = ReadyFrame | MessageFrame | SentFrame | SentBatchFrame | SentMultiFrame | QueueEmptyFrame | PongFrame | ErrorFrame;
 
 // ---- validators ----
 
@@ -206,7 +242,7 @@ export const ciphertextType = literal('prekey', 'whisper', 'sender-key');
 export const messageBody = base64Bytes({ min: 1, max: MAX_MESSAGE_BYTES });
 export const serverId = string({ min: 1, max: MAX_CLIENT_ID_LENGTH, pattern: /^[0-9A-Za-z_-]+$/ });
 
-const authFrame: Validator<AuthFrame> = object({ type: literal('auth'), username, deviceId, secret: deviceSecret });
+const authFrame: Validator<AuthFrame> = object({ type: literal('auth'), username, deviceId, secret: deviceSecret, batched: trueValue }, ['batched']);
 const sendFrame: Validator<SendFrame> = object({
   type: literal('send'),
   id: clientId,
@@ -245,7 +281,23 @@ const sendMultiFrame: Validator<SendMultiFrame> = (v, path = '$') => {
   return ok(f);
 };
 
-const ackFrame: Validator<AckFrame> = object({ type: literal('ack'), id: serverId });
+const singleAck: Validator<AckFrame> = object({ type: literal('ack'), id: serverId });
+const ackIds = array(serverId, { min: 1, max: MAX_ACK_IDS });
+const batchAckShape: Validator<AckBatchFrame> = object({ type: literal('ack'), ids: ackIds });
+
+/** `{type, id}` or `{type, ids}` (never both); the ids of a batch distinct. */
+const ackFrame: Validator<AckFrame | AckBatchFrame> = (v, path = '$') => {
+  if (!isPlainObject(v) || !Object.prototype.hasOwnProperty.call(v, 'ids')) return singleAck(v, path);
+  const r = batchAckShape(v, path);
+  if (!r.ok) return r;
+  const seen = new Set<string>();
+  for (let i = 0; i < r.value.ids.length; i++) {
+    const id = r.value.ids[i]!;
+    if (seen.has(id)) return invalid(`${path}.ids[${i}]`, 'id named twice');
+    seen.add(id);
+  }
+  return r;
+};
 const pingFrame: Validator<PingFrame> = object({ type: literal('ping'), id: clientId }, ['id']);
 
 const CLIENT_FRAMES: Record<ClientFrame['type'], Validator<ClientFrame>> = {
@@ -286,6 +338,8 @@ export function validateServerFrame(v: unknown): Checked<ServerFrame> {
       return object({ type: literal('message'), envelope })(v);
     case 'sent':
       return object({ type: literal('sent'), id: clientId, serverId, timestamp: envelopeTimestamp })(v);
+    case 'sent-batch':
+      return sentBatch(v);
     case 'sent-multi':
       return object(
         { type: literal('sent-multi'), id: clientId, timestamp: envelopeTimestamp, stored: integer(0, Number.MAX_SAFE_INTEGER), mailboxFull: array(address, { max: MAX_FANOUT_DEVICES * MAX_DEVICE_ID }) },
@@ -311,6 +365,13 @@ export function validateServerFrame(v: unknown): Checked<ServerFrame> {
     default:
       return invalid('$.type', 'unknown frame type');
   }
+}
+
+const sentEntry: Validator<SentEntry> = object({ id: clientId, serverId, timestamp: envelopeTimestamp });
+const sentBatch: Validator<SentBatchFrame> = object({ type: literal('sent-batch'), sent: array(sentEntry, { min: 1, max: MAX_SENT_BATCH }) });
+
+function trueValue(v: unknown, p = '$'): Checked<true> {
+  return v === true ? ok(true) : invalid(p, 'expected true');
 }
 
 const deviceIds = array(deviceId, { max: MAX_DEVICE_ID });

@@ -47,6 +47,20 @@ export const MAX_UNACKED_PER_CONNECTION = 256;
 export const MAX_PENDING_SENDS_PER_CONNECTION = 256;
 
 /**
+ * Envelope ids one batched `ack` frame (`{"type":"ack","ids":[...]}`) may name. A connection has
+ * at most MAX_UNACKED_PER_CONNECTION messages unacknowledged, so a larger list could only repeat
+ * ids or name ids not in flight; bounding it bounds the work one frame can cause.
+ */
+export const MAX_ACK_IDS = MAX_UNACKED_PER_CONNECTION;
+
+/**
+ * Sends one `sent-batch` frame (`{"type":"sent-batch","sent":[...]}`) answers at most. A connection
+ * has at most MAX_PENDING_SENDS_PER_CONNECTION sends awaiting `sent`, so one commit never answers
+ * more for one socket; a frame of 256 entries with 64-character ids is about 32 KiB.
+ */
+export const MAX_SENT_BATCH = MAX_PENDING_SENDS_PER_CONNECTION;
+
+/**
  * Sustained messages per second one device may send (token bucket refill rate). A message to a
  * team of 10 people with 3 devices each is 30 sends; 100/s sustained never limits a human.
  */

@@ -15,7 +15,9 @@ import {
   validateRegisterRequest,
   validateServerFrame,
   validateUploadKeysRequest,
+  MAX_ACK_IDS,
   MAX_FANOUT_DEVICES,
+  MAX_SENT_BATCH,
   MAX_KEYS_PER_LIST,
   MAX_MESSAGE_BYTES,
 } from '../src/index.js';
@@ -129,6 +131,33 @@ test('client frames', () => {
   assert.equal(validateClientFrame({ ...send, to: { username: 'bob', deviceId: 0 } }).ok, false);
   assert.equal(parseJson('{').ok, false);
   fc.assert(fc.property(fc.jsonValue(), (v) => void validateClientFrame(v)));
+});
+
+test('batched frames: auth batched, ack ids (1..MAX_ACK_IDS, distinct), sent-batch (1..MAX_SENT_BATCH)', () => {
+  const auth = { type: 'auth', username: 'bob', deviceId: 1, secret: b64(32) };
+  assert.ok(validateClientFrame({ ...auth, batched: true }).ok);
+  for (const v of [false, 1, 'true', null, {}]) assert.equal(validateClientFrame({ ...auth, batched: v }).ok, false, JSON.stringify(v));
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1));
+  assert.ok(validateClientFrame({ type: 'ack', ids: ids(1) }).ok);
+  assert.ok(validateClientFrame({ type: 'ack', ids: ids(MAX_ACK_IDS) }).ok);
+  assert.equal(validateClientFrame({ type: 'ack', ids: ids(MAX_ACK_IDS + 1) }).ok, false);
+  assert.equal(validateClientFrame({ type: 'ack', ids: [] }).ok, false);
+  const dup = validateClientFrame({ type: 'ack', ids: ['4', '5', '4'] });
+  assert.ok(!dup.ok && dup.path === '$.ids[2]');
+  assert.equal(validateClientFrame({ type: 'ack', id: '1', ids: ['2'] }).ok, false);
+  assert.equal(validateClientFrame({ type: 'ack', ids: [1] }).ok, false);
+  assert.equal(validateClientFrame({ type: 'ack', ids: ['a b'] }).ok, false);
+  assert.equal(validateClientFrame({ type: 'ack' }).ok, false);
+  const entry = (i: number) => ({ id: `c${i}`, serverId: String(i), timestamp: i });
+  assert.ok(validateServerFrame({ type: 'sent-batch', sent: [entry(1), entry(2)] }).ok);
+  assert.ok(validateServerFrame({ type: 'sent-batch', sent: Array.from({ length: MAX_SENT_BATCH }, (_, i) => entry(i)) }).ok);
+  assert.equal(validateServerFrame({ type: 'sent-batch', sent: Array.from({ length: MAX_SENT_BATCH + 1 }, (_, i) => entry(i)) }).ok, false);
+  assert.equal(validateServerFrame({ type: 'sent-batch', sent: [] }).ok, false);
+  assert.equal(validateServerFrame({ type: 'sent-batch', sent: [{ ...entry(1), timestamp: -1 }] }).ok, false);
+  assert.equal(validateServerFrame({ type: 'sent-batch', sent: [{ id: 'c1', serverId: '1' }] }).ok, false);
+  assert.equal(validateServerFrame({ type: 'sent', sent: [entry(1)] }).ok, false);
+  fc.assert(fc.property(fc.record({ type: fc.constant('ack'), ids: fc.array(fc.jsonValue(), { maxLength: 300 }) }), (v) => void validateClientFrame(v)));
+  fc.assert(fc.property(fc.record({ type: fc.constant('sent-batch'), sent: fc.jsonValue() }), (v) => void validateServerFrame(v)));
 });
 
 test('send-multi: a shared message or one per device, each account and device once', () => {

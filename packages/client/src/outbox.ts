@@ -121,6 +121,9 @@ export class Outbox {
   /** Stored ciphertexts go to the relay before anything newly encrypted. */
   #resumed: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Ciphertext outcomes waiting to be recorded together (see `#done`). */
+  #outcomes: { key: string; entry: CiphertextEntry; outcome: { serverId: string } | { refused: ClientError } }[] = [];
+  #outcomesFlushed: Promise<void> = Promise.resolve();
 
   constructor(o: OutboxOptions) {
     this.#o = o;
@@ -413,38 +416,61 @@ export class Outbox {
       .catch(() => undefined);
   }
 
-  async #done(key: string, entry: CiphertextEntry, outcome: { serverId: string } | { refused: ClientError }): Promise<void> {
-    let requeued = false;
-    await this.#core.mutate(async (t) => {
-      if ((await t.getBytes(key)) === undefined) return;
-      t.delete(key);
-      t.counters.ciphertexts--;
-      const updated = await this.#o.history.update(t, entry.conversation, entry.msg, (m) => {
-        const next: MessageMeta = { ...m, pend: Math.max(0, (m.pend ?? 1) - 1) };
-        if ('serverId' in outcome) {
-          next.to = { ...next.to, [String(entry.deviceId)]: outcome.serverId };
-        } else if (outcome.refused.serverCode === 'STALE_DEVICE' && (next.att ?? 0) < MAX_STALE_RESENDS && next.st !== 'failed') {
-          // The device re-registered: the ciphertext was for the old install. Encrypt again,
-          // from a fresh device list, for the devices that did not store the message.
-          next.att = (next.att ?? 0) + 1;
-          next.job = 1;
-          this.#queue(t, entry.conversation, entry.msg, entry.to);
-          requeued = true;
-        } else {
-          const e = outcome.refused.serverCode === 'NOT_FOUND'
-            ? new ClientError('UNKNOWN_USER', `${entry.to} (device ${entry.deviceId}) no longer exists on the server`, { contact: entry.to, serverCode: 'NOT_FOUND' })
-            : outcome.refused;
-          next.st = 'failed';
-          next.err = messageError(e.code, e.message, e.serverCode);
-        }
-        if (next.st === 'queued' && next.pend === 0 && next.job === undefined) next.st = 'sent';
-        return next;
-      });
-      if (updated && updated.state !== 'queued') t.afterCommit(() => this.#settled(updated));
-    });
-    if (requeued) {
-      this.#o.directory.forget(entry.to);
-      void this.kick(entry.to);
+  /**
+   * Records a ciphertext's outcome. Outcomes that arrive together (a `sent-batch` answers every
+   * send of one server commit, and settles their promises in one go) are recorded in one state
+   * change, so one commit of ours per frame rather than one per ciphertext.
+   */
+  #done(key: string, entry: CiphertextEntry, outcome: { serverId: string } | { refused: ClientError }): Promise<void> {
+    this.#outcomes.push({ key, entry, outcome });
+    if (this.#outcomes.length === 1) {
+      // After every settlement already queued in this microtask checkpoint.
+      this.#outcomesFlushed = new Promise<void>((resolve) => queueMicrotask(() => resolve(this.#recordOutcomes())));
     }
+    return this.#outcomesFlushed;
+  }
+
+  async #recordOutcomes(): Promise<void> {
+    const batch = this.#outcomes;
+    this.#outcomes = [];
+    const requeued = new Set<string>();
+    await this.#core.mutate(async (t) => {
+      for (const { key, entry, outcome } of batch) if (await this.#record(t, key, entry, outcome)) requeued.add(entry.to);
+    });
+    for (const to of requeued) {
+      this.#o.directory.forget(to);
+      void this.kick(to);
+    }
+  }
+
+  /** One outcome, inside a state change; true when the message goes back to be encrypted again. */
+  async #record(t: StateTxn, key: string, entry: CiphertextEntry, outcome: { serverId: string } | { refused: ClientError }): Promise<boolean> {
+    let requeued = false;
+    if ((await t.getBytes(key)) === undefined) return false;
+    t.delete(key);
+    t.counters.ciphertexts--;
+    const updated = await this.#o.history.update(t, entry.conversation, entry.msg, (m) => {
+      const next: MessageMeta = { ...m, pend: Math.max(0, (m.pend ?? 1) - 1) };
+      if ('serverId' in outcome) {
+        next.to = { ...next.to, [String(entry.deviceId)]: outcome.serverId };
+      } else if (outcome.refused.serverCode === 'STALE_DEVICE' && (next.att ?? 0) < MAX_STALE_RESENDS && next.st !== 'failed') {
+        // The device re-registered: the ciphertext was for the old install. Encrypt again,
+        // from a fresh device list, for the devices that did not store the message.
+        next.att = (next.att ?? 0) + 1;
+        next.job = 1;
+        this.#queue(t, entry.conversation, entry.msg, entry.to);
+        requeued = true;
+      } else {
+        const e = outcome.refused.serverCode === 'NOT_FOUND'
+          ? new ClientError('UNKNOWN_USER', `${entry.to} (device ${entry.deviceId}) no longer exists on the server`, { contact: entry.to, serverCode: 'NOT_FOUND' })
+          : outcome.refused;
+        next.st = 'failed';
+        next.err = messageError(e.code, e.message, e.serverCode);
+      }
+      if (next.st === 'queued' && next.pend === 0 && next.job === undefined) next.st = 'sent';
+      return next;
+    });
+    if (updated && updated.state !== 'queued') t.afterCommit(() => this.#settled(updated));
+    return requeued;
   }
 }

@@ -9,6 +9,7 @@
 import {
   AUTH_TIMEOUT_MS,
   ERRORS,
+  MAX_ACK_IDS,
   MAX_PENDING_SENDS_PER_CONNECTION,
   MAX_UNACKED_PER_CONNECTION,
   errorCodeForClose,
@@ -156,6 +157,13 @@ export class Relay {
   #lastFrameAt = 0;
   #drainedThisConnection = false;
   #fatal: ClientError | undefined;
+  /**
+   * The current connection's `auth` said `batched`: the server answers with `sent-batch` and
+   * takes batched acks (once it said `ready`). Off for good after a server refused the field (an
+   * older server), so that client keeps to the single forms.
+   */
+  #batched = false;
+  #olderServer = false;
 
   constructor(opts: RelayOptions) {
     this.#opts = opts;
@@ -308,7 +316,8 @@ export class Relay {
       socket = this.#opts.connect(this.#opts.url, {
         open: () => {
           if (gen !== this.#generation) return;
-          this.#write({ type: 'auth', ...this.#opts.credentials });
+          this.#batched = !this.#olderServer;
+          this.#write({ type: 'auth', ...this.#opts.credentials, ...(this.#batched ? { batched: true as const } : {}) });
         },
         message: (text) => {
           if (gen !== this.#generation) return;
@@ -348,6 +357,8 @@ export class Relay {
     clearInterval(this.#pingTimer);
     for (const p of this.#pending.values()) p.onConnection = 0;
     const errorCode = errorCodeForClose(code) ?? (typeof reason === 'string' && reason in ERRORS ? (reason as ErrorCode) : undefined);
+    // A server older than batched frames refuses the `auth` that asks for them: ask no more.
+    if (errorCode === 'INVALID_REQUEST' && this.#state === 'connecting' && this.#batched) this.#olderServer = true;
     if (errorCode !== undefined && FATAL_CLOSE_CODES.has(errorCode)) {
       this.#fatal = new ClientError('SERVER', refusalText(errorCode), { serverCode: errorCode });
       this.#state = 'closed';
@@ -423,6 +434,19 @@ export class Relay {
         if (!p) return this.#reject('sent for an unknown id');
         this.#pending.delete(f.id);
         p.resolve({ serverId: f.serverId, timestamp: f.timestamp });
+        this.#pump();
+        return;
+      }
+      case 'sent-batch': {
+        for (const s of f.sent) {
+          const p = this.#pending.get(s.id);
+          if (!p || p.multi) {
+            this.#reject('sent for an unknown id');
+            continue;
+          }
+          this.#pending.delete(s.id);
+          p.resolve({ serverId: s.serverId, timestamp: s.timestamp });
+        }
         this.#pump();
         return;
       }
@@ -502,13 +526,24 @@ export class Relay {
         }
         // Ack only on the connection that delivered it; after a reconnect the server redelivers
         // and the SDK's duplicate memory turns that into a plain ack.
-        batch.forEach((b, i) => {
-          if (outcomes[i] === 'ack' && b.gen === this.#generation) this.#write({ type: 'ack', id: b.envelope.id });
-        });
+        this.#ack(batch.filter((b, i) => outcomes[i] === 'ack' && b.gen === this.#generation).map((b) => b.envelope.id));
       }
     } finally {
       this.#handling = false;
     }
+  }
+
+  /**
+   * Acknowledges what one receive batch stored: in one frame per MAX_ACK_IDS ids when the
+   * connection is batched (one frame for what one commit stored, instead of one per message).
+   */
+  #ack(ids: string[]): void {
+    // One id: the single form, which the server reads without a JSON parse.
+    if (!this.#batched || ids.length === 1) {
+      for (const id of ids) this.#write({ type: 'ack', id });
+      return;
+    }
+    for (let i = 0; i < ids.length; i += MAX_ACK_IDS) this.#write({ type: 'ack', ids: ids.slice(i, i + MAX_ACK_IDS) });
   }
 
   #scheduleRetry(retries: number): void {

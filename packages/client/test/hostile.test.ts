@@ -56,11 +56,11 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
   wss.on('connection', (ws) => {
     connections++;
     ws.on('message', (data) => {
-      const f = JSON.parse(String(data)) as { type: string; id?: string; username?: string };
+      const f = JSON.parse(String(data)) as { type: string; id?: string; ids?: string[]; username?: string };
       if (f.type === 'auth') {
         socket = ws;
         ws.send(JSON.stringify({ type: 'ready', username: 'bob', deviceId: 1 }));
-      } else if (f.type === 'ack' && f.id) acks.push(f.id);
+      } else if (f.type === 'ack') acks.push(...(f.ids ?? (f.id ? [f.id] : [])));
     });
   });
 

@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ERRORS, type Envelope } from '@tacit/api';
+import { ERRORS, MAX_SENT_BATCH, type Envelope } from '@tacit/api';
 import { DEFAULT_BACKOFF, Relay, RECONNECT_ELSEWHERE_SPREAD_MS, backoffDelay, type SocketFactory, type SocketHandlers, type EnvelopeOutcome } from '../src/index.ts';
 import { MAX_RECEIVE_BATCH_CHARS, MAX_UNHANDLED_ENVELOPES } from '../src/relay.ts';
 
@@ -44,6 +44,17 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   assert.fail(`timed out waiting for ${what}`);
 }
 
+/** The envelope ids acknowledged in these client frames, single and batched acks alike, in order. */
+function ackedIds(frames: unknown[]): string[] {
+  const ids: string[] = [];
+  for (const f of frames as { type: string; id?: string; ids?: string[] }[]) {
+    if (f.type !== 'ack') continue;
+    if (f.ids !== undefined) ids.push(...f.ids);
+    else ids.push(f.id!);
+  }
+  return ids;
+}
+
 function envelope(id: string): Envelope {
   return { id, type: 'whisper', body: 'AAAA', source: { username: 'alice', deviceId: 1 }, timestamp: 1 };
 }
@@ -74,7 +85,7 @@ test('authenticates with the first frame, then sends queued messages once ready'
   const sent = relay.send({ type: 'send', id: 'c1', to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
   relay.start();
   await until(() => server.connections.length === 1 && server.last.sent.length === 1, 'auth');
-  assert.deepEqual(server.last.sent[0], { type: 'auth', ...creds });
+  assert.deepEqual(server.last.sent[0], { type: 'auth', ...creds, batched: true });
   server.push({ type: 'ready', username: 'bob', deviceId: 1 });
   await until(() => server.last.sent.length === 2, 'send');
   assert.equal((server.last.sent[1] as { id: string }).id, 'c1');
@@ -133,10 +144,8 @@ test('acks each envelope only after the handler stored it, one at a time in orde
   release();
   await until(() => drained, 'drained');
   assert.deepEqual(order, ['start 1', 'end 1', 'start 2', 'end 2']);
-  assert.deepEqual(server.last.sent.slice(1), [
-    { type: 'ack', id: '1' },
-    { type: 'ack', id: '2' },
-  ]);
+  // Both arrived before the first was handled, so they form one batch: one commit, one ack frame.
+  assert.deepEqual(server.last.sent.slice(1), [{ type: 'ack', ids: ['1', '2'] }]);
   relay.close();
 });
 
@@ -363,7 +372,7 @@ async function batchesOf(framesPerReadTurn: boolean, deliver: (server: FakeServe
   await until(() => server.connections.length === 1 && server.last.sent.length === 1, 'auth');
   server.push({ type: 'ready', username: 'bob', deviceId: 1 });
   await deliver(server);
-  await until(() => sizes.reduce((a, b) => a + b, 0) === server.last.sent.filter((f) => (f as { type: string }).type === 'ack').length && sizes.length > 0, 'acks');
+  await until(() => sizes.reduce((a, b) => a + b, 0) === ackedIds(server.last.sent).length && sizes.length > 0, 'acks');
   relay.close();
   return sizes;
 }
@@ -374,7 +383,7 @@ test('a transport that reads frames turn by turn: a batch takes what the next re
     server.push({ type: 'message', envelope: envelope('1') });
     await new Promise((r) => setImmediate(r));
     for (let i = 2; i <= 50; i++) server.push({ type: 'message', envelope: envelope(String(i)) });
-    await until(() => server.last.sent.filter((f) => (f as { type: string }).type === 'ack').length === 50, 'all acked');
+    await until(() => ackedIds(server.last.sent).length === 50, 'all acked');
   };
   assert.deepEqual(await batchesOf(true, deliver), [50], 'one batch, one commit');
   // Without the flag (a transport that hands frames over as they come) the first one goes alone.
@@ -385,10 +394,71 @@ test('a receive batch stays under MAX_RECEIVE_BATCH_CHARS of ciphertext, however
   const big = 'A'.repeat(80_000);
   const sizes = await batchesOf(true, async (server) => {
     for (let i = 1; i <= 40; i++) server.push({ type: 'message', envelope: { ...envelope(String(i)), body: big } });
-    await until(() => server.last.sent.filter((f) => (f as { type: string }).type === 'ack').length === 40, 'all acked');
+    await until(() => ackedIds(server.last.sent).length === 40, 'all acked');
   });
   assert.equal(sizes.reduce((a, b) => a + b, 0), 40);
   const perBatch = Math.ceil(MAX_RECEIVE_BATCH_CHARS / big.length);
   assert.ok(sizes.every((n) => n <= perBatch), `batches ${sizes.join(',')} of at most ${perBatch}`);
   assert.ok(sizes.length >= Math.ceil(40 / perBatch));
+});
+
+test('batched: the acks of one receive batch leave in one frame; sent-batch settles each send it names', async () => {
+  const server = new FakeServer();
+  const relay = makeRelay(server);
+  const rejected: string[] = [];
+  relay.on('rejectedFrame', (r) => rejected.push(r));
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  assert.equal((server.last.sent[0] as { batched?: boolean }).batched, true);
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  const sends = ['a', 'b', 'c'].map((id) => relay.send({ type: 'send', id, to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } }));
+  await until(() => server.last.sent.length === 4, 'three sends');
+  // One frame answers a and c (with an id nobody sent among them), a later one b.
+  server.push({ type: 'sent-batch', sent: [{ id: 'a', serverId: '10', timestamp: 1 }, { id: 'nobody', serverId: '11', timestamp: 1 }, { id: 'c', serverId: '12', timestamp: 2 }] });
+  assert.deepEqual(await sends[0], { serverId: '10', timestamp: 1 });
+  assert.deepEqual(await sends[2], { serverId: '12', timestamp: 2 });
+  assert.equal(relay.pendingSends, 1);
+  assert.deepEqual(rejected, ['sent for an unknown id']);
+  server.push({ type: 'sent-batch', sent: [{ id: 'b', serverId: '13', timestamp: 3 }] });
+  assert.equal((await sends[1]!).serverId, '13');
+  // Invalid batches are dropped whole: empty, too long, an entry with an unknown field.
+  const before = rejected.length;
+  const entry = (i: number) => ({ id: `x${i}`, serverId: String(i), timestamp: 1 });
+  server.push({ type: 'sent-batch', sent: [] });
+  server.push({ type: 'sent-batch', sent: Array.from({ length: MAX_SENT_BATCH + 1 }, (_, i) => entry(i)) });
+  server.push({ type: 'sent-batch', sent: [{ ...entry(1), extra: 1 }] });
+  server.push({ type: 'sent-batch', sent: [entry(1)], id: 'x' });
+  assert.equal(rejected.length - before, 4);
+  // 30 envelopes that arrive together are stored in one batch and acknowledged in one frame.
+  const start = server.last.sent.length;
+  for (let i = 1; i <= 30; i++) server.push({ type: 'message', envelope: envelope(String(i)) });
+  await until(() => ackedIds(server.last.sent).length === 30, 'acks');
+  assert.deepEqual(server.last.sent.slice(start), [{ type: 'ack', ids: Array.from({ length: 30 }, (_, i) => String(i + 1)) }]);
+  relay.close();
+});
+
+test('an older server that refuses the batched auth: the relay reconnects without it and keeps to single acks', async () => {
+  const server = new FakeServer();
+  const relay = makeRelay(server);
+  relay.start();
+  await until(() => server.last?.sent.length === 1, 'auth');
+  assert.equal((server.last.sent[0] as { batched?: boolean }).batched, true);
+  // What a server before batched frames does with an auth frame it does not know.
+  server.push({ type: 'error', code: 'INVALID_REQUEST', message: '$.batched: unknown property' });
+  server.drop(ERRORS.INVALID_REQUEST.close, 'INVALID_REQUEST');
+  await until(() => server.connections.length === 2 && server.last.sent.length === 1, 'auth again');
+  assert.deepEqual(server.last.sent[0], { type: 'auth', ...creds });
+  server.push({ type: 'ready', username: 'bob', deviceId: 1 });
+  const s = relay.send({ type: 'send', id: 'a', to: { username: 'alice', deviceId: 1 }, message: { type: 'whisper', body: 'AAAA' } });
+  await until(() => server.last.sent.length === 2, 'send');
+  server.push({ type: 'sent', id: 'a', serverId: '5', timestamp: 1 });
+  assert.equal((await s).serverId, '5');
+  for (let i = 1; i <= 3; i++) server.push({ type: 'message', envelope: envelope(String(i)) });
+  await until(() => ackedIds(server.last.sent).length === 3, 'acks');
+  assert.deepEqual(server.last.sent.slice(2), [1, 2, 3].map((i) => ({ type: 'ack', id: String(i) })));
+  // Still single after a later reconnect.
+  server.drop();
+  await until(() => server.connections.length === 3 && server.last.sent.length === 1, 'third auth');
+  assert.deepEqual(server.last.sent[0], { type: 'auth', ...creds });
+  relay.close();
 });

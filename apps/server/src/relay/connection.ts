@@ -34,6 +34,8 @@ export class Connection {
   fetching = false;
   queueEmptySent = false;
   pendingSends = 0;
+  /** The client said `batched` in its `auth`: its sends are answered by batched `sent` frames. */
+  batched = false;
   alive = true;
   /**
    * The device's stored secret hash when it authenticated. Each heartbeat compares it with the

@@ -137,6 +137,7 @@ export class Connections {
     if (conn.state === 'unauthenticated') {
       if (frame.type !== 'auth') return this.#hub.fail(conn, 'UNAUTHORIZED', 'authenticate first');
       conn.state = 'authenticating';
+      conn.batched = frame.batched === true;
       checkCredentials(this.#ctx, frame, conn.address).then(
         (a) => (a ? this.#ready(conn, a) : this.#hub.fail(conn, 'UNAUTHORIZED', 'wrong credentials')),
         (e: unknown) => (isServerError(e) ? this.#hub.fail(conn, e.code, e.message) : this.internal(conn, e)),
@@ -149,6 +150,7 @@ export class Connections {
       case 'ping':
         return conn.reply(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
       case 'ack': {
+        if ('ids' in frame) return this.#ackMany(conn, frame.ids);
         const id = /^[0-9]{1,15}$/.test(frame.id) ? Number(frame.id) : NaN;
         // An id that is not ours cannot match a row of this device; ignore it (acks are idempotent).
         if (!Number.isSafeInteger(id)) return;
@@ -195,6 +197,24 @@ export class Connections {
   #ack(conn: Connection, id: number): void {
     this.#writer.ack(conn.device!, id);
     this.#delivery.acked(conn, id);
+  }
+
+  /**
+   * A batched ack (validated: 1..MAX_ACK_IDS distinct ids). Only ids pushed on this connection and
+   * not yet acknowledged reach the store, so one frame costs at most as many deletes as the
+   * connection has messages in flight, whatever it names; any other id is ignored, as a single
+   * ack of an unknown id is (a message it names that is still queued comes again and is acked then).
+   */
+  #ackMany(conn: Connection, ids: readonly string[]): void {
+    const device = conn.device!;
+    let any = false;
+    for (const text of ids) {
+      const id = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
+      if (!conn.inflight.has(id)) continue;
+      this.#writer.ack(device, id);
+      any = true;
+    }
+    if (any) this.#delivery.ackedMany(conn, ids);
   }
 
   #ready(conn: Connection, { device, secretHash }: Authenticated): void {

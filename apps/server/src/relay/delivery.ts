@@ -8,6 +8,7 @@
  * a message may be committed by another node, so "nothing older waiting" is checked against the
  * store's answer: the id before the message in its queue (`after`) must be at most `cursor`.
  */
+import { MAX_SENT_BATCH } from '@tacit/api';
 import type { RemoteMessage } from '../cluster.js';
 import type { Context } from '../context.js';
 import { addressKey, CIPHERTEXT_TYPE_OF_KIND, type EnqueueResult, type NewMessage, type StoredMessage } from '../store.js';
@@ -79,6 +80,8 @@ export class Delivery {
     }
     const elsewhere = new Set<string>();
     const remote: RemoteMessage[] = [];
+    // Connections that said `batched`: their `sent` entries, written once per connection below.
+    const batches = new Map<Connection, string[]>();
     for (let i = 0; i < sends.length; i++) {
       const s = sends[i]!;
       const r = results[i]!;
@@ -95,7 +98,12 @@ export class Delivery {
       // A resend (resend.ts) is answered with the stored copy, which is delivered already or queued.
       const timestamp = r.resent ?? s.message.timestamp;
       if (r.resent === undefined) this.#ctx.metrics.sends++;
-      s.conn.send(`{"type":"sent","id":${JSON.stringify(s.clientId)},"serverId":"${r.id}","timestamp":${timestamp}}`);
+      if (s.conn.batched) {
+        const entry = `{"id":${JSON.stringify(s.clientId)},"serverId":"${r.id}","timestamp":${timestamp}}`;
+        const b = batches.get(s.conn);
+        if (b === undefined) batches.set(s.conn, [entry]);
+        else b.push(entry);
+      } else s.conn.send(`{"type":"sent","id":${JSON.stringify(s.clientId)},"serverId":"${r.id}","timestamp":${timestamp}}`);
       if (r.resent !== undefined) continue;
       if (s.earlyId === r.id) continue;
       const toKey = addressKey(s.message.to);
@@ -104,6 +112,9 @@ export class Delivery {
       if (to !== undefined) this.#deliverLive(to, r.id, r.after, m, s.bodyB64);
       else if (r.after === undefined) elsewhere.add(toKey);
       else remote.push({ key: toKey, id: r.id, after: r.after, kind: m.kind, from: m.from, timestamp: m.timestamp, bodyB64: s.bodyB64 });
+    }
+    for (const [conn, entries] of batches) {
+      for (let i = 0; i < entries.length; i += MAX_SENT_BATCH) conn.send(`{"type":"sent-batch","sent":[${entries.slice(i, i + MAX_SENT_BATCH).join(',')}]}`);
     }
     for (const c of corked) c.uncork();
     if (elsewhere.size > 0 || remote.length > 0) this.#ctx.cluster?.publishDeliver([...elsewhere], remote);
@@ -207,6 +218,12 @@ export class Delivery {
   /** The connection acknowledged `id`: it has room for one more. */
   acked(conn: Connection, id: number): void {
     conn.inflight.delete(id);
+    if (conn.backlog) this.pump(conn);
+  }
+
+  /** The connection acknowledged these ids (any it was not given are no-ops): room for more. */
+  ackedMany(conn: Connection, ids: readonly string[]): void {
+    for (const id of ids) conn.inflight.delete(Number(id));
     if (conn.backlog) this.pump(conn);
   }
 

@@ -19,6 +19,8 @@ interface Conn {
   address: string | undefined;
   handlers: SocketHandlers;
   closed: boolean;
+  /** Its `auth` said `batched`: sends are answered by `sent-batch`. */
+  batched?: boolean;
 }
 
 export class MemoryServer {
@@ -160,6 +162,7 @@ export class MemoryServer {
         const username = String(f['username']);
         const deviceId = Number(f['deviceId']);
         conn.address = `${username}.${deviceId}`;
+        conn.batched = f['batched'] === true;
         for (const other of [...this.#conns]) if (other !== conn && other.address === conn.address) this.#close(other, 4409);
         this.#push(conn, { type: 'ready', username, deviceId });
         for (const env of this.mailboxes.get(conn.address) ?? []) this.#push(conn, { type: 'message', envelope: env });
@@ -177,7 +180,8 @@ export class MemoryServer {
         box.push(env);
         this.mailboxes.set(key, box);
         this.stored++;
-        this.#push(conn, { type: 'sent', id: f['id'], serverId: env.id, timestamp: env.timestamp });
+        const sent = { id: f['id'], serverId: env.id, timestamp: env.timestamp };
+        this.#push(conn, conn.batched ? { type: 'sent-batch', sent: [sent] } : { type: 'sent', ...sent });
         for (const c of this.#conns) if (c.address === key) this.#push(c, { type: 'message', envelope: env });
         return;
       }
@@ -211,12 +215,14 @@ export class MemoryServer {
         return this.#push(conn, { type: 'sent-multi', id: f['id'], timestamp, stored });
       }
       case 'ack': {
-        const id = String(f['id']);
-        this.acks.push(id);
-        const box = this.mailboxes.get(conn.address ?? '');
-        if (box) {
-          const i = box.findIndex((e) => e.id === id);
-          if (i >= 0) box.splice(i, 1);
+        const ids = Array.isArray(f['ids']) ? (f['ids'] as unknown[]).map(String) : [String(f['id'])];
+        for (const id of ids) {
+          this.acks.push(id);
+          const box = this.mailboxes.get(conn.address ?? '');
+          if (box) {
+            const i = box.findIndex((e) => e.id === id);
+            if (i >= 0) box.splice(i, 1);
+          }
         }
         return;
       }
