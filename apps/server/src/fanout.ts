@@ -87,6 +87,28 @@ export function checkDeviceLists(
   return null;
 }
 
+/**
+ * The same rules for a pairwise `send` that names its account's device list (`SendFrame.devices`):
+ * the target device carries its expected registration id (if any), the other named devices are
+ * checked for presence only (each has its own `send`). Null when the list is right.
+ */
+export function checkSendDeviceList(
+  from: Address,
+  to: { username: string; deviceId: number; registrationId?: number },
+  named: readonly number[],
+  current: CurrentDevices | undefined,
+): { code: FanoutRefusal; accounts: DeviceMismatch[] } | null {
+  const devices = named.map((id) => ({
+    deviceId: id,
+    registrationId: id === to.deviceId && to.registrationId !== undefined ? to.registrationId : (current?.get(id) ?? 0),
+    kind: 2 as const,
+    body: EMPTY,
+  }));
+  return checkDeviceLists({ from, recipients: [{ username: to.username, devices }] }, () => current);
+}
+
+const EMPTY = new Uint8Array(0);
+
 function sorted(ids: number[]): number[] {
   return [...ids].sort((a, b) => a - b);
 }

@@ -170,3 +170,42 @@ test('provisioning channels: at most MAX_PROVISIONING_CHANNELS_PER_ADDRESS per c
     // Closed channels free their places.
     (await channel(h)).ws.close();
   }));
+
+test('pairwise sends that name their device list get the send-multi rules (missing, extra, stale; own account without the sender)', () =>
+  withServer(async (h) => {
+    const a = await register(h);
+    const b = await register(h);
+    const idk = b64(a.device.identity.publicKey.serialize());
+    const d2 = makeDevice({ identity: a.device.identity });
+    const t = ((await h.server.app.inject({ method: 'POST', url: '/v1/devices/link-token', headers: auth(a) })).json() as LinkTokenResponse).token;
+    assert.equal((await h.server.app.inject({ method: 'POST', url: '/v1/devices/link', payload: linkBody(t, idk, d2) })).statusCode, 201);
+    const cb = await Client.connect(h.wsUrl, b);
+    const ca = await Client.connect(h.wsUrl, a);
+    let n = 0;
+    const send = async (c: Client, to: { username: string; deviceId: number; registrationId?: number }, devices: number[]) => {
+      const id = `s${++n}`;
+      c.send({ type: 'send', id, to, message: { type: 'whisper', body: 'AQID' }, devices });
+      return c.next((f) => (f.type === 'sent' || f.type === 'error') && f.id === id);
+    };
+    const missing = await send(cb, { username: a.username, deviceId: 1 }, [1]);
+    assert.deepEqual(missing, { type: 'error', code: 'MISMATCHED_DEVICES', message: 'the device list does not match the account', id: 's1', accounts: [{ username: a.username, missing: [2], extra: [], stale: [] }] });
+    const extra = await send(cb, { username: a.username, deviceId: 1 }, [1, 2, 3]);
+    assert.deepEqual(extra.type === 'error' && extra.accounts, [{ username: a.username, missing: [], extra: [3], stale: [] }]);
+    const stale = await send(cb, { username: a.username, deviceId: 2, registrationId: d2.keys.registrationId + 1 }, [1, 2]);
+    assert.equal(stale.type === 'error' && stale.code, 'STALE_DEVICE');
+    assert.equal((await send(cb, { username: a.username, deviceId: 1 }, [1, 2])).type, 'sent');
+    assert.equal((await send(cb, { username: a.username, deviceId: 2, registrationId: d2.keys.registrationId }, [1, 2])).type, 'sent');
+    // Own account: the sending device is not in its own list.
+    const self = await send(ca, { username: a.username, deviceId: 2 }, [1, 2]);
+    assert.deepEqual(self.type === 'error' && self.accounts, [{ username: a.username, missing: [], extra: [1], stale: [] }]);
+    assert.equal((await send(ca, { username: a.username, deviceId: 2 }, [2])).type, 'sent');
+    // Malformed lists close nothing but are refused as invalid frames: a list without the target.
+    const bad = await Client.connect(h.wsUrl, b);
+    bad.send({ type: 'send', id: 'x', to: { username: a.username, deviceId: 1 }, message: { type: 'whisper', body: 'AQID' }, devices: [2] });
+    assert.equal((await bad.closed).code, 4400);
+    // Exactly the three accepted sends were stored: device 1 got one, device 2 two.
+    const c2 = await Client.connect(h.wsUrl, { username: a.username, deviceId: 2, secret: d2.secret });
+    await c2.next((f) => f.type === 'queue-empty');
+    assert.equal(c2.frames.filter((f) => f.type === 'message').length, 2);
+    for (const c of [ca, cb, c2]) c.ws.close();
+  }));

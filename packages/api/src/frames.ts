@@ -78,6 +78,14 @@ export interface SendFrame {
    */
   to: SendAddress;
   message: { type: CiphertextType; body: string };
+  /**
+   * Every device of `to.username` the sender is writing this message to (each in its own `send`),
+   * when it wants its device list checked with the `send-multi` rules (Signal's 409): devices the
+   * account has but the list lacks (`missing`; the sending device is left out of its own account)
+   * or names but the account does not have (`extra`) refuse the send with MISMATCHED_DEVICES and
+   * the error's `accounts`; nothing is stored. Must contain `to.deviceId`. Absent: no check.
+   */
+  devices?: number[];
 }
 
 /** A `send` target: a device address plus, optionally, the registration id the sender expects. */
@@ -243,12 +251,25 @@ export const messageBody = base64Bytes({ min: 1, max: MAX_MESSAGE_BYTES });
 export const serverId = string({ min: 1, max: MAX_CLIENT_ID_LENGTH, pattern: /^[0-9A-Za-z_-]+$/ });
 
 const authFrame: Validator<AuthFrame> = object({ type: literal('auth'), username, deviceId, secret: deviceSecret, batched: trueValue }, ['batched']);
-const sendFrame: Validator<SendFrame> = object({
-  type: literal('send'),
-  id: clientId,
-  to: object({ username, deviceId, registrationId }, ['registrationId']),
-  message: object({ type: ciphertextType, body: messageBody }),
-});
+const sendShape: Validator<SendFrame> = object(
+  {
+    type: literal('send'),
+    id: clientId,
+    to: object({ username, deviceId, registrationId }, ['registrationId']),
+    message: object({ type: ciphertextType, body: messageBody }),
+    devices: array(deviceId, { min: 1, max: MAX_DEVICE_ID }),
+  },
+  ['devices'],
+);
+/** The shape, plus: `devices` names each device once and includes the target. */
+const sendFrame: Validator<SendFrame> = (v, path = '$') => {
+  const r = sendShape(v, path);
+  if (!r.ok || r.value.devices === undefined) return r;
+  const ids = new Set(r.value.devices);
+  if (ids.size !== r.value.devices.length) return invalid(`${path}.devices`, 'device named twice');
+  if (!ids.has(r.value.to.deviceId)) return invalid(`${path}.devices`, 'does not name the target device');
+  return r;
+};
 const ciphertext = object({ type: ciphertextType, body: messageBody });
 const fanoutDevice: Validator<FanoutDevice> = object({ deviceId, registrationId, message: ciphertext }, ['message']);
 const fanoutRecipient: Validator<FanoutRecipient> = object({ username, devices: array(fanoutDevice, { min: 1, max: MAX_DEVICE_ID }) });

@@ -36,6 +36,22 @@ export class Connection {
   pendingSends = 0;
   /** The client said `batched` in its `auth`: its sends are answered by batched `sent` frames. */
   batched = false;
+  /**
+   * Sends that name their device list (SendFrame.devices) wait for that check, in arrival order;
+   * sends after them wait too. `checkedPending` says whether any is still waiting.
+   */
+  checkedSends: Promise<void> = Promise.resolve();
+  #checked = 0;
+  checkedPending(): boolean {
+    return this.#checked > 0;
+  }
+  /** Runs `step` after the sends already waiting, counting it as waiting until it ran. */
+  afterChecked(step: () => Promise<void> | void): void {
+    this.#checked++;
+    this.checkedSends = this.checkedSends.then(step).catch(() => undefined).finally(() => {
+      this.#checked--;
+    });
+  }
   alive = true;
   /**
    * The device's stored secret hash when it authenticated. Each heartbeat compares it with the

@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
-import { base64DecodedLength, CIPHERTEXT_TYPES, clientId as clientIdValidator, isPlainObject, validateClientFrame } from '@tacit/api';
+import { base64DecodedLength, CIPHERTEXT_TYPES, clientId as clientIdValidator, isPlainObject, validateClientFrame, type SendFrame } from '@tacit/api';
+import { checkSendDeviceList } from '../fanout.js';
 import { checkCredentials, redeemTicket, stillRegistered, type Authenticated } from '../auth.js';
 import type { Context } from '../context.js';
 import { errorSummary, isServerError } from '../errors.js';
@@ -166,32 +167,63 @@ export class Connections {
         if (frame.to.username === conn.device!.username && frame.to.deviceId === conn.device!.deviceId) {
           return conn.reply({ type: 'error', code: 'FORBIDDEN', message: 'a device cannot send to itself', id: frame.id });
         }
-        // The per-device send rate is checked by the writer, for the whole batch at once.
-        const now = this.#ctx.now();
         conn.pendingSends++;
-        const body = Buffer.from(frame.message.body, 'base64');
-        const to = { username: frame.to.username, deviceId: frame.to.deviceId };
-        const kind = CIPHERTEXT_TYPES[frame.message.type];
-        const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-        this.#writer.send({
-          conn,
-          clientId: frame.id,
-          bodyB64: frame.message.body,
-          message: {
-            to,
-            ...(frame.to.registrationId !== undefined ? { expectedRegistrationId: frame.to.registrationId } : {}),
-            from: conn.device!,
-            kind,
-            body: bytes,
-            timestamp: now,
-            expiresAt: now + l.messageTtlMs,
-            // A resend of a stored message is answered with that copy (resend.ts).
-            digest: sendDigest(to, kind, bytes),
-          },
-        });
-        return;
+        if (frame.devices !== undefined) {
+          // The sender's device list for the account is checked first (fanout.ts rules); the
+          // check reads the devices outside the write's transaction, so a device added in between
+          // is found by the next send.
+          const named = frame.devices;
+          conn.afterChecked(() =>
+            this.#ctx.store.getAccount(frame.to.username).then(
+              (a) => {
+                if (conn.state === 'closed') return;
+                const current = a === undefined ? undefined : new Map(a.devices.map((d) => [d.deviceId, d.registrationId]));
+                const refusal = checkSendDeviceList(conn.device!, frame.to, named, current);
+                if (refusal === null) return this.#send(conn, frame);
+                conn.pendingSends--;
+                const message = refusal.code === 'NOT_FOUND' ? 'no such account' : refusal.code === 'STALE_DEVICE' ? 'the device re-registered; refresh its keys' : 'the device list does not match the account';
+                conn.reply({ type: 'error', code: refusal.code, message, id: frame.id, accounts: refusal.accounts });
+              },
+              (e: unknown) => this.internal(conn, e),
+            ),
+          );
+          return;
+        }
+        // Sends after a checked one wait for it, so one connection's sends keep their order.
+        if (conn.checkedPending()) {
+          conn.afterChecked(() => (conn.state === 'closed' ? undefined : this.#send(conn, frame)));
+          return;
+        }
+        return this.#send(conn, frame);
       }
     }
+  }
+
+  #send(conn: Connection, frame: SendFrame): void {
+    if (conn.state === 'closed') return;
+    const l = this.#ctx.limits;
+    // The per-device send rate is checked by the writer, for the whole batch at once.
+    const now = this.#ctx.now();
+    const body = Buffer.from(frame.message.body, 'base64');
+    const to = { username: frame.to.username, deviceId: frame.to.deviceId };
+    const kind = CIPHERTEXT_TYPES[frame.message.type];
+    const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    this.#writer.send({
+      conn,
+      clientId: frame.id,
+      bodyB64: frame.message.body,
+      message: {
+        to,
+        ...(frame.to.registrationId !== undefined ? { expectedRegistrationId: frame.to.registrationId } : {}),
+        from: conn.device!,
+        kind,
+        body: bytes,
+        timestamp: now,
+        expiresAt: now + l.messageTtlMs,
+        // A resend of a stored message is answered with that copy (resend.ts).
+        digest: sendDigest(to, kind, bytes),
+      },
+    });
   }
 
   #ack(conn: Connection, id: number): void {
