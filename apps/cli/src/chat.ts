@@ -87,6 +87,12 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
         out.notice('delivered', { to: partner, id: m.id }, `(sent: "${m.text.slice(0, 30)}")`);
       }
     });
+    // Receipts for what we wrote here, as a line (scripts get the `receipt` event of attachNotices).
+    c.on('receipt', (e) => {
+      if (!interactive || e.conversation !== conversation) return;
+      const who = conversation.startsWith('g:') ? ` by ${e.from}` : '';
+      out.event('receipt', {}, `(${e.kind === 'read' ? '✓✓ read' : '✓✓ delivered'}${who}: ${e.messages.length} message(s))`);
+    });
     c.on('fatal', (e) => {
       out.error({ code: e.code, serverCode: e.serverCode, message: e.message, exit: EXIT.SERVER });
       fatal = EXIT.SERVER;

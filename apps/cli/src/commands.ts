@@ -92,6 +92,10 @@ export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending():
       `tacit: note: ${dropped} old message(s) of ${conversation.slice(2)}${droppedUnread > 0 ? ` (${droppedUnread} unread)` : ''} were removed to keep the local history within its limits`,
     ),
   );
+  // Receipts for our messages: an event for scripts (a person sees them in `history` and `chat`).
+  client.on('receipt', ({ conversation, from, kind, messages }) =>
+    ctx.out.event('receipt', { conversation, from, kind, ids: messages.map((m) => m.id), messages }, undefined),
+  );
   // Until the user trusts, every receive reminds them (once per run).
   return { remindPending: async () => (await client.changedIdentities()).forEach(tell) };
 }
@@ -251,6 +255,7 @@ export async function cmdHistory(ctx: Ctx): Promise<number> {
                 ? '  (uploading)'
                 : `  (failed: ${m.error?.message ?? 'not sent'})`
           : '';
+      const ticks = m.direction === 'out' && m.state === 'sent' && m.system !== true ? `  ${deliveryLine(m)}` : '';
       ctx.out.event(
         'history',
         {
@@ -262,16 +267,31 @@ export async function cmdHistory(ctx: Ctx): Promise<number> {
           text: m.text,
           sentAt: m.sentAt,
           ...fileFields(m),
-          ...(m.direction === 'in' ? { serverId: m.serverId, read: m.read } : { state: m.state, ...(m.error ? { error: m.error } : {}) }),
+          ...(m.direction === 'in' ? { serverId: m.serverId, read: m.read } : { state: m.state, ...(m.error ? { error: m.error } : {}), ...(m.delivery !== undefined ? { delivery: m.delivery, receipts: m.receipts } : {}) }),
           ...(m.system ? { system: true } : {}),
         },
-        m.system ? `[${formatTime(m.sentAt)}] * ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${m.direction === 'out' ? 'you' : m.from}: ${[fileLine(m), sanitize(m.text)].filter((x) => x !== '').join(' ')}${state}`,
+        m.system ? `[${formatTime(m.sentAt)}] * ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${m.direction === 'out' ? 'you' : m.from}: ${[fileLine(m), sanitize(m.text)].filter((x) => x !== '').join(' ')}${state}${ticks}`,
       );
     }
   } finally {
     await h.close();
   }
   return EXIT.OK;
+}
+
+/**
+ * An outgoing message's receipts as Signal shows them: ✓ sent, ✓✓ delivered, ✓✓ read (in words
+ * too, since a terminal cannot fill a tick); in a group, who has read it and who has it.
+ */
+export function deliveryLine(m: HistoryMessage): string {
+  const mark = m.delivery === 'read' ? '✓✓ read' : m.delivery === 'delivered' ? '✓✓ delivered' : '✓ sent';
+  const r = m.receipts ?? {};
+  const members = Object.keys(r);
+  if (!m.conversation.startsWith('g:') || members.length === 0 || m.delivery === 'read') return mark;
+  const read = members.filter((u) => r[u]?.read !== undefined);
+  const delivered = members.filter((u) => r[u]?.delivered !== undefined && r[u]?.read === undefined);
+  const parts = [read.length > 0 ? `read by ${read.join(', ')}` : '', delivered.length > 0 ? `delivered to ${delivered.join(', ')}` : ''].filter((x) => x !== '');
+  return parts.length > 0 ? `${mark} (${parts.join('; ')})` : mark;
 }
 
 export async function cmdSafetyNumber(ctx: Ctx): Promise<number> {

@@ -6,6 +6,7 @@ import { cmdContacts, cmdHistory, cmdRecv, cmdRegister, cmdSafetyNumber, cmdSend
 import { makeCtx, type Ctx } from './context.js';
 import { cmdAdmin, cmdDirectory } from './team.js';
 import { cmdGroup } from './group.js';
+import { cmdSettings } from './settings.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 
@@ -26,12 +27,16 @@ commands:
                                  print messages received since last time; files are
                                  saved in <home>/downloads (or --out), never replacing one
                                  (--wait: if none, wait up to that long for one)
-  history <username> [--limit n] the conversation with a user, both directions (last 50)
+  history <username> [--limit n] the conversation with a user, both directions (last 50);
+                                 your messages show ✓ sent, ✓✓ delivered, ✓✓ read
   chat <username>                interactive chat; incoming messages appear live
   safety-number <username>       show the safety number to compare with a contact
   trust <username>               accept a contact's changed identity key
   contacts                       list contacts
   whoami                         show this account
+  settings [read-receipts|typing on|off]
+                                 show or change chat settings (read receipts off: none
+                                 sent and none shown; typing off: none sent or shown)
   directory                      list the usernames registered on the server
                                  (when the server's team directory is on)
 
@@ -83,6 +88,7 @@ const COMMANDS: Record<string, Command> = {
   directory: cmdDirectory,
   admin: cmdAdmin,
   group: cmdGroup,
+  settings: cmdSettings,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -49,7 +49,7 @@ test('a group of three from the terminal: offline member in order, removal with 
   assert.deepEqual(hist.map((e) => [e['from'], e['system'] === true]), [['alice', true], ['alice', false], ['alice', false], ['bob', false]]);
   assert.deepEqual(await groupRecv('alice'), ['bob: three']);
   const human = await tacit(home('alice'), ['history', '#team']);
-  assert.match(human.stdout, /\* alice created the group "Team" with bob, carol\n.*you: one\n.*you: two\n.*bob: three\n$/);
+  assert.match(human.stdout, /\* alice created the group "Team" with bob, carol\n.*you: one  ✓.*\n.*you: two  ✓.*\n.*bob: three\n$/);
 
   // Members and list; only admins change the group.
   const members = await ok(home('bob'), ['group', 'members', '#team']);

@@ -45,7 +45,7 @@ test('history shows both directions, in order, with --limit', async () => {
   assert.deepEqual(await recv(bob), ['alice: three']);
   const human = await tacit(alice, ['history', 'bob']);
   assert.equal(human.code, 0);
-  assert.match(human.stdout, /you: one\n.*bob: two\n.*you: three\n/);
+  assert.match(human.stdout, /you: one  ✓.*\n.*bob: two\n.*you: three  ✓.*\n/);
   const empty = await tacit(alice, ['history', 'carol']);
   assert.equal(empty.code, 0);
   assert.match(empty.stderr, /no messages with carol/);

@@ -18,6 +18,7 @@ import {
   parseUsername,
   refusalText,
   upgradeLegacyState,
+  type ChatSettings,
   type ConversationInfo,
   type HistoryMessage,
   type RecordStore,
@@ -96,6 +97,11 @@ export interface MessageView {
   state?: OutgoingState;
   error?: string;
   read?: boolean;
+  /** Outgoing, sent: how far it got (chat/receipts.ts in the SDK): ✓ sent, ✓✓ delivered, filled ✓✓ read. */
+  delivery?: 'sent' | 'delivered' | 'read';
+  /** Outgoing in a group: who has read it, and who has it but has not read it yet. */
+  readBy?: string[];
+  deliveredTo?: string[];
   /** A file sent or received with it (the text is then its caption). */
   file?: { name: string; type: string; size: number; width?: number; height?: number; uploaded: boolean };
 }
@@ -429,6 +435,12 @@ export class Chat {
         if (m.direction === 'in') v.read = m.read ?? false;
         else {
           v.state = m.state ?? 'sent';
+          if (m.delivery !== undefined) v.delivery = m.delivery;
+          if (m.receipts !== undefined && contact.startsWith('g:')) {
+            const r = Object.entries(m.receipts);
+            v.readBy = r.filter(([, x]) => x.read !== undefined).map(([u]) => u);
+            v.deliveredTo = r.filter(([, x]) => x.delivered !== undefined && x.read === undefined).map(([u]) => u);
+          }
           const error = failureText(contact, m);
           // A group message held for a member's changed safety number stays queued, and says why.
           if ((m.state === 'failed' || (m.state === 'queued' && contact.startsWith('g:'))) && error !== undefined) v.error = error;
@@ -494,6 +506,21 @@ export class Chat {
     const c = this.#client;
     if (!c) return;
     await c.takeForDisplay(() => undefined, { conversation: contact });
+  }
+
+  // ---- chat settings (read receipts, typing indicators) ----
+
+  /** This browser's chat settings, once the client runs. */
+  async chatSettings(): Promise<ChatSettings> {
+    return this.#need().settings();
+  }
+
+  async updateChatSettings(change: Partial<ChatSettings>): Promise<ChatSettings> {
+    const s = await this.#need().updateSettings(change);
+    // Read receipts shown or hidden: every loaded conversation is drawn again.
+    for (const k of this.#messages.keys()) this.#dirty.add(k.startsWith('g:') ? k : directConversation(k));
+    this.#invalidate();
+    return s;
   }
 
   // ---- sending ----

@@ -34,6 +34,8 @@ import type { DownloadOptions } from './attachment/download.js';
 import { AttachmentMessages, type SendFileOptions, type TransferOptions } from './attachment/messages.js';
 import type { AttachmentInfo } from './attachment/pointer.js';
 import type { PlaintextSource } from './attachment/upload.js';
+import { looksLikeReceipt, RECEIPT_CLOSE_GRACE_MS, Receipts } from './chat/receipts.js';
+import { readSettings, settingsCodec, type ChatSettings } from './chat/settings.js';
 
 /** Check the server's pre-key stock after this many sessions were started with us. */
 export const KEY_CHECK_AFTER_NEW_SESSIONS = 10;
@@ -101,6 +103,14 @@ export function parseConversation(idOrUsername: string): ConversationId {
   return directConversation(parseUsername(idOrUsername));
 }
 
+/** With read receipts off, others' read receipts are not shown (Signal's rule): read counts as delivered. */
+function hideReadReceipts(m: HistoryMessage, hide: boolean): HistoryMessage {
+  if (!hide || m.receipts === undefined) return m;
+  const receipts: NonNullable<HistoryMessage['receipts']> = {};
+  for (const [u, r] of Object.entries(m.receipts)) receipts[u] = r.delivered !== undefined ? { delivered: r.delivered } : {};
+  return { ...m, receipts, ...(m.delivery === 'read' ? { delivery: 'delivered' as const } : {}) };
+}
+
 export class TacitClient {
   readonly #opts: ClientOptions;
   readonly #core: Core;
@@ -112,6 +122,7 @@ export class TacitClient {
   readonly #outbox: Outbox;
   readonly #groups: Groups;
   readonly #attachments: AttachmentMessages;
+  readonly #receipts: Receipts;
   readonly #events: Emitter<ClientEvents>;
   #relay: Relay | undefined;
   #resumed: Promise<void> = Promise.resolve();
@@ -154,6 +165,16 @@ export class TacitClient {
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
     });
     this.#inbox.groups = this.#groups;
+    this.#receipts = new Receipts({ core, history: this.#history, directory: this.#directory, sessions, relay: () => this.#relay, ...(opts.backoff ? { backoff: opts.backoff } : {}) });
+    this.#inbox.chat = {
+      receiveChat: async (t, from, fromDevice, plaintext) => {
+        if (looksLikeReceipt(plaintext)) {
+          await this.#receipts.receive(t, from, fromDevice, plaintext);
+          return true;
+        }
+        return false;
+      },
+    };
     let api: AttachmentApi | undefined;
     this.#attachments = new AttachmentMessages({
       core,
@@ -275,6 +296,7 @@ export class TacitClient {
       this.#events.emit('connection', { state: 'ready' });
       void this.#resumed.then(() => this.#outbox.onReady()).catch(() => undefined);
       void this.#groups.kickAll().catch(() => undefined);
+      void this.#receipts.flush();
     });
     relay.on('drained', () => this.#events.emit('connection', { state: 'drained' }));
     relay.on('disconnected', (d) => this.#events.emit('connection', { state: 'disconnected', retryInMs: d.retryInMs }));
@@ -326,6 +348,9 @@ export class TacitClient {
     this.#attachments.close();
     // A group state this device is passing on (concurrent changes) reaches the members first.
     await this.#groups.idle(GROUP_CLOSE_GRACE_MS);
+    // Receipts of what this run stored or showed reach their authors now, if the server is there.
+    await this.#receipts.idle(RECEIPT_CLOSE_GRACE_MS);
+    this.#receipts.close();
     this.#outbox.close();
     this.#inbox.close();
     this.#groups.close();
@@ -505,12 +530,41 @@ export class TacitClient {
   /** Conversations, most recent first, with unread counts and the last message. */
   async conversations(): Promise<ConversationInfo[]> {
     const changed = new Set(await this.#trust.changedIdentities());
-    return (await this.#history.summaries()).map((c) => ({ ...c, last: c.last && this.#attachments.present(c.last), identityChanged: changed.has(c.contact) }));
+    const hideRead = !(await this.settings()).readReceipts;
+    return (await this.#history.summaries()).map((c) => ({ ...c, last: c.last && hideReadReceipts(this.#attachments.present(c.last), hideRead), identityChanged: changed.has(c.contact) }));
   }
 
   /** Messages of a conversation (oldest first): the newest `limit`, or the `limit` before `before` (a seq). */
   async history(conversation: string, options: { before?: number; limit?: number } = {}): Promise<HistoryMessage[]> {
-    return (await this.#history.page(await this.#conversation(conversation), options)).map((m) => this.#attachments.present(m));
+    const hideRead = !(await this.settings()).readReceipts;
+    return (await this.#history.page(await this.#conversation(conversation), options)).map((m) => hideReadReceipts(this.#attachments.present(m), hideRead));
+  }
+
+  // ---- settings (chat/settings.ts) ----
+
+  /** This device's chat settings: read receipts and typing indicators (both on by default). */
+  settings(): Promise<ChatSettings> {
+    return readSettings(this.#core.view());
+  }
+
+  /**
+   * Changes chat settings. Read receipts off: none are sent, and others' are not shown (as in
+   * Signal). Typing indicators off: none are sent or shown.
+   */
+  async updateSettings(change: Partial<ChatSettings>): Promise<ChatSettings> {
+    for (const [k, v] of Object.entries(change)) {
+      if ((k !== 'readReceipts' && k !== 'typingIndicators') || typeof v !== 'boolean') throw new ClientError('INVALID_ARGUMENT', `unknown setting or value: ${k.slice(0, 40)}`);
+    }
+    return this.#core.mutate(async (t) => {
+      const next = { ...(await readSettings(t)), ...change };
+      t.write(settingsCodec, PREFIX.settings, next);
+      return next;
+    });
+  }
+
+  /** Receipts queued and not yet sent (tests, diagnostics). */
+  pendingReceipts(): Promise<number> {
+    return this.#receipts.pending();
   }
 
   /** Incoming messages not yet shown, of one conversation or all, in the order they arrived. */

@@ -2,6 +2,7 @@
 import type { ClientError } from './errors.js';
 import type { ConversationId, HistoryMessage } from './history.js';
 import type { GroupInfo } from './group/groups.js';
+import type { ReceiptEvent } from './chat/receipts.js';
 
 export interface ClientEvents {
   /** A message arrived and is stored (shown once: redeliveries and resends are dropped). */
@@ -22,6 +23,8 @@ export interface ClientEvents {
    * (STATE_CORRUPT, naming the record). It is not acknowledged: the server keeps it.
    */
   'state-corrupt': { from: string; message: string };
+  /** A delivery or read receipt moved our outgoing messages (chat/receipts.ts). */
+  receipt: ReceiptEvent;
   connection: { state: 'ready' | 'drained' | 'disconnected'; retryInMs?: number };
   fatal: ClientError;
 }

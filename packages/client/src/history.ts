@@ -97,7 +97,18 @@ export interface HistoryMessage {
   serverIds?: string[];
   /** A group's system line (a join, a removal, a rename), not a message someone wrote. */
   system?: true;
+  /**
+   * Outgoing, once `sent`: how far it got, as Signal shows it (chat/receipts.ts): `sent` (one
+   * tick), `delivered` (every recipient has it on a device: two ticks), `read` (every recipient
+   * was shown it: filled ticks).
+   */
+  delivery?: Delivery;
+  /** Outgoing: per recipient (a group: per member), when it was delivered and read, ms. */
+  receipts?: Record<string, { delivered?: number; read?: number }>;
 }
+
+/** An outgoing message's receipts summed up (chat/receipts.ts). */
+export type Delivery = 'sent' | 'delivered' | 'read';
 
 export interface ConversationSummary {
   id: ConversationId;
@@ -183,6 +194,11 @@ export interface MessageMeta {
   sys?: 1;
   /** A file: its pointer and this device's notes on it. */
   file?: StoredAttachment;
+  /** Outgoing: who it was sent to (a group's members at the time; absent: the contact). */
+  rt?: string[];
+  /** Outgoing: recipient → when a delivery receipt came, and when a read receipt came, ms. */
+  dlv?: Record<string, number>;
+  rd?: Record<string, number>;
 }
 
 const STATES: ReadonlySet<string> = new Set<OutgoingState>(['uploading', 'queued', 'sent', 'failed']);
@@ -191,11 +207,27 @@ function isError(v: unknown): v is MessageError {
   return isObj(v) && isStr(v['code'], 64) && isStr(v['message'], MAX_ERROR_TEXT) && optional(v['serverCode'], (x): x is string => isStr(x, 64));
 }
 
+/** Recipients of one message at most (a group's members; chat/receipts.ts). */
+export const MAX_RECEIPT_RECIPIENTS = 1_000;
+
+function isTimeMap(v: unknown): v is Record<string, number> {
+  if (!isObj(v)) return false;
+  const entries = Object.entries(v);
+  return entries.length <= MAX_RECEIPT_RECIPIENTS && entries.every(([k, n]) => USERNAME_PATTERN.test(k) && k.length <= USERNAME_MAX_LENGTH && isInt(n));
+}
+
+function isUserList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.length <= MAX_RECEIPT_RECIPIENTS && v.every((u) => typeof u === 'string' && u.length <= USERNAME_MAX_LENGTH && USERNAME_PATTERN.test(u));
+}
+
 function isDeviceMap(v: unknown): v is Record<string, string> {
   if (!isObj(v)) return false;
   const entries = Object.entries(v);
   return entries.length <= 1_000 && entries.every(([k, s]) => /^[1-9][0-9]{0,9}$/.test(k) && isStr(s, 64));
 }
+
+/** `mi/…`: where the message a sender's id names sits in its conversation (History.findById). */
+const messageIdCodec = jsonCodec<{ seq: number }>('message index', (v) => (isObj(v) && isInt(v['seq'], 1) ? { seq: v['seq'] } : undefined));
 
 export const messageCodec = blobCodec<MessageMeta>('message', (v) => {
   if (!isObj(v)) return undefined;
@@ -206,6 +238,7 @@ export const messageCodec = blobCodec<MessageMeta>('message', (v) => {
   if (!optional(to, isDeviceMap) || !optional(pend, isInt) || !optional(att, isInt) || !optional(job, isInt)) return undefined;
   if (v['sys'] !== undefined && v['sys'] !== 1) return undefined;
   if (!optional(file, isStoredAttachment)) return undefined;
+  if (!optional(v['rt'], isUserList) || !optional(v['dlv'], isTimeMap) || !optional(v['rd'], isTimeMap)) return undefined;
   // Spread keeps only the fields that are present (a record never grows `undefined`s).
   return v as unknown as MessageMeta;
 });
@@ -228,8 +261,24 @@ function toHistory(conversation: ConversationId, seq: number, meta: MessageMeta,
     m.state = meta.st ?? 'sent';
     if (meta.err !== undefined) m.error = { ...meta.err };
     m.serverIds = Object.values(meta.to ?? {});
+    if (meta.sys !== 1) Object.assign(m, receiptView(conversation, meta));
   }
   return m;
+}
+
+/** An outgoing message's receipts as apps see them: per recipient, and summed up. */
+function receiptView(conversation: ConversationId, meta: MessageMeta): Pick<HistoryMessage, 'delivery' | 'receipts'> {
+  const contact = contactOf(conversation);
+  const to = meta.rt ?? (contact !== undefined ? [contact] : []);
+  const receipts: Record<string, { delivered?: number; read?: number }> = {};
+  for (const u of to) {
+    const delivered = meta.dlv?.[u];
+    const read = meta.rd?.[u];
+    receipts[u] = { ...(delivered !== undefined ? { delivered } : {}), ...(read !== undefined ? { read } : {}) };
+  }
+  if (meta.st !== 'sent' && meta.st !== undefined) return { receipts };
+  const all = (m: Record<string, number> | undefined): boolean => to.length > 0 && to.every((u) => m?.[u] !== undefined);
+  return { receipts, delivery: all(meta.rd) ? 'read' : all(meta.dlv) ? 'delivered' : 'sent' };
 }
 
 /** A message record's weight against MAX_HISTORY_BYTES: its key and its encoded value. */
@@ -248,8 +297,17 @@ function evictable(meta: MessageMeta, seq: number, conv: ConversationRecord, unr
   return seq <= conv.read || unreadToo;
 }
 
+/** Told by History inside the state change that made it (chat/receipts.ts sets them). */
+export interface HistoryHooks {
+  /** An incoming message someone wrote was stored. */
+  incoming?(t: StateTxn, m: HistoryMessage): Promise<void>;
+  /** Incoming messages were shown (the read cursor passed them). */
+  shown?(t: StateTxn, messages: readonly HistoryMessage[]): Promise<void>;
+}
+
 export class History {
   readonly #core: Core;
+  hooks: HistoryHooks = {};
 
   constructor(core: Core) {
     this.#core = core;
@@ -296,8 +354,21 @@ export class History {
       t.counters.pinnedBytes += w;
     }
     t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
+    if (meta.sys !== 1) t.write(messageIdCodec, this.#core.keys.messageId(id, meta.from, meta.id), { seq });
+    const m = toHistory(id, seq, meta, text, conv.read);
+    if (meta.d === 'in' && meta.sys !== 1) await this.hooks.incoming?.(t, m);
     await this.#trim(t);
-    return toHistory(id, seq, meta, text, conv.read);
+    return m;
+  }
+
+  /** The message `from` sent with `messageId` in a conversation (its author and id name it exactly), or undefined. */
+  async findById(t: Txn, id: ConversationId, from: string, messageId: string): Promise<{ seq: number; meta: MessageMeta; text: string } | undefined> {
+    const ref = await t.read(messageIdCodec, this.#core.keys.messageId(id, from, messageId));
+    if (ref === undefined) return undefined;
+    const m = await this.message(t, id, ref.seq);
+    // The index outlives nothing it names: a message dropped (or another in its place) does not match.
+    if (m === undefined || m.meta.id !== messageId || m.meta.from !== from) return undefined;
+    return { seq: ref.seq, ...m };
   }
 
   /** Reads one message; undefined if it is gone (dropped, or never existed). */
@@ -412,6 +483,7 @@ export class History {
         this.#moveCursor(t, conv, cursor, shown);
       }
       for (const m of all) m.read = true;
+      await this.hooks.shown?.(t, all.filter((m) => m.system !== true));
       render(all);
       return all.length;
     });
@@ -426,10 +498,15 @@ export class History {
       if (cursor <= conv.read) return 0;
       const prefix = this.#core.keys.messagesOf(id);
       let shown = 0;
+      const seen: HistoryMessage[] = [];
       for (const r of await t.list(prefix, { after: prefix + seqKey(conv.read), before: prefix + seqKey(cursor + 1) })) {
-        if (messageCodec.decode(r.value).meta.d === 'in') shown++;
+        const { meta, blob } = messageCodec.decode(r.value);
+        if (meta.d !== 'in') continue;
+        shown++;
+        if (meta.sys !== 1) seen.push(toHistory(id, keyNumber(r.key), meta, utf8Decode(blob), cursor));
       }
       this.#moveCursor(t, conv, cursor, shown);
+      await this.hooks.shown?.(t, seen);
       return shown;
     });
   }
@@ -548,6 +625,7 @@ export class History {
   #dropOne(t: StateTxn, x: { conv: ConversationRecord; key: string; seq: number; meta: MessageMeta; weight: number }, dropped: Map<ConversationId, Dropped>): void {
     const unread = x.meta.d === 'in' && x.seq > x.conv.read;
     t.delete(x.key);
+    if (x.meta.sys !== 1) t.delete(this.#core.keys.messageId(x.conv.id, x.meta.from, x.meta.id));
     x.conv.count--;
     x.conv.bytes -= x.weight;
     x.conv.dropped++;

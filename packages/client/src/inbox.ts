@@ -50,6 +50,12 @@ export interface Ciphertext {
   serverTimestamp: number;
 }
 
+/** Where receipts and typing indicators go (chat/); set by the client. */
+export interface ChatReceiver {
+  /** Claims a plaintext that is one of its kinds (receipt, typing) and handles it; false: not one. */
+  receiveChat(t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<boolean>;
+}
+
 /** Where group traffic goes (group/groups.ts); set by the client. */
 export interface GroupReceiver {
   receiveGroupMessage(t: StateTxn, env: WireEnvelope): Promise<{ conversation: string; id: string; text: string; sentAt: number; file?: AttachmentPointer } | undefined>;
@@ -58,6 +64,7 @@ export interface GroupReceiver {
 
 export class Inbox {
   groups: GroupReceiver | undefined;
+  chat: ChatReceiver | undefined;
   readonly #core: Core;
   readonly #history: History;
   readonly #trust: Trust;
@@ -266,6 +273,11 @@ export class Inbox {
       // A group change or a member's sender key, over the pairwise session.
       await this.#directory.noteDevice(t, m.from, m.fromDevice);
       await this.groups.receivePairwise(t, m.from, m.fromDevice, plaintext);
+      return undefined;
+    }
+    if (this.chat !== undefined && (await this.chat.receiveChat(t, m.from, m.fromDevice, plaintext))) {
+      // A receipt or typing indicator: never stored in history, never answered with a receipt.
+      await this.#directory.noteDevice(t, m.from, m.fromDevice);
       return undefined;
     }
     const read = readEnvelope(plaintext);

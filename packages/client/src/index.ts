@@ -27,7 +27,10 @@ export {
   type HistoryMessage,
   type MessageError,
   type OutgoingState,
+  type Delivery,
 } from './history.js';
+export { MAX_RECEIPT_IDS, MAX_QUEUED_RECEIPTS, RECEIPT_BATCH_DELAY_MS, RECEIPT_CLOSE_GRACE_MS, decodeReceipt, encodeReceipt, looksLikeReceipt, type ReceiptKind, type ReceiptPayload, type ReceiptEvent } from './chat/receipts.js';
+export { DEFAULT_SETTINGS, type ChatSettings } from './chat/settings.js';
 export { MAX_OUTBOX, MESSAGE_ID_BYTES, type SendResult } from './outbox.js';
 export { MAX_SEEN_SERVER_IDS, MAX_SEEN_MESSAGE_IDS } from './inbox.js';
 export { FAILURES_BEFORE_THROTTLE, MAX_PARKED, THROTTLED, THROTTLED_ATTEMPTS_PER_SECOND } from './throttle.js';

@@ -59,6 +59,12 @@ export const PREFIX = {
   senderKey: 'sk/',
   /** Which group a received sender key belongs to, per (sender device, distribution id). */
   senderKeyGroup: 'gd/',
+  /** Message index: (conversation, author, message id) → seq (history.ts findById). */
+  messageId: 'mi/',
+  /** Receipts waiting to be sent, in order (chat/receipts.ts). */
+  receiptQueue: 'rq/',
+  /** This device's chat settings: read receipts, typing indicators (chat/settings.ts). */
+  settings: 'set',
   /** Sequence numbers and counts that bound the store. */
   counters: 'ctr',
 } as const;
@@ -145,6 +151,10 @@ export class RecordKeys {
   senderKeyGroup(name: string): string {
     return PREFIX.senderKeyGroup + this.pseudonym('sender-key', name);
   }
+  /** A message by (conversation, author, id): all three hashed, ids are chosen by senders. */
+  messageId(conversationId: string, from: string, messageId: string): string {
+    return PREFIX.messageId + this.pseudonym('message-id', `${conversationId}\0${from}\0${messageId}`);
+  }
   /** A (sender, message id) pair: the id is chosen by the sender, so it too is hashed. */
   seenMessage(username: string, messageId: string): string {
     return PREFIX.seenMessageId + this.pseudonym('message', `${username}\0${messageId}`);
@@ -174,6 +184,9 @@ export function describeKey(key: string): string {
     [PREFIX.quarantine]: 'held message',
     [PREFIX.parked]: 'parked message',
     [PREFIX.counters]: 'store counters',
+    [PREFIX.messageId]: 'message index',
+    [PREFIX.receiptQueue]: 'queued receipt',
+    [PREFIX.settings]: 'settings',
     [PREFIX.group]: 'group',
     [PREFIX.groupQueue]: 'queued group message',
     [PREFIX.senderKey]: 'sender key',

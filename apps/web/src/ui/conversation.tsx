@@ -102,6 +102,26 @@ function stateText(state: NonNullable<MessageView['state']>, online: boolean): s
   return state === 'sent' ? 'Stored by server' : 'Failed';
 }
 
+/**
+ * A sent message's receipts as Signal shows them: one tick when the server stored it, two when
+ * every recipient's device has it, two filled when every recipient has read it. In a group the
+ * title says who has read it and who has it.
+ */
+function Ticks({ m }: { m: MessageView }) {
+  const d = m.delivery ?? 'sent';
+  const label = d === 'read' ? 'Read' : d === 'delivered' ? 'Delivered' : 'Sent';
+  const who = [m.readBy?.length ? `read by ${m.readBy.join(', ')}` : '', m.deliveredTo?.length ? `delivered to ${m.deliveredTo.join(', ')}` : ''].filter((x) => x !== '').join('; ');
+  return (
+    <span class={`ticks ${d}`} data-testid="delivery" data-delivery={d} title={who !== '' ? `${label}: ${who}` : label}>
+      <span class="tick-marks" aria-hidden="true">
+        <span class="tick-glyph">{d === 'sent' ? '✓' : '✓✓'}</span>
+      </span>{' '}
+      {label}
+      {who !== '' && d !== 'read' && <span class="visually-hidden"> ({who})</span>}
+    </span>
+  );
+}
+
 function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: string; m: MessageView; blocked: boolean; online: boolean }) {
   if (m.system) {
     return (
@@ -138,8 +158,7 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
         {m.state && (
           <span class="msg-state" data-testid="msg-state">
             {' · '}
-            {m.state === 'sent' ? <span aria-hidden="true">✓ </span> : null}
-            {stateText(m.state, online)}
+            {m.state === 'sent' ? <Ticks m={m} /> : stateText(m.state, online)}
           </span>
         )}
       </span>

@@ -1,3 +1,4 @@
+import { ChatSettingsPanel } from './chat-settings.js';
 import { useState } from 'preact/hooks';
 import { MIN_PASSPHRASE_LENGTH } from '@tacit/client/browser';
 import type { Chat } from '../chat.js';
@@ -109,6 +110,7 @@ export function Settings({ chat }: { chat: Chat }) {
           </p>
         )}
       </form>
+      <ChatSettingsPanel chat={chat} />
     </section>
   );
 }

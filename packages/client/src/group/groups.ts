@@ -582,6 +582,8 @@ export class Groups {
       const rec = await this.#load(t, id);
       if (!isMember(rec?.state, a.username)) throw new ClientError('INVALID_ARGUMENT', 'you are not a member of this group');
       const meta: MessageMeta = { d: 'out', id: toHex(this.#core.backend.randomBytes(MESSAGE_ID_BYTES)), from: a.username, dev: a.deviceId, sentAt: this.#core.now(), st: 'queued', to: {}, pend: 0, att: 0, job: 1 };
+      // Who receipts may come from (chat/receipts.ts): the members it goes to.
+      meta.rt = currentMembers(rec!.state).filter((u) => u !== a.username);
       const msg = await this.#o.history.append(t, groupConversation(id), meta, text);
       t.write(jobCodec, this.#core.keys.groupQueued(id, t.nextSeq()), { group: id, msg: msg.seq });
       t.counters.queued++;
@@ -601,9 +603,10 @@ export class Groups {
     if (id === undefined) throw new ClientError('INVALID_ARGUMENT', 'not a group conversation');
     const a = this.#core.account;
     const m = await this.#core.mutate(async (t) => {
-      if (!isMember((await this.#load(t, id))?.state, a.username)) throw new ClientError('INVALID_ARGUMENT', 'you are not a member of this group');
+      const rec = await this.#load(t, id);
+      if (!isMember(rec?.state, a.username)) throw new ClientError('INVALID_ARGUMENT', 'you are not a member of this group');
       const updated = await this.#o.history.update(t, conversation, seq, (x) => {
-        const next: MessageMeta = { ...change(x), st: 'queued', job: 1 };
+        const next: MessageMeta = { ...change(x), st: 'queued', job: 1, rt: currentMembers(rec!.state).filter((u) => u !== a.username) };
         delete next.err;
         return next;
       });

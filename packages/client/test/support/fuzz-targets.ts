@@ -31,7 +31,7 @@ import {
   type CryptoBackend,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload } from '../../src/index.ts';
+import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
 import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
 import { accountCodec } from '../../src/account.ts';
@@ -291,6 +291,16 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
         encodeGroupPayload({ grp: 'text', group: '0123456789abcdef0123456789abcdef', id: 'ab12', text: 'hi all', sentAt: 1_700_000_000_000 }),
       ],
       decode: (b) => decodeGroupPayload(b as Uint8Array),
+    },
+    {
+      // Delivery and read receipts (chat/receipts.ts), over a pairwise session.
+      name: 'client: decodeReceipt',
+      input: 'bytes',
+      seeds: [
+        encodeReceipt({ kind: 'delivered', ids: ['0123456789abcdef0123456789abcdef'] }),
+        encodeReceipt({ kind: 'read', ids: ['a', 'b', 'c'], group: '0123456789abcdef0123456789abcdef' }),
+      ],
+      decode: (b) => decodeReceipt(b as Uint8Array),
     },
     {
       name: 'client: readEnvelope with a file pointer',
