@@ -29,6 +29,12 @@ export interface NewFanout {
   recipients: { username: string; devices: FanoutDevice[] }[];
   timestamp: number;
   expiresAt: number;
+  /**
+   * The fan-out's digest (resend.ts, `fanoutDigest`): when the sending device stored a fan-out
+   * with this digest within RESEND_WINDOW_MS and among its last RESEND_MEMORY_PER_DEVICE sends,
+   * nothing is stored, no check runs, and the result is `resent`. Absent: always written.
+   */
+  digest?: Uint8Array;
 }
 
 export type FanoutRefusal = 'NOT_FOUND' | 'STALE_DEVICE' | 'MISMATCHED_DEVICES';
@@ -44,7 +50,17 @@ export type FanoutResult =
    * Stored: `stored[i][j]` is the copy for recipient i's device j, or null when that device's
    * mailbox was full and it was skipped (listed in `mailboxFull`).
    */
-  | { ok: true; stored: (StoredCopy | null)[][]; mailboxFull: Address[] }
+  | {
+      ok: true;
+      stored: (StoredCopy | null)[][];
+      mailboxFull: Address[];
+      /**
+       * A resend of a fan-out the device already stored (NewFanout.digest): every `stored` entry
+       * is null (the copies were delivered or queued then), and this is when it was stored and how
+       * many copies; which devices had a full mailbox then is not remembered.
+       */
+      resent?: { timestamp: number; stored: number };
+    }
   | { ok: false; code: FanoutRefusal; accounts: DeviceMismatch[] };
 
 /** One account's current devices as the store sees them inside the write's transaction. */
@@ -108,6 +124,11 @@ export function checkSendDeviceList(
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The answer to a fan-out recognised as a resend: nothing stored now (see FanoutResult). */
+export function resentFanout(f: Pick<NewFanout, 'recipients'>, timestamp: number, stored: number): FanoutResult {
+  return { ok: true, stored: f.recipients.map((r) => r.devices.map(() => null)), mailboxFull: [], resent: { timestamp, stored } };
+}
 
 function sorted(ids: number[]): number[] {
   return [...ids].sort((a, b) => a - b);

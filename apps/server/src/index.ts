@@ -6,7 +6,7 @@ export type { SignatureVerifier } from './context.js';
 export { ServerError, isServerError } from './errors.js';
 export * from './store.js';
 export * from './fanout.js';
-export { RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS, sendDigest } from './resend.js';
+export { fanoutDigest, RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS, sendDigest } from './resend.js';
 export { RedisCluster, type Cluster, type ClusterHandlers, type RemoteMessage } from './cluster.js';
 export { LocalLimiters, RateLimiter, type BucketSpec, type ConnectionRegistry, type Limiters, type RateLimit } from './rate.js';
 export { RedisLimiters, connectionLeaseMs, type RedisLimitersOptions } from './rate-redis.js';

@@ -21,7 +21,7 @@ import pg from 'pg';
 import { migrate, type MigrationReport } from './postgres-migrations.js';
 import { RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS } from './resend.js';
 import type { Redis } from 'ioredis';
-import { checkDeviceLists, fanoutTargets, type FanoutResult, type NewFanout, type StoredCopy } from './fanout.js';
+import { checkDeviceLists, fanoutTargets, resentFanout, type FanoutResult, type NewFanout, type StoredCopy } from './fanout.js';
 import {
   addressKey,
   type AccountInfo,
@@ -474,6 +474,17 @@ export class PostgresStore implements Store {
 
   async writeFanout(f: NewFanout, maxQueue: number): Promise<FanoutResult> {
     return this.#tx(async (c) => {
+      const sender = addressKey(f.from);
+      if (f.digest !== undefined) {
+        // The sender's ring head first (as write_batch_once, before any recipient lock), so two
+        // nodes writing the same device's sends take turns; then a resend of a stored fan-out is
+        // answered as it was (resend.ts), before any other check.
+        await c.query('INSERT INTO sent_memory_heads (sender, next) VALUES ($1, 0) ON CONFLICT (sender) DO NOTHING', [sender]);
+        await c.query('SELECT 1 FROM sent_memory_heads WHERE sender = $1 FOR UPDATE', [sender]);
+        const seen = (await c.query('SELECT message_id, ts FROM sent_memory WHERE sender = $1 AND digest = $2 AND ts > $3 LIMIT 1', [sender, buf(f.digest), f.timestamp - RESEND_WINDOW_MS]))
+          .rows as Row[];
+        if (seen[0] !== undefined) return resentFanout(f, num(seen[0]['ts']), num(seen[0]['message_id']));
+      }
       // The named accounts (FOR SHARE: addDevice locks its account FOR UPDATE, so no device can be
       // added before this commits), then every device of them in address order (FOR NO KEY
       // UPDATE, as writeBatch locks its recipients: per-recipient order, and no device removed in
@@ -522,6 +533,13 @@ export class PostgresStore implements Store {
           stored[t.i]![t.j] = { id: newIds[k]!, after: last.get(key) ?? 0 };
           last.set(key, newIds[k]!);
         });
+        if (f.digest !== undefined) {
+          const slot = num(((await c.query('UPDATE sent_memory_heads SET next = next + 1 WHERE sender = $1 RETURNING next', [sender])).rows as Row[])[0]!['next']);
+          await c.query(
+            'INSERT INTO sent_memory (sender, slot, digest, message_id, ts) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sender, slot) DO UPDATE SET digest = EXCLUDED.digest, message_id = EXCLUDED.message_id, ts = EXCLUDED.ts',
+            [sender, slot % RESEND_MEMORY_PER_DEVICE, buf(f.digest), accepted.length, f.timestamp],
+          );
+        }
       }
       return { ok: true, stored, mailboxFull };
     });

@@ -4,7 +4,7 @@
  * and its fsync never block the event loop that serves the sockets.
  */
 import type Database from 'better-sqlite3';
-import { checkDeviceLists, fanoutTargets, type CurrentDevices, type FanoutResult, type NewFanout, type StoredCopy } from './fanout.js';
+import { checkDeviceLists, fanoutTargets, resentFanout, type CurrentDevices, type FanoutResult, type NewFanout, type StoredCopy } from './fanout.js';
 import { RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS } from './resend.js';
 import { addressKey, type Address, type EnqueueResult, type NewMessage } from './store.js';
 
@@ -174,6 +174,12 @@ export class MessageBatchWriter {
   writeFanout(f: NewFanout, maxQueue: number): FanoutResult {
     const lenDelta = new Map<string, number>();
     const tx = this.#db.transaction((): FanoutResult => {
+      const sender = addressKey(f.from);
+      if (f.digest !== undefined) {
+        // A resend of a stored fan-out: answered as it was (resend.ts), before any other check.
+        const seen = this.#findSent.get(sender, buf(f.digest), f.timestamp - RESEND_WINDOW_MS) as Row | undefined;
+        if (seen !== undefined) return resentFanout(f, Number(seen['ts']), Number(seen['message_id']));
+      }
       const current = new Map<string, CurrentDevices | undefined>();
       for (const r of f.recipients) {
         const rows = this.#accountDevices.all(r.username) as { id: number; reg: number }[];
@@ -185,6 +191,7 @@ export class MessageBatchWriter {
       this.#skipAnnounced();
       const stored: (StoredCopy | null)[][] = f.recipients.map((r) => r.devices.map(() => null));
       const mailboxFull: Address[] = [];
+      let copies = 0;
       for (const { i, j, to, device } of fanoutTargets(f)) {
         const key = addressKey(to);
         if (this.#queueLength(key) + (lenDelta.get(key) ?? 0) >= maxQueue) {
@@ -195,6 +202,11 @@ export class MessageBatchWriter {
         const r = this.#insert.run(key, f.from.username, f.from.deviceId, device.kind, Buffer.from(b.buffer, b.byteOffset, b.byteLength), f.timestamp, f.expiresAt);
         lenDelta.set(key, (lenDelta.get(key) ?? 0) + 1);
         stored[i]![j] = { id: Number(r.lastInsertRowid) };
+        copies++;
+      }
+      if (f.digest !== undefined && copies > 0) {
+        const slot = Number(this.#nextSlot.get(sender)) % RESEND_MEMORY_PER_DEVICE;
+        this.#rememberSent.run(sender, slot, buf(f.digest), copies, f.timestamp);
       }
       return { ok: true, stored, mailboxFull };
     });

@@ -270,6 +270,75 @@ export function fanoutSuite(name: string, makeStore: () => Promise<Store>): void
     assert.equal(text((await cb.next(isMessage)) as MessageFrame), 'via the SDK');
   });
 
+  run('the compact recipient list (to): the same rules and answers as recipients', async (h, connect) => {
+    const alice = await register(h);
+    const bob = await register(h);
+    const carol = await register(h);
+    const bob2 = await addDevice(h, bob);
+    const ca = await connect(first(alice));
+    const entry = (...ds: Device[]) => [ds[0]!.username, ds.map((d) => d.deviceId), ds.map((d) => d.registrationId)];
+    // A group message to every device.
+    const group = await multi(ca, { to: [entry(first(bob), bob2), entry(first(carol))], message: { type: 'sender-key', body: body('compact group') } });
+    assert.deepEqual([group.type, (group as SentMultiFrame).stored], ['sent-multi', 3]);
+    // Per-device messages.
+    const own = await multi(ca, { to: [[...entry(first(bob), bob2), [{ type: 'whisper', body: body('to bob.1') }, { type: 'prekey', body: body('to bob.2') }]]] });
+    assert.deepEqual([own.type, (own as SentMultiFrame).stored], ['sent-multi', 2]);
+    // Device-list answers: a device missing, a stale registration id, an unknown account.
+    const missing = (await multi(ca, { to: [entry(first(bob))], message: { type: 'sender-key', body: body('x') } })) as ErrorFrame;
+    assert.deepEqual([missing.code, missing.accounts], ['MISMATCHED_DEVICES', [{ username: bob.username, missing: [bob2.deviceId], extra: [], stale: [] }]]);
+    const stale = (await multi(ca, { to: [[bob.username, [1, bob2.deviceId], [first(bob).registrationId, bob2.registrationId === 1 ? 2 : 1]]], message: { type: 'sender-key', body: body('x') } })) as ErrorFrame;
+    assert.deepEqual([stale.code, stale.accounts], ['STALE_DEVICE', [{ username: bob.username, missing: [], extra: [], stale: [bob2.deviceId] }]]);
+    const unknown = (await multi(ca, { to: [['nobody_here', [1], [1]]], message: { type: 'sender-key', body: body('x') } })) as ErrorFrame;
+    assert.equal(unknown.code, 'NOT_FOUND');
+    const cb = await connect(first(bob));
+    await cb.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb.frames.filter(isMessage).map((m) => [m.envelope.type, text(m)]), [['sender-key', 'compact group'], ['whisper', 'to bob.1']]);
+    const cb2 = await connect(bob2);
+    await cb2.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb2.frames.filter(isMessage).map((m) => [m.envelope.type, text(m)]), [['sender-key', 'compact group'], ['prekey', 'to bob.2']]);
+  });
+
+  run('compact frames over a limit are answered and keep the socket', async (h, connect) => {
+    const alice = await register(h);
+    const bob = await register(h);
+    const bob2 = await addDevice(h, bob);
+    const ca = await connect(first(alice));
+    const regs = [first(bob).registrationId, bob2.registrationId];
+    const tooMany = (await multi(ca, { to: [[bob.username, [1, bob2.deviceId], regs]], message: { type: 'sender-key', body: body('x') } })) as ErrorFrame;
+    assert.equal(tooMany.code, 'TOO_MANY_RECIPIENTS');
+    const bigOwn = (await multi(ca, { to: [[bob.username, [1], [regs[0]!], [{ type: 'whisper', body: b64(new Uint8Array(2049)) }]]] })) as ErrorFrame;
+    assert.equal(bigOwn.code, 'MESSAGE_TOO_LARGE');
+    assert.equal(ca.isClosed, false);
+  }, { maxFanoutDevices: 1, maxMessageBytes: 2048 });
+
+  run('a resent send-multi (its answer lost) is answered as stored and not stored again', async (h, connect) => {
+    const alice = await register(h);
+    const bob = await register(h);
+    const bob2 = await addDevice(h, bob);
+    const carol = await register(h);
+    const ca = await connect(first(alice));
+    const frame = { to: [[bob.username, [1, bob2.deviceId], [first(bob).registrationId, bob2.registrationId]], [carol.username, [1], [first(carol).registrationId]]], message: { type: 'sender-key', body: body('once') } };
+    const a = (await multi(ca, frame)) as SentMultiFrame;
+    assert.deepEqual([a.type, a.stored], ['sent-multi', 3]);
+    // The same frame on a new connection (as the SDK resends what had no answer), under a new id.
+    ca.close();
+    const again = await connect(first(alice));
+    const b = (await multi(again, frame)) as SentMultiFrame;
+    assert.deepEqual([b.type, b.stored, b.timestamp], ['sent-multi', 3, a.timestamp]);
+    // Per-device messages too, in the original spelling.
+    const own = { recipients: [{ username: carol.username, devices: [{ ...named(first(carol))[0]!, message: { type: 'whisper', body: body('own once') } }] }] };
+    const c = (await multi(again, own)) as SentMultiFrame;
+    const d = (await multi(again, own)) as SentMultiFrame;
+    assert.deepEqual([c.stored, d.stored, d.timestamp], [1, 1, c.timestamp]);
+    // A new message to the same devices is stored.
+    assert.equal(((await multi(again, { ...frame, message: { type: 'sender-key', body: body('twice') } })) as SentMultiFrame).stored, 3);
+    for (const [d2, want] of [[first(bob), ['once', 'twice']], [bob2, ['once', 'twice']], [first(carol), ['once', 'own once', 'twice']]] as const) {
+      const c2 = await connect(d2);
+      await c2.next((f) => f.type === 'queue-empty');
+      assert.deepEqual(c2.frames.filter(isMessage).map((m) => text(m)), want, `${d2.username}.${d2.deviceId}`);
+    }
+  });
+
   run('malformed frames close the socket (INVALID_REQUEST)', async (h) => {
     const alice = await register(h);
     const bob = await register(h);
@@ -285,6 +354,14 @@ export function fanoutSuite(name: string, makeStore: () => Promise<Store>): void
       { recipients: [{ username: bob.username, devices: [{ deviceId: 1 }] }], message: { type: 'sender-key', body: body('x') } },
       { recipients: [{ username: bob.username, devices: [] }], message: { type: 'sender-key', body: body('x') } },
       { recipients: [], message: { type: 'sender-key', body: body('x') } },
+      // Compact: both spellings, fewer registration ids than devices, an entry as an object, a
+      // device twice, an account twice.
+      { to: [[bob.username, [1], [1]]], recipients: [{ username: bob.username, devices: [{ deviceId: 1, registrationId: 1 }] }], message: { type: 'sender-key', body: body('x') } },
+      { to: [[bob.username, [1, 2], [1]]], message: { type: 'sender-key', body: body('x') } },
+      { to: [{ username: bob.username, devices: [1] }], message: { type: 'sender-key', body: body('x') } },
+      { to: [[bob.username, [1, 1], [1, 1]]], message: { type: 'sender-key', body: body('x') } },
+      { to: [[bob.username, [1], [1]], [bob.username.toUpperCase(), [2], [1]]], message: { type: 'sender-key', body: body('x') } },
+      { to: [[bob.username, [1], [1], [{ type: 'whisper', body: body('x') }]]], message: { type: 'sender-key', body: body('x') } },
     ];
     for (const f of frames) {
       const c = await Client.connect(h.wsUrl, first(alice));

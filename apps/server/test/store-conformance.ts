@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS, sendDigest, type Address, type DeviceKeys, type NewDevice, type NewFanout, type NewMessage, type Store } from '../src/index.js';
+import { fanoutDigest, RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS, sendDigest, type Address, type DeviceKeys, type NewDevice, type NewFanout, type NewMessage, type Store } from '../src/index.js';
 
 const rb = (n: number) => new Uint8Array(randomBytes(n));
 const key = (id: number, n = 33) => ({ keyId: id, publicKey: rb(n), signature: rb(64) });
@@ -419,6 +419,42 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     const [m2] = await s.fetchQueue({ username: 'pb', deviceId: 2 }, 0, 10, 0);
     assert.deepEqual([m1?.kind, Buffer.from(m1!.body).equals(b1), m2?.kind, Buffer.from(m2!.body).equals(b2)], [3, true, 2, true]);
     assert.deepEqual(r.stored.map((copies) => copies.map((c) => c?.id)), [[m2!.id, m1!.id]]);
+  });
+
+  run('fan-out resends: the same fan-out again is answered as stored, not stored again; another one is stored', async (s) => {
+    await account(s, 'ra', 1);
+    await account(s, 'rb', 2);
+    await account(s, 'rc', 1);
+    const from = { username: 'ra', deviceId: 1 };
+    const targets = [{ username: 'rb', deviceId: 1 }, { username: 'rb', deviceId: 2 }, { username: 'rc', deviceId: 1 }];
+    const withDigest = (f: NewFanout, timestamp: number): NewFanout => ({ ...f, timestamp, digest: fanoutDigest(f) });
+    const body = rb(64);
+    const f = shared(body, [{ username: 'rb', ids: [1, 2] }, { username: 'rc', ids: [1] }], from);
+    const first = await s.writeFanout(withDigest(f, 5000), 10);
+    assert.ok(first.ok && first.resent === undefined);
+    assert.deepEqual(await queueLengths(s, targets), [1, 1, 1]);
+    // The same frame later (its answer was lost), with a fresh copy of the body: recognised, even
+    // after a device was added (no check runs for a recognised resend, as for single sends).
+    await s.addDevice('rc', { ...device(), registrationId: 77 }, 10, 127);
+    const again = await s.writeFanout(withDigest(shared(body.slice(), [{ username: 'rb', ids: [1, 2] }, { username: 'rc', ids: [1] }], from), 6000), 10);
+    assert.deepEqual(again, { ok: true, stored: [[null, null], [null]], mailboxFull: [], resent: { timestamp: 5000, stored: 3 } });
+    assert.deepEqual(await queueLengths(s, targets), [1, 1, 1], 'nothing stored again');
+    // Another sender device's identical fan-out, another body, another device list, or after the
+    // window: written (and here refused or stored by the usual rules).
+    const other = await s.writeFanout(withDigest(shared(rb(64), [{ username: 'rb', ids: [1, 2] }], from), 6000), 10);
+    assert.ok(other.ok && other.resent === undefined);
+    const changed = await s.writeFanout(withDigest(shared(body, [{ username: 'rb', ids: [1, 2] }, { username: 'rc', ids: [1, 2], regs: { 2: 77 } }], from), 6000), 10);
+    assert.ok(changed.ok && changed.resent === undefined);
+    const late = await s.writeFanout(withDigest(f, 5000 + RESEND_WINDOW_MS + 1), 10);
+    assert.ok(!late.ok && late.code === 'MISMATCHED_DEVICES', 'past the window it is a new send, checked as one');
+    assert.deepEqual(await queueLengths(s, [...targets, { username: 'rc', deviceId: 2 }]), [3, 3, 2, 1]);
+    // A fan-out that stored nothing (every mailbox full) is not remembered: its resend is written.
+    await account(s, 'rd', 1);
+    const full = shared(rb(8), [{ username: 'rd', ids: [1] }], from);
+    const none = await s.writeFanout(withDigest(full, 7000), 0);
+    assert.ok(none.ok && none.mailboxFull.length === 1 && none.resent === undefined);
+    const retried = await s.writeFanout(withDigest(full, 7001), 10);
+    assert.ok(retried.ok && retried.resent === undefined && retried.stored[0]?.[0] !== null);
   });
 
   run('fan-out: unknown accounts first, then stale devices, then missing/extra; nothing stored', async (s) => {

@@ -16,7 +16,7 @@
  * one without an `id` is followed by a close whose code is ERRORS[code].close and whose reason
  * is the code.
  */
-import { MAX_ACK_IDS, MAX_CLIENT_ID_LENGTH, MAX_DEVICE_ID, MAX_FANOUT_DEVICES, MAX_MESSAGE_BYTES, MAX_SENT_BATCH } from './limits.js';
+import { MAX_ACK_IDS, MAX_CLIENT_ID_LENGTH, MAX_DEVICE_ID, MAX_FANOUT_DEVICES, MAX_MESSAGE_BYTES, MAX_REGISTRATION_ID, MAX_SENT_BATCH } from './limits.js';
 import { deviceId, registrationId } from './keys.js';
 import { deviceSecret, username } from './accounts.js';
 import { array, base64Bytes, integer, invalid, isPlainObject, literal, object, ok, string, type Checked, type Validator } from './validate.js';
@@ -131,6 +131,10 @@ export interface PingFrame {
  * refused) and listed in `sent-multi.mailboxFull`, so one device that never connects cannot block
  * a group. At most MAX_FANOUT_DEVICES devices (TOO_MANY_RECIPIENTS) and MAX_FANOUT_BYTES stored
  * bytes (MESSAGE_TOO_LARGE); the frame must fit in MAX_FRAME_BYTES.
+ *
+ * Two spellings of the recipient list, exactly one per frame: the compact `to` (CompactSendMultiFrame,
+ * what the SDK sends) or the original `recipients` (still accepted). Validation turns either
+ * into this form, which is what the server works with.
  */
 export interface SendMultiFrame {
   type: 'send-multi';
@@ -154,6 +158,28 @@ export interface FanoutDevice {
   /** This device's own ciphertext; present on every device exactly when the frame has no `message`. */
   message?: { type: CiphertextType; body: string };
 }
+
+/**
+ * One account of a compact `send-multi`: its username, its device ids, the registration id of each
+ * (parallel arrays, same length, 1..MAX_DEVICE_ID devices), and, when the frame has no shared
+ * `message`, each device's own ciphertext in a fourth parallel array. About 20 bytes per account
+ * of one device against about 70 in `recipients` (issue 9's byte target for group sends).
+ */
+export type CompactRecipient =
+  | [username: string, deviceIds: number[], registrationIds: number[]]
+  | [username: string, deviceIds: number[], registrationIds: number[], messages: { type: CiphertextType; body: string }[]];
+
+/** `send-multi` with the compact recipient list `to` (same rules and answers as SendMultiFrame). */
+export interface CompactSendMultiFrame {
+  type: 'send-multi';
+  id: string;
+  /** Every recipient account once, 1..MAX_FANOUT_DEVICES entries. */
+  to: CompactRecipient[];
+  message?: { type: CiphertextType; body: string };
+}
+
+/** A `send-multi` as a client may put it on the wire (either spelling). */
+export type SendMultiWireFrame = SendMultiFrame | CompactSendMultiFrame;
 
 export type ClientFrame = AuthFrame | SendFrame | SendMultiFrame | AckFrame | AckBatchFrame | PingFrame;
 
@@ -277,25 +303,99 @@ const sendMultiShape: Validator<SendMultiFrame> = object(
   { type: literal('send-multi'), id: clientId, recipients: array(fanoutRecipient, { min: 1, max: MAX_FANOUT_DEVICES }), message: ciphertext },
   ['message'],
 );
+const accountMessages = array(ciphertext, { min: 1, max: MAX_DEVICE_ID });
 
-/** The shape, plus: each account and device named once, and exactly one way of carrying the ciphertext. */
+/**
+ * 1..MAX_DEVICE_ID integers in lo..hi, in item `item` of compact entry `i` of the list at `list`.
+ * Paths are made only for an answer, and no closure per entry: a group send names hundreds of
+ * ids, and building paths eagerly was most of the list's validation cost.
+ */
+function idList(v: unknown, list: string, i: number, item: number, lo: number, hi: number): Checked<number[]> {
+  if (!Array.isArray(v)) return invalid(`${list}[${i}][${item}]`, 'expected an array');
+  if (v.length < 1) return invalid(`${list}[${i}][${item}]`, 'fewer than 1 items');
+  if (v.length > MAX_DEVICE_ID) return invalid(`${list}[${i}][${item}]`, `more than ${MAX_DEVICE_ID} items`);
+  for (let k = 0; k < v.length; k++) {
+    const n: unknown = v[k];
+    if (typeof n !== 'number' || !Number.isSafeInteger(n)) return invalid(`${list}[${i}][${item}][${k}]`, 'expected an integer');
+    if (n < lo || n > hi) return invalid(`${list}[${i}][${item}][${k}]`, `out of range ${lo}..${hi}`);
+  }
+  return ok((v as number[]).slice());
+}
+
+/** Compact entry `i` of the list at `list`, [username, deviceIds, registrationIds, messages?], as a FanoutRecipient. */
+function compactRecipient(v: unknown, list: string, i: number): Checked<FanoutRecipient> {
+  if (!Array.isArray(v)) return invalid(`${list}[${i}]`, 'expected [username, deviceIds, registrationIds(, messages)]');
+  if (v.length !== 3 && v.length !== 4) return invalid(`${list}[${i}]`, 'expected 3 or 4 items');
+  const name = username(v[0]);
+  if (!name.ok) return invalid(`${list}[${i}][0]`, name.reason);
+  const ids = idList(v[1], list, i, 1, 1, MAX_DEVICE_ID);
+  if (!ids.ok) return ids;
+  const regs = idList(v[2], list, i, 2, 1, MAX_REGISTRATION_ID);
+  if (!regs.ok) return regs;
+  if (regs.value.length !== ids.value.length) return invalid(`${list}[${i}][2]`, 'not one registration id per device');
+  let messages: { type: CiphertextType; body: string }[] | undefined;
+  if (v.length === 4) {
+    const m = accountMessages(v[3], `${list}[${i}][3]`);
+    if (!m.ok) return m;
+    if (m.value.length !== ids.value.length) return invalid(`${list}[${i}][3]`, 'not one message per device');
+    messages = m.value;
+  }
+  const devices: FanoutDevice[] = [];
+  for (let j = 0; j < ids.value.length; j++) {
+    const d: FanoutDevice = { deviceId: ids.value[j]!, registrationId: regs.value[j]! };
+    if (messages !== undefined) d.message = messages[j]!;
+    devices.push(d);
+  }
+  return ok({ username: name.value, devices });
+}
+
+/** The compact list: 1..MAX_FANOUT_DEVICES entries. */
+function compactList(v: unknown, path = '$'): Checked<FanoutRecipient[]> {
+  if (!Array.isArray(v)) return invalid(path, 'expected an array');
+  if (v.length < 1) return invalid(path, 'fewer than 1 items');
+  if (v.length > MAX_FANOUT_DEVICES) return invalid(path, `more than ${MAX_FANOUT_DEVICES} items`);
+  const out: FanoutRecipient[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const r = compactRecipient(v[i], path, i);
+    if (!r.ok) return r;
+    out.push(r.value);
+  }
+  return ok(out);
+}
+const compactShape = object({ type: literal('send-multi'), id: clientId, to: compactList, message: ciphertext }, ['message']);
+
+/**
+ * The shape (either spelling, never both), plus: each account and device named once, and exactly
+ * one way of carrying the ciphertext.
+ */
 const sendMultiFrame: Validator<SendMultiFrame> = (v, path = '$') => {
-  const r = sendMultiShape(v, path);
+  let r: Checked<SendMultiFrame>;
+  const compact = isPlainObject(v) && Object.prototype.hasOwnProperty.call(v, 'to');
+  if (compact) {
+    if (Object.prototype.hasOwnProperty.call(v, 'recipients')) return invalid(`${path}.recipients`, 'both to and recipients');
+    const c = compactShape(v, path);
+    if (!c.ok) return c;
+    const { to, ...rest } = c.value;
+    r = ok({ ...rest, recipients: to });
+  } else r = sendMultiShape(v, path);
   if (!r.ok) return r;
   const f = r.value;
   const names = new Set<string>();
   for (let i = 0; i < f.recipients.length; i++) {
     const rcpt = f.recipients[i]!;
-    if (names.has(rcpt.username)) return invalid(`${path}.recipients[${i}].username`, 'account named twice');
+    // Paths are made only for an answer (see idList).
+    if (names.has(rcpt.username)) return invalid(compact ? `${path}.to[${i}][0]` : `${path}.recipients[${i}].username`, 'account named twice');
     names.add(rcpt.username);
     const ids = new Set<number>();
     for (let j = 0; j < rcpt.devices.length; j++) {
       const d = rcpt.devices[j]!;
-      const at = `${path}.recipients[${i}].devices[${j}]`;
-      if (ids.has(d.deviceId)) return invalid(`${at}.deviceId`, 'device named twice');
+      if (ids.has(d.deviceId)) return invalid(compact ? `${path}.to[${i}][1][${j}]` : `${path}.recipients[${i}].devices[${j}].deviceId`, 'device named twice');
       ids.add(d.deviceId);
       if ((d.message === undefined) !== (f.message !== undefined)) {
-        return invalid(at, f.message === undefined ? 'each device needs its message when the frame has none' : 'a device message beside the shared one');
+        return invalid(
+          compact ? `${path}.to[${i}]` : `${path}.recipients[${i}].devices[${j}]`,
+          f.message === undefined ? 'each device needs its message when the frame has none' : 'a device message beside the shared one',
+        );
       }
     }
   }

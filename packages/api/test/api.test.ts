@@ -16,6 +16,7 @@ import {
   validateServerFrame,
   validateUploadKeysRequest,
   MAX_ACK_IDS,
+  MAX_DEVICE_ID,
   MAX_FANOUT_DEVICES,
   MAX_SENT_BATCH,
   MAX_KEYS_PER_LIST,
@@ -193,6 +194,65 @@ test('send-multi: a shared message or one per device, each account and device on
   ];
   for (const [why, f] of bad) assert.equal(validateClientFrame(f).ok, false, why);
   fc.assert(fc.property(fc.jsonValue(), (v) => void validateClientFrame({ type: 'send-multi', id: 'x', recipients: v, message: shared })));
+});
+
+test('send-multi, compact recipient list: [username, deviceIds, registrationIds(, messages)] per account, strictly checked', () => {
+  const shared = { type: 'sender-key', body: b64(40) };
+  const own = (n: number) => ({ type: 'whisper', body: b64(n) });
+  const group = { type: 'send-multi', id: 'g1', to: [['bob', [1, 2], [7, 8]], ['Carol', [1], [9]]], message: shared };
+  const r = validateClientFrame(group);
+  // The same frame as the original spelling (what the server works with), usernames folded.
+  const long = validateClientFrame({
+    type: 'send-multi',
+    id: 'g1',
+    recipients: [
+      { username: 'bob', devices: [{ deviceId: 1, registrationId: 7 }, { deviceId: 2, registrationId: 8 }] },
+      { username: 'carol', devices: [{ deviceId: 1, registrationId: 9 }] },
+    ],
+    message: shared,
+  });
+  assert.ok(r.ok && long.ok);
+  assert.deepEqual(r, long);
+  const pairwise = { type: 'send-multi', id: 'p1', to: [['bob', [1, 2], [7, 8], [own(10), { type: 'prekey', body: b64(10) }]]] };
+  const p = validateClientFrame(pairwise);
+  assert.ok(p.ok && p.value.type === 'send-multi');
+  assert.deepEqual(p.value.recipients[0]?.devices[1], { deviceId: 2, registrationId: 8, message: { type: 'prekey', body: b64(10) } });
+  const manyDevices = Array.from({ length: MAX_DEVICE_ID + 1 }, (_, i) => i + 1);
+  const bad: Array<[string, unknown, string]> = [
+    ['both spellings', { ...group, recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 7 }] }] }, '$.recipients'],
+    ['shared and own messages', { ...group, to: [['bob', [1], [7], [own(3)]]] }, '$.to[0]'],
+    ['neither', { ...pairwise, to: [['bob', [1], [7]]] }, '$.to[0]'],
+    ['fewer registration ids', { ...group, to: [['bob', [1, 2], [7]]] }, '$.to[0][2]'],
+    ['more registration ids', { ...group, to: [['bob', [1], [7, 8]]] }, '$.to[0][2]'],
+    ['fewer messages', { ...pairwise, to: [['bob', [1, 2], [7, 8], [own(3)]]] }, '$.to[0][3]'],
+    ['an account twice (case folded)', { ...group, to: [['bob', [1], [7]], ['BOB', [2], [8]]] }, '$.to[1][0]'],
+    ['a device twice', { ...group, to: [['bob', [1, 1], [7, 7]]] }, '$.to[0][1][1]'],
+    ['no devices', { ...group, to: [['bob', [], []]] }, '$.to[0][1]'],
+    ['no accounts', { ...group, to: [] }, '$.to'],
+    ['too many accounts', { ...group, to: Array.from({ length: MAX_FANOUT_DEVICES + 1 }, (_, i) => [`u${i}`, [1], [1]]) }, '$.to'],
+    ['too many devices in an account', { ...group, to: [['bob', manyDevices, manyDevices]] }, '$.to[0][1]'],
+    ['device id 0', { ...group, to: [['bob', [0], [7]]] }, '$.to[0][1][0]'],
+    ['device id past the limit', { ...group, to: [['bob', [MAX_DEVICE_ID + 1], [7]]] }, '$.to[0][1][0]'],
+    ['registration id 0', { ...group, to: [['bob', [1], [0]]] }, '$.to[0][2][0]'],
+    ['a fractional id', { ...group, to: [['bob', [1.5], [7]]] }, '$.to[0][1][0]'],
+    ['a string id', { ...group, to: [['bob', ['1'], [7]]] }, '$.to[0][1][0]'],
+    ['a bad username', { ...group, to: [['1bob', [1], [7]]] }, '$.to[0][0]'],
+    ['an entry as an object', { ...group, to: [{ username: 'bob', devices: [1] }] }, '$.to[0]'],
+    ['an entry of 2 items', { ...group, to: [['bob', [1]]] }, '$.to[0]'],
+    ['an entry of 5 items', { ...pairwise, to: [['bob', [1], [7], [own(3)], 'x']] }, '$.to[0]'],
+    ['a message of another type', { ...pairwise, to: [['bob', [1], [7], [{ type: 'plaintext', body: b64(3) }]]] }, '$.to[0][3][0].type'],
+    ['a body over the limit', { ...pairwise, to: [['bob', [1], [7], [own(MAX_MESSAGE_BYTES + 1)]]] }, '$.to[0][3][0].body'],
+    ['to as an object', { ...group, to: { bob: [1] } }, '$.to'],
+    ['an unknown property', { ...group, priority: 1 }, '$.priority'],
+  ];
+  for (const [why, f, path] of bad) {
+    const c = validateClientFrame(f);
+    assert.equal(c.ok, false, why);
+    assert.equal(!c.ok && c.path, path, why);
+  }
+  // Total on anything: never throws, whatever `to` holds.
+  fc.assert(fc.property(fc.jsonValue(), (v) => void validateClientFrame({ type: 'send-multi', id: 'x', to: v, message: shared })));
+  fc.assert(fc.property(fc.array(fc.tuple(fc.jsonValue(), fc.jsonValue(), fc.jsonValue(), fc.jsonValue()), { maxLength: 4 }), (v) => void validateClientFrame({ type: 'send-multi', id: 'x', to: v })));
 });
 
 test('server frames', () => {

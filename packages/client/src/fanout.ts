@@ -16,7 +16,9 @@ import {
   MAX_FANOUT_DEVICES,
   MAX_FRAME_BYTES,
   parseJson,
-  type SendMultiFrame,
+  type CompactRecipient,
+  type CompactSendMultiFrame,
+  type SendMultiWireFrame,
   toBase64,
   validateClientFrame,
   validateServerFrame,
@@ -40,12 +42,14 @@ export type SendMultiAnswer =
   | { ok: false; code: ErrorCode | string; message: string; accounts: DeviceMismatch[] };
 
 /**
- * A valid `send-multi` frame: with `shared`, one ciphertext for every device (then no device may
- * carry its own); without it, every device carries its own. Throws INVALID_ARGUMENT when the
- * frame would break the contract (names, ids, limits: MAX_FANOUT_DEVICES, MAX_FANOUT_BYTES,
- * MAX_FRAME_BYTES), so nothing the server would refuse by closing the socket is ever sent.
+ * A valid `send-multi` frame, with the compact recipient list (`to`: one [username, deviceIds,
+ * registrationIds(, messages)] entry per account): with `shared`, one ciphertext for every device
+ * (then no device may carry its own); without it, every device carries its own. Throws
+ * INVALID_ARGUMENT when the frame would break the contract (names, ids, limits:
+ * MAX_FANOUT_DEVICES, MAX_FANOUT_BYTES, MAX_FRAME_BYTES), so nothing the server would refuse by
+ * closing the socket is ever sent.
  */
-export function buildSendMulti(id: string, recipients: FanoutTarget[], shared?: FanoutCiphertext): SendMultiFrame {
+export function buildSendMulti(id: string, recipients: FanoutTarget[], shared?: FanoutCiphertext): CompactSendMultiFrame {
   let devices = 0;
   let bytes = 0;
   for (const r of recipients) {
@@ -56,20 +60,50 @@ export function buildSendMulti(id: string, recipients: FanoutTarget[], shared?: 
   }
   if (devices > MAX_FANOUT_DEVICES) throw new ClientError('INVALID_ARGUMENT', `at most ${MAX_FANOUT_DEVICES} devices per send, got ${devices}`);
   if (bytes > MAX_FANOUT_BYTES) throw new ClientError('INVALID_ARGUMENT', `at most ${MAX_FANOUT_BYTES} ciphertext bytes per send, got ${bytes}`);
-  const wire = (c: FanoutCiphertext) => ({ type: c.type, body: toBase64(c.body) });
-  const frame: SendMultiFrame = {
-    type: 'send-multi',
-    id,
-    recipients: recipients.map((r) => ({
-      username: r.username,
-      devices: r.devices.map((d) => ({ deviceId: d.deviceId, registrationId: d.registrationId, ...(d.message !== undefined ? { message: wire(d.message) } : {}) })),
-    })),
-    ...(shared !== undefined ? { message: wire(shared) } : {}),
-  };
+  // Plain loops: this runs once per group message over every member device.
+  const to: CompactRecipient[] = [];
+  for (const r of recipients) {
+    const ids: number[] = [];
+    const regs: number[] = [];
+    let own = 0;
+    for (const d of r.devices) {
+      ids.push(d.deviceId);
+      regs.push(d.registrationId);
+      if (d.message !== undefined) own++;
+    }
+    if (own === 0) {
+      to.push([r.username, ids, regs]);
+      continue;
+    }
+    if (own !== r.devices.length) throw new ClientError('INVALID_ARGUMENT', `every device of ${r.username} needs its message, or none`);
+    const messages: { type: CiphertextType; body: string }[] = [];
+    for (const d of r.devices) messages.push(wire(d.message!));
+    to.push([r.username, ids, regs, messages]);
+  }
+  const frame: CompactSendMultiFrame = { type: 'send-multi', id, to, ...(shared !== undefined ? { message: wire(shared) } : {}) };
   const checked = validateClientFrame(frame);
   if (!checked.ok) throw new ClientError('INVALID_ARGUMENT', `invalid send-multi at ${checked.path}: ${checked.reason}`);
-  if (JSON.stringify(frame).length > MAX_FRAME_BYTES) throw new ClientError('INVALID_ARGUMENT', `the frame is over ${MAX_FRAME_BYTES} bytes; send fewer devices at once`);
+  if (frameLengthBound(frame) > MAX_FRAME_BYTES && JSON.stringify(frame).length > MAX_FRAME_BYTES) throw new ClientError('INVALID_ARGUMENT', `the frame is over ${MAX_FRAME_BYTES} bytes; send fewer devices at once`);
   return frame;
+}
+
+function wire(c: FanoutCiphertext): { type: CiphertextType; body: string } {
+  return { type: c.type, body: toBase64(c.body) };
+}
+
+/**
+ * An upper bound on the length of JSON.stringify(frame), without writing it out (the frame is
+ * written once, when it is sent): a string counts 6 per character (the longest escape) plus its
+ * quotes, a base64 body its own length (nothing in it is escaped), an id at most 16 characters.
+ */
+function frameLengthBound(frame: CompactSendMultiFrame): number {
+  const MESSAGE_OVERHEAD = 40; // {"type":"sender-key","body":""} and a comma
+  let n = 64 + 6 * frame.id.length + (frame.message !== undefined ? frame.message.body.length + MESSAGE_OVERHEAD : 0);
+  for (const [name, ids, regs, messages] of frame.to) {
+    n += 16 + 6 * name.length + 17 * (ids.length + regs.length);
+    if (messages !== undefined) for (const m of messages) n += m.body.length + MESSAGE_OVERHEAD;
+  }
+  return n;
 }
 
 /** The answer to the `send-multi` with this id, if `text` is one (a `sent-multi` or an `error`). */
@@ -91,7 +125,7 @@ export interface FrameSocket {
 }
 
 /** Sends `frame` on an authenticated socket and resolves with its answer (TIMEOUT after `timeoutMs`). */
-export function sendMulti(socket: FrameSocket, frame: SendMultiFrame, timeoutMs: number): Promise<SendMultiAnswer> {
+export function sendMulti(socket: FrameSocket, frame: SendMultiWireFrame, timeoutMs: number): Promise<SendMultiAnswer> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       stop();

@@ -20,7 +20,7 @@ import {
   type Envelope,
   type ErrorCode,
   type SendFrame,
-  type SendMultiFrame,
+  type SendMultiWireFrame,
 } from '@tacit/api';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from './backoff.js';
 import { ClientError } from './errors.js';
@@ -118,7 +118,7 @@ export interface RelayOptions {
 }
 
 interface PendingSend {
-  frame: SendFrame | SendMultiFrame;
+  frame: SendFrame | SendMultiWireFrame;
   resolve: (r: { serverId: string; timestamp: number }) => void;
   /** For a `send-multi`: its answer (stored, or refused with what to repair). */
   multi?: (a: SendMultiAnswer) => void;
@@ -271,7 +271,7 @@ export class Relay {
    * refused with the accounts to repair (nothing was stored then). Survives reconnects like
    * `send`; rejects on a refusal that names no accounts to repair.
    */
-  sendMulti(frame: SendMultiFrame): Promise<SendMultiAnswer> {
+  sendMulti(frame: SendMultiWireFrame): Promise<SendMultiAnswer> {
     if (this.#fatal) return Promise.reject(this.#fatal);
     if (this.#state === 'closed') return Promise.reject(new ClientError('CLOSED', 'the connection is closed'));
     if (this.#pending.size >= MAX_QUEUED_SENDS) return Promise.reject(new ClientError('TIMEOUT', 'too many messages waiting for the server'));
@@ -381,7 +381,7 @@ export class Relay {
     }, delay);
   }
 
-  #write(frame: ClientFrame): boolean {
+  #write(frame: ClientFrame | SendMultiWireFrame): boolean {
     const s = this.#socket;
     if (!s) return false;
     try {

@@ -1,7 +1,7 @@
 // The SDK's multi-recipient send helpers on their own (through a real server: apps/server/test/fanout-suite.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_FANOUT_BYTES, MAX_FANOUT_DEVICES, MAX_FRAME_BYTES } from '@tacit/api';
+import { MAX_FANOUT_BYTES, MAX_FANOUT_DEVICES, MAX_FRAME_BYTES, validateClientFrame } from '@tacit/api';
 import { buildSendMulti, isClientError, parseSendMultiAnswer } from '../src/index.ts';
 
 const body = (n: number) => new Uint8Array(n).fill(1);
@@ -10,11 +10,18 @@ const invalid = (e: unknown) => isClientError(e) && e.code === 'INVALID_ARGUMENT
 
 test('buildSendMulti: the frame the server expects, or INVALID_ARGUMENT before anything is sent', () => {
   const f = buildSendMulti('x1', [{ username: 'Bob', devices: [{ deviceId: 2, registrationId: 9 }] }], { type: 'sender-key', body: body(3) });
-  assert.deepEqual(f, { type: 'send-multi', id: 'x1', recipients: [{ username: 'Bob', devices: [{ deviceId: 2, registrationId: 9 }] }], message: { type: 'sender-key', body: 'AQEB' } });
-  const own = buildSendMulti('x2', [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 9, message: { type: 'prekey', body: body(1) } }] }]);
-  assert.deepEqual(own.recipients[0]?.devices[0]?.message, { type: 'prekey', body: 'AQ==' });
+  // The compact recipient list: [username, deviceIds, registrationIds(, messages)] per account.
+  assert.deepEqual(f, { type: 'send-multi', id: 'x1', to: [['Bob', [2], [9]]], message: { type: 'sender-key', body: 'AQEB' } });
+  // It reads, on the server's validator, as the original spelling does.
+  const old = { type: 'send-multi', id: 'x1', recipients: [{ username: 'Bob', devices: [{ deviceId: 2, registrationId: 9 }] }], message: { type: 'sender-key', body: 'AQEB' } };
+  assert.deepEqual(validateClientFrame(f), validateClientFrame(old));
+  const own = buildSendMulti('x2', [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 9, message: { type: 'prekey', body: body(1) } }, { deviceId: 3, registrationId: 4, message: { type: 'whisper', body: body(2) } }] }]);
+  assert.deepEqual(own.to, [['bob', [1, 3], [9, 4], [{ type: 'prekey', body: 'AQ==' }, { type: 'whisper', body: 'AQE=' }]]]);
+  const ownChecked = validateClientFrame(own);
+  assert.ok(ownChecked.ok && ownChecked.value.type === 'send-multi');
+  assert.deepEqual(ownChecked.value.recipients[0]?.devices[1], { deviceId: 3, registrationId: 4, message: { type: 'whisper', body: 'AQE=' } });
   const accounts = (n: number) => Array.from({ length: Math.ceil(n / 100) }, (_, a) => ({ username: `user${a}`, devices: devices(Math.min(100, n - a * 100)) }));
-  assert.equal(buildSendMulti('x3', accounts(MAX_FANOUT_DEVICES), { type: 'sender-key', body: body(10) }).recipients.length, 3);
+  assert.equal(buildSendMulti('x3', accounts(MAX_FANOUT_DEVICES), { type: 'sender-key', body: body(10) }).to.length, 3);
   assert.throws(() => buildSendMulti('x4', accounts(MAX_FANOUT_DEVICES + 1), { type: 'sender-key', body: body(10) }), invalid);
   assert.throws(() => buildSendMulti('x5', accounts(200), { type: 'sender-key', body: body(Math.floor(MAX_FANOUT_BYTES / 200) + 1) }), invalid);
   // Within the byte budget but not within one frame.
@@ -23,6 +30,8 @@ test('buildSendMulti: the frame the server expects, or INVALID_ARGUMENT before a
   assert.throws(() => buildSendMulti('x7', [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 1, message: { type: 'whisper', body: body(1) } }] }], { type: 'sender-key', body: body(1) }), invalid);
   assert.throws(() => buildSendMulti('x8', [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 1 }, { deviceId: 1, registrationId: 1 }] }], { type: 'sender-key', body: body(1) }), invalid);
   assert.throws(() => buildSendMulti('x9', [{ username: '1bob', devices: [{ deviceId: 1, registrationId: 1 }] }], { type: 'sender-key', body: body(1) }), invalid);
+  // Some devices of an account with their own message, some without.
+  assert.throws(() => buildSendMulti('x10', [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 1, message: { type: 'whisper', body: body(1) } }, { deviceId: 2, registrationId: 1 }] }]), invalid);
 });
 
 test('parseSendMultiAnswer: only the answer to this id, validated', () => {

@@ -11,6 +11,7 @@ import {
   generateKeyPairSync,
   hkdfSync,
   randomBytes,
+  sign,
   verify,
   type KeyObject,
 } from 'node:crypto';
@@ -27,6 +28,16 @@ import { mlKem1024FromWasm } from './ml-kem-wasm.ts';
 // same Uint8Array for the life of a key, so a WeakMap keyed on it never outlives the key.
 const BASE_POINT_B64 = Buffer.from([9, ...new Array<number>(31).fill(0)]).toString('base64url');
 const privateObjects = new WeakMap<Uint8Array, KeyObject>();
+// Ed25519 signing keys, likewise imported as JWK from the seed (`x` unused; a DER import costs
+// about ten times more). A sender key's record is read afresh for every group message, so its
+// seed is a new array each time: these are cached by the seed's value instead, in a small map.
+/**
+ * Ed25519 signing keys kept imported (the sender keys of the groups one sends to most recently;
+ * the oldest is dropped). An import costs about as much as a signature; each entry holds one
+ * private key in memory, as the sender-key records themselves do while in use.
+ */
+export const MAX_CACHED_SIGNING_KEYS = 32;
+const signingObjects = new Map<string, KeyObject>();
 const publicObjects = new WeakMap<Uint8Array, KeyObject>();
 
 function u8(b: Buffer): Uint8Array {
@@ -63,6 +74,23 @@ function publicFromPrivate(priv: Uint8Array): Uint8Array {
   // OpenSSL derives the public key when it imports the private one (a fixed-base multiplication,
   // cheaper than an agreement with the base point); exporting it as JWK reads it back.
   return fromB64url(createPublicKey(privateKeyObject(priv)).export({ format: 'jwk' }).x);
+}
+
+function signingKeyObject(seed: Uint8Array): KeyObject {
+  const d = b64url(seed);
+  let k = signingObjects.get(d);
+  if (k === undefined) {
+    k = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: BASE_POINT_B64 }, format: 'jwk' });
+    if (signingObjects.size >= MAX_CACHED_SIGNING_KEYS) signingObjects.delete(signingObjects.keys().next().value as string);
+    signingObjects.set(d, k);
+  }
+  return k;
+}
+
+/** A random seed and the public point OpenSSL derives from it (RFC 8032 §5.1.5). */
+function generateEd25519(): { seed: Uint8Array; publicKey: Uint8Array } {
+  const seed = u8(randomBytes(32));
+  return { seed, publicKey: fromB64url(createPublicKey(signingKeyObject(seed)).export({ format: 'jwk' }).x) };
 }
 
 /**
@@ -136,6 +164,8 @@ export function nodeBackend(options: NodeBackendOptions = {}): CryptoBackend {
     hkdfSha256: (ikm, salt, info, length) => new Uint8Array(hkdfSync('sha256', ikm, salt, info, length)),
     sha3_256: (d) => u8(createHash('sha3-256').update(d).digest()),
     shake256: (d, length) => u8(createHash('shake256', { outputLength: length }).update(d).digest()),
+    ed25519GenerateKeyPair: generateEd25519,
+    ed25519Sign: (seed, message) => u8(sign(null, message, signingKeyObject(seed))),
     ed25519Verify(publicKey, message, signature) {
       try {
         const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey) }, format: 'jwk' });

@@ -32,6 +32,18 @@ export interface CryptoBackend {
    * (pure TypeScript) path is used. Never throws.
    */
   ed25519Verify?(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /**
+   * Optional native Ed25519 key generation (RFC 8032): a random 32-byte seed and its encoded
+   * public point. Sender-key signing keys are made from one (seeded-signing-key.ts); @noble's
+   * point multiplication otherwise.
+   */
+  ed25519GenerateKeyPair?(): { seed: Uint8Array; publicKey: Uint8Array };
+  /**
+   * Optional native Ed25519 signing (RFC 8032, deterministic nonce) with a 32-byte seed. A sender
+   * key made from a seed signs through it (an XEdDSA-valid signature, see seeded-signing-key.ts);
+   * without it, XEdDSA on @noble signs.
+   */
+  ed25519Sign?(seed: Uint8Array, message: Uint8Array): Uint8Array;
   /** Optional native SHA3-256 for Kyber's round-3 wrapper; @noble/hashes otherwise. */
   sha3_256?(data: Uint8Array): Uint8Array;
   /** Optional native SHAKE256 for Kyber's round-3 wrapper; @noble/hashes otherwise. */

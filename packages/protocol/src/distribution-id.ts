@@ -12,6 +12,8 @@ const inspect = Symbol.for('nodejs.util.inspect.custom');
 
 export class DistributionId {
   readonly #bytes: Uint8Array;
+  /** The UUID text, made once: every group message names its store record and lock by it. */
+  #text: string | undefined;
   private constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
   }
@@ -53,8 +55,11 @@ export class DistributionId {
 
   /** Lower-case hyphenated UUID; also the form stores use as a key. */
   toString(): string {
-    const h = toHex(this.#bytes);
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    if (this.#text === undefined) {
+      const h = toHex(this.#bytes);
+      this.#text = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    }
+    return this.#text;
   }
 
   /** Not a secret: it travels in the clear in every group message. */

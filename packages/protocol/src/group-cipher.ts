@@ -7,7 +7,7 @@
 // signature check and changes nothing; a failed one consumes no key and moves no chain.
 // Work for one (sender, distribution id) runs one job at a time behind a lock this cipher owns.
 import { type CryptoBackend } from './backend.ts';
-import { KeyPair } from './curve.ts';
+import { generateSeededSigningKey } from './seeded-signing-key.ts';
 import { type DistributionId } from './distribution-id.ts';
 import { fail } from './errors.ts';
 import { MAX_FORWARD_JUMPS } from './ratchet.ts';
@@ -85,14 +85,16 @@ export class GroupCipher {
       if (record === null) {
         const r = b.randomBytes(4);
         const chainId = (((r[0] as number) << 24) | ((r[1] as number) << 16) | ((r[2] as number) << 8) | (r[3] as number)) >>> 1;
-        const signing = KeyPair.generate(b);
+        // Made from an Ed25519 seed, so a native Ed25519 signs our messages (seeded-signing-key.ts).
+        const signing = generateSeededSigningKey(b);
         record = new SenderKeyRecord();
         record.addState({
           chainId,
           iteration: 0,
           chainKey: b.randomBytes(SENDER_CHAIN_KEY_LENGTH),
-          signingKey: signing.publicKey,
-          signingPrivateKey: signing.privateKey,
+          signingKey: signing.keyPair.publicKey,
+          signingPrivateKey: signing.keyPair.privateKey,
+          signingSeed: signing.seed,
         });
         await this.#store.storeSenderKey(sender, distributionId, record);
       }
@@ -135,7 +137,7 @@ export class GroupCipher {
       // The chain cannot step past the last uint32 iteration, so that one is never used.
       if (state.iteration >= MAX_SENDER_KEY_ITERATION) return fail('BAD_STATE', 'sender chain is exhausted');
       const keys = senderMessageKey(b, state.iteration, senderMessageSeed(b, state.chainKey));
-      const message = encodeSenderKeyMessage(b, state.signingPrivateKey, {
+      const message = encodeSenderKeyMessage(b, { privateKey: state.signingPrivateKey, seed: state.signingSeed }, {
         distributionId,
         chainId: state.chainId,
         iteration: state.iteration,

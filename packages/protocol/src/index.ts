@@ -48,6 +48,7 @@ export {
   MAX_SERIALIZED_SENDER_KEY_RECORD_BYTES,
   SenderKeyRecord,
   type SenderKeyStore,
+  SIGNING_SEED_FIELD,
 } from './sender-key.ts';
 export {
   decodeSenderKeyMessage,
@@ -84,4 +85,13 @@ export {
   type SignalMessage,
   VERSION_BYTE,
 } from './wire.ts';
+export {
+  generateSeededSigningKey,
+  MAX_SIGNING_SEED_ATTEMPTS,
+  type SeededSigningKey,
+  seedMatchesKey,
+  type SenderSigningKey,
+  SIGNING_SEED_LENGTH,
+  signWithSenderKey,
+} from './seeded-signing-key.ts';
 export { SIGNATURE_LENGTH, xeddsaSign, xeddsaVerify, xeddsaVerifyKey, xeddsaVerifyKeyAsync } from './xeddsa.ts';

@@ -1,2 +1,2 @@
 // Node-only entry point: `@tacit/protocol/node`.
-export { nodeBackend } from './backend-node.ts';
+export { MAX_CACHED_SIGNING_KEYS, nodeBackend } from './backend-node.ts';

@@ -10,12 +10,13 @@
 // or BAD_VERSION when the high nibble of the version byte is not 3; the low nibble is ignored).
 import { type CryptoBackend } from './backend.ts';
 import { concatBytes } from './bytes.ts';
-import { type PrivateKey, type PublicKey, CURVE_PUBLIC_KEY_LENGTH } from './curve.ts';
+import { PrivateKey, type PublicKey, CURVE_PUBLIC_KEY_LENGTH } from './curve.ts';
 import { DISTRIBUTION_ID_LENGTH, DistributionId } from './distribution-id.ts';
 import { fail } from './errors.ts';
 import { parseFields, reqBytes, reqUint, Writer } from './protobuf.ts';
 import { checkVersion, decodeKey, guard } from './wire.ts';
-import { SIGNATURE_LENGTH, xeddsaSign, xeddsaVerifyKey } from './xeddsa.ts';
+import { type SenderSigningKey, signWithSenderKey } from './seeded-signing-key.ts';
+import { SIGNATURE_LENGTH, xeddsaVerifyKey } from './xeddsa.ts';
 
 /** Sender-key messages stay at version 3 even inside version-4 sessions (libsignal's constant). */
 export const SENDER_KEY_MESSAGE_VERSION = 3;
@@ -45,7 +46,7 @@ export interface SenderKeyMessage {
 
 export function encodeSenderKeyMessage(
   backend: CryptoBackend,
-  signingKey: PrivateKey,
+  signingKey: PrivateKey | SenderSigningKey,
   m: { distributionId: DistributionId; chainId: number; iteration: number; ciphertext: Uint8Array },
 ): SenderKeyMessage {
   const w = new Writer();
@@ -54,7 +55,8 @@ export function encodeSenderKeyMessage(
   w.uint32(3, m.iteration);
   w.bytes(4, m.ciphertext);
   const body = concatBytes(Uint8Array.of(SENDER_KEY_VERSION_BYTE), w.finish());
-  const serialized = concatBytes(body, xeddsaSign(backend, signingKey, body));
+  const key = signingKey instanceof PrivateKey ? { privateKey: signingKey, seed: null } : signingKey;
+  const serialized = concatBytes(body, signWithSenderKey(backend, key, body));
   return { ...m, serialized };
 }
 

@@ -9,9 +9,14 @@
 // A record serializes to libsignal's own storage layout (SenderKeyRecordStructure in storage.proto),
 // so a record written here reads in libsignal and back; each state carries its message version (3),
 // which is what versions the format. Decoding is bounded and total (BAD_STATE on anything wrong).
+// One addition: our own signing key may carry its Ed25519 seed (seeded-signing-key.ts) in field
+// SIGNING_SEED_FIELD of the signing-key message, a number far from libsignal's. libsignal skips
+// an unknown field (prost does), and a record without it (older, or written by libsignal) signs
+// with XEdDSA from the private key as before.
 import { type CryptoBackend } from './backend.ts';
 import { utf8Encode } from './bytes.ts';
 import { PrivateKey, PublicKey } from './curve.ts';
+import { SIGNING_SEED_LENGTH } from './seeded-signing-key.ts';
 import { type DistributionId } from './distribution-id.ts';
 import { fail, ProtocolError } from './errors.ts';
 import { kdfCkNext } from './kdf.ts';
@@ -31,6 +36,12 @@ export const MAX_SENDER_KEY_STATES = 5;
 export const MAX_SERIALIZED_SENDER_KEY_RECORD_BYTES = 1024 * 1024;
 /** Iterations are protobuf uint32: a chain cannot step past this one (libsignal refuses too). */
 export const MAX_SENDER_KEY_ITERATION = 0xffffffff;
+
+/**
+ * Field of SenderSigningKey (storage.proto: public = 1, private = 2) holding our Ed25519 signing
+ * seed. Far above libsignal's numbers, so a field it adds later cannot collide.
+ */
+export const SIGNING_SEED_FIELD = 1001;
 
 const INFO_GROUP = utf8Encode('WhisperGroup');
 const EMPTY = new Uint8Array(0);
@@ -71,6 +82,8 @@ export class SenderKeyState {
   iteration: number;
   readonly signingKey: PublicKey;
   readonly signingPrivateKey: PrivateKey | null;
+  /** The Ed25519 seed of `signingPrivateKey` when it was made from one (ours only; never logged). */
+  readonly signingSeed: Uint8Array | null;
   readonly messageKeys: Map<number, Uint8Array>;
 
   constructor(f: {
@@ -79,6 +92,7 @@ export class SenderKeyState {
     chainKey: Uint8Array;
     signingKey: PublicKey;
     signingPrivateKey: PrivateKey | null;
+    signingSeed?: Uint8Array | null;
     messageKeys?: Map<number, Uint8Array>;
   }) {
     this.chainId = f.chainId;
@@ -86,6 +100,7 @@ export class SenderKeyState {
     this.chainKey = f.chainKey;
     this.signingKey = f.signingKey;
     this.signingPrivateKey = f.signingPrivateKey;
+    this.signingSeed = f.signingPrivateKey === null ? null : (f.signingSeed ?? null);
     this.messageKeys = f.messageKeys ?? new Map();
   }
 
@@ -138,11 +153,18 @@ export class SenderKeyRecord {
    * is (a repeated distribution message does not rewind the chain) and moves to the front; one with
    * the same chain id but another signing key is replaced; past MAX_SENDER_KEY_STATES the oldest goes.
    */
-  addState(f: { chainId: number; iteration: number; chainKey: Uint8Array; signingKey: PublicKey; signingPrivateKey: PrivateKey | null }): void {
+  addState(f: {
+    chainId: number;
+    iteration: number;
+    chainKey: Uint8Array;
+    signingKey: PublicKey;
+    signingPrivateKey: PrivateKey | null;
+    signingSeed?: Uint8Array | null;
+  }): void {
     const same = this.#states.findIndex((s) => s.chainId === f.chainId && s.signingKey.equals(f.signingKey));
     const existing = same >= 0 ? this.#states.splice(same, 1)[0] : undefined;
     for (let i = this.#states.length - 1; i >= 0; i--) if (this.#states[i]?.chainId === f.chainId) this.#states.splice(i, 1);
-    const state = existing ?? new SenderKeyState({ ...f, chainKey: f.chainKey.slice() });
+    const state = existing ?? new SenderKeyState({ ...f, chainKey: f.chainKey.slice(), signingSeed: f.signingSeed?.slice() ?? null });
     while (this.#states.length >= MAX_SENDER_KEY_STATES) this.#states.pop();
     this.#states.unshift(state);
   }
@@ -157,6 +179,7 @@ export class SenderKeyRecord {
       const sk = new Writer();
       sk.bytes(1, s.signingKey.serializedUnsafe);
       if (s.signingPrivateKey !== null) sk.bytes(2, s.signingPrivateKey.rawUnsafe);
+      if (s.signingSeed !== null) sk.bytes(SIGNING_SEED_FIELD, s.signingSeed);
       w.bytes(3, sk.finish());
       for (const [iteration, seed] of s.messageKeys) w.bytes(4, pair(iteration, seed));
       w.uint32(5, s.messageVersion);
@@ -225,6 +248,7 @@ function stateFromFields(fields: Field[]): SenderKeyState {
   let chain: { iteration: number; seed: Uint8Array } | undefined;
   let signingKey: PublicKey | undefined;
   let signingPrivateKey: PrivateKey | null = null;
+  let signingSeed: Uint8Array | null = null;
   const messageKeys = new Map<number, Uint8Array>();
   for (const f of fields) {
     switch (f.tag) {
@@ -237,13 +261,20 @@ function stateFromFields(fields: Field[]): SenderKeyState {
       case 3: {
         let pub: Uint8Array | undefined;
         let priv: Uint8Array = new Uint8Array(0);
+        let seed: Uint8Array | undefined;
         for (const g of readFields(bytesOf(f))) {
           if (g.tag === 1) pub = bytesOf(g);
           else if (g.tag === 2) priv = bytesOf(g);
+          else if (g.tag === SIGNING_SEED_FIELD) seed = bytesOf(g);
         }
         if (pub === undefined) fail('BAD_STATE', 'missing signing key');
         signingKey = PublicKey.deserialize(pub);
         signingPrivateKey = priv.length === 0 ? null : PrivateKey.deserialize(priv);
+        if (seed !== undefined) {
+          if (signingPrivateKey === null) fail('BAD_STATE', 'signing seed without a private key');
+          if (seed.length !== SIGNING_SEED_LENGTH) fail('BAD_STATE', `signing seed is not ${SIGNING_SEED_LENGTH} bytes`);
+          signingSeed = seed.slice();
+        }
         break;
       }
       case 4: {
@@ -263,7 +294,7 @@ function stateFromFields(fields: Field[]): SenderKeyState {
   if (version !== 0 && version !== SENDER_KEY_MESSAGE_VERSION) fail('BAD_STATE', `sender key state version ${version}`);
   if (chain === undefined) fail('BAD_STATE', 'missing sender chain key');
   if (signingKey === undefined) fail('BAD_STATE', 'missing signing key');
-  return new SenderKeyState({ chainId, iteration: chain.iteration, chainKey: chain.seed, signingKey, signingPrivateKey, messageKeys });
+  return new SenderKeyState({ chainId, iteration: chain.iteration, chainKey: chain.seed, signingKey, signingPrivateKey, signingSeed, messageKeys });
 }
 
 // ---- store ----

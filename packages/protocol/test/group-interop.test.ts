@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import {
   type CryptoBackend,
   decodeSenderKeyMessage,
@@ -318,6 +319,49 @@ for (const { version, ls } of LIBSIGNALS) {
       longer.set(m);
       assert.ok((await deliver([tacit, oracle], 'alice', longer)).startsWith('error:'));
     }
+  });
+
+  test(`${version}: natively signed group messages (a sender key from an Ed25519 seed) verify in libsignal; seeded and unseeded records run on both sides`, async () => {
+    const b = nodeBackend();
+    const aliceAddr = new ProtocolAddress('alice', 1);
+    const dist = DistributionId.parse(DIST);
+    const alice = new TacitGroupParty(b);
+    const receivers: GroupParty[] = [libsignal('bob'), new TacitGroupParty(portableBackend())];
+    const skdm = await alice.createDistribution('alice', DIST);
+    for (const r of receivers) await r.processDistribution('alice', skdm);
+    const record = (await alice.store.loadSenderKey(aliceAddr, dist)) as SenderKeyRecord;
+    const seed = record.current?.signingSeed;
+    assert.ok(seed instanceof Uint8Array, 'a new sender key keeps its seed');
+    for (let i = 0; i < 20; i++) {
+      const m = await alice.encrypt('alice', DIST, utf8Encode(`native ${i}`));
+      // The signature is the seed's RFC 8032 signature (so node:crypto made it) ...
+      assert.equal(toHex(m.subarray(m.length - 64)), toHex(ed25519.sign(m.subarray(0, m.length - 64), seed)));
+      // ... and libsignal (and tacit's pure verifier) accept it.
+      assert.equal(await deliver(receivers, 'alice', m), ok(`native ${i}`));
+      assert.ok(ls.SenderKeyMessage.deserialize(m).verifySignature(ls.PublicKey.deserialize(SenderKeyDistributionMessage.deserialize(skdm).signingKey.serialize())));
+    }
+    // Tampered signatures (R, s, the sign bit, s + L) are refused by both.
+    const m = await alice.encrypt('alice', DIST, utf8Encode('tamper'));
+    const sigAt = m.length - 64;
+    for (const [what, at, mask] of [['R', sigAt, 0x01], ['s', sigAt + 40, 0x10], ['sign bit', m.length - 1, 0x80]] as const) {
+      const bad = m.slice();
+      bad[at] = (bad[at] as number) ^ mask;
+      assert.equal(await deliver(receivers, 'alice', bad), 'error:BAD_SIGNATURE', what);
+    }
+    assert.equal(await deliver(receivers, 'alice', m), ok('tamper'));
+    // The seeded record reads in libsignal (the extra field is skipped), which continues the chain
+    // with XEdDSA from the private key; tacit reads that.
+    const lsAlice = libsignal('alice');
+    lsAlice.records.set(`alice.1/${DIST}`, ls.SenderKeyRecord.deserialize(((await alice.store.loadSenderKey(aliceAddr, dist)) as SenderKeyRecord).serialize()).serialize());
+    assert.equal(await deliver(receivers, 'alice', await lsAlice.encrypt('alice', DIST, utf8Encode('from libsignal'))), ok('from libsignal'));
+    // libsignal's record (no seed) back in tacit: signed by XEdDSA on @noble, read by libsignal.
+    const back = new TacitGroupParty(b);
+    const lsRecord = SenderKeyRecord.deserialize(lsAlice.records.get(`alice.1/${DIST}`) as Uint8Array);
+    assert.equal(lsRecord.current?.signingSeed, null);
+    await back.store.storeSenderKey(aliceAddr, dist, lsRecord);
+    const unseeded = await back.encrypt('alice', DIST, utf8Encode('no seed'));
+    assert.notEqual(toHex(unseeded.subarray(unseeded.length - 64)), toHex(ed25519.sign(unseeded.subarray(0, unseeded.length - 64), seed)));
+    assert.equal(await deliver(receivers, 'alice', unseeded), ok('no seed'));
   });
 
   test(`${version}: a message signed by another key, or for another distribution id, is refused alike`, async () => {

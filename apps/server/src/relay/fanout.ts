@@ -11,6 +11,7 @@
 import { base64DecodedLength, CIPHERTEXT_TYPES, isPlainObject, type ErrorCode, type SendMultiFrame } from '@tacit/api';
 import type { Context } from '../context.js';
 import type { FanoutDevice, FanoutResult, NewFanout } from '../fanout.js';
+import { fanoutDigest } from '../resend.js';
 import type { Connection } from './connection.js';
 import type { BatchWriter } from './writer.js';
 
@@ -40,15 +41,24 @@ function oversizeBody(body: unknown, maxBytes: number): boolean {
  * Only counts and lengths are looked at; the frame's size (MAX_FRAME_BYTES) bounds the walk.
  */
 export function precheckSendMulti(parsed: Record<string, unknown>, maxDevices: number, maxMessageBytes: number): Refusal | undefined {
-  const recipients = parsed['recipients'];
-  if (!Array.isArray(recipients)) return undefined;
   let devices = 0;
   const bodies: unknown[] = [isPlainObject(parsed['message']) ? parsed['message']['body'] : undefined];
-  for (const r of recipients) {
-    if (!isPlainObject(r) || !Array.isArray(r['devices'])) continue;
-    devices += r['devices'].length;
-    for (const d of r['devices']) if (isPlainObject(d) && isPlainObject(d['message'])) bodies.push(d['message']['body']);
-  }
+  const recipients = parsed['recipients'];
+  const to = parsed['to'];
+  if (Array.isArray(recipients)) {
+    for (const r of recipients) {
+      if (!isPlainObject(r) || !Array.isArray(r['devices'])) continue;
+      devices += r['devices'].length;
+      for (const d of r['devices']) if (isPlainObject(d) && isPlainObject(d['message'])) bodies.push(d['message']['body']);
+    }
+  } else if (Array.isArray(to)) {
+    // Compact entries: [username, deviceIds, registrationIds(, messages)].
+    for (const r of to) {
+      if (!Array.isArray(r) || !Array.isArray(r[1])) continue;
+      devices += r[1].length;
+      if (Array.isArray(r[3])) for (const m of r[3]) if (isPlainObject(m)) bodies.push(m['body']);
+    }
+  } else return undefined;
   if (devices > maxDevices) return { code: 'TOO_MANY_RECIPIENTS', message: `at most ${maxDevices} devices per send` };
   if (bodies.some((b) => oversizeBody(b, maxMessageBytes))) return { code: 'MESSAGE_TOO_LARGE', message: `body over ${maxMessageBytes} bytes` };
   return undefined;
@@ -98,7 +108,8 @@ export class FanoutSends {
     this.#writer.fanout({
       conn,
       clientId: frame.id,
-      fanout: { from: conn.device!, recipients, timestamp: now, expiresAt: now + l.messageTtlMs },
+      // The digest lets a resent frame (its `sent-multi` was lost) be answered, not stored again.
+      fanout: { from: conn.device!, recipients, timestamp: now, expiresAt: now + l.messageTtlMs, digest: fanoutDigest({ recipients }) },
       bodiesB64,
     });
   }
@@ -116,11 +127,11 @@ export function fanoutAnswer(p: PendingFanout, r: FanoutResult): string {
       r.code === 'NOT_FOUND' ? 'no such account' : r.code === 'STALE_DEVICE' ? 'devices re-registered; refresh their keys' : 'the device lists do not match the accounts';
     return JSON.stringify({ type: 'error', code: r.code, message, id: p.clientId, accounts: r.accounts });
   }
-  const stored = r.stored.reduce((n, copies) => n + copies.filter((c) => c !== null).length, 0);
+  const stored = r.resent?.stored ?? r.stored.reduce((n, copies) => n + copies.filter((c) => c !== null).length, 0);
   return JSON.stringify({
     type: 'sent-multi',
     id: p.clientId,
-    timestamp: p.fanout.timestamp,
+    timestamp: r.resent?.timestamp ?? p.fanout.timestamp,
     stored,
     ...(r.mailboxFull.length > 0 ? { mailboxFull: r.mailboxFull } : {}),
   });

@@ -7,6 +7,7 @@
  * is exercised by the CLI and browser tests.
  */
 import type { DeviceListResponse, Envelope, KyberPreKey, PreKey, RegisterRequest, UploadKeysRequest } from '@tacit/api';
+import { validateClientFrame } from '@tacit/api';
 import type { FetchLike, SocketFactory, SocketHandlers } from '../../src/index.ts';
 
 interface Account {
@@ -188,8 +189,10 @@ export class MemoryServer {
       case 'send-multi': {
         // Signal's device-list check, for accounts with one device (id 1): unknown accounts are
         // NOT_FOUND, a wrong registration id STALE_DEVICE; nothing is stored then.
-        type Dev = { deviceId: number; registrationId: number; message?: { type: string; body: string } };
-        const recipients = f['recipients'] as { username: string; devices: Dev[] }[];
+        // Either spelling of the recipient list, as the real server's validator reads it.
+        const checked = validateClientFrame(f);
+        if (!checked.ok || checked.value.type !== 'send-multi') return this.#push(conn, { type: 'error', id: f['id'], code: 'INVALID_REQUEST', message: 'bad send-multi' });
+        const recipients = checked.value.recipients;
         const shared = f['message'] as { type: string; body: string } | undefined;
         const unknown = recipients.filter((r) => !this.accounts.has(r.username));
         if (unknown.length > 0) return this.#push(conn, { type: 'error', id: f['id'], code: 'NOT_FOUND', message: 'no such user', accounts: unknown.map((r) => ({ username: r.username, missing: [], extra: r.devices.map((d) => d.deviceId), stale: [] })) });
