@@ -15,7 +15,9 @@
 // pairwise session, is printed on its own line: it is paid once per member device, not per message).
 //
 // Method: for each K, rounds alternate group and pairwise (G,P,G,P,…); each contender's figure is
-// the median over rounds. A sample of recipients decrypts what it was sent, so a broken contender
+// the median over rounds. A group round is GROUP_BURST group messages in a row, its figure the
+// per-message share (a pairwise round is K encryptions; see GROUP_BURST); the first message of
+// each group round is also reported on its own. A sample of recipients decrypts what it was sent, so a broken contender
 // cannot look fast. Nothing here asserts on time. The last line of output is one JSON object.
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
