@@ -58,6 +58,7 @@ export function exitCodeFor(code: ClientErrorCode): ExitCode {
       return EXIT.UNKNOWN_USER;
     case 'SERVER':
     case 'BAD_RESPONSE':
+    case 'PROVISIONING_FAILED':
       return EXIT.SERVER;
     case 'NETWORK':
     case 'TIMEOUT':

@@ -6,7 +6,9 @@
  * (CryptoBackend) and the socket (SocketFactory) are passed in, so the same class runs in Node and
  * in a browser.
  */
-import { toBase64, username as usernameValidator, type DeviceCredentials } from '@tacit/api';
+import { deviceName as deviceNameValidator, fromBase64, MAX_DEVICE_ID, MAX_PROVISIONING_MESSAGE_BYTES, toBase64, username as usernameValidator, type DeviceCredentials, type DeviceInfo } from '@tacit/api';
+import { awaitProvisioning, encodeProvisioningMessage, MAX_SYNCED_CONTACTS, MAX_SYNCED_GROUPS, PROVISIONING_MESSAGE_VERSION, type ProvisioningMessage } from './link.js';
+import { encryptProvisioning, parseLinkCode } from './provisioning.js';
 import { generateRegistrationId, IdentityKeyPair, SessionManager, type CryptoBackend } from '@tacit/protocol';
 import { accountCodec, type Account } from './account.js';
 import type { BackoffPolicy } from './backoff.js';
@@ -16,7 +18,7 @@ import { Emitter } from './emitter.js';
 import type { ClientEvents } from './events.js';
 import { ClientError } from './errors.js';
 import { contactOf, directConversation, groupIdOf, History, type ConversationId, type ConversationSummary, type HistoryMessage } from './history.js';
-import { HttpApi, relayUrl, type FetchLike } from './http.js';
+import { HttpApi, provisioningUrl, relayUrl, type FetchLike } from './http.js';
 import { Inbox } from './inbox.js';
 import { GROUP_CLOSE_GRACE_MS, Groups, type GroupInfo, type GroupSendResult } from './group/groups.js';
 import { groupConversation } from './group/state.js';
@@ -65,6 +67,28 @@ export interface RegisterOptions {
   username: string;
   inviteCode?: string;
 }
+
+export interface LinkOptions {
+  server: string;
+  /** Shown in the account's device list (e.g. "laptop browser"); at most MAX_DEVICE_NAME_LENGTH characters. */
+  name?: string;
+  /** Receives the link code to show, and when the channel closes (ms since the epoch). */
+  onCode: (code: string, expiresAt: number) => void;
+  timeoutMs?: number;
+}
+
+/** One device of this account. */
+export interface LinkedDevice extends DeviceInfo {
+  /** This is the device the client runs on. */
+  current: boolean;
+}
+
+/** After sending a link message, how long `linkDevice` waits for the new device to register, ms. */
+export const LINK_REGISTER_WAIT_MS = 30_000;
+/** How often `linkDevice` looks at the device list meanwhile, ms. */
+export const LINK_POLL_MS = 250;
+/** Bytes the provisioning cipher adds (ephemeral key, version, IV, padding block, MAC). */
+const LINK_ENVELOPE_OVERHEAD = 33 + 1 + 16 + 16 + 32;
 
 export interface ContactInfo {
   username: string;
@@ -230,6 +254,129 @@ export class TacitClient {
     done.write(accountCodec, PREFIX.account, { ...account, registered: true });
     await done.commit();
     return TacitClient.open(opts);
+  }
+
+  /**
+   * Links this (new) device to an existing account (DESIGN §3.1): opens a provisioning channel on
+   * `server`, hands the link code to `onCode` (show it, as text or QR code), waits for an existing
+   * device of the account to send the link message (`linkDevice` there), then registers this
+   * device under the account with its own keys. The contact list and group states come along;
+   * message history does not. PROVISIONING_FAILED when the message does not decrypt or the channel
+   * closes first, TIMEOUT after `timeoutMs`, SERVER LINK_TOKEN_INVALID / TOO_MANY_DEVICES.
+   */
+  static async link(opts: ClientOptions, req: LinkOptions): Promise<TacitClient> {
+    const store = opts.store;
+    const existing = await new Txn(store).read(accountCodec, PREFIX.account);
+    if (existing?.registered) throw new ClientError('ALREADY_REGISTERED', `this home already holds the account ${existing.username}`);
+    const name = req.name ?? '';
+    const checkedName = deviceNameValidator(name);
+    if (!checkedName.ok) throw new ClientError('INVALID_ARGUMENT', `device name: ${checkedName.reason}`);
+    const backend = opts.backend;
+    const http = new HttpApi(req.server, opts.fetch ? { fetch: opts.fetch } : {});
+    const msg = await awaitProvisioning({ backend, connect: opts.connect, url: provisioningUrl(http.baseUrl), onCode: req.onCode, ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}) });
+    const now = (opts.now ?? Date.now)();
+    const identity = msg.identity;
+    const registrationId = generateRegistrationId(backend);
+    const secret = toBase64(backend.randomBytes(DEVICE_SECRET_BYTES));
+    const keys = generateInitialKeys(backend, identity, now);
+    // Device id 1 until the server says which one this is (the record is not `registered` before).
+    const account: Account = { server: http.baseUrl, username: msg.username, deviceId: 1, registrationId, secret, identityKeyPair: toBase64(identity.serialize()), createdAt: now, registered: false };
+    const t = new Txn(store);
+    for (const r of await store.list('')) t.delete(r.key);
+    Core.initialRecords(t, backend);
+    t.write(accountCodec, PREFIX.account, account);
+    storeInitialKeys(t, keys, now);
+    t.write(countersCodec, PREFIX.counters, emptyCounters());
+    await t.commit();
+    const r = await http.link({
+      token: msg.token,
+      identityKey: toBase64(identity.publicKey.serialize()),
+      name,
+      registrationId,
+      signedPreKey: signedPreKeyWire(keys.signedPreKey),
+      kyberLastResortKey: kyberPreKeyWire(keys.lastResort),
+      preKeys: keys.preKeys.map(preKeyWire),
+      kyberPreKeys: keys.kyberPreKeys.map(kyberPreKeyWire),
+      secret,
+    });
+    if (r.username !== msg.username) throw new ClientError('BAD_RESPONSE', 'the server linked this device to a different account than the link message named');
+    const done = new Txn(store);
+    done.write(accountCodec, PREFIX.account, { ...account, deviceId: r.deviceId, registered: true });
+    await done.commit();
+    const client = await TacitClient.open(opts);
+    await client.#importLinked(msg);
+    return client;
+  }
+
+  /** Contacts (with their trusted keys) and group states from the device that linked this one. */
+  async #importLinked(msg: ProvisioningMessage): Promise<void> {
+    await this.#core.mutate(async (t) => {
+      for (const c of msg.contacts) {
+        if (c.username === this.username) continue;
+        await this.#directory.touch(t, c.username);
+        if (c.identityKey !== undefined) await this.#trust.accept(t, c.username, c.identityKey);
+        await this.#history.ensureConversation(t, directConversation(c.username));
+      }
+      for (const g of msg.groups) {
+        const bytes = fromBase64(g);
+        if (bytes !== undefined) await this.#groups.importState(t, bytes);
+      }
+    });
+  }
+
+  /**
+   * On an existing device: sends the link message to the new device showing `code` (from
+   * `TacitClient.link` there): the identity key pair, the username, a fresh single-use link token,
+   * the contacts and group states. Waits (at most `waitMs`) for the new device to register and
+   * returns its device id when it did.
+   */
+  async linkDevice(code: string, waitMs = LINK_REGISTER_WAIT_MS): Promise<{ deviceId: number | undefined }> {
+    const { address, publicKey } = parseLinkCode(code);
+    const before = new Set((await this.#http.devices()).devices.map((d) => d.deviceId));
+    const token = await this.#http.linkToken();
+    const t = this.#core.view();
+    const contacts: ProvisioningMessage['contacts'] = [];
+    for (const c of (await this.#directory.contacts()).slice(0, MAX_SYNCED_CONTACTS)) {
+      if (c.username === this.username) continue;
+      const id = await this.#trust.identity(t, c.username);
+      contacts.push({ username: c.username, ...(id?.trusted !== undefined ? { identityKey: id.trusted } : {}) });
+    }
+    let groups = (await this.#groups.exportStates()).slice(0, MAX_SYNCED_GROUPS).map((g) => toBase64(g));
+    const message = (): ProvisioningMessage => ({ v: PROVISIONING_MESSAGE_VERSION, username: this.username, identityKeyPair: this.#core.account.identityKeyPair, token: token.token, contacts, groups });
+    // Group states past the size limit are left out (the new device learns them from the next change).
+    let plain = encodeProvisioningMessage(message());
+    while (plain.length + LINK_ENVELOPE_OVERHEAD > MAX_PROVISIONING_MESSAGE_BYTES && groups.length > 0) {
+      groups = groups.slice(0, -1);
+      plain = encodeProvisioningMessage(message());
+    }
+    const envelope = encryptProvisioning(this.#core.backend, publicKey, plain);
+    await this.#http.sendProvisioning(address, toBase64(envelope));
+    this.#directory.forget(this.username);
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline && !this.#closed) {
+      const added = (await this.#http.devices()).devices.find((d) => !before.has(d.deviceId));
+      if (added !== undefined) return { deviceId: added.deviceId };
+      await new Promise((r) => setTimeout(r, LINK_POLL_MS));
+    }
+    return { deviceId: undefined };
+  }
+
+  /** This account's devices (id, name, created, last seen), marking this one. */
+  async devices(): Promise<LinkedDevice[]> {
+    const list = await this.#http.devices();
+    return list.devices.map((d) => ({ ...d, current: d.deviceId === this.deviceId }));
+  }
+
+  /**
+   * Removes another device of this account: the server closes its connections, deletes its keys
+   * and queue, and refuses its credentials from now on. Messages are no longer sent to it.
+   */
+  async removeDevice(deviceId: number): Promise<void> {
+    if (!Number.isInteger(deviceId) || deviceId < 1 || deviceId > MAX_DEVICE_ID) throw new ClientError('INVALID_ARGUMENT', 'not a device id');
+    if (deviceId === this.deviceId) throw new ClientError('INVALID_ARGUMENT', 'this is the device you are using; remove it from another device');
+    await this.#http.removeDevice(deviceId);
+    this.#directory.forget(this.username);
+    await this.#core.mutate((t) => t.delete(this.#core.keys.session(this.username, deviceId)));
   }
 
   /** Opens the account stored in `opts.store`. */

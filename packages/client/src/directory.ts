@@ -123,7 +123,7 @@ export class Directory {
    * contact's identity key is the trusted one. Returns the device ids to encrypt for. Runs under
    * the contact's peer lock; network calls happen outside the state lock.
    */
-  async prepareSessions(contact: string): Promise<number[]> {
+  async prepareSessions(contact: string, exclude?: number): Promise<number[]> {
     let list: DeviceListResponse;
     try {
       list = await this.deviceList(contact, false);
@@ -132,8 +132,11 @@ export class Directory {
       // for); the relay queues the messages until the server is back. Nothing new is trusted.
       const known = e instanceof ClientError && (e.code === 'NETWORK' || e.code === 'TIMEOUT') ? await this.knownDevices(contact) : undefined;
       if (known === undefined) throw e;
-      return known;
+      return known.filter((d) => d !== exclude);
     }
+    // Our own account: this device is not one to write to.
+    if (exclude !== undefined) list = { ...list, devices: list.devices.filter((d) => d.deviceId !== exclude) };
+    if (exclude !== undefined && list.devices.length === 0) return [];
     if (list.devices.length === 0) throw new ClientError('UNKNOWN_USER', `${contact} has no devices`, { contact });
     const checked = await this.#core.mutate(async (t) => {
       const refused = await this.#trust.check(t, contact, list.identityKey);

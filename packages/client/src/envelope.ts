@@ -4,6 +4,7 @@
  * before encryption (Signal's scheme: 0x80 then zeros up to a multiple of PADDING_BLOCK) so the
  * ciphertext length reveals only a coarse size class.
  */
+import { USERNAME_PATTERN } from '@tacit/api';
 import { utf8Decode, utf8Encode } from './bytes.js';
 import { decodeAttachmentPointer, encodeAttachmentPointer, type AttachmentPointer } from './attachment/pointer.js';
 
@@ -29,11 +30,24 @@ export interface Envelope {
   readonly file?: AttachmentPointer;
   /** Sender's clock, ms since the epoch. Informational only: order comes from the server queue. */
   readonly sentAt: number;
+  /**
+   * A sync transcript ("sent to X"): this account's own message to `sentTo`, copied to its other
+   * devices so they show it in the conversation with X. Accepted only from the account's own
+   * devices under its own identity key (inbox.ts); from anyone else the message is refused.
+   */
+  readonly sentTo?: string;
 }
 
 export function encodeEnvelope(env: Envelope): Uint8Array {
   const json = utf8Encode(
-    JSON.stringify({ v: env.v, id: env.id, text: env.text, sentAt: env.sentAt, ...(env.file !== undefined ? { file: encodeAttachmentPointer(env.file) } : {}) }),
+    JSON.stringify({
+      v: env.v,
+      id: env.id,
+      text: env.text,
+      sentAt: env.sentAt,
+      ...(env.file !== undefined ? { file: encodeAttachmentPointer(env.file) } : {}),
+      ...(env.sentTo !== undefined ? { sentTo: env.sentTo } : {}),
+    }),
   );
   const padded = new Uint8Array((Math.floor(json.length / PADDING_BLOCK) + 1) * PADDING_BLOCK);
   padded.set(json);
@@ -73,11 +87,12 @@ function decodePlain(bytes: Uint8Array): { envelope: Envelope; file: unknown } |
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const o = value as Record<string, unknown>;
-  const { v, id, text, sentAt, file } = o;
+  const { v, id, text, sentAt, file, sentTo } = o;
   if (v !== ENVELOPE_VERSION) return undefined;
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH) return undefined;
   // The sender bounds characters (text.ts); here the envelope's size already bounds the text.
   if (typeof text !== 'string') return undefined;
   if (typeof sentAt !== 'number' || !Number.isSafeInteger(sentAt) || sentAt < 0) return undefined;
-  return { envelope: { v, id, text, sentAt }, file };
+  if (sentTo !== undefined && (typeof sentTo !== 'string' || !USERNAME_PATTERN.test(sentTo) || sentTo.length > 64)) return undefined;
+  return { envelope: { v, id, text, sentAt, ...(sentTo !== undefined ? { sentTo } : {}) }, file };
 }

@@ -40,6 +40,8 @@ export const CLIENT_ERROR_CODES = [
   'ATTACHMENT_CORRUPT',
   /** The caller cancelled the operation (an upload or download); nothing half-done is kept. */
   'CANCELLED',
+  /** Linking a device failed: the link message did not decrypt (wrong code, tampered), or the channel closed. Nothing was registered. */
+  'PROVISIONING_FAILED',
 ] as const;
 
 export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];

@@ -184,6 +184,8 @@ export interface MessageMeta {
   err?: MessageError;
   /** Outgoing: device id → server id, for every device that stored it. */
   to?: Record<string, string>;
+  /** Outgoing: this account's other devices that stored the "sent" transcript (device id → server id). */
+  own?: Record<string, string>;
   /** Outgoing: ciphertexts on their way (waiting for `sent`). */
   pend?: number;
   /** Outgoing: times it was encrypted again after the server refused a stale device. */
@@ -235,6 +237,7 @@ export const messageCodec = blobCodec<MessageMeta>('message', (v) => {
   if ((d !== 'in' && d !== 'out') || !isStr(id, 64) || !isStr(from, 64) || !isInt(dev) || !isInt(sentAt)) return undefined;
   if (!optional(srv, (x): x is string => isStr(x, 64)) || !optional(ts, isInt) || !optional(rcv, isInt)) return undefined;
   if (!optional(st, (x): x is OutgoingState => typeof x === 'string' && STATES.has(x)) || !optional(err, isError)) return undefined;
+  if (!optional(v['own'], isDeviceMap)) return undefined;
   if (!optional(to, isDeviceMap) || !optional(pend, isInt) || !optional(att, isInt) || !optional(job, isInt)) return undefined;
   if (v['sys'] !== undefined && v['sys'] !== 1) return undefined;
   if (!optional(file, isStoredAttachment)) return undefined;

@@ -37,6 +37,12 @@ import {
   type InvitesResponse,
   type MeResponse,
   type ResetAccountResponse,
+  linkToken,
+  validateDevicesResponse,
+  type DevicesResponse,
+  type LinkDeviceRequest,
+  type LinkTokenResponse,
+  type ProvisioningMessageRequest,
 } from '@tacit/api';
 import { ClientError } from './errors.js';
 import { refusalText } from './refusals.js';
@@ -170,6 +176,30 @@ export class HttpApi {
     return this.#call('GET', ROUTES.deviceList(username), deviceListResponse, undefined, true);
   }
 
+  // ---- linked devices (api linking.ts) ----
+
+  async linkToken(): Promise<LinkTokenResponse> {
+    return this.#call('POST', ROUTES.linkToken, linkTokenResponse, undefined, true);
+  }
+
+  async sendProvisioning(address: string, body: string): Promise<void> {
+    const req: ProvisioningMessageRequest = { body };
+    await this.#call('PUT', ROUTES.provisioningMessage(address), undefined, req, true);
+  }
+
+  /** Registers this (new) device under the account of the link token; no credentials needed. */
+  async link(req: LinkDeviceRequest): Promise<RegisterResponse> {
+    return this.#call('POST', ROUTES.link, registerResponse, req, false);
+  }
+
+  async devices(): Promise<DevicesResponse> {
+    return this.#call('GET', ROUTES.devices, validateDevicesResponse, undefined, true);
+  }
+
+  async removeDevice(deviceId: number): Promise<void> {
+    await this.#call('DELETE', ROUTES.device(deviceId), undefined, undefined, true);
+  }
+
   async me(): Promise<MeResponse> {
     return this.#call('GET', ROUTES.me, validateMeResponse, undefined, true);
   }
@@ -257,6 +287,13 @@ export function normalizeServerUrl(url: string): string {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ClientError('INVALID_ARGUMENT', 'the server URL must start with http:// or https://');
   if (u.username || u.password) throw new ClientError('INVALID_ARGUMENT', 'the server URL must not contain credentials');
   return u.origin + u.pathname.replace(/\/+$/, '');
+}
+
+const linkTokenResponse: Validator<LinkTokenResponse> = object({ token: linkToken, expiresAt: integer(0, Number.MAX_SAFE_INTEGER) });
+
+/** ws(s):// URL of the provisioning channel for an http(s):// server URL. */
+export function provisioningUrl(serverUrl: string): string {
+  return serverUrl.replace(/^http/, 'ws') + ROUTES.provisioning;
 }
 
 /** ws(s):// URL of the relay for an http(s):// server URL. */

@@ -21,7 +21,7 @@ import { toBase64 } from './bytes.js';
 import { isClientError } from './errors.js';
 import type { Core, StateTxn } from './core.js';
 import type { Directory } from './directory.js';
-import { readEnvelope } from './envelope.js';
+import { readEnvelope, type Envelope } from './envelope.js';
 import { looksLikeGroupPayload } from './group/wire.js';
 import { storedFromPointer, type AttachmentPointer } from './attachment/pointer.js';
 import { directConversation, type History, type HistoryMessage } from './history.js';
@@ -255,6 +255,11 @@ export class Inbox {
       if (r.newSession) t.afterCommit(this.#onNewSession);
     } catch (e) {
       if (isProtocolError(e) && e.code !== 'DUPLICATE' && !(e instanceof UntrustedIdentityError)) this.#throttle.failed(SenderThrottle.key(m.from, m.fromDevice));
+      if (e instanceof UntrustedIdentityError && m.from === this.#core.account.username) {
+        // Our own account under another identity key: not one of our devices. Refused, never trusted.
+        t.afterCommit(() => this.#core.events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: 'FOREIGN_IDENTITY' }));
+        return undefined;
+      }
       if (e instanceof UntrustedIdentityError) {
         this.#hold(t, m);
         await this.#trust.changed(t, m.from, toBase64(e.identityKey.serialize()));
@@ -288,6 +293,16 @@ export class Inbox {
       return undefined;
     }
     const envelope = read.envelope;
+    const self = this.#core.account.username;
+    if (envelope.sentTo !== undefined || m.from === self) {
+      // A "sent" transcript: only from our own devices (the session proved our identity key), and
+      // only a transcript comes from them. Anything else claiming to be one is refused.
+      if (m.from !== self || envelope.sentTo === undefined || envelope.sentTo === self) {
+        t.afterCommit(() => this.#core.events.emit('undecryptable', { from: m.from, fromDevice: m.fromDevice, reason: 'FORGED_TRANSCRIPT' }));
+        return undefined;
+      }
+      return this.#storeTranscript(t, m, envelope.sentTo, envelope);
+    }
     await this.#directory.noteDevice(t, m.from, m.fromDevice);
     const dedupKey = this.#core.keys.seenMessage(m.from, envelope.id);
     if ((await t.getBytes(dedupKey)) !== undefined) return undefined;
@@ -305,6 +320,27 @@ export class Inbox {
     }, envelope.text);
     // Shown only once it is durable, so a crash re-delivers rather than shows twice.
     t.afterCommit(() => this.#core.events.emit('message', { ...stored }));
+    return stored;
+  }
+
+  /** Our own message, sent from another of our devices to `contact`: shown in that conversation as ours. */
+  async #storeTranscript(t: StateTxn, m: Ciphertext, contact: string, envelope: Envelope): Promise<HistoryMessage | undefined> {
+    const self = this.#core.account.username;
+    const dedupKey = this.#core.keys.seenMessage(self, envelope.id);
+    if ((await t.getBytes(dedupKey)) !== undefined) return undefined;
+    this.#remember(t, 'message', dedupKey);
+    await this.#directory.touch(t, contact);
+    const stored = await this.#history.append(t, directConversation(contact), {
+      d: 'out',
+      id: envelope.id,
+      from: self,
+      dev: m.fromDevice,
+      sentAt: envelope.sentAt,
+      st: 'sent',
+      to: {},
+      ...(envelope.file !== undefined ? { file: storedFromPointer(envelope.file) } : {}),
+    }, envelope.text);
+    t.afterCommit(() => this.#core.events.emit('outgoing', { ...stored }));
     return stored;
   }
 

@@ -32,8 +32,14 @@ import type { Relay } from './relay.js';
 export const MAX_OUTBOX = 2_000;
 /** Message ids: 16 random bytes in hex. */
 export const MESSAGE_ID_BYTES = 16;
-/** Times a message is encrypted again for devices that re-registered (STALE_DEVICE). */
-export const MAX_STALE_RESENDS = 1;
+/**
+ * Times a message is encrypted again after the server refused its device list (Signal's 409/410:
+ * a device re-registered, was added or removed; STALE_DEVICE, MISMATCHED_DEVICES). One repair
+ * fixes the list; the second covers a change on both accounts (the contact's and our own).
+ */
+export const MAX_STALE_RESENDS = 2;
+/** Server refusals that a fresh device list repairs. */
+const REPAIRABLE: ReadonlySet<string> = new Set(['STALE_DEVICE', 'MISMATCHED_DEVICES']);
 
 /** Refusals that go away by waiting: the message stays queued. */
 const TRANSIENT_CODES: ReadonlySet<string> = new Set(['NETWORK', 'TIMEOUT', 'CLOSED']);
@@ -72,6 +78,10 @@ export interface CiphertextEntry {
   deviceId: number;
   /** The registration id of the session's remote install, so the server can refuse a stale device. */
   registrationId?: number;
+  /** Every device of `to`'s account this message goes to, for the server's device-list check (SendFrame.devices). */
+  devices?: number[];
+  /** A "sent" transcript for another device of our own account (its plaintext names the contact). */
+  sync?: 1;
   type: 'prekey' | 'whisper';
   createdAt: number;
 }
@@ -81,6 +91,9 @@ export const ciphertextCodec = blobCodec<CiphertextEntry>('outgoing ciphertext',
   const { clientId, conversation, msg, messageId, to, deviceId, registrationId, type, createdAt } = v;
   if (!isStr(clientId, 64) || !isStr(conversation, 200) || !isInt(msg) || !isStr(messageId, 64) || !isStr(to, 64) || !isInt(deviceId, 1)) return undefined;
   if (!optional(registrationId, isInt) || (type !== 'prekey' && type !== 'whisper') || !isInt(createdAt)) return undefined;
+  const devices = v['devices'];
+  if (devices !== undefined && !(Array.isArray(devices) && devices.length >= 1 && devices.length <= 128 && devices.every((d) => isInt(d, 1)))) return undefined;
+  if (v['sync'] !== undefined && v['sync'] !== 1) return undefined;
   return v as unknown as CiphertextEntry;
 });
 
@@ -315,9 +328,12 @@ export class Outbox {
         continue;
       }
       this.#attempts.delete(contact);
+      // Our other devices get a "sent" transcript. Trouble reaching them (offline, a key that is not
+      // ours) never holds up the message to the contact.
+      const own = await this.#o.directory.prepareSessions(this.#core.account.username, this.#core.account.deviceId).catch(() => [] as number[]);
       let entries: { key: string; entry: CiphertextEntry; body: Uint8Array }[];
       try {
-        entries = await this.#core.mutate((t) => this.#encrypt(t, next.key, job, devices));
+        entries = await this.#core.mutate((t) => this.#encrypt(t, next.key, job, devices, own));
       } catch (e) {
         if (!isProtocolError(e) && !(e instanceof ClientError && e.code === 'INVALID_ARGUMENT')) throw e;
         // The session could not encrypt (expired, unusable) or the result is too large: a
@@ -330,34 +346,46 @@ export class Outbox {
     }
   }
 
-  /** Inside a state change: consumes the job and stores one ciphertext per device that still needs the message. */
-  async #encrypt(t: StateTxn, jobKey: string, job: Job, devices: number[]): Promise<{ key: string; entry: CiphertextEntry; body: Uint8Array }[]> {
+  /**
+   * Inside a state change: consumes the job and stores one ciphertext per device that still needs
+   * the message: the contact's `devices`, and our `own` other devices (a "sent" transcript).
+   */
+  async #encrypt(t: StateTxn, jobKey: string, job: Job, devices: number[], own: number[]): Promise<{ key: string; entry: CiphertextEntry; body: Uint8Array }[]> {
     if ((await t.getBytes(jobKey)) === undefined) return [];
     t.delete(jobKey);
     t.counters.queued--;
     const msg = await this.#o.history.message(t, job.conversation, job.msg);
     if (msg === undefined) return [];
     const delivered = msg.meta.to ?? {};
-    const targets = devices.filter((d) => delivered[String(d)] === undefined);
+    const ownDelivered = msg.meta.own ?? {};
+    const self = this.#core.account.username;
     // A file goes out only with its complete pointer (its upload finished).
     const file = msg.meta.file === undefined ? undefined : pointerOf(msg.meta.file);
     if (msg.meta.file !== undefined && file === undefined) throw new ClientError('INVALID_ARGUMENT', 'the file is not uploaded yet');
-    const plaintext = encodeEnvelope({ v: ENVELOPE_VERSION, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}) });
+    const base = { v: ENVELOPE_VERSION, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}) } as const;
+    const plaintext = encodeEnvelope(base);
+    const transcript = encodeEnvelope({ ...base, sentTo: job.to });
     const out: { key: string; entry: CiphertextEntry; body: Uint8Array }[] = [];
-    for (const d of targets) {
-      const ct = await this.#o.sessions.encrypt(new ProtocolAddress(job.to, d), plaintext);
+    const targets = [
+      ...devices.filter((d) => delivered[String(d)] === undefined).map((d) => ({ user: job.to, d, all: devices, sync: false })),
+      ...own.filter((d) => ownDelivered[String(d)] === undefined).map((d) => ({ user: self, d, all: own, sync: true })),
+    ];
+    for (const { user, d, all, sync } of targets) {
+      const ct = await this.#o.sessions.encrypt(new ProtocolAddress(user, d), sync ? transcript : plaintext);
       if (ct.body.length > MAX_MESSAGE_BYTES) throw new ClientError('INVALID_ARGUMENT', 'message too large');
       // The install this ciphertext is for: the server refuses it (STALE_DEVICE) if the device
       // re-registered since, instead of storing mail it cannot decrypt.
-      const registrationId = await this.#o.directory.sessionRegistrationId(t, job.to, d);
+      const registrationId = await this.#o.directory.sessionRegistrationId(t, user, d);
       const entry: CiphertextEntry = {
         clientId: toHex(this.#core.backend.randomBytes(12)),
         conversation: job.conversation,
         msg: job.msg,
         messageId: msg.meta.id,
-        to: job.to,
+        to: user,
         deviceId: d,
         ...(registrationId !== undefined ? { registrationId } : {}),
+        devices: [...all],
+        ...(sync ? { sync: 1 as const } : {}),
         type: ct.type,
         createdAt: this.#core.now(),
       };
@@ -403,6 +431,7 @@ export class Outbox {
         id: entry.clientId,
         to: { username: entry.to, deviceId: entry.deviceId, ...(entry.registrationId !== undefined ? { registrationId: entry.registrationId } : {}) },
         message: { type: entry.type, body: toBase64(body) },
+        ...(entry.devices !== undefined ? { devices: entry.devices } : {}),
       })
       .then(
         (r) => this.#done(key, entry, { serverId: r.serverId }),
@@ -435,7 +464,12 @@ export class Outbox {
     this.#outcomes = [];
     const requeued = new Set<string>();
     await this.#core.mutate(async (t) => {
-      for (const { key, entry, outcome } of batch) if (await this.#record(t, key, entry, outcome)) requeued.add(entry.to);
+      for (const { key, entry, outcome } of batch) {
+        if (!(await this.#record(t, key, entry, outcome))) continue;
+        requeued.add(contactOf(entry.conversation) ?? entry.to);
+        // The account whose list was out of date (the contact's, or ours for a transcript).
+        this.#o.directory.forget(entry.to);
+      }
     });
     for (const to of requeued) {
       this.#o.directory.forget(to);
@@ -449,17 +483,26 @@ export class Outbox {
     if ((await t.getBytes(key)) === undefined) return false;
     t.delete(key);
     t.counters.ciphertexts--;
+    const contact = contactOf(entry.conversation) ?? entry.to;
     const updated = await this.#o.history.update(t, entry.conversation, entry.msg, (m) => {
       const next: MessageMeta = { ...m, pend: Math.max(0, (m.pend ?? 1) - 1) };
+      const code = 'refused' in outcome ? outcome.refused.serverCode : undefined;
       if ('serverId' in outcome) {
-        next.to = { ...next.to, [String(entry.deviceId)]: outcome.serverId };
-      } else if (outcome.refused.serverCode === 'STALE_DEVICE' && (next.att ?? 0) < MAX_STALE_RESENDS && next.st !== 'failed') {
-        // The device re-registered: the ciphertext was for the old install. Encrypt again,
-        // from a fresh device list, for the devices that did not store the message.
+        if (entry.sync === 1) next.own = { ...next.own, [String(entry.deviceId)]: outcome.serverId };
+        else next.to = { ...next.to, [String(entry.deviceId)]: outcome.serverId };
+      } else if (code !== undefined && REPAIRABLE.has(code) && next.job === 1) {
+        // Another ciphertext of this message was refused already and it is queued again: that
+        // repair covers this device too.
+        requeued = true;
+      } else if (code !== undefined && REPAIRABLE.has(code) && (next.att ?? 0) < MAX_STALE_RESENDS && next.st !== 'failed') {
+        // The device list was out of date (a device re-registered, was added or removed): encrypt
+        // again, from a fresh device list, for the devices that did not store the message.
         next.att = (next.att ?? 0) + 1;
         next.job = 1;
-        this.#queue(t, entry.conversation, entry.msg, entry.to);
+        this.#queue(t, entry.conversation, entry.msg, contact);
         requeued = true;
+      } else if (entry.sync === 1) {
+        // A transcript our other device could not take does not fail the message.
       } else {
         const e = outcome.refused.serverCode === 'NOT_FOUND'
           ? new ClientError('UNKNOWN_USER', `${entry.to} (device ${entry.deviceId}) no longer exists on the server`, { contact: entry.to, serverCode: 'NOT_FOUND' })

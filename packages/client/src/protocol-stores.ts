@@ -61,6 +61,8 @@ class RecordIdentityStore implements IdentityKeyStore {
     return this.#core.account.registrationId;
   }
   async saveIdentity(address: ProtocolAddress, key: PublicKey): Promise<boolean> {
+    // Our own account's key is pinned (isTrustedIdentity); it is never recorded as a contact's.
+    if (address.name === this.#core.account.username) return false;
     const t = this.#core.active();
     const k = this.#core.keys.identity(address.name);
     const old = await t.read(identityCodec, k);
@@ -69,10 +71,13 @@ class RecordIdentityStore implements IdentityKeyStore {
     return old?.trusted !== undefined && old.trusted !== next;
   }
   async isTrustedIdentity(address: ProtocolAddress, key: PublicKey, _direction: Direction): Promise<boolean> {
+    // Our other devices share our identity key: anything else claiming our name is refused, never trusted on first use.
+    if (address.name === this.#core.account.username) return bytesEqual(this.#core.identity.publicKey.serialize(), key.serialize());
     const old = await this.#core.active().read(identityCodec, this.#core.keys.identity(address.name));
     return old?.trusted === undefined || bytesEqual(unb64(old.trusted), key.serialize());
   }
   async getIdentity(address: ProtocolAddress): Promise<PublicKey | null> {
+    if (address.name === this.#core.account.username) return this.#core.identity.publicKey;
     const old = await this.#core.active().read(identityCodec, this.#core.keys.identity(address.name));
     return old?.trusted === undefined ? null : PublicKey.deserialize(unb64(old.trusted));
   }

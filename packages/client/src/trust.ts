@@ -8,7 +8,7 @@
  * MAX_QUARANTINED, oldest dropped first).
  */
 import { PublicKey, safetyNumber } from '@tacit/protocol';
-import { utf8Encode, unb64 } from './bytes.js';
+import { bytesEqual, utf8Encode, unb64 } from './bytes.js';
 import type { Core, StateTxn } from './core.js';
 import { ClientError } from './errors.js';
 import { PREFIX, seqKey } from './keys.js';
@@ -90,6 +90,12 @@ export class Trust {
    * is stored even though the operation fails).
    */
   async check(t: StateTxn, contact: string, keyB64: string): Promise<ClientError | undefined> {
+    // Our own account: pinned to our identity key, never trusted on first use, never "changed".
+    if (contact === this.#core.account.username) {
+      return bytesEqual(unb64(keyB64), this.#core.identity.publicKey.serialize())
+        ? undefined
+        : new ClientError('UNTRUSTED_IDENTITY', 'the server lists a different identity key for your own account; nothing is sent to those devices', { contact });
+    }
     const rec = await this.identity(t, contact);
     if (rec?.trusted === undefined) {
       t.write(identityCodec, this.#core.keys.identity(contact), { ...rec, username: contact, trusted: keyB64 });

@@ -193,6 +193,24 @@ export class Groups {
     return out.sort((a, b) => a.title.localeCompare(b.title) || a.id.localeCompare(b.id));
   }
 
+  /** The states of the groups this account is in, encoded as pairwise state payloads (for a newly linked device). */
+  async exportStates(): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (const r of await this.#core.view().list(PREFIX.group)) {
+      const rec = recordCodec.decode(r.value);
+      if (isMember(rec.state, this.#self)) out.push(encodeGroupPayload({ grp: 'state', state: rec.state }));
+    }
+    return out;
+  }
+
+  /** A group state another device of this account handed over when linking this one (merged like any state from a member). */
+  async importState(t: StateTxn, payload: Uint8Array): Promise<boolean> {
+    const p = decodeGroupPayload(payload);
+    if (p === undefined || p.grp !== 'state' || !isMember(p.state, this.#self)) return false;
+    await this.#receiveState(t, this.#self, p.state);
+    return true;
+  }
+
   async get(ref: string): Promise<GroupInfo> {
     const id = await this.resolve(ref);
     const r = await this.#load(this.#core.view(), id);
