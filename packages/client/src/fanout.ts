@@ -2,8 +2,9 @@
 // socket and read the server's answer. A group message is one shared ciphertext for every device;
 // a pairwise message to every device of some accounts carries one ciphertext per device.
 //
-// Not yet wired into the Relay (it does not resend a `send-multi` after a reconnect): the send
-// path that uses this for groups and linked devices owns that. On a refusal nothing was stored;
+// The Relay resends a `send-multi` that had no answer when its connection ended; the server
+// recognises the identical frame and answers it without storing it again (docs/API.md). The frame
+// names its recipients in the compact `to` list. On a refusal nothing was stored;
 // `accounts` says per account which devices are missing, extra or stale: archive the sessions of
 // extra and stale devices, fetch bundles for missing and stale ones, encrypt for those, and send
 // the whole frame again (the other devices' ciphertexts were never delivered and stay valid).
