@@ -23,6 +23,8 @@ export interface ParsedArgs {
   file: string | undefined;
   /** Where received files are saved (default <home>/downloads). */
   out: string | undefined;
+  /** `link --name <name>`: this device's name in the account's device list. */
+  name: string | undefined;
 }
 
 /** Longest --wait, seconds (one day). */
@@ -30,11 +32,11 @@ export const MAX_WAIT_SECONDS = 86_400;
 /** Largest --limit (messages one `history` prints). */
 export const MAX_LIMIT = 1_000;
 
-const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit', '--file', '--out']);
+const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit', '--file', '--out', '--name']);
 const BOOL_FLAGS = new Set(['--json', '--help', '-h', '--yes']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, server: undefined, invite: undefined, wait: undefined, limit: undefined, file: undefined, out: undefined };
+  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, server: undefined, invite: undefined, wait: undefined, limit: undefined, file: undefined, out: undefined, name: undefined };
   let rest = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -76,6 +78,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         break;
       case '--out':
         out.out = value;
+        break;
+      case '--name':
+        out.name = value;
         break;
       case '--wait': {
         const n = Number(value);

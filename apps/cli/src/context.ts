@@ -1,8 +1,8 @@
 /** What every command gets: parsed arguments, output, the home directory and a way to open it. */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { openHome, registerHome, type HomeClient } from '@tacit/client/node';
-import type { RegisterOptions } from '@tacit/client';
+import { linkHome, openHome, registerHome, type HomeClient } from '@tacit/client/node';
+import type { LinkOptions, RegisterOptions } from '@tacit/client';
 import type { ParsedArgs } from './args.js';
 import type { Output } from './output.js';
 import { getPassphrase } from './passphrase.js';
@@ -22,6 +22,7 @@ export interface Ctx {
   stderr: NodeJS.WriteStream;
   open(): Promise<HomeClient>;
   register(reg: RegisterOptions): Promise<HomeClient>;
+  link(link: LinkOptions): Promise<HomeClient>;
 }
 
 export function makeCtx(args: ParsedArgs, out: Output, io: { env: Record<string, string | undefined>; stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }): Ctx {
@@ -38,6 +39,10 @@ export function makeCtx(args: ParsedArgs, out: Output, io: { env: Record<string,
     async register(reg) {
       const passphrase = await getPassphrase(io, { confirm: true });
       return registerHome({ home, passphrase }, reg);
+    },
+    async link(link) {
+      const passphrase = await getPassphrase(io, { confirm: true });
+      return linkHome({ home, passphrase }, link);
     },
   };
 }

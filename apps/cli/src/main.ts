@@ -7,6 +7,7 @@ import { makeCtx, type Ctx } from './context.js';
 import { cmdAdmin, cmdDirectory } from './team.js';
 import { cmdGroup } from './group.js';
 import { cmdSettings } from './settings.js';
+import { cmdDevices, cmdLink } from './devices.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 
@@ -39,6 +40,13 @@ commands:
                                  sent and none shown; typing off: none sent or shown)
   directory                      list the usernames registered on the server
                                  (when the server's team directory is on)
+
+devices (one account on several devices: each gets every message, and your own messages):
+  link --server <url> [--name <n>]  make this home a new device of an existing account: shows
+                                 a link code (and a QR code) to enter on a signed-in device
+  devices                        this account's devices (id, name, added, last seen)
+  devices add <code>             link the new device showing this code
+  devices remove <id>            sign a device out for good (it gets no more messages)
 
 groups (a group is named #<title> or g:<id prefix>; send, recv, chat and history take it too):
   group create <title> <user>…   create a group; you are its admin
@@ -89,6 +97,8 @@ const COMMANDS: Record<string, Command> = {
   admin: cmdAdmin,
   group: cmdGroup,
   settings: cmdSettings,
+  link: cmdLink,
+  devices: cmdDevices,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -306,8 +306,9 @@ export class ChatProcess {
   #buf = '';
   #exit: Promise<number>;
 
-  constructor(home: string, partner: string, extra: string[] = []) {
-    this.#proc = spawn(process.execPath, [BIN, '--home', home, '--json', 'chat', partner, ...extra], { cwd: ROOT, env: cliEnv({}), stdio: ['pipe', 'pipe', 'pipe'] });
+  /** `command`: run another long-lived command instead of `chat` (e.g. ['link', '--server', url]). */
+  constructor(home: string, partner: string, extra: string[] = [], command?: string[]) {
+    this.#proc = spawn(process.execPath, [BIN, '--home', home, '--json', ...(command ?? ['chat', partner, ...extra])], { cwd: ROOT, env: cliEnv({}), stdio: ['pipe', 'pipe', 'pipe'] });
     this.#proc.stdout!.setEncoding('utf8');
     this.#proc.stderr!.setEncoding('utf8');
     this.#proc.stdout!.on('data', (d: string) => {

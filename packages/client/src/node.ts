@@ -7,7 +7,7 @@ import { mkdir, rmdir, unlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeBackend } from '@tacit/protocol/node';
-import { TacitClient, type ClientOptions, type RegisterOptions } from './client.js';
+import { TacitClient, type ClientOptions, type LinkOptions, type RegisterOptions } from './client.js';
 import { ClientError } from './errors.js';
 import type { FetchLike } from './http.js';
 import type { BackoffPolicy } from './backoff.js';
@@ -139,6 +139,26 @@ export function registerHome(o: HomeOptions, reg: RegisterOptions): Promise<Home
     } catch (e) {
       await store.close();
       // A refused or failed registration must not leave a half-made account behind.
+      if (!(e instanceof ClientError && e.code === 'ALREADY_REGISTERED')) await removeDatabase(dbPath);
+      throw e;
+    }
+    return bind(client, lock);
+  });
+}
+
+/**
+ * Links a new device to an existing account (TacitClient.link) and stores it in `home` (which must
+ * not hold a registered account). `link.onCode` gets the code to show.
+ */
+export function linkHome(o: HomeOptions, link: LinkOptions): Promise<HomeClient> {
+  return withLock(o, true, async (lock) => {
+    const dbPath = join(o.home, STATE_DB);
+    const store = await openHomeStore(o, true);
+    let client: TacitClient;
+    try {
+      client = await TacitClient.link(clientOptions(store, o), link);
+    } catch (e) {
+      await store.close();
       if (!(e instanceof ClientError && e.code === 'ALREADY_REGISTERED')) await removeDatabase(dbPath);
       throw e;
     }
