@@ -223,6 +223,9 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
         id: 'p-4',
         recipients: [{ username: 'bob', devices: [{ deviceId: 1, registrationId: 777, message: { type: 'whisper', body: toBase64(p.whisperMessages[0]!) } }] }],
       },
+      // The compact recipient list: shared message, and per-device messages.
+      { type: 'send-multi', id: 'g-5', to: [['bob', [1, 2], [777, 778]], ['carol', [1], [9]]], message: { type: 'sender-key', body: toBase64(p.groupMessages[0]!) } },
+      { type: 'send-multi', id: 'p-6', to: [['bob', [1], [777], [{ type: 'whisper', body: toBase64(p.whisperMessages[0]!) }]]] },
     ]),
     jsonTarget('api: validateRegisterRequest', api.validateRegisterRequest, [register]),
     jsonTarget('api: validateAddDeviceRequest', api.validateAddDeviceRequest, [addDevice]),
