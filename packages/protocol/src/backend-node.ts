@@ -28,17 +28,20 @@ import { mlKem1024FromWasm } from './ml-kem-wasm.ts';
 // same Uint8Array for the life of a key, so a WeakMap keyed on it never outlives the key.
 const BASE_POINT_B64 = Buffer.from([9, ...new Array<number>(31).fill(0)]).toString('base64url');
 const privateObjects = new WeakMap<Uint8Array, KeyObject>();
-// Ed25519 signing keys, likewise imported as JWK from the seed (`x` unused; a DER import costs
-// about ten times more). A sender key's record is read afresh for every group message, so its
-// seed is a new array each time: these are cached by the seed's value instead, in a small map.
+const publicObjects = new WeakMap<Uint8Array, KeyObject>();
+
 /**
  * Ed25519 signing keys kept imported (the sender keys of the groups one sends to most recently;
  * the oldest is dropped). An import costs about as much as a signature; each entry holds one
  * private key in memory, as the sender-key records themselves do while in use.
  */
 export const MAX_CACHED_SIGNING_KEYS = 32;
+// Ed25519 signing keys, likewise imported as JWK from the seed (`x` unused, as for X25519; a DER
+// import costs about ten times more). A sender key's record is read afresh for every group
+// message, so its seed is a new array each time: these are cached by the seed's value instead.
 const signingObjects = new Map<string, KeyObject>();
-const publicObjects = new WeakMap<Uint8Array, KeyObject>();
+/** PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410): the import used if a JWK one is refused. */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 function u8(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -80,7 +83,12 @@ function signingKeyObject(seed: Uint8Array): KeyObject {
   const d = b64url(seed);
   let k = signingObjects.get(d);
   if (k === undefined) {
-    k = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: BASE_POINT_B64 }, format: 'jwk' });
+    try {
+      k = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: BASE_POINT_B64 }, format: 'jwk' });
+    } catch {
+      // An OpenSSL that checks `x` against `d`: the slower import that needs no public key.
+      k = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+    }
     if (signingObjects.size >= MAX_CACHED_SIGNING_KEYS) signingObjects.delete(signingObjects.keys().next().value as string);
     signingObjects.set(d, k);
   }
