@@ -90,7 +90,7 @@ async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
     const idleKiB = Math.round(((after - before) / (n / 2) / 1024) * 10) / 10;
     const result = { ...r, idleKiB, cpuUsPerMsg: perMsg } as Result;
     console.log(
-      `${kind.padEnd(5)} n=${String(n).padEnd(4)} saturated ${result.saturated} msg/s | at 5000/s (achieved ${result['fixedAchievedRate']}/s): p50 ${result.p50} ms p99 ${result.p99} ms | sent ${result['sent']} refused ${result['refused']} lost ${result.lost} dup ${result['duplicates']} errors ${result['errors']} | idle ${idleKiB} KiB/conn | ${cpu} | ${machineLoad()}`,
+      `${kind.padEnd(5)} n=${String(n).padEnd(4)} saturated ${result.saturated} msg/s | at 5000/s (achieved ${result['fixedAchievedRate']}/s): p50 ${result.p50} ms p99 ${result.p99} ms | sent ${result['sent']} refused ${result['refused']} lost ${result.lost} dup ${result['duplicates']} errors ${result['errors']}${kind === 'tacit' ? ` | ids per ack frame ${result['acksPerFrame']}, per sent frame ${result['sentPerFrame']}` : ''} | idle ${idleKiB} KiB/conn | ${cpu} | ${machineLoad()}`,
     );
     return result;
   } finally {

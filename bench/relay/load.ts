@@ -51,6 +51,9 @@ let duplicates = 0;
 let errors = 0;
 /** tacit only: sends the server answered with `sent` (it promised delivery) — loss is counted against these. */
 let acknowledged = 0;
+/** tacit: `ack` frames written and `sent`/`sent-batch` frames read (frames per relayed message). */
+let ackFrames = 0;
+let sentFrames = 0;
 const errorCodes = new Map<string, number>();
 let mode: 'idle' | 'saturate' | 'fixed' = 'idle';
 let window = 1;
@@ -68,6 +71,7 @@ function flushAcks(): void {
   for (const [ws, ids] of unacked) {
     for (let i = 0; i < ids.length; i += 256) {
       const chunk = ids.slice(i, i + 256);
+      ackFrames++;
       ws.send(chunk.length === 1 ? `{"type":"ack","id":"${chunk[0]}"}` : `{"type":"ack","ids":["${chunk.join('","')}"]}`);
     }
   }
@@ -183,6 +187,7 @@ async function connect(from: number, to: number): Promise<void> {
       ws.on('message', (data) => {
         const f = JSON.parse(data.toString()) as { type: string; envelope?: { id: string; body: string }; sent?: unknown[] };
         if (f.type === 'message' && !batched) {
+          ackFrames++;
           ws.send(`{"type":"ack","id":"${f.envelope!.id}"}`);
           received(f.envelope!.body);
         } else if (f.type === 'message') {
@@ -195,8 +200,13 @@ async function connect(from: number, to: number): Promise<void> {
           }
           received(f.envelope!.body);
         } else if (f.type === 'queue-empty') resolve();
-        else if (f.type === 'sent-batch') acknowledged += f.sent!.length;
-        else if (f.type === 'sent') acknowledged++;
+        else if (f.type === 'sent-batch') {
+          acknowledged += f.sent!.length;
+          sentFrames++;
+        } else if (f.type === 'sent') {
+          acknowledged++;
+          sentFrames++;
+        }
         else if (f.type === 'error') {
           errors++;
           const code = (f as unknown as { code: string }).code;
@@ -269,6 +279,9 @@ async function run(): Promise<Record<string, number>> {
     refused: cfg.kind === 'tacit' ? totalSent - acknowledged : 0,
     duplicates,
     errors,
+    // Over the whole run (both phases and the drains).
+    acksPerFrame: ackFrames > 0 ? Math.round((totalDelivered / ackFrames) * 100) / 100 : 0,
+    sentPerFrame: sentFrames > 0 ? Math.round((acknowledged / sentFrames) * 100) / 100 : 0,
   };
 }
 
