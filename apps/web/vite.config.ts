@@ -18,5 +18,7 @@ export default defineConfig({
     assetsInlineLimit: 0,
     reportCompressedSize: true,
   },
+  // The key worker (src/keygen-worker.ts) is a module worker: its own script, same origin.
+  worker: { format: 'es' },
   server: { host: '127.0.0.1' },
 });

@@ -21,6 +21,14 @@ const TYPES: Record<string, string> = {
   '.webmanifest': 'application/manifest+json',
 };
 
+/**
+ * The policy of a script a page starts as a worker (the web client's key worker): a worker's CSP
+ * comes from its script's own response, not from the page's meta tag. It may load same-origin
+ * scripts, fetch from this server (the WebAssembly ML-KEM) and compile WebAssembly, nothing else.
+ * Scripts a page loads ignore it.
+ */
+const SCRIPT_CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; frame-ancestors 'none'";
+
 export function registerStatic(app: FastifyInstance, dir: string): void {
   const root = resolve(dir);
   const serve = async (path: string) => {
@@ -53,7 +61,7 @@ export function registerStatic(app: FastifyInstance, dir: string): void {
       .header('x-content-type-options', 'nosniff')
       // The page refuses to run framed; these make the browser refuse first (a meta-tag CSP
       // cannot say frame-ancestors). Framing would let a site steer clicks on "accept new key".
-      .header('content-security-policy', "frame-ancestors 'none'")
+      .header('content-security-policy', f.type === TYPES['.js'] ? SCRIPT_CSP : "frame-ancestors 'none'")
       .header('x-frame-options', 'DENY')
       .header('referrer-policy', 'no-referrer')
       .send(f.body);

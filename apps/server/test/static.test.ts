@@ -24,6 +24,8 @@ test('staticDir: serves files, falls back to index.html for routes, never escape
     const js = await h.server.app.inject({ method: 'GET', url: '/assets/app.js' });
     assert.equal(js.statusCode, 200);
     assert.match(js.headers['content-type'] as string, /javascript/);
+    // A script may be a worker's (the key worker), whose policy is its response's: same-origin scripts, fetches and WebAssembly only.
+    assert.equal(js.headers['content-security-policy'], "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; frame-ancestors 'none'");
     const route = await h.server.app.inject({ method: 'GET', url: '/chat/bob' });
     assert.match(route.body, /<title>tacit/);
     assert.equal((await h.server.app.inject({ method: 'GET', url: '/missing.js' })).statusCode, 404);

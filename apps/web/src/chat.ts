@@ -42,6 +42,7 @@ import {
   type PassphraseLock,
 } from '@tacit/client/browser';
 import { webBackend } from './crypto.js';
+import { workerInitialKeys } from './keygen.js';
 import { browserSocketFactory } from './socket.js';
 import { TeamModel } from './team.js';
 import { GroupsModel } from './groups.js';
@@ -296,7 +297,7 @@ export class Chat {
   }
 
   async #options(store: RecordStore) {
-    return { store, backend: await webBackend(), connect: browserSocketFactory };
+    return { store, backend: await webBackend(), connect: browserSocketFactory, initialKeys: workerInitialKeys(webBackend) };
   }
 
   async register(username: string, inviteCode: string): Promise<void> {

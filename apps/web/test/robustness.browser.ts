@@ -14,6 +14,11 @@ import type { Frame } from 'playwright-core';
 
 /** The web client's one script, minified, before compression. */
 const MAX_BUNDLE_BYTES = 360 * 1024;
+/**
+ * The key worker's script (src/keygen-worker.ts: the SDK's key generation and the crypto
+ * backend), fetched only when a device registers: 91 KiB on 2026-12-02.
+ */
+const MAX_KEY_WORKER_BYTES = 128 * 1024;
 
 describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }, () => {
   let server: ServerProcess;
@@ -46,11 +51,18 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
 
   it('ships one small, browser-only bundle', () => {
     const assets = readdirSync(join(DIST, 'assets'));
-    const js = assets.filter((f) => f.endsWith('.js'));
+    const worker = assets.filter((f) => /^keygen-worker-[\w-]+\.js$/.test(f));
+    const js = assets.filter((f) => f.endsWith('.js') && !worker.includes(f));
     assert.equal(js.length, 1, 'one script, no lazily fetched chunks');
+    assert.equal(worker.length, 1, 'and the key worker');
     const code = readFileSync(join(DIST, 'assets', js[0]!), 'utf8');
+    const workerCode = readFileSync(join(DIST, 'assets', worker[0]!), 'utf8');
     // Nothing Node-only reached the bundle (`@tacit/*/node`, ws, node:crypto, process).
-    for (const marker of ['node:', 'process.env', 'WebSocketServer', 'scryptSync', 'require(']) assert.ok(!code.includes(marker), marker);
+    for (const marker of ['node:', 'process.env', 'WebSocketServer', 'scryptSync', 'require(']) {
+      assert.ok(!code.includes(marker), marker);
+      assert.ok(!workerCode.includes(marker), `${marker} in the key worker`);
+    }
+    assert.ok(workerCode.length < MAX_KEY_WORKER_BYTES, `key worker is ${workerCode.length} bytes`);
     // The budget: the page with groups, files and the passphrase lock was 306 KiB (97 KiB gzipped)
     // on 2026-12-02; a feature that needs more should say why here.
     assert.ok(code.length < MAX_BUNDLE_BYTES, `bundle is ${code.length} bytes`);
@@ -64,12 +76,27 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     await e.getByLabel('Username').fill('1-not-valid');
     await e.getByRole('button', { name: 'Register' }).click();
     await e.getByRole('alert').filter({ hasText: /not a valid username/ }).waitFor();
+    const warnings = (p: typeof e): string[] => {
+      const seen: string[] = [];
+      p.on('console', (m) => {
+        if (m.type() === 'warning') seen.push(m.text().slice(0, 200));
+      });
+      return seen;
+    };
+    const eveWarnings = warnings(e);
     await ui.register(e, 'Eve');
     // Usernames are case-folded.
     await e.getByTestId('me').filter({ hasText: /^eve$/ }).waitFor();
+    // The keys were made in the key worker, not on the page.
+    assert.ok(eve.requests.some((u) => /\/assets\/keygen-worker-[\w-]+\.js$/.test(u)), 'the key worker was loaded');
+    assert.deepEqual(eveWarnings.filter((w) => w.includes('key worker')), []);
 
+    // Without its worker (the script cannot be fetched) a page still registers, making the keys itself.
     const f = await frank.open(server.url);
+    await frank.context!.route(/\/assets\/keygen-worker-[\w-]+\.js$/, (r) => r.abort());
+    const frankWarnings = warnings(f);
     await ui.register(f, 'frank');
+    assert.equal(frankWarnings.filter((w) => w.includes('key worker unavailable')).length, 1);
 
     await ui.toList(e);
     await e.getByLabel('Start a conversation').fill('nobody-here');

@@ -24,7 +24,7 @@ import { GROUP_CLOSE_GRACE_MS, Groups, type GroupInfo, type GroupSendResult } fr
 import { groupConversation } from './group/state.js';
 import { PREFIX } from './keys.js';
 import { Outbox, type SendResult } from './outbox.js';
-import { generateInitialKeys, kyberPreKeyWire, planKeyMaintenance, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
+import { generateInitialKeys, type InitialKeyGenerator, kyberPreKeyWire, planKeyMaintenance, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
 import { recordStores } from './protocol-stores.js';
 import type { RecordStore } from './record-store.js';
 import { Relay, type SocketFactory } from './relay.js';
@@ -60,6 +60,11 @@ export interface ClientOptions {
   attachmentCrypto?: AttachmentCrypto;
   /** HTTP for attachment blobs (default the global fetch; Node: nodeBlobFetch). */
   blobFetch?: BlobFetch;
+  /**
+   * Makes a new device's initial pre-keys off this thread (the web client: a Web Worker), for
+   * `register`. Default: `generateInitialKeys` here, synchronously.
+   */
+  initialKeys?: InitialKeyGenerator;
 }
 
 export interface RegisterOptions {
@@ -228,7 +233,7 @@ export class TacitClient {
     const secret = toBase64(backend.randomBytes(DEVICE_SECRET_BYTES));
     const http = new HttpApi(reg.server, opts.fetch ? { fetch: opts.fetch } : {});
     const account: Account = { server: http.baseUrl, username, deviceId: 1, registrationId, secret, identityKeyPair: toBase64(identity.serialize()), createdAt: now, registered: false };
-    const keys = generateInitialKeys(backend, identity, now);
+    const keys = opts.initialKeys !== undefined ? await opts.initialKeys(identity, now) : generateInitialKeys(backend, identity, now);
     // Keys first, then the server: a crash in between loses nothing that the server holds.
     const t = new Txn(store);
     // A registration that never completed left records behind: start over.

@@ -22,6 +22,7 @@ import {
 import { MAX_KEYS_PER_LIST, toBase64, type KyberPreKey, type PreKey, type SignedPreKey, type UploadKeysRequest } from '@tacit/api';
 import { idKey, PREFIX } from './keys.js';
 import { blobCodec, corrupt, isInt, isObj, jsonCodec, optional, type RecordCodec, type WithBlob } from './record-codec.js';
+import { ClientError } from './errors.js';
 import type { Txn } from './txn.js';
 
 /** One-time keys of each kind uploaded per batch (the server's per-list maximum). */
@@ -119,6 +120,71 @@ export function generateInitialKeys(backend: CryptoBackend, identity: IdentityKe
     preKeys.push(generatePreKey(backend, i + 1));
     kyberPreKeys.push(generateKyberPreKey(backend, identity, i + 2, now));
   }
+  return { signedPreKey, lastResort, preKeys, kyberPreKeys };
+}
+
+/**
+ * Makes a new device's initial keys somewhere else than the caller's thread (the web client runs
+ * `generateInitialKeys` in a Web Worker: 200 key pairs and 101 signatures are a long task of
+ * several hundred milliseconds on a page's main thread). Gets the identity key pair, private key
+ * included, because it signs the signed and Kyber pre-keys.
+ */
+export type InitialKeyGenerator = (identity: IdentityKeyPair, now: number) => Promise<InitialKeys>;
+
+/** Initial keys as bytes (each record's own serialization), for crossing to and from a worker. */
+export interface SerializedInitialKeys {
+  signedPreKey: Uint8Array;
+  lastResort: Uint8Array;
+  preKeys: Uint8Array[];
+  kyberPreKeys: Uint8Array[];
+}
+
+export function serializeInitialKeys(k: InitialKeys): SerializedInitialKeys {
+  return {
+    signedPreKey: k.signedPreKey.serialize(),
+    lastResort: k.lastResort.serialize(),
+    preKeys: k.preKeys.map((r) => r.serialize()),
+    kyberPreKeys: k.kyberPreKeys.map((r) => r.serialize()),
+  };
+}
+
+/**
+ * The inverse of `serializeInitialKeys`, checked as input from elsewhere: the shape, every record
+ * through its validating decoder, the ids `generateInitialKeys` gives (signed and last-resort 1,
+ * one-time EC 1..N, one-time Kyber 2..N+1, N = ONE_TIME_KEY_BATCH); anything else is
+ * INVALID_ARGUMENT. The signatures are not checked here (that is 101 verifications on the thread
+ * the generator was meant to spare): the server verifies every one at registration and refuses
+ * the account otherwise, before anything is usable.
+ */
+export function deserializeInitialKeys(v: unknown): InitialKeys {
+  const bad = (why: string): never => {
+    throw new ClientError('INVALID_ARGUMENT', `generated keys refused: ${why}`);
+  };
+  const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+  const list = (x: unknown, what: string): Uint8Array[] => {
+    if (!Array.isArray(x) || x.length !== ONE_TIME_KEY_BATCH || !x.every(isBytes)) return bad(`${what}: expected ${ONE_TIME_KEY_BATCH} records`);
+    return x;
+  };
+  if (typeof v !== 'object' || v === null) return bad('not an object');
+  const o = v as Record<string, unknown>;
+  if (!isBytes(o['signedPreKey']) || !isBytes(o['lastResort'])) return bad('signed or last-resort key missing');
+  const decode = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (isProtocolError(e)) return bad(`${what}: ${e.code}`);
+      throw e;
+    }
+  };
+  const spkBytes = o['signedPreKey'];
+  const lrBytes = o['lastResort'];
+  const signedPreKey = decode('signed pre-key', () => SignedPreKeyRecord.deserialize(spkBytes));
+  const lastResort = decode('last-resort key', () => KyberPreKeyRecord.deserialize(lrBytes));
+  const preKeys = list(o['preKeys'], 'one-time pre-keys').map((b) => decode('one-time pre-key', () => PreKeyRecord.deserialize(b)));
+  const kyberPreKeys = list(o['kyberPreKeys'], 'Kyber pre-keys').map((b) => decode('Kyber pre-key', () => KyberPreKeyRecord.deserialize(b)));
+  if (signedPreKey.id !== 1 || lastResort.id !== 1) bad('unexpected key id');
+  preKeys.forEach((k, i) => k.id !== i + 1 && bad('unexpected key id'));
+  kyberPreKeys.forEach((k, i) => k.id !== i + 2 && bad('unexpected key id'));
   return { signedPreKey, lastResort, preKeys, kyberPreKeys };
 }
 

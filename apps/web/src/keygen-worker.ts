@@ -1,0 +1,42 @@
+/**
+ * The key worker: makes a new device's initial keys (a signed pre-key, a last-resort Kyber key,
+ * 100 one-time EC and 100 one-time Kyber pre-keys, 101 signatures) off the page's main thread,
+ * where they were one task of several hundred milliseconds (docs/PERFORMANCE.md, Browser). It
+ * runs the SDK's own `generateInitialKeys` on the same crypto backend as the page (crypto.ts:
+ * WebCrypto curves, the WebAssembly ML-KEM).
+ *
+ * One request per worker (keygen.ts starts it and ends it):
+ *   in:  { identity: Uint8Array (IdentityKeyPair.serialize()), now: number }
+ *   out: { ok: true, keys: SerializedInitialKeys } or { ok: false, error: <error name> }
+ * The identity's private key is needed to sign; it stays in this page's own worker, is never
+ * stored here and never leaves it except as the signatures.
+ */
+import { generateInitialKeys, serializeInitialKeys } from '@tacit/client';
+import { IdentityKeyPair } from '@tacit/protocol';
+import { webBackend } from './crypto.js';
+
+/** What this file needs of a dedicated worker's global scope (the project's DOM typings describe a page). */
+interface WorkerScope {
+  onmessage: ((e: MessageEvent<unknown>) => void) | null;
+  postMessage(message: unknown): void;
+}
+const scope = globalThis as unknown as WorkerScope;
+
+scope.onmessage = (e) => {
+  void answer(e.data).then((reply) => scope.postMessage(reply));
+};
+
+async function answer(data: unknown): Promise<unknown> {
+  try {
+    const req = data as { identity?: unknown; now?: unknown } | null;
+    if (typeof req !== 'object' || req === null || !(req.identity instanceof Uint8Array) || typeof req.now !== 'number' || !Number.isSafeInteger(req.now) || req.now < 0) {
+      return { ok: false, error: 'BadRequest' };
+    }
+    const backend = await webBackend();
+    const identity = IdentityKeyPair.deserialize(req.identity);
+    return { ok: true, keys: serializeInitialKeys(generateInitialKeys(backend, identity, req.now)) };
+  } catch (e) {
+    // The name only: a message could quote input, and none of it belongs in a log.
+    return { ok: false, error: e instanceof Error ? e.name : 'Error' };
+  }
+}

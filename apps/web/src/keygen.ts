@@ -1,0 +1,61 @@
+/**
+ * Initial keys for `TacitClient.register`, made in a Web Worker (keygen-worker.ts) so the page
+ * stays responsive: on the page's main thread they were one task of 345–490 ms here. Should the
+ * worker be unavailable (it cannot start, fails, answers nonsense or not in time) the keys are made
+ * on the page as before, and the console says so once.
+ */
+import { deserializeInitialKeys, generateInitialKeys, type InitialKeyGenerator, type InitialKeys } from '@tacit/client';
+import type { CryptoBackend, IdentityKeyPair } from '@tacit/protocol';
+
+/**
+ * How long the worker may take before the page makes the keys itself. Generous: a slow phone
+ * takes a few seconds; a worker that never answers must not hold registration for ever.
+ */
+export const KEY_WORKER_TIMEOUT_MS = 60_000;
+
+/** The generator the web client registers with. */
+export function workerInitialKeys(backend: () => Promise<CryptoBackend>): InitialKeyGenerator {
+  return async (identity, now) => {
+    try {
+      return await inWorker(identity, now);
+    } catch (e) {
+      console.warn(`tacit: key worker unavailable (${e instanceof Error ? e.message : typeof e}); making keys on the page`);
+      return generateInitialKeys(await backend(), identity, now);
+    }
+  };
+}
+
+function inWorker(identity: IdentityKeyPair, now: number): Promise<InitialKeys> {
+  return new Promise((resolve, reject) => {
+    // Vite bundles the worker as its own script from this expression (same origin: CSP 'self').
+    const worker = new Worker(new URL('./keygen-worker.ts', import.meta.url), { type: 'module', name: 'tacit-keys' });
+    let done = false;
+    const finish = (r: InitialKeys | Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      worker.terminate();
+      if (r instanceof Error) reject(r);
+      else resolve(r);
+    };
+    const timer = setTimeout(() => finish(new Error('no answer in time')), KEY_WORKER_TIMEOUT_MS);
+    worker.onmessage = (e: MessageEvent<unknown>) => {
+      const d = e.data as { ok?: unknown; keys?: unknown; error?: unknown } | null;
+      if (typeof d !== 'object' || d === null || d.ok !== true) {
+        finish(new Error(typeof d?.error === 'string' ? d.error.slice(0, 64) : 'failed'));
+        return;
+      }
+      try {
+        finish(deserializeInitialKeys(d.keys));
+      } catch (err) {
+        finish(err instanceof Error ? err : new Error('bad keys'));
+      }
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      finish(new Error('worker error'));
+    };
+    worker.onmessageerror = () => finish(new Error('unreadable answer'));
+    worker.postMessage({ identity: identity.serialize(), now });
+  });
+}
