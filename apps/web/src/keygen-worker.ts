@@ -1,32 +1,43 @@
 /**
  * The key worker: makes a new device's initial keys (a signed pre-key, a last-resort Kyber key,
  * 100 one-time EC and 100 one-time Kyber pre-keys, 101 signatures) off the page's main thread,
- * where they were one task of several hundred milliseconds (docs/PERFORMANCE.md, Browser). It
- * runs the SDK's own `generateInitialKeys` on the same crypto backend as the page (crypto.ts:
+ * where they were one task of several hundred milliseconds (docs/PERFORMANCE.md, Browser), and
+ * encodes them as they are stored and uploaded, so the page parses and encodes nothing. It runs
+ * the SDK's own `generateInitialKeys` on the same crypto backend as the page (crypto.ts:
  * WebCrypto curves, the WebAssembly ML-KEM).
  *
  * One request per worker (keygen.ts starts it and ends it):
  *   in:  { identity: Uint8Array (IdentityKeyPair.serialize()), now: number }
- *   out: { ok: true, keys: SerializedInitialKeys } or { ok: false, error: <error name> }
+ *   out: { ok: true, keys: EncodedInitialKeys } or { ok: false, error: <error name> }
+ * The records' buffers are transferred, not copied.
  * The identity's private key is needed to sign; it stays in this page's own worker, is never
  * stored here and never leaves it except as the signatures.
  */
-import { generateInitialKeys, serializeInitialKeys } from '@tacit/client';
+import { encodeInitialKeys, generateInitialKeys, type EncodedInitialKeys } from '@tacit/client';
 import { IdentityKeyPair } from '@tacit/protocol';
 import { webBackend } from './crypto.js';
 
 /** What this file needs of a dedicated worker's global scope (the project's DOM typings describe a page). */
 interface WorkerScope {
   onmessage: ((e: MessageEvent<unknown>) => void) | null;
-  postMessage(message: unknown): void;
+  postMessage(message: unknown, transfer: Transferable[]): void;
 }
 const scope = globalThis as unknown as WorkerScope;
 
 scope.onmessage = (e) => {
-  void answer(e.data).then((reply) => scope.postMessage(reply));
+  void answer(e.data).then((reply) => scope.postMessage(reply, reply.ok ? transferables(reply.keys) : []));
 };
 
-async function answer(data: unknown): Promise<unknown> {
+/** Every record's buffer once (a buffer listed twice would make postMessage throw). */
+function transferables(k: EncodedInitialKeys): Transferable[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const key of [k.signedPreKey, k.lastResort, ...k.preKeys, ...k.kyberPreKeys]) {
+    if (key.record.buffer instanceof ArrayBuffer) buffers.add(key.record.buffer);
+  }
+  return [...buffers];
+}
+
+async function answer(data: unknown): Promise<{ ok: true; keys: EncodedInitialKeys } | { ok: false; error: string }> {
   try {
     const req = data as { identity?: unknown; now?: unknown } | null;
     if (typeof req !== 'object' || req === null || !(req.identity instanceof Uint8Array) || typeof req.now !== 'number' || !Number.isSafeInteger(req.now) || req.now < 0) {
@@ -34,7 +45,7 @@ async function answer(data: unknown): Promise<unknown> {
     }
     const backend = await webBackend();
     const identity = IdentityKeyPair.deserialize(req.identity);
-    return { ok: true, keys: serializeInitialKeys(generateInitialKeys(backend, identity, req.now)) };
+    return { ok: true, keys: encodeInitialKeys(generateInitialKeys(backend, identity, req.now)) };
   } catch (e) {
     // The name only: a message could quote input, and none of it belongs in a log.
     return { ok: false, error: e instanceof Error ? e.name : 'Error' };

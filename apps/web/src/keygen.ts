@@ -4,7 +4,7 @@
  * worker be unavailable (it cannot start, fails, answers nonsense or not in time) the keys are made
  * on the page as before, and the console says so once.
  */
-import { deserializeInitialKeys, generateInitialKeys, type InitialKeyGenerator, type InitialKeys } from '@tacit/client';
+import { checkEncodedInitialKeys, encodeInitialKeys, generateInitialKeys, type EncodedInitialKeys, type InitialKeyGenerator } from '@tacit/client';
 import type { CryptoBackend, IdentityKeyPair } from '@tacit/protocol';
 
 /**
@@ -20,17 +20,17 @@ export function workerInitialKeys(backend: () => Promise<CryptoBackend>): Initia
       return await inWorker(identity, now);
     } catch (e) {
       console.warn(`tacit: key worker unavailable (${e instanceof Error ? e.message : typeof e}); making keys on the page`);
-      return generateInitialKeys(await backend(), identity, now);
+      return encodeInitialKeys(generateInitialKeys(await backend(), identity, now));
     }
   };
 }
 
-function inWorker(identity: IdentityKeyPair, now: number): Promise<InitialKeys> {
+function inWorker(identity: IdentityKeyPair, now: number): Promise<EncodedInitialKeys> {
   return new Promise((resolve, reject) => {
     // Vite bundles the worker as its own script from this expression (same origin: CSP 'self').
     const worker = new Worker(new URL('./keygen-worker.ts', import.meta.url), { type: 'module', name: 'tacit-keys' });
     let done = false;
-    const finish = (r: InitialKeys | Error): void => {
+    const finish = (r: EncodedInitialKeys | Error): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -45,11 +45,15 @@ function inWorker(identity: IdentityKeyPair, now: number): Promise<InitialKeys> 
         finish(new Error(typeof d?.error === 'string' ? d.error.slice(0, 64) : 'failed'));
         return;
       }
-      try {
-        finish(deserializeInitialKeys(d.keys));
-      } catch (err) {
-        finish(err instanceof Error ? err : new Error('bad keys'));
-      }
+      // Checked in a task of its own, not in this one (which read the answer); registration then
+      // goes on in tasks of their own too (TacitClient.register yields between its steps).
+      setTimeout(() => {
+        try {
+          finish(checkEncodedInitialKeys(d.keys));
+        } catch (err) {
+          finish(err instanceof Error ? err : new Error('bad keys'));
+        }
+      }, 0);
     };
     worker.onerror = (e) => {
       e.preventDefault();

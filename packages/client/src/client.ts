@@ -24,10 +24,10 @@ import { GROUP_CLOSE_GRACE_MS, Groups, type GroupInfo, type GroupSendResult } fr
 import { groupConversation } from './group/state.js';
 import { PREFIX } from './keys.js';
 import { Outbox, type SendResult } from './outbox.js';
-import { generateInitialKeys, type InitialKeyGenerator, kyberPreKeyWire, planKeyMaintenance, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
+import { encodeInitialKeys, generateInitialKeys, type InitialKeyGenerator, kyberPreKeyWire, planKeyMaintenance, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
 import { recordStores } from './protocol-stores.js';
 import type { RecordStore } from './record-store.js';
-import { Relay, type SocketFactory } from './relay.js';
+import { nextTurn, Relay, type SocketFactory } from './relay.js';
 import { Trust, type SafetyNumberInfo } from './trust.js';
 import { Txn } from './txn.js';
 import { AttachmentApi, type BlobFetch } from './attachment/blob-api.js';
@@ -62,7 +62,7 @@ export interface ClientOptions {
   blobFetch?: BlobFetch;
   /**
    * Makes a new device's initial pre-keys off this thread (the web client: a Web Worker), for
-   * `register`. Default: `generateInitialKeys` here, synchronously.
+   * `register`. Default: `encodeInitialKeys(generateInitialKeys(...))` here, synchronously.
    */
   initialKeys?: InitialKeyGenerator;
 }
@@ -233,25 +233,29 @@ export class TacitClient {
     const secret = toBase64(backend.randomBytes(DEVICE_SECRET_BYTES));
     const http = new HttpApi(reg.server, opts.fetch ? { fetch: opts.fetch } : {});
     const account: Account = { server: http.baseUrl, username, deviceId: 1, registrationId, secret, identityKeyPair: toBase64(identity.serialize()), createdAt: now, registered: false };
-    const keys = opts.initialKeys !== undefined ? await opts.initialKeys(identity, now) : generateInitialKeys(backend, identity, now);
+    const keys = opts.initialKeys !== undefined ? await opts.initialKeys(identity, now) : encodeInitialKeys(generateInitialKeys(backend, identity, now));
+    // Storing the keys and the request that uploads them each get a task of their own: on a
+    // page's main thread, one task for all of it was long enough to stall the page.
+    await nextTurn();
     // Keys first, then the server: a crash in between loses nothing that the server holds.
     const t = new Txn(store);
     // A registration that never completed left records behind: start over.
     for (const r of await store.list('')) t.delete(r.key);
     Core.initialRecords(t, backend);
     t.write(accountCodec, PREFIX.account, account);
-    storeInitialKeys(t, keys, now);
+    await storeInitialKeys(t, keys, now, nextTurn);
     t.write(countersCodec, PREFIX.counters, emptyCounters());
     await t.commit();
+    await nextTurn();
     await http.register({
       username,
       deviceId: 1,
       registrationId,
       identityKey: toBase64(identity.publicKey.serialize()),
-      signedPreKey: signedPreKeyWire(keys.signedPreKey),
-      kyberLastResortKey: kyberPreKeyWire(keys.lastResort),
-      preKeys: keys.preKeys.map(preKeyWire),
-      kyberPreKeys: keys.kyberPreKeys.map(kyberPreKeyWire),
+      signedPreKey: keys.signedPreKey.wire,
+      kyberLastResortKey: keys.lastResort.wire,
+      preKeys: keys.preKeys.map((k) => k.wire),
+      kyberPreKeys: keys.kyberPreKeys.map((k) => k.wire),
       secret,
       ...(reg.inviteCode !== undefined ? { inviteCode: reg.inviteCode } : {}),
     });

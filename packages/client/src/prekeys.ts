@@ -19,7 +19,18 @@ import {
   type CryptoBackend,
   type IdentityKeyPair,
 } from '@tacit/protocol';
-import { MAX_KEYS_PER_LIST, toBase64, type KyberPreKey, type PreKey, type SignedPreKey, type UploadKeysRequest } from '@tacit/api';
+import {
+  MAX_KEYS_PER_LIST,
+  toBase64,
+  validateKyberPreKey,
+  validatePreKey,
+  validateSignedPreKey,
+  type KyberPreKey,
+  type PreKey,
+  type SignedPreKey,
+  type UploadKeysRequest,
+  type Validator,
+} from '@tacit/api';
 import { idKey, PREFIX } from './keys.js';
 import { blobCodec, corrupt, isInt, isObj, jsonCodec, optional, type RecordCodec, type WithBlob } from './record-codec.js';
 import { ClientError } from './errors.js';
@@ -124,81 +135,113 @@ export function generateInitialKeys(backend: CryptoBackend, identity: IdentityKe
 }
 
 /**
- * Makes a new device's initial keys somewhere else than the caller's thread (the web client runs
- * `generateInitialKeys` in a Web Worker: 200 key pairs and 101 signatures are a long task of
- * several hundred milliseconds on a page's main thread). Gets the identity key pair, private key
- * included, because it signs the signed and Kyber pre-keys.
+ * A new device's initial key as it is stored (the protocol record's own bytes, what the key
+ * records hold) and as it is uploaded (its wire form): what the device's thread needs of it,
+ * with no protocol parsing or encoding left to do there.
  */
-export type InitialKeyGenerator = (identity: IdentityKeyPair, now: number) => Promise<InitialKeys>;
-
-/** Initial keys as bytes (each record's own serialization), for crossing to and from a worker. */
-export interface SerializedInitialKeys {
-  signedPreKey: Uint8Array;
-  lastResort: Uint8Array;
-  preKeys: Uint8Array[];
-  kyberPreKeys: Uint8Array[];
+export interface EncodedKey<W> {
+  record: Uint8Array;
+  wire: W;
 }
 
-export function serializeInitialKeys(k: InitialKeys): SerializedInitialKeys {
+export interface EncodedInitialKeys {
+  signedPreKey: EncodedKey<SignedPreKey>;
+  lastResort: EncodedKey<KyberPreKey>;
+  preKeys: EncodedKey<PreKey>[];
+  kyberPreKeys: EncodedKey<KyberPreKey>[];
+}
+
+/**
+ * Makes a new device's initial keys, encoded, possibly somewhere else than the caller's thread:
+ * the web client runs `encodeInitialKeys(generateInitialKeys(...))` in a Web Worker (200 key
+ * pairs and 101 signatures were one task of several hundred milliseconds on a page's main
+ * thread, and parsing the records back and encoding them for upload another 100-400 ms). Gets
+ * the identity key pair, private key included, because it signs the signed and Kyber pre-keys.
+ */
+export type InitialKeyGenerator = (identity: IdentityKeyPair, now: number) => Promise<EncodedInitialKeys>;
+
+/**
+ * Largest stored record of one initial key accepted from a generator: a Kyber pre-key record
+ * (public 1,569 + secret 3,169 bytes + signature, base64 in JSON) is about 6.5 KiB; twice that
+ * leaves room for the format to grow without letting a broken generator hand over megabytes.
+ */
+export const MAX_KEY_RECORD_BYTES = 16 * 1024;
+
+export function encodeInitialKeys(k: InitialKeys): EncodedInitialKeys {
   return {
-    signedPreKey: k.signedPreKey.serialize(),
-    lastResort: k.lastResort.serialize(),
-    preKeys: k.preKeys.map((r) => r.serialize()),
-    kyberPreKeys: k.kyberPreKeys.map((r) => r.serialize()),
+    signedPreKey: { record: k.signedPreKey.serialize(), wire: signedPreKeyWire(k.signedPreKey) },
+    lastResort: { record: k.lastResort.serialize(), wire: kyberPreKeyWire(k.lastResort) },
+    preKeys: k.preKeys.map((r) => ({ record: r.serialize(), wire: preKeyWire(r) })),
+    kyberPreKeys: k.kyberPreKeys.map((r) => ({ record: r.serialize(), wire: kyberPreKeyWire(r) })),
   };
 }
 
 /**
- * The inverse of `serializeInitialKeys`, checked as input from elsewhere: the shape, every record
- * through its validating decoder, the ids `generateInitialKeys` gives (signed and last-resort 1,
- * one-time EC 1..N, one-time Kyber 2..N+1, N = ONE_TIME_KEY_BATCH); anything else is
- * INVALID_ARGUMENT. The signatures are not checked here (that is 101 verifications on the thread
- * the generator was meant to spare): the server verifies every one at registration and refuses
- * the account otherwise, before anything is usable.
+ * Checks encoded initial keys from elsewhere (a worker's answer) without parsing the records,
+ * which is the work the generator was meant to take off this thread: the shape; each record
+ * bytes of 1..MAX_KEY_RECORD_BYTES; each wire form as the server's validators see it; the ids
+ * `generateInitialKeys` gives (signed and last-resort 1, one-time EC 1..N, one-time Kyber
+ * 2..N+1, N = ONE_TIME_KEY_BATCH). Anything else is INVALID_ARGUMENT. What is not checked here:
+ * the signatures (the server verifies each against the identity at registration and refuses the
+ * account otherwise) and that a record holds the private half of its wire key (the generator is
+ * the page's own code; a record is parsed, and checked, when a session uses it).
  */
-export function deserializeInitialKeys(v: unknown): InitialKeys {
+export function checkEncodedInitialKeys(v: unknown): EncodedInitialKeys {
   const bad = (why: string): never => {
     throw new ClientError('INVALID_ARGUMENT', `generated keys refused: ${why}`);
   };
-  const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
-  const list = (x: unknown, what: string): Uint8Array[] => {
-    if (!Array.isArray(x) || x.length !== ONE_TIME_KEY_BATCH || !x.every(isBytes)) return bad(`${what}: expected ${ONE_TIME_KEY_BATCH} records`);
-    return x;
+  const key = <W extends { keyId: number }>(x: unknown, wire: Validator<W>, id: number, what: string): EncodedKey<W> => {
+    if (!isObj(x)) return bad(`${what}: not an object`);
+    const record = x['record'];
+    if (!(record instanceof Uint8Array) || record.length === 0 || record.length > MAX_KEY_RECORD_BYTES) return bad(`${what}: bad record`);
+    const w = wire(x['wire']);
+    if (!w.ok) return bad(`${what}: ${w.path.replace(/^\$/, 'wire')} ${w.reason}`);
+    if (w.value.keyId !== id) return bad(`${what}: unexpected key id`);
+    return { record, wire: w.value };
   };
-  if (typeof v !== 'object' || v === null) return bad('not an object');
-  const o = v as Record<string, unknown>;
-  if (!isBytes(o['signedPreKey']) || !isBytes(o['lastResort'])) return bad('signed or last-resort key missing');
-  const decode = <T>(what: string, f: () => T): T => {
-    try {
-      return f();
-    } catch (e) {
-      if (isProtocolError(e)) return bad(`${what}: ${e.code}`);
-      throw e;
-    }
+  const list = <W extends { keyId: number }>(x: unknown, wire: Validator<W>, firstId: number, what: string): EncodedKey<W>[] => {
+    if (!Array.isArray(x) || x.length !== ONE_TIME_KEY_BATCH) return bad(`${what}: expected ${ONE_TIME_KEY_BATCH}`);
+    return x.map((k, i) => key(k, wire, firstId + i, what));
   };
-  const spkBytes = o['signedPreKey'];
-  const lrBytes = o['lastResort'];
-  const signedPreKey = decode('signed pre-key', () => SignedPreKeyRecord.deserialize(spkBytes));
-  const lastResort = decode('last-resort key', () => KyberPreKeyRecord.deserialize(lrBytes));
-  const preKeys = list(o['preKeys'], 'one-time pre-keys').map((b) => decode('one-time pre-key', () => PreKeyRecord.deserialize(b)));
-  const kyberPreKeys = list(o['kyberPreKeys'], 'Kyber pre-keys').map((b) => decode('Kyber pre-key', () => KyberPreKeyRecord.deserialize(b)));
-  if (signedPreKey.id !== 1 || lastResort.id !== 1) bad('unexpected key id');
-  preKeys.forEach((k, i) => k.id !== i + 1 && bad('unexpected key id'));
-  kyberPreKeys.forEach((k, i) => k.id !== i + 2 && bad('unexpected key id'));
-  return { signedPreKey, lastResort, preKeys, kyberPreKeys };
+  if (!isObj(v)) return bad('not an object');
+  return {
+    signedPreKey: key(v['signedPreKey'], validateSignedPreKey, 1, 'signed pre-key'),
+    lastResort: key(v['lastResort'], validateKyberPreKey, 1, 'last-resort key'),
+    preKeys: list(v['preKeys'], validatePreKey, 1, 'one-time pre-keys'),
+    kyberPreKeys: list(v['kyberPreKeys'], validateKyberPreKey, 2, 'Kyber pre-keys'),
+  };
 }
 
-/** Writes freshly generated initial keys into an empty store. */
-export function storeInitialKeys(t: Txn, keys: InitialKeys, now: number): void {
-  t.write(signedPreKeyCodec, signedPreKeyKey(keys.signedPreKey.id), { meta: { createdAt: now }, blob: keys.signedPreKey.serialize() });
-  t.write(kyberPreKeyCodec, kyberPreKeyKey(keys.lastResort.id), { meta: { createdAt: now, lastResort: true }, blob: keys.lastResort.serialize() });
-  for (const k of keys.preKeys) t.write(preKeyCodec, preKeyKey(k.id), { meta: { createdAt: now }, blob: k.serialize() });
-  for (const k of keys.kyberPreKeys) t.write(kyberPreKeyCodec, kyberPreKeyKey(k.id), { meta: { createdAt: now, lastResort: false }, blob: k.serialize() });
+/** Keys written between two `pause`s of `storeInitialKeys`. */
+export const KEYS_PER_STEP = 50;
+
+/**
+ * Writes freshly generated initial keys (encoded: `encodeInitialKeys`) into an empty store,
+ * awaiting `pause` after every KEYS_PER_STEP keys (registration passes a yield to the event loop,
+ * so a page's main thread does this in short tasks).
+ */
+export async function storeInitialKeys(t: Txn, keys: EncodedInitialKeys, now: number, pause: () => Promise<void> = async () => undefined): Promise<void> {
+  let n = 0;
+  const step = async (): Promise<void> => {
+    if (++n % KEYS_PER_STEP === 0) await pause();
+  };
+  const spkId = keys.signedPreKey.wire.keyId;
+  const lrId = keys.lastResort.wire.keyId;
+  t.write(signedPreKeyCodec, signedPreKeyKey(spkId), { meta: { createdAt: now }, blob: keys.signedPreKey.record });
+  t.write(kyberPreKeyCodec, kyberPreKeyKey(lrId), { meta: { createdAt: now, lastResort: true }, blob: keys.lastResort.record });
+  for (const k of keys.preKeys) {
+    t.write(preKeyCodec, preKeyKey(k.wire.keyId), { meta: { createdAt: now }, blob: k.record });
+    await step();
+  }
+  for (const k of keys.kyberPreKeys) {
+    t.write(kyberPreKeyCodec, kyberPreKeyKey(k.wire.keyId), { meta: { createdAt: now, lastResort: false }, blob: k.record });
+    await step();
+  }
   t.write(keyStateCodec, KEY_STATE_KEY, {
     nextPreKeyId: nextId(keys.preKeys.length),
-    currentSignedPreKeyId: keys.signedPreKey.id,
-    nextSignedPreKeyId: nextId(keys.signedPreKey.id),
-    currentLastResortKyberId: keys.lastResort.id,
+    currentSignedPreKeyId: spkId,
+    nextSignedPreKeyId: nextId(spkId),
+    currentLastResortKyberId: lrId,
     nextKyberPreKeyId: nextId(keys.kyberPreKeys.length + 1),
   });
 }

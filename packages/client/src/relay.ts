@@ -590,8 +590,11 @@ export class Relay {
   }
 }
 
-/** Resolves after the event loop's pending I/O callbacks have run. */
-function nextTurn(): Promise<void> {
+/**
+ * Resolves after the event loop's pending I/O callbacks have run: in a page, a new task, so what
+ * follows does not lengthen the task that called it (registration uses it between its steps).
+ */
+export function nextTurn(): Promise<void> {
   const g = globalThis as { setImmediate?: (cb: () => void) => unknown };
   return new Promise((resolve) => (typeof g.setImmediate === 'function' ? g.setImmediate(resolve) : setTimeout(resolve, 0)));
 }

@@ -15,9 +15,12 @@ import {
   type SocketFactory,
 } from '../src/index.ts';
 import { preKeyCodec, preKeyKey, signedPreKeyCodec, signedPreKeyKey } from '../src/prekeys.ts';
-import { deserializeInitialKeys, generateInitialKeys, serializeInitialKeys, type InitialKeyGenerator } from '../src/index.ts';
+import { checkEncodedInitialKeys, encodeInitialKeys, generateInitialKeys, MAX_KEY_RECORD_BYTES, type InitialKeyGenerator } from '../src/index.ts';
+import { loadKyberPreKey, loadPreKey, loadSignedPreKey } from '../src/prekeys.ts';
+import { Txn } from '../src/txn.ts';
 import { IdentityKeyPair, PublicKey, verifyPreKeySignature } from '@tacit/protocol';
 const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
+const b64 = (u: Uint8Array): string => Buffer.from(u).toString('base64');
 
 const DAY = 24 * 60 * 60 * 1000;
 const noSocket: SocketFactory = () => {
@@ -75,39 +78,51 @@ test('registration uploads an identity, a signed pre-key, a Kyber last-resort ke
   await client.close();
 });
 
-test('initial keys made elsewhere (the web key worker): serialized, checked, registered with', async () => {
+test('initial keys made elsewhere (the web key worker): encoded, checked, registered with', async () => {
   const backend = nodeBackend();
   const now = 1_000 * DAY;
   let asked: { identity: Uint8Array; now: number } | undefined;
-  // A generator as the web client's: the keys cross a serialization boundary both ways.
+  // A generator as the web client's: the keys cross a structured clone both ways.
   const initialKeys: InitialKeyGenerator = async (identity, at) => {
     asked = { identity: identity.publicKey.serialize(), now: at };
-    const wire = serializeInitialKeys(generateInitialKeys(backend, IdentityKeyPair.deserialize(identity.serialize()), at));
-    return deserializeInitialKeys(structuredClone(wire));
+    const made = encodeInitialKeys(generateInitialKeys(backend, IdentityKeyPair.deserialize(structuredClone(identity.serialize())), at));
+    return checkEncodedInitialKeys(structuredClone(made));
   };
   const dir = fakeDirectory();
-  const client = await TacitClient.register({ store: new MemoryRecordStore(), backend, connect: noSocket, fetch: dir.fetch, now: () => now, initialKeys }, { server: 'http://127.0.0.1:1', username: 'carol' });
+  const store = new MemoryRecordStore();
+  const client = await TacitClient.register({ store, backend, connect: noSocket, fetch: dir.fetch, now: () => now, initialKeys }, { server: 'http://127.0.0.1:1', username: 'carol' });
   assert.deepEqual(asked, { identity: client.identityKey, now });
   const r = dir.registration!;
-  assert.equal(r.preKeys.length, ONE_TIME_KEY_BATCH);
+  assert.deepEqual(r.preKeys.map((k) => k.keyId), Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => i + 1));
   assert.deepEqual(r.kyberPreKeys.map((k) => k.keyId), Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => i + 2));
-  // Every uploaded signature is by the account's identity (what the server checks).
+  // Every uploaded signature is by the account's identity (what the server checks) ...
   const id = PublicKey.deserialize(unb64(r.identityKey));
   for (const k of [r.signedPreKey, r.kyberLastResortKey, ...r.kyberPreKeys]) assert.ok(verifyPreKeySignature(backend, id, unb64(k.publicKey), unb64(k.signature)));
+  // ... and the stored records hold the private halves of the uploaded keys.
+  const t = new Txn(store);
+  const spk = await loadSignedPreKey(t, 1);
+  assert.equal(b64(spk!.publicKey.serialize()), r.signedPreKey.publicKey);
+  const pk = await loadPreKey(t, 100);
+  assert.equal(b64(pk!.publicKey.serialize()), r.preKeys[99]!.publicKey);
+  const kpk = await loadKyberPreKey(t, 101);
+  assert.equal(b64(kpk!.publicKey.serialize()), r.kyberPreKeys[99]!.publicKey);
   await client.close();
 
-  // What deserializeInitialKeys refuses, as INVALID_ARGUMENT.
-  const good = serializeInitialKeys(generateInitialKeys(backend, IdentityKeyPair.generate(backend), now));
-  assert.equal(deserializeInitialKeys(good).preKeys.length, ONE_TIME_KEY_BATCH);
-  const refused = (v: unknown) => assert.throws(() => deserializeInitialKeys(v), (e: { code?: string }) => e.code === 'INVALID_ARGUMENT');
+  // What checkEncodedInitialKeys refuses, as INVALID_ARGUMENT.
+  const good = encodeInitialKeys(generateInitialKeys(backend, IdentityKeyPair.generate(backend), now));
+  assert.equal(checkEncodedInitialKeys(good).preKeys.length, ONE_TIME_KEY_BATCH);
+  const refused = (v: unknown) => assert.throws(() => checkEncodedInitialKeys(v), (e: { code?: string }) => e.code === 'INVALID_ARGUMENT');
   for (const v of [null, 'keys', 7, [], {}]) refused(v);
   refused({ ...good, preKeys: good.preKeys.slice(1) });
   refused({ ...good, kyberPreKeys: [...good.kyberPreKeys, good.kyberPreKeys[0]!] });
   refused({ ...good, preKeys: [...good.preKeys.slice(1), good.preKeys[0]!] }); // ids out of order
   refused({ ...good, kyberPreKeys: [good.lastResort, ...good.kyberPreKeys.slice(1)] }); // id 1 where 2 belongs
-  refused({ ...good, signedPreKey: good.preKeys[0] }); // the wrong kind of record
-  refused({ ...good, lastResort: Uint8Array.of(1, 2, 3) });
-  refused({ ...good, preKeys: good.preKeys.map(() => 'AAAA') });
+  refused({ ...good, signedPreKey: good.preKeys[0] }); // a one-time key has no signature
+  refused({ ...good, lastResort: { ...good.lastResort, record: new Uint8Array(0) } });
+  refused({ ...good, lastResort: { ...good.lastResort, record: new Uint8Array(MAX_KEY_RECORD_BYTES + 1) } });
+  refused({ ...good, lastResort: { ...good.lastResort, record: 'AAAA' } });
+  refused({ ...good, signedPreKey: { ...good.signedPreKey, wire: { ...good.signedPreKey.wire, signature: 'AAAA' } } });
+  refused({ ...good, preKeys: good.preKeys.map((k) => ({ ...k, extra: 1, wire: { ...k.wire, more: 1 } })) });
   refused({ ...good, signedPreKey: undefined });
 });
 
