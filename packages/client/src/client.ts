@@ -62,7 +62,7 @@ export interface ClientOptions {
   blobFetch?: BlobFetch;
   /**
    * Makes a new device's initial pre-keys off this thread (the web client: a Web Worker), for
-   * `register`. Default: `encodeInitialKeys(generateInitialKeys(...))` here, synchronously.
+   * `register` and `link`. Default: `encodeInitialKeys(generateInitialKeys(...))` here, synchronously.
    */
   initialKeys?: InitialKeyGenerator;
 }
@@ -287,25 +287,27 @@ export class TacitClient {
     const identity = msg.identity;
     const registrationId = generateRegistrationId(backend);
     const secret = toBase64(backend.randomBytes(DEVICE_SECRET_BYTES));
-    const keys = generateInitialKeys(backend, identity, now);
+    const keys = opts.initialKeys !== undefined ? await opts.initialKeys(identity, now) : encodeInitialKeys(generateInitialKeys(backend, identity, now));
+    await nextTurn();
     // Device id 1 until the server says which one this is (the record is not `registered` before).
     const account: Account = { server: http.baseUrl, username: msg.username, deviceId: 1, registrationId, secret, identityKeyPair: toBase64(identity.serialize()), createdAt: now, registered: false };
     const t = new Txn(store);
     for (const r of await store.list('')) t.delete(r.key);
     Core.initialRecords(t, backend);
     t.write(accountCodec, PREFIX.account, account);
-    storeInitialKeys(t, keys, now);
+    await storeInitialKeys(t, keys, now, nextTurn);
     t.write(countersCodec, PREFIX.counters, emptyCounters());
     await t.commit();
+    await nextTurn();
     const r = await http.link({
       token: msg.token,
       identityKey: toBase64(identity.publicKey.serialize()),
       name,
       registrationId,
-      signedPreKey: signedPreKeyWire(keys.signedPreKey),
-      kyberLastResortKey: kyberPreKeyWire(keys.lastResort),
-      preKeys: keys.preKeys.map(preKeyWire),
-      kyberPreKeys: keys.kyberPreKeys.map(kyberPreKeyWire),
+      signedPreKey: keys.signedPreKey.wire,
+      kyberLastResortKey: keys.lastResort.wire,
+      preKeys: keys.preKeys.map((k) => k.wire),
+      kyberPreKeys: keys.kyberPreKeys.map((k) => k.wire),
       secret,
     });
     if (r.username !== msg.username) throw new ClientError('BAD_RESPONSE', 'the server linked this device to a different account than the link message named');
