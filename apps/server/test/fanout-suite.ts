@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ErrorFrame, MessageFrame, SentMultiFrame, ServerFrame } from '@tacit/api';
-import { buildSendMulti, type FrameSocket, sendMulti } from '@tacit/client';
+import { buildSendMulti, type FrameSocket, Relay, type SocketFactory, sendMulti } from '@tacit/client';
+import { wsSocketFactory } from '@tacit/client/node';
 import type { Limits, Store } from '../src/index.js';
 import { type Account, auth, b64, Client, type Harness, makeDevice, register, sendMessage, start } from './helpers.js';
 
@@ -336,6 +337,62 @@ export function fanoutSuite(name: string, makeStore: () => Promise<Store>): void
       const c2 = await connect(d2);
       await c2.next((f) => f.type === 'queue-empty');
       assert.deepEqual(c2.frames.filter(isMessage).map((m) => text(m)), want, `${d2.username}.${d2.deviceId}`);
+    }
+  });
+
+  run('the SDK relay resends a send-multi whose answer was lost; the server recognises it, bob gets one copy', async (h, connect) => {
+    const alice = await register(h);
+    const bob = await register(h);
+    const bob2 = await addDevice(h, bob);
+    // Alice's transport loses the first sent-multi answer with its connection (as when the
+    // connection dies just after the server's commit); the relay reconnects and resends.
+    let lost = 0;
+    const connections: number[] = [];
+    const lossy: SocketFactory = (url, handlers) => {
+      connections.push(1);
+      let socket: ReturnType<SocketFactory> | undefined;
+      let cut = false;
+      socket = wsSocketFactory(url, {
+        ...handlers,
+        message(text) {
+          if (cut) return;
+          if (lost === 0 && text.startsWith('{"type":"sent-multi"')) {
+            lost++;
+            cut = true;
+            socket?.close(4000, 'test: answer lost');
+            handlers.close(1006, '');
+            return;
+          }
+          handlers.message(text);
+        },
+        close(code, reason) {
+          if (!cut) handlers.close(code, reason);
+        },
+      });
+      return socket;
+    };
+    const relay = new Relay({
+      url: h.wsUrl,
+      credentials: { username: alice.username, deviceId: 1, secret: alice.secret },
+      connect: lossy,
+      onEnvelopes: async (envs) => envs.map(() => 'ack' as const),
+      backoff: { baseMs: 10, maxMs: 50 },
+    });
+    try {
+      relay.start();
+      const frame = buildSendMulti('sdk-resend', [{ username: bob.username, devices: named(first(bob), bob2) }], { type: 'sender-key', body: new TextEncoder().encode('exactly once') });
+      const answer = await relay.sendMulti(frame);
+      assert.ok(answer.ok);
+      assert.equal(answer.stored, 2);
+      assert.equal(lost, 1, 'the first answer was lost');
+      assert.ok(connections.length >= 2, 'the relay reconnected and sent the frame again');
+    } finally {
+      relay.close();
+    }
+    for (const d of [first(bob), bob2]) {
+      const c = await connect(d);
+      await c.next((f) => f.type === 'queue-empty');
+      assert.deepEqual(c.frames.filter(isMessage).map((m) => text(m)), ['exactly once'], `${d.username}.${d.deviceId}`);
     }
   });
 
