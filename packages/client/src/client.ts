@@ -12,7 +12,7 @@ import { encryptProvisioning, parseLinkCode } from './provisioning.js';
 import { generateRegistrationId, IdentityKeyPair, SessionManager, type CryptoBackend } from '@tacit/protocol';
 import { accountCodec, type Account } from './account.js';
 import type { BackoffPolicy } from './backoff.js';
-import { Core, countersCodec, emptyCounters } from './core.js';
+import { Core, countersCodec, emptyCounters, type StateTxn } from './core.js';
 import { Directory } from './directory.js';
 import { Emitter } from './emitter.js';
 import type { ClientEvents } from './events.js';
@@ -38,6 +38,9 @@ import type { AttachmentInfo } from './attachment/pointer.js';
 import type { PlaintextSource } from './attachment/upload.js';
 import { looksLikeReceipt, RECEIPT_CLOSE_GRACE_MS, Receipts } from './chat/receipts.js';
 import { readSettings, settingsCodec, type ChatSettings } from './chat/settings.js';
+import { EDIT_WINDOW_MS, editTextProblem, isReactionEmoji, isTimerMs, type Action } from './chat/actions.js';
+import { MessageActions } from './chat/edits.js';
+import { uncheckedActionSend } from './chat/testing.js';
 
 /** Check the server's pre-key stock after this many sessions were started with us. */
 export const KEY_CHECK_AFTER_NEW_SESSIONS = 10;
@@ -106,6 +109,18 @@ export interface ContactInfo {
   lastMessageAt: number | undefined;
 }
 
+/** An edit, deletion, reaction or timer change that the server stored for every device. */
+export interface ActionResult {
+  conversation: ConversationId;
+  kind: Action['k'];
+  /** The id of the message that carried it, and the message it changed. */
+  id: string;
+  target?: string;
+  sentAt: number;
+  /** Devices the server stored it for. */
+  devices: number;
+}
+
 export interface ConversationInfo extends ConversationSummary {
   /** The contact's identity key changed: nothing is sent or shown until `trust`. */
   identityChanged: boolean;
@@ -152,6 +167,7 @@ export class TacitClient {
   readonly #groups: Groups;
   readonly #attachments: AttachmentMessages;
   readonly #receipts: Receipts;
+  readonly #actions: MessageActions;
   readonly #events: Emitter<ClientEvents>;
   #relay: Relay | undefined;
   #resumed: Promise<void> = Promise.resolve();
@@ -204,6 +220,16 @@ export class TacitClient {
         return false;
       },
     };
+    this.#actions = new MessageActions(core, this.#history);
+    uncheckedActionSend.set(this, (c, act) => this.#sendAction(c, act, undefined, false));
+    this.#inbox.actions = this.#actions;
+    // A record that carried an edit, deletion, reaction or timer goes once the server has it
+    // (or refused it): it holds nothing to show, and an edit's text should not outlive a deletion.
+    events.on('outgoing', (m) => {
+      if (m.carrier === true && m.state !== 'queued' && m.state !== 'uploading' && !this.#closed) {
+        void core.mutate((t) => this.#history.remove(t, m.conversation, m.seq)).catch(() => undefined);
+      }
+    });
     let api: AttachmentApi | undefined;
     this.#attachments = new AttachmentMessages({
       core,
@@ -395,7 +421,10 @@ export class TacitClient {
     const events = new Emitter<ClientEvents>();
     const core = await Core.load({ store: opts.store, backend: opts.backend, now: opts.now ?? Date.now, events });
     if (!core.account.registered) throw new ClientError('NOT_REGISTERED', 'registration did not complete; run register again');
-    return new TacitClient(opts, core, events);
+    const client = new TacitClient(opts, core, events);
+    // Disappearing messages whose time ran out while no client ran go before anything is read.
+    await client.sweepExpired();
+    return client;
   }
 
   get username(): string {
@@ -428,6 +457,8 @@ export class TacitClient {
   }
 
   on<K extends keyof ClientEvents>(event: K, listener: (payload: ClientEvents[K]) => void): () => void {
+    // Records that only carry an edit or reaction are internal: apps see the `action` instead.
+    if (event === 'outgoing' || event === 'message') return this.#events.on(event, (p) => void ((p as HistoryMessage).carrier === true || listener(p)));
     return this.#events.on(event, listener);
   }
 
@@ -504,6 +535,7 @@ export class TacitClient {
     this.#closed = true;
     clearInterval(this.#keyTimer);
     this.#attachments.close();
+    this.#actions.close();
     // A group state this device is passing on (concurrent changes) reaches the members first.
     await this.#groups.idle(GROUP_CLOSE_GRACE_MS);
     // Receipts of what this run stored or showed reach their authors now, if the server is there.
@@ -786,6 +818,97 @@ export class TacitClient {
       await this.#history.ensureConversation(t, id);
     });
     return id;
+  }
+
+  // ---- edits, deletions, reactions, disappearing messages, search (chat/edits.ts) ----
+
+  /**
+   * A message of a conversation by its id or an id prefix (at least MIN_MESSAGE_PREFIX hex
+   * digits, as `history` prints it). INVALID_ARGUMENT when none or several match.
+   */
+  async findMessage(conversation: string, ref: string): Promise<HistoryMessage> {
+    return this.#actions.find(await this.#conversation(conversation), ref);
+  }
+
+  /** Edits one of our messages (within EDIT_WINDOW_MS of sending it) on every device of the conversation. */
+  async editMessage(conversation: string, ref: string, text: string): Promise<ActionResult> {
+    const id = await this.#conversation(conversation);
+    const target = await this.#ownEditable(id, ref);
+    const problem = editTextProblem(text);
+    if (problem !== undefined) throw new ClientError('INVALID_ARGUMENT', problem);
+    if (text === target.text) throw new ClientError('INVALID_ARGUMENT', 'the new text is the same as the old');
+    return this.#sendAction(id, { k: 'edit', target: target.id, text }, target);
+  }
+
+  /** Deletes one of our messages for everyone (within EDIT_WINDOW_MS): "This message was deleted" stays. */
+  async deleteForEveryone(conversation: string, ref: string): Promise<ActionResult> {
+    const id = await this.#conversation(conversation);
+    const target = await this.#ownEditable(id, ref);
+    return this.#sendAction(id, { k: 'delete', target: target.id }, target);
+  }
+
+  /** Reacts to a message with one emoji (replacing our earlier reaction); "" removes ours. */
+  async react(conversation: string, ref: string, emoji: string): Promise<ActionResult> {
+    const id = await this.#conversation(conversation);
+    if (emoji !== '' && !isReactionEmoji(emoji)) throw new ClientError('INVALID_ARGUMENT', 'a reaction is one emoji');
+    const target = await this.#actions.find(id, ref);
+    if (target.deleted === true || target.system === true) throw new ClientError('INVALID_ARGUMENT', 'this message cannot take a reaction');
+    return this.#sendAction(id, { k: 'react', author: target.from, target: target.id, emoji }, target);
+  }
+
+  /**
+   * Sets the conversation's disappearing timer for everyone in it (0 turns it off): messages
+   * sent from then on carry it, and every device deletes each one that long after it was read
+   * (our own: after sending).
+   */
+  async setDisappearingTimer(conversation: string, ms: number): Promise<ActionResult> {
+    if (!isTimerMs(ms)) throw new ClientError('INVALID_ARGUMENT', 'not a disappearing timer (off, or 1 second to 4 weeks)');
+    return this.#sendAction(await this.#conversation(conversation), { k: 'timer', ms });
+  }
+
+  /** The conversation's disappearing timer, ms (0: off). */
+  async disappearingTimer(conversation: string): Promise<number> {
+    const c = await this.#history.conversation(this.#core.view(), await this.#conversation(conversation));
+    return c?.timer ?? 0;
+  }
+
+  /** Removes disappearing messages whose time ran out (the client also does this on its own). */
+  sweepExpired(): Promise<number> {
+    return this.#actions.sweep();
+  }
+
+  /** Local full-text search of this device's history (every word, as a word prefix), newest first. */
+  async search(query: string, options: { conversation?: string; limit?: number } = {}): Promise<HistoryMessage[]> {
+    const conversation = options.conversation !== undefined ? await this.#conversation(options.conversation) : undefined;
+    const hits = await this.#actions.search(query, { ...(conversation !== undefined ? { conversation } : {}), ...(options.limit !== undefined ? { limit: options.limit } : {}) });
+    return hits.map((m) => this.#attachments.present(m));
+  }
+
+  async #ownEditable(conversation: ConversationId, ref: string): Promise<HistoryMessage> {
+    const target = await this.#actions.find(conversation, ref);
+    if (target.direction !== 'out' || target.from !== this.username || target.system === true) throw new ClientError('INVALID_ARGUMENT', 'only your own messages can be edited or deleted');
+    if (target.deleted === true) throw new ClientError('INVALID_ARGUMENT', 'this message is deleted');
+    if (this.#core.now() - target.sentAt > EDIT_WINDOW_MS) throw new ClientError('INVALID_ARGUMENT', 'a message can be edited or deleted for 24 hours after it was sent');
+    return target;
+  }
+
+  /** Applies `act` here and sends it to the conversation, in one commit; resolves once the server stored it. */
+  async #sendAction(conversation: ConversationId, act: Action, target?: HistoryMessage, checked = true): Promise<ActionResult> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    const before = async (t: StateTxn, at: number): Promise<void> => {
+      const r = await this.#actions.apply(t, conversation, this.username, act, at, false);
+      if ('ignored' in r && checked) throw new ClientError('INVALID_ARGUMENT', `the message cannot be changed (${r.ignored})`);
+    };
+    const group = groupIdOf(conversation);
+    let r: { id: string; sentAt: number; devices?: number };
+    if (group !== undefined) r = await this.#groups.send(conversation, '', { act, before });
+    else {
+      const contact = contactOf(conversation);
+      if (contact === undefined) throw new ClientError('INVALID_ARGUMENT', 'not a conversation');
+      const s = await this.#outbox.send(contact, '', { act, before });
+      r = { id: s.id, sentAt: s.sentAt, devices: s.serverIds.length };
+    }
+    return { conversation, kind: act.k, id: r.id, sentAt: r.sentAt, devices: r.devices ?? 0, ...(target !== undefined ? { target: target.id } : {}) };
   }
 
   // ---- contacts and identities ----

@@ -7,6 +7,7 @@
 import { USERNAME_PATTERN } from '@tacit/api';
 import { utf8Decode, utf8Encode } from './bytes.js';
 import { decodeAttachmentPointer, encodeAttachmentPointer, type AttachmentPointer } from './attachment/pointer.js';
+import { decodeAction, encodeAction, isExpiry, type Action } from './chat/actions.js';
 
 export const ENVELOPE_VERSION = 1;
 /** Longest message id. Ids are 128-bit random values in hex (32 characters). */
@@ -36,6 +37,10 @@ export interface Envelope {
    * devices under its own identity key (inbox.ts); from anyone else the message is refused.
    */
   readonly sentTo?: string;
+  /** An edit, deletion, reaction or timer change (chat/actions.ts); `text` is then empty. */
+  readonly act?: Action;
+  /** The conversation's disappearing timer when it was sent, ms (chat/actions.ts). */
+  readonly exp?: number;
 }
 
 export function encodeEnvelope(env: Envelope): Uint8Array {
@@ -47,6 +52,8 @@ export function encodeEnvelope(env: Envelope): Uint8Array {
       sentAt: env.sentAt,
       ...(env.file !== undefined ? { file: encodeAttachmentPointer(env.file) } : {}),
       ...(env.sentTo !== undefined ? { sentTo: env.sentTo } : {}),
+      ...(env.act !== undefined ? { act: encodeAction(env.act) } : {}),
+      ...(env.exp !== undefined ? { exp: env.exp } : {}),
     }),
   );
   const padded = new Uint8Array((Math.floor(json.length / PADDING_BLOCK) + 1) * PADDING_BLOCK);
@@ -94,5 +101,10 @@ function decodePlain(bytes: Uint8Array): { envelope: Envelope; file: unknown } |
   if (typeof text !== 'string') return undefined;
   if (typeof sentAt !== 'number' || !Number.isSafeInteger(sentAt) || sentAt < 0) return undefined;
   if (sentTo !== undefined && (typeof sentTo !== 'string' || !USERNAME_PATTERN.test(sentTo) || sentTo.length > 64)) return undefined;
-  return { envelope: { v, id, text, sentAt, ...(sentTo !== undefined ? { sentTo } : {}) }, file };
+  // Edits, deletions, reactions and timers (chat/actions.ts): a malformed one drops the message.
+  const act = o['act'] === undefined ? undefined : decodeAction(o['act']);
+  if (o['act'] !== undefined && (act === undefined || text !== '' || file !== undefined)) return undefined;
+  if (o['exp'] !== undefined && !isExpiry(o['exp'])) return undefined;
+  const exp = o['exp'] as number | undefined;
+  return { envelope: { v, id, text, sentAt, ...(sentTo !== undefined ? { sentTo } : {}), ...(act !== undefined ? { act } : {}), ...(exp !== undefined ? { exp } : {}) }, file };
 }

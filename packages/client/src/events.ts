@@ -3,6 +3,7 @@ import type { ClientError } from './errors.js';
 import type { ConversationId, HistoryMessage } from './history.js';
 import type { GroupInfo } from './group/groups.js';
 import type { ReceiptEvent } from './chat/receipts.js';
+import type { AppliedAction, IgnoredReason } from './chat/edits.js';
 
 export interface ClientEvents {
   /** A message arrived and is stored (shown once: redeliveries and resends are dropped). */
@@ -25,6 +26,10 @@ export interface ClientEvents {
   'state-corrupt': { from: string; message: string };
   /** A delivery or read receipt moved our outgoing messages (chat/receipts.ts). */
   receipt: ReceiptEvent;
+  /** An edit, deletion, reaction or timer change by a contact was applied (chat/edits.ts). */
+  action: AppliedAction;
+  /** One was not: not the author, too late, the message is deleted, or never arrived (after holding it). */
+  'action-ignored': { conversation: ConversationId; from: string; kind: string; reason: IgnoredReason };
   connection: { state: 'ready' | 'drained' | 'disconnected'; retryInMs?: number };
   fatal: ClientError;
 }

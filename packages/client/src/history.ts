@@ -26,6 +26,8 @@ import { blobCodec, isInt, isObj, isStr, jsonCodec, optional } from './record-co
 import type { Txn } from './txn.js';
 import { attachmentInfo, isStoredAttachment, type AttachmentInfo, type StoredAttachment } from './attachment/pointer.js';
 import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from '@tacit/api';
+import { decodeAction, isExpiry, isTimerMs, type Action } from './chat/actions.js';
+import { isOldVersions, isReactionMap, type Reaction, type ReactionMap, type TextVersion } from './chat/meta.js';
 
 /** Messages kept in history, all conversations together. Oldest read ones are dropped first past this. */
 export const MAX_STORED_MESSAGES = 20_000;
@@ -105,6 +107,19 @@ export interface HistoryMessage {
   delivery?: Delivery;
   /** Outgoing: per recipient (a group: per member), when it was delivered and read, ms. */
   receipts?: Record<string, { delivered?: number; read?: number }>;
+  /** Edited by its author (chat/edits.ts): when the shown text was written (the author's clock, ms). */
+  edited?: number;
+  /** Earlier texts of an edited message, oldest first (kept on this device only). */
+  versions?: TextVersion[];
+  /** Deleted for everyone: `text` is empty, and shown as "This message was deleted". */
+  deleted?: true;
+  /** Reactions, one per person, in the order they were made. */
+  reactions?: Reaction[];
+  /** Disappearing: the timer it carries (ms), and when this device deletes it (once read or sent). */
+  expireTimer?: number;
+  expiresAt?: number;
+  /** Internal: the record only carries an edit, deletion, reaction or timer (never shown; events skip it). */
+  carrier?: true;
 }
 
 /** An outgoing message's receipts summed up (chat/receipts.ts). */
@@ -125,6 +140,8 @@ export interface ConversationSummary {
   /** Messages dropped to stay within the local bounds, and how many of them were unread. */
   dropped: number;
   droppedUnread: number;
+  /** The conversation's disappearing timer, ms (absent: off). */
+  timer?: number;
 }
 
 /** A group conversation id: `g:` and the group's 32 hex digits (group/state.ts). */
@@ -158,6 +175,8 @@ export interface ConversationRecord {
   bytes: number;
   dropped: number;
   droppedUnread: number;
+  /** Disappearing timer for messages sent from now on, ms (chat/actions.ts); absent: off. */
+  timer?: number;
 }
 
 export const conversationCodec = jsonCodec<ConversationRecord>('conversation', (v) => {
@@ -167,6 +186,10 @@ export const conversationCodec = jsonCodec<ConversationRecord>('conversation', (
     const n = v[k];
     if (!isInt(n)) return undefined;
     r[k] = n;
+  }
+  if (v['timer'] !== undefined) {
+    if (!isTimerMs(v['timer'])) return undefined;
+    if (v['timer'] > 0) r.timer = v['timer'];
   }
   return r;
 });
@@ -201,6 +224,22 @@ export interface MessageMeta {
   /** Outgoing: recipient → when a delivery receipt came, and when a read receipt came, ms. */
   dlv?: Record<string, number>;
   rd?: Record<string, number>;
+  /**
+   * Outgoing: this record only carries an edit, deletion, reaction or timer to the other devices
+   * (chat/edits.ts); it is not shown and goes once sent.
+   */
+  act?: Action;
+  /** Edited: the author's clock when the current text was written. */
+  ed?: number;
+  /** Earlier texts of an edited message. */
+  old?: TextVersion[];
+  /** Deleted for everyone. */
+  del?: 1;
+  /** Reactions: username → [emoji, the reactor's clock]. */
+  rx?: ReactionMap;
+  /** Disappearing: the message's timer, ms, and when it goes (this device's clock, ms). */
+  exp?: number;
+  xat?: number;
 }
 
 const STATES: ReadonlySet<string> = new Set<OutgoingState>(['uploading', 'queued', 'sent', 'failed']);
@@ -242,6 +281,9 @@ export const messageCodec = blobCodec<MessageMeta>('message', (v) => {
   if (v['sys'] !== undefined && v['sys'] !== 1) return undefined;
   if (!optional(file, isStoredAttachment)) return undefined;
   if (!optional(v['rt'], isUserList) || !optional(v['dlv'], isTimeMap) || !optional(v['rd'], isTimeMap)) return undefined;
+  if (v['act'] !== undefined && decodeAction(v['act']) === undefined) return undefined;
+  if (!optional(v['ed'], isInt) || !optional(v['old'], isOldVersions) || (v['del'] !== undefined && v['del'] !== 1) || !optional(v['rx'], isReactionMap)) return undefined;
+  if (!optional(v['exp'], isExpiry) || !optional(v['xat'], isInt)) return undefined;
   // Spread keeps only the fields that are present (a record never grows `undefined`s).
   return v as unknown as MessageMeta;
 });
@@ -251,10 +293,20 @@ export function messageError(code: string, message: string, serverCode?: string)
   return { code: code.slice(0, 64), message: message.slice(0, MAX_ERROR_TEXT), ...(serverCode !== undefined ? { serverCode: serverCode.slice(0, 64) } : {}) };
 }
 
-function toHistory(conversation: ConversationId, seq: number, meta: MessageMeta, text: string, readCursor: number): HistoryMessage {
+export function toHistory(conversation: ConversationId, seq: number, meta: MessageMeta, text: string, readCursor: number): HistoryMessage {
   const m: HistoryMessage = { conversation, seq, direction: meta.d, id: meta.id, from: meta.from, fromDevice: meta.dev, text, sentAt: meta.sentAt };
   if (meta.sys === 1) m.system = true;
   if (meta.file !== undefined) m.attachment = attachmentInfo(meta.file);
+  if (meta.ed !== undefined) m.edited = meta.ed;
+  if (meta.old !== undefined && meta.old.length > 0) m.versions = meta.old.map((x) => ({ ...x }));
+  if (meta.del === 1) m.deleted = true;
+  if (meta.rx !== undefined) {
+    const list = Object.entries(meta.rx).filter(([, [emoji]]) => emoji !== '').map(([from, [emoji, at]]) => ({ from, emoji, at }));
+    if (list.length > 0) m.reactions = list.sort((a, b) => a.at - b.at || a.from.localeCompare(b.from));
+  }
+  if (meta.exp !== undefined) m.expireTimer = meta.exp;
+  if (meta.xat !== undefined) m.expiresAt = meta.xat;
+  if (meta.act !== undefined) m.carrier = true;
   if (meta.d === 'in') {
     if (meta.srv !== undefined) m.serverId = meta.srv;
     if (meta.ts !== undefined) m.serverTimestamp = meta.ts;
@@ -308,9 +360,19 @@ export interface HistoryHooks {
   shown?(t: StateTxn, messages: readonly HistoryMessage[]): Promise<void>;
 }
 
+/** Where a disappearing message sits in the sweep order (`xp/<time>/<seq>` → conversation and seq). */
+export const seqCodec = jsonCodec<{ c: ConversationId; s: number }>('message index', (v) => (isObj(v) && isStr(v['c'], 200) && isInt(v['s']) ? { c: v['c'], s: v['s'] } : undefined));
+
+/** Does a view show this record? Records that only carry an edit, deletion or reaction do not. */
+function shown(meta: MessageMeta): boolean {
+  return meta.act === undefined;
+}
+
 export class History {
   readonly #core: Core;
   hooks: HistoryHooks = {};
+  /** Runs after a message was appended, in its change (chat/edits.ts applies held edits and reactions). */
+  onAppend: ((t: StateTxn, conversation: ConversationId, seq: number, meta: MessageMeta) => Promise<void>) | undefined;
 
   constructor(core: Core) {
     this.#core = core;
@@ -339,6 +401,13 @@ export class History {
   async append(t: StateTxn, id: ConversationId, meta: MessageMeta, text: string): Promise<HistoryMessage> {
     const conv = await this.ensureConversation(t, id);
     const seq = t.nextSeq();
+    // Disappearing (chat/actions.ts): our own messages carry the conversation's timer, and their
+    // clock starts now; an incoming one's starts when it is read.
+    if (meta.d === 'out' && meta.act === undefined && meta.sys === undefined && meta.exp === undefined && conv.timer !== undefined) meta = { ...meta, exp: conv.timer };
+    if (meta.d === 'out' && meta.exp !== undefined && meta.xat === undefined) meta = { ...meta, xat: meta.sentAt + meta.exp };
+    // A record carrying an edit or reaction in a disappearing conversation goes no later than its messages.
+    if (meta.act !== undefined && conv.timer !== undefined && meta.xat === undefined) meta = { ...meta, xat: meta.sentAt + conv.timer };
+    if (meta.xat !== undefined) t.write(seqCodec, this.#core.keys.expiry(meta.xat, seq), { c: id, s: seq });
     const key = this.#core.keys.message(id, seq);
     const value = messageCodec.encode({ meta, blob: utf8Encode(text) });
     t.putBytes(key, value);
@@ -358,7 +427,10 @@ export class History {
     }
     t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
     if (meta.sys !== 1) t.write(messageIdCodec, this.#core.keys.messageId(id, meta.from, meta.id), { seq });
-    const m = toHistory(id, seq, meta, text, conv.read);
+    // Edits and reactions that waited for this message apply now (chat/edits.ts), before anyone sees it.
+    if (this.onAppend !== undefined && meta.act === undefined) await this.onAppend(t, id, seq, meta);
+    const after = meta.act === undefined && this.onAppend !== undefined ? await this.message(t, id, seq) : undefined;
+    const m = toHistory(id, seq, after?.meta ?? meta, after?.text ?? text, conv.read);
     if (meta.d === 'in' && meta.sys !== 1) await this.hooks.incoming?.(t, m);
     await this.#trim(t);
     return m;
@@ -381,13 +453,20 @@ export class History {
   }
 
   /** Rewrites a message's header (an outgoing message's state); returns the new view. */
-  async update(t: StateTxn, id: ConversationId, seq: number, change: (m: MessageMeta) => MessageMeta): Promise<HistoryMessage | undefined> {
+  async update(t: StateTxn, id: ConversationId, seq: number, change: (m: MessageMeta) => MessageMeta, newText?: (text: string) => string): Promise<HistoryMessage | undefined> {
     const key = this.#core.keys.message(id, seq);
     const old = await t.getBytes(key);
     const conv = await this.conversation(t, id);
     if (old === undefined || conv === undefined) return undefined;
-    const { meta, blob } = messageCodec.decode(old);
+    const decoded = messageCodec.decode(old);
+    const meta = decoded.meta;
+    const blob = newText === undefined ? decoded.blob : utf8Encode(newText(utf8Decode(decoded.blob)));
     const next = change({ ...meta });
+    // The sweep order follows the record (a timer started by reading, or a deletion).
+    if (meta.xat !== next.xat) {
+      if (meta.xat !== undefined) t.delete(this.#core.keys.expiry(meta.xat, seq));
+      if (next.xat !== undefined) t.write(seqCodec, this.#core.keys.expiry(next.xat, seq), { c: id, s: seq });
+    }
     const value = messageCodec.encode({ meta: next, blob });
     t.putBytes(key, value);
     const before = messageWeight(key, old);
@@ -404,6 +483,62 @@ export class History {
     return toHistory(id, seq, next, utf8Decode(blob), conv.read);
   }
 
+  /** The seq of `author`'s message `messageId` in a conversation, if this device holds it. */
+  async seqOf(t: Txn, id: ConversationId, author: string, messageId: string): Promise<number | undefined> {
+    return (await this.findById(t, id, author, messageId))?.seq;
+  }
+
+  /** Removes a message from the store altogether (a disappearing message whose time ran out). */
+  async remove(t: StateTxn, id: ConversationId, seq: number): Promise<boolean> {
+    const key = this.#core.keys.message(id, seq);
+    const value = await t.getBytes(key);
+    const conv = await this.conversation(t, id);
+    if (value === undefined || conv === undefined) return false;
+    const { meta } = messageCodec.decode(value);
+    const w = messageWeight(key, value);
+    t.delete(key);
+    this.#unindex(t, id, seq, meta);
+    conv.count--;
+    conv.bytes -= w;
+    if (meta.d === 'in' && seq > conv.read) conv.unread = Math.max(0, conv.unread - 1);
+    t.write(conversationCodec, this.#core.keys.conversation(id), conv);
+    t.counters.messages--;
+    t.counters.historyBytes -= w;
+    if (meta.d === 'out' && meta.st === 'queued') {
+      t.counters.pinned--;
+      t.counters.pinnedBytes -= w;
+    }
+    t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
+    return true;
+  }
+
+  #unindex(t: StateTxn, id: ConversationId, seq: number, meta: MessageMeta): void {
+    if (meta.sys !== 1) t.delete(this.#core.keys.messageId(id, meta.from, meta.id));
+    if (meta.xat !== undefined) t.delete(this.#core.keys.expiry(meta.xat, seq));
+  }
+
+  /** Sets the conversation's disappearing timer (0: off). */
+  async setTimer(t: StateTxn, id: ConversationId, ms: number): Promise<void> {
+    const conv = await this.ensureConversation(t, id);
+    if (ms > 0) conv.timer = ms;
+    else delete conv.timer;
+    t.write(conversationCodec, this.#core.keys.conversation(id), conv);
+    t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
+  }
+
+  /** Incoming disappearing messages in (after, upTo] were just read: their clocks start now. */
+  async #startTimers(t: StateTxn, conv: ConversationRecord, after: number, upTo: number): Promise<void> {
+    const prefix = this.#core.keys.messagesOf(conv.id);
+    const now = this.#core.now();
+    for (const r of await t.list(prefix, { after: prefix + seqKey(after), before: prefix + seqKey(upTo + 1) })) {
+      const { meta } = messageCodec.decode(r.value);
+      if (meta.d === 'in' && meta.exp !== undefined && meta.xat === undefined) await this.update(t, conv.id, keyNumber(r.key), (m) => ({ ...m, xat: now + meta.exp! }));
+    }
+    // `update` rewrote the conversation's sizes; the caller writes `conv` next.
+    const fresh = await this.conversation(t, conv.id);
+    if (fresh !== undefined) conv.bytes = fresh.bytes;
+  }
+
   // ---- reading ----
 
   async summaries(): Promise<ConversationSummary[]> {
@@ -414,13 +549,15 @@ export class History {
       const contact = contactOf(c.id);
       const group = groupIdOf(c.id);
       if (contact === undefined && group === undefined) continue;
-      const lastRec = (await t.list(this.#core.keys.messagesOf(c.id), { reverse: true, limit: 1 }))[0];
       let last: HistoryMessage | undefined;
-      if (lastRec) {
+      // The newest record that is shown (a few edit or reaction carriers may be newer).
+      for (const lastRec of await t.list(this.#core.keys.messagesOf(c.id), { reverse: true, limit: 8 })) {
         const { meta, blob } = messageCodec.decode(lastRec.value);
+        if (!shown(meta)) continue;
         last = toHistory(c.id, keyNumber(lastRec.key), meta, utf8Decode(blob), c.read);
+        break;
       }
-      out.push({ id: c.id, contact: contact ?? '', ...(group !== undefined ? { group } : {}), createdAt: c.createdAt, unread: c.unread, messages: c.count, last, lastAt: c.lastAt, dropped: c.dropped, droppedUnread: c.droppedUnread });
+      out.push({ id: c.id, contact: contact ?? '', ...(group !== undefined ? { group } : {}), createdAt: c.createdAt, unread: c.unread, messages: c.count, last, lastAt: c.lastAt, dropped: c.dropped, droppedUnread: c.droppedUnread, ...(c.timer !== undefined ? { timer: c.timer } : {}) });
     }
     return out.sort((a, b) => b.lastAt - a.lastAt || a.id.localeCompare(b.id));
   }
@@ -433,12 +570,20 @@ export class History {
     const conv = await this.conversation(t, id);
     if (conv === undefined) return [];
     const prefix = this.#core.keys.messagesOf(id);
-    const before = options.before === undefined ? undefined : prefix + seqKey(Math.max(0, Math.floor(options.before)));
-    const recs = await t.list(prefix, { reverse: true, limit, ...(before !== undefined ? { before } : {}) });
-    return recs.reverse().map((r) => {
-      const { meta, blob } = messageCodec.decode(r.value);
-      return toHistory(id, keyNumber(r.key), meta, utf8Decode(blob), conv.read);
-    });
+    let before = options.before === undefined ? undefined : prefix + seqKey(Math.max(0, Math.floor(options.before)));
+    const out: HistoryMessage[] = [];
+    // Records that only carry an edit or reaction are skipped: read on until the page is full.
+    for (let round = 0; round < 1_000 && out.length < limit; round++) {
+      const want = limit - out.length;
+      const recs = await t.list(prefix, { reverse: true, limit: want, ...(before !== undefined ? { before } : {}) });
+      for (const r of recs) {
+        const { meta, blob } = messageCodec.decode(r.value);
+        if (shown(meta)) out.push(toHistory(id, keyNumber(r.key), meta, utf8Decode(blob), conv.read));
+      }
+      if (recs.length < want) break;
+      before = recs[recs.length - 1]!.key;
+    }
+    return out.reverse();
   }
 
   /** Incoming messages not yet shown, of one conversation or all, in the order they arrived. */
@@ -483,9 +628,13 @@ export class History {
         const cursor = upTo.get(conv.id);
         if (cursor === undefined) continue;
         const shown = all.filter((m) => m.conversation === conv.id).length;
+        await this.#startTimers(t, conv, conv.read, cursor);
         this.#moveCursor(t, conv, cursor, shown);
       }
-      for (const m of all) m.read = true;
+      for (const m of all) {
+        m.read = true;
+        if (m.expireTimer !== undefined && m.expiresAt === undefined) m.expiresAt = this.#core.now() + m.expireTimer;
+      }
       await this.hooks.shown?.(t, all.filter((m) => m.system !== true));
       render(all);
       return all.length;
@@ -508,6 +657,7 @@ export class History {
         shown++;
         if (meta.sys !== 1) seen.push(toHistory(id, keyNumber(r.key), meta, utf8Decode(blob), cursor));
       }
+      await this.#startTimers(t, conv, conv.read, cursor);
       this.#moveCursor(t, conv, cursor, shown);
       await this.hooks.shown?.(t, seen);
       return shown;
@@ -628,7 +778,7 @@ export class History {
   #dropOne(t: StateTxn, x: { conv: ConversationRecord; key: string; seq: number; meta: MessageMeta; weight: number }, dropped: Map<ConversationId, Dropped>): void {
     const unread = x.meta.d === 'in' && x.seq > x.conv.read;
     t.delete(x.key);
-    if (x.meta.sys !== 1) t.delete(this.#core.keys.messageId(x.conv.id, x.meta.from, x.meta.id));
+    this.#unindex(t, x.conv.id, x.seq, x.meta);
     x.conv.count--;
     x.conv.bytes -= x.weight;
     x.conv.dropped++;

@@ -29,6 +29,8 @@ import { PREFIX, seqKey } from './keys.js';
 import { bytesCodec } from './record-codec.js';
 import { MAX_RECEIVE_BATCH, type EnvelopeOutcome } from './relay.js';
 import { heldCodec, type Trust } from './trust.js';
+import type { MessageActions } from './chat/edits.js';
+import type { Action } from './chat/actions.js';
 import { MAX_PARKED, SenderThrottle, THROTTLED, THROTTLED_ATTEMPTS_PER_SECOND } from './throttle.js';
 
 /** Server envelope ids remembered to drop redeliveries; far above the server's in-flight window. */
@@ -58,13 +60,15 @@ export interface ChatReceiver {
 
 /** Where group traffic goes (group/groups.ts); set by the client. */
 export interface GroupReceiver {
-  receiveGroupMessage(t: StateTxn, env: WireEnvelope): Promise<{ conversation: string; id: string; text: string; sentAt: number; file?: AttachmentPointer } | undefined>;
+  receiveGroupMessage(t: StateTxn, env: WireEnvelope): Promise<{ conversation: string; id: string; text: string; sentAt: number; file?: AttachmentPointer; act?: Action; exp?: number } | undefined>;
   receivePairwise(t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void>;
 }
 
 export class Inbox {
   groups: GroupReceiver | undefined;
   chat: ChatReceiver | undefined;
+  /** Edits, deletions, reactions and timers (chat/edits.ts); set by the client. */
+  actions: MessageActions | undefined;
   readonly #core: Core;
   readonly #history: History;
   readonly #trust: Trust;
@@ -142,7 +146,9 @@ export class Inbox {
       const dedupKey = this.#core.keys.seenMessage(from, g.id);
       if ((await t.getBytes(dedupKey)) !== undefined) return;
       this.#remember(t, 'message', dedupKey);
-      const stored = await this.#history.append(t, g.conversation, { d: 'in', id: g.id, from, dev: fromDevice, sentAt: g.sentAt, srv: env.id, ts: env.timestamp, rcv: this.#core.now(), ...(g.file !== undefined ? { file: storedFromPointer(g.file) } : {}) }, g.text);
+      // An edit, deletion, reaction or timer of a member (membership was checked with the key).
+      if (g.act !== undefined) return void (await this.actions?.receive(t, g.conversation, from, g.act, g.sentAt));
+      const stored = await this.#history.append(t, g.conversation, { d: 'in', id: g.id, from, dev: fromDevice, sentAt: g.sentAt, srv: env.id, ts: env.timestamp, rcv: this.#core.now(), ...(g.file !== undefined ? { file: storedFromPointer(g.file) } : {}), ...(g.exp !== undefined ? { exp: g.exp } : {}) }, g.text);
       t.afterCommit(() => this.#core.events.emit('message', { ...stored }));
       return;
     }
@@ -307,6 +313,10 @@ export class Inbox {
     const dedupKey = this.#core.keys.seenMessage(m.from, envelope.id);
     if ((await t.getBytes(dedupKey)) !== undefined) return undefined;
     this.#remember(t, 'message', dedupKey);
+    if (envelope.act !== undefined) {
+      await this.actions?.receive(t, directConversation(m.from), m.from, envelope.act, envelope.sentAt);
+      return undefined;
+    }
     const stored = await this.#history.append(t, directConversation(m.from), {
       d: 'in',
       id: envelope.id,
@@ -317,6 +327,7 @@ export class Inbox {
       ts: m.serverTimestamp,
       rcv: this.#core.now(),
       ...(envelope.file !== undefined ? { file: storedFromPointer(envelope.file) } : {}),
+      ...(envelope.exp !== undefined ? { exp: envelope.exp } : {}),
     }, envelope.text);
     // Shown only once it is durable, so a crash re-delivers rather than shows twice.
     t.afterCommit(() => this.#core.events.emit('message', { ...stored }));
@@ -330,6 +341,11 @@ export class Inbox {
     if ((await t.getBytes(dedupKey)) !== undefined) return undefined;
     this.#remember(t, 'message', dedupKey);
     await this.#directory.touch(t, contact);
+    // Our own edit, deletion, reaction or timer, made on another of our devices (chat/edits.ts).
+    if (envelope.act !== undefined) {
+      await this.actions?.receive(t, directConversation(contact), self, envelope.act, envelope.sentAt);
+      return undefined;
+    }
     const stored = await this.#history.append(t, directConversation(contact), {
       d: 'out',
       id: envelope.id,
@@ -339,6 +355,7 @@ export class Inbox {
       st: 'sent',
       to: {},
       ...(envelope.file !== undefined ? { file: storedFromPointer(envelope.file) } : {}),
+      ...(envelope.exp !== undefined ? { exp: envelope.exp } : {}),
     }, envelope.text);
     t.afterCommit(() => this.#core.events.emit('outgoing', { ...stored }));
     return stored;

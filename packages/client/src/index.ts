@@ -5,7 +5,10 @@ export { TacitClient, parseUsername, parseConversation, isGroupRef, KEY_CHECK_AF
 export { LINK_REGISTER_WAIT_MS, LINK_POLL_MS, type LinkOptions, type LinkedDevice } from './client.js';
 export { encryptProvisioning, decryptProvisioning, formatLinkCode, parseLinkCode, generateProvisioningKeyPair, PROVISIONING_INFO, LINK_CODE_PREFIX, type ProvisioningKeyPair } from './provisioning.js';
 export { decodeProvisioningMessage, encodeProvisioningMessage, MAX_SYNCED_CONTACTS, MAX_SYNCED_GROUPS, DEFAULT_LINK_TIMEOUT_MS, type ProvisioningMessage } from './link.js';
-export type { ClientOptions, ContactInfo, ConversationInfo, RegisterOptions } from './client.js';
+export type { ActionResult, ClientOptions, ContactInfo, ConversationInfo, RegisterOptions } from './client.js';
+export { EDIT_WINDOW_MS, MIN_DISAPPEARING_MS, MAX_DISAPPEARING_MS, MAX_REACTION_LENGTH, isReactionEmoji, isTimerMs, decodeAction, encodeAction, parseDuration, describeDuration, type Action } from './chat/actions.js';
+export { MAX_HELD_ACTIONS, HELD_ACTION_TTL_MS, MAX_SEARCH_RESULTS, MAX_SEARCH_QUERY, MIN_MESSAGE_PREFIX, searchWords, type AppliedAction, type IgnoredReason } from './chat/edits.js';
+export { MAX_EDIT_VERSIONS, MAX_REACTIONS_PER_MESSAGE, type Reaction, type TextVersion } from './chat/meta.js';
 export type { ClientEvents } from './events.js';
 export { ClientError, CLIENT_ERROR_CODES, describeError, isClientError } from './errors.js';
 export type { ClientErrorCode, ClientErrorDetails } from './errors.js';

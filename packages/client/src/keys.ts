@@ -65,6 +65,10 @@ export const PREFIX = {
   receiptQueue: 'rq/',
   /** This device's chat settings: read receipts, typing indicators (chat/settings.ts). */
   settings: 'set',
+  /** Disappearing messages by the time they go (`xp/<time>/<seq>`), for the sweep (chat/edits.ts). */
+  expiry: 'xp/',
+  /** Edits, deletions and reactions that arrived before their message, held a while (chat/edits.ts). */
+  heldAction: 'ha/',
   /** Sequence numbers and counts that bound the store. */
   counters: 'ctr',
 } as const;
@@ -155,6 +159,13 @@ export class RecordKeys {
   messageId(conversationId: string, from: string, messageId: string): string {
     return PREFIX.messageId + this.pseudonym('message-id', `${conversationId}\0${from}\0${messageId}`);
   }
+  expiry(at: number, seq: number): string {
+    return `${PREFIX.expiry}${seqKey(at)}/${seqKey(seq)}`;
+  }
+  /** Held actions for one target message: `ha/<target pseudonym>/<seq>`. */
+  heldActionsFor(conversationId: string, author: string, messageId: string): string {
+    return `${PREFIX.heldAction}${this.pseudonym('message-index', `${conversationId}\0${author}\0${messageId}`)}/`;
+  }
   /** A (sender, message id) pair: the id is chosen by the sender, so it too is hashed. */
   seenMessage(username: string, messageId: string): string {
     return PREFIX.seenMessageId + this.pseudonym('message', `${username}\0${messageId}`);
@@ -191,6 +202,8 @@ export function describeKey(key: string): string {
     [PREFIX.groupQueue]: 'queued group message',
     [PREFIX.senderKey]: 'sender key',
     [PREFIX.senderKeyGroup]: 'sender key owner',
+    [PREFIX.expiry]: 'disappearing message',
+    [PREFIX.heldAction]: 'held edit or reaction',
   };
   let best = '';
   for (const p of Object.keys(names)) if (key.startsWith(p) && p.length > best.length) best = p;

@@ -27,6 +27,7 @@ import { contactOf, directConversation, messageError, type ConversationId, type 
 import { PREFIX, seqKey } from './keys.js';
 import { blobCodec, isInt, isObj, isStr, jsonCodec, optional } from './record-codec.js';
 import type { Relay } from './relay.js';
+import type { Action } from './chat/actions.js';
 
 /** Outgoing messages waiting to be encrypted plus ciphertexts waiting for `sent`. Bounds a client offline for long. */
 export const MAX_OUTBOX = 2_000;
@@ -55,6 +56,14 @@ export interface SendResult {
   sentAt: number;
   /** One server id per recipient device. */
   serverIds: string[];
+}
+
+/** What `send` may carry besides text (chat/edits.ts). */
+export interface SendOptions {
+  /** An edit, deletion, reaction or timer: the record only carries it, and `text` is empty. */
+  act?: Action;
+  /** Runs in the commit that queues the message (the action applied on this device), with its time. */
+  before?: (t: StateTxn, sentAt: number) => Promise<void>;
 }
 
 interface Job {
@@ -154,17 +163,19 @@ export class Outbox {
    * in history, and can be retried). While the server cannot be reached it stays queued and the
    * promise waits.
    */
-  async send(contact: string, text: string): Promise<SendResult> {
+  async send(contact: string, text: string, options: SendOptions = {}): Promise<SendResult> {
     this.#checkOpen();
     const a = this.#core.account;
     if (contact === a.username) throw new ClientError('INVALID_ARGUMENT', 'cannot send a message to yourself');
-    const problem = checkText(text);
+    const problem = options.act !== undefined ? undefined : checkText(text);
     if (problem !== undefined) throw new ClientError('INVALID_ARGUMENT', describeTextProblem(problem));
     const conversation = directConversation(contact);
     const queued = await this.#core.mutate(async (t) => {
       if (this.size >= MAX_OUTBOX) throw new ClientError('TIMEOUT', 'too many messages are waiting for the server');
       await this.#o.directory.touch(t, contact);
-      const meta: MessageMeta = { d: 'out', id: toHex(this.#core.backend.randomBytes(MESSAGE_ID_BYTES)), from: a.username, dev: a.deviceId, sentAt: this.#core.now(), st: 'queued', to: {}, pend: 0, att: 0, job: 1 };
+      const meta: MessageMeta = { d: 'out', id: toHex(this.#core.backend.randomBytes(MESSAGE_ID_BYTES)), from: a.username, dev: a.deviceId, sentAt: this.#core.now(), st: 'queued', to: {}, pend: 0, att: 0, job: 1, ...(options.act !== undefined ? { act: options.act } : {}) };
+      // An edit, deletion, reaction or timer applies here in the commit that queues it.
+      await options.before?.(t, meta.sentAt);
       const m = await this.#o.history.append(t, conversation, meta, text);
       this.#queue(t, m.conversation, m.seq, contact);
       t.afterCommit(() => this.#core.events.emit('outgoing', { ...m }));
@@ -362,7 +373,7 @@ export class Outbox {
     // A file goes out only with its complete pointer (its upload finished).
     const file = msg.meta.file === undefined ? undefined : pointerOf(msg.meta.file);
     if (msg.meta.file !== undefined && file === undefined) throw new ClientError('INVALID_ARGUMENT', 'the file is not uploaded yet');
-    const base = { v: ENVELOPE_VERSION, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}) } as const;
+    const base = { v: ENVELOPE_VERSION, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}), ...(msg.meta.act !== undefined ? { act: msg.meta.act } : {}), ...(msg.meta.exp !== undefined ? { exp: msg.meta.exp } : {}) } as const;
     const plaintext = encodeEnvelope(base);
     const transcript = encodeEnvelope({ ...base, sentTo: job.to });
     const out: { key: string; entry: CiphertextEntry; body: Uint8Array }[] = [];

@@ -53,6 +53,8 @@ import {
   type GroupState,
 } from './state.js';
 import { decodeGroupPayload, encodeGroupPayload, type GroupPayload } from './wire.js';
+import type { Action } from '../chat/actions.js';
+import type { SendOptions } from '../outbox.js';
 
 /** Groups one device keeps (current and left). */
 export const MAX_GROUPS = 1_000;
@@ -132,6 +134,9 @@ export interface ReceivedGroupMessage {
   sentAt: number;
   /** A file sent with it (attachment/pointer.ts). */
   file?: AttachmentPointer;
+  /** An edit, deletion, reaction or timer, and the message's own timer (chat/actions.ts). */
+  act?: Action;
+  exp?: number;
 }
 
 export interface GroupsOptions {
@@ -573,7 +578,7 @@ export class Groups {
     const owner = await t.read(senderKeyGroupCodec, this.#core.keys.senderKeyGroup(senderKeyName(sender, distributionId)));
     const rec = await this.#load(t, p.group);
     if (owner?.group !== p.group || !isMember(rec?.state, from) || !isMember(rec?.state, this.#self)) return undecryptable('NOT_A_MEMBER');
-    return { conversation: groupConversation(p.group), id: p.id, text: p.text, sentAt: p.sentAt, ...(p.file !== undefined ? { file: p.file } : {}) };
+    return { conversation: groupConversation(p.group), id: p.id, text: p.text, sentAt: p.sentAt, ...(p.file !== undefined ? { file: p.file } : {}), ...(p.act !== undefined ? { act: p.act } : {}), ...(p.exp !== undefined ? { exp: p.exp } : {}) };
   }
 
   /** A system line in the group's history ("alice added carol"); another member's counts as unread. */
@@ -590,18 +595,20 @@ export class Groups {
   // ---- sending ----
 
   /** Stores `text` as queued in the group's history and sends it to every member device. */
-  async send(ref: string, text: string): Promise<GroupSendResult> {
+  async send(ref: string, text: string, options: SendOptions = {}): Promise<GroupSendResult> {
     if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
-    const problem = checkText(text);
+    const problem = options.act !== undefined ? undefined : checkText(text);
     if (problem !== undefined) throw new ClientError('INVALID_ARGUMENT', describeTextProblem(problem));
     const id = await this.resolve(ref);
     const a = this.#core.account;
     const m = await this.#core.mutate(async (t) => {
       const rec = await this.#load(t, id);
       if (!isMember(rec?.state, a.username)) throw new ClientError('INVALID_ARGUMENT', 'you are not a member of this group');
-      const meta: MessageMeta = { d: 'out', id: toHex(this.#core.backend.randomBytes(MESSAGE_ID_BYTES)), from: a.username, dev: a.deviceId, sentAt: this.#core.now(), st: 'queued', to: {}, pend: 0, att: 0, job: 1 };
+      const meta: MessageMeta = { d: 'out', id: toHex(this.#core.backend.randomBytes(MESSAGE_ID_BYTES)), from: a.username, dev: a.deviceId, sentAt: this.#core.now(), st: 'queued', to: {}, pend: 0, att: 0, job: 1, ...(options.act !== undefined ? { act: options.act } : {}) };
       // Who receipts may come from (chat/receipts.ts): the members it goes to.
-      meta.rt = currentMembers(rec!.state).filter((u) => u !== a.username);
+      if (options.act === undefined) meta.rt = currentMembers(rec!.state).filter((u) => u !== a.username);
+      // An edit, deletion, reaction or timer applies here in the commit that queues it (chat/edits.ts).
+      await options.before?.(t, meta.sentAt);
       const msg = await this.#o.history.append(t, groupConversation(id), meta, text);
       t.write(jobCodec, this.#core.keys.groupQueued(id, t.nextSeq()), { group: id, msg: msg.seq });
       t.counters.queued++;
@@ -804,7 +811,7 @@ export class Groups {
     const body = await this.cipher.groupEncrypt(
       this.#address,
       dist,
-      encodeGroupPayload({ grp: 'text', group: job.group, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}) }),
+      encodeGroupPayload({ grp: 'text', group: job.group, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}), ...(msg.meta.act !== undefined ? { act: msg.meta.act } : {}), ...(msg.meta.exp !== undefined ? { exp: msg.meta.exp } : {}) }),
     );
     return { dist: rec.dist, keys, everyone, body };
   }

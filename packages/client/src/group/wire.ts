@@ -18,6 +18,7 @@ import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_MESSAGE_ID_LENGTH, PADDING_BL
 import { isInt, isObj, isStr } from '../record-codec.js';
 import { isGroupId, parseGroupState, type GroupState } from './state.js';
 import { decodeAttachmentPointer, encodeAttachmentPointer, type AttachmentPointer } from '../attachment/pointer.js';
+import { decodeAction, isExpiry, type Action } from '../chat/actions.js';
 
 /** Longest serialized distribution message accepted (libsignal's is 1 + 89 bytes and a little). */
 export const MAX_SKDM_BYTES = 256;
@@ -25,7 +26,7 @@ export const MAX_SKDM_BYTES = 256;
 export type GroupPayload =
   | { grp: 'state'; state: GroupState }
   | { grp: 'key'; group: string; skdm: Uint8Array }
-  | { grp: 'text'; group: string; id: string; text: string; sentAt: number; file?: AttachmentPointer };
+  | { grp: 'text'; group: string; id: string; text: string; sentAt: number; file?: AttachmentPointer; act?: Action; exp?: number };
 
 export function encodeGroupPayload(p: GroupPayload): Uint8Array {
   const body =
@@ -67,10 +68,15 @@ export function decodeGroupPayload(bytes: Uint8Array): GroupPayload | undefined 
     case 'text': {
       const { group, id, text, sentAt } = o;
       if (!isGroupId(group) || !isStr(id, MAX_MESSAGE_ID_LENGTH) || id.length === 0 || typeof text !== 'string' || !isInt(sentAt)) return undefined;
+      // Edits, deletions, reactions, timers and a message's own timer (chat/actions.ts), as strictly as pairwise.
+      const act = o['act'] === undefined ? undefined : decodeAction(o['act']);
+      if (o['act'] !== undefined && (act === undefined || text !== '' || o['file'] !== undefined)) return undefined;
+      if (o['exp'] !== undefined && !isExpiry(o['exp'])) return undefined;
+      const extra = { ...(act !== undefined ? { act } : {}), ...(o['exp'] !== undefined ? { exp: o['exp'] as number } : {}) };
       // A file (attachment/pointer.ts), decoded as strictly as in a pairwise message.
-      if (o['file'] === undefined) return { grp: 'text', group, id, text, sentAt };
+      if (o['file'] === undefined) return { grp: 'text', group, id, text, sentAt, ...extra };
       const f = decodeAttachmentPointer(o['file']);
-      return f.ok ? { grp: 'text', group, id, text, sentAt, file: f.pointer } : undefined;
+      return f.ok ? { grp: 'text', group, id, text, sentAt, file: f.pointer, ...extra } : undefined;
     }
     default:
       return undefined;
