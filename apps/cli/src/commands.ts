@@ -8,6 +8,7 @@ import { EXIT } from './exit-codes.js';
 import { formatSafetyNumber, formatTime, sanitize, type Output } from './output.js';
 import { groupFields, groupLabels, recipient } from './group.js';
 import { fileFields, fileLine, saveIncoming, sendFileCommand } from './files.js';
+import { annotationFields, annotations, printAction, SHOWN_ID_LENGTH } from './edits.js';
 
 /** How long a connected command waits for messages queued earlier to reach the server, ms. */
 export const FLUSH_TIMEOUT_MS = 30_000;
@@ -42,8 +43,10 @@ export function printMessage(out: Output, m: HistoryMessage, label?: (conversati
   const where = group !== undefined ? `${group} ` : '';
   out.event(
     'message',
-    { from: m.from, fromDevice: m.fromDevice, id: m.id, text: m.text, sentAt: m.sentAt, serverTimestamp: m.serverTimestamp, serverId: m.serverId, ...groupFields(m, group), ...fileFields(m) },
-    m.system ? `[${formatTime(m.sentAt)}] ${where}* ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${where}${m.from}: ${[fileLine(m), sanitize(m.text)].filter((x) => x !== '').join(' ')}`,
+    { from: m.from, fromDevice: m.fromDevice, id: m.id, text: m.text, sentAt: m.sentAt, serverTimestamp: m.serverTimestamp, serverId: m.serverId, ...groupFields(m, group), ...fileFields(m), ...annotationFields(m) },
+    m.system
+      ? `[${formatTime(m.sentAt)}] ${where}* ${sanitize(m.text)}`
+      : `[${formatTime(m.sentAt)}] ${where}${m.from}: ${m.deleted === true ? '(This message was deleted)' : [fileLine(m), sanitize(m.text)].filter((x) => x !== '').join(' ')}${annotations(m)}`,
   );
 }
 
@@ -79,6 +82,7 @@ export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending():
     ctx.out.notice('identity-changed', { contact }, `tacit: warning: the safety number with ${contact} changed. Messages from and to ${contact} are held until you run: tacit safety-number ${contact}, then tacit trust ${contact}`);
   };
   client.on('identity-changed', ({ contact }) => tell(contact));
+  client.on('action', (a) => printAction(ctx.out, a));
   client.on('undecryptable', ({ from, fromDevice, reason }) =>
     ctx.out.notice('undecryptable', { from, fromDevice, reason }, `tacit: warning: dropped a message from ${from} (device ${fromDevice}) that could not be decrypted (${reason})`),
   );
@@ -269,8 +273,11 @@ export async function cmdHistory(ctx: Ctx): Promise<number> {
           ...fileFields(m),
           ...(m.direction === 'in' ? { serverId: m.serverId, read: m.read } : { state: m.state, ...(m.error ? { error: m.error } : {}), ...(m.delivery !== undefined ? { delivery: m.delivery, receipts: m.receipts } : {}) }),
           ...(m.system ? { system: true } : {}),
+          ...annotationFields(m),
         },
-        m.system ? `[${formatTime(m.sentAt)}] * ${sanitize(m.text)}` : `[${formatTime(m.sentAt)}] ${m.direction === 'out' ? 'you' : m.from}: ${[fileLine(m), sanitize(m.text)].filter((x) => x !== '').join(' ')}${state}${ticks}`,
+        m.system
+          ? `[${formatTime(m.sentAt)}] * ${sanitize(m.text)}`
+          : `[${formatTime(m.sentAt)}] ${m.id.slice(0, SHOWN_ID_LENGTH)} ${m.direction === 'out' ? 'you' : m.from}: ${m.deleted === true ? '(This message was deleted)' : [fileLine(m), sanitize(m.text)].filter((x) => x !== '').join(' ')}${annotations(m)}${state}${ticks}`,
       );
     }
   } finally {

@@ -8,6 +8,7 @@ import { cmdAdmin, cmdDirectory } from './team.js';
 import { cmdGroup } from './group.js';
 import { cmdSettings } from './settings.js';
 import { cmdDevices, cmdLink } from './devices.js';
+import { cmdDelete, cmdEdit, cmdReact, cmdSearch, cmdTimer } from './edits.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 
@@ -47,6 +48,16 @@ devices (one account on several devices: each gets every message, and your own m
   devices                        this account's devices (id, name, added, last seen)
   devices add <code>             link the new device showing this code
   devices remove <id>            sign a device out for good (it gets no more messages)
+
+edits, reactions, disappearing messages, search (a message is its id as history and
+send --json print it, or its first 6+ characters; history shows the first 8):
+  edit <conversation> <id> <text>   change your message (within 24 hours)
+  delete <conversation> <id>     delete your message for everyone (within 24 hours)
+  react <conversation> <id> <emoji>  react with one emoji (again: replace; -: remove)
+  timer <conversation> [<duration>|off]
+                                 disappearing messages for everyone in the conversation
+                                 (30s, 5m, 1h, 1d, 1w); without a duration: show it
+  search <words>… [--limit n]    find messages in this device's history (every word)
 
 groups (a group is named #<title> or g:<id prefix>; send, recv, chat and history take it too):
   group create <title> <user>…   create a group; you are its admin
@@ -99,6 +110,11 @@ const COMMANDS: Record<string, Command> = {
   settings: cmdSettings,
   link: cmdLink,
   devices: cmdDevices,
+  edit: cmdEdit,
+  delete: cmdDelete,
+  react: cmdReact,
+  timer: cmdTimer,
+  search: cmdSearch,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -47,6 +47,8 @@ export interface HomeOptions {
   backoff?: BackoffPolicy;
   /** How long to wait for another process to release the home, ms. */
   lockWaitMs?: number;
+  /** The client's clock (tests: a message "from last week"); default Date.now. */
+  now?: () => number;
 }
 
 /** A client bound to a home directory; `close` also releases the home. */
@@ -64,6 +66,7 @@ function clientOptions(store: SqliteRecordStore, o: HomeOptions): ClientOptions 
     blobFetch: nodeBlobFetch,
     ...(o.fetch ? { fetch: o.fetch } : {}),
     ...(o.backoff ? { backoff: o.backoff } : {}),
+    ...(o.now ? { now: o.now } : {}),
   };
 }
 

@@ -53,7 +53,7 @@ interface HeldMeta {
   heldAt: number;
   act: Action;
 }
-const heldCodec = blobCodec<HeldMeta>('held edit or reaction', (v) => {
+export const heldActionCodec = blobCodec<HeldMeta>('held edit or reaction', (v) => {
   if (!isObj(v) || !isStr(v['conversation'], 200) || !isStr(v['actor'], 64) || !isInt(v['at']) || !isInt(v['heldAt'])) return undefined;
   const act = decodeAction(v['act']);
   return act === undefined ? undefined : { conversation: v['conversation'], actor: v['actor'], at: v['at'], heldAt: v['heldAt'], act };
@@ -194,13 +194,13 @@ export class MessageActions {
     if (act.k === 'timer') return;
     const author = act.k === 'react' ? act.author : actor;
     const key = this.#core.keys.heldActionsFor(conversation, author, act.target) + seqKey(t.nextSeq());
-    t.write(heldCodec, key, { meta: { conversation, actor, at, heldAt: this.#core.now(), act }, blob: new Uint8Array(0) });
+    t.write(heldActionCodec, key, { meta: { conversation, actor, at, heldAt: this.#core.now(), act }, blob: new Uint8Array(0) });
     // Bounded: the oldest held actions go first (keys sort by target, so age is read from the record).
     const all = await t.list(PREFIX.heldAction, { limit: MAX_HELD_ACTIONS * 2 + 1 });
     const now = this.#core.now();
     const live: { key: string; heldAt: number }[] = [];
     for (const r of all) {
-      const h = heldCodec.decode(r.value).meta;
+      const h = heldActionCodec.decode(r.value).meta;
       if (now - h.heldAt > HELD_ACTION_TTL_MS) t.delete(r.key);
       else live.push({ key: r.key, heldAt: h.heldAt });
     }
@@ -220,7 +220,7 @@ export class MessageActions {
     const now = this.#core.now();
     for (const r of held) {
       t.delete(r.key);
-      const h = heldCodec.decode(r.value).meta;
+      const h = heldActionCodec.decode(r.value).meta;
       if (h.conversation !== conversation || now - h.heldAt > HELD_ACTION_TTL_MS) continue;
       const res = await this.apply(t, conversation, h.actor, h.act, h.at, false);
       if ('ignored' in res) t.afterCommit(() => this.#core.events.emit('action-ignored', { conversation, from: h.actor, kind: h.act.k, reason: res.ignored }));

@@ -43,6 +43,9 @@ import { keyStateCodec, preKeyCodec } from '../../src/prekeys.ts';
 import type { RecordCodec } from '../../src/record-codec.ts';
 import { heldCodec, identityCodec } from '../../src/trust.ts';
 import type { FuzzTarget } from './fuzz.ts';
+import { decodeAction } from '../../src/chat/actions.ts';
+import { heldActionCodec } from '../../src/chat/edits.ts';
+import { seqCodec } from '../../src/history.ts';
 
 const isProtocol = (e: unknown): boolean => isProtocolError(e);
 
@@ -292,6 +295,9 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
         }),
         encodeGroupPayload({ grp: 'key', group: '0123456789abcdef0123456789abcdef', skdm: new Uint8Array(90).fill(0x33) }),
         encodeGroupPayload({ grp: 'text', group: '0123456789abcdef0123456789abcdef', id: 'ab12', text: 'hi all', sentAt: 1_700_000_000_000 }),
+        encodeGroupPayload({ grp: 'text', group: '0123456789abcdef0123456789abcdef', id: 'ab13', text: 'vanishing', sentAt: 1_700_000_000_000, exp: 3_600_000 }),
+        encodeGroupPayload({ grp: 'text', group: '0123456789abcdef0123456789abcdef', id: 'ab14', text: '', sentAt: 1_700_000_000_000, act: { k: 'react', author: 'bob', target: 'ab12', emoji: '👍🏽' } }),
+        encodeGroupPayload({ grp: 'text', group: '0123456789abcdef0123456789abcdef', id: 'ab15', text: '', sentAt: 1_700_000_000_000, act: { k: 'timer', ms: 30_000 } }),
       ],
       decode: (b) => decodeGroupPayload(b as Uint8Array),
     },
@@ -304,6 +310,33 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
         encodeReceipt({ kind: 'read', ids: ['a', 'b', 'c'], group: '0123456789abcdef0123456789abcdef' }),
       ],
       decode: (b) => decodeReceipt(b as Uint8Array),
+    },
+    {
+      // Edits, deletions, reactions, timers (chat/actions.ts) and a message's own timer.
+      name: 'client: decodeEnvelope with an action or a timer',
+      input: 'bytes',
+      seeds: [
+        encodeEnvelope({ v: 1, id: '0123456789abcdef', text: '', sentAt: 1_700_000_000_000, act: { k: 'edit', target: 'fedcba9876543210', text: 'fixed \u202e typo' } }),
+        encodeEnvelope({ v: 1, id: '0123456789abcdee', text: '', sentAt: 1_700_000_000_000, act: { k: 'delete', target: 'fedcba9876543210' } }),
+        encodeEnvelope({ v: 1, id: '0123456789abcded', text: '', sentAt: 1_700_000_000_000, act: { k: 'react', author: 'alice', target: 'fedcba9876543210', emoji: '👨‍👩‍👧‍👦' } }),
+        encodeEnvelope({ v: 1, id: '0123456789abcdec', text: 'bye soon', sentAt: 1_700_000_000_000, exp: 5_000 }),
+      ],
+      decode: (b) => decodeEnvelope(b as Uint8Array),
+    },
+    {
+      name: 'client: decodeAction',
+      input: 'text',
+      json: true,
+      seeds: [
+        JSON.stringify({ k: 'edit', target: 'ab12', text: 'new text' }),
+        JSON.stringify({ k: 'delete', target: 'ab12' }),
+        JSON.stringify({ k: 'react', author: 'bob', target: 'ab12', emoji: '🇫🇷' }),
+        JSON.stringify({ k: 'timer', ms: 86_400_000 }),
+      ],
+      decode: (t) => {
+        const p = api.parseJson(t as string);
+        return p.ok ? decodeAction(p.value) : p;
+      },
     },
     {
       name: 'client: readEnvelope with a file pointer',
@@ -321,7 +354,14 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
     },
     // The records of the local store: damage is STATE_CORRUPT, nothing else.
     recordTarget('message', messageCodec, { meta: { d: 'out', id: 'ab12', from: 'bob', dev: 1, sentAt: 5, st: 'failed', err: { code: 'SERVER', message: 'no', serverCode: 'X' }, to: { '1': 's1' }, pend: 0, att: 1 }, blob: utf8Encode('hi \u0001 there') }),
-    recordTarget('conversation', conversationCodec, { id: 'u:bob', createdAt: 1, read: 2, unread: 3, last: 4, lastAt: 5, count: 6, bytes: 7, dropped: 0, droppedUnread: 0 }),
+    recordTarget('conversation', conversationCodec, { id: 'u:bob', createdAt: 1, read: 2, unread: 3, last: 4, lastAt: 5, count: 6, bytes: 7, dropped: 0, droppedUnread: 0, timer: 60_000 }),
+    recordTarget('edited message', messageCodec, {
+      meta: { d: 'in', id: 'ab12', from: 'bob', dev: 1, sentAt: 5, ed: 9, old: [{ text: 'teh', at: 5 }], rx: { alice: ['👍', 7], carol: ['', 8] }, exp: 60_000, xat: 70_000 },
+      blob: utf8Encode('the'),
+    }),
+    recordTarget('action carrier', messageCodec, { meta: { d: 'out', id: 'ab13', from: 'bob', dev: 1, sentAt: 5, st: 'queued', act: { k: 'delete', target: 'ab12' } }, blob: new Uint8Array(0) }),
+    recordTarget('held edit or reaction', heldActionCodec, { meta: { conversation: 'u:bob', actor: 'bob', at: 5, heldAt: 6, act: { k: 'edit', target: 'ab12', text: 'x' } }, blob: new Uint8Array(0) }),
+    recordTarget('message index', seqCodec, { c: 'u:bob', s: 17 }),
     recordTarget('outgoing ciphertext', ciphertextCodec, { meta: { clientId: 'c1', conversation: 'u:bob', msg: 3, messageId: 'ab', to: 'bob', deviceId: 1, registrationId: 9, type: 'whisper', createdAt: 1 }, blob: new Uint8Array([0x44, 1, 2]) }),
     recordTarget('held message', heldCodec, { meta: { serverId: 's1', from: 'bob', fromDevice: 1, type: 'prekey', serverTimestamp: 1, receivedAt: 2 }, blob: new Uint8Array([1]) }),
     recordTarget('identity', identityCodec, { username: 'bob', trusted: B64_33, pending: { key: B64_33, seenAt: 3 } }),
