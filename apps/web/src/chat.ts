@@ -11,6 +11,7 @@
  */
 import {
   ClientError,
+  EDIT_WINDOW_MS,
   TacitClient,
   directConversation,
   neutralizeControls,
@@ -54,6 +55,8 @@ const TAB_LOCK = 'tacit-account';
 const PREVIEW_LENGTH = 80;
 /** Messages of a conversation loaded at first; "Show older messages" adds as many again. */
 export const HISTORY_PAGE = 200;
+/** Search results shown at most. */
+export const SEARCH_LIMIT = 50;
 
 export type Phase =
   | { kind: 'loading' }
@@ -79,6 +82,8 @@ export interface ConversationView {
   dropped: number;
   /** Messages held in this browser (all of them, not only those loaded). */
   messages: number;
+  /** Disappearing messages: the conversation's timer, ms (0: off). */
+  timer: number;
 }
 
 /** `queued`: stored here, waiting for the server (or for the connection to come back). */
@@ -105,6 +110,28 @@ export interface MessageView {
   deliveredTo?: string[];
   /** A file sent or received with it (the text is then its caption). */
   file?: { name: string; type: string; size: number; width?: number; height?: number; uploaded: boolean };
+  /** The sender's message id (edits, deletions and reactions name it). */
+  id: string;
+  /** Edited by its author; deleted for everyone (the text is then empty). */
+  edited?: boolean;
+  deleted?: boolean;
+  /** Our own message that may still be edited or deleted for everyone. */
+  editable?: boolean;
+  /** Reactions grouped by emoji, in the order they were first made. */
+  reactions?: { emoji: string; from: string[]; mine: boolean }[];
+  /** Disappearing: when this browser deletes it (absent while unread). */
+  expiresAt?: number;
+  disappearing?: boolean;
+}
+
+/** A search result: where and what. */
+export interface SearchHit {
+  contact: string;
+  title: string;
+  from: string;
+  dir: 'in' | 'out';
+  text: string;
+  at: number;
 }
 
 export function userMessage(e: unknown): string {
@@ -136,6 +163,22 @@ export function sentence(clause: string): string {
 }
 
 /** What a failed message says, in words for the person who sent it. */
+/** Edits, deletions, reactions and timers of a message as the view shows them. */
+function actionFields(m: HistoryMessage, self: string): Partial<MessageView> {
+  const v: Partial<MessageView> = {};
+  if (m.edited !== undefined) v.edited = true;
+  if (m.deleted === true) v.deleted = true;
+  if (m.direction === 'out' && m.system !== true && m.deleted !== true && m.state === 'sent' && Date.now() - m.sentAt <= EDIT_WINDOW_MS) v.editable = true;
+  if (m.reactions !== undefined) {
+    const by = new Map<string, string[]>();
+    for (const r of m.reactions) by.set(r.emoji, [...(by.get(r.emoji) ?? []), r.from]);
+    v.reactions = [...by].map(([emoji, from]) => ({ emoji, from, mine: from.includes(self) }));
+  }
+  if (m.expireTimer !== undefined) v.disappearing = true;
+  if (m.expiresAt !== undefined) v.expiresAt = m.expiresAt;
+  return v;
+}
+
 function failureText(contact: string, m: HistoryMessage): string | undefined {
   const err = m.error;
   if (err === undefined) return undefined;
@@ -408,6 +451,7 @@ export class Chat {
       preview: neutralizeControls(preview.replace(/\s+/g, ' ').slice(0, PREVIEW_LENGTH)),
       identityChanged: x.identityChanged,
       dropped: x.dropped,
+      timer: x.timer ?? 0,
       messages: x.messages,
     };
   }
@@ -427,7 +471,7 @@ export class Chat {
     this.#messages.set(
       contact,
       list.map((m) => {
-        const v: MessageView = { key: `m:${m.seq}`, dir: m.direction, text: m.text, at: m.direction === 'in' ? (m.receivedAt ?? m.sentAt) : m.sentAt, seq: m.seq, from: m.from };
+        const v: MessageView = { key: `m:${m.seq}`, dir: m.direction, text: m.text, at: m.direction === 'in' ? (m.receivedAt ?? m.sentAt) : m.sentAt, seq: m.seq, from: m.from, id: m.id, ...actionFields(m, c.username) };
         if (m.system) v.system = true;
         if (m.attachment !== undefined) {
           const a = m.attachment;
@@ -532,6 +576,38 @@ export class Chat {
     await this.#need()
       .send(contact, text)
       .catch(() => undefined);
+  }
+
+  // ---- edits, deletions, reactions, disappearing messages, search ----
+
+  /** Edits our message `id` (the SDK refuses after 24 hours or for someone else's). */
+  async edit(contact: string, id: string, text: string): Promise<void> {
+    await this.#need().editMessage(contact, id, text);
+  }
+
+  async deleteForEveryone(contact: string, id: string): Promise<void> {
+    await this.#need().deleteForEveryone(contact, id);
+  }
+
+  /** Reacts with `emoji`, or removes our reaction when it is the one we had. */
+  async react(contact: string, id: string, emoji: string, mine: boolean): Promise<void> {
+    await this.#need().react(contact, id, mine ? '' : emoji);
+  }
+
+  async setTimer(contact: string, ms: number): Promise<void> {
+    await this.#need().setDisappearingTimer(contact, ms);
+    await this.#refresh();
+  }
+
+  /** Searches this browser's history (every word, as a word prefix), newest first. */
+  async search(query: string): Promise<SearchHit[]> {
+    const c = this.#need();
+    const hits = await c.search(query, { limit: SEARCH_LIMIT });
+    return hits.map((m) => {
+      const contact = m.conversation.startsWith('g:') ? m.conversation : m.conversation.slice(2);
+      const title = m.conversation.startsWith('g:') ? `# ${this.groups?.get(m.conversation)?.title ?? 'Group'}` : contact;
+      return { contact, title, from: m.from, dir: m.direction, text: m.text, at: m.sentAt };
+    });
   }
 
   async retry(contact: string, seq: number): Promise<void> {

@@ -3,6 +3,7 @@ import { checkText, describeTextProblem, neutralizeControls } from '@tacit/clien
 import { sentence, type Chat, type MessageView } from '../chat.js';
 import { linkify } from '../links.js';
 import { href } from './route.js';
+import { MessageActions, Reactions, TimerSetting } from './edits.js';
 
 const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const DAY = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
@@ -57,6 +58,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
           <span aria-hidden="true">‹</span> <span class="back-text">Conversations</span>
         </a>
         <h2 id="conv-title">{name}</h2>
+        <TimerSetting chat={chat} contact={contact} />
         {contact.startsWith('g:') ? (
           <a class="safety-link" href={href({ view: 'members', contact })} data-testid="members-link">
             {group !== undefined ? `${group.members.length} members` : 'Members'}
@@ -139,8 +141,13 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
           {m.from}
         </span>
       )}
-      {m.file && <FileView chat={chat} contact={contact} m={m} file={m.file} />}
-      {(!m.file || m.text !== '') && <p class="msg-text">
+      {m.deleted ? (
+        <p class="msg-text msg-deleted" data-testid="msg-deleted">
+          <em>This message was deleted</em>
+        </p>
+      ) : null}
+      {!m.deleted && m.file && <FileView chat={chat} contact={contact} m={m} file={m.file} />}
+      {!m.deleted && (!m.file || m.text !== '') && <p class="msg-text">
         {/* Controls and bidi overrides shown as U+FFFD, as the CLI does (links never contain them). */}
         {linkify(m.text).map((part, i) =>
           typeof part === 'string' ? (
@@ -153,8 +160,11 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
           ),
         )}
       </p>}
+      {m.reactions && <Reactions m={m} />}
       <span class="msg-meta">
         <time dateTime={new Date(m.at).toISOString()}>{when(m.at)}</time>
+        {m.edited && !m.deleted && <span class="msg-edited" data-testid="msg-edited"> · edited</span>}
+        {m.disappearing && <span class="msg-timer" title={m.expiresAt !== undefined ? `Disappears at ${new Date(m.expiresAt).toLocaleString()}` : 'Disappears after it is read'}> · ⏱<span class="visually-hidden"> disappearing</span></span>}
         {m.state && (
           <span class="msg-state" data-testid="msg-state">
             {' · '}
@@ -163,6 +173,7 @@ function Message({ chat, contact, m, blocked, online }: { chat: Chat; contact: s
         )}
       </span>
       {m.error && <span class="msg-error">{m.error}</span>}
+      {!m.deleted && !blocked && <MessageActions chat={chat} contact={contact} m={m} />}
       {m.state === 'failed' && !blocked && (
         <button type="button" class="retry" onClick={() => void (m.file && !m.file.uploaded ? chat.files?.retry(contact, m.seq) : chat.retry(contact, m.seq))}>
           Retry

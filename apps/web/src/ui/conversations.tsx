@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { neutralizeControls } from '@tacit/client';
 import { userMessage, type Chat } from '../chat.js';
 import { href, navigate } from './route.js';
+import { Search } from './edits.js';
 
 export function ConversationList({ chat, selected }: { chat: Chat; selected: string | undefined }) {
   const list = chat.conversations();
@@ -11,6 +12,7 @@ export function ConversationList({ chat, selected }: { chat: Chat; selected: str
       <a class="button new-group-link" href={href({ view: 'new-group' })} data-testid="new-group">
         New group
       </a>
+      <Search chat={chat} />
       <h2 class="visually-hidden">Conversations</h2>
       {list.length === 0 ? (
         <p class="hint pad">No conversations yet.</p>

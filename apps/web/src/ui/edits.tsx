@@ -1,0 +1,251 @@
+/**
+ * Edits, deletions for everyone, reactions, the disappearing timer and search (issue 14), as
+ * small controls beside the conversation. Every control is a button, a select or a form field:
+ * reachable and usable with the keyboard (Escape closes what a button opened).
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { checkText, describeTextProblem, neutralizeControls } from '@tacit/client';
+import { sentence, userMessage, type Chat, type MessageView, type SearchHit } from '../chat.js';
+import { href } from './route.js';
+
+/** The reactions offered in one click (Signal's default set); any single emoji works through the SDK and CLI. */
+export const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🎉'] as const;
+
+/** Timer choices (ms); 0 is off. */
+export const TIMER_CHOICES: readonly { ms: number; label: string }[] = [
+  { ms: 0, label: 'Off' },
+  { ms: 30_000, label: '30 seconds' },
+  { ms: 5 * 60_000, label: '5 minutes' },
+  { ms: 3600_000, label: '1 hour' },
+  { ms: 24 * 3600_000, label: '1 day' },
+  { ms: 7 * 24 * 3600_000, label: '1 week' },
+];
+
+export function Reactions({ m }: { m: MessageView }) {
+  if (!m.reactions || m.reactions.length === 0) return null;
+  return (
+    <ul class="reactions" data-testid="reactions" aria-label="Reactions">
+      {m.reactions.map((r) => (
+        <li key={r.emoji} class={r.mine ? 'reaction mine' : 'reaction'} title={r.from.join(', ')} data-emoji={r.emoji}>
+          {neutralizeControls(r.emoji)}
+          {r.from.length > 1 ? <span class="reaction-count"> {r.from.length}</span> : null}
+          <span class="visually-hidden"> from {r.from.join(', ')}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/** React, Edit and Delete under a message; Edit opens an inline editor, Delete asks once more. */
+export function MessageActions({ chat, contact, m }: { chat: Chat; contact: string; m: MessageView }) {
+  const [mode, setMode] = useState<'idle' | 'react' | 'edit' | 'delete'>('idle');
+  const [error, setError] = useState<string | undefined>();
+  if (m.system || m.state === 'queued' || m.state === 'uploading' || m.state === 'failed') return null;
+  const run = (p: Promise<void>) => {
+    setError(undefined);
+    p.then(
+      () => setMode('idle'),
+      (e: unknown) => setError(userMessage(e)),
+    );
+  };
+  const escape = (e: KeyboardEvent) => {
+    if (e.key === 'Escape') setMode('idle');
+  };
+  return (
+    <div class="msg-actions" onKeyDown={escape}>
+      {mode === 'idle' && (
+        <>
+          <button type="button" class="link small" onClick={() => setMode('react')} data-testid="react-button" aria-label="React to this message">
+            React
+          </button>
+          {m.editable && (
+            <>
+              <button type="button" class="link small" onClick={() => setMode('edit')} data-testid="edit-button">
+                Edit
+              </button>
+              <button type="button" class="link small" onClick={() => setMode('delete')} data-testid="delete-button">
+                Delete
+              </button>
+            </>
+          )}
+        </>
+      )}
+      {mode === 'react' && (
+        <span class="reaction-picker" role="group" aria-label="Pick a reaction" data-testid="reaction-picker">
+          {QUICK_REACTIONS.map((emoji, i) => {
+            const mine = m.reactions?.some((r) => r.mine && r.emoji === emoji) ?? false;
+            return (
+              <button
+                key={emoji}
+                type="button"
+                class={mine ? 'emoji mine' : 'emoji'}
+                aria-pressed={mine}
+                aria-label={mine ? `Remove ${emoji}` : `React ${emoji}`}
+                ref={i === 0 ? (el) => el?.focus() : undefined}
+                onClick={() => run(chat.react(contact, m.id, emoji, mine))}
+              >
+                {emoji}
+              </button>
+            );
+          })}
+          <button type="button" class="link small" onClick={() => setMode('idle')}>
+            Cancel
+          </button>
+        </span>
+      )}
+      {mode === 'edit' && <EditForm initial={m.text} onSave={(t) => run(chat.edit(contact, m.id, t))} onCancel={() => setMode('idle')} />}
+      {mode === 'delete' && (
+        <span class="confirm-delete" role="group" aria-label="Delete for everyone?">
+          <span>Delete for everyone?</span>{' '}
+          <button type="button" class="danger small" ref={(el) => el?.focus()} onClick={() => run(chat.deleteForEveryone(contact, m.id))} data-testid="confirm-delete">
+            Delete for everyone
+          </button>{' '}
+          <button type="button" class="link small" onClick={() => setMode('idle')}>
+            Cancel
+          </button>
+        </span>
+      )}
+      {error && (
+        <span class="msg-error" role="alert">
+          {error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+function EditForm({ initial, onSave, onCancel }: { initial: string; onSave: (text: string) => void; onCancel: () => void }) {
+  const [text, setText] = useState(initial);
+  const ref = useRef<HTMLTextAreaElement>(null);
+  useEffect(() => {
+    ref.current?.focus();
+    ref.current?.select();
+  }, []);
+  const problem = text.trim() === '' ? undefined : checkText(text);
+  const save = () => {
+    if (text.trim() === '' || problem !== undefined || text === initial) return;
+    onSave(text);
+  };
+  return (
+    <form
+      class="edit-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        save();
+      }}
+    >
+      <label class="visually-hidden" for="edit-text">
+        Edit your message
+      </label>
+      <textarea
+        id="edit-text"
+        ref={ref}
+        rows={2}
+        value={text}
+        data-testid="edit-text"
+        onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+            e.preventDefault();
+            save();
+          } else if (e.key === 'Escape') onCancel();
+        }}
+      />
+      {problem && <span class="error">{sentence(describeTextProblem(problem))}</span>}
+      <button type="submit" class="primary small" disabled={problem !== undefined} data-testid="edit-save">
+        Save
+      </button>{' '}
+      <button type="button" class="link small" onClick={onCancel}>
+        Cancel
+      </button>
+    </form>
+  );
+}
+
+/** The conversation's disappearing-messages timer: a select in the header, changed for everyone. */
+export function TimerSetting({ chat, contact }: { chat: Chat; contact: string }) {
+  const current = chat.conversation(contact)?.timer ?? 0;
+  const [error, setError] = useState<string | undefined>();
+  const known = TIMER_CHOICES.some((c) => c.ms === current);
+  return (
+    <span class="timer-setting">
+      <label for="timer-select">
+        <span aria-hidden="true">⏱</span>
+        <span class="visually-hidden">Disappearing messages</span>
+      </label>
+      <select
+        id="timer-select"
+        data-testid="timer-select"
+        value={String(current)}
+        title="Disappearing messages"
+        onChange={(e) => {
+          const ms = Number((e.target as HTMLSelectElement).value);
+          setError(undefined);
+          chat.setTimer(contact, ms).catch((err: unknown) => setError(userMessage(err)));
+        }}
+      >
+        {!known && <option value={String(current)}>{`${Math.round(current / 1000)} seconds`}</option>}
+        {TIMER_CHOICES.map((c) => (
+          <option key={c.ms} value={String(c.ms)}>
+            {c.ms === 0 ? 'Disappearing: off' : c.label}
+          </option>
+        ))}
+      </select>
+      {error && (
+        <span class="msg-error" role="alert">
+          {error}
+        </span>
+      )}
+    </span>
+  );
+}
+
+/** Search of this browser's history: every word, as a word prefix; deleted and disappeared messages are gone. */
+export function Search({ chat }: { chat: Chat }) {
+  const [query, setQuery] = useState('');
+  const [hits, setHits] = useState<SearchHit[] | undefined>();
+  const [error, setError] = useState<string | undefined>();
+  const submit = (e: Event) => {
+    e.preventDefault();
+    if (query.trim() === '') {
+      setHits(undefined);
+      return;
+    }
+    setError(undefined);
+    chat.search(query).then(setHits, (err: unknown) => {
+      setHits(undefined);
+      setError(userMessage(err));
+    });
+  };
+  return (
+    <form class="search" role="search" onSubmit={submit}>
+      <label for="search-box" class="visually-hidden">
+        Search messages
+      </label>
+      <div class="row">
+        <input id="search-box" type="search" placeholder="Search messages" maxLength={200} value={query} onInput={(e) => setQuery((e.target as HTMLInputElement).value)} data-testid="search-box" />
+        <button type="submit">Search</button>
+      </div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {hits !== undefined && (
+        <ul class="search-results" data-testid="search-results" aria-label="Search results">
+          {hits.length === 0 && <li class="hint">Nothing found.</li>}
+          {hits.map((h, i) => (
+            <li key={i} data-testid="search-hit">
+              <a href={href({ view: 'chat', contact: h.contact })}>
+                <span class="hit-where">{neutralizeControls(h.title)}</span> <time dateTime={new Date(h.at).toISOString()}>{new Date(h.at).toLocaleDateString()}</time>
+                <span class="hit-text">
+                  {h.dir === 'out' ? 'You' : h.from}: {neutralizeControls(h.text)}
+                </span>
+              </a>
+            </li>
+          ))}
+        </ul>
+      )}
+    </form>
+  );
+}

@@ -1,0 +1,177 @@
+/**
+ * Edits, deletions for everyone, reactions, disappearing messages and search in the browser, end
+ * to end: a real server process, alice in Chromium and bob on the CLI. The edit and delete
+ * controls are driven with the keyboard; the disappearing messages are checked in the browser's
+ * IndexedDB records (their count), not only on screen. Screenshots: docs/screenshots/edits-*.png.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { openHome } from '@tacit/client/node';
+import { Cli, DESKTOP, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import * as ui from './ui.ts';
+
+describe('edits, reactions, disappearing messages and search in the web client', { timeout: 15 * 60_000 }, () => {
+  let server: ServerProcess;
+  const alice = new Profile('e-alice', DESKTOP);
+  const bobHome = tempDir('e-bob');
+  const bob = new Cli(bobHome);
+  const dataDir = tempDir('e-server');
+
+  before(async () => {
+    assertBuilt();
+    server = new ServerProcess(dataDir, await freePort(), 'open');
+    await server.start();
+  });
+
+  after(async () => {
+    await alice.close().catch(() => undefined);
+    await server?.stop();
+    const errors = alice.pageErrors;
+    alice.destroy();
+    for (const d of [bobHome, dataDir]) rmSync(d, { recursive: true, force: true });
+    assert.deepEqual(errors, [], 'no uncaught errors in the page');
+  });
+
+  const events = (out: string): Record<string, unknown>[] =>
+    out
+      .split('\n')
+      .filter((l) => l.trim().startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  const bobRun = async (...args: string[]): Promise<Record<string, unknown>[]> => {
+    const r = await bob.run(...args);
+    assert.equal(r.code, 0, `tacit ${args.join(' ')}: ${r.stderr}`);
+    return events(r.stdout);
+  };
+
+  /** Message records in this browser's IndexedDB (keys are in the clear, values sealed). */
+  const messageRecords = async (): Promise<number> =>
+    (await alice.page.evaluate(`(async () => {
+      const db = await new Promise((res, rej) => {
+        const r = indexedDB.open('tacit');
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(new Error('open'));
+      });
+      const keys = await new Promise((res) => {
+        const r = db.transaction('kv', 'readonly').objectStore('kv').getAllKeys();
+        r.onsuccess = () => res(r.result);
+      });
+      db.close();
+      return keys.filter((k) => String(k).startsWith('m/')).length;
+    })()`)) as number;
+
+  it('alice edits and deletes her messages with the keyboard; bob (terminal) gets both', async () => {
+    const a = await alice.open(server.url);
+    await ui.register(a, 'alice');
+    await bobRun('register', 'bob', '--server', server.url);
+    await ui.startConversation(a, 'bob');
+    await ui.send(a, 'helo bob, teh plan is ready');
+    await ui.waitOutgoing(a, 'teh plan');
+    await ui.send(a, 'the door code is 4711');
+    await ui.waitOutgoing(a, 'door code');
+    await bobRun('recv');
+
+    // Edit: Tab-reachable button, Enter opens the editor with the text selected, Enter saves.
+    const first = a.locator('li.msg.out').filter({ hasText: 'teh plan' });
+    await first.getByTestId('edit-button').focus();
+    await a.keyboard.press('Enter');
+    await a.getByTestId('edit-text').waitFor();
+    await a.keyboard.type('hello bob, the plan is ready');
+    await screenshot(a, 'edits-editing');
+    await a.keyboard.press('Enter');
+    await a.locator('li.msg.out').filter({ hasText: 'hello bob, the plan is ready' }).getByTestId('msg-edited').waitFor();
+
+    // Delete for everyone: a second, explicit step.
+    const second = a.locator('li.msg.out').filter({ hasText: 'door code' });
+    await second.getByTestId('delete-button').focus();
+    await a.keyboard.press('Enter');
+    await a.getByTestId('confirm-delete').waitFor();
+    await a.keyboard.press('Enter');
+    await a.getByTestId('msg-deleted').filter({ hasText: 'This message was deleted' }).waitFor();
+    assert.equal(await a.locator('li.msg').filter({ hasText: 'door code' }).count(), 0);
+
+    const got = (await bobRun('recv')).filter((e) => e['event'] === 'edited' || e['event'] === 'deleted');
+    assert.deepEqual(got.map((e) => e['event']), ['edited', 'deleted']);
+    const hist = (await bobRun('history', 'alice')).filter((e) => e['event'] === 'history');
+    assert.deepEqual(hist.map((e) => [e['text'], e['edited'] !== undefined, e['deleted'] === true]), [
+      ['hello bob, the plan is ready', true, false],
+      ['', false, true],
+    ]);
+  });
+
+  it('reactions both ways: alice picks one with the keyboard and replaces it; bob reacts from the terminal', async () => {
+    const a = alice.page;
+    await bobRun('send', 'alice', 'nice work');
+    await ui.waitIncoming(a, 'nice work');
+    const theirs = a.locator('li.msg.in').filter({ hasText: 'nice work' });
+    await theirs.getByTestId('react-button').focus();
+    await a.keyboard.press('Enter');
+    await a.getByTestId('reaction-picker').waitFor();
+    // The first emoji has focus: Enter picks 👍; then replace it with 🎉.
+    await a.keyboard.press('Enter');
+    await theirs.locator('[data-testid="reactions"] li[data-emoji="👍"]').waitFor();
+    await theirs.getByTestId('react-button').click();
+    await a.getByRole('button', { name: 'React 🎉' }).click();
+    await theirs.locator('[data-testid="reactions"] li[data-emoji="🎉"]').waitFor();
+    assert.equal(await theirs.locator('[data-testid="reactions"] li').count(), 1, 'one reaction per person');
+
+    const reactions = (await bobRun('recv')).filter((e) => e['event'] === 'reaction');
+    assert.deepEqual(reactions.map((e) => e['emoji']), ['👍', '🎉']);
+    const mine = (await bobRun('history', 'alice')).filter((e) => e['event'] === 'history' && e['text'] === 'nice work');
+    assert.deepEqual(mine[0]!['reactions'], [{ from: 'alice', emoji: '🎉' }]);
+
+    const planId = String((await bobRun('history', 'alice')).find((e) => e['text'] === 'hello bob, the plan is ready')!['id']);
+    await bobRun('react', 'alice', planId.slice(0, 8), '❤️');
+    await a.locator('li.msg.out').filter({ hasText: 'the plan is ready' }).locator('li[data-emoji="❤️"]').waitFor();
+    await screenshot(a, 'edits-reactions');
+  });
+
+  it('bob sets a 3 second timer: alice is shown it, and her copies go from IndexedDB after it', async () => {
+    const a = alice.page;
+    await bobRun('timer', 'alice', '3s');
+    await a.locator('li.system-line').filter({ hasText: 'bob set disappearing messages to 3 seconds' }).waitFor();
+    assert.equal(await a.getByTestId('timer-select').inputValue(), '3000');
+    await screenshot(a, 'edits-timer');
+    const before = await messageRecords();
+    await ui.send(a, 'this vanishes soon');
+    await bobRun('send', 'alice', 'so does my answer');
+    await ui.waitIncoming(a, 'so does my answer');
+    // Both leave the page and the store (the timer runs from sending, and from reading on screen).
+    await a.locator('li.msg').filter({ hasText: 'this vanishes soon' }).waitFor({ state: 'detached' });
+    await a.locator('li.msg').filter({ hasText: 'so does my answer' }).waitFor({ state: 'detached' });
+    for (let i = 0; i < 100 && (await messageRecords()) > before; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await messageRecords(), before);
+    // Turned off from the browser: bob is told.
+    await a.getByTestId('timer-select').selectOption('0');
+    const off = (await bobRun('recv')).filter((e) => e['event'] === 'message' && /turned off disappearing messages/.test(String(e['text'])));
+    assert.equal(off.length, 1);
+  });
+
+  it('search finds a word from last week, not deleted or disappeared ones', async () => {
+    const a = alice.page;
+    // Bob's message from a week ago: his own SDK client with its clock set back.
+    const weekAgo = Date.now() - 7 * 24 * 3600_000;
+    const h = await openHome({ home: bobHome, passphrase: 'browser-test passphrase', now: () => weekAgo });
+    try {
+      await h.client.connect();
+      await h.client.send('alice', 'the quarterly figures are in the shared folder');
+    } finally {
+      await h.close();
+    }
+    await ui.waitIncoming(a, 'quarterly figures');
+    await ui.toList(a);
+    const box = a.getByTestId('search-box');
+    await box.fill('quarterly');
+    await box.press('Enter');
+    const hit = a.getByTestId('search-hit').filter({ hasText: 'the quarterly figures are in the shared folder' });
+    await hit.waitFor();
+    assert.match((await hit.locator('time').getAttribute('datetime')) ?? '', new RegExp(new Date(weekAgo).toISOString().slice(0, 10)));
+    await screenshot(a, 'edits-search');
+    for (const gone of ['4711', 'vanishes']) {
+      await box.fill(gone);
+      await box.press('Enter');
+      await a.getByTestId('search-results').filter({ hasText: 'Nothing found.' }).waitFor();
+    }
+  });
+});
