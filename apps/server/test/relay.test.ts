@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { ERRORS, MAX_ACK_IDS, MAX_MESSAGE_BYTES, validateServerFrame, type Envelope, type ErrorFrame, type MessageFrame, type SentBatchFrame, type SentFrame } from '@tacit/api';
+import { ERRORS, MAX_ACK_IDS, MAX_MESSAGE_BYTES, MESSAGE_TTL_MS, MIN_MESSAGE_TTL_MS, validateClientFrame, validateServerFrame, type Envelope, type ErrorFrame, type MessageFrame, type SentBatchFrame, type SentFrame } from '@tacit/api';
 import { SqliteStore, type Store } from '../src/index.js';
 import { auth, b64, Client, register, sendMessage, start, type Harness } from './helpers.js';
 
@@ -665,3 +665,44 @@ test('batched forms refused when malformed: the socket closes with INVALID_REQUE
     await c.next((f) => f.type === 'pong');
     c.close();
   }));
+
+test('expiry: a send may shorten its own stay (ttlMs, a disappearing message), never extend it', async () => {
+  let now = 1_700_000_000_000;
+  const h = await start({ now: () => now, limits: { messageTtlMs: 60_000 } });
+  try {
+    const a = await register(h);
+    const b = await register(h);
+    const ca = await Client.connect(h.wsUrl, a);
+    const to = { username: b.username, deviceId: 1 };
+    const body = (s: string) => Buffer.from(s).toString('base64');
+    for (const [id, ttlMs] of [['short', 5_000], ['long', MESSAGE_TTL_MS]] as const) {
+      ca.send({ type: 'send', id, to, message: { type: 'whisper', body: body(id) }, ttlMs });
+      assert.equal((await ca.next((f) => (f.type === 'sent' || f.type === 'error') && 'id' in f && f.id === id)).type, 'sent');
+    }
+    await sendMessage(ca, to, 'plain');
+    now += 5_001;
+    const cb = await Client.connect(h.wsUrl, b);
+    await cb.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), ['long', 'plain']);
+    cb.close();
+    // `long` asked for more than the server keeps: the server's own lifetime still applies.
+    await sendMessage(ca, to, 'later');
+    ca.send({ type: 'send', id: 'capped', to, message: { type: 'whisper', body: body('capped') }, ttlMs: MESSAGE_TTL_MS });
+    await ca.next((f) => f.type === 'sent' && 'id' in f && f.id === 'capped');
+    now += 60_001;
+    const cb2 = await Client.connect(h.wsUrl, b);
+    await cb2.next((f) => f.type === 'queue-empty');
+    assert.deepEqual(cb2.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), []);
+    cb2.close();
+    ca.close();
+    // Out of bounds is refused by the contract, for send and send-multi alike.
+    const m = { type: 'whisper', body: body('x') };
+    assert.equal(validateClientFrame({ type: 'send', id: 'x', to, message: m, ttlMs: MIN_MESSAGE_TTL_MS - 1 }).ok, false);
+    assert.equal(validateClientFrame({ type: 'send', id: 'x', to, message: m, ttlMs: MESSAGE_TTL_MS + 1 }).ok, false);
+    assert.equal(validateClientFrame({ type: 'send', id: 'x', to, message: m, ttlMs: 1.5 }).ok, false);
+    assert.equal(validateClientFrame({ type: 'send-multi', id: 'x', to: [[b.username, [1], [1]]], message: m, ttlMs: 3_000 }).ok, true);
+    assert.equal(validateClientFrame({ type: 'send-multi', id: 'x', to: [[b.username, [1], [1]]], message: m, ttlMs: 0 }).ok, false);
+  } finally {
+    await h.close();
+  }
+});

@@ -16,7 +16,7 @@
  * one without an `id` is followed by a close whose code is ERRORS[code].close and whose reason
  * is the code.
  */
-import { MAX_ACK_IDS, MAX_CLIENT_ID_LENGTH, MAX_DEVICE_ID, MAX_FANOUT_DEVICES, MAX_MESSAGE_BYTES, MAX_REGISTRATION_ID, MAX_SENT_BATCH } from './limits.js';
+import { MAX_ACK_IDS, MAX_CLIENT_ID_LENGTH, MAX_DEVICE_ID, MAX_FANOUT_DEVICES, MAX_MESSAGE_BYTES, MAX_REGISTRATION_ID, MAX_SENT_BATCH, MESSAGE_TTL_MS, MIN_MESSAGE_TTL_MS } from './limits.js';
 import { deviceId, registrationId } from './keys.js';
 import { deviceSecret, username } from './accounts.js';
 import { array, base64Bytes, integer, invalid, isPlainObject, literal, object, ok, string, type Checked, type Validator } from './validate.js';
@@ -68,6 +68,11 @@ export interface AuthFrame {
 /** Send one message to one device. Answered by `sent` (stored durably) or `error` with the same id. */
 export interface SendFrame {
   type: 'send';
+  /**
+   * Optional: keep the message queued at most this long (ms, MIN_MESSAGE_TTL_MS..MESSAGE_TTL_MS)
+   * instead of the server's MESSAGE_TTL_MS; a disappearing conversation's messages send their timer.
+   */
+  ttlMs?: number;
   /** Client-chosen correlation id, 1..MAX_CLIENT_ID_LENGTH chars; echoed in `sent`/`error`. */
   id: string;
   /**
@@ -144,6 +149,8 @@ export interface SendMultiFrame {
   recipients: FanoutRecipient[];
   /** The shared ciphertext (a group message); absent when each device carries its own. */
   message?: { type: CiphertextType; body: string };
+  /** Optional: at most this long queued (ms), as on `send`. */
+  ttlMs?: number;
 }
 
 export interface FanoutRecipient {
@@ -176,6 +183,8 @@ export interface CompactSendMultiFrame {
   /** Every recipient account once, 1..MAX_FANOUT_DEVICES entries. */
   to: CompactRecipient[];
   message?: { type: CiphertextType; body: string };
+  /** Optional: at most this long queued (ms), as on `send`. */
+  ttlMs?: number;
 }
 
 /** A `send-multi` as a client may put it on the wire (either spelling). */
@@ -277,6 +286,8 @@ export const messageBody = base64Bytes({ min: 1, max: MAX_MESSAGE_BYTES });
 export const serverId = string({ min: 1, max: MAX_CLIENT_ID_LENGTH, pattern: /^[0-9A-Za-z_-]+$/ });
 
 const authFrame: Validator<AuthFrame> = object({ type: literal('auth'), username, deviceId, secret: deviceSecret, batched: trueValue }, ['batched']);
+/** A send's own queue time (ms): MIN_MESSAGE_TTL_MS..MESSAGE_TTL_MS; the server keeps it queued no longer. */
+const ttlMs = integer(MIN_MESSAGE_TTL_MS, MESSAGE_TTL_MS);
 const sendShape: Validator<SendFrame> = object(
   {
     type: literal('send'),
@@ -284,8 +295,9 @@ const sendShape: Validator<SendFrame> = object(
     to: object({ username, deviceId, registrationId }, ['registrationId']),
     message: object({ type: ciphertextType, body: messageBody }),
     devices: array(deviceId, { min: 1, max: MAX_DEVICE_ID }),
+    ttlMs,
   },
-  ['devices'],
+  ['devices', 'ttlMs'],
 );
 /** The shape, plus: `devices` names each device once and includes the target. */
 const sendFrame: Validator<SendFrame> = (v, path = '$') => {
@@ -300,8 +312,8 @@ const ciphertext = object({ type: ciphertextType, body: messageBody });
 const fanoutDevice: Validator<FanoutDevice> = object({ deviceId, registrationId, message: ciphertext }, ['message']);
 const fanoutRecipient: Validator<FanoutRecipient> = object({ username, devices: array(fanoutDevice, { min: 1, max: MAX_DEVICE_ID }) });
 const sendMultiShape: Validator<SendMultiFrame> = object(
-  { type: literal('send-multi'), id: clientId, recipients: array(fanoutRecipient, { min: 1, max: MAX_FANOUT_DEVICES }), message: ciphertext },
-  ['message'],
+  { type: literal('send-multi'), id: clientId, recipients: array(fanoutRecipient, { min: 1, max: MAX_FANOUT_DEVICES }), message: ciphertext, ttlMs },
+  ['message', 'ttlMs'],
 );
 const accountMessages = array(ciphertext, { min: 1, max: MAX_DEVICE_ID });
 
@@ -362,7 +374,7 @@ function compactList(v: unknown, path = '$'): Checked<FanoutRecipient[]> {
   }
   return ok(out);
 }
-const compactShape = object({ type: literal('send-multi'), id: clientId, to: compactList, message: ciphertext }, ['message']);
+const compactShape = object({ type: literal('send-multi'), id: clientId, to: compactList, message: ciphertext, ttlMs }, ['message', 'ttlMs']);
 
 /**
  * The shape (either spelling, never both), plus: each account and device named once, and exactly

@@ -155,6 +155,12 @@ export const MAX_QUEUE_PER_DEVICE = 10_000;
 
 /** Default lifetime of an undelivered message: 30 days. Then it is deleted unread. */
 export const MESSAGE_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+/**
+ * Shortest queue time a send may ask for (`ttlMs` on `send` and `send-multi`): one second, the
+ * shortest disappearing-message timer. A send may only shorten its stay below MESSAGE_TTL_MS
+ * (a message of a disappearing conversation stays queued no longer than its timer), never extend it.
+ */
+export const MIN_MESSAGE_TTL_MS = 1_000;
 
 /** A connection must authenticate within this time or is closed with AUTH_TIMEOUT. */
 export const AUTH_TIMEOUT_MS = 10_000;

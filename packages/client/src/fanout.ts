@@ -50,7 +50,7 @@ export type SendMultiAnswer =
  * MAX_FANOUT_DEVICES, MAX_FANOUT_BYTES, MAX_FRAME_BYTES), so nothing the server would refuse by
  * closing the socket is ever sent.
  */
-export function buildSendMulti(id: string, recipients: FanoutTarget[], shared?: FanoutCiphertext): CompactSendMultiFrame {
+export function buildSendMulti(id: string, recipients: FanoutTarget[], shared?: FanoutCiphertext, ttlMs?: number): CompactSendMultiFrame {
   let devices = 0;
   let bytes = 0;
   for (const r of recipients) {
@@ -81,7 +81,7 @@ export function buildSendMulti(id: string, recipients: FanoutTarget[], shared?: 
     for (const d of r.devices) messages.push(wire(d.message!));
     to.push([r.username, ids, regs, messages]);
   }
-  const frame: CompactSendMultiFrame = { type: 'send-multi', id, to, ...(shared !== undefined ? { message: wire(shared) } : {}) };
+  const frame: CompactSendMultiFrame = { type: 'send-multi', id, to, ...(shared !== undefined ? { message: wire(shared) } : {}), ...(ttlMs !== undefined ? { ttlMs } : {}) };
   const checked = validateClientFrame(frame);
   if (!checked.ok) throw new ClientError('INVALID_ARGUMENT', `invalid send-multi at ${checked.path}: ${checked.reason}`);
   if (frameLengthBound(frame) > MAX_FRAME_BYTES && JSON.stringify(frame).length > MAX_FRAME_BYTES) throw new ClientError('INVALID_ARGUMENT', `the frame is over ${MAX_FRAME_BYTES} bytes; send fewer devices at once`);

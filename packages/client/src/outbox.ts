@@ -93,13 +93,15 @@ export interface CiphertextEntry {
   sync?: 1;
   type: 'prekey' | 'whisper';
   createdAt: number;
+  /** A disappearing message's timer (ms): the server keeps it queued no longer (`ttlMs`). */
+  ttl?: number;
 }
 
 export const ciphertextCodec = blobCodec<CiphertextEntry>('outgoing ciphertext', (v) => {
   if (!isObj(v)) return undefined;
   const { clientId, conversation, msg, messageId, to, deviceId, registrationId, type, createdAt } = v;
   if (!isStr(clientId, 64) || !isStr(conversation, 200) || !isInt(msg) || !isStr(messageId, 64) || !isStr(to, 64) || !isInt(deviceId, 1)) return undefined;
-  if (!optional(registrationId, isInt) || (type !== 'prekey' && type !== 'whisper') || !isInt(createdAt)) return undefined;
+  if (!optional(registrationId, isInt) || (type !== 'prekey' && type !== 'whisper') || !isInt(createdAt) || !optional(v['ttl'], isInt)) return undefined;
   const devices = v['devices'];
   if (devices !== undefined && !(Array.isArray(devices) && devices.length >= 1 && devices.length <= 128 && devices.every((d) => isInt(d, 1)))) return undefined;
   if (v['sync'] !== undefined && v['sync'] !== 1) return undefined;
@@ -399,6 +401,7 @@ export class Outbox {
         ...(sync ? { sync: 1 as const } : {}),
         type: ct.type,
         createdAt: this.#core.now(),
+        ...(msg.meta.exp !== undefined ? { ttl: msg.meta.exp } : {}),
       };
       const key = PREFIX.outboxCiphertext + seqKey(t.nextSeq());
       t.write(ciphertextCodec, key, { meta: entry, blob: ct.body });
@@ -442,6 +445,7 @@ export class Outbox {
         id: entry.clientId,
         to: { username: entry.to, deviceId: entry.deviceId, ...(entry.registrationId !== undefined ? { registrationId: entry.registrationId } : {}) },
         message: { type: entry.type, body: toBase64(body) },
+        ...(entry.ttl !== undefined ? { ttlMs: entry.ttl } : {}),
         ...(entry.devices !== undefined ? { devices: entry.devices } : {}),
       })
       .then(

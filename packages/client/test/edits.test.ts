@@ -201,6 +201,11 @@ test('edits only within 24 hours; a forged edit or deletion of someone else\'s m
     await sendRawAction(alice, g.conversation, { k: 'edit', target: m.id, text: 'too late' });
     await until(() => ignored.includes('alice:edit:TOO_LATE'), 'carol ignores the late edit');
     assert.equal((await carol.history(g.conversation)).find((y) => y.id === m.id)?.text, 'the new plan');
+    // A group's disappearing message goes out with the timer as its queue time (send-multi ttlMs).
+    await bob.setDisappearingTimer(g.conversation, 60_000);
+    await until(async () => (await carol.disappearingTimer(g.conversation)) === 60_000, 'carol learns the group timer');
+    await carol.send(g.conversation, 'short-lived');
+    assert.ok(server.ttls.includes(60_000));
   } finally {
     for (const x of [alice, bob, carol]) await x.close();
   }
@@ -262,6 +267,8 @@ test('disappearing: the timer is set by either side and shown to both; messages 
     await until(async () => (await alice.disappearingTimer('bob')) === 1_000, 'alice learns the timer');
     assert.match((await alice.history('bob')).at(-1)?.text ?? '', /bob set disappearing messages to 1 second/);
     await alice.send('bob', 'vanishing words');
+    // The server is asked to keep it queued no longer than its timer.
+    assert.ok(server.ttls.includes(1_000));
     await until(async () => (await bob.history('alice')).some((m) => m.text === 'vanishing words'), 'bob has it');
     const got = (await bob.history('alice')).find((m) => m.text === 'vanishing words')!;
     assert.equal(got.expireTimer, 1_000);

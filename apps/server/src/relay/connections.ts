@@ -219,7 +219,8 @@ export class Connections {
         kind,
         body: bytes,
         timestamp: now,
-        expiresAt: now + l.messageTtlMs,
+        // A send may shorten its stay (a disappearing conversation's timer), never extend it.
+        expiresAt: now + Math.min(l.messageTtlMs, frame.ttlMs ?? l.messageTtlMs),
         // A resend of a stored message is answered with that copy (resend.ts).
         digest: sendDigest(to, kind, bytes),
       },

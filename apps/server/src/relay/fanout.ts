@@ -109,7 +109,7 @@ export class FanoutSends {
       conn,
       clientId: frame.id,
       // The digest lets a resent frame (its `sent-multi` was lost) be answered, not stored again.
-      fanout: { from: conn.device!, recipients, timestamp: now, expiresAt: now + l.messageTtlMs, digest: fanoutDigest({ recipients }) },
+      fanout: { from: conn.device!, recipients, timestamp: now, expiresAt: now + Math.min(l.messageTtlMs, frame.ttlMs ?? l.messageTtlMs), digest: fanoutDigest({ recipients }) },
       bodiesB64,
     });
   }

@@ -422,7 +422,7 @@ export class Groups {
    * Sends to `targets` (per-device ciphertexts, or `shared` for all) in frames within the
    * contract's limits. Returns the accounts the server asked to repair (their frames were not stored).
    */
-  async #sendFrames(targets: FanoutTarget[], shared?: { type: 'sender-key'; body: Uint8Array }): Promise<DeviceMismatch[]> {
+  async #sendFrames(targets: FanoutTarget[], shared?: { type: 'sender-key'; body: Uint8Array }, ttlMs?: number): Promise<DeviceMismatch[]> {
     const relay = this.#o.relay() ?? this.#o.startRelay();
     const frames: FanoutTarget[][] = [];
     let cur: FanoutTarget[] = [];
@@ -443,7 +443,7 @@ export class Groups {
     }
     if (cur.length > 0) frames.push(cur);
     const answers = await Promise.all(
-      frames.map((f) => relay.sendMulti(buildSendMulti(toHex(this.#core.backend.randomBytes(12)), f, shared))),
+      frames.map((f) => relay.sendMulti(buildSendMulti(toHex(this.#core.backend.randomBytes(12)), f, shared, ttlMs))),
     );
     const refused: DeviceMismatch[] = [];
     for (const a of answers as SendMultiAnswer[]) if (!a.ok) refused.push(...a.accounts);
@@ -757,7 +757,7 @@ export class Groups {
       // The key first: the server keeps each device's queue in order, so it arrives before the message.
       const keyRefused = await this.#sendFrames(prepared.keys);
       if (keyRefused.length === 0 && prepared.keys.length > 0) await this.#core.mutate((t) => this.#noteHas(t, job.group, prepared.dist, prepared.keys));
-      const refused = keyRefused.length > 0 ? keyRefused : await this.#sendFrames(prepared.everyone, { type: 'sender-key', body: prepared.body });
+      const refused = keyRefused.length > 0 ? keyRefused : await this.#sendFrames(prepared.everyone, { type: 'sender-key', body: prepared.body }, prepared.ttl);
       if (refused.length === 0) {
         await this.#finish(jobKey, job, undefined, prepared.everyone.reduce((n, x) => n + x.devices.length, 0));
         return 'done';
@@ -776,7 +776,7 @@ export class Groups {
   }
 
   /** Inside a state change: our current sender key (new after a removal), its distribution to devices lacking it, and the message. */
-  async #encrypt(t: StateTxn, jobKey: string, job: GroupJob, lists: Map<string, number[]>): Promise<{ dist: string; keys: FanoutTarget[]; everyone: FanoutTarget[]; body: Uint8Array } | undefined> {
+  async #encrypt(t: StateTxn, jobKey: string, job: GroupJob, lists: Map<string, number[]>): Promise<{ dist: string; keys: FanoutTarget[]; everyone: FanoutTarget[]; body: Uint8Array; ttl?: number } | undefined> {
     if ((await t.getBytes(jobKey)) === undefined) return undefined;
     const rec = (await this.#load(t, job.group))!;
     const msg = await this.#o.history.message(t, groupConversation(job.group), job.msg);
@@ -813,7 +813,8 @@ export class Groups {
       dist,
       encodeGroupPayload({ grp: 'text', group: job.group, id: msg.meta.id, text: msg.text, sentAt: msg.meta.sentAt, ...(file !== undefined ? { file } : {}), ...(msg.meta.act !== undefined ? { act: msg.meta.act } : {}), ...(msg.meta.exp !== undefined ? { exp: msg.meta.exp } : {}) }),
     );
-    return { dist: rec.dist, keys, everyone, body };
+    // A disappearing message stays queued on the server no longer than its timer.
+    return { dist: rec.dist, keys, everyone, body, ...(msg.meta.exp !== undefined ? { ttl: msg.meta.exp } : {}) };
   }
 
   async #noteHas(t: StateTxn, group: string, dist: string, targets: FanoutTarget[]): Promise<void> {

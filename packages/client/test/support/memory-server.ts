@@ -33,6 +33,8 @@ export class MemoryServer {
   stored = 0;
   /** Every envelope stored from a `send-multi`, in order (for tests that replay or tamper). */
   readonly multi: { to: string; envelope: Envelope }[] = [];
+  /** The `ttlMs` of every `send` and `send-multi` that had one, in order. */
+  readonly ttls: number[] = [];
   /** Acks received, by server id. */
   readonly acks: string[] = [];
   /** Users known only by their device list (made by an earlier server, e.g. in fixtures). */
@@ -171,6 +173,7 @@ export class MemoryServer {
         return;
       }
       case 'send': {
+        if (typeof f['ttlMs'] === 'number') this.ttls.push(f['ttlMs']);
         const to = f['to'] as { username: string; deviceId: number };
         const message = f['message'] as { type: 'prekey' | 'whisper'; body: string };
         if (!this.accounts.has(to.username) && !this.directory.has(to.username)) return this.#push(conn, { type: 'error', id: f['id'], code: 'NOT_FOUND', message: 'no such device' });
@@ -187,6 +190,7 @@ export class MemoryServer {
         return;
       }
       case 'send-multi': {
+        if (typeof f['ttlMs'] === 'number') this.ttls.push(f['ttlMs']);
         // Signal's device-list check, for accounts with one device (id 1): unknown accounts are
         // NOT_FOUND, a wrong registration id STALE_DEVICE; nothing is stored then.
         // Either spelling of the recipient list, as the real server's validator reads it.
