@@ -85,6 +85,7 @@ export class MessageActions {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #sweeping: Promise<void> | undefined;
+  #again = false;
 
   constructor(core: Core, history: History) {
     this.#core = core;
@@ -248,7 +249,12 @@ export class MessageActions {
 
   /** Arms the sweep for the next message due (or MAX_SWEEP_DELAY_MS, whichever is sooner). */
   #schedule(delay?: number): void {
-    if (this.#closed || this.#sweeping !== undefined) return;
+    if (this.#closed) return;
+    if (this.#sweeping !== undefined) {
+      // A change while the next one due is being read: read again afterwards (it may be sooner).
+      this.#again = true;
+      return;
+    }
     const arm = async (): Promise<void> => {
       const first = (await this.#core.view().list(PREFIX.expiry, { limit: 1 }))[0];
       if (first === undefined || this.#closed) return;
@@ -263,7 +269,13 @@ export class MessageActions {
     };
     this.#sweeping = arm()
       .catch(() => undefined)
-      .finally(() => (this.#sweeping = undefined));
+      .finally(() => {
+        this.#sweeping = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.#schedule();
+        }
+      });
   }
 
   // ---- finding ----
