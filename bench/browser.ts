@@ -147,7 +147,7 @@ try {
     await callOn(p, (b) => b.init());
     // A trace beside the page's own long-task observer: its tasks' thread (CPU) time, which the
     // wall-clock durations of a starved machine hide (a 120 ms busy loop here got 22 ms of CPU).
-    await browser.startTracing(p, { categories: ['toplevel', '__metadata'] });
+    await browser.startTracing(p, { categories: ['toplevel', 'disabled-by-default-devtools.timeline', '__metadata'] });
     regs.push(await callOn(p, (b, a) => b.register(a as string), `bench${i}`));
     cpuTasks.push(longestMainThreadTask(JSON.parse((await browser.stopTracing()).toString()) as Trace));
     await p.close();

@@ -7,11 +7,12 @@
  * WebCrypto curves, the WebAssembly ML-KEM).
  *
  * One request per worker (keygen.ts starts it and ends it):
- *   in:  { identity: Uint8Array (IdentityKeyPair.serialize()), now: number }
- *   out: { ok: true, keys: EncodedInitialKeys } or { ok: false, error: <error name> }
- * The records' buffers are transferred, not copied.
- * The identity's private key is needed to sign; it stays in this page's own worker, is never
- * stored here and never leaves it except as the signatures.
+ *   in:  { identity?: Uint8Array (IdentityKeyPair.serialize()), now: number }
+ *   out: { ok: true, identity: Uint8Array, keys: EncodedInitialKeys } or { ok: false, error: <error name> }
+ * Without an identity (a new account) the worker makes it too: the first curve key of a page
+ * builds noble's fixed-base tables, tens of milliseconds, which then happen here. The records'
+ * buffers are transferred, not copied. The identity's private key signs the pre-keys; the worker
+ * stores nothing and hands the pair only to the page that asked.
  */
 import { encodeInitialKeys, generateInitialKeys, type EncodedInitialKeys } from '@tacit/client';
 import { IdentityKeyPair } from '@tacit/protocol';
@@ -37,15 +38,15 @@ function transferables(k: EncodedInitialKeys): Transferable[] {
   return [...buffers];
 }
 
-async function answer(data: unknown): Promise<{ ok: true; keys: EncodedInitialKeys } | { ok: false; error: string }> {
+async function answer(data: unknown): Promise<{ ok: true; identity: Uint8Array; keys: EncodedInitialKeys } | { ok: false; error: string }> {
   try {
     const req = data as { identity?: unknown; now?: unknown } | null;
-    if (typeof req !== 'object' || req === null || !(req.identity instanceof Uint8Array) || typeof req.now !== 'number' || !Number.isSafeInteger(req.now) || req.now < 0) {
+    if (typeof req !== 'object' || req === null || !(req.identity === undefined || req.identity instanceof Uint8Array) || typeof req.now !== 'number' || !Number.isSafeInteger(req.now) || req.now < 0) {
       return { ok: false, error: 'BadRequest' };
     }
     const backend = await webBackend();
-    const identity = IdentityKeyPair.deserialize(req.identity);
-    return { ok: true, keys: encodeInitialKeys(generateInitialKeys(backend, identity, req.now)) };
+    const identity = req.identity instanceof Uint8Array ? IdentityKeyPair.deserialize(req.identity) : IdentityKeyPair.generate(backend);
+    return { ok: true, identity: identity.serialize(), keys: encodeInitialKeys(generateInitialKeys(backend, identity, req.now)) };
   } catch (e) {
     // The name only: a message could quote input, and none of it belongs in a log.
     return { ok: false, error: e instanceof Error ? e.name : 'Error' };

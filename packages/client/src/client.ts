@@ -24,7 +24,7 @@ import { GROUP_CLOSE_GRACE_MS, Groups, type GroupInfo, type GroupSendResult } fr
 import { groupConversation } from './group/state.js';
 import { PREFIX } from './keys.js';
 import { Outbox, type SendResult } from './outbox.js';
-import { encodeInitialKeys, generateInitialKeys, type InitialKeyGenerator, kyberPreKeyWire, planKeyMaintenance, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
+import { makeInitialKeys, type InitialKeyGenerator, kyberPreKeyWire, planKeyMaintenance, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
 import { recordStores } from './protocol-stores.js';
 import type { RecordStore } from './record-store.js';
 import { nextTurn, Relay, type SocketFactory } from './relay.js';
@@ -254,12 +254,12 @@ export class TacitClient {
     if (existing?.registered) throw new ClientError('ALREADY_REGISTERED', `this home already holds the account ${existing.username}`);
     const now = (opts.now ?? Date.now)();
     const backend = opts.backend;
-    const identity = IdentityKeyPair.generate(backend);
+    // The identity and the keys signed by it, made together (off this thread when the caller can).
+    const { identity, keys } = opts.initialKeys !== undefined ? await opts.initialKeys(undefined, now) : makeInitialKeys(backend, undefined, now);
     const registrationId = generateRegistrationId(backend);
     const secret = toBase64(backend.randomBytes(DEVICE_SECRET_BYTES));
     const http = new HttpApi(reg.server, opts.fetch ? { fetch: opts.fetch } : {});
     const account: Account = { server: http.baseUrl, username, deviceId: 1, registrationId, secret, identityKeyPair: toBase64(identity.serialize()), createdAt: now, registered: false };
-    const keys = opts.initialKeys !== undefined ? await opts.initialKeys(identity, now) : encodeInitialKeys(generateInitialKeys(backend, identity, now));
     // Storing the keys and the request that uploads them each get a task of their own: on a
     // page's main thread, one task for all of it was long enough to stall the page.
     await nextTurn();
@@ -313,7 +313,7 @@ export class TacitClient {
     const identity = msg.identity;
     const registrationId = generateRegistrationId(backend);
     const secret = toBase64(backend.randomBytes(DEVICE_SECRET_BYTES));
-    const keys = opts.initialKeys !== undefined ? await opts.initialKeys(identity, now) : encodeInitialKeys(generateInitialKeys(backend, identity, now));
+    const { keys } = opts.initialKeys !== undefined ? await opts.initialKeys(identity, now) : makeInitialKeys(backend, identity, now);
     await nextTurn();
     // Device id 1 until the server says which one this is (the record is not `registered` before).
     const account: Account = { server: http.baseUrl, username: msg.username, deviceId: 1, registrationId, secret, identityKeyPair: toBase64(identity.serialize()), createdAt: now, registered: false };

@@ -20,7 +20,7 @@ export { decodeEnvelope, readEnvelope, encodeEnvelope, ENVELOPE_VERSION, MAX_ENV
 export { MAX_TEXT_LENGTH, checkText, countCharacters, describeTextProblem, neutralizeControls, type TextProblem } from './text.js';
 export { HttpApi, normalizeServerUrl, relayUrl, HTTP_TIMEOUT_MS, type FetchLike } from './http.js';
 export { ONE_TIME_KEY_BATCH, REFILL_THRESHOLD, SIGNED_PRE_KEY_ROTATION_MS, RETIRED_KEY_GRACE_MS, planKeyMaintenance } from './prekeys.js';
-export { MAX_KEY_RECORD_BYTES, checkEncodedInitialKeys, encodeInitialKeys, generateInitialKeys, type EncodedInitialKeys, type EncodedKey, type InitialKeyGenerator, type InitialKeys } from './prekeys.js';
+export { MAX_KEY_RECORD_BYTES, checkEncodedInitialKeys, encodeInitialKeys, generateInitialKeys, makeInitialKeys, type EncodedInitialKeys, type EncodedKey, type InitialKeyGenerator, type InitialKeys } from './prekeys.js';
 export { DEVICE_LIST_TTL_MS } from './directory.js';
 export {
   MAX_STORED_MESSAGES,

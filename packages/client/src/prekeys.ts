@@ -12,12 +12,12 @@ import {
   generateKyberPreKey,
   generatePreKey,
   generateSignedPreKey,
+  IdentityKeyPair,
   isProtocolError,
   KyberPreKeyRecord,
   PreKeyRecord,
   SignedPreKeyRecord,
   type CryptoBackend,
-  type IdentityKeyPair,
 } from '@tacit/protocol';
 import {
   MAX_KEYS_PER_LIST,
@@ -156,9 +156,17 @@ export interface EncodedInitialKeys {
  * the web client runs `encodeInitialKeys(generateInitialKeys(...))` in a Web Worker (200 key
  * pairs and 101 signatures were one task of several hundred milliseconds on a page's main
  * thread, and parsing the records back and encoding them for upload another 100-400 ms). Gets
- * the identity key pair, private key included, because it signs the signed and Kyber pre-keys.
+ * the identity key pair, private key included, because it signs the signed and Kyber pre-keys;
+ * without one (a new account) it makes the identity too and returns it: a page's first curve
+ * key costs tens of milliseconds (the fixed-base tables are built on first use).
  */
-export type InitialKeyGenerator = (identity: IdentityKeyPair, now: number) => Promise<EncodedInitialKeys>;
+export type InitialKeyGenerator = (identity: IdentityKeyPair | undefined, now: number) => Promise<{ identity: IdentityKeyPair; keys: EncodedInitialKeys }>;
+
+/** The default generator: here, synchronously. */
+export function makeInitialKeys(backend: CryptoBackend, identity: IdentityKeyPair | undefined, now: number): { identity: IdentityKeyPair; keys: EncodedInitialKeys } {
+  const id = identity ?? IdentityKeyPair.generate(backend);
+  return { identity: id, keys: encodeInitialKeys(generateInitialKeys(backend, id, now)) };
+}
 
 /**
  * Largest stored record of one initial key accepted from a generator: a Kyber pre-key record
@@ -186,7 +194,7 @@ export function encodeInitialKeys(k: InitialKeys): EncodedInitialKeys {
  * account otherwise) and that a record holds the private half of its wire key (the generator is
  * the page's own code; a record is parsed, and checked, when a session uses it).
  */
-export function checkEncodedInitialKeys(v: unknown): EncodedInitialKeys {
+export async function checkEncodedInitialKeys(v: unknown, pause: () => Promise<void> = async () => undefined): Promise<EncodedInitialKeys> {
   const bad = (why: string): never => {
     throw new ClientError('INVALID_ARGUMENT', `generated keys refused: ${why}`);
   };
@@ -199,21 +207,29 @@ export function checkEncodedInitialKeys(v: unknown): EncodedInitialKeys {
     if (w.value.keyId !== id) return bad(`${what}: unexpected key id`);
     return { record, wire: w.value };
   };
-  const list = <W extends { keyId: number }>(x: unknown, wire: Validator<W>, firstId: number, what: string): EncodedKey<W>[] => {
+  const list = async <W extends { keyId: number }>(x: unknown, wire: Validator<W>, firstId: number, what: string): Promise<EncodedKey<W>[]> => {
     if (!Array.isArray(x) || x.length !== ONE_TIME_KEY_BATCH) return bad(`${what}: expected ${ONE_TIME_KEY_BATCH}`);
-    return x.map((k, i) => key(k, wire, firstId + i, what));
+    const out: EncodedKey<W>[] = [];
+    for (let i = 0; i < x.length; i++) {
+      out.push(key(x[i], wire, firstId + i, what));
+      if ((i + 1) % KEYS_PER_STEP === 0) await pause();
+    }
+    return out;
   };
   if (!isObj(v)) return bad('not an object');
   return {
     signedPreKey: key(v['signedPreKey'], validateSignedPreKey, 1, 'signed pre-key'),
     lastResort: key(v['lastResort'], validateKyberPreKey, 1, 'last-resort key'),
-    preKeys: list(v['preKeys'], validatePreKey, 1, 'one-time pre-keys'),
-    kyberPreKeys: list(v['kyberPreKeys'], validateKyberPreKey, 2, 'Kyber pre-keys'),
+    preKeys: await list(v['preKeys'], validatePreKey, 1, 'one-time pre-keys'),
+    kyberPreKeys: await list(v['kyberPreKeys'], validateKyberPreKey, 2, 'Kyber pre-keys'),
   };
 }
 
-/** Keys written between two `pause`s of `storeInitialKeys`. */
-export const KEYS_PER_STEP = 50;
+/**
+ * Keys checked or written between two `pause`s (`checkEncodedInitialKeys`, `storeInitialKeys`):
+ * on a page that just loaded (code not yet optimised) 25 Kyber keys take a few milliseconds.
+ */
+export const KEYS_PER_STEP = 25;
 
 /**
  * Writes freshly generated initial keys (encoded: `encodeInitialKeys`) into an empty store,

@@ -16,7 +16,7 @@ import {
 } from '../src/index.ts';
 import { preKeyCodec, preKeyKey, signedPreKeyCodec, signedPreKeyKey } from '../src/prekeys.ts';
 import { checkEncodedInitialKeys, encodeInitialKeys, generateInitialKeys, MAX_KEY_RECORD_BYTES, type InitialKeyGenerator } from '../src/index.ts';
-import { loadKyberPreKey, loadPreKey, loadSignedPreKey } from '../src/prekeys.ts';
+import { KEYS_PER_STEP, loadKyberPreKey, loadPreKey, loadSignedPreKey } from '../src/prekeys.ts';
 import { Txn } from '../src/txn.ts';
 import { IdentityKeyPair, PublicKey, verifyPreKeySignature } from '@tacit/protocol';
 const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
@@ -81,17 +81,21 @@ test('registration uploads an identity, a signed pre-key, a Kyber last-resort ke
 test('initial keys made elsewhere (the web key worker): encoded, checked, registered with', async () => {
   const backend = nodeBackend();
   const now = 1_000 * DAY;
-  let asked: { identity: Uint8Array; now: number } | undefined;
-  // A generator as the web client's: the keys cross a structured clone both ways.
+  let asked: { identity: IdentityKeyPair | undefined; now: number } | undefined;
+  let made: IdentityKeyPair | undefined;
+  // A generator as the web client's: it makes the identity of a new account too, and the keys
+  // cross a structured clone.
   const initialKeys: InitialKeyGenerator = async (identity, at) => {
-    asked = { identity: identity.publicKey.serialize(), now: at };
-    const made = encodeInitialKeys(generateInitialKeys(backend, IdentityKeyPair.deserialize(structuredClone(identity.serialize())), at));
-    return checkEncodedInitialKeys(structuredClone(made));
+    asked = { identity, now: at };
+    made = IdentityKeyPair.deserialize(structuredClone((identity ?? IdentityKeyPair.generate(backend)).serialize()));
+    const keys = encodeInitialKeys(generateInitialKeys(backend, made, at));
+    return { identity: IdentityKeyPair.deserialize(structuredClone(made.serialize())), keys: await checkEncodedInitialKeys(structuredClone(keys)) };
   };
   const dir = fakeDirectory();
   const store = new MemoryRecordStore();
   const client = await TacitClient.register({ store, backend, connect: noSocket, fetch: dir.fetch, now: () => now, initialKeys }, { server: 'http://127.0.0.1:1', username: 'carol' });
-  assert.deepEqual(asked, { identity: client.identityKey, now });
+  assert.deepEqual(asked, { identity: undefined, now }, 'a new account: the generator makes the identity');
+  assert.deepEqual(client.identityKey, made!.publicKey.serialize(), 'and the account has it');
   const r = dir.registration!;
   assert.deepEqual(r.preKeys.map((k) => k.keyId), Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => i + 1));
   assert.deepEqual(r.kyberPreKeys.map((k) => k.keyId), Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => i + 2));
@@ -110,20 +114,22 @@ test('initial keys made elsewhere (the web key worker): encoded, checked, regist
 
   // What checkEncodedInitialKeys refuses, as INVALID_ARGUMENT.
   const good = encodeInitialKeys(generateInitialKeys(backend, IdentityKeyPair.generate(backend), now));
-  assert.equal(checkEncodedInitialKeys(good).preKeys.length, ONE_TIME_KEY_BATCH);
-  const refused = (v: unknown) => assert.throws(() => checkEncodedInitialKeys(v), (e: { code?: string }) => e.code === 'INVALID_ARGUMENT');
-  for (const v of [null, 'keys', 7, [], {}]) refused(v);
-  refused({ ...good, preKeys: good.preKeys.slice(1) });
-  refused({ ...good, kyberPreKeys: [...good.kyberPreKeys, good.kyberPreKeys[0]!] });
-  refused({ ...good, preKeys: [...good.preKeys.slice(1), good.preKeys[0]!] }); // ids out of order
-  refused({ ...good, kyberPreKeys: [good.lastResort, ...good.kyberPreKeys.slice(1)] }); // id 1 where 2 belongs
-  refused({ ...good, signedPreKey: good.preKeys[0] }); // a one-time key has no signature
-  refused({ ...good, lastResort: { ...good.lastResort, record: new Uint8Array(0) } });
-  refused({ ...good, lastResort: { ...good.lastResort, record: new Uint8Array(MAX_KEY_RECORD_BYTES + 1) } });
-  refused({ ...good, lastResort: { ...good.lastResort, record: 'AAAA' } });
-  refused({ ...good, signedPreKey: { ...good.signedPreKey, wire: { ...good.signedPreKey.wire, signature: 'AAAA' } } });
-  refused({ ...good, preKeys: good.preKeys.map((k) => ({ ...k, extra: 1, wire: { ...k.wire, more: 1 } })) });
-  refused({ ...good, signedPreKey: undefined });
+  let pauses = 0;
+  assert.equal((await checkEncodedInitialKeys(good, async () => void pauses++)).preKeys.length, ONE_TIME_KEY_BATCH);
+  assert.equal(pauses, (2 * ONE_TIME_KEY_BATCH) / KEYS_PER_STEP, 'the check pauses every KEYS_PER_STEP keys');
+  const refused = (v: unknown) => assert.rejects(checkEncodedInitialKeys(v), (e: { code?: string }) => e.code === 'INVALID_ARGUMENT');
+  for (const v of [null, 'keys', 7, [], {}]) await refused(v);
+  await refused({ ...good, preKeys: good.preKeys.slice(1) });
+  await refused({ ...good, kyberPreKeys: [...good.kyberPreKeys, good.kyberPreKeys[0]!] });
+  await refused({ ...good, preKeys: [...good.preKeys.slice(1), good.preKeys[0]!] }); // ids out of order
+  await refused({ ...good, kyberPreKeys: [good.lastResort, ...good.kyberPreKeys.slice(1)] }); // id 1 where 2 belongs
+  await refused({ ...good, signedPreKey: good.preKeys[0] }); // a one-time key has no signature
+  await refused({ ...good, lastResort: { ...good.lastResort, record: new Uint8Array(0) } });
+  await refused({ ...good, lastResort: { ...good.lastResort, record: new Uint8Array(MAX_KEY_RECORD_BYTES + 1) } });
+  await refused({ ...good, lastResort: { ...good.lastResort, record: 'AAAA' } });
+  await refused({ ...good, signedPreKey: { ...good.signedPreKey, wire: { ...good.signedPreKey.wire, signature: 'AAAA' } } });
+  await refused({ ...good, preKeys: good.preKeys.map((k) => ({ ...k, extra: 1, wire: { ...k.wire, more: 1 } })) });
+  await refused({ ...good, signedPreKey: undefined });
 });
 
 test('refill: only the kinds below the threshold are replaced, with a full batch', async () => {
