@@ -113,10 +113,15 @@ export async function runStorm(o: StormOptions): Promise<StormReport> {
         ...handlers,
         message: (text) => {
           if (cut) return;
-          if (o.loseAnswers > 0 && text.startsWith('{"type":"sent"') && random() < o.loseAnswers) {
-            // The answer is lost with the connection: nothing more arrives on it.
+          // A `sent` or `sent-multi` answers one send, a `sent-batch` several: the frame is lost with
+          // the chance that any of its answers would be, so the share of answers lost stays `loseAnswers`.
+          const answers = text.startsWith('{"type":"sent-batch"')
+            ? text.split('"serverId"').length - 1
+            : text.startsWith('{"type":"sent"') || text.startsWith('{"type":"sent-multi"') ? 1 : 0;
+          if (o.loseAnswers > 0 && answers > 0 && random() < 1 - (1 - o.loseAnswers) ** answers) {
+            // The answers are lost with the connection: nothing more arrives on it.
             cut = true;
-            answersLost++;
+            answersLost += answers;
             s.close(4000, 'storm: answer lost');
             return;
           }
