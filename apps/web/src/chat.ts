@@ -361,6 +361,35 @@ export class Chat {
     }
   }
 
+  /** The link code this browser shows while it waits to be linked (`link`), if it is waiting. */
+  linkCode: string | undefined;
+
+  /**
+   * "Link to an existing account": opens a provisioning channel, shows its code (`linkCode`) and
+   * waits for a signed-in device of the account to send the link message, then registers this
+   * browser as one more device of that account.
+   */
+  async link(name: string): Promise<void> {
+    if (this.phase.kind !== 'register' || this.phase.busy || !this.#store) return;
+    this.linkCode = undefined;
+    this.#setPhase({ kind: 'register', busy: true, error: undefined });
+    try {
+      const client = await TacitClient.link(await this.#options(this.#store), {
+        server: location.origin,
+        name: name.trim(),
+        onCode: (code) => {
+          this.linkCode = code;
+          this.#changed();
+        },
+      });
+      this.linkCode = undefined;
+      await this.#start(client);
+    } catch (e) {
+      this.linkCode = undefined;
+      this.#setPhase({ kind: 'register', busy: false, error: userMessage(e) });
+    }
+  }
+
   async #start(client: TacitClient): Promise<void> {
     this.#client = client;
     this.team = new TeamModel(client, () => this.#changed());

@@ -10,7 +10,7 @@ import { isErrorCode, type ErrorCode } from '@tacit/api';
 
 export const REFUSALS: Readonly<Record<ErrorCode, string>> = {
   INVALID_REQUEST: 'the server did not accept the request as sent (is this tacit older or newer than the server?)',
-  UNAUTHORIZED: 'the server no longer accepts this device; its account may have been reset (ask an admin for a new invite)',
+  UNAUTHORIZED: 'the server no longer accepts this device: it was removed from its account on another device, or the account was reset (ask an admin for a new invite)',
   FORBIDDEN: 'the server does not allow this account to do that',
   INVITE_INVALID: 'the invite code is missing, wrong, already used or expired; ask an admin for a new one',
   NOT_FOUND: 'the server has no such user or device',

@@ -8,6 +8,7 @@ import { Admin } from './admin.js';
 import { Settings, Unlock } from './lock.js';
 import { GroupMembers, NewGroup } from './groups.js';
 import { href, parseRoute, type Route } from './route.js';
+import { Devices } from './devices.js';
 
 function useChat(chat: Chat): number {
   const [version, setVersion] = useState(chat.version);
@@ -89,7 +90,7 @@ function Screens({ chat }: { chat: Chat }) {
   const title = unread > 0 ? `(${unread}) tacit` : 'tacit';
   if (document.title !== title) document.title = title;
   return (
-    <div class={`shell ${contact || route.view === 'admin' || route.view === 'settings' || route.view === 'new-group' ? 'has-contact' : 'no-contact'}`}>
+    <div class={`shell ${contact || route.view === 'admin' || route.view === 'settings' || route.view === 'devices' || route.view === 'new-group' ? 'has-contact' : 'no-contact'}`}>
       <header class="topbar">
         <span class="brand" aria-hidden="true">tacit</span>
         <span class="me">
@@ -117,6 +118,7 @@ function Screens({ chat }: { chat: Chat }) {
         {route.view === 'safety' && <SafetyNumber key={route.contact} chat={chat} contact={route.contact} />}
         {route.view === 'admin' && <Admin chat={chat} />}
         {route.view === 'settings' && <Settings chat={chat} />}
+        {route.view === 'devices' && <Devices chat={chat} />}
         {route.view === 'new-group' && <NewGroup chat={chat} />}
         {route.view === 'members' && <GroupMembers key={route.contact} chat={chat} contact={route.contact} />}
         {route.view === 'list' && (

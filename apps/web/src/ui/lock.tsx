@@ -76,6 +76,12 @@ export function Settings({ chat }: { chat: Chat }) {
   return (
     <section class="card settings" aria-labelledby="settings-title">
       <h1 id="settings-title">Settings</h1>
+      <p>
+        <a class="link" href="#/devices" data-testid="devices-link">
+          Devices
+        </a>{' '}
+        — link this account to another browser or a terminal, or remove a device.
+      </p>
       <h2>Passphrase lock</h2>
       <p data-testid="lock-state">
         {locked

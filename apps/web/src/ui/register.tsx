@@ -1,13 +1,72 @@
 import { useState } from 'preact/hooks';
 import { inviteCodeFromFragment } from '@tacit/api';
 import type { Chat } from '../chat.js';
+import { QrCode } from './qr.js';
 
 /** An invite link (`/#invite=CODE`, or the older `?invite=CODE`) fills the code in. */
 function inviteFromLocation(): string {
   return inviteCodeFromFragment(location.hash) ?? new URLSearchParams(location.search).get('invite')?.slice(0, 64) ?? '';
 }
 
+/** "Link to an existing account": this browser shows a code; a signed-in device enters it. */
+function LinkExisting({ chat, busy, error, back }: { chat: Chat; busy: boolean; error: string | undefined; back: () => void }) {
+  const [name, setName] = useState('browser');
+  const code = chat.linkCode;
+  return (
+    <main class="card register" aria-labelledby="link-title">
+      <h1 id="link-title">Link to an existing account</h1>
+      {!busy && (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void chat.link(name);
+          }}
+        >
+          <p class="lede">This browser becomes one more device of an account you already use elsewhere. It gets your contacts and groups, and every new message; earlier messages stay on your other devices.</p>
+          <label for="link-name">Name of this device</label>
+          <input id="link-name" name="device-name" maxLength={64} value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} autoFocus />
+          {error && (
+            <p class="error" id="link-error" role="alert">
+              {error}
+            </p>
+          )}
+          <button type="submit" class="primary">
+            Show a link code
+          </button>{' '}
+          <button type="button" onClick={back}>
+            Back
+          </button>
+        </form>
+      )}
+      {busy && code === undefined && <p role="status">Opening a link channel…</p>}
+      {busy && code !== undefined && (
+        <div class="link-code">
+          <p>
+            On a device already signed in to the account, open <strong>Settings → Devices</strong> and paste this code (or scan it), or in a terminal run{' '}
+            <code>tacit devices add &lt;code&gt;</code>:
+          </p>
+          <QrCode text={code} label="Link code as a QR code" />
+          <p>
+            <code class="code" data-testid="link-code">
+              {code}
+            </code>
+          </p>
+          <p class="hint" role="status">
+            Waiting for your other device… The code works once and for 10 minutes.
+          </p>
+        </div>
+      )}
+    </main>
+  );
+}
+
 export function Register({ chat, busy, error }: { chat: Chat; busy: boolean; error: string | undefined }) {
+  const [linking, setLinking] = useState(false);
+  if (linking || chat.linkCode !== undefined) return <LinkExisting chat={chat} busy={busy} error={error} back={() => setLinking(false)} />;
+  return <RegisterForm chat={chat} busy={busy} error={error} link={() => setLinking(true)} />;
+}
+
+function RegisterForm({ chat, busy, error, link }: { chat: Chat; busy: boolean; error: string | undefined; link: () => void }) {
   const [username, setUsername] = useState('');
   const [invite, setInvite] = useState(inviteFromLocation);
   const submit = (e: Event) => {
@@ -61,6 +120,11 @@ export function Register({ chat, busy, error }: { chat: Chat; busy: boolean; err
         </button>
       </form>
       <p class="hint">Already registered in this browser? You are signed in automatically when you open this page.</p>
+      <p>
+        <button type="button" class="link" onClick={link} disabled={busy}>
+          Link to an existing account
+        </button>
+      </p>
     </main>
   );
 }

@@ -5,6 +5,7 @@ export type Route =
   | { view: 'list' }
   | { view: 'admin' }
   | { view: 'settings' }
+  | { view: 'devices' }
   | { view: 'new-group' }
   | { view: 'chat'; contact: string }
   | { view: 'safety'; contact: string }
@@ -17,6 +18,7 @@ export type Route =
 export function parseRoute(hash: string): Route {
   if (hash === '#/admin') return { view: 'admin' };
   if (hash === '#/settings') return { view: 'settings' };
+  if (hash === '#/devices') return { view: 'devices' };
   if (hash === '#/new-group') return { view: 'new-group' };
   const g = /^#\/g\/([0-9a-f]{32})(\/members)?$/.exec(hash);
   if (g) return g[2] ? { view: 'members', contact: `g:${g[1]}` } : { view: 'chat', contact: `g:${g[1]}` };
@@ -39,6 +41,8 @@ export function href(r: Route): string {
       return '#/admin';
     case 'settings':
       return '#/settings';
+    case 'devices':
+      return '#/devices';
     case 'new-group':
       return '#/new-group';
     case 'members':
