@@ -148,8 +148,13 @@ export class Inbox {
       this.#remember(t, 'message', dedupKey);
       // An edit, deletion, reaction or timer of a member (membership was checked with the key).
       if (g.act !== undefined) return void (await this.actions?.receive(t, g.conversation, from, g.act, g.sentAt));
-      const stored = await this.#history.append(t, g.conversation, { d: 'in', id: g.id, from, dev: fromDevice, sentAt: g.sentAt, srv: env.id, ts: env.timestamp, rcv: this.#core.now(), ...(g.file !== undefined ? { file: storedFromPointer(g.file) } : {}), ...(g.exp !== undefined ? { exp: g.exp } : {}) }, g.text);
-      t.afterCommit(() => this.#core.events.emit('message', { ...stored }));
+      // Sent by another device of ours: our own message, shown as such.
+      const mine = from === a.username;
+      const extra = { ...(g.file !== undefined ? { file: storedFromPointer(g.file) } : {}), ...(g.exp !== undefined ? { exp: g.exp } : {}) };
+      const stored = mine
+        ? await this.#history.append(t, g.conversation, { d: 'out', id: g.id, from, dev: fromDevice, sentAt: g.sentAt, st: 'sent', to: {}, ...extra }, g.text)
+        : await this.#history.append(t, g.conversation, { d: 'in', id: g.id, from, dev: fromDevice, sentAt: g.sentAt, srv: env.id, ts: env.timestamp, rcv: this.#core.now(), ...extra }, g.text);
+      t.afterCommit(() => this.#core.events.emit(mine ? 'outgoing' : 'message', { ...stored }));
       return;
     }
     const body = fromBase64(env.body);

@@ -136,6 +136,26 @@ test('a third device linked while Bob keeps an old device list: his next send re
   assert.equal(msg.state, 'sent');
 });
 
+test('groups with a member on two devices: the other device learns the group, shows our group messages as ours, and gets the members\' messages', async () => {
+  const alice = await register('alice');
+  const bob = await register('bob');
+  const laptop = await link(alice, 'laptop');
+  const g = await alice.createGroup('Plans', [bob.username]);
+  await until(async () => (await laptop.groups()).length === 1 && (await bob.groups()).length === 1, 'the laptop and bob learn of the group');
+  await alice.send(g.conversation, 'from the terminal');
+  await until(async () => (await laptop.history(g.conversation)).some((m) => m.text === 'from the terminal'), 'the laptop has our group message');
+  const mine = (await laptop.history(g.conversation)).find((m) => m.text === 'from the terminal')!;
+  assert.equal(mine.direction, 'out');
+  assert.equal(mine.from, alice.username);
+  await bob.send(g.conversation, 'from bob');
+  for (const c of [alice, laptop]) await until(async () => (await c.history(g.conversation)).some((m) => m.text === 'from bob'), `device ${c.deviceId} has bob's group message`);
+  await laptop.send(g.conversation, 'from the laptop');
+  await until(async () => (await bob.history(g.conversation)).some((m) => m.text === 'from the laptop'), 'bob has the laptop\'s group message');
+  await until(async () => (await alice.history(g.conversation)).some((m) => m.text === 'from the laptop' && m.direction === 'out'), 'the terminal shows the laptop\'s group message as ours');
+  const texts = (await bob.history(g.conversation)).filter((m) => !m.system).map((m) => m.text);
+  assert.deepEqual(texts, ['from the terminal', 'from bob', 'from the laptop']);
+});
+
 test('removing a device: its next request is refused and later messages do not reach it', async () => {
   const alice = await register('alice');
   const bob = await register('bob');

@@ -374,7 +374,8 @@ export class Groups {
   /** Sends our state of the group to every device of `users` (failures are per user: they learn later). */
   async #broadcast(state: GroupState, users: string[]): Promise<void> {
     if (users.length === 0) return;
-    await this.#sendPairwise(users, encodeGroupPayload({ grp: 'state', state }));
+    // Our own other devices learn every change we make or pass on, too.
+    await this.#sendPairwise([...new Set([...users, this.#self])], encodeGroupPayload({ grp: 'state', state }));
   }
 
   /** Encrypts `payload` for every device of `users` and sends it in `send-multi` frames, repairing device lists. */
@@ -386,7 +387,9 @@ export class Groups {
       const lists = new Map<string, number[]>();
       for (const u of todo) {
         try {
-          lists.set(u, await this.#o.directory.prepareSessions(u));
+          // Our own account: its other devices (none is the common case, and nothing is sent).
+          const ds = await this.#o.directory.prepareSessions(u, u === this.#self ? this.#core.account.deviceId : undefined);
+          if (ds.length > 0) lists.set(u, ds);
         } catch (e) {
           if (e instanceof ClientError && TRANSIENT.has(e.code)) throw e;
           skipped.push(u);
@@ -739,6 +742,10 @@ export class Groups {
     const members = currentMembers(rec!.state).filter((u) => u !== self);
     for (let round = 0; round <= MAX_GROUP_REPAIRS; round++) {
       const lists = new Map<string, number[]>();
+      // Our other devices get the message (and our sender key) like a member's; trouble reaching
+      // them never holds the message up.
+      const own = await this.#o.directory.prepareSessions(self, this.#core.account.deviceId).catch(() => [] as number[]);
+      if (own.length > 0) lists.set(self, own);
       for (const u of members) {
         try {
           lists.set(u, await this.#o.directory.prepareSessions(u));
