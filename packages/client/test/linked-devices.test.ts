@@ -215,13 +215,26 @@ async function rawDevice(): Promise<{ username: string; send: (to: string, devic
     ws.once('open', () => res());
     ws.once('error', rej);
   });
-  ws.send(JSON.stringify({ type: 'auth', username, deviceId: 1, secret }));
   let serial = 0;
   const answers = new Map<string, (ok: boolean) => void>();
+  let closed = false;
+  let ready: () => void = () => undefined;
+  const isReady = new Promise<void>((res) => (ready = res));
   ws.on('message', (d) => {
     const f = JSON.parse(d.toString()) as { type: string; id?: string };
+    if (f.type === 'ready') ready();
     if ((f.type === 'sent' || f.type === 'error') && f.id !== undefined) answers.get(f.id)?.(f.type === 'sent');
   });
+  // A closed socket answers every waiting send with a failure instead of leaving the test hanging.
+  ws.on('close', () => {
+    closed = true;
+    ready();
+    for (const answer of answers.values()) answer(false);
+  });
+  ws.send(JSON.stringify({ type: 'auth', username, deviceId: 1, secret }));
+  // Sends go only after the server said `ready`: a send racing the credential check is refused.
+  await isReady;
+  assert.equal(closed, false, 'the hostile client authenticated');
   return {
     username,
     async send(to, deviceId, plaintext) {
@@ -245,6 +258,7 @@ async function rawDevice(): Promise<{ username: string; send: (to: string, devic
       }
       const ct = await sessions.encrypt(addr, plaintext);
       const id = `r${++serial}`;
+      assert.equal(closed, false, 'the hostile client is still connected');
       const stored = new Promise<boolean>((res) => answers.set(id, res));
       ws.send(JSON.stringify({ type: 'send', id, to: { username: to, deviceId }, message: { type: ct.type, body: toBase64(ct.body) } }));
       assert.equal(await stored, true);
