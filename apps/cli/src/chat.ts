@@ -87,6 +87,11 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
         out.notice('delivered', { to: partner, id: m.id }, `(sent: "${m.text.slice(0, 30)}")`);
       }
     });
+    // Typing indicators of this conversation: a line for people, an event for scripts.
+    c.on('typing', (e) => {
+      if (e.conversation !== conversation) return;
+      out.event('typing', { conversation: e.conversation, from: e.from, typing: e.typing }, e.typing ? `(${e.from} is typing…)` : undefined);
+    });
     // Receipts for what we wrote here, as a line (scripts get the `receipt` event of attachNotices).
     c.on('receipt', (e) => {
       if (!interactive || e.conversation !== conversation) return;
@@ -111,13 +116,24 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       showing = showing
         .then(async () => {
           await saveIncoming(chatCtx, c);
-          await c.takeForDisplay((list) => out.batch(() => list.forEach((m) => printMessage(out, m, label))));
+          await c.takeForDisplay((list) =>
+            out.batch(() => {
+              // A message from another conversation rings the terminal bell (once per batch).
+              if (interactive && list.some((m) => m.conversation !== conversation && m.direction === 'in')) ctx.stdout.write('\x07');
+              list.forEach((m) => printMessage(out, m, label));
+            }),
+          );
         })
         .catch((e: unknown) => out.error({ code: isClientError(e) ? e.code : 'INTERNAL', message: describeError(e), exit: EXIT.STATE }));
     };
     c.on('message', show);
     show();
     if (interactive) {
+      // Typing as you type: a keypress says `started` (rate limited in the SDK), a sent line `stopped`.
+      ctx.stdin.on('keypress', (_s: unknown, key: { name?: string } | undefined) => {
+        if (key?.name !== 'return' && key?.name !== 'enter') void c.setTyping(conversation, true).catch(() => undefined);
+      });
+      rl.on('line', () => void c.setTyping(conversation, false).catch(() => undefined));
       rl.setPrompt('> ');
       started = true;
       rl.prompt();
@@ -134,6 +150,13 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       if (line === '/quit') {
         quit = true;
         break;
+      }
+      // `/typing` and `/typing off`: a typing indicator by hand (scripts; a terminal sends them as you type).
+      if (line === '/typing' || line === '/typing off') {
+        const n = await c.setTyping(conversation, line === '/typing').catch(() => 0);
+        out.event('typing-sent', { conversation, typing: line === '/typing', devices: n }, undefined);
+        if (interactive) rl.prompt();
+        continue;
       }
       if (line.trim().length === 0) {
         if (interactive) rl.prompt();

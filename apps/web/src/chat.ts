@@ -263,6 +263,8 @@ export class Chat {
   /** Loaded messages of conversations that were opened, and how many to load. */
   readonly #messages = new Map<string, MessageView[]>();
   readonly #limits = new Map<string, number>();
+  /** Who is typing, per conversation id (the SDK's `typing` events; they lapse on their own). */
+  readonly #typing = new Map<string, Set<string>>();
   #refreshing: Promise<void> | undefined;
   #dirty = new Set<string>();
   #dirtyList = false;
@@ -397,6 +399,14 @@ export class Chat {
     this.files = new FilesModel(client, () => this.#changed());
     this.#unsubscribe.push(
       client.on('group', () => this.#invalidate()),
+      client.on('typing', ({ conversation, from, typing }) => {
+        const set = this.#typing.get(conversation) ?? new Set<string>();
+        if (typing) set.add(from);
+        else set.delete(from);
+        if (set.size > 0) this.#typing.set(conversation, set);
+        else this.#typing.delete(conversation);
+        this.#changed();
+      }),
       client.on('history', ({ conversation }) => this.#invalidate(conversation)),
       client.on('identity-changed', () => this.#invalidate()),
       client.on('undecryptable', (u) => {
@@ -580,6 +590,19 @@ export class Chat {
     const c = this.#client;
     if (!c) return;
     await c.takeForDisplay(() => undefined, { conversation: contact });
+  }
+
+  // ---- typing indicators ----
+
+  /** Who is typing in a conversation (a contact's name or a group's `g:` id). */
+  typingIn(contact: string): string[] {
+    const id = contact.startsWith('g:') ? contact : directConversation(contact);
+    return [...(this.#typing.get(id) ?? [])].sort();
+  }
+
+  /** We are typing (or stopped) in a conversation: the SDK rate-limits and sends it ephemerally. */
+  typing(contact: string, typing: boolean): void {
+    void this.#client?.setTyping(contact, typing).catch(() => undefined);
   }
 
   // ---- chat settings (read receipts, typing indicators) ----

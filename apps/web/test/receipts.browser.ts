@@ -8,7 +8,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { Cli, DESKTOP, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Cli, DESKTOP, Profile, ROOT, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
 import * as ui from './ui.ts';
 
 describe('receipts in the web client', { timeout: 10 * 60_000 }, () => {
@@ -71,6 +73,38 @@ describe('receipts in the web client', { timeout: 10 * 60_000 }, () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(last?.['delivery'], 'read');
+  });
+
+  it('typing: bob types in `tacit chat`, alice’s page says so; alice types, bob’s chat says so', async () => {
+    const a = alice.page;
+    const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: 'browser-test passphrase' };
+    delete env['INIT_CWD'];
+    const chat = spawn(process.execPath, [join(ROOT, 'apps/cli/bin/tacit.js'), '--home', bobHome, '--json', 'chat', 'alice'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    chat.stdout.setEncoding('utf8');
+    chat.stdout.on('data', (d: string) => (out += d));
+    const seen = async (pred: (e: Record<string, unknown>) => boolean, what: string): Promise<void> => {
+      for (let i = 0; i < 600; i++) {
+        if (events(out).some(pred)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`timed out waiting for ${what}: ${out.slice(-500)}`);
+    };
+    try {
+      await seen((e) => e['event'] === 'chat-ready', 'chat ready');
+      chat.stdin.write('/typing\n');
+      await a.getByTestId('typing').filter({ hasText: 'bob is typing…' }).waitFor();
+      await screenshot(a, 'typing');
+      chat.stdin.write('/typing off\n');
+      await a.getByTestId('typing').filter({ hasText: /^$/ }).waitFor();
+      // Alice types in the composer (not sending): bob's chat gets the indicator.
+      await a.locator('#composer-text').pressSequentially('writing');
+      await seen((e) => e['event'] === 'typing' && e['from'] === 'alice' && e['typing'] === true, 'bob sees alice typing');
+      await a.locator('#composer-text').fill('');
+    } finally {
+      chat.stdin.end();
+      await new Promise((r) => chat.once('exit', r));
+    }
   });
 
   it('read receipts off in Settings: alice sends none, and bob\u2019s read receipts are not shown to her', async () => {

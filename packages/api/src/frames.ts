@@ -45,6 +45,11 @@ export interface Envelope {
   source: Address;
   /** When the server stored the message, milliseconds since the Unix epoch. */
   timestamp: number;
+  /**
+   * Sent with `ephemeral: true` (a typing indicator): relayed to this live connection only, never
+   * stored. Its `id` is not a stored message's (acking it is harmless and does nothing).
+   */
+  ephemeral?: true;
 }
 
 // ---- client → server ----
@@ -91,6 +96,12 @@ export interface SendFrame {
    * the error's `accounts`; nothing is stored. Must contain `to.deviceId`. Absent: no check.
    */
   devices?: number[];
+  /**
+   * Relay only to the device's live connection and drop it otherwise: never stored, never
+   * queued, never redelivered (typing indicators). Answered by `sent` with `ephemeral: true` and
+   * `delivered` (0 or 1). Rate limited per connection (EPHEMERAL_SENDS_PER_SECOND).
+   */
+  ephemeral?: boolean;
 }
 
 /** A `send` target: a device address plus, optionally, the registration id the sender expects. */
@@ -151,6 +162,12 @@ export interface SendMultiFrame {
   message?: { type: CiphertextType; body: string };
   /** Optional: at most this long queued (ms), as on `send`. */
   ttlMs?: number;
+  /**
+   * As on `send`: pushed to the named devices that are connected, dropped for the others, never
+   * stored; the device lists are not checked. Answered by `sent-multi` with `ephemeral: true`,
+   * `stored: 0` and `delivered`.
+   */
+  ephemeral?: boolean;
 }
 
 export interface FanoutRecipient {
@@ -214,6 +231,9 @@ export interface SentFrame {
   /** The envelope id the recipient will see. */
   serverId: string;
   timestamp: number;
+  /** An ephemeral send: not stored; `delivered` says whether a live connection took it (0 or 1). */
+  ephemeral?: true;
+  delivered?: number;
 }
 
 /**
@@ -245,6 +265,9 @@ export interface SentMultiFrame {
   stored: number;
   /** Devices skipped because their mailbox is full (MAX_QUEUE_PER_DEVICE); absent when none. */
   mailboxFull?: Address[];
+  /** An ephemeral send: nothing stored; `delivered` live connections took it. */
+  ephemeral?: true;
+  delivered?: number;
 }
 
 /** What is wrong with one account's device list in a `send-multi` (device ids, ascending). */
@@ -285,6 +308,7 @@ export const ciphertextType = literal('prekey', 'whisper', 'sender-key');
 export const messageBody = base64Bytes({ min: 1, max: MAX_MESSAGE_BYTES });
 export const serverId = string({ min: 1, max: MAX_CLIENT_ID_LENGTH, pattern: /^[0-9A-Za-z_-]+$/ });
 
+const boolean: Validator<boolean> = (v, p = '$') => (typeof v === 'boolean' ? ok(v) : invalid(p, 'expected true or false'));
 const authFrame: Validator<AuthFrame> = object({ type: literal('auth'), username, deviceId, secret: deviceSecret, batched: trueValue }, ['batched']);
 /** A send's own queue time (ms): MIN_MESSAGE_TTL_MS..MESSAGE_TTL_MS; the server keeps it queued no longer. */
 const ttlMs = integer(MIN_MESSAGE_TTL_MS, MESSAGE_TTL_MS);
@@ -296,8 +320,9 @@ const sendShape: Validator<SendFrame> = object(
     message: object({ type: ciphertextType, body: messageBody }),
     devices: array(deviceId, { min: 1, max: MAX_DEVICE_ID }),
     ttlMs,
+    ephemeral: boolean,
   },
-  ['devices', 'ttlMs'],
+  ['devices', 'ttlMs', 'ephemeral'],
 );
 /** The shape, plus: `devices` names each device once and includes the target. */
 const sendFrame: Validator<SendFrame> = (v, path = '$') => {
@@ -312,8 +337,8 @@ const ciphertext = object({ type: ciphertextType, body: messageBody });
 const fanoutDevice: Validator<FanoutDevice> = object({ deviceId, registrationId, message: ciphertext }, ['message']);
 const fanoutRecipient: Validator<FanoutRecipient> = object({ username, devices: array(fanoutDevice, { min: 1, max: MAX_DEVICE_ID }) });
 const sendMultiShape: Validator<SendMultiFrame> = object(
-  { type: literal('send-multi'), id: clientId, recipients: array(fanoutRecipient, { min: 1, max: MAX_FANOUT_DEVICES }), message: ciphertext, ttlMs },
-  ['message', 'ttlMs'],
+  { type: literal('send-multi'), id: clientId, recipients: array(fanoutRecipient, { min: 1, max: MAX_FANOUT_DEVICES }), message: ciphertext, ttlMs, ephemeral: boolean },
+  ['message', 'ttlMs', 'ephemeral'],
 );
 const accountMessages = array(ciphertext, { min: 1, max: MAX_DEVICE_ID });
 
@@ -459,7 +484,8 @@ const envelope: Validator<Envelope> = object({
   body: messageBody,
   source: address,
   timestamp: (v, p = '$') => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? { ok: true, value: v } : invalid(p, 'expected a timestamp')),
-});
+  ephemeral: trueValue,
+}, ['ephemeral']);
 
 /** For clients: validates a parsed server frame (total; unknown types are Invalid so newer servers can be tolerated by ignoring them). */
 export function validateServerFrame(v: unknown): Checked<ServerFrame> {
@@ -470,13 +496,21 @@ export function validateServerFrame(v: unknown): Checked<ServerFrame> {
     case 'message':
       return object({ type: literal('message'), envelope })(v);
     case 'sent':
-      return object({ type: literal('sent'), id: clientId, serverId, timestamp: envelopeTimestamp })(v);
+      return object({ type: literal('sent'), id: clientId, serverId, timestamp: envelopeTimestamp, ephemeral: trueValue, delivered: integer(0, 1) }, ['ephemeral', 'delivered'])(v);
     case 'sent-batch':
       return sentBatch(v);
     case 'sent-multi':
       return object(
-        { type: literal('sent-multi'), id: clientId, timestamp: envelopeTimestamp, stored: integer(0, Number.MAX_SAFE_INTEGER), mailboxFull: array(address, { max: MAX_FANOUT_DEVICES * MAX_DEVICE_ID }) },
-        ['mailboxFull'],
+        {
+          type: literal('sent-multi'),
+          id: clientId,
+          timestamp: envelopeTimestamp,
+          stored: integer(0, Number.MAX_SAFE_INTEGER),
+          mailboxFull: array(address, { max: MAX_FANOUT_DEVICES * MAX_DEVICE_ID }),
+          ephemeral: trueValue,
+          delivered: integer(0, MAX_FANOUT_DEVICES),
+        },
+        ['mailboxFull', 'ephemeral', 'delivered'],
       )(v);
     case 'queue-empty':
       return object({ type: literal('queue-empty') })(v);

@@ -68,6 +68,15 @@ export const SEND_RATE_PER_SECOND = 100;
 
 /** Burst size of the per-device send bucket: one large fan-out at once. */
 export const SEND_BURST = 300;
+/**
+ * Ephemeral sends (`ephemeral: true`: typing indicators) per connection per second, and the
+ * burst. Nothing is stored, but each is pushed to live sockets: a typing indicator goes at most
+ * every few seconds per conversation (the SDK sends one per TYPING_SEND_INTERVAL_MS), so a person
+ * typing in several conversations stays far below this, while a client that floods is refused
+ * (RATE_LIMITED for that frame; the socket stays open).
+ */
+export const EPHEMERAL_SENDS_PER_SECOND = 5;
+export const EPHEMERAL_BURST = 20;
 
 /**
  * Recipient devices one multi-recipient (`send-multi`) frame may address, over all its accounts.

@@ -41,6 +41,7 @@ import { readSettings, settingsCodec, type ChatSettings } from './chat/settings.
 import { EDIT_WINDOW_MS, editTextProblem, isReactionEmoji, isTimerMs, type Action } from './chat/actions.js';
 import { MessageActions } from './chat/edits.js';
 import { uncheckedActionSend } from './chat/testing.js';
+import { looksLikeTyping, Typing } from './chat/typing.js';
 
 /** Check the server's pre-key stock after this many sessions were started with us. */
 export const KEY_CHECK_AFTER_NEW_SESSIONS = 10;
@@ -168,6 +169,7 @@ export class TacitClient {
   readonly #attachments: AttachmentMessages;
   readonly #receipts: Receipts;
   readonly #actions: MessageActions;
+  readonly #typing: Typing;
   readonly #events: Emitter<ClientEvents>;
   #relay: Relay | undefined;
   #resumed: Promise<void> = Promise.resolve();
@@ -211,8 +213,23 @@ export class TacitClient {
     });
     this.#inbox.groups = this.#groups;
     this.#receipts = new Receipts({ core, history: this.#history, directory: this.#directory, sessions, relay: () => this.#relay, ...(opts.backoff ? { backoff: opts.backoff } : {}) });
+    this.#typing = new Typing({
+      core,
+      directory: this.#directory,
+      sessions,
+      relay: () => this.#relay,
+      members: async (group) => {
+        const g = (await this.#groups.list()).find((x) => x.id === group);
+        return g?.member === true ? g.members.filter((u) => u !== core.account.username) : undefined;
+      },
+    });
+    this.#events.on('message', (m) => this.#typing.stopped(m.conversation, m.from));
     this.#inbox.chat = {
       receiveChat: async (t, from, fromDevice, plaintext) => {
+        if (looksLikeTyping(plaintext)) {
+          await this.#typing.receive(t, from, plaintext);
+          return true;
+        }
         if (looksLikeReceipt(plaintext)) {
           await this.#receipts.receive(t, from, fromDevice, plaintext);
           return true;
@@ -541,6 +558,7 @@ export class TacitClient {
     // Receipts of what this run stored or showed reach their authors now, if the server is there.
     await this.#receipts.idle(RECEIPT_CLOSE_GRACE_MS);
     this.#receipts.close();
+    this.#typing.close();
     this.#outbox.close();
     this.#inbox.close();
     this.#groups.close();
@@ -750,6 +768,24 @@ export class TacitClient {
       t.write(settingsCodec, PREFIX.settings, next);
       return next;
     });
+  }
+
+  // ---- typing indicators (chat/typing.ts) ----
+
+  /**
+   * Tells the conversation's other devices (a group: every member's) that we are typing, or
+   * stopped. Ephemeral: only devices connected now get it; rate limited (a `started` at most every
+   * TYPING_SEND_INTERVAL_MS). Does nothing with typing indicators off. Resolves with how many live
+   * devices took it.
+   */
+  async setTyping(conversation: string, typing: boolean): Promise<number> {
+    if (this.#closed) return 0;
+    return this.#typing.set(await this.#conversation(conversation), typing);
+  }
+
+  /** Who is typing in a conversation now (empty with typing indicators off). */
+  async typingIn(conversation: string): Promise<string[]> {
+    return this.#typing.who(await this.#conversation(conversation));
   }
 
   /** Receipts queued and not yet sent (tests, diagnostics). */

@@ -4,6 +4,7 @@ import type { ConversationId, HistoryMessage } from './history.js';
 import type { GroupInfo } from './group/groups.js';
 import type { ReceiptEvent } from './chat/receipts.js';
 import type { AppliedAction, IgnoredReason } from './chat/edits.js';
+import type { TypingEvent } from './chat/typing.js';
 
 export interface ClientEvents {
   /** A message arrived and is stored (shown once: redeliveries and resends are dropped). */
@@ -30,6 +31,8 @@ export interface ClientEvents {
   action: AppliedAction;
   /** One was not: not the author, too late, the message is deleted, or never arrived (after holding it). */
   'action-ignored': { conversation: ConversationId; from: string; kind: string; reason: IgnoredReason };
+  /** Someone started or stopped typing in a conversation (chat/typing.ts; expires on its own). */
+  typing: TypingEvent;
   connection: { state: 'ready' | 'drained' | 'disconnected'; retryInMs?: number };
   fatal: ClientError;
 }

@@ -38,6 +38,7 @@ export {
 } from './history.js';
 export { MAX_RECEIPT_IDS, MAX_QUEUED_RECEIPTS, RECEIPT_BATCH_DELAY_MS, RECEIPT_CLOSE_GRACE_MS, decodeReceipt, encodeReceipt, looksLikeReceipt, type ReceiptKind, type ReceiptPayload, type ReceiptEvent } from './chat/receipts.js';
 export { DEFAULT_SETTINGS, type ChatSettings } from './chat/settings.js';
+export { TYPING_SEND_INTERVAL_MS, TYPING_EXPIRE_MS, decodeTyping, encodeTyping, looksLikeTyping, type TypingEvent, type TypingPayload } from './chat/typing.js';
 export { MAX_OUTBOX, MESSAGE_ID_BYTES, type SendResult } from './outbox.js';
 export { MAX_SEEN_SERVER_IDS, MAX_SEEN_MESSAGE_IDS } from './inbox.js';
 export { FAILURES_BEFORE_THROTTLE, MAX_PARKED, THROTTLED, THROTTLED_ATTEMPTS_PER_SECOND } from './throttle.js';

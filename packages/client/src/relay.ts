@@ -119,7 +119,9 @@ export interface RelayOptions {
 
 interface PendingSend {
   frame: SendFrame | SendMultiWireFrame;
-  resolve: (r: { serverId: string; timestamp: number }) => void;
+  resolve: (r: { serverId: string; timestamp: number; delivered?: number }) => void;
+  /** An ephemeral send (sendEphemeral): never resent; dropped with its connection. */
+  ephemeral?: true;
   /** For a `send-multi`: its answer (stored, or refused with what to repair). */
   multi?: (a: SendMultiAnswer) => void;
   reject: (e: ClientError) => void;
@@ -282,6 +284,20 @@ export class Relay {
     });
   }
 
+  /**
+   * Sends an ephemeral frame (`ephemeral: true`: a typing indicator) if connected now; resolves
+   * with how many live devices took it (0 when not connected, refused, or the connection drops).
+   * Never queued, never resent.
+   */
+  sendEphemeral(frame: (SendFrame | SendMultiFrame) & { ephemeral: true }): Promise<number> {
+    if (this.#state !== 'ready' || this.#pending.has(frame.id) || this.#pending.size >= MAX_QUEUED_SENDS) return Promise.resolve(0);
+    return new Promise((resolve) => {
+      const p: PendingSend = { frame, resolve: (r) => resolve(r.delivered ?? 0), reject: () => resolve(0), onConnection: this.#generation, retries: 0, ephemeral: true };
+      if (!this.#write(frame)) return resolve(0);
+      this.#pending.set(frame.id, p);
+    });
+  }
+
   /** Stops for good. Pending sends reject with CLOSED (the SDK keeps them in its outbox). */
   close(): void {
     if (this.#state === 'closed') return;
@@ -355,7 +371,14 @@ export class Relay {
     this.#socket = undefined;
     clearTimeout(this.#authTimer);
     clearInterval(this.#pingTimer);
-    for (const p of this.#pending.values()) p.onConnection = 0;
+    for (const [id, p] of this.#pending) {
+      p.onConnection = 0;
+      // Ephemeral sends are not resent: what they said is stale by the next connection.
+      if (p.ephemeral) {
+        this.#pending.delete(id);
+        p.resolve({ serverId: '', timestamp: 0, delivered: 0 });
+      }
+    }
     const errorCode = errorCodeForClose(code) ?? (typeof reason === 'string' && reason in ERRORS ? (reason as ErrorCode) : undefined);
     // A server older than batched frames refuses the `auth` that asks for them: ask no more.
     if (errorCode === 'INVALID_REQUEST' && this.#state === 'connecting' && this.#batched) this.#olderServer = true;
@@ -433,7 +456,7 @@ export class Relay {
         const p = this.#pending.get(f.id);
         if (!p) return this.#reject('sent for an unknown id');
         this.#pending.delete(f.id);
-        p.resolve({ serverId: f.serverId, timestamp: f.timestamp });
+        p.resolve({ serverId: f.serverId, timestamp: f.timestamp, ...(f.delivered !== undefined ? { delivered: f.delivered } : {}) });
         this.#pump();
         return;
       }
@@ -452,6 +475,11 @@ export class Relay {
       }
       case 'sent-multi': {
         const p = this.#pending.get(f.id);
+        if (p?.ephemeral) {
+          this.#pending.delete(f.id);
+          p.resolve({ serverId: '', timestamp: f.timestamp, delivered: f.delivered ?? 0 });
+          return;
+        }
         if (!p?.multi) return this.#reject('sent-multi for an unknown id');
         this.#pending.delete(f.id);
         p.multi({ ok: true, timestamp: f.timestamp, stored: f.stored, mailboxFull: f.mailboxFull ?? [] });
@@ -462,6 +490,12 @@ export class Relay {
         if (f.id === undefined) return; // the close that follows carries the decision
         const p = this.#pending.get(f.id);
         if (!p) return this.#reject('error for an unknown id');
+        if (p.ephemeral) {
+          // Not worth a retry: a typing indicator that is late is wrong.
+          this.#pending.delete(f.id);
+          p.resolve({ serverId: '', timestamp: 0, delivered: 0 });
+          return;
+        }
         if (RETRIABLE_SEND_ERRORS.has(f.code) && p.retries < MAX_SEND_RETRIES) {
           p.retries++;
           p.onConnection = 0;

@@ -16,6 +16,7 @@ import { Connection } from './connection.js';
 import type { Delivery } from './delivery.js';
 import type { Hub } from './hub.js';
 import { FanoutSends } from './fanout.js';
+import { EphemeralSends } from './ephemeral.js';
 import type { BatchWriter } from './writer.js';
 
 /** Frames held while authentication is being checked (a client may pipeline after `auth`). */
@@ -42,6 +43,8 @@ export class Connections {
   readonly #node: string;
   #seq = 0;
   readonly #fanouts: FanoutSends;
+  /** Typing indicators and the like: live connections only, never stored (ephemeral.ts). */
+  readonly ephemeral: EphemeralSends;
 
   constructor(ctx: Context, hub: Hub, writer: BatchWriter, delivery: Delivery) {
     this.#ctx = ctx;
@@ -50,6 +53,7 @@ export class Connections {
     this.#delivery = delivery;
     this.#node = ctx.cluster?.nodeId ?? randomBytes(8).toString('hex');
     this.#fanouts = new FanoutSends(ctx, writer);
+    this.ephemeral = new EphemeralSends(ctx, hub);
   }
 
   accept(ws: WebSocket, ticket: string | null, address: string): void {
@@ -158,8 +162,10 @@ export class Connections {
         return this.#ack(conn, id);
       }
       case 'send-multi':
+        if (frame.ephemeral === true) return this.ephemeral.sendMulti(conn, frame);
         return this.#fanouts.accept(conn, frame);
       case 'send': {
+        if (frame.ephemeral === true) return this.ephemeral.send(conn, frame);
         if (conn.pendingSends >= l.maxPendingSendsPerConnection) {
           return conn.reply({ type: 'error', code: 'TOO_MANY_IN_FLIGHT', message: `at most ${l.maxPendingSendsPerConnection} sends awaiting "sent"`, id: frame.id });
         }

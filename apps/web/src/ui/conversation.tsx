@@ -87,6 +87,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
           <Message key={m.key} chat={chat} contact={contact} m={m} blocked={blocked} online={chat.connection === 'online'} />
         ))}
       </ol>
+      <TypingLine chat={chat} contact={contact} />
       {failedDecrypts > 0 && (
         <p class="system" role="status">
           {failedDecrypts === 1 ? 'A message' : `${failedDecrypts} messages`} from {contact} could not be decrypted and {failedDecrypts === 1 ? 'was' : 'were'} dropped.
@@ -94,6 +95,17 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
       )}
       {blocked ? <IdentityWarning contact={contact} /> : group !== undefined && !group.member ? <p class="hint pad">You are no longer a member of this group.</p> : <Composer chat={chat} contact={contact} name={name} />}
     </section>
+  );
+}
+
+/** "bob is typing…" (in a group, who), from the SDK's typing events; says nothing when no one is. */
+function TypingLine({ chat, contact }: { chat: Chat; contact: string }) {
+  const who = chat.typingIn(contact);
+  const text = who.length === 0 ? '' : who.length === 1 ? `${who[0]} is typing…` : who.length === 2 ? `${who[0]} and ${who[1]} are typing…` : 'Several people are typing…';
+  return (
+    <p class="typing hint" aria-live="polite" data-testid="typing">
+      {text}
+    </p>
   );
 }
 
@@ -254,6 +266,7 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
     const t = text;
     if (t.trim() === '' || problem !== undefined) return;
     setText('');
+    chat.typing(contact, false);
     void chat.send(contact, t);
     ref.current?.focus();
   };
@@ -313,7 +326,12 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
           rows={1}
           placeholder={`Message ${name}`}
           value={text}
-          onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+          onInput={(e) => {
+            const v = (e.target as HTMLTextAreaElement).value;
+            setText(v);
+            // Typing indicator (rate limited in the SDK); an emptied box says stopped.
+            chat.typing(contact, v.trim() !== '');
+          }}
           onPaste={(e) => {
             // A pasted image (a screenshot) is sent as a file; pasted text stays text.
             const files = e.clipboardData?.files;

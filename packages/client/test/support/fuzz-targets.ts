@@ -31,7 +31,7 @@ import {
   type CryptoBackend,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt } from '../../src/index.ts';
+import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt, decodeTyping, encodeTyping } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
 import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
 import { accountCodec } from '../../src/account.ts';
@@ -337,6 +337,13 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
         const p = api.parseJson(t as string);
         return p.ok ? decodeAction(p.value) : p;
       },
+    },
+    {
+      // Typing indicators (chat/typing.ts), over a pairwise session, ephemeral.
+      name: 'client: decodeTyping',
+      input: 'bytes',
+      seeds: [encodeTyping({ typing: 'started' }), encodeTyping({ typing: 'stopped', group: '0123456789abcdef0123456789abcdef' })],
+      decode: (b) => decodeTyping(b as Uint8Array),
     },
     {
       name: 'client: readEnvelope with a file pointer',
