@@ -202,6 +202,8 @@ export interface CompactSendMultiFrame {
   message?: { type: CiphertextType; body: string };
   /** Optional: at most this long queued (ms), as on `send`. */
   ttlMs?: number;
+  /** As on SendMultiFrame. */
+  ephemeral?: boolean;
 }
 
 /** A `send-multi` as a client may put it on the wire (either spelling). */
@@ -399,7 +401,7 @@ function compactList(v: unknown, path = '$'): Checked<FanoutRecipient[]> {
   }
   return ok(out);
 }
-const compactShape = object({ type: literal('send-multi'), id: clientId, to: compactList, message: ciphertext, ttlMs }, ['message', 'ttlMs']);
+const compactShape = object({ type: literal('send-multi'), id: clientId, to: compactList, message: ciphertext, ttlMs, ephemeral: boolean }, ['message', 'ttlMs', 'ephemeral']);
 
 /**
  * The shape (either spelling, never both), plus: each account and device named once, and exactly

@@ -289,7 +289,7 @@ export class Relay {
    * with how many live devices took it (0 when not connected, refused, or the connection drops).
    * Never queued, never resent.
    */
-  sendEphemeral(frame: (SendFrame | SendMultiFrame) & { ephemeral: true }): Promise<number> {
+  sendEphemeral(frame: (SendFrame | SendMultiWireFrame) & { ephemeral: true }): Promise<number> {
     if (this.#state !== 'ready' || this.#pending.has(frame.id) || this.#pending.size >= MAX_QUEUED_SENDS) return Promise.resolve(0);
     return new Promise((resolve) => {
       const p: PendingSend = { frame, resolve: (r) => resolve(r.delivered ?? 0), reject: () => resolve(0), onConnection: this.#generation, retries: 0, ephemeral: true };
