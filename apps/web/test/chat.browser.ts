@@ -242,6 +242,18 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
 
   it('warns when a contact’s identity changes and blocks sending until the user compares and accepts', async () => {
     const a = alice.page;
+    // Receipts alice still has queued for bob (rq/ records) go first: sent to the new bob later,
+    // they would find his changed key before alice writes (as they should), which this test does
+    // not look at.
+    const queuedReceipts = (): Promise<number> =>
+      a.evaluate(`(async () => {
+        const db = await new Promise((res, rej) => { const r = indexedDB.open('tacit'); r.onsuccess = () => res(r.result); r.onerror = () => rej(new Error('open')); });
+        const keys = await new Promise((res) => { const k = db.transaction('kv').objectStore('kv').getAllKeys(); k.onsuccess = () => res(k.result); });
+        db.close();
+        return keys.filter((k) => String(k).startsWith('rq/')).length;
+      })()`);
+    for (let i = 0; i < 300 && (await queuedReceipts()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await queuedReceipts(), 0);
     // Bob loses his device and registers again under the same name: new identity key.
     // (The server has no account reset yet; the operator removes the old account from the database.)
     await server.stop();
