@@ -48,6 +48,8 @@ import { browserSocketFactory } from './socket.js';
 import { TeamModel } from './team.js';
 import { GroupsModel } from './groups.js';
 import { FilesModel } from './files.js';
+import { Notifier } from './notify.js';
+import { href } from './ui/route.js';
 
 /** Web Locks name: one tab per browser profile runs the account (two would replace each other's socket). */
 const TAB_LOCK = 'tacit-account';
@@ -250,6 +252,8 @@ export class Chat {
   groups: GroupsModel | undefined;
   /** Sending and showing files (files.ts). */
   files: FilesModel | undefined;
+  /** Browser notifications for messages that arrive while the page is hidden (notify.ts). */
+  notifier: Notifier | undefined;
   #store: RecordStore | undefined;
   #db: IDBDatabase | undefined;
   /** The passphrase lock, when on (as read at load or last changed). */
@@ -397,8 +401,16 @@ export class Chat {
     this.team = new TeamModel(client, () => this.#changed());
     this.groups = new GroupsModel(client, () => this.#changed());
     this.files = new FilesModel(client, () => this.#changed());
+    this.notifier = new Notifier({
+      changed: () => this.#changed(),
+      title: (conversation) => (conversation.startsWith('g:') ? `#${this.groups?.get(conversation)?.title ?? 'group'}` : conversation.slice(2)),
+      open: (conversation) => {
+        location.hash = href({ view: 'chat', contact: conversation.startsWith('g:') ? conversation : conversation.slice(2) });
+      },
+    });
     this.#unsubscribe.push(
       client.on('group', () => this.#invalidate()),
+      client.on('message', (m) => this.notifier?.message(m)),
       client.on('typing', ({ conversation, from, typing }) => {
         const set = this.#typing.get(conversation) ?? new Set<string>();
         if (typing) set.add(from);

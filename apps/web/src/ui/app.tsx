@@ -1,3 +1,4 @@
+import { setFaviconBadge } from '../notify.js';
 import { useEffect, useErrorBoundary, useState } from 'preact/hooks';
 import type { Chat } from '../chat.js';
 import { Register } from './register.js';
@@ -89,6 +90,7 @@ function Screens({ chat }: { chat: Chat }) {
   const unread = chat.conversations().reduce((n, c) => n + c.unread, 0);
   const title = unread > 0 ? `(${unread}) tacit` : 'tacit';
   if (document.title !== title) document.title = title;
+  setFaviconBadge(unread);
   return (
     <div class={`shell ${contact || route.view === 'admin' || route.view === 'settings' || route.view === 'devices' || route.view === 'new-group' ? 'has-contact' : 'no-contact'}`}>
       <header class="topbar">

@@ -29,11 +29,50 @@ export function ChatSettingsPanel({ chat }: { chat: Chat }) {
         </label>
         <p class="hint">When off, people do not see when you are typing, and you do not see when they are.</p>
       </fieldset>
+      <Notifications chat={chat} />
       {error && (
         <p class="error" role="alert">
           {error}
         </p>
       )}
+    </>
+  );
+}
+
+/** Settings: browser notifications (permission asked only when the button is pressed). */
+function Notifications({ chat }: { chat: Chat }) {
+  const n = chat.notifier;
+  if (n === undefined) return null;
+  const permission = n.permission;
+  return (
+    <>
+      <h2>Notifications</h2>
+      <p class="hint" data-testid="notify-state">
+        {permission === 'unsupported'
+          ? 'This browser cannot show notifications.'
+          : permission === 'denied'
+            ? 'Notifications are blocked for this site in the browser’s settings.'
+            : n.on
+              ? 'On: a message that arrives while tacit is in the background shows a notification.'
+              : 'Off. The tab title and icon show how many messages are unread either way.'}
+      </p>
+      {permission !== 'unsupported' && permission !== 'denied' && (
+        <p>
+          {n.on ? (
+            <button type="button" onClick={() => n.disable()} data-testid="notify-off">
+              Turn off notifications
+            </button>
+          ) : (
+            <button type="button" class="primary" onClick={() => void n.enable()} data-testid="notify-on">
+              Turn on notifications
+            </button>
+          )}
+        </p>
+      )}
+      <label>
+        <input type="checkbox" checked={n.showText} onChange={(e) => n.setShowText(e.currentTarget.checked)} data-testid="notify-text" /> Show the message text in notifications
+      </label>
+      <p class="hint">When off, a notification says only who wrote ("New message").</p>
     </>
   );
 }
