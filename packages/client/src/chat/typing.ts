@@ -104,8 +104,14 @@ export class Typing {
     const plaintext = encodeTyping({ typing: typing ? 'started' : 'stopped', ...(group !== undefined ? { group } : {}) });
     const recipients: { username: string; devices: { deviceId: number; registrationId: number; message: { type: 'prekey' | 'whisper'; body: string } }[] }[] = [];
     for (const u of users) {
-      const devices = await this.#o.directory.prepareSessions(u).catch(() => undefined);
-      if (devices === undefined || devices.length === 0) continue;
+      // Only devices we already have sessions with, from what this device knows: a typing
+      // indicator never fetches keys (a changed identity is found by the message, not mid-typing).
+      const view = this.#core.view();
+      const devices: number[] = [];
+      for (const d of (await this.#o.directory.contact(view, u))?.devices ?? []) {
+        if ((await this.#o.directory.sessionRegistrationId(view, u, d.deviceId)) !== undefined) devices.push(d.deviceId);
+      }
+      if (devices.length === 0) continue;
       await this.#core.peerLock.run(u, () =>
         this.#core.mutate(async (t) => {
           const r = { username: u, devices: [] as (typeof recipients)[number]['devices'] };
