@@ -13,10 +13,10 @@
  * Decoders are total: anything else gives undefined.
  */
 import { fromBase64, toBase64 } from '@tacit/api';
-import { utf8Decode, utf8Encode } from '../bytes.js';
-import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_MESSAGE_ID_LENGTH, PADDING_BLOCK } from '../envelope.js';
-import { isInt, isObj, isStr } from '../record-codec.js';
+import { ENVELOPE_VERSION, MAX_MESSAGE_ID_LENGTH } from '../envelope.js';
+import { isInt, isStr } from '../record-codec.js';
 import { isGroupId, parseGroupState, type GroupState } from './state.js';
+import { padJson, unpadJson } from '../chat/padding.js';
 import { decodeAttachmentPointer, encodeAttachmentPointer, type AttachmentPointer } from '../attachment/pointer.js';
 import { decodeAction, isExpiry, type Action } from '../chat/actions.js';
 
@@ -35,26 +35,13 @@ export function encodeGroupPayload(p: GroupPayload): Uint8Array {
       : p.grp === 'text' && p.file !== undefined
         ? { v: ENVELOPE_VERSION, ...p, file: encodeAttachmentPointer(p.file) }
         : { v: ENVELOPE_VERSION, ...p };
-  const json = utf8Encode(JSON.stringify(body));
-  const padded = new Uint8Array((Math.floor(json.length / PADDING_BLOCK) + 1) * PADDING_BLOCK);
-  padded.set(json);
-  padded[json.length] = 0x80;
-  return padded;
+  return padJson(body);
 }
 
 /** Total: the group payload in `bytes`, or undefined (not one, or malformed). */
 export function decodeGroupPayload(bytes: Uint8Array): GroupPayload | undefined {
-  if (bytes.length === 0 || bytes.length > MAX_ENVELOPE_BYTES) return undefined;
-  let end = bytes.length - 1;
-  while (end >= 0 && bytes[end] === 0) end--;
-  if (end < 0 || bytes[end] !== 0x80) return undefined;
-  let o: unknown;
-  try {
-    o = JSON.parse(utf8Decode(bytes.subarray(0, end)));
-  } catch {
-    return undefined;
-  }
-  if (!isObj(o) || o['v'] !== ENVELOPE_VERSION) return undefined;
+  const o = unpadJson(bytes);
+  if (o === undefined || o['v'] !== ENVELOPE_VERSION) return undefined;
   switch (o['grp']) {
     case 'state': {
       const state = parseGroupState(o['state']);
