@@ -4,8 +4,7 @@
 // working, and each genuine message is stored exactly once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { toBase64, fromBase64, type RegisterRequest } from '@tacit/api';
+import { toBase64, fromBase64 } from '@tacit/api';
 import {
   IdentityKeyPair,
   KyberPublicKey,
@@ -17,8 +16,9 @@ import {
   inMemoryStores,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { MemoryRecordStore, TacitClient, encodeEnvelope, type FetchLike } from '../src/index.ts';
+import { MemoryRecordStore, TacitClient, encodeEnvelope } from '../src/index.ts';
 import { wsSocketFactory } from '../src/node.ts';
+import { fakeRelay } from './support/fake-relay.ts';
 
 const backend = nodeBackend();
 
@@ -46,41 +46,10 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 }
 
 test('tampered, truncated, replayed and malformed pushes are rejected; the session survives', async () => {
-  // ---- fake relay ----
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise<void>((r) => wss.once('listening', () => r()));
-  const port = (wss.address() as { port: number }).port;
-  let socket: WebSocket | undefined;
-  let connections = 0;
-  const acks: string[] = [];
-  wss.on('connection', (ws) => {
-    connections++;
-    ws.on('message', (data) => {
-      const f = JSON.parse(String(data)) as { type: string; id?: string; ids?: string[]; username?: string };
-      if (f.type === 'auth') {
-        socket = ws;
-        ws.send(JSON.stringify({ type: 'ready', username: 'bob', deviceId: 1 }));
-      } else if (f.type === 'ack') acks.push(...(f.ids ?? (f.id ? [f.id] : [])));
-    });
-  });
-
-  // ---- bob: a real client whose HTTP calls are answered here ----
-  let registration: RegisterRequest | undefined;
-  const fetch: FetchLike = async (url, init) => {
-    const path = new URL(url).pathname;
-    const reply = (status: number, body?: unknown) => ({ status, text: async () => (body === undefined ? '' : JSON.stringify(body)) });
-    if (init.method === 'POST' && path === '/v1/accounts') {
-      registration = JSON.parse(init.body ?? '') as RegisterRequest;
-      return reply(201, { username: 'bob', deviceId: 1 });
-    }
-    if (path === '/v1/keys/count') return reply(200, { preKeys: 100, kyberPreKeys: 100 });
-    if (init.method === 'PUT' && path === '/v1/keys') return reply(204);
-    return reply(404, { error: { code: 'NOT_FOUND', message: 'no' } });
-  };
-  const cleanup = async (): Promise<void> => {
-    for (const c of wss.clients) c.terminate();
-    await new Promise((r) => wss.close(() => r(undefined)));
-  };
+  // ---- fake relay, and bob: a real client whose HTTP calls are answered by it ----
+  const relay = await fakeRelay();
+  const { acks, port, fetch } = relay;
+  const cleanup = () => relay.close();
   let bobClient: TacitClient | undefined;
   try {
     const bob = await TacitClient.register(
@@ -88,7 +57,7 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
       { server: `http://127.0.0.1:${port}`, username: 'bob' },
     );
     bobClient = bob;
-    assert.ok(registration);
+    assert.ok(relay.registration());
     const undecryptable: string[] = [];
     bob.on('undecryptable', (e) => undecryptable.push(`${e.from}:${e.reason}`));
 
@@ -96,7 +65,7 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
     const aliceId = IdentityKeyPair.generate(backend);
     const alice = new SessionManager(backend, inMemoryStores(aliceId, generateRegistrationId(backend)), { now: () => Date.now() });
     const bobAddr = new ProtocolAddress('bob', 1);
-    const reg = registration;
+    const reg = relay.registration()!;
     await alice.processPreKeyBundle(bobAddr, {
       registrationId: reg.registrationId,
       deviceId: 1,
@@ -118,10 +87,10 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
     const m4 = await msg('m4', 'fourth');
 
     await bob.connect(10_000);
-    await until(() => socket !== undefined, 'bob connected');
+    await until(() => relay.socket() !== undefined, 'bob connected');
     let serial = 0;
     const push = (ct: { type: string; body: Uint8Array }, from = 'alice', id = `e${++serial}`): string => {
-      socket!.send(JSON.stringify({ type: 'message', envelope: { id, type: ct.type, body: toBase64(ct.body), source: { username: from, deviceId: 1 }, timestamp: 1 } }));
+      relay.socket()!.send(JSON.stringify({ type: 'message', envelope: { id, type: ct.type, body: toBase64(ct.body), source: { username: from, deviceId: 1 }, timestamp: 1 } }));
       return id;
     };
     const flip = (body: Uint8Array, at: number): Uint8Array => {
@@ -145,11 +114,11 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
     pushed.push(push({ type: 'prekey', body: backend.randomBytes(300) })); // garbage
     pushed.push(push(notEnvelope)); // decrypts, but is not an envelope
     pushed.push(push({ type: 'sender-key', body: Uint8Array.of(0x33, ...backend.randomBytes(119)) })); // a group message from no group we know
-    socket!.send('{"type":"message","envelope":{"id":"x"'); // broken JSON
-    socket!.send(JSON.stringify({ type: 'message', envelope: { id: 'bad body', type: 'prekey', body: '***', source: { username: 'alice', deviceId: 1 }, timestamp: 1 } }));
+    relay.socket()!.send('{"type":"message","envelope":{"id":"x"'); // broken JSON
+    relay.socket()!.send(JSON.stringify({ type: 'message', envelope: { id: 'bad body', type: 'prekey', body: '***', source: { username: 'alice', deviceId: 1 }, timestamp: 1 } }));
     pushed.push(push(m2)); // genuine: the session is intact
     pushed.push(push(m3));
-    socket!.send(JSON.stringify({ type: 'queue-empty' }));
+    relay.socket()!.send(JSON.stringify({ type: 'queue-empty' }));
     await bob.waitDrained(30_000);
     await until(() => acks.length >= new Set(pushed).size, 'acks');
     // After its failures alice is throttled (throttle.ts): her genuine m2 and m3 were parked and
@@ -170,12 +139,12 @@ test('tampered, truncated, replayed and malformed pushes are rejected; the sessi
 
     // A binary frame and an oversized frame make the client drop that connection and reconnect;
     // it comes back and keeps receiving on the same session.
-    socket!.send(new Uint8Array([1, 2, 3]), { binary: true });
-    await until(() => connections === 2, 'reconnect after a binary frame');
-    await until(() => socket !== undefined && socket.readyState === 1 && connections === 2, 'ready again');
+    relay.socket()!.send(new Uint8Array([1, 2, 3]), { binary: true });
+    await until(() => relay.connections() === 2, 'reconnect after a binary frame');
+    await until(() => relay.socket() !== undefined && relay.socket()!.readyState === 1 && relay.connections() === 2, 'ready again');
     await new Promise((r) => setTimeout(r, 50));
-    socket!.send('x'.repeat(200 * 1024));
-    await until(() => connections === 3, 'reconnect after an oversized frame');
+    relay.socket()!.send('x'.repeat(200 * 1024));
+    await until(() => relay.connections() === 3, 'reconnect after an oversized frame');
     await new Promise((r) => setTimeout(r, 50));
     push(m4);
     let unread = await bob.unread();

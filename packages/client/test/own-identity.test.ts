@@ -5,12 +5,12 @@
 // relay here is a fake one (a real `ws` server on loopback) in front of a real client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { fromBase64, toBase64, type RegisterRequest } from '@tacit/api';
+import { fromBase64, toBase64 } from '@tacit/api';
 import { IdentityKeyPair, KyberPublicKey, ProtocolAddress, PublicKey, SessionManager, generateRegistrationId, inMemoryStores } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { MemoryRecordStore, TacitClient, encodeEnvelope, type FetchLike } from '../src/index.ts';
+import { MemoryRecordStore, TacitClient, encodeEnvelope } from '../src/index.ts';
 import { wsSocketFactory } from '../src/node.ts';
+import { fakeRelay } from './support/fake-relay.ts';
 
 const backend = nodeBackend();
 
@@ -29,39 +29,16 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 }
 
 test('a message from our own username under a foreign identity key is refused (FOREIGN_IDENTITY), not trusted, nothing stored', async () => {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise<void>((r) => wss.once('listening', () => r()));
-  const port = (wss.address() as { port: number }).port;
-  let socket: WebSocket | undefined;
-  const acks: string[] = [];
-  wss.on('connection', (ws) => {
-    ws.on('message', (data) => {
-      const f = JSON.parse(String(data)) as { type: string; id?: string; ids?: string[] };
-      if (f.type === 'auth') {
-        socket = ws;
-        ws.send(JSON.stringify({ type: 'ready', username: 'bob', deviceId: 1 }));
-      } else if (f.type === 'ack') acks.push(...(f.ids ?? (f.id ? [f.id] : [])));
-    });
-  });
-  let registration: RegisterRequest | undefined;
-  const fetch: FetchLike = async (url, init) => {
-    const path = new URL(url).pathname;
-    const reply = (status: number, body?: unknown) => ({ status, text: async () => (body === undefined ? '' : JSON.stringify(body)) });
-    if (init.method === 'POST' && path === '/v1/accounts') {
-      registration = JSON.parse(init.body ?? '') as RegisterRequest;
-      return reply(201, { username: 'bob', deviceId: 1 });
-    }
-    if (path === '/v1/keys/count') return reply(200, { preKeys: 100, kyberPreKeys: 100 });
-    if (init.method === 'PUT' && path === '/v1/keys') return reply(204);
-    return reply(404, { error: { code: 'NOT_FOUND', message: 'no' } });
-  };
+  const relay = await fakeRelay();
+  const { acks, port, fetch } = relay;
+  const socket = relay.socket;
   let bob: TacitClient | undefined;
   try {
     bob = await TacitClient.register(
       { store: new MemoryRecordStore(), backend, connect: wsSocketFactory, fetch, backoff: { baseMs: 10, maxMs: 50 } },
       { server: `http://127.0.0.1:${port}`, username: 'bob' },
     );
-    const reg = registration;
+    const reg = relay.registration();
     assert.ok(reg);
     const events: string[] = [];
     bob.on('undecryptable', (e) => events.push(`${e.from}/${e.fromDevice}:${e.reason}`));
@@ -96,14 +73,14 @@ test('a message from our own username under a foreign identity key is refused (F
     const genuine = await alice.encrypt(bobAddr, encodeEnvelope({ v: 1, id: 'a1', text: 'hello from alice', sentAt: 3 }));
 
     await bob.connect(10_000);
-    await until(() => socket !== undefined, 'bob connected');
+    await until(() => socket() !== undefined, 'bob connected');
     const push = (ct: { type: string; body: Uint8Array }, id: string, from: string, deviceId: number): void => {
-      socket!.send(JSON.stringify({ type: 'message', envelope: { id, type: ct.type, body: toBase64(ct.body), source: { username: from, deviceId }, timestamp: 1 } }));
+      socket()!.send(JSON.stringify({ type: 'message', envelope: { id, type: ct.type, body: toBase64(ct.body), source: { username: from, deviceId }, timestamp: 1 } }));
     };
     push(plain, 'e1', 'bob', 2);
     push(transcript, 'e2', 'bob', 3);
     push(genuine, 'e3', 'alice', 1);
-    socket!.send(JSON.stringify({ type: 'queue-empty' }));
+    socket()!.send(JSON.stringify({ type: 'queue-empty' }));
     await bob.waitDrained(30_000);
     await until(() => ['e1', 'e2', 'e3'].every((id) => acks.includes(id)), 'every delivery acknowledged');
     let unread: string[] = [];
@@ -116,7 +93,6 @@ test('a message from our own username under a foreign identity key is refused (F
     assert.deepEqual(changes, [], 'no identity-change decision is offered for our own account');
   } finally {
     await bob?.close();
-    for (const c of wss.clients) c.terminate();
-    await new Promise((r) => wss.close(() => r(undefined)));
+    await relay.close();
   }
 });
