@@ -1,6 +1,6 @@
 /**
  * Several server nodes behind one load balancer: Redis pub/sub carries what one node must tell
- * the others. Two events:
+ * the others. Three events:
  *
  * - deliver(keys, messages): messages were stored for these devices; a node holding one of their
  *   sockets hands them over. A small message travels in the event itself (id, the id before it in
@@ -11,12 +11,21 @@
  *   event or reconnect, and loses nothing.
  * - connected(key): this node now holds the device's socket; any other node holding an older
  *   socket for it closes that with REPLACED.
+ * - ephemeral(messages): an ephemeral send (a typing indicator, relay/ephemeral.ts) for devices
+ *   not connected to the sender's node. A node holding one of their sockets pushes it; every other
+ *   node drops it. Nothing is stored anywhere, and a lost event loses only that indicator.
+ *
+ * Events come from other nodes through Redis and are checked as input: a text over
+ * MAX_EVENT_CHARS is not parsed, and every field that ends up in a frame (usernames, device ids,
+ * bodies, ciphertext types) is checked for its type, range and alphabet, so a malformed event is
+ * dropped in whole or in part and never breaks a frame or the node.
  *
  * Every node receives every event (one channel): simple, and right for a few nodes; at many
  * nodes each one parses everyone's cross-node traffic (docs/OPERATIONS.md, "Capacity").
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { CIPHERTEXT_TYPES, MAX_DEVICE_ID, USERNAME_MAX_LENGTH, USERNAME_PATTERN, type CiphertextType } from '@tacit/api';
 import { CIPHERTEXT_TYPE_OF_KIND, type Address, type CiphertextKind } from './store.js';
 
 /** A stored message for a device that may be connected to another node. */
@@ -33,9 +42,20 @@ export interface RemoteMessage {
   bodyB64: string;
 }
 
+/** An ephemeral message for a device that is not connected to the sender's node. */
+export interface RemoteEphemeral {
+  /** addressKey of the recipient device. */
+  key: string;
+  type: CiphertextType;
+  from: Address;
+  timestamp: number;
+  bodyB64: string;
+}
+
 export interface ClusterHandlers {
   onDeliver(keys: string[], messages: RemoteMessage[]): void;
   onConnected(key: string): void;
+  onEphemeral(messages: RemoteEphemeral[]): void;
 }
 
 export interface Cluster {
@@ -44,12 +64,23 @@ export interface Cluster {
   /** `keys`: devices with new mail to page from the store; `messages`: new mail to hand over directly. */
   publishDeliver(keys: string[], messages?: RemoteMessage[]): void;
   publishConnected(key: string): void;
+  /**
+   * Hands ephemeral messages to the other nodes (fire and forget); returns how many were handed
+   * over (a body over MAX_CARRIED_BODY_CHARS is not: an ephemeral message has no stored copy to
+   * read instead).
+   */
+  publishEphemeral(messages: RemoteEphemeral[]): number;
   close(): Promise<void>;
 }
 
 /** A message in an event, compact: [key, id, after, kind, username, deviceId, timestamp, body]. */
 type WireMessage = [string, number, number, number, string, number, number, string];
-type Event = { t: 'd'; n: string; k: string[]; m?: WireMessage[] } | { t: 'c'; n: string; k: string };
+/** An ephemeral message in an event: [key, type, username, deviceId, timestamp, body]. */
+type WireEphemeral = [string, string, string, number, number, string];
+type Event =
+  | { t: 'd'; n: string; k: string[]; m?: WireMessage[] }
+  | { t: 'c'; n: string; k: string }
+  | { t: 'e'; n: string; m: WireEphemeral[] };
 
 /** Bounds a deliver event's keys and messages; a larger batch is split. */
 const MAX_KEYS_PER_EVENT = 1000;
@@ -61,19 +92,62 @@ const MAX_KEYS_PER_EVENT = 1000;
 const MAX_EVENT_BODY_CHARS = 256 * 1024;
 /** A body larger than this never travels in an event. */
 const MAX_CARRIED_BODY_CHARS = 16 * 1024;
+/**
+ * An event text longer than this is dropped unparsed. Above what a publisher here writes (the
+ * bodies, plus at most MAX_KEYS_PER_EVENT entries of well under 200 characters each besides their
+ * body), so it only ever refuses a malformed or hostile event, before JSON.parse allocates for it.
+ */
+const MAX_EVENT_CHARS = MAX_EVENT_BODY_CHARS + MAX_CARRIED_BODY_CHARS + MAX_KEYS_PER_EVENT * 200;
+/** Longest addressKey: a username, a dot and a device id. */
+const MAX_KEY_CHARS = USERNAME_MAX_LENGTH + 1 + String(MAX_DEVICE_ID).length;
+/** Standard base64 alphabet with padding: all a body may hold to be written into a frame as is. */
+const BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** A sender as written into a `message` frame: a valid username and device id. */
+function isSource(username: unknown, deviceId: unknown): boolean {
+  return (
+    typeof username === 'string' &&
+    username.length <= USERNAME_MAX_LENGTH &&
+    USERNAME_PATTERN.test(username) &&
+    Number.isSafeInteger(deviceId) &&
+    (deviceId as number) >= 1 &&
+    (deviceId as number) <= MAX_DEVICE_ID
+  );
+}
+
+function isKey(x: unknown): x is string {
+  return typeof x === 'string' && x.length <= MAX_KEY_CHARS;
+}
+
+function isBody(x: unknown): x is string {
+  return typeof x === 'string' && x.length > 0 && x.length <= MAX_CARRIED_BODY_CHARS && BASE64_TEXT.test(x);
+}
 
 function isWireMessage(x: unknown): x is WireMessage {
   return (
     Array.isArray(x) &&
     x.length === 8 &&
-    typeof x[0] === 'string' &&
+    isKey(x[0]) &&
     Number.isSafeInteger(x[1]) &&
     Number.isSafeInteger(x[2]) &&
     Object.prototype.hasOwnProperty.call(CIPHERTEXT_TYPE_OF_KIND, x[3] as number) &&
-    typeof x[4] === 'string' &&
-    Number.isSafeInteger(x[5]) &&
+    isSource(x[4], x[5]) &&
     Number.isSafeInteger(x[6]) &&
-    typeof x[7] === 'string'
+    isBody(x[7])
+  );
+}
+
+function isWireEphemeral(x: unknown): x is WireEphemeral {
+  return (
+    Array.isArray(x) &&
+    x.length === 6 &&
+    isKey(x[0]) &&
+    typeof x[1] === 'string' &&
+    Object.prototype.hasOwnProperty.call(CIPHERTEXT_TYPES, x[1]) &&
+    isSource(x[2], x[3]) &&
+    Number.isSafeInteger(x[4]) &&
+    (x[4] as number) >= 0 &&
+    isBody(x[5])
   );
 }
 
@@ -92,26 +166,39 @@ export class RedisCluster implements Cluster {
 
   async start(h: ClusterHandlers): Promise<void> {
     // This node's own events come back too (one channel): skip them before parsing their bodies.
-    const own = [`{"t":"d","n":"${this.nodeId}"`, `{"t":"c","n":"${this.nodeId}"`];
+    const own = [`{"t":"d","n":"${this.nodeId}"`, `{"t":"c","n":"${this.nodeId}"`, `{"t":"e","n":"${this.nodeId}"`];
     this.#sub.on('message', (channel: string, text: string) => {
-      if (channel !== this.#channel || text.startsWith(own[0]!) || text.startsWith(own[1]!)) return;
-      let e: Event;
+      if (channel !== this.#channel || typeof text !== 'string' || text.length > MAX_EVENT_CHARS) return;
+      if (text.startsWith(own[0]!) || text.startsWith(own[1]!) || text.startsWith(own[2]!)) return;
+      let parsed: unknown;
       try {
-        e = JSON.parse(text) as Event;
+        parsed = JSON.parse(text);
       } catch {
         return;
       }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return;
+      const e = parsed as Partial<Record<'t' | 'n' | 'k' | 'm', unknown>>;
       if (e.n === this.nodeId) return;
-      if (e.t === 'd' && Array.isArray(e.k)) {
-        const keys = e.k.filter((k): k is string => typeof k === 'string');
+      const list = Array.isArray(e.m) && e.m.length <= MAX_KEYS_PER_EVENT ? (e.m as unknown[]) : [];
+      if (e.t === 'd' && Array.isArray(e.k) && e.k.length <= MAX_KEYS_PER_EVENT) {
+        const keys = e.k.filter(isKey);
         const messages: RemoteMessage[] = [];
-        for (const m of Array.isArray(e.m) ? (e.m as unknown[]) : []) {
+        for (const m of list) {
           if (!isWireMessage(m)) continue;
           const [key, id, after, kind, username, deviceId, timestamp, bodyB64] = m;
           messages.push({ key, id, after, kind: kind as CiphertextKind, from: { username, deviceId }, timestamp, bodyB64 });
         }
         h.onDeliver(keys, messages);
-      } else if (e.t === 'c' && typeof e.k === 'string') h.onConnected(e.k);
+      } else if (e.t === 'c' && isKey(e.k)) h.onConnected(e.k);
+      else if (e.t === 'e') {
+        const messages: RemoteEphemeral[] = [];
+        for (const m of list) {
+          if (!isWireEphemeral(m)) continue;
+          const [key, type, username, deviceId, timestamp, bodyB64] = m;
+          messages.push({ key, type: type as CiphertextType, from: { username, deviceId }, timestamp, bodyB64 });
+        }
+        if (messages.length > 0) h.onEphemeral(messages);
+      }
     });
     await this.#sub.subscribe(this.#channel);
   }
@@ -151,6 +238,26 @@ export class RedisCluster implements Cluster {
 
   publishConnected(key: string): void {
     this.#publish({ t: 'c', n: this.nodeId, k: key });
+  }
+
+  publishEphemeral(messages: RemoteEphemeral[]): number {
+    let m: WireEphemeral[] = [];
+    let chars = 0;
+    let handed = 0;
+    const flush = () => {
+      if (m.length > 0) this.#publish({ t: 'e', n: this.nodeId, m });
+      m = [];
+      chars = 0;
+    };
+    for (const x of messages) {
+      if (x.bodyB64.length > MAX_CARRIED_BODY_CHARS) continue;
+      if (m.length >= MAX_KEYS_PER_EVENT || chars + x.bodyB64.length > MAX_EVENT_BODY_CHARS) flush();
+      m.push([x.key, x.type, x.from.username, x.from.deviceId, x.timestamp, x.bodyB64]);
+      chars += x.bodyB64.length;
+      handed++;
+    }
+    flush();
+    return handed;
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@ export { ServerError, isServerError } from './errors.js';
 export * from './store.js';
 export * from './fanout.js';
 export { fanoutDigest, RESEND_MEMORY_PER_DEVICE, RESEND_WINDOW_MS, sendDigest } from './resend.js';
-export { RedisCluster, type Cluster, type ClusterHandlers, type RemoteMessage } from './cluster.js';
+export { RedisCluster, type Cluster, type ClusterHandlers, type RemoteEphemeral, type RemoteMessage } from './cluster.js';
 export { LocalLimiters, RateLimiter, type BucketSpec, type ConnectionRegistry, type Limiters, type RateLimit } from './rate.js';
 export { RedisLimiters, connectionLeaseMs, type RedisLimitersOptions } from './rate-redis.js';
 export type { BlobStore, BlobInfo, NewBlob, AppendResult, AppendOptions } from './attachments/blob-store.js';

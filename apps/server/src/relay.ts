@@ -15,7 +15,7 @@ import { WebSocketServer } from 'ws';
 import { ROUTES, type ErrorCode } from '@tacit/api';
 import type { Context } from './context.js';
 import { addressKey, type Address } from './store.js';
-import type { RemoteMessage } from './cluster.js';
+import type { RemoteEphemeral, RemoteMessage } from './cluster.js';
 import { Connections } from './relay/connections.js';
 import { Delivery } from './relay/delivery.js';
 import { Hub } from './relay/hub.js';
@@ -73,6 +73,11 @@ export class Relay {
   onDeliver(keys: string[], messages: RemoteMessage[] = []): void {
     this.#delivery.wake(keys);
     this.#delivery.deliverRemote(messages);
+  }
+
+  /** Another node's ephemeral send (a typing indicator): pushed to the devices connected here. */
+  onEphemeral(messages: RemoteEphemeral[]): void {
+    this.#connections.ephemeral.deliverRemote(messages);
   }
 
   /** Another node took this device's socket. */

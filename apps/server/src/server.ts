@@ -138,7 +138,11 @@ export async function buildServer(options: ServerOptions): Promise<TacitServer> 
   ctx.relay = relay;
   const provisioning = new ProvisioningChannels({ ttlMs: limits.provisioningChannelTtlMs, now });
   ctx.provisioning = provisioning;
-  await options.cluster?.start({ onDeliver: (keys, messages) => relay.onDeliver(keys, messages), onConnected: (key) => relay.onConnected(key) });
+  await options.cluster?.start({
+    onDeliver: (keys, messages) => relay.onDeliver(keys, messages),
+    onConnected: (key) => relay.onConnected(key),
+    onEphemeral: (messages) => relay.onEphemeral(messages),
+  });
 
   app.setErrorHandler((err, _req, reply) => {
     if (isServerError(err)) {

@@ -7,7 +7,7 @@ import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import type { MessageFrame } from '@tacit/api';
-import { RedisCluster, type Cluster, type ClusterHandlers, type Limits, type RemoteMessage, type Store } from '../src/index.js';
+import { RedisCluster, type Cluster, type ClusterHandlers, type Limits, type RemoteEphemeral, type RemoteMessage, type Store } from '../src/index.js';
 import { Client, register, sendMessage, start, type Harness } from './helpers.js';
 import { testWithServices, dropSchemas, newSchema, openStore, redisUrl } from './postgres-env.js';
 
@@ -39,6 +39,9 @@ class HeldCluster implements Cluster {
   }
   publishConnected(key: string): void {
     this.#inner.publishConnected(key);
+  }
+  publishEphemeral(messages: RemoteEphemeral[]): number {
+    return this.#inner.publishEphemeral(messages);
   }
   release(): void {
     this.holding = false;

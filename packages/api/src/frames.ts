@@ -99,7 +99,8 @@ export interface SendFrame {
   /**
    * Relay only to the device's live connection and drop it otherwise: never stored, never
    * queued, never redelivered (typing indicators). Answered by `sent` with `ephemeral: true` and
-   * `delivered` (0 or 1). Rate limited per connection (EPHEMERAL_SENDS_PER_SECOND).
+   * `delivered` (0 or 1; with several nodes, a device handed to the other nodes counts: see
+   * docs/API.md). Rate limited per connection (EPHEMERAL_SENDS_PER_SECOND).
    */
   ephemeral?: boolean;
 }
@@ -233,7 +234,10 @@ export interface SentFrame {
   /** The envelope id the recipient will see. */
   serverId: string;
   timestamp: number;
-  /** An ephemeral send: not stored; `delivered` says whether a live connection took it (0 or 1). */
+  /**
+   * An ephemeral send: not stored; `delivered` says whether a live connection took it (0 or 1).
+   * With several nodes, 1 also when it was handed to the other nodes (an upper bound).
+   */
   ephemeral?: true;
   delivered?: number;
 }
@@ -267,7 +271,7 @@ export interface SentMultiFrame {
   stored: number;
   /** Devices skipped because their mailbox is full (MAX_QUEUE_PER_DEVICE); absent when none. */
   mailboxFull?: Address[];
-  /** An ephemeral send: nothing stored; `delivered` live connections took it. */
+  /** An ephemeral send: nothing stored; `delivered` live connections took it (several nodes: or were handed it). */
   ephemeral?: true;
   delivered?: number;
 }
