@@ -43,7 +43,7 @@ import {
   type PassphraseLock,
 } from '@tacit/client/browser';
 import { webBackend } from './crypto.js';
-import { workerInitialKeys } from './keygen.js';
+import { workerInitialKeys, workerKeys } from './keygen.js';
 import { browserSocketFactory } from './socket.js';
 import { TeamModel } from './team.js';
 import { GroupsModel } from './groups.js';
@@ -346,7 +346,7 @@ export class Chat {
   }
 
   async #options(store: RecordStore) {
-    return { store, backend: await webBackend(), connect: browserSocketFactory, initialKeys: workerInitialKeys(webBackend) };
+    return { store, backend: await webBackend(), connect: browserSocketFactory, initialKeys: workerInitialKeys(webBackend), keyGenerator: workerKeys(webBackend) };
   }
 
   async register(username: string, inviteCode: string): Promise<void> {

@@ -24,7 +24,7 @@ import { GROUP_CLOSE_GRACE_MS, Groups, type GroupInfo, type GroupSendResult } fr
 import { groupConversation } from './group/state.js';
 import { PREFIX } from './keys.js';
 import { Outbox, type SendResult } from './outbox.js';
-import { makeInitialKeys, type InitialKeyGenerator, kyberPreKeyWire, planKeyMaintenance, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
+import { applyKeyMaintenance, checkEncodedKeys, keyMaintenanceRequest, makeInitialKeys, makeKeys, type InitialKeyGenerator, type KeyGenerator, kyberPreKeyWire, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
 import { recordStores } from './protocol-stores.js';
 import type { RecordStore } from './record-store.js';
 import { nextTurn, Relay, type SocketFactory } from './relay.js';
@@ -69,6 +69,12 @@ export interface ClientOptions {
    * `register` and `link`. Default: `encodeInitialKeys(generateInitialKeys(...))` here, synchronously.
    */
   initialKeys?: InitialKeyGenerator;
+  /**
+   * Makes the keys of pre-key refills and signed pre-key rotations (`maintainKeys`) off this
+   * thread (the web client: its key worker), with the ids the client allocated; what it returns is
+   * checked before anything is stored. Default: `makeKeys` here, synchronously.
+   */
+  keyGenerator?: KeyGenerator;
 }
 
 export interface RegisterOptions {
@@ -587,8 +593,17 @@ export class TacitClient {
           await this.#core.mutate((t) => t.delete(UPLOAD_KEY));
         }
         const counts = await this.#http.keyCount();
+        // What is due and the new keys' ids, then the keys made outside the state lock (a
+        // generator in a worker takes a while; messages keep being decrypted meanwhile), then
+        // written, with the upload they make, in one transaction committed before uploading.
+        const now = this.#core.now();
+        const identity = this.#core.identity;
+        const request = await keyMaintenanceRequest(this.#core.view(), counts, now);
+        const generator = this.#opts.keyGenerator;
+        const keys =
+          request === undefined ? undefined : generator !== undefined ? await checkEncodedKeys(await generator(identity, request, now), request, nextTurn) : makeKeys(this.#core.backend, identity, request, now);
         const upload = await this.#core.mutate(async (t) => {
-          const u = await planKeyMaintenance(this.#core.backend, this.#core.identity, t, counts, this.#core.now());
+          const u = await applyKeyMaintenance(t, counts, now, request, keys);
           if (u) t.write(uploadCodec, UPLOAD_KEY, u);
           return u;
         });

@@ -19,8 +19,9 @@ export { backoffDelay, DEFAULT_BACKOFF, MAX_BACKOFF_EXPONENT, type BackoffPolicy
 export { decodeEnvelope, readEnvelope, encodeEnvelope, ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, PADDING_BLOCK, type Envelope } from './envelope.js';
 export { MAX_TEXT_LENGTH, checkText, countCharacters, describeTextProblem, neutralizeControls, type TextProblem } from './text.js';
 export { HttpApi, normalizeServerUrl, relayUrl, HTTP_TIMEOUT_MS, type FetchLike } from './http.js';
-export { ONE_TIME_KEY_BATCH, REFILL_THRESHOLD, SIGNED_PRE_KEY_ROTATION_MS, RETIRED_KEY_GRACE_MS, planKeyMaintenance } from './prekeys.js';
+export { MAX_GENERATED_KEY_ID, ONE_TIME_KEY_BATCH, REFILL_THRESHOLD, SIGNED_PRE_KEY_ROTATION_MS, RETIRED_KEY_GRACE_MS, planKeyMaintenance } from './prekeys.js';
 export { MAX_KEY_RECORD_BYTES, checkEncodedInitialKeys, encodeInitialKeys, generateInitialKeys, makeInitialKeys, type EncodedInitialKeys, type EncodedKey, type InitialKeyGenerator, type InitialKeys } from './prekeys.js';
+export { applyKeyMaintenance, checkEncodedKeys, initialKeyRequest, keyMaintenanceRequest, makeKeys, type EncodedKeys, type KeyGenerator, type KeyRequest } from './prekeys.js';
 export { DEVICE_LIST_TTL_MS } from './directory.js';
 export {
   MAX_STORED_MESSAGES,

@@ -185,16 +185,75 @@ export function encodeInitialKeys(k: InitialKeys): EncodedInitialKeys {
 }
 
 /**
- * Checks encoded initial keys from elsewhere (a worker's answer) without parsing the records,
- * which is the work the generator was meant to take off this thread: the shape; each record
- * bytes of 1..MAX_KEY_RECORD_BYTES; each wire form as the server's validators see it; the ids
- * `generateInitialKeys` gives (signed and last-resort 1, one-time EC 1..N, one-time Kyber
- * 2..N+1, N = ONE_TIME_KEY_BATCH). Anything else is INVALID_ARGUMENT. What is not checked here:
- * the signatures (the server verifies each against the identity at registration and refuses the
- * account otherwise) and that a record holds the private half of its wire key (the generator is
- * the page's own code; a record is parsed, and checked, when a session uses it).
+ * The keys a refill or rotation needs made, with the ids `planKeyMaintenance` allocated for them
+ * from the bookkeeping (the generator never chooses an id). Each list holds at most
+ * ONE_TIME_KEY_BATCH ids.
  */
-export async function checkEncodedInitialKeys(v: unknown, pause: () => Promise<void> = async () => undefined): Promise<EncodedInitialKeys> {
+export interface KeyRequest {
+  preKeyIds: number[];
+  kyberPreKeyIds: number[];
+  signedPreKeyId?: number;
+  lastResortId?: number;
+}
+
+/** Keys made for a `KeyRequest`, encoded as stored and as uploaded, in the request's order. */
+export interface EncodedKeys {
+  preKeys: EncodedKey<PreKey>[];
+  kyberPreKeys: EncodedKey<KyberPreKey>[];
+  signedPreKey?: EncodedKey<SignedPreKey>;
+  lastResort?: EncodedKey<KyberPreKey>;
+}
+
+/**
+ * Makes the keys of a refill or rotation (`ClientOptions.keyGenerator`), possibly somewhere else
+ * than the caller's thread: the web client runs `makeKeys` in its key worker, since 100 Kyber
+ * key pairs and their signatures are one task of hundreds of milliseconds on a page's main
+ * thread. Gets the identity key pair, private key included, to sign the signed and Kyber
+ * pre-keys. What it returns is checked (`checkEncodedKeys`) before anything is stored.
+ */
+export type KeyGenerator = (identity: IdentityKeyPair, request: KeyRequest, now: number) => Promise<EncodedKeys>;
+
+/** The default key generator: here, synchronously. */
+export function makeKeys(backend: CryptoBackend, identity: IdentityKeyPair, request: KeyRequest, now: number): EncodedKeys {
+  const out: EncodedKeys = {
+    preKeys: request.preKeyIds.map((id) => {
+      const r = generatePreKey(backend, id);
+      return { record: r.serialize(), wire: preKeyWire(r) };
+    }),
+    kyberPreKeys: request.kyberPreKeyIds.map((id) => {
+      const r = generateKyberPreKey(backend, identity, id, now);
+      return { record: r.serialize(), wire: kyberPreKeyWire(r) };
+    }),
+  };
+  if (request.signedPreKeyId !== undefined) {
+    const r = generateSignedPreKey(backend, identity, request.signedPreKeyId, now);
+    out.signedPreKey = { record: r.serialize(), wire: signedPreKeyWire(r) };
+  }
+  if (request.lastResortId !== undefined) {
+    const r = generateKyberPreKey(backend, identity, request.lastResortId, now);
+    out.lastResort = { record: r.serialize(), wire: kyberPreKeyWire(r) };
+  }
+  return out;
+}
+
+/** The ids `generateInitialKeys` gives: signed and last-resort 1, one-time EC 1..N, one-time Kyber 2..N+1. */
+export function initialKeyRequest(): Required<KeyRequest> {
+  const ids = (first: number) => Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => first + i);
+  return { preKeyIds: ids(1), kyberPreKeyIds: ids(2), signedPreKeyId: 1, lastResortId: 1 };
+}
+
+/**
+ * Checks keys made elsewhere (a worker's answer) for `request` without parsing the records,
+ * which is the work the generator was meant to take off this thread: the shape; each record
+ * bytes of 1..MAX_KEY_RECORD_BYTES; each wire form as the server's validators see it; exactly
+ * the requested keys with the requested ids, in order (a signed or last-resort key that was not
+ * asked for is refused too). Anything else is INVALID_ARGUMENT. Awaits `pause` after every
+ * KEYS_PER_STEP keys. What is not checked here: the signatures (the server verifies each against
+ * the identity and refuses the upload otherwise) and that a record holds the private half of its
+ * wire key (the generator is the client's own code; a record is parsed, and checked, when a
+ * session uses it).
+ */
+export async function checkEncodedKeys(v: unknown, request: KeyRequest, pause: () => Promise<void> = async () => undefined): Promise<EncodedKeys> {
   const bad = (why: string): never => {
     throw new ClientError('INVALID_ARGUMENT', `generated keys refused: ${why}`);
   };
@@ -207,22 +266,40 @@ export async function checkEncodedInitialKeys(v: unknown, pause: () => Promise<v
     if (w.value.keyId !== id) return bad(`${what}: unexpected key id`);
     return { record, wire: w.value };
   };
-  const list = async <W extends { keyId: number }>(x: unknown, wire: Validator<W>, firstId: number, what: string): Promise<EncodedKey<W>[]> => {
-    if (!Array.isArray(x) || x.length !== ONE_TIME_KEY_BATCH) return bad(`${what}: expected ${ONE_TIME_KEY_BATCH}`);
+  const list = async <W extends { keyId: number }>(x: unknown, wire: Validator<W>, ids: number[], what: string): Promise<EncodedKey<W>[]> => {
+    if (!Array.isArray(x) || x.length !== ids.length) return bad(`${what}: expected ${ids.length}`);
     const out: EncodedKey<W>[] = [];
     for (let i = 0; i < x.length; i++) {
-      out.push(key(x[i], wire, firstId + i, what));
+      out.push(key(x[i], wire, ids[i]!, what));
       if ((i + 1) % KEYS_PER_STEP === 0) await pause();
     }
     return out;
   };
-  if (!isObj(v)) return bad('not an object');
-  return {
-    signedPreKey: key(v['signedPreKey'], validateSignedPreKey, 1, 'signed pre-key'),
-    lastResort: key(v['lastResort'], validateKyberPreKey, 1, 'last-resort key'),
-    preKeys: await list(v['preKeys'], validatePreKey, 1, 'one-time pre-keys'),
-    kyberPreKeys: await list(v['kyberPreKeys'], validateKyberPreKey, 2, 'Kyber pre-keys'),
+  const single = <W extends { keyId: number }>(x: unknown, wire: Validator<W>, id: number | undefined, what: string): EncodedKey<W> | undefined => {
+    if (id === undefined) return x === undefined ? undefined : bad(`${what}: not asked for`);
+    return key(x, wire, id, what);
   };
+  if (!isObj(v)) return bad('not an object');
+  const out: EncodedKeys = {
+    preKeys: await list(v['preKeys'], validatePreKey, request.preKeyIds, 'one-time pre-keys'),
+    kyberPreKeys: await list(v['kyberPreKeys'], validateKyberPreKey, request.kyberPreKeyIds, 'Kyber pre-keys'),
+  };
+  const spk = single(v['signedPreKey'], validateSignedPreKey, request.signedPreKeyId, 'signed pre-key');
+  const lr = single(v['lastResort'], validateKyberPreKey, request.lastResortId, 'last-resort key');
+  if (spk) out.signedPreKey = spk;
+  if (lr) out.lastResort = lr;
+  return out;
+}
+
+/**
+ * Checks encoded initial keys from elsewhere (a worker's answer): `checkEncodedKeys` with the ids
+ * `generateInitialKeys` gives (`initialKeyRequest`). The server verifies every signature at
+ * registration and refuses the account otherwise.
+ */
+export async function checkEncodedInitialKeys(v: unknown, pause: () => Promise<void> = async () => undefined): Promise<EncodedInitialKeys> {
+  const k = await checkEncodedKeys(v, initialKeyRequest(), pause);
+  // Both were asked for, so both are there.
+  return { preKeys: k.preKeys, kyberPreKeys: k.kyberPreKeys, signedPreKey: k.signedPreKey!, lastResort: k.lastResort! };
 }
 
 /**
@@ -276,22 +353,19 @@ async function all(t: Txn, prefix: string, codec: RecordCodec<WithBlob<KeyMeta>>
   });
 }
 
-/**
- * Plans the upload that brings the server back to a full stock and up to date keys, writing the
- * new private keys (and retiring the replaced ones) into `t`. Returns undefined when nothing is
- * due. The caller commits `t` BEFORE uploading, so a crash never leaves the server with public
- * keys whose private halves we lost.
- */
-export async function planKeyMaintenance(
-  backend: CryptoBackend,
-  identity: IdentityKeyPair,
-  t: Txn,
-  counts: { preKeys: number; kyberPreKeys: number },
-  now: number,
-): Promise<UploadKeysRequest | undefined> {
-  const state = await t.read(keyStateCodec, KEY_STATE_KEY);
-  if (state === undefined) return undefined;
-  const upload: UploadKeysRequest = {};
+/** What is due, from the bookkeeping as it is in `t`: the keys to make, and what they replace. */
+interface Due {
+  request: KeyRequest | undefined;
+  /** The bookkeeping once the request's ids are taken. */
+  state: KeyState;
+  kyber: KeyEntry[];
+  currentSigned: KeyEntry | undefined;
+}
+
+async function due(t: Txn, counts: { preKeys: number; kyberPreKeys: number }, now: number): Promise<Due | undefined> {
+  const stored = await t.read(keyStateCodec, KEY_STATE_KEY);
+  if (stored === undefined) return undefined;
+  const state = { ...stored };
   const kyber = await all(t, PREFIX.kyberPreKey, kyberPreKeyCodec);
   const held = new Set(kyber.map((k) => k.id));
   const allocKyberId = (): number => {
@@ -302,56 +376,102 @@ export async function planKeyMaintenance(
     held.add(id);
     return id;
   };
-  const retire = (codec: RecordCodec<WithBlob<KeyMeta>>, e: KeyEntry): void => {
-    e.meta = { ...e.meta, retiredAt: now };
-    t.write(codec, e.key, { meta: e.meta, blob: e.blob });
-  };
+  const request: KeyRequest = { preKeyIds: [], kyberPreKeyIds: [] };
   if (counts.preKeys < REFILL_THRESHOLD) {
-    // The upload replaces every one-time key on the server: retire ours, keep them for the grace period.
-    for (const e of await all(t, PREFIX.preKey, preKeyCodec)) if (e.meta.retiredAt === undefined) retire(preKeyCodec, e);
-    const list: PreKey[] = [];
     for (let i = 0; i < ONE_TIME_KEY_BATCH; i++) {
-      const id = state.nextPreKeyId;
-      state.nextPreKeyId = nextId(id);
-      const r = generatePreKey(backend, id);
-      t.write(preKeyCodec, preKeyKey(id), { meta: { createdAt: now }, blob: r.serialize() });
-      list.push(preKeyWire(r));
+      request.preKeyIds.push(state.nextPreKeyId);
+      state.nextPreKeyId = nextId(state.nextPreKeyId);
     }
-    upload.preKeys = list;
   }
   if (counts.kyberPreKeys < REFILL_THRESHOLD) {
-    for (const e of kyber) if (!e.meta.lastResort && e.meta.retiredAt === undefined) retire(kyberPreKeyCodec, e);
-    const list: KyberPreKey[] = [];
-    for (let i = 0; i < ONE_TIME_KEY_BATCH; i++) {
-      const id = allocKyberId();
-      const r = generateKyberPreKey(backend, identity, id, now);
-      t.write(kyberPreKeyCodec, kyberPreKeyKey(id), { meta: { createdAt: now, lastResort: false }, blob: r.serialize() });
-      list.push(kyberPreKeyWire(r));
-    }
-    upload.kyberPreKeys = list;
+    for (let i = 0; i < ONE_TIME_KEY_BATCH; i++) request.kyberPreKeyIds.push(allocKyberId());
   }
   const signed = await all(t, PREFIX.signedPreKey, signedPreKeyCodec);
-  const current = signed.find((e) => e.id === state.currentSignedPreKeyId);
-  if (current === undefined || now - current.meta.createdAt >= SIGNED_PRE_KEY_ROTATION_MS || now < current.meta.createdAt) {
-    if (current) retire(signedPreKeyCodec, current);
-    const id = state.nextSignedPreKeyId;
-    state.nextSignedPreKeyId = nextId(id);
-    const r = generateSignedPreKey(backend, identity, id, now);
-    t.write(signedPreKeyCodec, signedPreKeyKey(id), { meta: { createdAt: now }, blob: r.serialize() });
-    state.currentSignedPreKeyId = id;
-    upload.signedPreKey = signedPreKeyWire(r);
-
-    const oldLr = kyber.find((e) => e.id === state.currentLastResortKyberId);
-    if (oldLr) retire(kyberPreKeyCodec, oldLr);
-    const lrId = allocKyberId();
-    const lr = generateKyberPreKey(backend, identity, lrId, now);
-    t.write(kyberPreKeyCodec, kyberPreKeyKey(lrId), { meta: { createdAt: now, lastResort: true }, blob: lr.serialize() });
-    state.currentLastResortKyberId = lrId;
-    upload.kyberLastResortKey = kyberPreKeyWire(lr);
+  const currentSigned = signed.find((e) => e.id === state.currentSignedPreKeyId);
+  if (currentSigned === undefined || now - currentSigned.meta.createdAt >= SIGNED_PRE_KEY_ROTATION_MS || now < currentSigned.meta.createdAt) {
+    request.signedPreKeyId = state.nextSignedPreKeyId;
+    state.nextSignedPreKeyId = nextId(state.nextSignedPreKeyId);
+    request.lastResortId = allocKyberId();
   }
-  t.write(keyStateCodec, KEY_STATE_KEY, state);
+  const none = request.preKeyIds.length === 0 && request.kyberPreKeyIds.length === 0 && request.signedPreKeyId === undefined;
+  return { request: none ? undefined : request, state, kyber, currentSigned };
+}
+
+const sameRequest = (a: KeyRequest | undefined, b: KeyRequest | undefined): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The first half of key maintenance: what is due given the server's counts, with the ids to
+ * give the new keys (allocated as `applyKeyMaintenance` will take them), or undefined when
+ * nothing is. Reads only: run it on a view, make the keys (`KeyGenerator`, maybe in a worker),
+ * then apply them in a transaction.
+ */
+export async function keyMaintenanceRequest(t: Txn, counts: { preKeys: number; kyberPreKeys: number }, now: number): Promise<KeyRequest | undefined> {
+  return (await due(t, counts, now))?.request;
+}
+
+/**
+ * The second half: writes the keys made for `request` (checked: `checkEncodedKeys`) into `t`,
+ * retires the ones they replace, advances the bookkeeping, prunes retired keys, and returns the
+ * upload that brings the server back to a full stock (undefined when nothing was due). The
+ * caller commits `t` BEFORE uploading, so a crash never leaves the server with public keys whose
+ * private halves we lost. If the bookkeeping moved since `request` was planned (ids taken
+ * meanwhile), nothing is written and the result is INVALID_ARGUMENT: plan again.
+ */
+export async function applyKeyMaintenance(
+  t: Txn,
+  counts: { preKeys: number; kyberPreKeys: number },
+  now: number,
+  request: KeyRequest | undefined,
+  keys: EncodedKeys | undefined,
+): Promise<UploadKeysRequest | undefined> {
+  const d = await due(t, counts, now);
+  if (d === undefined) return undefined;
+  if (!sameRequest(d.request, request)) throw new ClientError('INVALID_ARGUMENT', 'key bookkeeping changed since the keys were planned');
+  if (d.request !== undefined && keys === undefined) throw new ClientError('INVALID_ARGUMENT', 'no keys for the planned maintenance');
+  const upload: UploadKeysRequest = {};
+  const retire = (codec: RecordCodec<WithBlob<KeyMeta>>, e: KeyEntry): void => {
+    t.write(codec, e.key, { meta: { ...e.meta, retiredAt: now }, blob: e.blob });
+  };
+  if (keys !== undefined && keys.preKeys.length > 0) {
+    // The upload replaces every one-time key on the server: retire ours, keep them for the grace period.
+    for (const e of await all(t, PREFIX.preKey, preKeyCodec)) if (e.meta.retiredAt === undefined) retire(preKeyCodec, e);
+    for (const k of keys.preKeys) t.write(preKeyCodec, preKeyKey(k.wire.keyId), { meta: { createdAt: now }, blob: k.record });
+    upload.preKeys = keys.preKeys.map((k) => k.wire);
+  }
+  if (keys !== undefined && keys.kyberPreKeys.length > 0) {
+    for (const e of d.kyber) if (!e.meta.lastResort && e.meta.retiredAt === undefined) retire(kyberPreKeyCodec, e);
+    for (const k of keys.kyberPreKeys) t.write(kyberPreKeyCodec, kyberPreKeyKey(k.wire.keyId), { meta: { createdAt: now, lastResort: false }, blob: k.record });
+    upload.kyberPreKeys = keys.kyberPreKeys.map((k) => k.wire);
+  }
+  if (keys?.signedPreKey !== undefined && keys.lastResort !== undefined) {
+    if (d.currentSigned) retire(signedPreKeyCodec, d.currentSigned);
+    t.write(signedPreKeyCodec, signedPreKeyKey(keys.signedPreKey.wire.keyId), { meta: { createdAt: now }, blob: keys.signedPreKey.record });
+    d.state.currentSignedPreKeyId = keys.signedPreKey.wire.keyId;
+    upload.signedPreKey = keys.signedPreKey.wire;
+    const oldLr = d.kyber.find((e) => e.id === d.state.currentLastResortKyberId);
+    if (oldLr) retire(kyberPreKeyCodec, oldLr);
+    t.write(kyberPreKeyCodec, kyberPreKeyKey(keys.lastResort.wire.keyId), { meta: { createdAt: now, lastResort: true }, blob: keys.lastResort.record });
+    d.state.currentLastResortKyberId = keys.lastResort.wire.keyId;
+    upload.kyberLastResortKey = keys.lastResort.wire;
+  }
+  t.write(keyStateCodec, KEY_STATE_KEY, d.state);
   await pruneRetired(t, now);
   return Object.keys(upload).length === 0 ? undefined : upload;
+}
+
+/**
+ * Both halves in one transaction, the keys made here, synchronously (what a client without a
+ * `keyGenerator` does). The caller commits `t` BEFORE uploading.
+ */
+export async function planKeyMaintenance(
+  backend: CryptoBackend,
+  identity: IdentityKeyPair,
+  t: Txn,
+  counts: { preKeys: number; kyberPreKeys: number },
+  now: number,
+): Promise<UploadKeysRequest | undefined> {
+  const request = await keyMaintenanceRequest(t, counts, now);
+  return applyKeyMaintenance(t, counts, now, request, request && makeKeys(backend, identity, request, now));
 }
 
 /** Drops retired keys past the grace period, and the oldest past the count caps. */
