@@ -104,11 +104,14 @@ export class ServerProcess {
   /** The invite code printed on first start (invite mode). */
   firstInvite: string | undefined;
   stderr = '';
+  /** Extra environment (limit overrides such as TACIT_BUNDLE_FETCH_BURST). */
+  readonly #extraEnv: Record<string, string>;
 
-  constructor(dataDir: string, port: number, registration: 'invite' | 'open') {
+  constructor(dataDir: string, port: number, registration: 'invite' | 'open', env: Record<string, string> = {}) {
     this.dataDir = dataDir;
     this.port = port;
     this.registration = registration;
+    this.#extraEnv = env;
   }
 
   get url(): string {
@@ -124,6 +127,7 @@ export class ServerProcess {
       TACIT_STATIC_DIR: DIST,
       TACIT_REGISTRATION: this.registration,
       TACIT_LOG_LEVEL: 'warn',
+      ...this.#extraEnv,
     };
     delete env['INIT_CWD'];
     return env;
