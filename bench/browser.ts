@@ -17,9 +17,12 @@ import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { build } from 'vite';
 import { buildServer, SqliteStore } from '@tacit/server';
+import { ONE_TIME_KEY_BATCH } from '@tacit/client';
 import { LibsignalParty } from '../packages/protocol/test/support/libsignal.ts';
 import { WORKLOADS, type Workload, WorkloadRunner } from './browser/workloads.ts';
 import { machineLoad } from './machine.ts';
+import { registerBare } from '../packages/client/test/support/server-process.ts';
+import { authorizationHeader, type DeviceCredentials } from '@tacit/api';
 
 const { values: flags } = parseArgs({
   options: {
@@ -62,13 +65,24 @@ function longestMainThreadTask(trace: Trace): { wallMs: number; cpuMs: number } 
   return { wallMs: r0(wall), cpuMs: r0(cpu) };
 }
 
+/** Takes one-time keys of `username` (bundle fetches by `who`) until the server holds none. */
+async function drain(origin: string, who: DeviceCredentials, username: string): Promise<void> {
+  for (let i = 0; i <= ONE_TIME_KEY_BATCH; i++) {
+    const r = await fetch(`${origin}/v1/keys/${username}/1`, { headers: { authorization: authorizationHeader(who) } });
+    if (r.status !== 200) throw new Error(`bundle fetch: ${r.status}`);
+    const b = (await r.json()) as { devices: { preKey?: unknown }[] };
+    if (b.devices[0]?.preKey === undefined) return;
+  }
+}
+
 const dist = mkdtempSync(join(tmpdir(), 'tacit-bench-browser-'));
 const server = await buildServer({
   store: new SqliteStore({ path: ':memory:' }),
   registration: 'open',
   staticDir: dist,
   logger: false,
-  limits: { registrationBurst: 1000, registrationPerHour: 1_000_000 },
+  // The refill step drains a device's one-time keys by fetching its bundles.
+  limits: { registrationBurst: 1000, registrationPerHour: 1_000_000, bundleFetchBurst: 1_000_000, bundleFetchPerMinute: 1_000_000 },
 });
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
 try {
@@ -96,6 +110,8 @@ try {
     prepare(w: Workload): Promise<void>;
     round(w: Workload, ms: number): Promise<number>;
     register(username: string): Promise<{ ms: number; longTasks: number[] }>;
+    refill(onPage: boolean): Promise<{ ms: number; longTasks: number[] }>;
+    close(): Promise<void>;
   };
   const callOn = <T>(p: typeof page, fn: (b: Bench, arg: unknown) => Promise<T>, arg?: unknown): Promise<T> =>
     p.evaluate(([src, a]) => (new Function('b', 'a', `return (${src})(b, a)`) as (b: unknown, a: unknown) => Promise<T>)((globalThis as { tacitBench?: unknown }).tacitBench, a), [fn.toString(), arg] as const);
@@ -136,20 +152,36 @@ try {
   await page.close();
   const regs: { ms: number; longTasks: number[] }[] = [];
   const cpuTasks: { wallMs: number; cpuMs: number }[] = [];
+  // Refills: in the key worker (as the web client does them), and on the page for comparison.
+  const refills: { ms: number; longTasks: number[] }[] = [];
+  const refillCpu: { wallMs: number; cpuMs: number }[] = [];
+  const pageRefills: { ms: number; longTasks: number[] }[] = [];
+  const pageRefillCpu: { wallMs: number; cpuMs: number }[] = [];
+  const origin = `http://127.0.0.1:${port}`;
+  const drainer = await registerBare(origin, 'drainer');
   for (let i = 0; i < REGISTRATIONS; i++) {
     const p = await browser.newPage();
     p.on('pageerror', (e) => console.error('page error:', e.message));
     p.on('console', (m) => {
       if (m.type() === 'warning' || m.type() === 'error') console.error(`page ${m.type()}: ${m.text().slice(0, 200)}`);
     });
-    await p.goto(`http://127.0.0.1:${port}/index.html`);
+    await p.goto(`${origin}/index.html`);
     await p.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
     await callOn(p, (b) => b.init());
     // A trace beside the page's own long-task observer: its tasks' thread (CPU) time, which the
     // wall-clock durations of a starved machine hide (a 120 ms busy loop here got 22 ms of CPU).
-    await browser.startTracing(p, { categories: ['toplevel', 'disabled-by-default-devtools.timeline', '__metadata'] });
-    regs.push(await callOn(p, (b, a) => b.register(a as string), `bench${i}`));
-    cpuTasks.push(longestMainThreadTask(JSON.parse((await browser.stopTracing()).toString()) as Trace));
+    const traced = async (fn: () => Promise<{ ms: number; longTasks: number[] }>, out: { ms: number; longTasks: number[] }[], cpu: { wallMs: number; cpuMs: number }[]) => {
+      await browser.startTracing(p, { categories: ['toplevel', 'disabled-by-default-devtools.timeline', '__metadata'] });
+      out.push(await fn());
+      cpu.push(longestMainThreadTask(JSON.parse((await browser.stopTracing()).toString()) as Trace));
+    };
+    const username = `bench${i}`;
+    await traced(() => callOn(p, (b, a) => b.register(a as string), username), regs, cpuTasks);
+    await drain(origin, drainer, username);
+    await traced(() => callOn(p, (b) => b.refill(false)), refills, refillCpu);
+    await drain(origin, drainer, username);
+    await traced(() => callOn(p, (b) => b.refill(true)), pageRefills, pageRefillCpu);
+    await callOn(p, (b) => b.close());
     await p.close();
   }
   const registerMs = r0(median(regs.map((r) => r.ms)));
@@ -161,7 +193,29 @@ try {
   console.log(
     `register  CPU time of the page's longest main-thread task, per registration (trace): ${cpuTasks.map((t) => `${t.cpuMs} ms (wall ${t.wallMs})`).join(', ')}; longest ${longestCpu} ms`,
   );
-  console.log(JSON.stringify({ ...results, registerMs, longestTaskMs: longest, longestTaskCpuMs: longestCpu }));
+  const summary = (label: string, rs: { ms: number; longTasks: number[] }[], cpu: { wallMs: number; cpuMs: number }[]) => {
+    const longestWall = Math.max(0, ...rs.flatMap((r) => r.longTasks));
+    const longestCpuMs = Math.max(0, ...cpu.map((t) => t.cpuMs));
+    console.log(
+      `${label}: ${r0(median(rs.map((r) => r.ms)))} ms median [${rs.map((r) => r0(r.ms)).join(', ')}]; main-thread long tasks ${rs.map((r) => `[${r.longTasks.join(', ')}]`).join(' ')} ms, longest ${longestWall} ms; CPU time of the longest task (trace): ${cpu.map((t) => `${t.cpuMs} ms (wall ${t.wallMs})`).join(', ')} | ${machineLoad()}`,
+    );
+    return { ms: r0(median(rs.map((r) => r.ms))), longestTaskMs: longestWall, longestTaskCpuMs: longestCpuMs };
+  };
+  const refill = summary('refill    100 + 100 one-time keys in the key worker', refills, refillCpu);
+  const pageRefill = summary('refill    the same on the page (before the worker did refills)', pageRefills, pageRefillCpu);
+  console.log(
+    JSON.stringify({
+      ...results,
+      registerMs,
+      longestTaskMs: longest,
+      longestTaskCpuMs: longestCpu,
+      refillMs: refill.ms,
+      refillLongestTaskMs: refill.longestTaskMs,
+      refillLongestTaskCpuMs: refill.longestTaskCpuMs,
+      refillOnPageLongestTaskMs: pageRefill.longestTaskMs,
+      refillOnPageLongestTaskCpuMs: pageRefill.longestTaskCpuMs,
+    }),
+  );
 } finally {
   await browser.close();
   await server.close();

@@ -8,9 +8,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { authorizationHeader, toBase64, type BundleResponse, type DeviceCredentials, type RegisterRequest } from '@tacit/api';
-import { IdentityKeyPair, generateKyberPreKey, generateRegistrationId, generateSignedPreKey } from '@tacit/protocol';
-import { nodeBackend } from '@tacit/protocol/node';
+import { authorizationHeader, type BundleResponse } from '@tacit/api';
+import { registerBare } from '../../../packages/client/test/support/server-process.ts';
 import { DESKTOP, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
 import * as ui from './ui.ts';
 
@@ -40,29 +39,6 @@ describe('tacit web client, pre-key refills', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(seen.errors, [], 'no uncaught errors in the page');
   });
 
-  /** An account that only fetches bundles, registered over the HTTP API. */
-  async function drainer(): Promise<DeviceCredentials> {
-    const backend = nodeBackend();
-    const identity = IdentityKeyPair.generate(backend);
-    const spk = generateSignedPreKey(backend, identity, 1, 0);
-    const kyber = generateKyberPreKey(backend, identity, 1, 0);
-    const secret = toBase64(backend.randomBytes(32));
-    const req: RegisterRequest = {
-      username: 'drainer',
-      deviceId: 1,
-      registrationId: generateRegistrationId(backend),
-      identityKey: toBase64(identity.publicKey.serialize()),
-      signedPreKey: { keyId: 1, publicKey: toBase64(spk.keyPair.publicKey.serialize()), signature: toBase64(spk.signature) },
-      kyberLastResortKey: { keyId: 1, publicKey: toBase64(kyber.keyPair.publicKey.serialize()), signature: toBase64(kyber.signature) },
-      preKeys: [],
-      kyberPreKeys: [],
-      secret,
-    };
-    const res = await fetch(`${server.url}/v1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req) });
-    assert.equal(res.status, 201);
-    return { username: 'drainer', deviceId: 1, secret };
-  }
-
   it('refills one-time keys in the key worker', async () => {
     const page = await hana.open(server.url);
     const warnings: string[] = [];
@@ -70,7 +46,8 @@ describe('tacit web client, pre-key refills', { timeout: 10 * 60_000 }, () => {
       if (m.type() === 'warning') warnings.push(m.text().slice(0, 200));
     });
     await ui.register(page, 'hana');
-    const who = await drainer();
+    // An account that only fetches bundles.
+    const who = await registerBare(server.url, 'drainer');
     const bundle = async (): Promise<BundleResponse['devices'][number]> => {
       const r = await fetch(`${server.url}/v1/keys/hana/1`, { headers: { authorization: authorizationHeader(who) } });
       assert.equal(r.status, 200);

@@ -603,11 +603,13 @@ export class TacitClient {
         const keys =
           request === undefined ? undefined : generator !== undefined ? await checkEncodedKeys(await generator(identity, request, now), request, nextTurn) : makeKeys(this.#core.backend, identity, request, now);
         const upload = await this.#core.mutate(async (t) => {
-          const u = await applyKeyMaintenance(t, counts, now, request, keys);
+          const u = await applyKeyMaintenance(t, counts, now, request, keys, nextTurn);
           if (u) t.write(uploadCodec, UPLOAD_KEY, u);
           return u;
         });
         if (upload) {
+          // The upload (a body of ~230 KB for a full refill) in a task of its own.
+          await nextTurn();
           await this.#http.uploadKeys(upload);
           await this.#core.mutate((t) => t.delete(UPLOAD_KEY));
         }

@@ -415,7 +415,8 @@ export async function keyMaintenanceRequest(t: Txn, counts: { preKeys: number; k
  * upload that brings the server back to a full stock (undefined when nothing was due). The
  * caller commits `t` BEFORE uploading, so a crash never leaves the server with public keys whose
  * private halves we lost. If the bookkeeping moved since `request` was planned (ids taken
- * meanwhile), nothing is written and the result is INVALID_ARGUMENT: plan again.
+ * meanwhile), nothing is written and the result is INVALID_ARGUMENT: plan again. Awaits `pause`
+ * after every KEYS_PER_STEP keys written (a page's main thread: short tasks).
  */
 export async function applyKeyMaintenance(
   t: Txn,
@@ -423,8 +424,13 @@ export async function applyKeyMaintenance(
   now: number,
   request: KeyRequest | undefined,
   keys: EncodedKeys | undefined,
+  pause: () => Promise<void> = async () => undefined,
 ): Promise<UploadKeysRequest | undefined> {
   const d = await due(t, counts, now);
+  let n = 0;
+  const step = async (): Promise<void> => {
+    if (++n % KEYS_PER_STEP === 0) await pause();
+  };
   if (d === undefined) return undefined;
   if (!sameRequest(d.request, request)) throw new ClientError('INVALID_ARGUMENT', 'key bookkeeping changed since the keys were planned');
   if (d.request !== undefined && keys === undefined) throw new ClientError('INVALID_ARGUMENT', 'no keys for the planned maintenance');
@@ -434,13 +440,25 @@ export async function applyKeyMaintenance(
   };
   if (keys !== undefined && keys.preKeys.length > 0) {
     // The upload replaces every one-time key on the server: retire ours, keep them for the grace period.
-    for (const e of await all(t, PREFIX.preKey, preKeyCodec)) if (e.meta.retiredAt === undefined) retire(preKeyCodec, e);
-    for (const k of keys.preKeys) t.write(preKeyCodec, preKeyKey(k.wire.keyId), { meta: { createdAt: now }, blob: k.record });
+    for (const e of await all(t, PREFIX.preKey, preKeyCodec)) {
+      if (e.meta.retiredAt === undefined) retire(preKeyCodec, e);
+      await step();
+    }
+    for (const k of keys.preKeys) {
+      t.write(preKeyCodec, preKeyKey(k.wire.keyId), { meta: { createdAt: now }, blob: k.record });
+      await step();
+    }
     upload.preKeys = keys.preKeys.map((k) => k.wire);
   }
   if (keys !== undefined && keys.kyberPreKeys.length > 0) {
-    for (const e of d.kyber) if (!e.meta.lastResort && e.meta.retiredAt === undefined) retire(kyberPreKeyCodec, e);
-    for (const k of keys.kyberPreKeys) t.write(kyberPreKeyCodec, kyberPreKeyKey(k.wire.keyId), { meta: { createdAt: now, lastResort: false }, blob: k.record });
+    for (const e of d.kyber) {
+      if (!e.meta.lastResort && e.meta.retiredAt === undefined) retire(kyberPreKeyCodec, e);
+      await step();
+    }
+    for (const k of keys.kyberPreKeys) {
+      t.write(kyberPreKeyCodec, kyberPreKeyKey(k.wire.keyId), { meta: { createdAt: now, lastResort: false }, blob: k.record });
+      await step();
+    }
     upload.kyberPreKeys = keys.kyberPreKeys.map((k) => k.wire);
   }
   if (keys?.signedPreKey !== undefined && keys.lastResort !== undefined) {

@@ -62,25 +62,7 @@ export class ServerProcess {
 
   /** Registers a fresh account (device 1) and returns its credentials. */
   async register(): Promise<DeviceCredentials> {
-    const identity = IdentityKeyPair.generate(backend);
-    const spk = generateSignedPreKey(backend, identity, 1, 0);
-    const kyber = generateKyberPreKey(backend, identity, 1, 0);
-    const secret = toBase64(backend.randomBytes(32));
-    const username = `u${++this.#users}_${process.pid}`;
-    const req: RegisterRequest = {
-      username,
-      deviceId: 1,
-      registrationId: generateRegistrationId(backend),
-      identityKey: toBase64(identity.publicKey.serialize()),
-      signedPreKey: { keyId: 1, publicKey: toBase64(spk.keyPair.publicKey.serialize()), signature: toBase64(spk.signature) },
-      kyberLastResortKey: { keyId: 1, publicKey: toBase64(kyber.keyPair.publicKey.serialize()), signature: toBase64(kyber.signature) },
-      preKeys: [],
-      kyberPreKeys: [],
-      secret,
-    };
-    const res = await fetch(`${this.url}/v1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req) });
-    if (res.status !== 201) throw new Error(`register failed: ${res.status}`);
-    return { username, deviceId: 1, secret };
+    return registerBare(this.url, `u${++this.#users}_${process.pid}`);
   }
 
   async stop(): Promise<void> {
@@ -91,4 +73,29 @@ export class ServerProcess {
     }
     await rm(this.#root, { recursive: true, force: true });
   }
+}
+
+/**
+ * Registers an account (device 1) on the server at `url` with a signed pre-key and a last-resort
+ * key and no one-time keys, over the HTTP API: a peer that only fetches bundles or sends.
+ */
+export async function registerBare(url: string, username: string): Promise<DeviceCredentials> {
+  const identity = IdentityKeyPair.generate(backend);
+  const spk = generateSignedPreKey(backend, identity, 1, 0);
+  const kyber = generateKyberPreKey(backend, identity, 1, 0);
+  const secret = toBase64(backend.randomBytes(32));
+  const req: RegisterRequest = {
+    username,
+    deviceId: 1,
+    registrationId: generateRegistrationId(backend),
+    identityKey: toBase64(identity.publicKey.serialize()),
+    signedPreKey: { keyId: 1, publicKey: toBase64(spk.keyPair.publicKey.serialize()), signature: toBase64(spk.signature) },
+    kyberLastResortKey: { keyId: 1, publicKey: toBase64(kyber.keyPair.publicKey.serialize()), signature: toBase64(kyber.signature) },
+    preKeys: [],
+    kyberPreKeys: [],
+    secret,
+  };
+  const res = await fetch(`${url}/v1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req) });
+  if (res.status !== 201) throw new Error(`register failed: ${res.status}`);
+  return { username, deviceId: 1, secret };
 }
