@@ -1,6 +1,6 @@
 // A benchmark's child processes (servers, load generators): one request/answer over IPC, and the
 // CPU time a process has used, from /proc (Linux).
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 
 /**
@@ -46,4 +46,25 @@ export function cpuSeconds(pid: number): number {
 export function kernelSeconds(pid: number): number {
   const f = statFields(pid);
   return f === undefined ? NaN : Number(f[12]) / 100;
+}
+
+/** CPU seconds (user + system) of each thread of a process so far, by thread id (the main thread's is the pid). */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const v = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), (Number(v[11]) + Number(v[12])) / 100);
+    } catch {
+      // The thread ended.
+    }
+  }
+  return out;
 }

@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { machineLoad } from './machine.ts';
-import { cpuSeconds, request } from './children.ts';
+import { cpuSeconds, request, threadCpuSeconds } from './children.ts';
 
 const quick = process.argv.includes('--quick');
 const here = import.meta.dirname;
@@ -80,15 +80,22 @@ async function runOne(kind: 'tacit' | 'bare', n: number): Promise<Result> {
     await request(load, { cmd: 'connect-rest' }, (m) => (m['ev'] === 'connected' ? true : undefined));
     const after = await mem(server);
     const cpu0 = [cpuSecondsOf(server), cpuSecondsOf(load)];
+    const threads0 = threadCpuSeconds(server.pid!);
     const t0 = Date.now();
     const r = await request(load, { cmd: 'run' }, (m) => (m['ev'] === 'done' ? (m['result'] as Record<string, number>) : undefined));
     const wall = (Date.now() - t0) / 1000;
     const serverCpu = cpuSecondsOf(server) - cpu0[0]!;
+    // Where the server's CPU went: its main thread (the event loop) and the busiest other thread
+    // (tacit: the SQLite writer), per delivered message.
+    const threads = [...threadCpuSeconds(server.pid!)].map(([tid, s]) => [tid, s - (threads0.get(tid) ?? 0)] as const);
+    const mainCpu = threads.find(([tid]) => tid === server.pid)?.[1] ?? NaN;
+    const busiest = Math.max(0, ...threads.filter(([tid]) => tid !== server.pid).map(([, s]) => s));
     // CPU per delivered message does not depend on how much of the machine others take.
     const perMsg = Math.round((serverCpu / Number(r['delivered'])) * 1e6);
-    const cpu = `cpu server ${Math.round((serverCpu / wall) * 100)}% (${perMsg} µs/msg) load ${Math.round(((cpuSecondsOf(load) - cpu0[1]!) / wall) * 100)}%`;
+    const us = (s: number) => Math.round((s / Number(r['delivered'])) * 1e6);
+    const cpu = `cpu server ${Math.round((serverCpu / wall) * 100)}% (${perMsg} µs/msg: main thread ${us(mainCpu)}, busiest other ${us(busiest)}, rest ${perMsg - us(mainCpu) - us(busiest)}) load ${Math.round(((cpuSecondsOf(load) - cpu0[1]!) / wall) * 100)}%`;
     const idleKiB = Math.round(((after - before) / (n / 2) / 1024) * 10) / 10;
-    const result = { ...r, idleKiB, cpuUsPerMsg: perMsg } as Result;
+    const result = { ...r, idleKiB, cpuUsPerMsg: perMsg, mainUsPerMsg: us(mainCpu) } as Result;
     console.log(
       `${kind.padEnd(5)} n=${String(n).padEnd(4)} saturated ${result.saturated} msg/s | at 5000/s (achieved ${result['fixedAchievedRate']}/s): p50 ${result.p50} ms p99 ${result.p99} ms | sent ${result['sent']} refused ${result['refused']} lost ${result.lost} dup ${result['duplicates']} errors ${result['errors']}${kind === 'tacit' ? ` | ids per ack frame ${result['acksPerFrame']}, per sent frame ${result['sentPerFrame']}` : ''} | idle ${idleKiB} KiB/conn | ${cpu} | ${machineLoad()}`,
     );
