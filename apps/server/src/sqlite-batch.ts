@@ -12,6 +12,17 @@ import { addressKey, type Address, type EnqueueResult, type NewMessage } from '.
 const CACHE_MAX_ENTRIES = 100_000;
 
 /**
+ * Resend memory rows (resend.ts) held in memory, over all sending devices. Looking a send's
+ * digest up in memory is what lets `sent_memory` do without an index on the digest: a digest is
+ * random, so that index took one random page per send, and writing those pages was most of what a
+ * stored message cost (about 45 of 58 µs of the writer's CPU in batches of 600). A device's rows
+ * are read in one range scan the first time it sends after the cache dropped it; at about 150
+ * bytes a row this bounds the memory to about 15 MiB. Past it, the least recently sending devices
+ * are dropped (their rows stay in the table).
+ */
+export const RESEND_CACHE_MAX_ROWS = 100_000;
+
+/**
  * Another connection (the main thread's, or the invite command's) may hold the write lock past
  * busy_timeout when the disk is slow. Nothing was written then, so the batch is simply retried
  * rather than refused.
@@ -37,6 +48,20 @@ if (MAX_ANNOUNCED_BATCH * (BUSY_RETRIES + 1) > ID_GAP_ON_OPEN) throw new Error('
 
 type Row = Record<string, unknown>;
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+/** A digest as a map key (one byte per character). */
+const digestKey = (d: Uint8Array): string => buf(d).toString('latin1');
+
+/** One sending device's resend memory, as `sent_memory` holds it (a ring of slots). */
+interface SenderMemory {
+  /** The ring position the next send takes (`sent_memory_heads.next`; slot = next % ring). */
+  next: number;
+  /** The transaction that last used it (see `#tx`). */
+  tx: number;
+  /** digest → its row. */
+  byDigest: Map<string, { slot: number; messageId: number; ts: number }>;
+  /** slot → the digest stored there, so overwriting a slot forgets its digest. */
+  bySlot: Map<number, string>;
+}
 
 export class MessageBatchWriter {
   readonly #db: Database.Database;
@@ -47,9 +72,20 @@ export class MessageBatchWriter {
   readonly #raiseSequence: Database.Statement;
   readonly #startSequence: Database.Statement;
   readonly #accountDevices: Database.Statement;
-  readonly #findSent: Database.Statement;
-  readonly #nextSlot: Database.Statement;
+  readonly #loadSent: Database.Statement;
+  readonly #loadHead: Database.Statement;
+  readonly #saveHead: Database.Statement;
   readonly #rememberSent: Database.Statement;
+  /** Sending device → its resend memory, least recently used first (see RESEND_CACHE_MAX_ROWS). */
+  readonly #memory = new Map<string, SenderMemory>();
+  #memoryRows = 0;
+  /**
+   * Devices whose ring the running transaction wrote. The cache takes a transaction's rows as it
+   * writes them; should it roll back, the whole cache is dropped (`#commit`).
+   */
+  readonly #written = new Map<string, SenderMemory>();
+  /** Counts transactions, so a device's place in the cache moves once per transaction. */
+  #tx = 0;
   /** addr → queue length, for MAILBOX_FULL without a COUNT per send. */
   readonly #queueLen = new Map<string, number>();
   /**
@@ -60,8 +96,12 @@ export class MessageBatchWriter {
    */
   #announced = 0;
 
-  constructor(db: Database.Database) {
+  readonly #maxCachedRows: number;
+
+  /** `maxCachedRows`: see RESEND_CACHE_MAX_ROWS (tests lower it). */
+  constructor(db: Database.Database, maxCachedRows = RESEND_CACHE_MAX_ROWS) {
     this.#db = db;
+    this.#maxCachedRows = maxCachedRows;
     this.#insert = db.prepare('INSERT INTO messages (recipient, sender, sender_device, kind, body, ts, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.#delete = db.prepare('DELETE FROM messages WHERE id = ? AND recipient = ?');
     // Checked per send, not cached: a device removed or re-registered on another connection must
@@ -70,8 +110,9 @@ export class MessageBatchWriter {
     this.#count = db.prepare('SELECT count(*) FROM messages WHERE recipient = ?').pluck();
     this.#raiseSequence = db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages' AND seq < ?");
     this.#startSequence = db.prepare("INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', ? WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')");
-    this.#findSent = db.prepare('SELECT message_id, ts FROM sent_memory WHERE sender = ? AND digest = ? AND ts > ? LIMIT 1');
-    this.#nextSlot = db.prepare('INSERT INTO sent_memory_heads (sender, next) VALUES (?, 1) ON CONFLICT (sender) DO UPDATE SET next = next + 1 RETURNING next').pluck();
+    this.#loadSent = db.prepare('SELECT slot, digest, message_id, ts FROM sent_memory WHERE sender = ?');
+    this.#loadHead = db.prepare('SELECT next FROM sent_memory_heads WHERE sender = ?').pluck();
+    this.#saveHead = db.prepare('INSERT INTO sent_memory_heads (sender, next) VALUES (?, ?) ON CONFLICT (sender) DO UPDATE SET next = excluded.next');
     this.#rememberSent = db.prepare('INSERT OR REPLACE INTO sent_memory (sender, slot, digest, message_id, ts) VALUES (?, ?, ?, ?, ?)');
     this.#accountDevices = db.prepare(
       'SELECT d.device_id AS id, d.registration_id AS reg FROM devices d JOIN accounts a ON a.id = d.account_id WHERE a.username = ?',
@@ -101,6 +142,74 @@ export class MessageBatchWriter {
   /** Forget cached queue lengths (after expiry or device removal on another connection). */
   invalidate(): void {
     this.#queueLen.clear();
+    this.#memory.clear();
+    this.#memoryRows = 0;
+  }
+
+  /** A sending device's resend memory, read from the table unless cached; marks it recently used. */
+  #senderMemory(sender: string): SenderMemory {
+    let m = this.#memory.get(sender);
+    if (m !== undefined) {
+      if (m.tx !== this.#tx) {
+        m.tx = this.#tx;
+        this.#memory.delete(sender);
+        this.#memory.set(sender, m);
+      }
+      return m;
+    }
+    // Dropped from the cache during this transaction, after writing to its ring: the table now
+    // holds rows of this transaction but not its ring position yet, so keep the cached one.
+    m = this.#written.get(sender);
+    if (m !== undefined) {
+      this.#memoryRows += m.bySlot.size;
+      this.#memory.set(sender, m);
+      return m;
+    }
+    m = { next: Number((this.#loadHead.get(sender) as number | bigint | undefined) ?? 0), tx: this.#tx, byDigest: new Map(), bySlot: new Map() };
+    for (const r of this.#loadSent.iterate(sender) as IterableIterator<Row>) {
+      const key = digestKey(r['digest'] as Buffer);
+      const slot = Number(r['slot']);
+      m.byDigest.set(key, { slot, messageId: Number(r['message_id']), ts: Number(r['ts']) });
+      m.bySlot.set(slot, key);
+    }
+    for (const [k, old] of this.#memory) {
+      if (this.#memoryRows + m.bySlot.size <= this.#maxCachedRows) break;
+      this.#memory.delete(k);
+      this.#memoryRows -= old.bySlot.size;
+    }
+    this.#memoryRows += m.bySlot.size;
+    this.#memory.set(sender, m);
+    return m;
+  }
+
+  /**
+   * The stored send (or fan-out) this digest names, if the sender stored it within the window
+   * (in this transaction too: the same frame twice in one batch).
+   */
+  #findSent(sender: string, digest: Uint8Array, after: number): { messageId: number; ts: number } | undefined {
+    const row = this.#senderMemory(sender).byDigest.get(digestKey(digest));
+    return row !== undefined && row.ts > after ? row : undefined;
+  }
+
+  /** Remembers a stored send in the next slot of its sender's ring (the oldest is overwritten). */
+  #remember(sender: string, digest: Uint8Array, messageId: number, ts: number): void {
+    const m = this.#senderMemory(sender);
+    const slot = m.next % RESEND_MEMORY_PER_DEVICE;
+    this.#rememberSent.run(sender, slot, buf(digest), messageId, ts);
+    m.next++;
+    this.#written.set(sender, m);
+    const key = digestKey(digest);
+    const old = m.bySlot.get(slot);
+    if (old !== undefined) m.byDigest.delete(old);
+    else this.#memoryRows++;
+    m.bySlot.set(slot, key);
+    m.byDigest.set(key, { slot, messageId, ts });
+  }
+
+  /** Inside a transaction, before its commit: the ring position of each device it wrote, once each. */
+  #saveHeads(): void {
+    for (const [sender, m] of this.#written) this.#saveHead.run(sender, m.next);
+    this.#written.clear();
   }
 
   #queueLength(key: string): number {
@@ -131,9 +240,9 @@ export class MessageBatchWriter {
         if (m.digest !== undefined) {
           // A resend of a stored message: answered with that copy (resend.ts), before any other
           // check, since the copy is stored whatever the device or queue is like now.
-          const seen = this.#findSent.get(sender, buf(m.digest), m.timestamp - RESEND_WINDOW_MS) as Row | undefined;
+          const seen = this.#findSent(sender, m.digest, m.timestamp - RESEND_WINDOW_MS);
           if (seen !== undefined) {
-            results.push({ ok: true, id: Number(seen['message_id']), resent: Number(seen['ts']) });
+            results.push({ ok: true, id: seen.messageId, resent: seen.ts });
             continue;
           }
         }
@@ -155,12 +264,10 @@ export class MessageBatchWriter {
         const r = this.#insert.run(key, m.from.username, m.from.deviceId, m.kind, Buffer.from(b.buffer, b.byteOffset, b.byteLength), m.timestamp, m.expiresAt);
         lenDelta.set(key, (lenDelta.get(key) ?? 0) + 1);
         const id = Number(r.lastInsertRowid);
-        if (m.digest !== undefined) {
-          const slot = Number(this.#nextSlot.get(sender)) % RESEND_MEMORY_PER_DEVICE;
-          this.#rememberSent.run(sender, slot, buf(m.digest), id, m.timestamp);
-        }
+        if (m.digest !== undefined) this.#remember(sender, m.digest, id, m.timestamp);
         results.push({ ok: true, id });
       }
+      this.#saveHeads();
       if (onAssigned !== undefined && messages.length > 0 && messages.length <= MAX_ANNOUNCED_BATCH) {
         for (const r of results) if (r.ok && r.resent === undefined && r.id > this.#announced) this.#announced = r.id;
         onAssigned(results);
@@ -177,8 +284,8 @@ export class MessageBatchWriter {
       const sender = addressKey(f.from);
       if (f.digest !== undefined) {
         // A resend of a stored fan-out: answered as it was (resend.ts), before any other check.
-        const seen = this.#findSent.get(sender, buf(f.digest), f.timestamp - RESEND_WINDOW_MS) as Row | undefined;
-        if (seen !== undefined) return resentFanout(f, Number(seen['ts']), Number(seen['message_id']));
+        const seen = this.#findSent(sender, f.digest, f.timestamp - RESEND_WINDOW_MS);
+        if (seen !== undefined) return resentFanout(f, seen.ts, seen.messageId);
       }
       const current = new Map<string, CurrentDevices | undefined>();
       for (const r of f.recipients) {
@@ -205,8 +312,8 @@ export class MessageBatchWriter {
         copies++;
       }
       if (f.digest !== undefined && copies > 0) {
-        const slot = Number(this.#nextSlot.get(sender)) % RESEND_MEMORY_PER_DEVICE;
-        this.#rememberSent.run(sender, slot, buf(f.digest), copies, f.timestamp);
+        this.#remember(sender, f.digest, copies, f.timestamp);
+        this.#saveHeads();
       }
       return { ok: true, stored, mailboxFull };
     });
@@ -216,11 +323,14 @@ export class MessageBatchWriter {
   /** Runs `tx` (BEGIN IMMEDIATE), then applies its queue-length changes to the cache. */
   #commit<T>(tx: Database.Transaction<() => T>, lenDelta: Map<string, number>): T {
     let result: T;
+    this.#tx++;
     try {
       result = tx.immediate();
     } catch (e) {
-      // Rolled back: cached lengths may be off in either direction.
-      this.#queueLen.clear();
+      // Rolled back: cached lengths may be off in either direction, and the resend memory holds
+      // rows that are gone.
+      this.invalidate();
+      this.#written.clear();
       throw e;
     }
     for (const [key, d] of lenDelta) {

@@ -104,7 +104,9 @@ CREATE TABLE IF NOT EXISTS sent_memory (
   ts INTEGER NOT NULL,
   PRIMARY KEY (sender, slot)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sent_memory_by_digest ON sent_memory (sender, digest);
+-- No index on the digest: the writer looks digests up in memory (sqlite-batch.ts,
+-- RESEND_CACHE_MAX_ROWS); a digest is random, so such an index cost a random page per send.
+DROP INDEX IF EXISTS sent_memory_by_digest;
 CREATE INDEX IF NOT EXISTS sent_memory_by_time ON sent_memory (ts);
 CREATE TABLE IF NOT EXISTS sent_memory_heads (sender TEXT PRIMARY KEY, next INTEGER NOT NULL) STRICT, WITHOUT ROWID;
 -- Linked devices: what the account's owner sees in its device list. A device from before this

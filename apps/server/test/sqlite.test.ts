@@ -5,9 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteStore } from '../src/index.js';
+import { sendDigest, SqliteStore } from '../src/index.js';
 import { storeConformance } from './store-conformance.js';
-import { ID_GAP_ON_OPEN } from '../src/sqlite-batch.js';
+import { ID_GAP_ON_OPEN, MessageBatchWriter } from '../src/sqlite-batch.js';
+import { configureConnection } from '../src/sqlite-connection.js';
 
 storeConformance('sqlite (memory)', async () => new SqliteStore({ path: ':memory:' }));
 
@@ -156,6 +157,54 @@ test('sqlite: a version-1 database (no admins) is migrated in place; its account
   assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'device_info'").get() as { n: number }).n, 1);
   assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'sent_memory'").get() as { n: number }).n, 1);
   db.close();
+});
+
+test('sqlite: the resend memory is looked up in memory and read back from the table: after the cache dropped a device (even within a transaction) and after reopening, resends are recognised and each ring goes on where it was', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tacit-sqlite-'));
+  dirs.push(dir);
+  const path = join(dir, 'tacit.db');
+  const s = new SqliteStore({ path });
+  const dev = { registrationId: 1, secretSalt: new Uint8Array(16), secretHash: new Uint8Array(32), keys: { signedPreKey: { keyId: 1, publicKey: new Uint8Array(33), signature: new Uint8Array(64) }, kyberLastResortKey: { keyId: 1, publicKey: new Uint8Array(1569), signature: new Uint8Array(64) }, preKeys: [], kyberPreKeys: [] } };
+  for (const username of ['ann', 'bob', 'cat']) assert.equal(await s.createAccount({ username, identityKey: new Uint8Array(33), createdAt: 0 }, dev, null), 'ok');
+  await s.close();
+  const ann = { username: 'ann', deviceId: 1 };
+  const bob = { username: 'bob', deviceId: 1 };
+  const cat = { username: 'cat', deviceId: 1 };
+  const send = (from: typeof ann, to: typeof ann, n: number) => {
+    const body = Uint8Array.of(n, from.username.charCodeAt(0));
+    return { to, from, kind: 2 as const, body, timestamp: 1000 + n, expiresAt: 1e15, digest: sendDigest(to, 2, body) };
+  };
+  const open = (maxCachedRows: number) => {
+    const db = new Database(path);
+    configureConnection(db, 'FULL');
+    return { db, w: new MessageBatchWriter(db, maxCachedRows) };
+  };
+  const rows = (db: Database.Database, sender: string) => db.prepare('SELECT slot, message_id AS id FROM sent_memory WHERE sender = ? ORDER BY slot').all(sender) as { slot: number; id: number }[];
+  const head = (db: Database.Database, sender: string) => db.prepare('SELECT next FROM sent_memory_heads WHERE sender = ?').pluck().get(sender);
+
+  // A cache of one row: every other sender's send drops ann's memory, within one batch too.
+  const { db, w } = open(1);
+  const first = w.write([send(ann, bob, 1), send(bob, ann, 2), send(cat, ann, 3), send(ann, cat, 4)], [], 100);
+  assert.ok(first.every((r) => r.ok && r.resent === undefined));
+  assert.deepEqual(rows(db, 'ann.1').map((r) => r.slot), [0, 1]);
+  assert.equal(head(db, 'ann.1'), 2);
+  // The same frames again (read back after the cache dropped them): answered with the stored copies.
+  const again = w.write([send(bob, ann, 2), send(ann, bob, 1), send(cat, ann, 3), send(ann, cat, 4)], [], 100);
+  assert.deepEqual(again.map((r) => r.ok && r.id), [first[1], first[0], first[2], first[3]].map((r) => r!.ok && r!.id));
+  assert.deepEqual(again.map((r) => r.ok && r.resent), [1002, 1001, 1003, 1004]);
+  // The same frame twice in one batch is stored once.
+  const twice = w.write([send(ann, bob, 5), send(ann, bob, 5)], [], 100);
+  assert.ok(twice[0]?.ok && twice[1]?.ok && twice[1].resent === 1005 && twice[1].id === twice[0].id);
+  db.close();
+
+  // Reopened (an empty cache): resends recognised, ann's ring goes on at slot 3.
+  const reopened = open(100);
+  const r = reopened.w.write([send(ann, bob, 1), send(ann, bob, 6)], [], 100);
+  assert.ok(r[0]?.ok && r[0].id === (first[0]!.ok && first[0]!.id) && r[0].resent === 1001);
+  assert.ok(r[1]?.ok && r[1].resent === undefined);
+  assert.deepEqual(rows(reopened.db, 'ann.1').map((x) => x.slot), [0, 1, 2, 3]);
+  assert.equal(head(reopened.db, 'ann.1'), 4);
+  reopened.db.close();
 });
 
 /** Whether the database file or its WAL holds these bytes. */
