@@ -100,6 +100,10 @@ export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending():
   client.on('receipt', ({ conversation, from, kind, messages }) =>
     ctx.out.event('receipt', { conversation, from, kind, ids: messages.map((m) => m.id), messages }, undefined),
   );
+  // Another device of this account showed messages: read here too (scripts get an event; `history` shows it).
+  client.on('read-sync', ({ conversation, count, fromDevice }) => ctx.out.event('read-sync', { conversation, count, fromDevice }, undefined));
+  // Disappearing messages whose time ran out are gone from this device's store.
+  client.on('expired', ({ conversation, ids }) => ctx.out.event('disappeared', { conversation, ids }, undefined));
   // Until the user trusts, every receive reminds them (once per run).
   return { remindPending: async () => (await client.changedIdentities()).forEach(tell) };
 }

@@ -42,6 +42,7 @@ import { EDIT_WINDOW_MS, editTextProblem, isReactionEmoji, isTimerMs, type Actio
 import { MessageActions } from './chat/edits.js';
 import { uncheckedActionSend } from './chat/testing.js';
 import { looksLikeTyping, Typing } from './chat/typing.js';
+import { looksLikeReadSync, receiveReadSync } from './chat/read-sync.js';
 
 /** Check the server's pre-key stock after this many sessions were started with us. */
 export const KEY_CHECK_AFTER_NEW_SESSIONS = 10;
@@ -238,6 +239,10 @@ export class TacitClient {
         }
         if (looksLikeReceipt(plaintext)) {
           await this.#receipts.receive(t, from, fromDevice, plaintext);
+          return true;
+        }
+        if (looksLikeReadSync(plaintext)) {
+          await receiveReadSync(core, this.#history, t, from, fromDevice, plaintext);
           return true;
         }
         return false;

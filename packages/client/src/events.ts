@@ -3,6 +3,7 @@ import type { ClientError } from './errors.js';
 import type { ConversationId, HistoryMessage } from './history.js';
 import type { GroupInfo } from './group/groups.js';
 import type { ReceiptEvent } from './chat/receipts.js';
+import type { ReadSyncEvent } from './chat/read-sync.js';
 import type { AppliedAction, IgnoredReason } from './chat/edits.js';
 import type { TypingEvent } from './chat/typing.js';
 
@@ -27,6 +28,10 @@ export interface ClientEvents {
   'state-corrupt': { from: string; message: string };
   /** A delivery or read receipt moved our outgoing messages (chat/receipts.ts). */
   receipt: ReceiptEvent;
+  /** Another device of ours showed messages of a conversation: they are read here too (chat/read-sync.ts). */
+  'read-sync': ReadSyncEvent;
+  /** Disappearing messages whose time ran out were removed from the store (chat/edits.ts). */
+  expired: { conversation: ConversationId; ids: string[] };
   /** An edit, deletion, reaction or timer change by a contact was applied (chat/edits.ts). */
   action: AppliedAction;
   /** One was not: not the author, too late, the message is deleted, or never arrived (after holding it). */

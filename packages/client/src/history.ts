@@ -403,7 +403,9 @@ export class History {
     const seq = t.nextSeq();
     // Disappearing (chat/actions.ts): our own messages carry the conversation's timer, and their
     // clock starts now; an incoming one's starts when it is read.
-    if (meta.d === 'out' && meta.act === undefined && meta.sys === undefined && meta.exp === undefined && conv.timer !== undefined) meta = { ...meta, exp: conv.timer };
+    // Edits, deletions and reactions carry it too, so the server keeps them no longer (`ttlMs`);
+    // a timer change does not: a device offline for longer must still learn the new timer.
+    if (meta.d === 'out' && meta.act?.k !== 'timer' && meta.sys === undefined && meta.exp === undefined && conv.timer !== undefined) meta = { ...meta, exp: conv.timer };
     if (meta.d === 'out' && meta.exp !== undefined && meta.xat === undefined) meta = { ...meta, xat: meta.sentAt + meta.exp };
     // A record carrying an edit or reaction in a disappearing conversation goes no later than its messages.
     if (meta.act !== undefined && conv.timer !== undefined && meta.xat === undefined) meta = { ...meta, xat: meta.sentAt + conv.timer };
@@ -526,13 +528,18 @@ export class History {
     t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
   }
 
-  /** Incoming disappearing messages in (after, upTo] were just read: their clocks start now. */
-  async #startTimers(t: StateTxn, conv: ConversationRecord, after: number, upTo: number): Promise<void> {
+  /**
+   * Incoming disappearing messages in (after, upTo] were just read: their clocks start now, or for
+   * a message in `readAt` at that time (read on another device of ours; never later than now).
+   */
+  async #startTimers(t: StateTxn, conv: ConversationRecord, after: number, upTo: number, readAt?: ReadonlyMap<number, number>): Promise<void> {
     const prefix = this.#core.keys.messagesOf(conv.id);
     const now = this.#core.now();
     for (const r of await t.list(prefix, { after: prefix + seqKey(after), before: prefix + seqKey(upTo + 1) })) {
       const { meta } = messageCodec.decode(r.value);
-      if (meta.d === 'in' && meta.exp !== undefined && meta.xat === undefined) await this.update(t, conv.id, keyNumber(r.key), (m) => ({ ...m, xat: now + meta.exp! }));
+      const seq = keyNumber(r.key);
+      const start = Math.min(now, readAt?.get(seq) ?? now);
+      if (meta.d === 'in' && meta.exp !== undefined && meta.xat === undefined) await this.update(t, conv.id, seq, (m) => ({ ...m, xat: start + meta.exp! }));
     }
     // `update` rewrote the conversation's sizes; the caller writes `conv` next.
     const fresh = await this.conversation(t, conv.id);
@@ -643,25 +650,34 @@ export class History {
 
   /** Marks a conversation read up to `upTo` (a seq; default everything). */
   markRead(id: ConversationId, upTo?: number): Promise<number> {
-    return this.#core.mutate(async (t) => {
-      const conv = await this.conversation(t, id);
-      if (conv === undefined || conv.unread === 0) return 0;
-      const cursor = upTo === undefined ? conv.last : Math.min(upTo, conv.last);
-      if (cursor <= conv.read) return 0;
-      const prefix = this.#core.keys.messagesOf(id);
-      let shown = 0;
-      const seen: HistoryMessage[] = [];
-      for (const r of await t.list(prefix, { after: prefix + seqKey(conv.read), before: prefix + seqKey(cursor + 1) })) {
-        const { meta, blob } = messageCodec.decode(r.value);
-        if (meta.d !== 'in') continue;
-        shown++;
-        if (meta.sys !== 1) seen.push(toHistory(id, keyNumber(r.key), meta, utf8Decode(blob), cursor));
-      }
-      await this.#startTimers(t, conv, conv.read, cursor);
-      this.#moveCursor(t, conv, cursor, shown);
-      await this.hooks.shown?.(t, seen);
-      return shown;
-    });
+    return this.#core.mutate((t) => this.readUpTo(t, id, upTo, { shown: true }));
+  }
+
+  /**
+   * Inside a state change: moves the read cursor of a conversation to `upTo` (default: its
+   * newest message) and starts the disappearing timers of what it passed. `shown`: this device
+   * showed them (the `shown` hook runs: read receipts, and the read sync to our other devices);
+   * otherwise another device of ours did (chat/read-sync.ts), and `readAt` (seq → when, ms) says
+   * when it read the messages it named. Returns how many incoming messages it marked.
+   */
+  async readUpTo(t: StateTxn, id: ConversationId, upTo: number | undefined, how: { shown: boolean; readAt?: ReadonlyMap<number, number> }): Promise<number> {
+    const conv = await this.conversation(t, id);
+    if (conv === undefined || conv.unread === 0) return 0;
+    const cursor = upTo === undefined ? conv.last : Math.min(upTo, conv.last);
+    if (cursor <= conv.read) return 0;
+    const prefix = this.#core.keys.messagesOf(id);
+    let shown = 0;
+    const seen: HistoryMessage[] = [];
+    for (const r of await t.list(prefix, { after: prefix + seqKey(conv.read), before: prefix + seqKey(cursor + 1) })) {
+      const { meta, blob } = messageCodec.decode(r.value);
+      if (meta.d !== 'in') continue;
+      shown++;
+      if (meta.sys !== 1 && how.shown) seen.push(toHistory(id, keyNumber(r.key), meta, utf8Decode(blob), cursor));
+    }
+    await this.#startTimers(t, conv, conv.read, cursor, how.readAt);
+    this.#moveCursor(t, conv, cursor, shown);
+    if (how.shown) await this.hooks.shown?.(t, seen);
+    return shown;
   }
 
   #moveCursor(t: StateTxn, conv: ConversationRecord, cursor: number, shown: number): void {

@@ -231,18 +231,30 @@ export class MessageActions {
 
   // ---- disappearing ----
 
-  /** Removes every message whose time ran out; returns how many. */
+  /**
+   * Removes every message whose time ran out; returns how many. Then arms itself for the next one
+   * due, so a client that keeps running (`tacit chat`, the web page) deletes on time, not only
+   * when it is next opened.
+   */
   sweep(): Promise<number> {
     return this.#core.mutate(async (t) => {
       const now = this.#core.now();
       let n = 0;
+      const gone = new Map<ConversationId, string[]>();
       const due = await t.list(PREFIX.expiry, { before: PREFIX.expiry + seqKey(now + 1), limit: MAX_SWEEP_BATCH });
       for (const r of due) {
         const x = seqCodec.decode(r.value);
         t.delete(r.key);
-        if (await this.#history.remove(t, x.c, x.s)) n++;
+        const m = await this.#history.message(t, x.c, x.s);
+        if (!(await this.#history.remove(t, x.c, x.s))) continue;
+        n++;
+        // Records that only carried an edit or reaction are not messages anyone saw.
+        if (m !== undefined && m.meta.act === undefined) gone.set(x.c, [...(gone.get(x.c) ?? []), m.meta.id]);
       }
-      if (due.length === MAX_SWEEP_BATCH) t.afterCommit(() => this.#schedule(0));
+      t.afterCommit(() => {
+        for (const [conversation, ids] of gone) this.#core.events.emit('expired', { conversation, ids });
+        this.#schedule(due.length === MAX_SWEEP_BATCH ? 0 : undefined);
+      });
       return n;
     });
   }

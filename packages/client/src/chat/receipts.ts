@@ -8,9 +8,11 @@
  * `group` is set for messages of a group conversation.
  *
  * Sending: storing an incoming message queues a delivery receipt (`rq/<seq>`) in the same commit;
- * showing it (the read cursor passing it) queues a read receipt, unless read receipts are off.
- * The queue is sent in batches RECEIPT_BATCH_DELAY_MS after the change (and after every connect),
- * and a record goes only once the server stored the receipt for every device of the author.
+ * showing it (the read cursor passing it) queues a read receipt, unless read receipts are off,
+ * and a read sync for our own other devices (chat/read-sync.ts; sent whatever the setting, as
+ * Signal does). The queue is sent in batches RECEIPT_BATCH_DELAY_MS after the change (and after
+ * every connect), and a record goes only once the server stored the receipt for every device of
+ * the author (a read sync: of our account but this device).
  *
  * Receiving: a receipt is applied only to our own outgoing message with that id in the
  * conversation it names (the contact's, or the group's), and only if its sender was one of that
@@ -29,9 +31,10 @@ import { MAX_MESSAGE_ID_LENGTH } from '../envelope.js';
 import { contactOf, directConversation, groupIdOf, type ConversationId, type Delivery, type History, type HistoryMessage } from '../history.js';
 import { PREFIX, seqKey } from '../keys.js';
 import { isGroupId } from '../group/state.js';
-import { isObj, isStr, jsonCodec } from '../record-codec.js';
+import { isInt, isObj, isStr, jsonCodec } from '../record-codec.js';
 import type { Relay } from '../relay.js';
 import { padJson, startsWith, unpadJson } from './padding.js';
+import { encodeReadSync, MAX_READ_SYNC_ENTRIES, type ReadSyncEntry } from './read-sync.js';
 import { readSettings } from './settings.js';
 
 /** Message ids one receipt names at most: a batch is one message, and stays one padding block or a few. */
@@ -82,14 +85,18 @@ interface QueuedReceipt {
   /** The author. */
   to: string;
   g?: string;
-  k: ReceiptKind;
+  /** `sync`: a read sync for our own other devices (chat/read-sync.ts), naming the author's message. */
+  k: ReceiptKind | 'sync';
   id: string;
+  /** A read sync: when it was read, ms. */
+  at?: number;
 }
 
 const queuedCodec = jsonCodec<QueuedReceipt>('queued receipt', (v) => {
-  if (!isObj(v) || !isStr(v['to'], 64) || (v['k'] !== 'delivered' && v['k'] !== 'read') || !isStr(v['id'], MAX_MESSAGE_ID_LENGTH)) return undefined;
+  if (!isObj(v) || !isStr(v['to'], 64) || (v['k'] !== 'delivered' && v['k'] !== 'read' && v['k'] !== 'sync') || !isStr(v['id'], MAX_MESSAGE_ID_LENGTH)) return undefined;
   if (v['g'] !== undefined && !isGroupId(v['g'])) return undefined;
-  return { to: v['to'], k: v['k'], id: v['id'], ...(v['g'] !== undefined ? { g: v['g'] as string } : {}) };
+  if (v['at'] !== undefined && !isInt(v['at'])) return undefined;
+  return { to: v['to'], k: v['k'], id: v['id'], ...(v['g'] !== undefined ? { g: v['g'] as string } : {}), ...(v['at'] !== undefined ? { at: v['at'] as number } : {}) };
 });
 
 export interface ReceiptsOptions {
@@ -124,18 +131,20 @@ export class Receipts {
     o.history.hooks.incoming = (t, m) => this.#queue(t, [m], 'delivered');
     o.history.hooks.shown = async (t, ms) => {
       if ((await readSettings(t)).readReceipts) await this.#queue(t, ms, 'read');
+      await this.#queue(t, ms, 'sync');
     };
   }
 
-  async #queue(t: StateTxn, messages: readonly HistoryMessage[], kind: ReceiptKind): Promise<void> {
+  async #queue(t: StateTxn, messages: readonly HistoryMessage[], kind: QueuedReceipt['k']): Promise<void> {
     const self = this.#core.account.username;
+    const at = this.#core.now();
     let n = 0;
     for (const m of messages) {
       // Group system lines have no author to tell; our own (linked) devices need no receipt.
       if (m.direction !== 'in' || m.system === true || m.from === self || m.fromDevice === 0) continue;
       const g = groupIdOf(m.conversation);
       if (g === undefined && contactOf(m.conversation) !== m.from) continue;
-      t.write(queuedCodec, PREFIX.receiptQueue + seqKey(t.nextSeq()), { to: m.from, k: kind, id: m.id, ...(g !== undefined ? { g } : {}) });
+      t.write(queuedCodec, PREFIX.receiptQueue + seqKey(t.nextSeq()), { to: m.from, k: kind, id: m.id, ...(g !== undefined ? { g } : {}), ...(kind === 'sync' ? { at } : {}) });
       n++;
     }
     if (n > 0) t.afterCommit(() => this.schedule());
@@ -203,25 +212,30 @@ export class Receipts {
     if (this.#closed || relay === undefined || relay.state !== 'ready') return;
     const recs = await this.#core.view().list(PREFIX.receiptQueue, { limit: MAX_QUEUED_RECEIPTS + MAX_RECEIPT_IDS });
     const drop = recs.slice(0, Math.max(0, recs.length - MAX_QUEUED_RECEIPTS)).map((r) => r.key);
-    const batches = new Map<string, { to: string; group?: string; kind: ReceiptKind; ids: string[]; keys: string[] }>();
+    const batches = new Map<string, { to: string; group?: string; kind: ReceiptKind | 'sync'; ids: string[]; sync: ReadSyncEntry[]; keys: string[] }>();
     for (const r of recs.slice(drop.length)) {
       const q = queuedCodec.decode(r.value);
-      const key = `${q.to}\0${q.g ?? ''}\0${q.k}`;
+      // Read syncs of every conversation go together, to our own devices.
+      const key = q.k === 'sync' ? '\0sync' : `${q.to}\0${q.g ?? ''}\0${q.k}`;
       let b = batches.get(key);
-      if (b === undefined || b.ids.length >= MAX_RECEIPT_IDS) {
+      if (b === undefined || b.ids.length >= (q.k === 'sync' ? MAX_READ_SYNC_ENTRIES : MAX_RECEIPT_IDS)) {
         // A full batch goes under its own key; the next one starts.
         if (b !== undefined) batches.set(`${key}\0${r.key}`, b);
-        b = { to: q.to, kind: q.k, ids: [], keys: [], ...(q.g !== undefined ? { group: q.g } : {}) };
+        b = { to: q.to, kind: q.k, ids: [], sync: [], keys: [], ...(q.g !== undefined ? { group: q.g } : {}) };
         batches.set(key, b);
       }
-      if (!b.ids.includes(q.id)) b.ids.push(q.id);
+      if (q.k === 'sync') {
+        b.ids.push(q.id);
+        b.sync.push({ from: q.to, id: q.id, at: q.at ?? 0, ...(q.g !== undefined ? { group: q.g } : {}) });
+      } else if (!b.ids.includes(q.id)) b.ids.push(q.id);
       b.keys.push(r.key);
     }
     if (drop.length > 0) await this.#core.mutate(async (t) => drop.forEach((k) => t.delete(k)));
     let failed: unknown;
     for (const b of batches.values()) {
       try {
-        await this.#send(relay, b.to, { kind: b.kind, ids: b.ids, ...(b.group !== undefined ? { group: b.group } : {}) });
+        if (b.kind === 'sync') await this.#send(relay, this.#core.account.username, encodeReadSync(b.sync), this.#core.account.deviceId);
+        else await this.#send(relay, b.to, encodeReceipt({ kind: b.kind, ids: b.ids, ...(b.group !== undefined ? { group: b.group } : {}) }));
       } catch (e) {
         // The author is gone or their identity changed (nothing goes to them until `trust`): the receipt goes.
         const definite = e instanceof ClientError && (e.code === 'UNKNOWN_USER' || e.code === 'UNTRUSTED_IDENTITY' || e.code === 'INVALID_ARGUMENT');
@@ -235,11 +249,13 @@ export class Receipts {
     if (failed !== undefined) throw failed;
   }
 
-  /** Encrypts a receipt for every device of `to` and sends it; resolves once the server stored it for each (or refused a gone device). */
-  async #send(relay: Relay, to: string, p: ReceiptPayload): Promise<void> {
-    const plaintext = encodeReceipt(p);
+  /**
+   * Encrypts a receipt for every device of `to` (our own account: but `exclude`, this one) and
+   * sends it; resolves once the server stored it for each (or refused a gone device).
+   */
+  async #send(relay: Relay, to: string, plaintext: Uint8Array, exclude?: number): Promise<void> {
     const sends = await this.#core.peerLock.run(to, async () => {
-      const devices = await this.#o.directory.prepareSessions(to);
+      const devices = await this.#o.directory.prepareSessions(to, exclude);
       const cts = await this.#core.mutate(async (t) => {
         const out: { deviceId: number; registrationId?: number; type: 'prekey' | 'whisper'; body: Uint8Array }[] = [];
         for (const d of devices) {
