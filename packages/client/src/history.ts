@@ -356,8 +356,8 @@ function evictable(meta: MessageMeta, seq: number, conv: ConversationRecord, unr
 export interface HistoryHooks {
   /** An incoming message someone wrote was stored. */
   incoming?(t: StateTxn, m: HistoryMessage): Promise<void>;
-  /** Incoming messages were shown (the read cursor passed them). */
-  shown?(t: StateTxn, messages: readonly HistoryMessage[]): Promise<void>;
+  /** Incoming messages were shown (the read cursor passed them) at `at` (ms; their timers start then). */
+  shown?(t: StateTxn, messages: readonly HistoryMessage[], at: number): Promise<void>;
 }
 
 /** Where a disappearing message sits in the sweep order (`xp/<time>/<seq>` → conversation and seq). */
@@ -532,9 +532,8 @@ export class History {
    * Incoming disappearing messages in (after, upTo] were just read: their clocks start now, or for
    * a message in `readAt` at that time (read on another device of ours; never later than now).
    */
-  async #startTimers(t: StateTxn, conv: ConversationRecord, after: number, upTo: number, readAt?: ReadonlyMap<number, number>): Promise<void> {
+  async #startTimers(t: StateTxn, conv: ConversationRecord, after: number, upTo: number, now: number, readAt?: ReadonlyMap<number, number>): Promise<void> {
     const prefix = this.#core.keys.messagesOf(conv.id);
-    const now = this.#core.now();
     for (const r of await t.list(prefix, { after: prefix + seqKey(after), before: prefix + seqKey(upTo + 1) })) {
       const { meta } = messageCodec.decode(r.value);
       const seq = keyNumber(r.key);
@@ -629,20 +628,21 @@ export class History {
       const groups = await this.unread(t, options.conversation);
       const all = groups.flatMap((g) => g.messages).sort((a, b) => a.seq - b.seq).slice(0, limit);
       if (all.length === 0) return 0;
+      const now = this.#core.now();
       const upTo = new Map<ConversationId, number>();
       for (const m of all) upTo.set(m.conversation, Math.max(upTo.get(m.conversation) ?? 0, m.seq));
       for (const { conv } of groups) {
         const cursor = upTo.get(conv.id);
         if (cursor === undefined) continue;
         const shown = all.filter((m) => m.conversation === conv.id).length;
-        await this.#startTimers(t, conv, conv.read, cursor);
+        await this.#startTimers(t, conv, conv.read, cursor, now);
         this.#moveCursor(t, conv, cursor, shown);
       }
       for (const m of all) {
         m.read = true;
-        if (m.expireTimer !== undefined && m.expiresAt === undefined) m.expiresAt = this.#core.now() + m.expireTimer;
+        if (m.expireTimer !== undefined && m.expiresAt === undefined) m.expiresAt = now + m.expireTimer;
       }
-      await this.hooks.shown?.(t, all.filter((m) => m.system !== true));
+      await this.hooks.shown?.(t, all.filter((m) => m.system !== true), now);
       render(all);
       return all.length;
     });
@@ -674,9 +674,10 @@ export class History {
       shown++;
       if (meta.sys !== 1 && how.shown) seen.push(toHistory(id, keyNumber(r.key), meta, utf8Decode(blob), cursor));
     }
-    await this.#startTimers(t, conv, conv.read, cursor, how.readAt);
+    const now = this.#core.now();
+    await this.#startTimers(t, conv, conv.read, cursor, now, how.readAt);
     this.#moveCursor(t, conv, cursor, shown);
-    if (how.shown) await this.hooks.shown?.(t, seen);
+    if (how.shown) await this.hooks.shown?.(t, seen, now);
     return shown;
   }
 

@@ -129,15 +129,14 @@ export class Receipts {
     this.#o = o;
     this.#core = o.core;
     o.history.hooks.incoming = (t, m) => this.#queue(t, [m], 'delivered');
-    o.history.hooks.shown = async (t, ms) => {
+    o.history.hooks.shown = async (t, ms, at) => {
       if ((await readSettings(t)).readReceipts) await this.#queue(t, ms, 'read');
-      await this.#queue(t, ms, 'sync');
+      await this.#queue(t, ms, 'sync', at);
     };
   }
 
-  async #queue(t: StateTxn, messages: readonly HistoryMessage[], kind: QueuedReceipt['k']): Promise<void> {
+  async #queue(t: StateTxn, messages: readonly HistoryMessage[], kind: QueuedReceipt['k'], at = 0): Promise<void> {
     const self = this.#core.account.username;
-    const at = this.#core.now();
     let n = 0;
     for (const m of messages) {
       // Group system lines have no author to tell; our own (linked) devices need no receipt.

@@ -31,7 +31,7 @@ import {
   type CryptoBackend,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt, decodeTyping, encodeTyping } from '../../src/index.ts';
+import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt, decodeReadSync, encodeReadSync, decodeTyping, encodeTyping } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
 import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
 import { accountCodec } from '../../src/account.ts';
@@ -310,6 +310,19 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
         encodeReceipt({ kind: 'read', ids: ['a', 'b', 'c'], group: '0123456789abcdef0123456789abcdef' }),
       ],
       decode: (b) => decodeReceipt(b as Uint8Array),
+    },
+    {
+      // Read state from another device of our own account (chat/read-sync.ts).
+      name: 'client: decodeReadSync',
+      input: 'bytes',
+      seeds: [
+        encodeReadSync([{ from: 'bob', id: '0123456789abcdef0123456789abcdef', at: 1_700_000_000_000 }]),
+        encodeReadSync([
+          { from: 'carol', id: 'a', at: 0, group: '0123456789abcdef0123456789abcdef' },
+          { from: 'dave', id: 'b', at: 1_700_000_000_001 },
+        ]),
+      ],
+      decode: (b) => decodeReadSync(b as Uint8Array),
     },
     {
       // Edits, deletions, reactions, timers (chat/actions.ts) and a message's own timer.
