@@ -5,9 +5,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   MAX_DEVICE_ID,
+  MAX_ONE_TIME_KEYS_HELD,
   RESERVED_USERNAMES,
   ROUTES,
   validateAddDeviceRequest,
+  validateAddKeysRequest,
   validateRegisterRequest,
   validateUploadKeysRequest,
   username as usernameValidator,
@@ -167,6 +169,21 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
     if (body.kyberPreKeys) keys.kyberPreKeys = body.kyberPreKeys.map(signedKey);
     verifyKeys(ctx, account.identityKey, keys);
     if (!(await ctx.store.replaceKeys(me, keys))) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+    return reply.code(204).send();
+  });
+
+  app.post(ROUTES.keysAdd, async (req, reply) => {
+    const me = await authenticate(ctx, req);
+    const body = parse(validateAddKeysRequest, req.body);
+    const account = await ctx.store.getAccount(me.username);
+    if (account === undefined) throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+    const keys: Pick<Partial<DeviceKeys>, 'preKeys' | 'kyberPreKeys'> = {};
+    if (body.preKeys) keys.preKeys = body.preKeys.map(oneTimeKey);
+    if (body.kyberPreKeys) keys.kyberPreKeys = body.kyberPreKeys.map(signedKey);
+    verifyKeys(ctx, account.identityKey, keys);
+    const r = await ctx.store.addOneTimeKeys(me, keys, MAX_ONE_TIME_KEYS_HELD);
+    if (r === 'unknown') throw new ServerError('UNAUTHORIZED', 'wrong credentials');
+    if (r === 'full') throw new ServerError('TOO_MANY_KEYS', `at most ${MAX_ONE_TIME_KEYS_HELD} one-time keys of a kind per device`);
     return reply.code(204).send();
   });
 

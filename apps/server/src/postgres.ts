@@ -94,6 +94,9 @@ async function insertMessages(
   return ids;
 }
 
+/** Rolls back an addOneTimeKeys transaction that went over its bound. */
+class KeysFull extends Error {}
+
 export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #redis: Redis;
@@ -377,6 +380,39 @@ export class PostgresStore implements Store {
       await this.#insertOneTimeKeys(c, row, keys);
       return true;
     });
+  }
+
+  async addOneTimeKeys(device: Address, keys: Pick<Partial<DeviceKeys>, 'preKeys' | 'kyberPreKeys'>, maxHeld: number): Promise<'added' | 'full' | 'unknown'> {
+    try {
+      return await this.#tx(async (c) => {
+        // The device row locked: concurrent adds and replaces of one device run one at a time.
+        const d = await c.query('SELECT id FROM devices WHERE addr = $1 FOR UPDATE', [addressKey(device)]);
+        if (d.rowCount !== 1) return 'unknown';
+        const row = num((d.rows[0] as Row)['id']);
+        const pre = keys.preKeys ?? [];
+        const kyber = keys.kyberPreKeys ?? [];
+        if (pre.length > 0) {
+          await c.query(
+            'INSERT INTO pre_keys (device, key_id, public_key) SELECT $1, * FROM unnest($2::bigint[], $3::bytea[]) ON CONFLICT (device, key_id) DO UPDATE SET public_key = EXCLUDED.public_key',
+            [row, pre.map((p) => p.keyId), pre.map((p) => buf(p.publicKey))],
+          );
+        }
+        if (kyber.length > 0) {
+          await c.query(
+            'INSERT INTO kyber_pre_keys (device, key_id, public_key, signature) SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::bytea[]) ON CONFLICT (device, key_id) DO UPDATE SET public_key = EXCLUDED.public_key, signature = EXCLUDED.signature',
+            [row, kyber.map((p) => p.keyId), kyber.map((p) => buf(p.publicKey)), kyber.map((p) => buf(p.signature))],
+          );
+        }
+        // Counted after the writes (a replaced id counts once); over the bound, all of it is undone.
+        const n = await c.query('SELECT (SELECT count(*) FROM pre_keys WHERE device = $1) AS pre, (SELECT count(*) FROM kyber_pre_keys WHERE device = $1) AS kyber', [row]);
+        const counts = n.rows[0] as Row;
+        if (num(counts['pre']) > maxHeld || num(counts['kyber']) > maxHeld) throw new KeysFull();
+        return 'added' as const;
+      });
+    } catch (e) {
+      if (e instanceof KeysFull) return 'full';
+      throw e;
+    }
   }
 
   async keyCounts(device: Address): Promise<{ preKeys: number; kyberPreKeys: number }> {

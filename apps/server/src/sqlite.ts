@@ -176,6 +176,9 @@ export interface SqliteStoreOptions {
   checkpointIntervalMs?: number;
 }
 
+/** Rolls back an addOneTimeKeys transaction that went over its bound. */
+class KeysFull extends Error {}
+
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #s;
@@ -286,6 +289,8 @@ export class SqliteStore implements Store {
       clearPreKeys: db.prepare('DELETE FROM pre_keys WHERE device = ?'),
       clearKyberPreKeys: db.prepare('DELETE FROM kyber_pre_keys WHERE device = ?'),
       insertPreKey: db.prepare('INSERT INTO pre_keys (device, key_id, public_key) VALUES (?, ?, ?)'),
+      upsertPreKey: db.prepare('INSERT OR REPLACE INTO pre_keys (device, key_id, public_key) VALUES (?, ?, ?)'),
+      upsertKyberPreKey: db.prepare('INSERT OR REPLACE INTO kyber_pre_keys (device, key_id, public_key, signature) VALUES (?, ?, ?, ?)'),
       insertKyberPreKey: db.prepare('INSERT INTO kyber_pre_keys (device, key_id, public_key, signature) VALUES (?, ?, ?, ?)'),
       countPreKeys: db.prepare('SELECT count(*) AS n FROM pre_keys WHERE device = ?'),
       countKyberPreKeys: db.prepare('SELECT count(*) AS n FROM kyber_pre_keys WHERE device = ?'),
@@ -480,6 +485,27 @@ export class SqliteStore implements Store {
       return true;
     });
     return tx.immediate();
+  }
+
+  async addOneTimeKeys(device: Address, keys: Pick<Partial<DeviceKeys>, 'preKeys' | 'kyberPreKeys'>, maxHeld: number): Promise<'added' | 'full' | 'unknown'> {
+    const tx = this.#db.transaction((): 'added' | 'full' | 'unknown' => {
+      const d = this.#s.deviceByAddr.get(addressKey(device)) as Row | undefined;
+      if (d === undefined) return 'unknown';
+      const row = d['id'] as number;
+      for (const p of keys.preKeys ?? []) this.#s.upsertPreKey.run(row, p.keyId, buf(p.publicKey));
+      for (const p of keys.kyberPreKeys ?? []) this.#s.upsertKyberPreKey.run(row, p.keyId, buf(p.publicKey), buf(p.signature));
+      // Counted after the writes (a replaced id counts once); over the bound, all of it is undone.
+      const pre = (this.#s.countPreKeys.get(row) as Row)['n'] as number;
+      const kyber = (this.#s.countKyberPreKeys.get(row) as Row)['n'] as number;
+      if (pre > maxHeld || kyber > maxHeld) throw new KeysFull();
+      return 'added';
+    });
+    try {
+      return tx.immediate();
+    } catch (e) {
+      if (e instanceof KeysFull) return 'full';
+      throw e;
+    }
   }
 
   async keyCounts(device: Address): Promise<{ preKeys: number; kyberPreKeys: number }> {

@@ -191,6 +191,12 @@ export interface Store {
 
   /** Replaces the given keys of a device (a one-time list replaces all one-time keys of that kind). */
   replaceKeys(device: Address, keys: Partial<DeviceKeys>): Promise<boolean>;
+  /**
+   * Adds one-time keys to a device's (POST /v1/keys/one-time), atomically: a key whose id the
+   * device holds replaces it; `full` (nothing added) when the device would then hold more than
+   * `maxHeld` keys of a kind; `unknown` when there is no such device.
+   */
+  addOneTimeKeys(device: Address, keys: Pick<Partial<DeviceKeys>, 'preKeys' | 'kyberPreKeys'>, maxHeld: number): Promise<'added' | 'full' | 'unknown'>;
   keyCounts(device: Address): Promise<{ preKeys: number; kyberPreKeys: number }>;
   /**
    * Takes one bundle per device (or for one device), removing each one-time key it hands out,

@@ -230,6 +230,34 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     assert.equal(await s.replaceKeys({ username: 'cy', deviceId: 9 }, { preKeys: [] }), false);
   });
 
+  run('keys: add one-time keys in parts, a retried part changes nothing, the bound refuses all of an add', async (s) => {
+    await s.createAccount(acct('cal'), device(2, 1), null);
+    const me = { username: 'cal', deviceId: 1 };
+    const k = keys(6, 6);
+    assert.equal(await s.addOneTimeKeys(me, { preKeys: k.preKeys.slice(2, 4), kyberPreKeys: k.kyberPreKeys.slice(1, 4) }, 10), 'added');
+    assert.deepEqual(await s.keyCounts(me), { preKeys: 4, kyberPreKeys: 4 });
+    // The same part again: ids already held are replaced, not added twice.
+    assert.equal(await s.addOneTimeKeys(me, { preKeys: k.preKeys.slice(2, 4), kyberPreKeys: k.kyberPreKeys.slice(1, 4) }, 10), 'added');
+    assert.deepEqual(await s.keyCounts(me), { preKeys: 4, kyberPreKeys: 4 });
+    // Only one kind.
+    assert.equal(await s.addOneTimeKeys(me, { kyberPreKeys: k.kyberPreKeys.slice(4, 6) }, 10), 'added');
+    assert.deepEqual(await s.keyCounts(me), { preKeys: 4, kyberPreKeys: 6 });
+    // Over the bound for one kind: nothing of the add stays, of either kind.
+    assert.equal(await s.addOneTimeKeys(me, { preKeys: k.preKeys.slice(4, 6), kyberPreKeys: keys(0, 9).kyberPreKeys.map((x) => ({ ...x, keyId: x.keyId + 100 })) }, 10), 'full');
+    assert.deepEqual(await s.keyCounts(me), { preKeys: 4, kyberPreKeys: 6 });
+    assert.equal(await s.addOneTimeKeys(me, { preKeys: k.preKeys.slice(4, 6) }, 6), 'added', 'up to the bound exactly');
+    // Bundles hand each out once, in id order, then the last resort; the added Kyber key 2 is the added one.
+    const taken: (number | undefined)[] = [];
+    for (let i = 0; i < 7; i++) taken.push((await s.takeBundles('cal'))?.devices[0]?.preKey?.keyId);
+    assert.deepEqual(taken, [1, 2, 3, 4, 5, 6, undefined]);
+    assert.deepEqual(await s.keyCounts(me), { preKeys: 0, kyberPreKeys: 0 });
+    // A replacing upload clears what was added.
+    assert.equal(await s.addOneTimeKeys(me, { preKeys: k.preKeys.slice(0, 3) }, 10), 'added');
+    assert.equal(await s.replaceKeys(me, { preKeys: k.preKeys.slice(5, 6) }), true);
+    assert.deepEqual(await s.keyCounts(me), { preKeys: 1, kyberPreKeys: 0 });
+    assert.equal(await s.addOneTimeKeys({ username: 'cal', deviceId: 9 }, { preKeys: k.preKeys.slice(0, 1) }, 10), 'unknown');
+  });
+
   run('keys: concurrent takes never hand out a key twice', async (s) => {
     await s.createAccount(acct('di'), device(20, 20), null);
     const all = await Promise.all(Array.from({ length: 50 }, () => s.takeBundles('di')));

@@ -50,6 +50,11 @@ export const ERRORS = {
   MESSAGE_TOO_LARGE: { status: 413, close: 4413 },
   /** A `send-multi` names more devices than MAX_FANOUT_DEVICES (reply to that send; the socket stays open). */
   TOO_MANY_RECIPIENTS: { status: 413, close: 4414 },
+  /**
+   * POST /v1/keys/one-time would leave the device holding more than MAX_ONE_TIME_KEYS_HELD
+   * one-time keys of a kind; nothing was added. Replace them instead (PUT /v1/keys).
+   */
+  TOO_MANY_KEYS: { status: 409, close: 4421 },
   /** A signed pre-key or Kyber pre-key signature does not verify against the identity key. */
   BAD_SIGNATURE: { status: 422, close: 4422 },
   /** Rate limit exceeded. For a send: that send is refused. For a frame flood: the socket closes. */

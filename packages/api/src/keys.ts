@@ -99,6 +99,24 @@ export const validateUploadKeysRequest: Validator<UploadKeysRequest> = (v, path 
   return r;
 };
 
+/**
+ * POST /v1/keys/one-time: adds one-time keys to those the server holds for this device, so that
+ * a large upload (100 Kyber pre-keys are about 220 KB of JSON) can go in several smaller
+ * requests. A key whose id the device already holds replaces it (a retried request changes
+ * nothing). At least one non-empty list; refused with TOO_MANY_KEYS past MAX_ONE_TIME_KEYS_HELD.
+ */
+export interface AddKeysRequest {
+  preKeys?: PreKey[];
+  kyberPreKeys?: KyberPreKey[];
+}
+
+const addKeysShape = object({ preKeys: keyList(validatePreKey), kyberPreKeys: keyList(validateKyberPreKey) }, ['preKeys', 'kyberPreKeys']);
+export const validateAddKeysRequest: Validator<AddKeysRequest> = (v, path = '$') => {
+  const r = addKeysShape(v, path);
+  if (r.ok && (r.value.preKeys?.length ?? 0) + (r.value.kyberPreKeys?.length ?? 0) === 0) return invalid(path, 'nothing to add');
+  return r;
+};
+
 /** GET /v1/keys/count: remaining one-time keys of the authenticated device. */
 export interface KeyCountResponse {
   preKeys: number;

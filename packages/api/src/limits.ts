@@ -33,6 +33,14 @@ export const MAX_REQUEST_BODY_BYTES = 512 * KiB;
 export const MAX_KEYS_PER_LIST = 100;
 
 /**
+ * One-time keys of each kind the server holds for one device at most, counting keys added by
+ * POST /v1/keys/one-time (a replacing upload holds at most MAX_KEYS_PER_LIST anyway). Clients
+ * keep 100 in stock and add theirs in parts; twice that leaves room for a retried part without
+ * letting one device fill the key directory (a Kyber key row is about 1.6 KiB).
+ */
+export const MAX_ONE_TIME_KEYS_HELD = 2 * MAX_KEYS_PER_LIST;
+
+/**
  * Messages the server pushes to one connection before it waits for acknowledgements. Bounds
  * the memory a slow reader can pin on the server; 256 is far more than a chat client needs to
  * keep its pipeline full.

@@ -17,6 +17,7 @@
  * | GET    | /v1/devices/:username              | yes  | -                  | 200 DeviceListResponse      |
  * | PUT    | /v1/keys                           | yes  | UploadKeysRequest  | 204                         |
  * | GET    | /v1/keys/count                     | yes  | -                  | 200 KeyCountResponse        |
+ * | POST   | /v1/keys/one-time                  | yes  | AddKeysRequest     | 204                         |
  * | GET    | /v1/keys/:username                 | yes  | -                  | 200 BundleResponse (all devices) |
  * | GET    | /v1/keys/:username/:deviceId       | yes  | -                  | 200 BundleResponse (one device)  |
  * | POST   | /v1/ws-ticket                      | yes  | -                  | 200 TicketResponse          |
@@ -40,6 +41,7 @@ export const ROUTES = {
   deviceList: (username: string) => `/v1/devices/${encodeURIComponent(username)}`,
   keys: '/v1/keys',
   keyCount: '/v1/keys/count',
+  keysAdd: '/v1/keys/one-time',
   bundle: (username: string, deviceId?: number) =>
     deviceId === undefined ? `/v1/keys/${encodeURIComponent(username)}` : `/v1/keys/${encodeURIComponent(username)}/${deviceId}`,
   ticket: '/v1/ws-ticket',

@@ -25,6 +25,7 @@ export const REFUSALS: Readonly<Record<ErrorCode, string>> = {
   PAYLOAD_TOO_LARGE: 'the request is larger than the server accepts',
   MESSAGE_TOO_LARGE: 'the message is larger than the server accepts',
   BAD_SIGNATURE: "the server rejected this device's keys (their signatures do not verify)",
+  TOO_MANY_KEYS: "the server holds as many of this device's one-time keys as it allows",
   RATE_LIMITED: 'too many attempts in a short time; wait a minute and try again',
   TOO_MANY_CONNECTIONS: 'this account has as many open connections as the server allows; close tacit elsewhere',
   TOO_MANY_IN_FLIGHT: 'too many messages are waiting for the server; try again in a moment',
