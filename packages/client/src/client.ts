@@ -6,7 +6,7 @@
  * (CryptoBackend) and the socket (SocketFactory) are passed in, so the same class runs in Node and
  * in a browser.
  */
-import { deviceName as deviceNameValidator, fromBase64, MAX_DEVICE_ID, MAX_PROVISIONING_MESSAGE_BYTES, toBase64, username as usernameValidator, type DeviceCredentials, type DeviceInfo } from '@tacit/api';
+import { deviceName as deviceNameValidator, fromBase64, MAX_DEVICE_ID, MAX_PROVISIONING_MESSAGE_BYTES, toBase64, username as usernameValidator, type AddKeysRequest, type DeviceCredentials, type DeviceInfo, type UploadKeysRequest } from '@tacit/api';
 import { awaitProvisioning, encodeProvisioningMessage, MAX_SYNCED_CONTACTS, MAX_SYNCED_GROUPS, PROVISIONING_MESSAGE_VERSION, type ProvisioningMessage } from './link.js';
 import { encryptProvisioning, parseLinkCode } from './provisioning.js';
 import { generateRegistrationId, IdentityKeyPair, SessionManager, type CryptoBackend } from '@tacit/protocol';
@@ -24,7 +24,7 @@ import { GROUP_CLOSE_GRACE_MS, Groups, type GroupInfo, type GroupSendResult } fr
 import { groupConversation } from './group/state.js';
 import { PREFIX } from './keys.js';
 import { Outbox, type SendResult } from './outbox.js';
-import { applyKeyMaintenance, checkEncodedKeys, keyMaintenanceRequest, makeInitialKeys, makeKeys, type InitialKeyGenerator, type KeyGenerator, kyberPreKeyWire, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, uploadCodec } from './prekeys.js';
+import { applyKeyMaintenance, checkEncodedKeys, keyMaintenanceRequest, makeInitialKeys, makeKeys, type InitialKeyGenerator, type KeyGenerator, kyberPreKeyWire, preKeyWire, signedPreKeyWire, storeInitialKeys, UPLOAD_KEY, UPLOAD_PROGRESS_KEY, uploadCodec, uploadParts, uploadProgressCodec } from './prekeys.js';
 import { recordStores } from './protocol-stores.js';
 import type { RecordStore } from './record-store.js';
 import { nextTurn, Relay, type SocketFactory } from './relay.js';
@@ -301,7 +301,9 @@ export class TacitClient {
     t.write(countersCodec, PREFIX.counters, emptyCounters());
     await t.commit();
     await nextTurn();
-    await http.register({
+    // The one-time Kyber keys past the first part are added after registering, each part in a
+    // request (and a task) of its own: one request with all of them was the page's longest task.
+    const { first, rest } = uploadParts({
       username,
       deviceId: 1,
       registrationId,
@@ -313,10 +315,30 @@ export class TacitClient {
       secret,
       ...(reg.inviteCode !== undefined ? { inviteCode: reg.inviteCode } : {}),
     });
+    await http.register(first);
     const done = new Txn(store);
     done.write(accountCodec, PREFIX.account, { ...account, registered: true });
     await done.commit();
-    return TacitClient.open(opts);
+    const client = await TacitClient.open(opts);
+    await client.#addInitialKeys(rest);
+    return client;
+  }
+
+  /**
+   * The rest of a new device's one-time keys, after registering with the first part. Best effort:
+   * the device is registered whatever happens here; should a part fail, the server holds fewer
+   * keys (at least the first part's, and the last-resort key) and the usual refill tops them up
+   * when they run low.
+   */
+  async #addInitialKeys(parts: AddKeysRequest[]): Promise<void> {
+    for (const part of parts) {
+      await nextTurn();
+      try {
+        await this.#http.addKeys(part);
+      } catch {
+        return;
+      }
+    }
   }
 
   /**
@@ -353,7 +375,7 @@ export class TacitClient {
     t.write(countersCodec, PREFIX.counters, emptyCounters());
     await t.commit();
     await nextTurn();
-    const r = await http.link({
+    const { first, rest } = uploadParts({
       token: msg.token,
       identityKey: toBase64(identity.publicKey.serialize()),
       name,
@@ -364,11 +386,13 @@ export class TacitClient {
       kyberPreKeys: keys.kyberPreKeys.map((k) => k.wire),
       secret,
     });
+    const r = await http.link(first);
     if (r.username !== msg.username) throw new ClientError('BAD_RESPONSE', 'the server linked this device to a different account than the link message named');
     const done = new Txn(store);
     done.write(accountCodec, PREFIX.account, { ...account, deviceId: r.deviceId, registered: true });
     await done.commit();
     const client = await TacitClient.open(opts);
+    await client.#addInitialKeys(rest);
     await client.#importLinked(msg);
     return client;
   }
@@ -593,10 +617,7 @@ export class TacitClient {
     const run = (async () => {
       try {
         const pending = await this.#core.view().read(uploadCodec, UPLOAD_KEY);
-        if (pending) {
-          await this.#http.uploadKeys(pending);
-          await this.#core.mutate((t) => t.delete(UPLOAD_KEY));
-        }
+        if (pending) await this.#sendPlanned(pending);
         const counts = await this.#http.keyCount();
         // What is due and the new keys' ids, then the keys made outside the state lock (a
         // generator in a worker takes a while; messages keep being decrypted meanwhile), then
@@ -609,21 +630,40 @@ export class TacitClient {
           request === undefined ? undefined : generator !== undefined ? await checkEncodedKeys(await generator(identity, request, now), request, nextTurn) : makeKeys(this.#core.backend, identity, request, now);
         const upload = await this.#core.mutate(async (t) => {
           const u = await applyKeyMaintenance(t, counts, now, request, keys, nextTurn);
-          if (u) t.write(uploadCodec, UPLOAD_KEY, u);
+          if (u) {
+            t.write(uploadCodec, UPLOAD_KEY, u);
+            t.delete(UPLOAD_PROGRESS_KEY);
+          }
           return u;
         });
-        if (upload) {
-          // The upload (a body of ~230 KB for a full refill) in a task of its own.
-          await nextTurn();
-          await this.#http.uploadKeys(upload);
-          await this.#core.mutate((t) => t.delete(UPLOAD_KEY));
-        }
+        if (upload) await this.#sendPlanned(upload);
       } finally {
         this.#maintenance = undefined;
       }
     })();
     this.#maintenance = run;
     return run;
+  }
+
+  /**
+   * Sends a planned upload (committed with its private keys) in parts (`uploadParts`: a full refill
+   * is ~230 KB of JSON), each in a request and a task of its own, and records how many parts the
+   * server accepted, so that a retry after a crash or an outage goes on from there rather than
+   * replacing the stock again (which would hand out keys already used a second time).
+   */
+  async #sendPlanned(upload: UploadKeysRequest): Promise<void> {
+    const { first, rest } = uploadParts(upload);
+    const done = (await this.#core.view().read(uploadProgressCodec, UPLOAD_PROGRESS_KEY)) ?? 0;
+    for (let i = done; i <= rest.length; i++) {
+      await nextTurn();
+      if (i === 0) await this.#http.uploadKeys(first);
+      else await this.#http.addKeys(rest[i - 1]!);
+      if (i < rest.length) await this.#core.mutate((t) => t.write(uploadProgressCodec, UPLOAD_PROGRESS_KEY, i + 1));
+    }
+    await this.#core.mutate((t) => {
+      t.delete(UPLOAD_KEY);
+      t.delete(UPLOAD_PROGRESS_KEY);
+    });
   }
 
   // ---- sending ----

@@ -4,6 +4,7 @@
  * BAD_RESPONSE, never a TypeError deeper in the SDK.
  */
 import {
+  type AddKeysRequest,
   ROUTES,
   authorizationHeader,
   curvePublicKey,
@@ -162,6 +163,11 @@ export class HttpApi {
 
   async uploadKeys(req: UploadKeysRequest): Promise<void> {
     await this.#call('PUT', ROUTES.keys, undefined, req, true);
+  }
+
+  /** Adds one-time keys to this device's stock on the server (POST /v1/keys/one-time). */
+  async addKeys(req: AddKeysRequest): Promise<void> {
+    await this.#call('POST', ROUTES.keysAdd, undefined, req, true);
   }
 
   async keyCount(): Promise<KeyCountResponse> {

@@ -29,6 +29,7 @@ import {
   type PreKey,
   type SignedPreKey,
   type UploadKeysRequest,
+  type AddKeysRequest,
   type Validator,
 } from '@tacit/api';
 import { idKey, PREFIX } from './keys.js';
@@ -96,6 +97,30 @@ export const uploadCodec = jsonCodec<UploadKeysRequest>('pre-key bookkeeping', (
 
 export const KEY_STATE_KEY = `${PREFIX.keys}state`;
 export const UPLOAD_KEY = `${PREFIX.keys}upload`;
+/** How many parts of the planned upload (`uploadParts`) the server has accepted. */
+export const UPLOAD_PROGRESS_KEY = `${PREFIX.keys}upload-progress`;
+export const uploadProgressCodec = jsonCodec<number>('pre-key bookkeeping', (v) => (isInt(v) && v >= 0 ? v : undefined));
+
+/**
+ * One-time Kyber pre-keys per upload request. 100 of them are about 220 KB of JSON, and a page's
+ * main thread spends its task on the request body in proportion (serializing it and handing it to
+ * `fetch`: tens of milliseconds there); 25 (about 57 KB) keep that task short. The EC keys (about
+ * 60 bytes each) and the signed keys go with the first part.
+ */
+export const KYBER_KEYS_PER_REQUEST = 25;
+
+/**
+ * A large upload cut into requests: the first replaces (PUT /v1/keys, or registration itself)
+ * and carries everything but the Kyber one-time keys past the first KYBER_KEYS_PER_REQUEST; the
+ * rest are added (POST /v1/keys/one-time) in parts of KYBER_KEYS_PER_REQUEST.
+ */
+export function uploadParts<T extends { kyberPreKeys?: KyberPreKey[] }>(req: T): { first: T; rest: AddKeysRequest[] } {
+  const kyber = req.kyberPreKeys;
+  if (kyber === undefined || kyber.length <= KYBER_KEYS_PER_REQUEST) return { first: req, rest: [] };
+  const rest: AddKeysRequest[] = [];
+  for (let i = KYBER_KEYS_PER_REQUEST; i < kyber.length; i += KYBER_KEYS_PER_REQUEST) rest.push({ kyberPreKeys: kyber.slice(i, i + KYBER_KEYS_PER_REQUEST) });
+  return { first: { ...req, kyberPreKeys: kyber.slice(0, KYBER_KEYS_PER_REQUEST) }, rest };
+}
 export const preKeyKey = (id: number): string => PREFIX.preKey + idKey(id);
 export const signedPreKeyKey = (id: number): string => PREFIX.signedPreKey + idKey(id);
 export const kyberPreKeyKey = (id: number): string => PREFIX.kyberPreKey + idKey(id);

@@ -22,7 +22,7 @@ import {
   type KeyRequest,
 } from '../src/index.ts';
 import { wsSocketFactory } from '../src/node.ts';
-import { KEY_STATE_KEY, keyStateCodec, loadKyberPreKey, loadPreKey, loadSignedPreKey, UPLOAD_KEY } from '../src/prekeys.ts';
+import { KEY_STATE_KEY, keyStateCodec, KYBER_KEYS_PER_REQUEST, loadKyberPreKey, loadPreKey, loadSignedPreKey, UPLOAD_KEY, UPLOAD_PROGRESS_KEY, uploadCodec } from '../src/prekeys.ts';
 import { Txn } from '../src/txn.ts';
 import { ServerProcess } from './support/server-process.js';
 
@@ -96,6 +96,8 @@ async function until(cond: () => boolean | Promise<boolean>, what: string): Prom
 test('a refill made by the generator: the client chose the ids, the server holds the new keys, their private halves are stored, and a session starts on them', async () => {
   const { gen, requests } = recordingGenerator();
   const { client: alice, store } = await register('alice', { keyGenerator: gen });
+  // Registered with a first part of the Kyber keys and added the rest: the server holds all.
+  assert.deepEqual(await count(await credentials(store, alice)), { preKeys: ONE_TIME_KEY_BATCH, kyberPreKeys: ONE_TIME_KEY_BATCH });
   await drain(alice.username);
   await alice.maintainKeys();
   assert.equal(requests.length, 1, 'one request');
@@ -175,41 +177,55 @@ test('hostile generator output is refused (INVALID_ARGUMENT): nothing stored, no
   assert.equal((await count(creds)).preKeys, ONE_TIME_KEY_BATCH);
 });
 
-test('a crash between the commit and the upload: the keys were stored before the upload left, and the next run uploads exactly them', async () => {
+test('a crash between the commit and the upload, and in the middle of it: the keys were stored before any part left, and the next run sends only the parts the server did not accept', async () => {
   const { gen, requests } = recordingGenerator();
-  let failPuts = true;
-  const uploads: UploadKeysRequest[] = [];
-  let storedAtUpload: boolean[] = [];
+  // Fail the second added part (after the replacing PUT and one add were accepted), once.
+  let failAdd: number | undefined = 2;
+  const sent: { method: string; kyber: number[] }[] = [];
+  let storedAtFirst: boolean[] | undefined;
   let store!: MemoryRecordStore;
+  let adds = 0;
   const fetchOrCrash: FetchLike = async (url, init) => {
-    if (init.method === 'PUT' && new URL(url).pathname === '/v1/keys') {
+    const path = new URL(url).pathname;
+    if ((init.method === 'PUT' && path === '/v1/keys') || (init.method === 'POST' && path === '/v1/keys/one-time')) {
       const body = JSON.parse(init.body!) as UploadKeysRequest;
-      uploads.push(body);
-      // Every key in the body already has its private half in the store.
-      const t = new Txn(store.reopen());
-      storedAtUpload = await Promise.all([...body.preKeys!.map((k) => loadPreKey(t, k.keyId)), ...body.kyberPreKeys!.map((k) => loadKyberPreKey(t, k.keyId))]).then((rs) => rs.map((r) => r !== undefined));
-      if (failPuts) throw new Error('the page closed');
+      if (init.method === 'PUT' && storedAtFirst === undefined) {
+        // Every key of the whole refill already has its private half in the store.
+        const t = new Txn(store.reopen());
+        const pending = (await t.read(uploadCodec, UPLOAD_KEY))!;
+        storedAtFirst = await Promise.all([...pending.preKeys!.map((k) => loadPreKey(t, k.keyId)), ...pending.kyberPreKeys!.map((k) => loadKyberPreKey(t, k.keyId))]).then((rs) => rs.map((r) => r !== undefined));
+      }
+      if (init.method === 'POST' && ++adds === failAdd) {
+        failAdd = undefined;
+        throw new Error('the page closed');
+      }
+      sent.push({ method: init.method, kyber: (body.kyberPreKeys ?? []).map((k) => k.keyId) });
     }
     return nodeFetch(url, init);
   };
-  const reg = await register('erin', { keyGenerator: gen, fetch: fetchOrCrash });
+  const reg = await register('erin', { keyGenerator: gen });
   store = reg.store;
   const creds = await credentials(store, reg.client);
-  await drain(reg.client.username);
-  await assert.rejects(reg.client.maintainKeys());
-  assert.equal(storedAtUpload.length, 2 * ONE_TIME_KEY_BATCH);
-  assert.ok(storedAtUpload.every(Boolean), 'private keys committed before the upload');
-  assert.ok((await count(creds)).preKeys < REFILL_THRESHOLD, 'the server got nothing');
   await reg.client.close();
-  // The next run (a reload of the page): the planned upload goes first, made of the same keys.
-  failPuts = false;
+  const first = await TacitClient.open({ store: store.reopen(), backend, connect: wsSocketFactory, fetch: fetchOrCrash, keyGenerator: gen });
+  open.push(first);
+  await drain(first.username);
+  await assert.rejects(first.maintainKeys());
+  assert.equal(storedAtFirst?.length, 2 * ONE_TIME_KEY_BATCH);
+  assert.ok(storedAtFirst.every(Boolean), 'private keys committed before the first part left');
+  assert.deepEqual(sent.map((x) => [x.method, x.kyber.length]), [['PUT', KYBER_KEYS_PER_REQUEST], ['POST', KYBER_KEYS_PER_REQUEST]], 'the replacing part and one added part were accepted');
+  await first.close();
+  // The next run (a reload of the page): the planned upload goes on from the failed part.
   const again = await TacitClient.open({ store: store.reopen(), backend, connect: wsSocketFactory, fetch: fetchOrCrash, keyGenerator: gen });
   open.push(again);
   await again.maintainKeys();
   assert.equal(requests.length, 1, 'no keys made again');
-  assert.equal(uploads.length, 2);
-  assert.deepEqual(uploads[1], uploads[0], 'the same upload');
+  assert.deepEqual(sent.slice(2).map((x) => x.method), ['POST', 'POST'], 'no second replacing upload');
+  const kyberSent = sent.flatMap((x) => x.kyber);
+  assert.deepEqual(kyberSent, requests[0]!.kyberPreKeyIds, 'every refilled Kyber key sent once, in order');
   assert.deepEqual(await count(creds), { preKeys: ONE_TIME_KEY_BATCH, kyberPreKeys: ONE_TIME_KEY_BATCH });
+  assert.equal(await store.reopen().get(UPLOAD_KEY), undefined);
+  assert.equal(await store.reopen().get(UPLOAD_PROGRESS_KEY), undefined);
   const b = (await get<BundleResponse>(`/v1/keys/${again.username}`, drainer)).devices[0]!;
   assert.equal(b64((await loadPreKey(new Txn(store.reopen()), b.preKey!.keyId))!.publicKey.serialize()), b.preKey!.publicKey);
 });

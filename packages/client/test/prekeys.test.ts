@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
-import type { RegisterRequest, UploadKeysRequest } from '@tacit/api';
+import type { AddKeysRequest, RegisterRequest, UploadKeysRequest } from '@tacit/api';
 import { nodeBackend } from '@tacit/protocol/node';
 import {
   KeyedLock,
@@ -16,7 +16,7 @@ import {
 } from '../src/index.ts';
 import { preKeyCodec, preKeyKey, signedPreKeyCodec, signedPreKeyKey } from '../src/prekeys.ts';
 import { checkEncodedInitialKeys, encodeInitialKeys, generateInitialKeys, MAX_KEY_RECORD_BYTES, type InitialKeyGenerator } from '../src/index.ts';
-import { KEYS_PER_STEP, loadKyberPreKey, loadPreKey, loadSignedPreKey } from '../src/prekeys.ts';
+import { KEYS_PER_STEP, KYBER_KEYS_PER_REQUEST, loadKyberPreKey, loadPreKey, loadSignedPreKey } from '../src/prekeys.ts';
 import { Txn } from '../src/txn.ts';
 import { IdentityKeyPair, PublicKey, verifyPreKeySignature } from '@tacit/protocol';
 const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
@@ -32,6 +32,8 @@ function fakeDirectory() {
   const d = {
     registration: undefined as RegisterRequest | undefined,
     uploads: [] as UploadKeysRequest[],
+    /** POST /v1/keys/one-time bodies, in order. */
+    adds: [] as AddKeysRequest[],
     counts: { preKeys: ONE_TIME_KEY_BATCH, kyberPreKeys: ONE_TIME_KEY_BATCH },
     failUploads: false,
     fetch: (async (url, init) => {
@@ -42,6 +44,11 @@ function fakeDirectory() {
         return reply(201, { username: d.registration.username, deviceId: 1 });
       }
       if (path === '/v1/keys/count') return reply(200, d.counts);
+      if (init.method === 'POST' && path === '/v1/keys/one-time') {
+        if (d.failUploads) return reply(503, { error: { code: 'UNAVAILABLE', message: 'down' } });
+        d.adds.push(JSON.parse(init.body ?? '') as AddKeysRequest);
+        return reply(204);
+      }
       if (init.method === 'PUT' && path === '/v1/keys') {
         if (d.failUploads) return reply(503, { error: { code: 'UNAVAILABLE', message: 'down' } });
         d.uploads.push(JSON.parse(init.body ?? '') as UploadKeysRequest);
@@ -69,8 +76,12 @@ test('registration uploads an identity, a signed pre-key, a Kyber last-resort ke
   assert.equal(r.username, 'bob');
   assert.equal(r.deviceId, 1);
   assert.equal(r.preKeys.length, ONE_TIME_KEY_BATCH);
-  assert.equal(r.kyberPreKeys.length, ONE_TIME_KEY_BATCH);
-  assert.equal(new Set([...r.kyberPreKeys.map((k) => k.keyId), r.kyberLastResortKey.keyId]).size, ONE_TIME_KEY_BATCH + 1, 'Kyber ids are distinct');
+  // The Kyber one-time keys in parts: the first with registration, the rest added, each part a request.
+  assert.equal(r.kyberPreKeys.length, KYBER_KEYS_PER_REQUEST);
+  assert.deepEqual(dir.adds.map((a) => [a.preKeys, a.kyberPreKeys?.length]), Array.from({ length: ONE_TIME_KEY_BATCH / KYBER_KEYS_PER_REQUEST - 1 }, () => [undefined, KYBER_KEYS_PER_REQUEST]));
+  const kyber = [...r.kyberPreKeys, ...dir.adds.flatMap((a) => a.kyberPreKeys!)];
+  assert.deepEqual(kyber.map((k) => k.keyId), Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => i + 2), 'every Kyber key once, in order');
+  assert.equal(new Set([...kyber.map((k) => k.keyId), r.kyberLastResortKey.keyId]).size, ONE_TIME_KEY_BATCH + 1, 'Kyber ids are distinct');
   assert.equal(client.username, 'bob');
   // The secret goes to the server once; the client's own printout never shows it.
   assert.equal(inspect(client), 'TacitClient { username: "bob", deviceId: 1, server: "http://127.0.0.1:1", messages: 0, outbox: 0 }');
@@ -98,7 +109,7 @@ test('initial keys made elsewhere (the web key worker): encoded, checked, regist
   assert.deepEqual(client.identityKey, made!.publicKey.serialize(), 'and the account has it');
   const r = dir.registration!;
   assert.deepEqual(r.preKeys.map((k) => k.keyId), Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => i + 1));
-  assert.deepEqual(r.kyberPreKeys.map((k) => k.keyId), Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => i + 2));
+  assert.deepEqual([...r.kyberPreKeys, ...dir.adds.flatMap((a) => a.kyberPreKeys!)].map((k) => k.keyId), Array.from({ length: ONE_TIME_KEY_BATCH }, (_, i) => i + 2));
   // Every uploaded signature is by the account's identity (what the server checks) ...
   const id = PublicKey.deserialize(unb64(r.identityKey));
   for (const k of [r.signedPreKey, r.kyberLastResortKey, ...r.kyberPreKeys]) assert.ok(verifyPreKeySignature(backend, id, unb64(k.publicKey), unb64(k.signature)));
@@ -109,7 +120,7 @@ test('initial keys made elsewhere (the web key worker): encoded, checked, regist
   const pk = await loadPreKey(t, 100);
   assert.equal(b64(pk!.publicKey.serialize()), r.preKeys[99]!.publicKey);
   const kpk = await loadKyberPreKey(t, 101);
-  assert.equal(b64(kpk!.publicKey.serialize()), r.kyberPreKeys[99]!.publicKey);
+  assert.equal(b64(kpk!.publicKey.serialize()), dir.adds.at(-1)!.kyberPreKeys!.at(-1)!.publicKey);
   await client.close();
 
   // What checkEncodedInitialKeys refuses, as INVALID_ARGUMENT.
@@ -148,9 +159,12 @@ test('refill: only the kinds below the threshold are replaced, with a full batch
   const oldIds = new Set(reg.preKeys.map((k) => k.keyId));
   assert.ok(u.preKeys!.every((k) => !oldIds.has(k.keyId)), 'new ids');
   dir.counts = { preKeys: 100, kyberPreKeys: 0 };
+  const addsBefore = dir.adds.length;
   await client.maintainKeys();
-  assert.equal(dir.uploads[1]!.kyberPreKeys?.length, ONE_TIME_KEY_BATCH);
+  // A full Kyber batch: the first part replaces, the rest is added.
+  assert.equal(dir.uploads[1]!.kyberPreKeys?.length, KYBER_KEYS_PER_REQUEST);
   assert.equal(dir.uploads[1]!.preKeys, undefined);
+  assert.equal(dir.uploads[1]!.kyberPreKeys!.length + dir.adds.slice(addsBefore).reduce((n, a) => n + a.kyberPreKeys!.length, 0), ONE_TIME_KEY_BATCH);
   await client.close();
 });
 
