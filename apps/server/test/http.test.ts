@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { authorizationHeader, toBase64, MAX_KEYS_PER_LIST, type BundleResponse, type ErrorBody } from '@tacit/api';
+import { authorizationHeader, toBase64, MAX_KEYS_PER_LIST, MAX_ONE_TIME_KEYS_HELD, type BundleResponse, type ErrorBody } from '@tacit/api';
 import { buildServer, SqliteStore } from '../src/index.js';
 import { auth, b64, errorCode as code, makeDevice, register, registration, signedKyber, start, withServer } from './helpers.js';
 
@@ -216,6 +216,38 @@ test('keys: upload validation and signatures', () =>
     }
     const c = await h.server.app.inject({ method: 'GET', url: '/v1/keys/count', headers: auth(a) });
     assert.deepEqual(c.json(), { preKeys: 1, kyberPreKeys: 0 });
+  }));
+
+test('keys: POST /v1/keys/one-time adds to the stock of the authenticated device; validated, signatures verified, bounded by MAX_ONE_TIME_KEYS_HELD', () =>
+  withServer(async (h) => {
+    const a = await register(h, { preKeys: 2, kyberPreKeys: 2 });
+    const count = async () => (await h.server.app.inject({ method: 'GET', url: '/v1/keys/count', headers: auth(a) })).json() as unknown;
+    const add = (payload: unknown) => h.server.app.inject({ method: 'POST', url: '/v1/keys/one-time', headers: auth(a), payload: payload as Record<string, unknown> });
+    const more = makeDevice({ identity: a.device.identity, preKeys: MAX_KEYS_PER_LIST, kyberPreKeys: 3, firstKeyId: 100 });
+    assert.equal((await add({ kyberPreKeys: more.keys.kyberPreKeys })).statusCode, 204);
+    assert.deepEqual(await count(), { preKeys: 2, kyberPreKeys: 5 });
+    // The same part again (a retry): nothing more.
+    assert.equal((await add({ kyberPreKeys: more.keys.kyberPreKeys })).statusCode, 204);
+    assert.deepEqual(await count(), { preKeys: 2, kyberPreKeys: 5 });
+    // Refused, nothing added: empty, a signed key (those are replaced, PUT /v1/keys), duplicate ids, another identity's signature.
+    for (const payload of [{}, { preKeys: [] }, { signedPreKey: more.keys.signedPreKey }, { preKeys: [more.keys.preKeys[0], more.keys.preKeys[0]] }]) {
+      const r = await add(payload);
+      assert.equal(r.statusCode, 400, JSON.stringify(Object.keys(payload)));
+      assert.equal(code(r.body), 'INVALID_REQUEST');
+    }
+    const bad = await add({ kyberPreKeys: makeDevice({ kyberPreKeys: 1, firstKeyId: 900 }).keys.kyberPreKeys });
+    assert.equal(bad.statusCode, 422);
+    assert.equal(code(bad.body), 'BAD_SIGNATURE');
+    assert.deepEqual(await count(), { preKeys: 2, kyberPreKeys: 5 });
+    // Up to the bound, then TOO_MANY_KEYS with nothing added.
+    assert.equal((await add({ preKeys: more.keys.preKeys })).statusCode, 204);
+    const next = makeDevice({ identity: a.device.identity, preKeys: MAX_ONE_TIME_KEYS_HELD - 2 - MAX_KEYS_PER_LIST + 1, firstKeyId: 300 });
+    const full = await add({ preKeys: next.keys.preKeys });
+    assert.equal(full.statusCode, 409);
+    assert.equal(code(full.body), 'TOO_MANY_KEYS');
+    assert.deepEqual(await count(), { preKeys: 2 + MAX_KEYS_PER_LIST, kyberPreKeys: 5 });
+    const unauth = await h.server.app.inject({ method: 'POST', url: '/v1/keys/one-time', payload: { preKeys: next.keys.preKeys.slice(0, 1) } });
+    assert.equal(unauth.statusCode, 401);
   }));
 
 test('bundles: one-time keys handed out once, then without EC pre-key and with the last-resort Kyber key', () =>
