@@ -45,6 +45,7 @@ export async function fakeRelay(): Promise<FakeRelay> {
     }
     if (path === '/v1/keys/count') return reply(200, { preKeys: 100, kyberPreKeys: 100 });
     if (init.method === 'PUT' && path === '/v1/keys') return reply(204);
+    if (init.method === 'POST' && path === '/v1/keys/one-time') return reply(204);
     return reply(404, { error: { code: 'NOT_FOUND', message: 'no' } });
   };
   return {

@@ -6,7 +6,7 @@
  * close and cannot connect); `start()` brings it back with everything it stored. The real server
  * is exercised by the CLI and browser tests.
  */
-import type { DeviceListResponse, Envelope, KyberPreKey, PreKey, RegisterRequest, UploadKeysRequest } from '@tacit/api';
+import type { AddKeysRequest, DeviceListResponse, Envelope, KyberPreKey, PreKey, RegisterRequest, UploadKeysRequest } from '@tacit/api';
 import { validateClientFrame } from '@tacit/api';
 import type { FetchLike, SocketFactory, SocketHandlers } from '../../src/index.ts';
 
@@ -90,6 +90,14 @@ export class MemoryServer {
       if (a && u.kyberPreKeys) a.kyberPreKeys = [...u.kyberPreKeys];
       if (a && u.signedPreKey) a.reg.signedPreKey = u.signedPreKey;
       if (a && u.kyberLastResortKey) a.reg.kyberLastResortKey = u.kyberLastResortKey;
+      return reply(204);
+    }
+    if (init.method === 'POST' && path === '/v1/keys/one-time') {
+      const who = this.#caller(init.headers);
+      const a = who === undefined ? undefined : this.accounts.get(who);
+      const u = JSON.parse(init.body ?? '') as AddKeysRequest;
+      if (a && u.preKeys) a.preKeys.push(...u.preKeys);
+      if (a && u.kyberPreKeys) a.kyberPreKeys.push(...u.kyberPreKeys);
       return reply(204);
     }
     if (init.method === 'GET' && parts[0] === 'v1' && parts[1] === 'devices' && parts.length === 3) {
