@@ -38,8 +38,12 @@ const here = import.meta.dirname;
 const pgConfig = { host: '127.0.0.1', port: 5432, database: process.env['BENCH_PG_DATABASE'] ?? 'test', user: 'postgres' };
 const redisUrl = 'redis://127.0.0.1:6379';
 const HIGH = '1000000000';
-/** BENCH_ONLY=n1|n2 runs one configuration; BENCH_CPU_PROF=<dir> profiles the nodes (see bench/profile-summary.ts). */
+/**
+ * BENCH_ONLY=n1|n2 runs one configuration; BENCH_CPU_PROF=<dir> profiles the nodes (see
+ * bench/profile-summary.ts); BENCH_PATH=0 skips the cross-node path measurement at the end.
+ */
 const only = process.env['BENCH_ONLY'];
+const withPath = process.env['BENCH_PATH'] !== '0';
 const prof = process.env['BENCH_CPU_PROF'];
 
 const haproxy = findHaproxy();
@@ -268,16 +272,18 @@ for (const k of ['n1', 'n2'] as const) {
   );
 }
 // The cross-node path alone, in one process (no time-slicing between node processes).
-const path = await new Promise<{ local: number[]; crossNode: number[] }>((resolvePath, reject) => {
-  let text = '';
-  const c = fork(resolve(here, 'cluster', 'path.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-  c.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  c.on('exit', (code) => (code === 0 ? resolvePath(JSON.parse(text.trim().split('\n').at(-1)!) as { local: number[]; crossNode: number[] }) : reject(new Error(`path.ts exited ${code}`))));
-});
-console.log(
-  `cross-node path, two nodes in one process, CPU per message (servers and clients): local delivery ${median(path.local)} µs (${spread(path.local)}), ` +
-    `through a Redis event to the other node ${median(path.crossNode)} µs (${spread(path.crossNode)}): +${median(path.crossNode) - median(path.local)} µs`,
-);
+if (withPath) {
+  const path = await new Promise<{ local: number[]; crossNode: number[] }>((resolvePath, reject) => {
+    let text = '';
+    const c = fork(resolve(here, 'cluster', 'path.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    c.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    c.on('exit', (code) => (code === 0 ? resolvePath(JSON.parse(text.trim().split('\n').at(-1)!) as { local: number[]; crossNode: number[] }) : reject(new Error(`path.ts exited ${code}`))));
+  });
+  console.log(
+    `cross-node path, two nodes in one process, CPU per message (servers and clients): local delivery ${median(path.local)} µs (${spread(path.local)}), ` +
+      `through a Redis event to the other node ${median(path.crossNode)} µs (${spread(path.crossNode)}): +${median(path.crossNode) - median(path.local)} µs`,
+  );
+}
 const out = { n1: summary(results.n1), n2: summary(results.n2) };
 const ratio = Math.round((out.n2.saturated / out.n1.saturated) * 100) / 100;
 const perRound = results.n1.map((r, i) => Math.round(((results.n2[i]?.saturated ?? NaN) / r.saturated) * 100) / 100);

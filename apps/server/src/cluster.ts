@@ -98,6 +98,8 @@ const MAX_CARRIED_BODY_CHARS = 16 * 1024;
  * body), so it only ever refuses a malformed or hostile event, before JSON.parse allocates for it.
  */
 const MAX_EVENT_CHARS = MAX_EVENT_BODY_CHARS + MAX_CARRIED_BODY_CHARS + MAX_KEYS_PER_EVENT * 200;
+/** Where an event's node id (`"n":"…"`) starts: after `{"t":"d",`. */
+const OWN_AT = '{"t":"d",'.length;
 /** Longest addressKey: a username, a dot and a device id. */
 const MAX_KEY_CHARS = USERNAME_MAX_LENGTH + 1 + String(MAX_DEVICE_ID).length;
 /** Standard base64 alphabet with padding: all a body may hold to be written into a frame as is. */
@@ -165,11 +167,16 @@ export class RedisCluster implements Cluster {
   }
 
   async start(h: ClusterHandlers): Promise<void> {
-    // This node's own events come back too (one channel): skip them before parsing their bodies.
-    const own = [`{"t":"d","n":"${this.nodeId}"`, `{"t":"c","n":"${this.nodeId}"`, `{"t":"e","n":"${this.nodeId}"`];
-    this.#sub.on('message', (channel: string, text: string) => {
-      if (channel !== this.#channel || typeof text !== 'string' || text.length > MAX_EVENT_CHARS) return;
-      if (text.startsWith(own[0]!) || text.startsWith(own[1]!) || text.startsWith(own[2]!)) return;
+    // This node's own events come back too (one channel): skip them by their first bytes, before
+    // decoding or parsing them. Raw bytes ('messageBuffer'; with no 'message' listener ioredis
+    // decodes nothing), decoded as latin1: an event is ASCII (see #publish), and anything else
+    // fails the checks below.
+    const channel = Buffer.from(this.#channel);
+    const own = Buffer.from(`"n":"${this.nodeId}"`);
+    this.#sub.on('messageBuffer', (from: Buffer, raw: Buffer) => {
+      if (!channel.equals(from) || !Buffer.isBuffer(raw) || raw.length > MAX_EVENT_CHARS) return;
+      if (raw.compare(own, 0, own.length, OWN_AT, OWN_AT + own.length) === 0) return;
+      const text = raw.toString('latin1');
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
@@ -205,7 +212,12 @@ export class RedisCluster implements Cluster {
 
   #publish(e: Event): void {
     // Fire and forget: the store is the source of truth; an event only makes delivery prompt.
-    this.#pub.publish(this.#channel, JSON.stringify(e)).catch(() => undefined);
+    // As a Buffer: given a string, ioredis measures its UTF-8 length (Buffer.byteLength) and
+    // then encodes it again to write it, two passes over every body that were most of the
+    // cross-node cost in bench:cluster's profiles. Every field of an event is ASCII (addressKeys
+    // and usernames of USERNAME_PATTERN, base64 bodies, type names, digits), so latin1 is its
+    // exact encoding and a plain copy.
+    this.#pub.publish(this.#channel, Buffer.from(JSON.stringify(e), 'latin1')).catch(() => undefined);
   }
 
   publishDeliver(keys: string[], messages: RemoteMessage[] = []): void {
