@@ -55,12 +55,15 @@ export interface Balancer {
   stop(): Promise<void>;
 }
 
-/** Starts HAProxy in the foreground in front of `nodes` (ports) and waits until it listens. */
-export async function startBalancer(binary: string, nodes: readonly number[]): Promise<Balancer> {
+/**
+ * Starts HAProxy in the foreground in front of `nodes` (ports) and waits until it listens.
+ * `checkIntervalMs`: how often (and how long) it checks each node's /healthz.
+ */
+export async function startBalancer(binary: string, nodes: readonly number[], checkIntervalMs?: number): Promise<Balancer> {
   const dir = mkdtempSync(join(tmpdir(), 'tacit-haproxy-'));
   const port = await closedPort();
   const cfg = join(dir, 'haproxy.cfg');
-  writeFileSync(cfg, haproxyConfig(port, nodes));
+  writeFileSync(cfg, haproxyConfig(port, nodes, checkIntervalMs));
   const check = spawnSync(binary, ['-c', '-f', cfg], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`haproxy rejected its configuration: ${check.stderr || check.stdout}`);
   const proc: ChildProcess = spawn(binary, ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
