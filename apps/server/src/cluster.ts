@@ -177,7 +177,8 @@ export class RedisCluster implements Cluster {
     const own = Buffer.from(`"n":"${this.nodeId}"`);
     this.#sub.on('messageBuffer', (from: Buffer, raw: Buffer) => {
       if (!channel.equals(from) || !Buffer.isBuffer(raw) || raw.length > MAX_EVENT_CHARS) return;
-      if (raw.compare(own, 0, own.length, OWN_AT, OWN_AT + own.length) === 0) return;
+      // (compare throws past the buffer's end: a short text is checked for length first)
+      if (raw.length >= OWN_AT + own.length && raw.compare(own, 0, own.length, OWN_AT, OWN_AT + own.length) === 0) return;
       const text = raw.toString('latin1');
       let parsed: unknown;
       try {
