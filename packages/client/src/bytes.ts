@@ -3,7 +3,7 @@
 import { fromBase64 } from '@tacit/api';
 import { ClientError } from './errors.js';
 
-export { bytesEqual, concatBytes, toHex, utf8Decode, utf8Encode } from '@tacit/protocol';
+export { bytesEqual, concatBytes, fromHex, toHex, utf8Decode, utf8Encode } from '@tacit/protocol';
 export { fromBase64, toBase64 } from '@tacit/api';
 
 /** Base64 from our own records; damage is STATE_CORRUPT. */

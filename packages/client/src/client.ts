@@ -40,6 +40,7 @@ import { looksLikeReceipt, RECEIPT_CLOSE_GRACE_MS, Receipts } from './chat/recei
 import { readSettings, settingsCodec, type ChatSettings } from './chat/settings.js';
 import { EDIT_WINDOW_MS, editTextProblem, isReactionEmoji, isTimerMs, type Action } from './chat/actions.js';
 import { MessageActions } from './chat/edits.js';
+import { SearchIndex } from './chat/search-index.js';
 import { uncheckedActionSend } from './chat/testing.js';
 import { looksLikeTyping, Typing } from './chat/typing.js';
 import { looksLikeReadSync, receiveReadSync } from './chat/read-sync.js';
@@ -176,6 +177,7 @@ export class TacitClient {
   readonly #attachments: AttachmentMessages;
   readonly #receipts: Receipts;
   readonly #actions: MessageActions;
+  readonly #search: SearchIndex;
   readonly #typing: Typing;
   readonly #events: Emitter<ClientEvents>;
   #relay: Relay | undefined;
@@ -196,6 +198,7 @@ export class TacitClient {
     });
     const sessions = new SessionManager(core.backend, recordStores(core), { now: core.now });
     this.#history = new History(core);
+    this.#search = new SearchIndex(core, this.#history);
     this.#trust = new Trust(core);
     this.#directory = new Directory(core, this.#http, sessions, this.#trust);
     this.#inbox = new Inbox(core, this.#history, this.#trust, this.#directory, sessions, () => this.#sessionStarted());
@@ -476,6 +479,8 @@ export class TacitClient {
     const client = new TacitClient(opts, core, events);
     // Disappearing messages whose time ran out while no client ran go before anything is read.
     await client.sweepExpired();
+    // A store written before the search index (or by an upgrade) gets it built in the background.
+    void client.#search.build().catch(() => undefined);
     return client;
   }
 
@@ -588,6 +593,7 @@ export class TacitClient {
     clearInterval(this.#keyTimer);
     this.#attachments.close();
     this.#actions.close();
+    this.#search.close();
     // A group state this device is passing on (concurrent changes) reaches the members first.
     await this.#groups.idle(GROUP_CLOSE_GRACE_MS);
     // Receipts of what this run stored or showed reach their authors now, if the server is there.
@@ -918,7 +924,7 @@ export class TacitClient {
     return id;
   }
 
-  // ---- edits, deletions, reactions, disappearing messages, search (chat/edits.ts) ----
+  // ---- edits, deletions, reactions, disappearing messages (chat/edits.ts), search (chat/search-index.ts) ----
 
   /**
    * A message of a conversation by its id or an id prefix (at least MIN_MESSAGE_PREFIX hex
@@ -978,7 +984,7 @@ export class TacitClient {
   /** Local full-text search of this device's history (every word, as a word prefix), newest first. */
   async search(query: string, options: { conversation?: string; limit?: number } = {}): Promise<HistoryMessage[]> {
     const conversation = options.conversation !== undefined ? await this.#conversation(options.conversation) : undefined;
-    const hits = await this.#actions.search(query, { ...(conversation !== undefined ? { conversation } : {}), ...(options.limit !== undefined ? { limit: options.limit } : {}) });
+    const hits = await this.#search.search(query, { ...(conversation !== undefined ? { conversation } : {}), ...(options.limit !== undefined ? { limit: options.limit } : {}) });
     return hits.map((m) => this.#attachments.present(m));
   }
 

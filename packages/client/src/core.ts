@@ -20,8 +20,15 @@ import type { RecordStore } from './record-store.js';
 import { RecordCache, Txn, type TxnMark } from './txn.js';
 import { unb64 } from './bytes.js';
 
-/** Version of the record layout (1 was the single sealed JSON document, see upgrade.ts). */
-export const STORE_FORMAT = 2;
+/**
+ * Version of the record layout (1 was the single sealed JSON document, see upgrade.ts). 3: every
+ * writer keeps the search index (chat/search-index.ts) exact; a format-2 store opened here
+ * becomes 3 and has its index built in the background. A release that knows only 2 refuses a 3,
+ * as it would not keep the index in step with the messages.
+ */
+export const STORE_FORMAT = 3;
+/** Formats this release opens and raises to STORE_FORMAT in place. */
+const UPGRADABLE_FORMATS: ReadonlySet<number> = new Set([2]);
 
 export const FORMAT_KEY = `${PREFIX.meta}format`;
 export const NAMES_KEY = `${PREFIX.meta}names`;
@@ -135,11 +142,18 @@ export class Core {
     const t = new Txn(o.store);
     const format = await t.read(formatCodec, FORMAT_KEY);
     if (format === undefined) throw new ClientError('NOT_REGISTERED', 'no account here yet; run register first');
-    if (format.v !== STORE_FORMAT) throw new ClientError('STATE_CORRUPT', `the local state has an unknown format (${format.v})`);
+    if (format.v !== STORE_FORMAT && !UPGRADABLE_FORMATS.has(format.v)) throw new ClientError('STATE_CORRUPT', `the local state has an unknown format (${format.v})`);
     const nameKey = await t.read(nameKeyCodec, NAMES_KEY);
     const account = await t.read(accountCodec, PREFIX.account);
     if (nameKey === undefined || account === undefined) throw new ClientError('STATE_CORRUPT', 'the local state lacks its account records');
     const counters = (await t.read(countersCodec, PREFIX.counters)) ?? emptyCounters();
+    if (format.v !== STORE_FORMAT) {
+      // 2 → 3: the records stay; the search index starts empty and unbuilt (its build state is
+      // absent), and is built from the messages after opening.
+      const up = new Txn(o.store);
+      up.write(formatCodec, FORMAT_KEY, { v: STORE_FORMAT });
+      await up.commit();
+    }
     return new Core(o, new RecordKeys(o.backend, nameKey), account, counters);
   }
 

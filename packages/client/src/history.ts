@@ -371,6 +371,12 @@ function shown(meta: MessageMeta): boolean {
 export class History {
   readonly #core: Core;
   hooks: HistoryHooks = {};
+  /**
+   * Told of every change to a message's text or searchability, in the change's transaction
+   * (chat/search-index.ts keeps its index exact with it): `before` undefined for a new message,
+   * `after` undefined for a removed one.
+   */
+  indexer: ((t: StateTxn, conversation: ConversationId, seq: number, before: { meta: MessageMeta; text: string } | undefined, after: { meta: MessageMeta; text: string } | undefined) => Promise<void>) | undefined;
   /** Runs after a message was appended, in its change (chat/edits.ts applies held edits and reactions). */
   onAppend: ((t: StateTxn, conversation: ConversationId, seq: number, meta: MessageMeta) => Promise<void>) | undefined;
 
@@ -429,6 +435,7 @@ export class History {
     }
     t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
     if (meta.sys !== 1) t.write(messageIdCodec, this.#core.keys.messageId(id, meta.from, meta.id), { seq });
+    await this.indexer?.(t, id, seq, undefined, { meta, text });
     // Edits and reactions that waited for this message apply now (chat/edits.ts), before anyone sees it.
     if (this.onAppend !== undefined && meta.act === undefined) await this.onAppend(t, id, seq, meta);
     const after = meta.act === undefined && this.onAppend !== undefined ? await this.message(t, id, seq) : undefined;
@@ -471,6 +478,7 @@ export class History {
     }
     const value = messageCodec.encode({ meta: next, blob });
     t.putBytes(key, value);
+    await this.indexer?.(t, id, seq, { meta, text: utf8Decode(decoded.blob) }, { meta: next, text: utf8Decode(blob) });
     const before = messageWeight(key, old);
     const after = messageWeight(key, value);
     conv.bytes += after - before;
@@ -496,10 +504,11 @@ export class History {
     const value = await t.getBytes(key);
     const conv = await this.conversation(t, id);
     if (value === undefined || conv === undefined) return false;
-    const { meta } = messageCodec.decode(value);
+    const { meta, blob } = messageCodec.decode(value);
     const w = messageWeight(key, value);
     t.delete(key);
     this.#unindex(t, id, seq, meta);
+    await this.indexer?.(t, id, seq, { meta, text: utf8Decode(blob) }, undefined);
     conv.count--;
     conv.bytes -= w;
     if (meta.d === 'in' && seq > conv.read) conv.unread = Math.max(0, conv.unread - 1);
@@ -727,7 +736,7 @@ export class History {
     const exhausted = new Set<ConversationId>();
     const after = new Map<ConversationId, string>();
     for (let round = 0, limit = 32; round < 10_000 && !enough() && exhausted.size < convs.length; round++, limit = Math.min(256, limit * 2)) {
-      const candidates: { conv: ConversationRecord; key: string; seq: number; meta: MessageMeta; weight: number }[] = [];
+      const candidates: { conv: ConversationRecord; key: string; value: Uint8Array; seq: number; meta: MessageMeta; weight: number }[] = [];
       for (const conv of convs) {
         if (exhausted.has(conv.id)) continue;
         const from = after.get(conv.id);
@@ -743,13 +752,13 @@ export class History {
         for (const r of recs) {
           const seq = keyNumber(r.key);
           const { meta } = messageCodec.decode(r.value);
-          if (evictable(meta, seq, conv, false)) candidates.push({ conv, key: r.key, seq, meta, weight: messageWeight(r.key, r.value) });
+          if (evictable(meta, seq, conv, false)) candidates.push({ conv, key: r.key, value: r.value, seq, meta, weight: messageWeight(r.key, r.value) });
         }
       }
       candidates.sort((a, b) => a.seq - b.seq);
       for (const x of candidates) {
         if (enough()) break;
-        this.#dropOne(t, x, dropped);
+        await this.#dropOne(t, x, dropped);
       }
     }
     this.#report(t, convs, dropped);
@@ -776,7 +785,7 @@ export class History {
         after.set(conv.id, r.key);
         const seq = keyNumber(r.key);
         const { meta } = messageCodec.decode(r.value);
-        if (evictable(meta, seq, conv, true)) this.#dropOne(t, { conv, key: r.key, seq, meta, weight: messageWeight(r.key, r.value) }, dropped);
+        if (evictable(meta, seq, conv, true)) await this.#dropOne(t, { conv, key: r.key, value: r.value, seq, meta, weight: messageWeight(r.key, r.value) }, dropped);
         if (convs.some((c) => c !== conv && !exhausted.has(c.id) && c.bytes > conv!.bytes)) break;
       }
     }
@@ -792,10 +801,11 @@ export class History {
     return out;
   }
 
-  #dropOne(t: StateTxn, x: { conv: ConversationRecord; key: string; seq: number; meta: MessageMeta; weight: number }, dropped: Map<ConversationId, Dropped>): void {
+  async #dropOne(t: StateTxn, x: { conv: ConversationRecord; key: string; value: Uint8Array; seq: number; meta: MessageMeta; weight: number }, dropped: Map<ConversationId, Dropped>): Promise<void> {
     const unread = x.meta.d === 'in' && x.seq > x.conv.read;
     t.delete(x.key);
     this.#unindex(t, x.conv.id, x.seq, x.meta);
+    if (this.indexer !== undefined) await this.indexer(t, x.conv.id, x.seq, { meta: x.meta, text: utf8Decode(messageCodec.decode(x.value).blob) }, undefined);
     x.conv.count--;
     x.conv.bytes -= x.weight;
     x.conv.dropped++;

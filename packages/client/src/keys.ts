@@ -69,6 +69,8 @@ export const PREFIX = {
   expiry: 'xp/',
   /** Edits, deletions and reactions that arrived before their message, held a while (chat/edits.ts). */
   heldAction: 'ha/',
+  /** The search index: posting chunks `sx/<bucket>/<seq span>` (chat/search-index.ts). */
+  searchIndex: 'sx/',
   /** Sequence numbers and counts that bound the store. */
   counters: 'ctr',
 } as const;
@@ -204,6 +206,7 @@ export function describeKey(key: string): string {
     [PREFIX.senderKeyGroup]: 'sender key owner',
     [PREFIX.expiry]: 'disappearing message',
     [PREFIX.heldAction]: 'held edit or reaction',
+    [PREFIX.searchIndex]: 'search index',
   };
   let best = '';
   for (const p of Object.keys(names)) if (key.startsWith(p) && p.length > best.length) best = p;

@@ -24,7 +24,6 @@ import { ClientError } from '../errors.js';
 import { utf8Decode } from '../bytes.js';
 import { keyNumber, PREFIX, seqKey } from '../keys.js';
 import { blobCodec, isInt, isObj, isStr } from '../record-codec.js';
-import type { Txn } from '../txn.js';
 import { messageCodec, seqCodec, toHistory, type ConversationId, type History, type HistoryMessage, type MessageMeta } from '../history.js';
 import { decodeAction, describeDuration, EDIT_WINDOW_MS, type Action } from './actions.js';
 import { MAX_EDIT_VERSIONS, MAX_REACTIONS_PER_MESSAGE, type TextVersion } from './meta.js';
@@ -39,10 +38,6 @@ export const HELD_ACTION_TTL_MS = 24 * 60 * 60 * 1000;
 export const MAX_SWEEP_BATCH = 500;
 /** The sweep looks at least this often even with nothing due (a clock that jumped). */
 export const MAX_SWEEP_DELAY_MS = 60_000;
-/** Results `search` returns at most. */
-export const MAX_SEARCH_RESULTS = 200;
-/** Longest search query, in characters. */
-export const MAX_SEARCH_QUERY = 200;
 /** Shortest id prefix that names a message on the command line (6 hex digits: 16.7 million). */
 export const MIN_MESSAGE_PREFIX = 6;
 
@@ -68,15 +63,6 @@ export interface AppliedAction {
   action: Action;
   /** The message it changed (absent for a timer change). */
   message?: HistoryMessage;
-}
-
-/** The words of a text for search: lower case, compatibility-normalized, letters and digits. */
-export function searchWords(text: string): string[] {
-  return text
-    .normalize('NFKC')
-    .toLowerCase()
-    .split(/[^\p{L}\p{N}\p{M}]+/u)
-    .filter((w) => w.length > 0);
 }
 
 export class MessageActions {
@@ -317,46 +303,5 @@ export class MessageActions {
     if (found.length === 0) throw new ClientError('INVALID_ARGUMENT', `no message ${r} in this conversation`);
     if (found.length > 1) throw new ClientError('INVALID_ARGUMENT', `${found.length} messages start with ${r}; give more of the id`);
     return found[0]!;
-  }
-
-  /**
-   * Local full-text search of this device's history: messages whose text holds every word of
-   * `query` (as a word prefix, case- and accent-form-insensitive), newest first. Deleted and
-   * disappeared messages are gone from the store, so they are never found. Reads every message
-   * record (decrypting each, in the store's own way), which at MAX_STORED_MESSAGES is a bounded
-   * scan; see docs/CLIENT.md.
-   */
-  async search(query: string, options: { conversation?: ConversationId; limit?: number } = {}): Promise<HistoryMessage[]> {
-    if (query.length > MAX_SEARCH_QUERY) throw new ClientError('INVALID_ARGUMENT', `a search is at most ${MAX_SEARCH_QUERY} characters`);
-    const terms = searchWords(query);
-    if (terms.length === 0) throw new ClientError('INVALID_ARGUMENT', 'search for at least one word');
-    const limit = Math.min(options.limit ?? 50, MAX_SEARCH_RESULTS);
-    const t = this.#core.view();
-    const convs = options.conversation !== undefined ? [options.conversation] : (await this.#history.summaries()).map((c) => c.id);
-    const hits: HistoryMessage[] = [];
-    for (const c of convs) {
-      const conv = await this.#history.conversation(t, c);
-      if (conv === undefined) continue;
-      await this.#scan(t, c, conv.read, (m) => {
-        if (m.deleted || m.system || m.text === '') return;
-        const words = searchWords(m.text);
-        if (terms.every((q) => words.some((w) => w.startsWith(q)))) hits.push(m);
-      });
-    }
-    return hits.sort((a, b) => b.sentAt - a.sentAt || b.seq - a.seq).slice(0, limit);
-  }
-
-  async #scan(t: Txn, conversation: ConversationId, read: number, visit: (m: HistoryMessage) => void): Promise<void> {
-    const prefix = this.#core.keys.messagesOf(conversation);
-    let after: string | undefined;
-    for (let round = 0; round < 1_000; round++) {
-      const recs = await t.list(prefix, { limit: 500, ...(after !== undefined ? { after } : {}) });
-      for (const rec of recs) {
-        const { meta, blob } = messageCodec.decode(rec.value);
-        if (meta.act === undefined) visit(toHistory(conversation, keyNumber(rec.key), meta, utf8Decode(blob), read));
-      }
-      if (recs.length < 500) break;
-      after = recs[recs.length - 1]!.key;
-    }
   }
 }
