@@ -190,6 +190,13 @@ function readChunk(b: Uint8Array, base: number, visit: (tag: number, seq: number
   }
 }
 
+/** A chunk's postings as text lines, `<tag hex> <seq> <conversation pseudonym>`, sorted (tests compare indexes with it). */
+export function describeChunk(key: string, value: Uint8Array): string[] {
+  const out: string[] = [];
+  readChunk(value, keyNumber(key) * SEARCH_SEQ_SPAN, (tag, seq, conv) => out.push(`${key.slice(0, key.lastIndexOf('/'))} ${tag.toString(16).padStart(8, '0')} ${seq} ${conv}`));
+  return out.sort();
+}
+
 interface BuildState {
   /** Everything is indexed. */
   done: boolean;
