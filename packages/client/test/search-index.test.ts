@@ -13,7 +13,7 @@ import { nodeBackend } from '@tacit/protocol/node';
 import { MAX_SEARCH_QUERY, MAX_TERMS_PER_MESSAGE, TacitClient, isClientError, searchTerms, type HistoryMessage } from '../src/index.ts';
 import { SqliteRecordStore } from '../src/node.ts';
 import { MessageActions } from '../src/chat/edits.ts';
-import { SearchIndex, describeChunk } from '../src/chat/search-index.ts';
+import { SearchIndex, describeIndexRecord } from '../src/chat/search-index.ts';
 import { Core, FORMAT_KEY, formatCodec } from '../src/core.ts';
 import { Emitter } from '../src/emitter.ts';
 import type { ClientEvents } from '../src/events.ts';
@@ -69,7 +69,7 @@ async function add(p: Parts, conv: string, [meta, text]: [MessageMeta, string]):
 
 /** Every posting of the index, as sorted lines (bucket/span key, then the decoded chunk). */
 async function postings(p: Parts): Promise<string[]> {
-  return (await p.core.view().list(PREFIX.searchIndex)).flatMap((r) => describeChunk(r.key, r.value)).sort();
+  return (await p.core.view().list(PREFIX.searchIndex)).flatMap((r) => describeIndexRecord(r.key, r.value)).sort();
 }
 
 /** The index as a fresh build over the same messages makes it (nothing written). */
@@ -162,7 +162,7 @@ test('index: a store of the previous format is upgraded and indexed, losing noth
     const acc = await account(dir);
     let p = await acc.parts();
     const now = p.clock.now;
-    const n = 450; // more than two build batches
+    const n = 1_300; // several build batches and index spans
     await p.core.mutate(async (t) => {
       for (let i = 0; i < n; i++) {
         const [meta, text] = i % 2 === 0 ? incoming('bob', `note ${i} about topic${i % 7} from last week`, now - 7 * DAY + i) : outgoing(`reply ${i} topic${i % 7}`, now - 6 * DAY + i);

@@ -36,7 +36,7 @@ import type { Core, StateTxn } from '../core.js';
 import { ClientError, isClientError } from '../errors.js';
 import { fromHex, toHex, utf8Decode } from '../bytes.js';
 import { keyNumber, PREFIX, seqKey } from '../keys.js';
-import { corrupt, isObj, isStr, jsonCodec, type RecordCodec } from '../record-codec.js';
+import { corrupt, isObj, isStr, jsonCodec } from '../record-codec.js';
 import type { Txn } from '../txn.js';
 import { conversationCodec, messageCodec, toHistory, type ConversationId, type ConversationRecord, type History, type HistoryMessage, type MessageMeta } from '../history.js';
 
@@ -56,12 +56,17 @@ export const MAX_INDEXED_PREFIX = 8;
  * so what one message costs the index is bounded without changing what search finds.
  */
 export const MAX_TERMS_PER_MESSAGE = 256;
-/** Sequence numbers per posting chunk: a chunk holds the postings of one bucket for this many. */
-export const SEARCH_SEQ_SPAN = 4096;
+/**
+ * Sequence numbers per posting chunk: a chunk holds one bucket's postings for this many. Small
+ * enough that a new message rewrites little (its chunks hold a span's worth of text over 256
+ * buckets: a few hundred bytes each), large enough that a term's postings over a full history
+ * are a few hundred records, read in one range.
+ */
+export const SEARCH_SEQ_SPAN = 512;
 /** Buckets (the first byte of a term's tag). */
 export const SEARCH_BUCKETS = 256;
 /**
- * Postings one chunk holds at most (8 bytes each: 512 KiB). Ordinary use fills a few hundred; a
+ * Postings one chunk holds at most (6 bytes each: 384 KiB). Ordinary use puts tens in a chunk; a
  * message whose terms would cross it is listed as unindexed instead.
  */
 export const MAX_CHUNK_POSTINGS = 65_536;
@@ -70,7 +75,6 @@ export const MAX_QUERY_LOOKUPS = 4;
 /** Messages indexed per commit while building the index of an existing store. */
 export const SEARCH_BUILD_BATCH = 200;
 
-const OVERFLOW = 'ov';
 const STATE_KEY = `${PREFIX.meta}search`;
 
 /** The words of a text for search: lower case, compatibility-normalized, letters and digits. */
@@ -112,88 +116,79 @@ function searchable(meta: MessageMeta, text: string): boolean {
   return meta.del !== 1 && meta.sys !== 1 && meta.act === undefined && text !== '';
 }
 
-// ---- chunks ----
+// ---- records ----
+//
+// Three kinds, each a version byte then fixed-size entries (appending is a copy of bytes, no
+// decoding), all bounded:
+//   chunk  `sx/<bucket>/<span>`  (tag u32 | seq offset in the span u16) per posting, at most MAX_CHUNK_POSTINGS
+//   table  `sx/sq/<span>`        (seq offset u16 | conversation pseudonym, 12 bytes) per message with postings
+//   unindexed `sx/ov/<span>`     (seq offset u16) per message with too many terms
 
-/** One chunk's postings, in parallel arrays (seq is the full store sequence number). */
-interface Chunk {
-  tags: number[];
-  seqs: number[];
-  convs: string[];
+const RECORD_VERSION = 1;
+const POSTING_BYTES = 6;
+const TABLE_ENTRY_BYTES = 14;
+const OVERFLOW_ENTRY_BYTES = 2;
+const TABLE = 'sq';
+const OVERFLOW = 'ov';
+
+function spanOf(seq: number): number {
+  return Math.floor(seq / SEARCH_SEQ_SPAN);
 }
 
-const POSTING_BYTES = 8;
-const PSEUDONYM_BYTES = 12;
-const CHUNK_VERSION = 1;
-
-/**
- * Layout: version (1) | conversations n (u16) | n × 12-byte conversation pseudonym |
- * postings m (u32) | m × (tag u32 | seq offset in the span u16 | conversation index u16).
- */
-function chunkCodec(span: number): RecordCodec<Chunk> {
-  const base = span * SEARCH_SEQ_SPAN;
-  return {
-    kind: 'search index',
-    encode: (c) => {
-      const convIndex = new Map<string, number>();
-      for (const cv of c.convs) if (!convIndex.has(cv)) convIndex.set(cv, convIndex.size);
-      const out = new Uint8Array(1 + 2 + convIndex.size * PSEUDONYM_BYTES + 4 + c.tags.length * POSTING_BYTES);
-      const dv = new DataView(out.buffer);
-      out[0] = CHUNK_VERSION;
-      dv.setUint16(1, convIndex.size);
-      let o = 3;
-      for (const cv of convIndex.keys()) {
-        out.set(fromHex(cv), o);
-        o += PSEUDONYM_BYTES;
-      }
-      dv.setUint32(o, c.tags.length);
-      o += 4;
-      for (let i = 0; i < c.tags.length; i++) {
-        dv.setUint32(o, c.tags[i]!);
-        dv.setUint16(o + 4, c.seqs[i]! - base);
-        dv.setUint16(o + 6, convIndex.get(c.convs[i]!)!);
-        o += POSTING_BYTES;
-      }
-      return out;
-    },
-    decode: (b) => {
-      const c: Chunk = { tags: [], seqs: [], convs: [] };
-      readChunk(b, base, (tag, seq, conv) => {
-        c.tags.push(tag);
-        c.seqs.push(seq);
-        c.convs.push(conv);
-      });
-      return c;
-    },
-  };
+/** Checks a stored index record's layout (total: damage is STATE_CORRUPT). */
+function checkRecord(b: Uint8Array, entryBytes: number, max: number): DataView {
+  if (b.length < 1 || b[0] !== RECORD_VERSION || (b.length - 1) % entryBytes !== 0 || (b.length - 1) / entryBytes > max) throw corrupt('search index', 'unexpected layout');
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-/** Walks a chunk's postings (total: damaged bytes give STATE_CORRUPT). `want` filters by tag before the conversation is decoded. */
-function readChunk(b: Uint8Array, base: number, visit: (tag: number, seq: number, conv: string) => void, want?: number): void {
-  const bad = (): ClientError => corrupt('search index', 'truncated');
-  if (b.length < 7 || b[0] !== CHUNK_VERSION) throw corrupt('search index', 'unknown layout');
+/** Walks a chunk's postings: (tag, offset). */
+function eachPosting(b: Uint8Array, visit: (tag: number, off: number) => void): void {
+  const dv = checkRecord(b, POSTING_BYTES, MAX_CHUNK_POSTINGS);
+  for (let o = 1; o < b.length; o += POSTING_BYTES) visit(dv.getUint32(o), dv.getUint16(o + 4));
+}
+
+/** Walks a table: (offset, conversation pseudonym). */
+function eachTableEntry(b: Uint8Array, visit: (off: number, pseudo: string) => void): void {
+  const dv = checkRecord(b, TABLE_ENTRY_BYTES, SEARCH_SEQ_SPAN);
+  for (let o = 1; o < b.length; o += TABLE_ENTRY_BYTES) visit(dv.getUint16(o), toHex(b.subarray(o + 2, o + TABLE_ENTRY_BYTES)));
+}
+
+function eachOverflow(b: Uint8Array, visit: (off: number) => void): void {
+  const dv = checkRecord(b, OVERFLOW_ENTRY_BYTES, SEARCH_SEQ_SPAN);
+  for (let o = 1; o < b.length; o += OVERFLOW_ENTRY_BYTES) visit(dv.getUint16(o));
+}
+
+/** `old` (or a new record) with `entries` appended. */
+function appended(old: Uint8Array | undefined, entries: Uint8Array): Uint8Array {
+  const base = old ?? Uint8Array.of(RECORD_VERSION);
+  const out = new Uint8Array(base.length + entries.length);
+  out.set(base);
+  out.set(entries, base.length);
+  return out;
+}
+
+/** The entries of a record (of `entryBytes` each) for which `keep` holds; undefined when none is left. */
+function filtered(b: Uint8Array, entryBytes: number, keep: (dv: DataView, o: number) => boolean): Uint8Array | undefined {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const nConv = dv.getUint16(1);
-  let o = 3;
-  if (b.length < o + nConv * PSEUDONYM_BYTES + 4) throw bad();
-  const convs: string[] = [];
-  for (let i = 0; i < nConv; i++, o += PSEUDONYM_BYTES) convs.push(toHex(b.subarray(o, o + PSEUDONYM_BYTES)));
-  const n = dv.getUint32(o);
-  o += 4;
-  if (n > MAX_CHUNK_POSTINGS || b.length !== o + n * POSTING_BYTES) throw bad();
-  for (let i = 0; i < n; i++, o += POSTING_BYTES) {
-    const tag = dv.getUint32(o);
-    if (want !== undefined && tag !== want) continue;
-    const off = dv.getUint16(o + 4);
-    const conv = convs[dv.getUint16(o + 6)];
-    if (conv === undefined || off >= SEARCH_SEQ_SPAN) throw corrupt('search index', 'bad posting');
-    visit(tag, base + off, conv);
+  const out = new Uint8Array(b.length);
+  out[0] = RECORD_VERSION;
+  let n = 1;
+  for (let o = 1; o < b.length; o += entryBytes) {
+    if (!keep(dv, o)) continue;
+    out.set(b.subarray(o, o + entryBytes), n);
+    n += entryBytes;
   }
+  return n === 1 ? undefined : out.slice(0, n);
 }
 
-/** A chunk's postings as text lines, `<tag hex> <seq> <conversation pseudonym>`, sorted (tests compare indexes with it). */
-export function describeChunk(key: string, value: Uint8Array): string[] {
+/** Any index record's entries as text lines `<record> <entry…>`, sorted (tests compare indexes with it). */
+export function describeIndexRecord(key: string, value: Uint8Array): string[] {
   const out: string[] = [];
-  readChunk(value, keyNumber(key) * SEARCH_SEQ_SPAN, (tag, seq, conv) => out.push(`${key.slice(0, key.lastIndexOf('/'))} ${tag.toString(16).padStart(8, '0')} ${seq} ${conv}`));
+  const name = key.slice(PREFIX.searchIndex.length, key.lastIndexOf('/'));
+  const base = keyNumber(key) * SEARCH_SEQ_SPAN;
+  if (name === TABLE) eachTableEntry(value, (off, pseudo) => out.push(`${name} ${base + off} ${pseudo}`));
+  else if (name === OVERFLOW) eachOverflow(value, (off) => out.push(`${name} ${base + off}`));
+  else eachPosting(value, (tag, off) => out.push(`${name} ${tag.toString(16).padStart(8, '0')} ${base + off}`));
   return out.sort();
 }
 
@@ -208,6 +203,10 @@ const buildStateCodec = jsonCodec<BuildState>('search index', (v) => {
   if (!isObj(v) || typeof v['done'] !== 'boolean' || !(v['next'] === undefined || isStr(v['next'], 200))) return undefined;
   return { done: v['done'], ...(v['next'] !== undefined ? { next: v['next'] } : {}) };
 });
+
+function u16(n: number): Uint8Array {
+  return Uint8Array.of(n >>> 8, n & 0xff);
+}
 
 /** What a message is, for the index: its terms, or 'overflow' (too many), or nothing. */
 type Terms = Set<string> | 'overflow' | undefined;
@@ -237,25 +236,59 @@ export class SearchIndex {
 
   /**
    * Inside a state change: a message was added (`before` undefined), changed, or removed
-   * (`after` undefined). Adds and removes exactly the postings that differ.
+   * (`after` undefined). Adds and removes exactly the postings that differ. Idempotent for an
+   * add (the build may meet a message that was indexed as it arrived).
    */
   async changed(t: StateTxn, conversation: ConversationId, seq: number, before: { meta: MessageMeta; text: string } | undefined, after: { meta: MessageMeta; text: string } | undefined): Promise<void> {
     // Most changes (receipts, reactions, states) leave the text and what is searchable alone.
     if (before !== undefined && after !== undefined && before.text === after.text && searchable(before.meta, before.text) === searchable(after.meta, after.text)) return;
     const old = termsOf(before);
-    const now = termsOf(after);
-    const pseudo = this.#pseudo(conversation);
-    if (old === 'overflow' && now !== 'overflow') await this.#removeOverflow(t, seq);
-    const drop = old instanceof Set ? [...old].filter((x) => !(now instanceof Set && now.has(x))) : [];
-    const add = now instanceof Set ? [...now].filter((x) => !(old instanceof Set && old.has(x))) : [];
-    if (drop.length > 0) await this.#apply(t, seq, pseudo, drop, 'remove');
-    if (add.length > 0 && !(await this.#apply(t, seq, pseudo, add, 'add'))) {
-      // A chunk would overflow: list the message as unindexed instead (its other postings go).
-      if (now instanceof Set) await this.#apply(t, seq, pseudo, [...now], 'remove');
-      await this.#addOverflow(t, seq, pseudo);
-      return;
+    let now = termsOf(after);
+    const span = spanOf(seq);
+    const off = seq - span * SEARCH_SEQ_SPAN;
+    const tableKey = this.#key(TABLE, span);
+    const table = await t.getBytes(tableKey);
+    let listed = false;
+    if (table !== undefined) eachTableEntry(table, (o) => (listed ||= o === off));
+    const wasOverflow = old === 'overflow' || (listed && (await this.#inOverflow(t, span, off)));
+    if (old instanceof Set) {
+      const drop = [...old].filter((x) => !(now instanceof Set && now.has(x)));
+      if (drop.length > 0) this.#remove(t, off, await this.#chunks(t, span, drop));
     }
-    if (now === 'overflow' && old !== 'overflow') await this.#addOverflow(t, seq, pseudo);
+    if (now instanceof Set && now.size > 0) {
+      // Already listed: some postings may exist (the build meeting a message indexed on arrival).
+      const add = listed ? [...now] : [...now].filter((x) => !(old instanceof Set && old.has(x)));
+      if (!(await this.#add(t, span, off, add, listed))) {
+        this.#remove(t, off, await this.#chunks(t, span, [...now]));
+        now = 'overflow';
+      }
+    }
+    if (now === 'overflow') {
+      if (!wasOverflow) t.putBytes(this.#key(OVERFLOW, span), appended(await t.getBytes(this.#key(OVERFLOW, span)), u16(off)));
+    } else if (wasOverflow) {
+      this.#put(t, this.#key(OVERFLOW, span), filtered((await t.getBytes(this.#key(OVERFLOW, span)))!, OVERFLOW_ENTRY_BYTES, (dv, o) => dv.getUint16(o) !== off));
+    }
+    const shouldList = now === 'overflow' || (now instanceof Set && now.size > 0);
+    if (shouldList && !listed) {
+      const entry = new Uint8Array(TABLE_ENTRY_BYTES);
+      entry.set(u16(off));
+      entry.set(fromHex(this.#pseudo(conversation)), 2);
+      t.putBytes(tableKey, appended(table, entry));
+    } else if (!shouldList && listed) {
+      this.#put(t, tableKey, filtered(table!, TABLE_ENTRY_BYTES, (dv, o) => dv.getUint16(o) !== off));
+    }
+  }
+
+  async #inOverflow(t: Txn, span: number, off: number): Promise<boolean> {
+    const b = await t.getBytes(this.#key(OVERFLOW, span));
+    let found = false;
+    if (b !== undefined) eachOverflow(b, (o) => (found ||= o === off));
+    return found;
+  }
+
+  #put(t: StateTxn, key: string, value: Uint8Array | undefined): void {
+    if (value === undefined) t.delete(key);
+    else t.putBytes(key, value);
   }
 
   #pseudo(conversation: ConversationId): string {
@@ -268,78 +301,52 @@ export class SearchIndex {
     return { bucket: h.slice(0, 2), tag: parseInt(h.slice(2, 10), 16) };
   }
 
-  #chunkKey(bucket: string, seq: number): string {
-    return `${PREFIX.searchIndex}${bucket}/${seqKey(Math.floor(seq / SEARCH_SEQ_SPAN))}`;
+  #key(bucket: string, span: number): string {
+    return `${PREFIX.searchIndex}${bucket}/${seqKey(span)}`;
   }
 
-  /** Adds or removes one message's postings of `terms`, one read and write per chunk. False when a chunk would pass MAX_CHUNK_POSTINGS (nothing written for it). */
-  async #apply(t: StateTxn, seq: number, pseudo: string, terms: readonly string[], op: 'add' | 'remove'): Promise<boolean> {
-    const byChunk = new Map<string, number[]>();
+  /** The chunks `terms` fall in, with their tags and current bytes. */
+  async #chunks(t: Txn, span: number, terms: readonly string[]): Promise<Map<string, { tags: Set<number>; bytes: Uint8Array | undefined }>> {
+    const out = new Map<string, { tags: Set<number>; bytes: Uint8Array | undefined }>();
     for (const term of terms) {
       const { bucket, tag } = this.#tag(term);
-      const key = this.#chunkKey(bucket, seq);
-      const list = byChunk.get(key) ?? [];
-      list.push(tag);
-      byChunk.set(key, list);
+      const key = this.#key(bucket, span);
+      const c = out.get(key);
+      if (c !== undefined) c.tags.add(tag);
+      else out.set(key, { tags: new Set([tag]), bytes: await t.getBytes(key) });
     }
-    const span = Math.floor(seq / SEARCH_SEQ_SPAN);
-    const codec = chunkCodec(span);
-    let fits = true;
-    for (const [key, tags] of byChunk) {
-      const c = (await t.read(codec, key)) ?? { tags: [], seqs: [], convs: [] };
-      const mine = new Set(tags);
-      if (op === 'remove') {
-        const keep: Chunk = { tags: [], seqs: [], convs: [] };
-        for (let i = 0; i < c.tags.length; i++) {
-          if (c.seqs[i] === seq && mine.has(c.tags[i]!)) continue;
-          keep.tags.push(c.tags[i]!);
-          keep.seqs.push(c.seqs[i]!);
-          keep.convs.push(c.convs[i]!);
-        }
-        if (keep.tags.length === c.tags.length) continue;
-        if (keep.tags.length === 0) t.delete(key);
-        else t.write(codec, key, keep);
-      } else {
-        for (let i = 0; i < c.tags.length; i++) if (c.seqs[i] === seq) mine.delete(c.tags[i]!);
-        if (mine.size === 0) continue;
-        if (c.tags.length + mine.size > MAX_CHUNK_POSTINGS) {
-          fits = false;
-          continue;
-        }
-        for (const tag of mine) {
-          c.tags.push(tag);
-          c.seqs.push(seq);
-          c.convs.push(pseudo);
-        }
-        t.write(codec, key, c);
+    return out;
+  }
+
+  #remove(t: StateTxn, off: number, chunks: Map<string, { tags: Set<number>; bytes: Uint8Array | undefined }>): void {
+    for (const [key, c] of chunks) {
+      if (c.bytes === undefined) continue;
+      checkRecord(c.bytes, POSTING_BYTES, MAX_CHUNK_POSTINGS);
+      this.#put(t, key, filtered(c.bytes, POSTING_BYTES, (dv, o) => !(dv.getUint16(o + 4) === off && c.tags.has(dv.getUint32(o)))));
+    }
+  }
+
+  /** Appends one message's postings; false (nothing written) when a chunk would pass MAX_CHUNK_POSTINGS. */
+  async #add(t: StateTxn, span: number, off: number, terms: readonly string[], dedupe: boolean): Promise<boolean> {
+    const chunks = await this.#chunks(t, span, terms);
+    const writes: [string, Uint8Array][] = [];
+    for (const [key, c] of chunks) {
+      if (dedupe && c.bytes !== undefined) eachPosting(c.bytes, (tag, o) => o === off && c.tags.delete(tag));
+      if (c.tags.size === 0) continue;
+      const have = c.bytes === undefined ? 0 : (c.bytes.length - 1) / POSTING_BYTES;
+      if (have + c.tags.size > MAX_CHUNK_POSTINGS) return false;
+      const entries = new Uint8Array(c.tags.size * POSTING_BYTES);
+      const dv = new DataView(entries.buffer);
+      let o = 0;
+      for (const tag of c.tags) {
+        dv.setUint32(o, tag);
+        dv.setUint16(o + 4, off);
+        o += POSTING_BYTES;
       }
+      writes.push([key, appended(c.bytes, entries)]);
     }
-    return fits;
-  }
-
-  async #addOverflow(t: StateTxn, seq: number, pseudo: string): Promise<void> {
-    const key = this.#chunkKey(OVERFLOW, seq);
-    const codec = chunkCodec(Math.floor(seq / SEARCH_SEQ_SPAN));
-    const c = (await t.read(codec, key)) ?? { tags: [], seqs: [], convs: [] };
-    if (c.seqs.includes(seq)) return;
-    c.tags.push(0);
-    c.seqs.push(seq);
-    c.convs.push(pseudo);
-    t.write(codec, key, c);
-  }
-
-  async #removeOverflow(t: StateTxn, seq: number): Promise<void> {
-    const key = this.#chunkKey(OVERFLOW, seq);
-    const codec = chunkCodec(Math.floor(seq / SEARCH_SEQ_SPAN));
-    const c = await t.read(codec, key);
-    if (c === undefined) return;
-    const i = c.seqs.indexOf(seq);
-    if (i < 0) return;
-    c.tags.splice(i, 1);
-    c.seqs.splice(i, 1);
-    c.convs.splice(i, 1);
-    if (c.tags.length === 0) t.delete(key);
-    else t.write(codec, key, c);
+    for (const [key, value] of writes) t.putBytes(key, value);
+    return true;
   }
 
   // ---- building it for an existing store ----
@@ -424,28 +431,35 @@ export class SearchIndex {
 
   async #lookup(terms: readonly string[], only: ConversationId | undefined): Promise<HistoryMessage[]> {
     const t = this.#core.view();
-    const convs = new Map<string, ConversationRecord>();
-    for (const r of await t.list(PREFIX.conversation)) convs.set(r.key.slice(PREFIX.conversation.length), conversationCodec.decode(r.value));
-    const onlyPseudo = only !== undefined ? this.#pseudo(only) : undefined;
     // Longest terms first: the most selective.
     const keys = [...new Set(terms.map((q) => [...q].slice(0, MAX_INDEXED_PREFIX).join('')))].sort((a, b) => b.length - a.length).slice(0, MAX_QUERY_LOOKUPS);
-    let candidates: Map<number, string> | undefined;
+    let candidates: Set<number> | undefined;
     for (const term of keys) {
       const { bucket, tag } = this.#tag(term);
-      const found = new Map<number, string>();
-      await this.#postings(t, bucket, tag, (seq, conv) => {
-        if ((onlyPseudo === undefined || conv === onlyPseudo) && (candidates === undefined || candidates.has(seq))) found.set(seq, conv);
-      });
+      const found = new Set<number>();
+      await this.#each(t, bucket, (base, b) =>
+        eachPosting(b, (x, off) => {
+          if (x === tag && (candidates === undefined || candidates.has(base + off))) found.add(base + off);
+        }),
+      );
       candidates = found;
       if (candidates.size === 0) break;
     }
-    const all = candidates ?? new Map<number, string>();
+    const all = candidates ?? new Set<number>();
     // Unindexed (overflowing) messages are candidates of every search.
-    await this.#postings(t, OVERFLOW, undefined, (seq, conv) => {
-      if (onlyPseudo === undefined || conv === onlyPseudo) all.set(seq, conv);
-    });
+    await this.#each(t, OVERFLOW, (base, b) => eachOverflow(b, (off) => all.add(base + off)));
+    // Where each candidate is: the tables of the spans they fall in.
+    const where = new Map<number, string>();
+    for (const span of new Set([...all].map(spanOf))) {
+      const b = await t.getBytes(this.#key(TABLE, span));
+      if (b !== undefined) eachTableEntry(b, (off, pseudo) => all.has(span * SEARCH_SEQ_SPAN + off) && where.set(span * SEARCH_SEQ_SPAN + off, pseudo));
+    }
+    const onlyPseudo = only !== undefined ? this.#pseudo(only) : undefined;
+    const convs = new Map<string, ConversationRecord | undefined>();
     const hits: HistoryMessage[] = [];
-    for (const [seq, pseudo] of all) {
+    for (const [seq, pseudo] of where) {
+      if (onlyPseudo !== undefined && pseudo !== onlyPseudo) continue;
+      if (!convs.has(pseudo)) convs.set(pseudo, await t.read(conversationCodec, PREFIX.conversation + pseudo));
       const conv = convs.get(pseudo);
       if (conv === undefined) continue;
       const bytes = await t.getBytes(`${PREFIX.message}${pseudo}/${seqKey(seq)}`);
@@ -457,12 +471,13 @@ export class SearchIndex {
     return hits;
   }
 
-  async #postings(t: Txn, bucket: string, tag: number | undefined, visit: (seq: number, conv: string) => void): Promise<void> {
+  /** Every record of one bucket (or the unindexed list), with the first seq of its span. */
+  async #each(t: Txn, bucket: string, visit: (base: number, value: Uint8Array) => void): Promise<void> {
     const prefix = `${PREFIX.searchIndex}${bucket}/`;
     let after: string | undefined;
     for (let round = 0; round < 100_000; round++) {
       const recs = await t.list(prefix, { limit: 256, ...(after !== undefined ? { after } : {}) });
-      for (const r of recs) readChunk(r.value, keyNumber(r.key) * SEARCH_SEQ_SPAN, (_tag, seq, conv) => visit(seq, conv), tag);
+      for (const r of recs) visit(keyNumber(r.key) * SEARCH_SEQ_SPAN, r.value);
       if (recs.length < 256) break;
       after = recs[recs.length - 1]!.key;
     }
