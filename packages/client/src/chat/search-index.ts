@@ -72,6 +72,8 @@ export const SEARCH_BUCKETS = 256;
 export const MAX_CHUNK_POSTINGS = 65_536;
 /** Index terms a query is looked up by at most (the longest ones); its other words are checked on the text. */
 export const MAX_QUERY_LOOKUPS = 4;
+/** Terms whose tags are kept in memory (oldest first out): common prefixes recur in most messages. */
+export const TAG_CACHE_ENTRIES = 20_000;
 /** Messages indexed per commit while building the index of an existing store. */
 export const SEARCH_BUILD_BATCH = 200;
 
@@ -121,12 +123,12 @@ function searchable(meta: MessageMeta, text: string): boolean {
 // Three kinds, each a version byte then fixed-size entries (appending is a copy of bytes, no
 // decoding), all bounded:
 //   chunk  `sx/<bucket>/<span>`  (tag u32 | seq offset in the span u16) per posting, at most MAX_CHUNK_POSTINGS
-//   table  `sx/sq/<span>`        (seq offset u16 | conversation pseudonym, 12 bytes) per message with postings
+//   table  `sx/sq/<span>`        (seq offset u16 | conversation pseudonym, 12 bytes | sent at, float64) per message with postings
 //   unindexed `sx/ov/<span>`     (seq offset u16) per message with too many terms
 
 const RECORD_VERSION = 1;
 const POSTING_BYTES = 6;
-const TABLE_ENTRY_BYTES = 14;
+const TABLE_ENTRY_BYTES = 22;
 const OVERFLOW_ENTRY_BYTES = 2;
 const TABLE = 'sq';
 const OVERFLOW = 'ov';
@@ -148,9 +150,15 @@ function eachPosting(b: Uint8Array, visit: (tag: number, off: number) => void): 
 }
 
 /** Walks a table: (offset, conversation pseudonym). */
-function eachTableEntry(b: Uint8Array, visit: (off: number, pseudo: string) => void): void {
+function eachTableEntry(b: Uint8Array, visit: (off: number, pseudo: string, sentAt: number) => void): void {
   const dv = checkRecord(b, TABLE_ENTRY_BYTES, SEARCH_SEQ_SPAN);
-  for (let o = 1; o < b.length; o += TABLE_ENTRY_BYTES) visit(dv.getUint16(o), toHex(b.subarray(o + 2, o + TABLE_ENTRY_BYTES)));
+  for (let o = 1; o < b.length; o += TABLE_ENTRY_BYTES) visit(dv.getUint16(o), toHex(b.subarray(o + 2, o + 14)), dv.getFloat64(o + 14));
+}
+
+function tableHas(b: Uint8Array, off: number): boolean {
+  const dv = checkRecord(b, TABLE_ENTRY_BYTES, SEARCH_SEQ_SPAN);
+  for (let o = 1; o < b.length; o += TABLE_ENTRY_BYTES) if (dv.getUint16(o) === off) return true;
+  return false;
 }
 
 function eachOverflow(b: Uint8Array, visit: (off: number) => void): void {
@@ -186,7 +194,7 @@ export function describeIndexRecord(key: string, value: Uint8Array): string[] {
   const out: string[] = [];
   const name = key.slice(PREFIX.searchIndex.length, key.lastIndexOf('/'));
   const base = keyNumber(key) * SEARCH_SEQ_SPAN;
-  if (name === TABLE) eachTableEntry(value, (off, pseudo) => out.push(`${name} ${base + off} ${pseudo}`));
+  if (name === TABLE) eachTableEntry(value, (off, pseudo, sentAt) => out.push(`${name} ${base + off} ${pseudo} ${sentAt}`));
   else if (name === OVERFLOW) eachOverflow(value, (off) => out.push(`${name} ${base + off}`));
   else eachPosting(value, (tag, off) => out.push(`${name} ${tag.toString(16).padStart(8, '0')} ${base + off}`));
   return out.sort();
@@ -220,6 +228,8 @@ export class SearchIndex {
   readonly #core: Core;
   readonly #history: History;
   #building: Promise<boolean> | undefined;
+  readonly #tags = new Map<string, { bucket: string; tag: number }>();
+  readonly #growing = new WeakMap<Txn, Map<string, { buf: Uint8Array; view: Uint8Array }>>();
   #closed = false;
 
   constructor(core: Core, history: History) {
@@ -248,8 +258,7 @@ export class SearchIndex {
     const off = seq - span * SEARCH_SEQ_SPAN;
     const tableKey = this.#key(TABLE, span);
     const table = await t.getBytes(tableKey);
-    let listed = false;
-    if (table !== undefined) eachTableEntry(table, (o) => (listed ||= o === off));
+    const listed = table !== undefined && tableHas(table, off);
     const wasOverflow = old === 'overflow' || (listed && (await this.#inOverflow(t, span, off)));
     if (old instanceof Set) {
       const drop = [...old].filter((x) => !(now instanceof Set && now.has(x)));
@@ -273,6 +282,8 @@ export class SearchIndex {
       const entry = new Uint8Array(TABLE_ENTRY_BYTES);
       entry.set(u16(off));
       entry.set(fromHex(this.#pseudo(conversation)), 2);
+      // Its time, so a search can order candidates before reading them (it never changes).
+      new DataView(entry.buffer).setFloat64(14, after!.meta.sentAt);
       t.putBytes(tableKey, appended(table, entry));
     } else if (!shouldList && listed) {
       this.#put(t, tableKey, filtered(table!, TABLE_ENTRY_BYTES, (dv, o) => dv.getUint16(o) !== off));
@@ -295,10 +306,15 @@ export class SearchIndex {
     return this.#core.keys.messagesOf(conversation).slice(PREFIX.message.length, -1);
   }
 
-  /** A term's bucket (two hex digits) and tag. */
+  /** A term's bucket (two hex digits) and tag; recent ones are remembered (an HMAC each otherwise). */
   #tag(term: string): { bucket: string; tag: number } {
+    const known = this.#tags.get(term);
+    if (known !== undefined) return known;
     const h = this.#core.keys.pseudonym('search', term);
-    return { bucket: h.slice(0, 2), tag: parseInt(h.slice(2, 10), 16) };
+    const v = { bucket: h.slice(0, 2), tag: parseInt(h.slice(2, 10), 16) };
+    if (this.#tags.size >= TAG_CACHE_ENTRIES) this.#tags.delete(this.#tags.keys().next().value!);
+    this.#tags.set(term, v);
+    return v;
   }
 
   #key(bucket: string, span: number): string {
@@ -329,7 +345,7 @@ export class SearchIndex {
   /** Appends one message's postings; false (nothing written) when a chunk would pass MAX_CHUNK_POSTINGS. */
   async #add(t: StateTxn, span: number, off: number, terms: readonly string[], dedupe: boolean): Promise<boolean> {
     const chunks = await this.#chunks(t, span, terms);
-    const writes: [string, Uint8Array][] = [];
+    const writes: [string, Uint8Array | undefined, Uint8Array][] = [];
     for (const [key, c] of chunks) {
       if (dedupe && c.bytes !== undefined) eachPosting(c.bytes, (tag, o) => o === off && c.tags.delete(tag));
       if (c.tags.size === 0) continue;
@@ -343,10 +359,40 @@ export class SearchIndex {
         dv.setUint16(o + 4, off);
         o += POSTING_BYTES;
       }
-      writes.push([key, appended(c.bytes, entries)]);
+      writes.push([key, c.bytes, entries]);
     }
-    for (const [key, value] of writes) t.putBytes(key, value);
+    for (const [key, current, entries] of writes) this.#append(t, key, current, entries);
     return true;
+  }
+
+  /**
+   * Appends bytes to a record in this transaction. A record appended to again and again (its
+   * span's chunks, while a batch is indexed) grows in a buffer with room to spare, so each append
+   * copies only the new entries: the record's value is a prefix view of the buffer, and writing
+   * past the end of every view handed out changes none of them (a rolled-back transaction's
+   * earlier views stay intact; a value that is not our latest view starts a new buffer).
+   * `current` is the record's value as this transaction reads it now.
+   */
+  #append(t: StateTxn, key: string, current: Uint8Array | undefined, entries: Uint8Array): void {
+    let growing = this.#growing.get(t);
+    if (growing === undefined) this.#growing.set(t, (growing = new Map()));
+    let g = growing.get(key);
+    if (g === undefined || g.view !== current) {
+      const base = current ?? Uint8Array.of(RECORD_VERSION);
+      const buf = new Uint8Array(Math.max(64, (base.length + entries.length) * 2));
+      buf.set(base);
+      g = { buf, view: buf.subarray(0, base.length) };
+      growing.set(key, g);
+    }
+    const len = g.view.length + entries.length;
+    if (len > g.buf.length) {
+      const buf = new Uint8Array(len * 2);
+      buf.set(g.view);
+      g.buf = buf;
+    }
+    g.buf.set(entries, g.view.length);
+    g.view = g.buf.subarray(0, len);
+    t.putBytes(key, g.view);
   }
 
   // ---- building it for an existing store ----
@@ -425,11 +471,11 @@ export class SearchIndex {
     const terms = words.filter((q) => !words.some((w) => w !== q && w.startsWith(q)));
     const limit = Math.min(options.limit ?? 50, MAX_SEARCH_RESULTS);
     const ready = (await this.ready()) || (await this.build().catch(() => false));
-    const hits = ready ? await this.#lookup(terms, options.conversation) : await this.#scanAll(terms, options.conversation);
+    const hits = ready ? await this.#lookup(terms, options.conversation, limit) : await this.#scanAll(terms, options.conversation);
     return hits.sort((a, b) => b.sentAt - a.sentAt || b.seq - a.seq).slice(0, limit);
   }
 
-  async #lookup(terms: readonly string[], only: ConversationId | undefined): Promise<HistoryMessage[]> {
+  async #lookup(terms: readonly string[], only: ConversationId | undefined, limit: number): Promise<HistoryMessage[]> {
     const t = this.#core.view();
     // Longest terms first: the most selective.
     const keys = [...new Set(terms.map((q) => [...q].slice(0, MAX_INDEXED_PREFIX).join('')))].sort((a, b) => b.length - a.length).slice(0, MAX_QUERY_LOOKUPS);
@@ -448,17 +494,24 @@ export class SearchIndex {
     const all = candidates ?? new Set<number>();
     // Unindexed (overflowing) messages are candidates of every search.
     await this.#each(t, OVERFLOW, (base, b) => eachOverflow(b, (off) => all.add(base + off)));
-    // Where each candidate is: the tables of the spans they fall in.
-    const where = new Map<number, string>();
+    // Where each candidate is, and when it was sent: the tables of the spans they fall in.
+    const onlyPseudo = only !== undefined ? this.#pseudo(only) : undefined;
+    const where: { seq: number; pseudo: string; sentAt: number }[] = [];
     for (const span of new Set([...all].map(spanOf))) {
       const b = await t.getBytes(this.#key(TABLE, span));
-      if (b !== undefined) eachTableEntry(b, (off, pseudo) => all.has(span * SEARCH_SEQ_SPAN + off) && where.set(span * SEARCH_SEQ_SPAN + off, pseudo));
+      if (b === undefined) continue;
+      eachTableEntry(b, (off, pseudo, sentAt) => {
+        const seq = span * SEARCH_SEQ_SPAN + off;
+        if (all.has(seq) && (onlyPseudo === undefined || pseudo === onlyPseudo)) where.push({ seq, pseudo, sentAt });
+      });
     }
-    const onlyPseudo = only !== undefined ? this.#pseudo(only) : undefined;
+    // Newest first, as results are ordered: once `limit` candidates pass the check, the rest
+    // could only come after them, so they are not read.
+    where.sort((a, b) => b.sentAt - a.sentAt || b.seq - a.seq);
     const convs = new Map<string, ConversationRecord | undefined>();
     const hits: HistoryMessage[] = [];
-    for (const [seq, pseudo] of where) {
-      if (onlyPseudo !== undefined && pseudo !== onlyPseudo) continue;
+    for (const { seq, pseudo } of where) {
+      if (hits.length >= limit) break;
       if (!convs.has(pseudo)) convs.set(pseudo, await t.read(conversationCodec, PREFIX.conversation + pseudo));
       const conv = convs.get(pseudo);
       if (conv === undefined) continue;
