@@ -177,4 +177,38 @@ test('search finds a word from last week (sent with a clock a week back), newest
   assert.equal(none.code, 0);
   assert.match(none.stderr, /nothing found/);
   assert.equal((await tacit(home('alice'), ['search'])).code, 2);
+
+  // An edit: the old word is no longer found, the new one is.
+  const friday = String(found[0]!['id']);
+  await ok(home('carol'), ['edit', 'alice', friday.slice(0, 8), 'quarterly review moved to Monday']);
+  await ok(home('alice'), ['recv']);
+  assert.deepEqual((await ok(home('alice'), ['search', 'friday'])).filter((e) => e['event'] === 'found'), []);
+  assert.deepEqual((await ok(home('alice'), ['search', 'mon', 'review'])).filter((e) => e['event'] === 'found').map((e) => e['text']), ['quarterly review moved to Monday']);
+
+  // The index is in the home's store, and its keys (stored in the clear) show no word.
+  const keysOf = async (): Promise<string[]> => {
+    const store = await openHomeStore({ home: home('alice'), passphrase: PASSPHRASE, scryptN: 1024 }, false);
+    try {
+      return (await store.list('')).map((r) => r.key);
+    } finally {
+      await store.close();
+    }
+  };
+  const keys = await keysOf();
+  assert.ok(keys.some((k) => k.startsWith('sx/')));
+  for (const word of ['quarterly', 'figures', 'monday', 'review']) assert.ok(!keys.some((k) => k.toLowerCase().includes(word)), word);
+
+  // A home of the previous store format (2: no index): `tacit search` upgrades it, finds the same.
+  const store = await openHomeStore({ home: home('alice'), passphrase: PASSPHRASE, scryptN: 1024 }, false);
+  try {
+    const drop = (await store.list('sx/')).map((r) => r.key);
+    await store.commit([{ key: 'meta/format', value: Buffer.from(JSON.stringify({ v: 2 })) }], [...drop, 'meta/search']);
+  } finally {
+    await store.close();
+  }
+  assert.ok(!(await keysOf()).some((k) => k.startsWith('sx/')));
+  const upgraded = (await ok(home('alice'), ['search', 'quarterly'])).filter((e) => e['event'] === 'found');
+  assert.deepEqual(upgraded.map((e) => e['text']), ['quarterly review moved to Monday', 'the quarterly figures are in the shared folder']);
+  const after = await keysOf();
+  assert.ok(after.includes('meta/search') && after.some((k) => k.startsWith('sx/')), 'the index was built');
 });

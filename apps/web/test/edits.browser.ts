@@ -61,6 +61,46 @@ describe('edits, reactions, disappearing messages and search in the web client',
       return keys.filter((k) => String(k).startsWith('m/')).length;
     })()`)) as number;
 
+  /** Every record key of this browser's IndexedDB vault (keys are in the clear, values sealed). */
+  const vaultKeys = async (): Promise<string[]> =>
+    (await alice.page.evaluate(`(async () => {
+      const db = await new Promise((res, rej) => {
+        const r = indexedDB.open('tacit');
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(new Error('open'));
+      });
+      const keys = await new Promise((res) => {
+        const r = db.transaction('kv', 'readonly').objectStore('kv').getAllKeys();
+        r.onsuccess = () => res(r.result);
+      });
+      db.close();
+      return keys.map(String);
+    })()`)) as string[];
+
+  /** Removes the search index and its build state from the vault, as a vault from before the index has neither. */
+  const dropSearchIndex = async (): Promise<number> =>
+    (await alice.page.evaluate(`(async () => {
+      const db = await new Promise((res, rej) => {
+        const r = indexedDB.open('tacit');
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(new Error('open'));
+      });
+      const tx = db.transaction('kv', 'readwrite');
+      const store = tx.objectStore('kv');
+      const keys = await new Promise((res) => {
+        const r = store.getAllKeys();
+        r.onsuccess = () => res(r.result.map(String));
+      });
+      const gone = keys.filter((k) => k.startsWith('sx/') || k === 'meta/search');
+      for (const k of gone) store.delete(k);
+      await new Promise((res, rej) => {
+        tx.oncomplete = () => res(undefined);
+        tx.onerror = () => rej(new Error('delete'));
+      });
+      db.close();
+      return gone.length;
+    })()`)) as number;
+
   it('alice edits and deletes her messages with the keyboard; bob (terminal) gets both', async () => {
     const a = await alice.open(server.url);
     await ui.register(a, 'alice');
@@ -168,10 +208,36 @@ describe('edits, reactions, disappearing messages and search in the web client',
     await hit.waitFor();
     assert.match((await hit.locator('time').getAttribute('datetime')) ?? '', new RegExp(new Date(weekAgo).toISOString().slice(0, 10)));
     await screenshot(a, 'edits-search');
-    for (const gone of ['4711', 'vanishes']) {
+    // Deleted, disappeared and edited-away words are not found; the edited text is.
+    for (const gone of ['4711', 'vanishes', 'teh', 'helo']) {
       await box.fill(gone);
       await box.press('Enter');
       await a.getByTestId('search-results').filter({ hasText: 'Nothing found.' }).waitFor();
     }
+    await box.fill('PLAN hello');
+    await box.press('Enter');
+    await a.getByTestId('search-hit').filter({ hasText: 'hello bob, the plan is ready' }).waitFor();
+    assert.equal(await a.getByTestId('search-hit').count(), 1);
+
+    // The index is kept in the vault, beside the messages; no key shows a word.
+    const keys = await vaultKeys();
+    assert.ok(keys.filter((k) => k.startsWith('sx/')).length > 10, 'index records in IndexedDB');
+    for (const word of ['quarterly', 'figures', 'folder', 'plan', 'hello', 'nice']) assert.ok(!keys.some((k) => k.toLowerCase().includes(word)), word);
+
+    // A vault from before the index (no index records, no build state): after a reload the
+    // index is built and the same search finds the same message.
+    assert.ok((await dropSearchIndex()) > 10);
+    await a.reload();
+    await a.getByTestId('me').filter({ hasText: 'alice' }).waitFor();
+    await ui.toList(a);
+    const again = a.getByTestId('search-box');
+    await again.fill('quarterly folder');
+    await again.press('Enter');
+    await a.getByTestId('search-hit').filter({ hasText: 'the quarterly figures are in the shared folder' }).waitFor();
+    const rebuilt = await vaultKeys();
+    assert.ok(rebuilt.includes('meta/search') && rebuilt.filter((k) => k.startsWith('sx/')).length > 10, 'the index was built again in the vault');
+    await again.fill('4711');
+    await again.press('Enter');
+    await a.getByTestId('search-results').filter({ hasText: 'Nothing found.' }).waitFor();
   });
 });

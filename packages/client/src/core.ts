@@ -50,10 +50,12 @@ export interface Counters {
   /** Messages in history that may not be dropped (outgoing, still queued), and their bytes. */
   pinned: number;
   pinnedBytes: number;
+  /** Messages whose search postings wait to be merged (chat/search-index.ts). */
+  searchPending: number;
 }
 
 export function emptyCounters(): Counters {
-  return { seq: 0, messages: 0, historyBytes: 0, conversations: 0, seenServerIds: 0, seenMessageIds: 0, quarantined: 0, queued: 0, ciphertexts: 0, pinned: 0, pinnedBytes: 0 };
+  return { seq: 0, messages: 0, historyBytes: 0, conversations: 0, seenServerIds: 0, seenMessageIds: 0, quarantined: 0, queued: 0, ciphertexts: 0, pinned: 0, pinnedBytes: 0, searchPending: 0 };
 }
 
 export const countersCodec = jsonCodec<Counters>('store counters', (v) => {

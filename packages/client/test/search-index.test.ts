@@ -13,7 +13,7 @@ import { nodeBackend } from '@tacit/protocol/node';
 import { MAX_SEARCH_QUERY, MAX_TERMS_PER_MESSAGE, TacitClient, isClientError, searchTerms, type HistoryMessage } from '../src/index.ts';
 import { SqliteRecordStore } from '../src/node.ts';
 import { MessageActions } from '../src/chat/edits.ts';
-import { SearchIndex, describeIndexRecord } from '../src/chat/search-index.ts';
+import { SEARCH_PENDING_MAX, SearchIndex, describeIndexRecord } from '../src/chat/search-index.ts';
 import { Core, FORMAT_KEY, formatCodec } from '../src/core.ts';
 import { Emitter } from '../src/emitter.ts';
 import type { ClientEvents } from '../src/events.ts';
@@ -96,6 +96,12 @@ test('index: finds what the scan finds, a word from last week first among equals
     await add(p, 'u:carol', incoming('carol', 'Déjà vu: the ﬁle CAFÉ menu ☕ 東京 tower', now - 2 * DAY));
     await add(p, GROUP, outgoing('group: quarterly retro notes', now - 3 * DAY, 2)); // from our other device
     await add(p, GROUP, incoming('dave', 'retro at noon', now - 4 * DAY));
+    // Enough messages after them that theirs are merged into the chunks (not waiting any more).
+    await p.core.mutate(async (t) => {
+      for (let i = 0; i < SEARCH_PENDING_MAX + 10; i++) await p.history.append(t, `u:user${i % 5}`, ...incoming(`user${i % 5}`, `filler ${i} lorem ipsum dolor`, now - 5 * DAY + i));
+    });
+    assert.ok((await p.core.view().list(`${PREFIX.searchIndex}nw/`)).length < SEARCH_PENDING_MAX, 'merged');
+    assert.ok((await p.core.view().list(`${PREFIX.searchIndex}sq/`)).length > 0);
     const found = await p.index.search('quarterly');
     assert.deepEqual(texts(found), ['quarterly planning on Monday?', 'group: quarterly retro notes', 'The Quarterly figures are in the shared folder']);
     assert.equal(found[2]!.seq, week.seq, 'the message from a week ago is found');
@@ -109,7 +115,7 @@ test('index: finds what the scan finds, a word from last week first among equals
     assert.deepEqual(texts(await p.index.search('quarterly', { limit: 1 })), ['quarterly planning on Monday?']);
 
     // The same answers as the scan for every word and prefix of the corpus, and for pairs.
-    const corpus = ['quarterly', 'q', 'qu', 'quarterl', 'quarterlies', 'retro', 'the', 't', 'déjà', 'café', '東', '東京', 'monday', 'shared folder', 'the retro', 'zzz'];
+    const corpus = ['lorem 7', 'filler 1', 'quarterly', 'q', 'qu', 'quarterl', 'quarterlies', 'retro', 'the', 't', 'déjà', 'café', '東', '東京', 'monday', 'shared folder', 'the retro', 'zzz'];
     for (const q of corpus) assert.deepEqual(texts(await p.index.search(q)), texts((await p.index.scan(q)).sort((a, b) => b.sentAt - a.sentAt || b.seq - a.seq)), q);
 
     // An edit: the old words are gone, the new ones found.
@@ -129,6 +135,15 @@ test('index: finds what the scan finds, a word from last week first among equals
     await p.core.mutate((t) => p.actions.apply(t, GROUP, 'alice', { k: 'delete', target: group.id }, group.sentAt + 1000));
     assert.deepEqual(texts(await p.index.search('retro')), ['retro at noon']);
     assert.deepEqual(texts(await p.index.search('notes')), []);
+
+    // A message still waiting to be merged: edited, then deleted.
+    const fresh = await add(p, 'u:bob', outgoing('waiting room chatter', now - 500));
+    assert.ok((await p.core.view().list(`${PREFIX.searchIndex}nw/`)).length > 0);
+    await p.core.mutate((t) => p.actions.apply(t, 'u:bob', 'alice', { k: 'edit', target: fresh.id, text: 'lobby chatter' }, fresh.sentAt + 10));
+    assert.deepEqual(texts(await p.index.search('waiting')), []);
+    assert.deepEqual(texts(await p.index.search('lobby')), ['lobby chatter']);
+    await p.core.mutate((t) => p.actions.apply(t, 'u:bob', 'alice', { k: 'delete', target: fresh.id }, fresh.sentAt + 20));
+    assert.deepEqual(texts(await p.index.search('chatter')), []);
 
     // Disappearing: a message whose time ran out goes from the store and the index.
     p.clock.now = now;

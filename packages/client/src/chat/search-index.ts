@@ -38,6 +38,7 @@ import { fromHex, toHex, utf8Decode } from '../bytes.js';
 import { keyNumber, PREFIX, seqKey } from '../keys.js';
 import { corrupt, isObj, isStr, jsonCodec } from '../record-codec.js';
 import type { Txn } from '../txn.js';
+import type { StoredRecord } from '../record-store.js';
 import { conversationCodec, messageCodec, toHistory, type ConversationId, type ConversationRecord, type History, type HistoryMessage, type MessageMeta } from '../history.js';
 
 /** Results `search` returns at most. */
@@ -72,6 +73,13 @@ export const SEARCH_BUCKETS = 256;
 export const MAX_CHUNK_POSTINGS = 65_536;
 /** Index terms a query is looked up by at most (the longest ones); its other words are checked on the text. */
 export const MAX_QUERY_LOOKUPS = 4;
+/**
+ * Messages whose postings wait in a record of their own (`sx/nw/<seq>`) before they are merged
+ * into the chunks, all at once. A new message then writes one small record instead of one per
+ * bucket it touches (tens of records in pages all over the store's b-tree), and the chunks of a
+ * span are rewritten once per this many messages. A search reads the waiting records too.
+ */
+export const SEARCH_PENDING_MAX = 128;
 /** Terms whose tags are kept in memory (oldest first out): common prefixes recur in most messages. */
 export const TAG_CACHE_ENTRIES = 20_000;
 /** Messages indexed per commit while building the index of an existing store. */
@@ -125,6 +133,7 @@ function searchable(meta: MessageMeta, text: string): boolean {
 //   chunk  `sx/<bucket>/<span>`  (tag u32 | seq offset in the span u16) per posting, at most MAX_CHUNK_POSTINGS
 //   table  `sx/sq/<span>`        (seq offset u16 | conversation pseudonym, 12 bytes | sent at, float64) per message with postings
 //   unindexed `sx/ov/<span>`     (seq offset u16) per message with too many terms
+//   waiting `sx/nw/<seq>`        flags (1: unindexed) | conversation pseudonym (12) | sent at (f64) | (bucket u8 | tag u32) per term
 
 const RECORD_VERSION = 1;
 const POSTING_BYTES = 6;
@@ -132,6 +141,9 @@ const TABLE_ENTRY_BYTES = 22;
 const OVERFLOW_ENTRY_BYTES = 2;
 const TABLE = 'sq';
 const OVERFLOW = 'ov';
+const PENDING = 'nw';
+const PENDING_HEAD_BYTES = 22;
+const PENDING_TAG_BYTES = 5;
 
 function spanOf(seq: number): number {
   return Math.floor(seq / SEARCH_SEQ_SPAN);
@@ -189,12 +201,52 @@ function filtered(b: Uint8Array, entryBytes: number, keep: (dv: DataView, o: num
   return n === 1 ? undefined : out.slice(0, n);
 }
 
+interface Pending {
+  pseudo: string;
+  sentAt: number;
+  overflow: boolean;
+  tags: { bucket: string; tag: number }[];
+}
+
+function encodePending(p: Pending): Uint8Array {
+  const out = new Uint8Array(PENDING_HEAD_BYTES + p.tags.length * PENDING_TAG_BYTES);
+  const dv = new DataView(out.buffer);
+  out[0] = RECORD_VERSION;
+  out[1] = p.overflow ? 1 : 0;
+  out.set(fromHex(p.pseudo), 2);
+  dv.setFloat64(14, p.sentAt);
+  let o = PENDING_HEAD_BYTES;
+  for (const { bucket, tag } of p.tags) {
+    out[o] = parseInt(bucket, 16);
+    dv.setUint32(o + 1, tag);
+    o += PENDING_TAG_BYTES;
+  }
+  return out;
+}
+
+function decodePending(b: Uint8Array): Pending {
+  if (b.length < PENDING_HEAD_BYTES || b[0] !== RECORD_VERSION || b[1]! > 1 || (b.length - PENDING_HEAD_BYTES) % PENDING_TAG_BYTES !== 0 || (b.length - PENDING_HEAD_BYTES) / PENDING_TAG_BYTES > MAX_TERMS_PER_MESSAGE) {
+    throw corrupt('search index', 'unexpected layout');
+  }
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const tags: { bucket: string; tag: number }[] = [];
+  for (let o = PENDING_HEAD_BYTES; o < b.length; o += PENDING_TAG_BYTES) tags.push({ bucket: b[o]!.toString(16).padStart(2, '0'), tag: dv.getUint32(o + 1) });
+  return { pseudo: toHex(b.subarray(2, 14)), sentAt: dv.getFloat64(14), overflow: b[1] === 1, tags };
+}
+
 /** Any index record's entries as text lines `<record> <entry…>`, sorted (tests compare indexes with it). */
 export function describeIndexRecord(key: string, value: Uint8Array): string[] {
+  // A waiting record reads as the chunk, table and unindexed entries it will be merged into.
   const out: string[] = [];
   const name = key.slice(PREFIX.searchIndex.length, key.lastIndexOf('/'));
   const base = keyNumber(key) * SEARCH_SEQ_SPAN;
-  if (name === TABLE) eachTableEntry(value, (off, pseudo, sentAt) => out.push(`${name} ${base + off} ${pseudo} ${sentAt}`));
+  if (name === PENDING) {
+    const p = decodePending(value);
+    const seq = keyNumber(key);
+    if (p.overflow) out.push(`${OVERFLOW} ${seq}`);
+    out.push(`${TABLE} ${seq} ${p.pseudo} ${p.sentAt}`);
+    for (const { bucket, tag } of p.tags) out.push(`${bucket} ${tag.toString(16).padStart(8, '0')} ${seq}`);
+  } else if (name === TABLE) eachTableEntry(value, (off, pseudo, sentAt) => out.push(`${name} ${base + off} ${pseudo} ${sentAt}`));
   else if (name === OVERFLOW) eachOverflow(value, (off) => out.push(`${name} ${base + off}`));
   else eachPosting(value, (tag, off) => out.push(`${name} ${tag.toString(16).padStart(8, '0')} ${base + off}`));
   return out.sort();
@@ -259,16 +311,33 @@ export class SearchIndex {
     const tableKey = this.#key(TABLE, span);
     const table = await t.getBytes(tableKey);
     const listed = table !== undefined && tableHas(table, off);
+    if (!listed) {
+      // Not in the chunks: its waiting record is all there is of it (written anew, or removed).
+      const pendKey = this.#pendingKey(seq);
+      const pending = await t.getBytes(pendKey);
+      if (now === undefined || (now instanceof Set && now.size === 0)) {
+        if (pending !== undefined) {
+          t.delete(pendKey);
+          t.counters.searchPending = Math.max(0, t.counters.searchPending - 1);
+        }
+        return;
+      }
+      const tags = now === 'overflow' ? [] : [...now].map((x) => this.#tag(x));
+      t.putBytes(pendKey, encodePending({ pseudo: this.#pseudo(conversation), sentAt: after!.meta.sentAt, overflow: now === 'overflow', tags }));
+      if (pending === undefined && ++t.counters.searchPending >= SEARCH_PENDING_MAX) await this.#merge(t);
+      return;
+    }
     const wasOverflow = old === 'overflow' || (listed && (await this.#inOverflow(t, span, off)));
     if (old instanceof Set) {
       const drop = [...old].filter((x) => !(now instanceof Set && now.has(x)));
-      if (drop.length > 0) this.#remove(t, off, await this.#chunks(t, span, drop));
+      if (drop.length > 0) this.#remove(t, off, await this.#chunks(t, span, drop.map((x) => this.#tag(x))));
     }
     if (now instanceof Set && now.size > 0) {
       // Already listed: some postings may exist (the build meeting a message indexed on arrival).
-      const add = listed ? [...now] : [...now].filter((x) => !(old instanceof Set && old.has(x)));
-      if (!(await this.#add(t, span, off, add, listed))) {
-        this.#remove(t, off, await this.#chunks(t, span, [...now]));
+      // A change of text adds what is new; the build meeting a merged message adds what is missing.
+      const add = old instanceof Set ? [...now].filter((x) => !old.has(x)) : [...now];
+      if (!(await this.#add(t, span, off, add.map((x) => this.#tag(x)), !(old instanceof Set)))) {
+        this.#remove(t, off, await this.#chunks(t, span, [...now].map((x) => this.#tag(x))));
         now = 'overflow';
       }
     }
@@ -321,11 +390,41 @@ export class SearchIndex {
     return `${PREFIX.searchIndex}${bucket}/${seqKey(span)}`;
   }
 
-  /** The chunks `terms` fall in, with their tags and current bytes. */
-  async #chunks(t: Txn, span: number, terms: readonly string[]): Promise<Map<string, { tags: Set<number>; bytes: Uint8Array | undefined }>> {
+  #pendingKey(seq: number): string {
+    return `${PREFIX.searchIndex}${PENDING}/${seqKey(seq)}`;
+  }
+
+  /** Moves every waiting record into the chunks, tables and unindexed lists (in the change that made the last one wait). */
+  async #merge(t: StateTxn): Promise<void> {
+    const recs: StoredRecord[] = [];
+    for (let round = 0, after: string | undefined; round < 10_000; round++) {
+      const page = await t.list(`${PREFIX.searchIndex}${PENDING}/`, { limit: 512, ...(after !== undefined ? { after } : {}) });
+      recs.push(...page);
+      if (page.length < 512) break;
+      after = page[page.length - 1]!.key;
+    }
+    for (const r of recs) {
+      const seq = keyNumber(r.key);
+      const p = decodePending(r.value);
+      const span = spanOf(seq);
+      const off = seq - span * SEARCH_SEQ_SPAN;
+      const overflow = p.overflow || !(await this.#add(t, span, off, p.tags, false));
+      if (overflow) t.putBytes(this.#key(OVERFLOW, span), appended(await t.getBytes(this.#key(OVERFLOW, span)), u16(off)));
+      const entry = new Uint8Array(TABLE_ENTRY_BYTES);
+      entry.set(u16(off));
+      entry.set(fromHex(p.pseudo), 2);
+      new DataView(entry.buffer).setFloat64(14, p.sentAt);
+      const tableKey = this.#key(TABLE, span);
+      t.putBytes(tableKey, appended(await t.getBytes(tableKey), entry));
+      t.delete(r.key);
+    }
+    t.counters.searchPending = 0;
+  }
+
+  /** The chunks of a span that tags fall in, with their tags and current bytes. */
+  async #chunks(t: Txn, span: number, tags: readonly { bucket: string; tag: number }[]): Promise<Map<string, { tags: Set<number>; bytes: Uint8Array | undefined }>> {
     const out = new Map<string, { tags: Set<number>; bytes: Uint8Array | undefined }>();
-    for (const term of terms) {
-      const { bucket, tag } = this.#tag(term);
+    for (const { bucket, tag } of tags) {
       const key = this.#key(bucket, span);
       const c = out.get(key);
       if (c !== undefined) c.tags.add(tag);
@@ -343,8 +442,8 @@ export class SearchIndex {
   }
 
   /** Appends one message's postings; false (nothing written) when a chunk would pass MAX_CHUNK_POSTINGS. */
-  async #add(t: StateTxn, span: number, off: number, terms: readonly string[], dedupe: boolean): Promise<boolean> {
-    const chunks = await this.#chunks(t, span, terms);
+  async #add(t: StateTxn, span: number, off: number, tags: readonly { bucket: string; tag: number }[], dedupe: boolean): Promise<boolean> {
+    const chunks = await this.#chunks(t, span, tags);
     const writes: [string, Uint8Array | undefined, Uint8Array][] = [];
     for (const [key, c] of chunks) {
       if (dedupe && c.bytes !== undefined) eachPosting(c.bytes, (tag, o) => o === off && c.tags.delete(tag));
@@ -494,9 +593,16 @@ export class SearchIndex {
     const all = candidates ?? new Set<number>();
     // Unindexed (overflowing) messages are candidates of every search.
     await this.#each(t, OVERFLOW, (base, b) => eachOverflow(b, (off) => all.add(base + off)));
-    // Where each candidate is, and when it was sent: the tables of the spans they fall in.
     const onlyPseudo = only !== undefined ? this.#pseudo(only) : undefined;
     const where: { seq: number; pseudo: string; sentAt: number }[] = [];
+    // Messages waiting to be merged: each record says what it holds.
+    const wanted = keys.map((x) => this.#tag(x));
+    for (const r of await t.list(`${PREFIX.searchIndex}${PENDING}/`)) {
+      const p = decodePending(r.value);
+      if (onlyPseudo !== undefined && p.pseudo !== onlyPseudo) continue;
+      if (p.overflow || wanted.every((w) => p.tags.some((x) => x.tag === w.tag && x.bucket === w.bucket))) where.push({ seq: keyNumber(r.key), pseudo: p.pseudo, sentAt: p.sentAt });
+    }
+    // Where each merged candidate is, and when it was sent: the tables of the spans they fall in.
     for (const span of new Set([...all].map(spanOf))) {
       const b = await t.getBytes(this.#key(TABLE, span));
       if (b === undefined) continue;
