@@ -233,6 +233,8 @@ describe('edits, reactions, disappearing messages and search in the web client',
     const again = a.getByTestId('search-box');
     await again.fill('quarterly folder');
     await again.press('Enter');
+    await a.locator('[data-testid="search-results"], form.search [role="alert"]').first().waitFor();
+    assert.equal(await a.locator('form.search [role="alert"]').count(), 0, `search failed: ${await a.locator('form.search').innerText()}`);
     await a.getByTestId('search-hit').filter({ hasText: 'the quarterly figures are in the shared folder' }).waitFor();
     const rebuilt = await vaultKeys();
     assert.ok(rebuilt.includes('meta/search') && rebuilt.filter((k) => k.startsWith('sx/')).length > 10, 'the index was built again in the vault');

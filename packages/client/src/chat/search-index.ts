@@ -16,7 +16,7 @@
  *
  * Layout (keys are stored in the clear, so they hold no word): a term's tag is
  * HMAC-SHA256(names key, "search\0" || term), the store's pseudonym key (keys.ts; kept sealed in
- * `meta/names`). Its first byte picks one of 256 buckets and the next four are the tag. Postings
+ * `meta/names`). Its first byte picks one of 256 buckets and the next 23 bits are the tag. Postings
  * live in chunks `sx/<bucket>/<seq span>`, one per bucket and SEARCH_SEQ_SPAN sequence numbers,
  * their sealed value a list of (tag, seq, conversation). A key thus says only that some word of
  * some message in a span of the store hashed into a bucket (nearly all do); the value's size
@@ -63,11 +63,11 @@ export const MAX_TERMS_PER_MESSAGE = 256;
  * buckets: a few hundred bytes each), large enough that a term's postings over a full history
  * are a few hundred records, read in one range.
  */
-export const SEARCH_SEQ_SPAN = 512;
+export const SEARCH_SEQ_SPAN = 512; // 2 ** OFFSET_BITS
 /** Buckets (the first byte of a term's tag). */
 export const SEARCH_BUCKETS = 256;
 /**
- * Postings one chunk holds at most (6 bytes each: 384 KiB). Ordinary use puts tens in a chunk; a
+ * Postings one chunk holds at most (4 bytes each: 256 KiB). Ordinary use puts tens in a chunk; a
  * message whose terms would cross it is listed as unindexed instead.
  */
 export const MAX_CHUNK_POSTINGS = 65_536;
@@ -130,13 +130,15 @@ function searchable(meta: MessageMeta, text: string): boolean {
 //
 // Three kinds, each a version byte then fixed-size entries (appending is a copy of bytes, no
 // decoding), all bounded:
-//   chunk  `sx/<bucket>/<span>`  (tag u32 | seq offset in the span u16) per posting, at most MAX_CHUNK_POSTINGS
+//   chunk  `sx/<bucket>/<span>`  (tag, 23 bits | seq offset in the span, 9 bits) per posting, at most MAX_CHUNK_POSTINGS
 //   table  `sx/sq/<span>`        (seq offset u16 | conversation pseudonym, 12 bytes | sent at, float64) per message with postings
 //   unindexed `sx/ov/<span>`     (seq offset u16) per message with too many terms
 //   waiting `sx/nw/<seq>`        flags (1: unindexed) | conversation pseudonym (12) | sent at (f64) | (bucket u8 | tag u32) per term
 
 const RECORD_VERSION = 1;
-const POSTING_BYTES = 6;
+const POSTING_BYTES = 4;
+/** A posting is one u32: the tag's 23 bits, then the seq's offset in its span (OFFSET_BITS). */
+const OFFSET_BITS = 9;
 const TABLE_ENTRY_BYTES = 22;
 const OVERFLOW_ENTRY_BYTES = 2;
 const TABLE = 'sq';
@@ -158,7 +160,10 @@ function checkRecord(b: Uint8Array, entryBytes: number, max: number): DataView {
 /** Walks a chunk's postings: (tag, offset). */
 function eachPosting(b: Uint8Array, visit: (tag: number, off: number) => void): void {
   const dv = checkRecord(b, POSTING_BYTES, MAX_CHUNK_POSTINGS);
-  for (let o = 1; o < b.length; o += POSTING_BYTES) visit(dv.getUint32(o), dv.getUint16(o + 4));
+  for (let o = 1; o < b.length; o += POSTING_BYTES) {
+    const v = dv.getUint32(o);
+    visit(v >>> OFFSET_BITS, v & (SEARCH_SEQ_SPAN - 1));
+  }
 }
 
 /** Walks a table: (offset, conversation pseudonym). */
@@ -380,7 +385,7 @@ export class SearchIndex {
     const known = this.#tags.get(term);
     if (known !== undefined) return known;
     const h = this.#core.keys.pseudonym('search', term);
-    const v = { bucket: h.slice(0, 2), tag: parseInt(h.slice(2, 10), 16) };
+    const v = { bucket: h.slice(0, 2), tag: parseInt(h.slice(2, 8), 16) >>> 1 };
     if (this.#tags.size >= TAG_CACHE_ENTRIES) this.#tags.delete(this.#tags.keys().next().value!);
     this.#tags.set(term, v);
     return v;
@@ -437,7 +442,7 @@ export class SearchIndex {
     for (const [key, c] of chunks) {
       if (c.bytes === undefined) continue;
       checkRecord(c.bytes, POSTING_BYTES, MAX_CHUNK_POSTINGS);
-      this.#put(t, key, filtered(c.bytes, POSTING_BYTES, (dv, o) => !(dv.getUint16(o + 4) === off && c.tags.has(dv.getUint32(o)))));
+      this.#put(t, key, filtered(c.bytes, POSTING_BYTES, (dv, o) => !((dv.getUint32(o) & (SEARCH_SEQ_SPAN - 1)) === off && c.tags.has(dv.getUint32(o) >>> OFFSET_BITS))));
     }
   }
 
@@ -454,8 +459,7 @@ export class SearchIndex {
       const dv = new DataView(entries.buffer);
       let o = 0;
       for (const tag of c.tags) {
-        dv.setUint32(o, tag);
-        dv.setUint16(o + 4, off);
+        dv.setUint32(o, ((tag << OFFSET_BITS) | off) >>> 0);
         o += POSTING_BYTES;
       }
       writes.push([key, c.bytes, entries]);
