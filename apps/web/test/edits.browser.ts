@@ -221,12 +221,12 @@ describe('edits, reactions, disappearing messages and search in the web client',
 
     // The index is kept in the vault, beside the messages; no key shows a word.
     const keys = await vaultKeys();
-    assert.ok(keys.filter((k) => k.startsWith('sx/')).length > 10, 'index records in IndexedDB');
+    assert.ok(keys.filter((k) => k.startsWith('sx/')).length >= 3, 'index records in IndexedDB');
     for (const word of ['quarterly', 'figures', 'folder', 'plan', 'hello', 'nice']) assert.ok(!keys.some((k) => k.toLowerCase().includes(word)), word);
 
     // A vault from before the index (no index records, no build state): after a reload the
     // index is built and the same search finds the same message.
-    assert.ok((await dropSearchIndex()) > 10);
+    assert.ok((await dropSearchIndex()) >= 3);
     await a.reload();
     await a.getByTestId('me').filter({ hasText: 'alice' }).waitFor();
     await ui.toList(a);
@@ -237,7 +237,7 @@ describe('edits, reactions, disappearing messages and search in the web client',
     assert.equal(await a.locator('form.search [role="alert"]').count(), 0, `search failed: ${await a.locator('form.search').innerText()}`);
     await a.getByTestId('search-hit').filter({ hasText: 'the quarterly figures are in the shared folder' }).waitFor();
     const rebuilt = await vaultKeys();
-    assert.ok(rebuilt.includes('meta/search') && rebuilt.filter((k) => k.startsWith('sx/')).length > 10, 'the index was built again in the vault');
+    assert.ok(rebuilt.includes('meta/search') && rebuilt.filter((k) => k.startsWith('sx/')).length >= 3, 'the index was built again in the vault');
     await again.fill('4711');
     await again.press('Enter');
     await a.getByTestId('search-results').filter({ hasText: 'Nothing found.' }).waitFor();
