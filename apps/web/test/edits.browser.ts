@@ -45,22 +45,6 @@ describe('edits, reactions, disappearing messages and search in the web client',
     return events(r.stdout);
   };
 
-  /** Message records in this browser's IndexedDB (keys are in the clear, values sealed). */
-  const messageRecords = async (): Promise<number> =>
-    (await alice.page.evaluate(`(async () => {
-      const db = await new Promise((res, rej) => {
-        const r = indexedDB.open('tacit');
-        r.onsuccess = () => res(r.result);
-        r.onerror = () => rej(new Error('open'));
-      });
-      const keys = await new Promise((res) => {
-        const r = db.transaction('kv', 'readonly').objectStore('kv').getAllKeys();
-        r.onsuccess = () => res(r.result);
-      });
-      db.close();
-      return keys.filter((k) => String(k).startsWith('m/')).length;
-    })()`)) as number;
-
   /** Every record key of this browser's IndexedDB vault (keys are in the clear, values sealed). */
   const vaultKeys = async (): Promise<string[]> =>
     (await alice.page.evaluate(`(async () => {
@@ -76,6 +60,9 @@ describe('edits, reactions, disappearing messages and search in the web client',
       db.close();
       return keys.map(String);
     })()`)) as string[];
+
+  /** Message records in this browser's IndexedDB (keys are in the clear, values sealed). */
+  const messageRecords = async (): Promise<number> => (await vaultKeys()).filter((k) => k.startsWith('m/')).length;
 
   /** Removes the search index and its build state from the vault, as a vault from before the index has neither. */
   const dropSearchIndex = async (): Promise<number> =>

@@ -55,6 +55,16 @@ async function account(dir: string): Promise<{ path: string; parts: () => Promis
   };
 }
 
+/** Runs `fn` on a registered account in a temporary directory, removed afterwards. */
+async function inTempHome(fn: (acc: Awaited<ReturnType<typeof account>>, dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'tacit-search-'));
+  try {
+    await fn(await account(dir), dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 let ids = 0;
 function incoming(from: string, text: string, sentAt: number): [MessageMeta, string] {
   return [{ d: 'in', id: (++ids).toString(16).padStart(32, '0'), from, dev: 1, sentAt, rcv: sentAt }, text];
@@ -84,10 +94,17 @@ async function rebuilt(p: Parts): Promise<string[]> {
 
 const texts = (hits: HistoryMessage[]): string[] => hits.map((m) => m.text);
 
+/** Makes a store one of the previous format: no index, no build state, format 2. */
+async function toFormat2(store: SqliteRecordStore): Promise<void> {
+  const t = new Txn(store);
+  for (const r of await store.list(PREFIX.searchIndex)) t.delete(r.key);
+  t.delete(`${PREFIX.meta}search`);
+  t.write(formatCodec, FORMAT_KEY, { v: 2 });
+  await t.commit();
+}
+
 test('index: finds what the scan finds, a word from last week first among equals, and stays exact through edits, deletions and disappearing', { timeout: 120_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'tacit-search-'));
-  try {
-    const acc = await account(dir);
+  await inTempHome(async (acc, dir) => {
     const p = await acc.parts();
     const now = p.clock.now;
     assert.equal(await p.index.build(), true, 'a new store: the build finds nothing to do');
@@ -101,7 +118,7 @@ test('index: finds what the scan finds, a word from last week first among equals
       for (let i = 0; i < SEARCH_PENDING_MAX + 10; i++) await p.history.append(t, `u:user${i % 5}`, ...incoming(`user${i % 5}`, `filler ${i} lorem ipsum dolor`, now - 5 * DAY + i));
     });
     assert.ok((await p.core.view().list(`${PREFIX.searchIndex}nw/`)).length < SEARCH_PENDING_MAX, 'merged');
-    assert.ok((await p.core.view().list(`${PREFIX.searchIndex}sq/`)).length > 0);
+    assert.ok((await p.core.view().getBytes(`${PREFIX.searchIndex}spans`)) !== undefined);
     const found = await p.index.search('quarterly');
     assert.deepEqual(texts(found), ['quarterly planning on Monday?', 'group: quarterly retro notes', 'The Quarterly figures are in the shared folder']);
     assert.equal(found[2]!.seq, week.seq, 'the message from a week ago is found');
@@ -166,15 +183,11 @@ test('index: finds what the scan finds, a word from last week first among equals
       const raw = (await readFile(join(dir, f))).toString('latin1').toLowerCase();
       for (const w of ['quarterly', 'folder', 'budget', 'vanishing']) assert.ok(!raw.includes(w), `${w} in ${f}`);
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('index: a store of the previous format is upgraded and indexed, losing nothing; until then search scans', { timeout: 120_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'tacit-search-'));
-  try {
-    const acc = await account(dir);
+  await inTempHome(async (acc) => {
     let p = await acc.parts();
     const now = p.clock.now;
     const n = 1_300; // several build batches and index spans
@@ -185,12 +198,7 @@ test('index: a store of the previous format is upgraded and indexed, losing noth
       }
     });
     const expected = await rebuilt(p);
-    // Make it a format-2 store: no index, no build state, format 2.
-    const old = new Txn(p.store);
-    for (const r of await p.store.list(PREFIX.searchIndex)) old.delete(r.key);
-    old.delete(`${PREFIX.meta}search`);
-    old.write(formatCodec, FORMAT_KEY, { v: 2 });
-    await old.commit();
+    await toFormat2(p.store);
     await p.store.close();
 
     // Opening raises the format; search works at once (scanning) and builds the index.
@@ -210,11 +218,7 @@ test('index: a store of the previous format is upgraded and indexed, losing noth
 
     // A client opening a format-2 store builds the index by itself.
     const q = await acc.parts();
-    const back = new Txn(q.store);
-    for (const r of await q.store.list(PREFIX.searchIndex)) back.delete(r.key);
-    back.delete(`${PREFIX.meta}search`);
-    back.write(formatCodec, FORMAT_KEY, { v: 2 });
-    await back.commit();
+    await toFormat2(q.store);
     await q.store.close();
     const server = new MemoryServer();
     const client = await TacitClient.open({ store: await SqliteRecordStore.open(acc.path, 'pass'), backend, connect: server.factory, fetch: server.fetch });
@@ -227,15 +231,11 @@ test('index: a store of the previous format is upgraded and indexed, losing noth
     assert.equal(await r.index.ready(), true);
     assert.deepEqual(await postings(r), expected);
     await r.store.close();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('index: hostile texts and queries stay bounded and are still found exactly', { timeout: 120_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'tacit-search-'));
-  try {
-    const acc = await account(dir);
+  await inTempHome(async (acc) => {
     const p = await acc.parts();
     const now = p.clock.now;
     await p.index.build();
@@ -273,7 +273,5 @@ test('index: hostile texts and queries stay bounded and are still found exactly'
     assert.deepEqual(await rebuilt(p), await postings(p));
     assert.ok(MAX_TERMS_PER_MESSAGE >= 64);
     await p.store.close();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -17,12 +17,12 @@
  * Layout (keys are stored in the clear, so they hold no word): a term's tag is
  * HMAC-SHA256(names key, "search\0" || term), the store's pseudonym key (keys.ts; kept sealed in
  * `meta/names`). Its first byte picks one of 256 buckets and the next 23 bits are the tag. Postings
- * live in chunks `sx/<bucket>/<seq span>`, one per bucket and SEARCH_SEQ_SPAN sequence numbers,
- * their sealed value a list of (tag, seq, conversation). A key thus says only that some word of
+ * live in chunks `sx/<seq span>/<bucket>`, one per bucket and SEARCH_SEQ_SPAN sequence numbers,
+ * their sealed value a list of (tag, seq offset). A key thus says only that some word of
  * some message in a span of the store hashed into a bucket (nearly all do); the value's size
  * says roughly how much text the span holds. No key names a message, a word or a term.
  * Messages with more than MAX_TERMS_PER_MESSAGE terms (hostile or huge texts) are not expanded:
- * they are listed once in `sx/ov/<span>` and read by every search.
+ * they are listed once in `sx/ov` and read by every search.
  *
  * Exactness: History tells the index of every change to a message (append, edit, deletion for
  * everyone, disappearing, trimming) inside the change's own transaction, so a commit holds both
@@ -39,7 +39,7 @@ import { keyNumber, PREFIX, seqKey } from '../keys.js';
 import { corrupt, isObj, isStr, jsonCodec } from '../record-codec.js';
 import type { Txn } from '../txn.js';
 import type { StoredRecord } from '../record-store.js';
-import { conversationCodec, messageCodec, toHistory, type ConversationId, type ConversationRecord, type History, type HistoryMessage, type MessageMeta } from '../history.js';
+import { conversationCodec, MAX_STORED_MESSAGES, messageCodec, toHistory, type ConversationId, type ConversationRecord, type History, type HistoryMessage, type MessageMeta } from '../history.js';
 
 /** Results `search` returns at most. */
 export const MAX_SEARCH_RESULTS = 200;
@@ -128,21 +128,26 @@ function searchable(meta: MessageMeta, text: string): boolean {
 
 // ---- records ----
 //
-// Three kinds, each a version byte then fixed-size entries (appending is a copy of bytes, no
-// decoding), all bounded:
-//   chunk  `sx/<bucket>/<span>`  (tag, 23 bits | seq offset in the span, 9 bits) per posting, at most MAX_CHUNK_POSTINGS
-//   table  `sx/sq/<span>`        (seq offset u16 | conversation pseudonym, 12 bytes | sent at, float64) per message with postings
-//   unindexed `sx/ov/<span>`     (seq offset u16) per message with too many terms
-//   waiting `sx/nw/<seq>`        flags (1: unindexed) | conversation pseudonym (12) | sent at (f64) | (bucket u8 | tag u32) per term
+// Each a version byte then fixed-size entries (appending is a copy of bytes, no decoding), all
+// bounded. A span's records sit together in key order, so merging writes a few b-tree pages:
+//   chunk     `sx/<span>/<bucket>`  (tag, 23 bits | seq offset in the span, 9 bits) per posting, at most MAX_CHUNK_POSTINGS
+//   table     `sx/<span>/sq`        (seq offset u16 | conversation pseudonym, 12 bytes | sent at, f64) per merged message
+//   spans     `sx/spans`            (span, f64) per span with a table: what a search reads
+//   unindexed `sx/ov`               (seq, f64) per merged message with too many terms
+//   waiting   `sx/nw/<seq>`         flags (1: unindexed) | conversation pseudonym (12) | sent at (f64) | (bucket u8 | tag u32) per term
 
 const RECORD_VERSION = 1;
 const POSTING_BYTES = 4;
 /** A posting is one u32: the tag's 23 bits, then the seq's offset in its span (OFFSET_BITS). */
 const OFFSET_BITS = 9;
 const TABLE_ENTRY_BYTES = 22;
-const OVERFLOW_ENTRY_BYTES = 2;
+const SEQ_ENTRY_BYTES = 8;
 const TABLE = 'sq';
 const OVERFLOW = 'ov';
+const OVERFLOW_KEY = `${PREFIX.searchIndex}${OVERFLOW}`;
+const SPANS_KEY = `${PREFIX.searchIndex}spans`;
+/** Entries of the unindexed list and of the span list: each names at least one stored message. */
+const MAX_LISTED = 2 * MAX_STORED_MESSAGES;
 const PENDING = 'nw';
 const PENDING_HEAD_BYTES = 22;
 const PENDING_TAG_BYTES = 5;
@@ -178,9 +183,20 @@ function tableHas(b: Uint8Array, off: number): boolean {
   return false;
 }
 
-function eachOverflow(b: Uint8Array, visit: (off: number) => void): void {
-  const dv = checkRecord(b, OVERFLOW_ENTRY_BYTES, SEARCH_SEQ_SPAN);
-  for (let o = 1; o < b.length; o += OVERFLOW_ENTRY_BYTES) visit(dv.getUint16(o));
+/** Walks a list of numbers (the unindexed messages' seqs, or the spans in use). */
+function eachNumber(b: Uint8Array, visit: (n: number) => void): void {
+  const dv = checkRecord(b, SEQ_ENTRY_BYTES, MAX_LISTED);
+  for (let o = 1; o < b.length; o += SEQ_ENTRY_BYTES) visit(dv.getFloat64(o));
+}
+
+function f64(n: number): Uint8Array {
+  const out = new Uint8Array(SEQ_ENTRY_BYTES);
+  new DataView(out.buffer).setFloat64(0, n);
+  return out;
+}
+
+function withoutNumber(b: Uint8Array, n: number): Uint8Array | undefined {
+  return filtered(b, SEQ_ENTRY_BYTES, (dv, o) => dv.getFloat64(o) !== n);
 }
 
 /** `old` (or a new record) with `entries` appended. */
@@ -243,17 +259,23 @@ function decodePending(b: Uint8Array): Pending {
 export function describeIndexRecord(key: string, value: Uint8Array): string[] {
   // A waiting record reads as the chunk, table and unindexed entries it will be merged into.
   const out: string[] = [];
-  const name = key.slice(PREFIX.searchIndex.length, key.lastIndexOf('/'));
-  const base = keyNumber(key) * SEARCH_SEQ_SPAN;
-  if (name === PENDING) {
+  const rest = key.slice(PREFIX.searchIndex.length);
+  if (rest.startsWith(`${PENDING}/`)) {
     const p = decodePending(value);
     const seq = keyNumber(key);
     if (p.overflow) out.push(`${OVERFLOW} ${seq}`);
     out.push(`${TABLE} ${seq} ${p.pseudo} ${p.sentAt}`);
-    for (const { bucket, tag } of p.tags) out.push(`${bucket} ${tag.toString(16).padStart(8, '0')} ${seq}`);
-  } else if (name === TABLE) eachTableEntry(value, (off, pseudo, sentAt) => out.push(`${name} ${base + off} ${pseudo} ${sentAt}`));
-  else if (name === OVERFLOW) eachOverflow(value, (off) => out.push(`${name} ${base + off}`));
-  else eachPosting(value, (tag, off) => out.push(`${name} ${tag.toString(16).padStart(8, '0')} ${base + off}`));
+    for (const { bucket, tag } of p.tags) out.push(`${bucket} ${tag.toString(16).padStart(6, '0')} ${seq}`);
+  } else if (key === OVERFLOW_KEY) {
+    eachNumber(value, (seq) => out.push(`${OVERFLOW} ${seq}`));
+  } else if (key === SPANS_KEY) {
+    // Derived from the tables: which spans have one.
+  } else {
+    const [span, name] = rest.split('/') as [string, string];
+    const base = Number(span) * SEARCH_SEQ_SPAN;
+    if (name === TABLE) eachTableEntry(value, (off, pseudo, sentAt) => out.push(`${name} ${base + off} ${pseudo} ${sentAt}`));
+    else eachPosting(value, (tag, off) => out.push(`${name} ${tag.toString(16).padStart(6, '0')} ${base + off}`));
+  }
   return out.sort();
 }
 
@@ -332,7 +354,7 @@ export class SearchIndex {
       if (pending === undefined && ++t.counters.searchPending >= SEARCH_PENDING_MAX) await this.#merge(t);
       return;
     }
-    const wasOverflow = old === 'overflow' || (listed && (await this.#inOverflow(t, span, off)));
+    const wasOverflow = old === 'overflow' || (await this.#inOverflow(t, seq));
     if (old instanceof Set) {
       const drop = [...old].filter((x) => !(now instanceof Set && now.has(x)));
       if (drop.length > 0) this.#remove(t, off, await this.#chunks(t, span, drop.map((x) => this.#tag(x))));
@@ -347,9 +369,9 @@ export class SearchIndex {
       }
     }
     if (now === 'overflow') {
-      if (!wasOverflow) t.putBytes(this.#key(OVERFLOW, span), appended(await t.getBytes(this.#key(OVERFLOW, span)), u16(off)));
+      if (!wasOverflow) t.putBytes(OVERFLOW_KEY, appended(await t.getBytes(OVERFLOW_KEY), f64(seq)));
     } else if (wasOverflow) {
-      this.#put(t, this.#key(OVERFLOW, span), filtered((await t.getBytes(this.#key(OVERFLOW, span)))!, OVERFLOW_ENTRY_BYTES, (dv, o) => dv.getUint16(o) !== off));
+      this.#put(t, OVERFLOW_KEY, withoutNumber((await t.getBytes(OVERFLOW_KEY))!, seq));
     }
     const shouldList = now === 'overflow' || (now instanceof Set && now.size > 0);
     if (shouldList && !listed) {
@@ -358,17 +380,28 @@ export class SearchIndex {
       entry.set(fromHex(this.#pseudo(conversation)), 2);
       // Its time, so a search can order candidates before reading them (it never changes).
       new DataView(entry.buffer).setFloat64(14, after!.meta.sentAt);
-      t.putBytes(tableKey, appended(table, entry));
+      await this.#listIn(t, span, entry);
     } else if (!shouldList && listed) {
-      this.#put(t, tableKey, filtered(table!, TABLE_ENTRY_BYTES, (dv, o) => dv.getUint16(o) !== off));
+      const rest = filtered(table!, TABLE_ENTRY_BYTES, (dv, o) => dv.getUint16(o) !== off);
+      this.#put(t, tableKey, rest);
+      // A span without messages leaves the list of spans a search reads.
+      if (rest === undefined) this.#put(t, SPANS_KEY, withoutNumber((await t.getBytes(SPANS_KEY))!, span));
     }
   }
 
-  async #inOverflow(t: Txn, span: number, off: number): Promise<boolean> {
-    const b = await t.getBytes(this.#key(OVERFLOW, span));
+  async #inOverflow(t: Txn, seq: number): Promise<boolean> {
+    const b = await t.getBytes(OVERFLOW_KEY);
     let found = false;
-    if (b !== undefined) eachOverflow(b, (o) => (found ||= o === off));
+    if (b !== undefined) eachNumber(b, (n) => (found ||= n === seq));
     return found;
+  }
+
+  /** Adds a table entry to its span's table (and the span to the list when it is new there). */
+  async #listIn(t: StateTxn, span: number, entry: Uint8Array): Promise<void> {
+    const tableKey = this.#key(TABLE, span);
+    const table = await t.getBytes(tableKey);
+    if (table === undefined) t.putBytes(SPANS_KEY, appended(await t.getBytes(SPANS_KEY), f64(span)));
+    t.putBytes(tableKey, appended(table, entry));
   }
 
   #put(t: StateTxn, key: string, value: Uint8Array | undefined): void {
@@ -391,8 +424,9 @@ export class SearchIndex {
     return v;
   }
 
+  /** A span's record (`bucket` two hex digits, or the table): a span's records sit together. */
   #key(bucket: string, span: number): string {
-    return `${PREFIX.searchIndex}${bucket}/${seqKey(span)}`;
+    return `${PREFIX.searchIndex}${seqKey(span)}/${bucket}`;
   }
 
   #pendingKey(seq: number): string {
@@ -414,13 +448,12 @@ export class SearchIndex {
       const span = spanOf(seq);
       const off = seq - span * SEARCH_SEQ_SPAN;
       const overflow = p.overflow || !(await this.#add(t, span, off, p.tags, false));
-      if (overflow) t.putBytes(this.#key(OVERFLOW, span), appended(await t.getBytes(this.#key(OVERFLOW, span)), u16(off)));
+      if (overflow) t.putBytes(OVERFLOW_KEY, appended(await t.getBytes(OVERFLOW_KEY), f64(seq)));
       const entry = new Uint8Array(TABLE_ENTRY_BYTES);
       entry.set(u16(off));
       entry.set(fromHex(p.pseudo), 2);
       new DataView(entry.buffer).setFloat64(14, p.sentAt);
-      const tableKey = this.#key(TABLE, span);
-      t.putBytes(tableKey, appended(await t.getBytes(tableKey), entry));
+      await this.#listIn(t, span, entry);
       t.delete(r.key);
     }
     t.counters.searchPending = 0;
@@ -582,21 +615,30 @@ export class SearchIndex {
     const t = this.#core.view();
     // Longest terms first: the most selective.
     const keys = [...new Set(terms.map((q) => [...q].slice(0, MAX_INDEXED_PREFIX).join('')))].sort((a, b) => b.length - a.length).slice(0, MAX_QUERY_LOOKUPS);
+    const spansBytes = await t.getBytes(SPANS_KEY);
+    let spans: number[] = [];
+    if (spansBytes !== undefined) eachNumber(spansBytes, (n) => spans.push(n));
     let candidates: Set<number> | undefined;
     for (const term of keys) {
       const { bucket, tag } = this.#tag(term);
       const found = new Set<number>();
-      await this.#each(t, bucket, (base, b) =>
+      // One chunk per span (a point read each); after the first term, only spans with candidates.
+      for (const span of spans) {
+        const b = await t.getBytes(this.#key(bucket, span));
+        if (b === undefined) continue;
+        const base = span * SEARCH_SEQ_SPAN;
         eachPosting(b, (x, off) => {
           if (x === tag && (candidates === undefined || candidates.has(base + off))) found.add(base + off);
-        }),
-      );
+        });
+      }
       candidates = found;
+      spans = [...new Set([...found].map(spanOf))];
       if (candidates.size === 0) break;
     }
     const all = candidates ?? new Set<number>();
     // Unindexed (overflowing) messages are candidates of every search.
-    await this.#each(t, OVERFLOW, (base, b) => eachOverflow(b, (off) => all.add(base + off)));
+    const overflow = await t.getBytes(OVERFLOW_KEY);
+    if (overflow !== undefined) eachNumber(overflow, (seq) => all.add(seq));
     const onlyPseudo = only !== undefined ? this.#pseudo(only) : undefined;
     const where: { seq: number; pseudo: string; sentAt: number }[] = [];
     // Messages waiting to be merged: each record says what it holds.
@@ -632,18 +674,6 @@ export class SearchIndex {
       if (searchable(meta, text) && matches(text, terms)) hits.push(toHistory(conv.id, seq, meta, text, conv.read));
     }
     return hits;
-  }
-
-  /** Every record of one bucket (or the unindexed list), with the first seq of its span. */
-  async #each(t: Txn, bucket: string, visit: (base: number, value: Uint8Array) => void): Promise<void> {
-    const prefix = `${PREFIX.searchIndex}${bucket}/`;
-    let after: string | undefined;
-    for (let round = 0; round < 100_000; round++) {
-      const recs = await t.list(prefix, { limit: 256, ...(after !== undefined ? { after } : {}) });
-      for (const r of recs) visit(keyNumber(r.key) * SEARCH_SEQ_SPAN, r.value);
-      if (recs.length < 256) break;
-      after = recs[recs.length - 1]!.key;
-    }
   }
 
   /** The search before the index: every message record, read and checked (while the index is built). */
