@@ -139,6 +139,7 @@ const FIGURES = [
   ['p50', 'p50 ms at 5,000/s', ''],
   ['p99', 'p99 ms at 5,000/s', 'target tacit <= 1.5x bare'],
   ['cpuUsPerMsg', 'server CPU µs/msg', 'target tacit <= 1.5x bare'],
+  ['mainUsPerMsg', '  of it main thread', ''],
   ['idleKiB', 'KiB per idle connection', 'target tacit <= 24'],
 ] as const;
 console.log(`\nsummary: median [min-max] of ${ROUNDS} interleaved round(s) per contender; ${machineLoad()}`);

@@ -186,19 +186,18 @@ export class MessageBatchWriter {
    * The stored send (or fan-out) this digest names, if the sender stored it within the window
    * (in this transaction too: the same frame twice in one batch).
    */
-  #findSent(sender: string, digest: Uint8Array, after: number): { messageId: number; ts: number } | undefined {
-    const row = this.#senderMemory(sender).byDigest.get(digestKey(digest));
+  #findSent(sender: string, key: string, after: number): { messageId: number; ts: number } | undefined {
+    const row = this.#senderMemory(sender).byDigest.get(key);
     return row !== undefined && row.ts > after ? row : undefined;
   }
 
   /** Remembers a stored send in the next slot of its sender's ring (the oldest is overwritten). */
-  #remember(sender: string, digest: Uint8Array, messageId: number, ts: number): void {
+  #remember(sender: string, digest: Uint8Array, key: string, messageId: number, ts: number): void {
     const m = this.#senderMemory(sender);
     const slot = m.next % RESEND_MEMORY_PER_DEVICE;
     this.#rememberSent.run(sender, slot, buf(digest), messageId, ts);
     m.next++;
     this.#written.set(sender, m);
-    const key = digestKey(digest);
     const old = m.bySlot.get(slot);
     if (old !== undefined) m.byDigest.delete(old);
     else this.#memoryRows++;
@@ -237,10 +236,11 @@ export class MessageBatchWriter {
       for (const m of messages) {
         const key = addressKey(m.to);
         const sender = m.digest === undefined ? '' : addressKey(m.from);
+        const dkey = m.digest === undefined ? '' : digestKey(m.digest);
         if (m.digest !== undefined) {
           // A resend of a stored message: answered with that copy (resend.ts), before any other
           // check, since the copy is stored whatever the device or queue is like now.
-          const seen = this.#findSent(sender, m.digest, m.timestamp - RESEND_WINDOW_MS);
+          const seen = this.#findSent(sender, dkey, m.timestamp - RESEND_WINDOW_MS);
           if (seen !== undefined) {
             results.push({ ok: true, id: seen.messageId, resent: seen.ts });
             continue;
@@ -264,7 +264,7 @@ export class MessageBatchWriter {
         const r = this.#insert.run(key, m.from.username, m.from.deviceId, m.kind, Buffer.from(b.buffer, b.byteOffset, b.byteLength), m.timestamp, m.expiresAt);
         lenDelta.set(key, (lenDelta.get(key) ?? 0) + 1);
         const id = Number(r.lastInsertRowid);
-        if (m.digest !== undefined) this.#remember(sender, m.digest, id, m.timestamp);
+        if (m.digest !== undefined) this.#remember(sender, m.digest, dkey, id, m.timestamp);
         results.push({ ok: true, id });
       }
       this.#saveHeads();
@@ -284,7 +284,7 @@ export class MessageBatchWriter {
       const sender = addressKey(f.from);
       if (f.digest !== undefined) {
         // A resend of a stored fan-out: answered as it was (resend.ts), before any other check.
-        const seen = this.#findSent(sender, f.digest, f.timestamp - RESEND_WINDOW_MS);
+        const seen = this.#findSent(sender, digestKey(f.digest), f.timestamp - RESEND_WINDOW_MS);
         if (seen !== undefined) return resentFanout(f, seen.ts, seen.messageId);
       }
       const current = new Map<string, CurrentDevices | undefined>();
@@ -312,7 +312,7 @@ export class MessageBatchWriter {
         copies++;
       }
       if (f.digest !== undefined && copies > 0) {
-        this.#remember(sender, f.digest, copies, f.timestamp);
+        this.#remember(sender, f.digest, digestKey(f.digest), copies, f.timestamp);
         this.#saveHeads();
       }
       return { ok: true, stored, mailboxFull };
