@@ -39,7 +39,11 @@ test('tacit link + tacit devices add: a second device of alice gets bob\'s messa
 
   await ok(bob, ['send', 'alice', 'hi alice']);
   assert.deepEqual(await recv(alice), ['bob: hi alice']);
-  assert.deepEqual(await recv(laptop), ['bob: hi alice']);
+  // Read on the first device, so the laptop holds it as read (read sync): recv prints nothing new,
+  // and the history below shows the laptop has it.
+  const onLaptop = await ok(laptop, ['recv']);
+  assert.deepEqual(onLaptop.filter((e) => e['event'] === 'message').map((e) => e['text']), []);
+  assert.deepEqual(onLaptop.filter((e) => e['event'] === 'read-sync').map((e) => [e['conversation'], e['count']]), [['u:bob', 1]]);
   await ok(alice, ['send', 'bob', 'from the first device']);
   // History is in the order a device stored things: the laptop takes the transcript first.
   assert.deepEqual(await recv(laptop), []);
