@@ -478,7 +478,10 @@ export class Chat {
       const dirty = [...this.#dirty];
       this.#dirty.clear();
       await this.groups?.refresh();
-      this.#conversations = (await c.conversations()).filter((x) => x.group !== undefined || x.contact !== c.username).map((x) => this.#view(x));
+      const all = (await c.conversations()).filter((x) => x.group !== undefined || x.contact !== c.username);
+      this.#conversations = all.map((x) => this.#view(x));
+      // Read here or on another device of the account: its notification goes.
+      this.notifier?.read(all.filter((x) => x.unread === 0).map((x) => x.id));
       for (const contact of this.#messages.keys()) if (dirty.includes(contact.startsWith('g:') ? contact : directConversation(contact))) await this.#load(contact);
       this.#changed();
     })().finally(() => {

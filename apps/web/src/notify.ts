@@ -38,6 +38,10 @@ export class Notifier {
   readonly #open: (conversation: string) => void;
   /** Notifications shown (for tests: the page can be inspected without the OS). */
   shown = 0;
+  /** Notifications closed because their conversation was read (here or on another device). */
+  cleared = 0;
+  /** The notification showing per conversation (one each: a newer one replaces it). */
+  readonly #showing = new Map<string, Notification>();
 
   constructor(opts: { changed: () => void; title: (conversation: string) => string; open: (conversation: string) => void }) {
     this.#changed = opts.changed;
@@ -82,6 +86,24 @@ export class Notifier {
     this.#save({ ...this.#prefs, text });
   }
 
+  /**
+   * Conversations with nothing unread (read on this page, or on another device of the account:
+   * the SDK's read sync): their notifications go, as Signal clears them.
+   */
+  read(conversations: Iterable<string>): void {
+    for (const c of conversations) {
+      const n = this.#showing.get(c);
+      if (n === undefined) continue;
+      this.#showing.delete(c);
+      this.cleared++;
+      try {
+        n.close();
+      } catch {
+        // already gone
+      }
+    }
+  }
+
   /** A stored incoming message: notify if the page is hidden and notifications are on. */
   message(m: HistoryMessage): void {
     if (m.direction !== 'in' || !this.on || document.visibilityState !== 'hidden') return;
@@ -93,6 +115,10 @@ export class Notifier {
       // One notification per conversation: a newer one replaces the older (tag).
       const n = new Notification(neutralizeControls(title), { body, tag: m.conversation, silent: false });
       this.shown++;
+      this.#showing.set(m.conversation, n);
+      n.onclose = () => {
+        if (this.#showing.get(m.conversation) === n) this.#showing.delete(m.conversation);
+      };
       n.onclick = () => {
         window.focus();
         this.#open(m.conversation);

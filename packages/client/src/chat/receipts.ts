@@ -130,8 +130,10 @@ export class Receipts {
     this.#core = o.core;
     o.history.hooks.incoming = (t, m) => this.#queue(t, [m], 'delivered');
     o.history.hooks.shown = async (t, ms, at) => {
-      if ((await readSettings(t)).readReceipts) await this.#queue(t, ms, 'read');
+      // The read sync first: batches go in queue order, so once an author has our read receipt,
+      // our other devices have their read sync too.
       await this.#queue(t, ms, 'sync', at);
+      if ((await readSettings(t)).readReceipts) await this.#queue(t, ms, 'read');
     };
   }
 
