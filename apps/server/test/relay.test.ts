@@ -631,6 +631,43 @@ test('batched acks release the in-flight window at once', () =>
     { limits: { maxUnackedPerConnection: 3 } },
   ));
 
+test('a batched ack frees only the ids it names exactly: aliases of in-flight ids ("0x…", "…e0") free no room and lose no later ack', () =>
+  withServer(
+    async (h) => {
+      const a = await register(h);
+      const b = await register(h);
+      const ca = await Client.connect(h.wsUrl, a);
+      for (let i = 0; i < 6; i++) await sendMessage(ca, { username: b.username, deviceId: 1 }, `w${i}`);
+      const cb = await connectBatched(h.wsUrl, b);
+      const got: MessageFrame[] = [];
+      const take = async () => got.push(await cb.next<MessageFrame>((f) => isMsg(f) && !got.includes(f as MessageFrame)));
+      for (let i = 0; i < 3; i++) await take();
+      const [m0, m1, m2] = got.map((m) => m.envelope.id);
+      // w0 acknowledged; w1 and w2 named by strings a careless Number() reads as their ids.
+      cb.send({ type: 'ack', ids: [m0!, `0x${Number(m1).toString(16)}`, `${m2}e0`] });
+      await take();
+      cb.send({ type: 'ping', id: 'p1' });
+      await cb.next((f) => f.type === 'pong');
+      assert.deepEqual(cb.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), ['w0', 'w1', 'w2', 'w3'], 'only the acknowledged message made room');
+      // The real acks of w1..w3 count, then w4 and w5 come and are acknowledged too.
+      cb.send({ type: 'ack', ids: got.slice(1).map((m) => m.envelope.id) });
+      await take();
+      await take();
+      cb.send({ type: 'ack', ids: got.slice(4).map((m) => m.envelope.id) });
+      cb.send({ type: 'ping', id: 'p2' });
+      await cb.next((f) => f.type === 'pong');
+      cb.close();
+      await cb.closed;
+      // Everything was acknowledged: nothing comes again.
+      const cb2 = await Client.connect(h.wsUrl, b);
+      await cb2.next((f) => f.type === 'queue-empty');
+      assert.deepEqual(cb2.frames.filter(isMsg).map((f) => bodyText((f as MessageFrame).envelope)), []);
+      ca.close();
+      cb2.close();
+    },
+    { limits: { maxUnackedPerConnection: 3 } },
+  ));
+
 test('batched forms refused when malformed: the socket closes with INVALID_REQUEST', () =>
   withServer(async (h) => {
     const b = await register(h);

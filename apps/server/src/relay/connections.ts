@@ -246,14 +246,17 @@ export class Connections {
    */
   #ackMany(conn: Connection, ids: readonly string[]): void {
     const device = conn.device!;
-    let any = false;
+    // The ids acknowledged, as numbers: only these leave the in-flight set. (The strings go no
+    // further: `Number` reads "0x10" or "1e1" as another message's id, which would drop that
+    // message from the window without its ack reaching the store, and its real ack later.)
+    const acked: number[] = [];
     for (const text of ids) {
       const id = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
       if (!conn.inflight.has(id)) continue;
       this.#writer.ack(device, id);
-      any = true;
+      acked.push(id);
     }
-    if (any) this.#delivery.ackedMany(conn, ids);
+    if (acked.length > 0) this.#delivery.ackedMany(conn, acked);
   }
 
   #ready(conn: Connection, { device, secretHash }: Authenticated): void {

@@ -221,9 +221,9 @@ export class Delivery {
     if (conn.backlog) this.pump(conn);
   }
 
-  /** The connection acknowledged these ids (any it was not given are no-ops): room for more. */
-  ackedMany(conn: Connection, ids: readonly string[]): void {
-    for (const id of ids) conn.inflight.delete(Number(id));
+  /** The connection acknowledged these ids (pushed on it and written to the store): room for more. */
+  ackedMany(conn: Connection, ids: readonly number[]): void {
+    for (const id of ids) conn.inflight.delete(id);
     if (conn.backlog) this.pump(conn);
   }
 
