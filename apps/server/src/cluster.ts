@@ -25,7 +25,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { CIPHERTEXT_TYPES, MAX_DEVICE_ID, USERNAME_MAX_LENGTH, USERNAME_PATTERN, type CiphertextType } from '@tacit/api';
+import { base64DecodedLength, CIPHERTEXT_TYPES, MAX_DEVICE_ID, USERNAME_MAX_LENGTH, USERNAME_MIN_LENGTH, USERNAME_PATTERN, type CiphertextType } from '@tacit/api';
 import { CIPHERTEXT_TYPE_OF_KIND, type Address, type CiphertextKind } from './store.js';
 
 /** A stored message for a device that may be connected to another node. */
@@ -111,6 +111,7 @@ const BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
 function isSource(username: unknown, deviceId: unknown): boolean {
   return (
     typeof username === 'string' &&
+    username.length >= USERNAME_MIN_LENGTH &&
     username.length <= USERNAME_MAX_LENGTH &&
     USERNAME_PATTERN.test(username) &&
     Number.isSafeInteger(deviceId) &&
@@ -124,7 +125,10 @@ function isKey(x: unknown): x is string {
 }
 
 function isBody(x: unknown): x is string {
-  return typeof x === 'string' && x.length > 0 && x.length <= MAX_CARRIED_BODY_CHARS && BASE64_TEXT.test(x);
+  if (typeof x !== 'string' || x.length === 0 || x.length > MAX_CARRIED_BODY_CHARS || x.length % 4 !== 0 || !BASE64_TEXT.test(x)) return false;
+  // Canonical, as clients decode it (whole quads, zero bits after the last byte): the last quad
+  // holds the padding, so checking it alone is enough after the pattern.
+  return base64DecodedLength(x.slice(-4)) > 0;
 }
 
 function isWireMessage(x: unknown): x is WireMessage {
@@ -132,11 +136,16 @@ function isWireMessage(x: unknown): x is WireMessage {
     Array.isArray(x) &&
     x.length === 8 &&
     isKey(x[0]) &&
+    // A stored message's id (from 1), and the one before it in its queue (0: none).
     Number.isSafeInteger(x[1]) &&
+    (x[1] as number) >= 1 &&
     Number.isSafeInteger(x[2]) &&
+    (x[2] as number) >= 0 &&
     Object.prototype.hasOwnProperty.call(CIPHERTEXT_TYPE_OF_KIND, x[3] as number) &&
     isSource(x[4], x[5]) &&
+    // Written into the frame as is: a negative timestamp is a frame every client refuses.
     Number.isSafeInteger(x[6]) &&
+    (x[6] as number) >= 0 &&
     isBody(x[7])
   );
 }
