@@ -22,7 +22,7 @@ import { utf8Decode, utf8Encode } from './bytes.js';
 import type { Core, StateTxn } from './core.js';
 import { ClientError } from './errors.js';
 import { keyNumber, PREFIX, seqKey } from './keys.js';
-import { blobCodec, isInt, isObj, isStr, jsonCodec, optional } from './record-codec.js';
+import { blobCodec, isInt, isObj, isStr, jsonCodec, optional, ownValue } from './record-codec.js';
 import type { Txn } from './txn.js';
 import { attachmentInfo, isStoredAttachment, type AttachmentInfo, type StoredAttachment } from './attachment/pointer.js';
 import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from '@tacit/api';
@@ -327,12 +327,12 @@ function receiptView(conversation: ConversationId, meta: MessageMeta): Pick<Hist
   const to = meta.rt ?? (contact !== undefined ? [contact] : []);
   const receipts: Record<string, { delivered?: number; read?: number }> = {};
   for (const u of to) {
-    const delivered = meta.dlv?.[u];
-    const read = meta.rd?.[u];
+    const delivered = ownValue(meta.dlv, u);
+    const read = ownValue(meta.rd, u);
     receipts[u] = { ...(delivered !== undefined ? { delivered } : {}), ...(read !== undefined ? { read } : {}) };
   }
   if (meta.st !== 'sent' && meta.st !== undefined) return { receipts };
-  const all = (m: Record<string, number> | undefined): boolean => to.length > 0 && to.every((u) => m?.[u] !== undefined);
+  const all = (m: Record<string, number> | undefined): boolean => to.length > 0 && to.every((u) => ownValue(m, u) !== undefined);
   return { receipts, delivery: all(meta.rd) ? 'read' : all(meta.dlv) ? 'delivered' : 'sent' };
 }
 

@@ -101,6 +101,15 @@ export function isStr(v: unknown, max = 1024): v is string {
   return typeof v === 'string' && v.length <= max;
 }
 
+/**
+ * The value under `key` in a map decoded from JSON or built by spreading one (receipt times,
+ * reactions), if the map itself holds it. Such maps keep Object.prototype, and `constructor` is a
+ * valid username: a plain `m[key]` would find the inherited function for a user of that name.
+ */
+export function ownValue<T>(m: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return m !== undefined && Object.hasOwn(m, key) ? m[key] : undefined;
+}
+
 export function optional<T>(v: unknown, check: (x: unknown) => x is T): v is T | undefined {
   return v === undefined || check(v);
 }

@@ -120,4 +120,6 @@ test('senders normalize content types; the CLI guesses from the extension', () =
   assert.equal(normalizeContentType('not a type'), 'application/octet-stream');
   assert.equal(contentTypeFromName('Shot.PNG'), 'image/png');
   assert.equal(contentTypeFromName('archive'), 'application/octet-stream');
+  // An extension named like an Object.prototype member is no known type.
+  assert.equal(contentTypeFromName('notes.constructor'), 'application/octet-stream');
 });

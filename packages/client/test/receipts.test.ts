@@ -155,6 +155,29 @@ test('a group: receipts per member; the message is read once every member read i
   }
 });
 
+test('a member named like an Object.prototype property (constructor): not delivered until its own receipt comes, which counts', async () => {
+  const server = new MemoryServer();
+  const { client: alice } = await user(server, 'alice');
+  const { client: bob } = await user(server, 'bob');
+  const { client: ctor } = await user(server, 'constructor');
+  try {
+    for (const c of [alice, bob]) await c.connect();
+    await alice.createGroup('Team', ['bob', 'constructor']);
+    await until(async () => (await bob.groups()).length === 1, 'bob knows the group');
+    await alice.send('#team', 'hi both');
+    const mine = async () => (await alice.history('#team')).filter((m) => !m.system)[0]!;
+    await until(async () => (await mine()).receipts?.['bob']?.delivered !== undefined, 'bob delivered');
+    // "constructor" is offline: an inherited Object.prototype.constructor is not its receipt.
+    assert.deepEqual((await mine()).receipts?.['constructor'], {});
+    assert.equal((await mine()).delivery, 'sent');
+    await ctor.connect();
+    await until(async () => (await mine()).delivery === 'delivered', 'delivered to both');
+    assert.equal(typeof (await mine()).receipts?.['constructor']?.delivered, 'number');
+  } finally {
+    for (const c of [alice, bob, ctor]) await c.close();
+  }
+});
+
 test('hostile receipts: from a non-recipient, for an id we do not have, for another conversation: ignored', async () => {
   const server = new MemoryServer();
   const { client: alice } = await user(server, 'alice');

@@ -22,6 +22,7 @@ import {
 import { ClientError } from '../errors.js';
 import { normalizeServerUrl, readBounded, TooLarge } from '../http.js';
 import { refusalText } from '../refusals.js';
+import { ownValue } from '../record-codec.js';
 
 /** Largest JSON answer read from an attachment route (they are a few dozen bytes). */
 const MAX_JSON_BYTES = 16 * 1024;
@@ -117,7 +118,7 @@ export class AttachmentApi {
     const e = errorBody(parsed);
     const code = e.ok ? e.value.error.code : 'UNKNOWN';
     const serverText = e.ok ? e.value.error.message : '';
-    const sentence = FILE_REFUSALS[code] ?? refusalText(code);
+    const sentence = ownValue(FILE_REFUSALS, code) ?? refusalText(code);
     // The server's own message may add a figure (the cap, the quota); it never carries user data.
     const detail = code === 'ATTACHMENT_TOO_LARGE' || code === 'QUOTA_EXCEEDED' ? ` (${serverText})` : '';
     return new ClientError('SERVER', `${what}: ${sentence}${detail}`, { serverCode: code, status: a.status });

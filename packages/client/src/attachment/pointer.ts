@@ -34,6 +34,7 @@ import { ATTACHMENT_ID_PATTERN } from '@tacit/api';
 import { fromBase64, toBase64 } from '../bytes.js';
 import { ATTACHMENT_DIGEST_BYTES, ATTACHMENT_KEY_BYTES } from './cipher.js';
 import { safeFileName } from './file-name.js';
+import { ownValue } from '../record-codec.js';
 
 /**
  * Largest file a pointer may describe (4 GiB). Far above any server's cap (100 MiB by default);
@@ -112,7 +113,7 @@ export function isImageType(type: string): boolean {
 export function contentTypeFromName(name: string): string {
   const dot = name.lastIndexOf('.');
   const ext = dot >= 0 ? name.slice(dot + 1).toLowerCase() : '';
-  return EXTENSION_TYPES[ext] ?? DEFAULT_CONTENT_TYPE;
+  return ownValue(EXTENSION_TYPES, ext) ?? DEFAULT_CONTENT_TYPE;
 }
 
 const EXTENSION_TYPES: Readonly<Record<string, string>> = {

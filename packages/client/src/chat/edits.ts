@@ -23,7 +23,7 @@ import type { Core, StateTxn } from '../core.js';
 import { ClientError } from '../errors.js';
 import { utf8Decode } from '../bytes.js';
 import { keyNumber, PREFIX, seqKey } from '../keys.js';
-import { blobCodec, isInt, isObj, isStr } from '../record-codec.js';
+import { blobCodec, isInt, isObj, isStr, ownValue } from '../record-codec.js';
 import { messageCodec, seqCodec, toHistory, type ConversationId, type History, type HistoryMessage, type MessageMeta } from '../history.js';
 import { decodeAction, describeDuration, EDIT_WINDOW_MS, type Action } from './actions.js';
 import { MAX_EDIT_VERSIONS, MAX_REACTIONS_PER_MESSAGE, type TextVersion } from './meta.js';
@@ -148,7 +148,7 @@ export class MessageActions {
       }
     } else {
       const rx = { ...(meta.rx ?? {}) };
-      const prev = rx[actor];
+      const prev = ownValue(rx, actor);
       if (prev !== undefined && prev[1] >= at) return { conversation, actor, action, message: toHistory(conversation, seq, meta, cur.text, 0) };
       if (prev === undefined && Object.keys(rx).length >= MAX_REACTIONS_PER_MESSAGE) return { ignored: 'NOT_EDITABLE' };
       rx[actor] = [action.emoji, at];

@@ -31,7 +31,7 @@ import { MAX_MESSAGE_ID_LENGTH } from '../envelope.js';
 import { contactOf, directConversation, groupIdOf, type ConversationId, type Delivery, type History, type HistoryMessage } from '../history.js';
 import { PREFIX, seqKey } from '../keys.js';
 import { isGroupId } from '../group/state.js';
-import { isInt, isObj, isStr, jsonCodec } from '../record-codec.js';
+import { isInt, isObj, isStr, jsonCodec, ownValue } from '../record-codec.js';
 import type { Relay } from '../relay.js';
 import { padJson, startsWith, unpadJson } from './padding.js';
 import { encodeReadSync, MAX_READ_SYNC_ENTRIES, type ReadSyncEntry } from './read-sync.js';
@@ -307,11 +307,11 @@ export class Receipts {
       if (found === undefined || found.meta.d !== 'out' || found.meta.sys === 1) continue;
       const recipients = found.meta.rt ?? (p.group === undefined ? [from] : []);
       if (!recipients.includes(from)) continue;
-      if (found.meta.dlv?.[from] !== undefined && (!readToo || found.meta.rd?.[from] !== undefined)) continue;
+      if (ownValue(found.meta.dlv, from) !== undefined && (!readToo || ownValue(found.meta.rd, from) !== undefined)) continue;
       const m = await this.#o.history.update(t, conversation, found.seq, (x) => ({
         ...x,
-        dlv: { ...x.dlv, [from]: x.dlv?.[from] ?? now },
-        ...(readToo ? { rd: { ...x.rd, [from]: x.rd?.[from] ?? now } } : {}),
+        dlv: { ...x.dlv, [from]: ownValue(x.dlv, from) ?? now },
+        ...(readToo ? { rd: { ...x.rd, [from]: ownValue(x.rd, from) ?? now } } : {}),
       }));
       if (m === undefined) continue;
       updated.push(m);
