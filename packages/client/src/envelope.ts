@@ -4,7 +4,7 @@
  * before encryption (Signal's scheme: 0x80 then zeros up to a multiple of PADDING_BLOCK) so the
  * ciphertext length reveals only a coarse size class.
  */
-import { USERNAME_PATTERN } from '@tacit/api';
+import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from '@tacit/api';
 import { utf8Decode, utf8Encode } from './bytes.js';
 import { decodeAttachmentPointer, encodeAttachmentPointer, type AttachmentPointer } from './attachment/pointer.js';
 import { decodeAction, encodeAction, isExpiry, type Action } from './chat/actions.js';
@@ -20,6 +20,12 @@ export const PADDING_BLOCK = 160;
  * own overhead (PreKeySignalMessage with its Kyber ciphertext, AES padding, MAC).
  */
 export const MAX_ENVELOPE_BYTES = 80 * 1024;
+/**
+ * Latest sending time a message may claim, ms since the epoch: the last a JavaScript Date holds
+ * (ECMAScript's time range, 8.64e15). A later one is an Invalid Date to every app that shows it
+ * (its toISOString throws), and a disappearing timer counted from it leaves the safe integers.
+ */
+export const MAX_SENT_AT = 8_640_000_000_000_000;
 
 export interface Envelope {
   readonly v: typeof ENVELOPE_VERSION;
@@ -99,8 +105,9 @@ function decodePlain(bytes: Uint8Array): { envelope: Envelope; file: unknown } |
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_MESSAGE_ID_LENGTH) return undefined;
   // The sender bounds characters (text.ts); here the envelope's size already bounds the text.
   if (typeof text !== 'string') return undefined;
-  if (typeof sentAt !== 'number' || !Number.isSafeInteger(sentAt) || sentAt < 0) return undefined;
-  if (sentTo !== undefined && (typeof sentTo !== 'string' || !USERNAME_PATTERN.test(sentTo) || sentTo.length > 64)) return undefined;
+  if (typeof sentAt !== 'number' || !Number.isSafeInteger(sentAt) || sentAt < 0 || sentAt > MAX_SENT_AT) return undefined;
+  // A username as the server has them: a longer name would make a conversation record no decoder accepts.
+  if (sentTo !== undefined && (typeof sentTo !== 'string' || sentTo.length > USERNAME_MAX_LENGTH || !USERNAME_PATTERN.test(sentTo))) return undefined;
   // Edits, deletions, reactions and timers (chat/actions.ts): a malformed one drops the message.
   const act = o['act'] === undefined ? undefined : decodeAction(o['act']);
   if (o['act'] !== undefined && (act === undefined || text !== '' || file !== undefined)) return undefined;

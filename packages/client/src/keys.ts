@@ -59,6 +59,8 @@ export const PREFIX = {
   senderKey: 'sk/',
   /** Which group a received sender key belongs to, per (sender device, distribution id). */
   senderKeyGroup: 'gd/',
+  /** The sender keys received from one member device for one group, oldest first (group/groups.ts). */
+  senderKeyList: 'gk/',
   /** Message index: (conversation, author, message id) → seq (history.ts findById). */
   messageId: 'mi/',
   /** Receipts waiting to be sent, in order (chat/receipts.ts). */
@@ -157,6 +159,10 @@ export class RecordKeys {
   senderKeyGroup(name: string): string {
     return PREFIX.senderKeyGroup + this.pseudonym('sender-key', name);
   }
+  /** `sender` is the protocol address of a member device (`name.deviceId`). */
+  senderKeyList(groupId: string, sender: string): string {
+    return PREFIX.senderKeyList + this.pseudonym('sender-key-list', `${groupId}\0${sender}`);
+  }
   /** A message by (conversation, author, id): all three hashed, ids are chosen by senders. */
   messageId(conversationId: string, from: string, messageId: string): string {
     return PREFIX.messageId + this.pseudonym('message-id', `${conversationId}\0${from}\0${messageId}`);
@@ -204,6 +210,7 @@ export function describeKey(key: string): string {
     [PREFIX.groupQueue]: 'queued group message',
     [PREFIX.senderKey]: 'sender key',
     [PREFIX.senderKeyGroup]: 'sender key owner',
+    [PREFIX.senderKeyList]: 'received sender keys',
     [PREFIX.expiry]: 'disappearing message',
     [PREFIX.heldAction]: 'held edit or reaction',
     [PREFIX.searchIndex]: 'search index',

@@ -33,7 +33,7 @@ import type { Relay } from '../relay.js';
 import { checkText, describeTextProblem } from '../text.js';
 import type { Trust } from '../trust.js';
 import type { Txn } from '../txn.js';
-import { RecordSenderKeyStore, senderKeyGroupCodec, senderKeyName } from './sender-keys.js';
+import { MAX_SENDER_KEYS_PER_DEVICE, RecordSenderKeyStore, senderKeyGroupCodec, senderKeyListCodec, senderKeyName } from './sender-keys.js';
 import {
   admins,
   currentMembers,
@@ -549,6 +549,18 @@ export class Groups {
     if (owner !== undefined && owner.group !== p.group) return;
     await this.cipher.processSenderKeyDistributionMessage(sender, skdm);
     t.write(senderKeyGroupCodec, this.#core.keys.senderKeyGroup(name), { group: p.group });
+    if (owner === undefined) await this.#keepReceivedKey(t, p.group, sender, name);
+  }
+
+  /** Lists a member device's new sender key; past MAX_SENDER_KEYS_PER_DEVICE its oldest is deleted. */
+  async #keepReceivedKey(t: StateTxn, group: string, sender: ProtocolAddress, name: string): Promise<void> {
+    const key = this.#core.keys.senderKeyList(group, sender.toString());
+    const names = [...((await t.read(senderKeyListCodec, key))?.names ?? []), name];
+    for (const old of names.splice(0, Math.max(0, names.length - MAX_SENDER_KEYS_PER_DEVICE))) {
+      t.delete(this.#core.keys.senderKey(old));
+      t.delete(this.#core.keys.senderKeyGroup(old));
+    }
+    t.write(senderKeyListCodec, key, { names });
   }
 
   /**

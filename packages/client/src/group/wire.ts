@@ -13,7 +13,7 @@
  * Decoders are total: anything else gives undefined.
  */
 import { fromBase64, toBase64 } from '@tacit/api';
-import { ENVELOPE_VERSION, MAX_MESSAGE_ID_LENGTH } from '../envelope.js';
+import { ENVELOPE_VERSION, MAX_MESSAGE_ID_LENGTH, MAX_SENT_AT } from '../envelope.js';
 import { isInt, isStr } from '../record-codec.js';
 import { isGroupId, parseGroupState, type GroupState } from './state.js';
 import { padJson, unpadJson } from '../chat/padding.js';
@@ -54,7 +54,7 @@ export function decodeGroupPayload(bytes: Uint8Array): GroupPayload | undefined 
     }
     case 'text': {
       const { group, id, text, sentAt } = o;
-      if (!isGroupId(group) || !isStr(id, MAX_MESSAGE_ID_LENGTH) || id.length === 0 || typeof text !== 'string' || !isInt(sentAt)) return undefined;
+      if (!isGroupId(group) || !isStr(id, MAX_MESSAGE_ID_LENGTH) || id.length === 0 || typeof text !== 'string' || !isInt(sentAt) || sentAt > MAX_SENT_AT) return undefined;
       // Edits, deletions, reactions, timers and a message's own timer (chat/actions.ts), as strictly as pairwise.
       const act = o['act'] === undefined ? undefined : decodeAction(o['act']);
       if (o['act'] !== undefined && (act === undefined || text !== '' || o['file'] !== undefined)) return undefined;

@@ -1,0 +1,183 @@
+// Hostile plaintexts of the newer message kinds (transcripts, typing, group keys), through a real
+// client behind a fake relay (a real `ws` server on loopback). The senders are sessions made from
+// the keys bob uploaded: contacts under their own identity keys, and bob's "other device" under
+// bob's own identity key (read from his store), as a broken or hostile linked device would be.
+// Each bad message is acknowledged and refused or bounded; the store stays readable.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fromBase64, toBase64 } from '@tacit/api';
+import {
+  DistributionId,
+  GroupCipher,
+  IdentityKeyPair,
+  InMemorySenderKeyStore,
+  KyberPublicKey,
+  ProtocolAddress,
+  PublicKey,
+  SessionManager,
+  generateRegistrationId,
+  inMemoryStores,
+} from '@tacit/protocol';
+import { nodeBackend } from '@tacit/protocol/node';
+import { MemoryRecordStore, TacitClient, encodeEnvelope, encodeGroupPayload, encodeTyping, type Envelope } from '../src/index.ts';
+import { wsSocketFactory } from '../src/node.ts';
+import { accountCodec } from '../src/account.ts';
+import { PREFIX } from '../src/keys.ts';
+import { MAX_SENDER_KEYS_PER_DEVICE } from '../src/group/sender-keys.ts';
+import { fakeRelay, type FakeRelay } from './support/fake-relay.ts';
+
+const backend = nodeBackend();
+const bobAddr = new ProtocolAddress('bob', 1);
+
+function b(s: string): Uint8Array {
+  const out = fromBase64(s);
+  assert.ok(out);
+  return out;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 3_000; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+interface Sender {
+  /** Encrypts `plaintext` to bob over this sender's session and pushes it; resolves once bob acknowledged it. */
+  send(plaintext: Uint8Array): Promise<void>;
+  /** Pushes a group (sender-key) message as this sender; resolves once acknowledged. */
+  sendGroup(body: Uint8Array): Promise<void>;
+}
+
+/** Bob (a real client) behind a fake relay, and a way to make senders with sessions to him. */
+async function bobBehindFakeRelay(): Promise<{ relay: FakeRelay; bob: TacitClient; store: MemoryRecordStore; undecryptable: string[]; sender: (username: string, deviceId: number, identity?: IdentityKeyPair) => Promise<Sender>; ownIdentity: IdentityKeyPair }> {
+  const relay = await fakeRelay();
+  const store = new MemoryRecordStore();
+  const bob = await TacitClient.register(
+    { store, backend, connect: wsSocketFactory, fetch: relay.fetch, backoff: { baseMs: 10, maxMs: 50 } },
+    { server: `http://127.0.0.1:${relay.port}`, username: 'bob' },
+  );
+  const undecryptable: string[] = [];
+  bob.on('undecryptable', (e) => undecryptable.push(`${e.from}/${e.fromDevice}:${e.reason}`));
+  const reg = relay.registration();
+  assert.ok(reg);
+  const stored = await store.get(PREFIX.account);
+  assert.ok(stored);
+  const ownIdentity = IdentityKeyPair.deserialize(b(accountCodec.decode(stored).identityKeyPair));
+  await bob.connect(10_000);
+  await until(() => relay.socket() !== undefined, 'bob connected');
+  let serial = 0;
+  const push = async (type: string, body: Uint8Array, username: string, deviceId: number): Promise<void> => {
+    const id = `h${++serial}`;
+    relay.socket()!.send(JSON.stringify({ type: 'message', envelope: { id, type, body: toBase64(body), source: { username, deviceId }, timestamp: 1 } }));
+    await until(() => relay.acks.includes(id), `the ack of ${id}`);
+  };
+  const sender = async (username: string, deviceId: number, identity = IdentityKeyPair.generate(backend)): Promise<Sender> => {
+    const s = new SessionManager(backend, inMemoryStores(identity, generateRegistrationId(backend)), { now: () => Date.now() });
+    // The last-resort Kyber key and no one-time EC key: any number of senders can start sessions.
+    await s.processPreKeyBundle(bobAddr, {
+      registrationId: reg.registrationId,
+      deviceId: 1,
+      identityKey: PublicKey.deserialize(b(reg.identityKey)),
+      signedPreKeyId: reg.signedPreKey.keyId,
+      signedPreKey: PublicKey.deserialize(b(reg.signedPreKey.publicKey)),
+      signedPreKeySignature: b(reg.signedPreKey.signature),
+      kyberPreKeyId: reg.kyberLastResortKey.keyId,
+      kyberPreKey: KyberPublicKey.deserialize(b(reg.kyberLastResortKey.publicKey)),
+      kyberPreKeySignature: b(reg.kyberLastResortKey.signature),
+    });
+    return {
+      send: async (plaintext) => {
+        const ct = await s.encrypt(bobAddr, plaintext);
+        await push(ct.type, ct.body, username, deviceId);
+      },
+      sendGroup: (body) => push('sender-key', body, username, deviceId),
+    };
+  };
+  return { relay, bob, store, undecryptable, sender, ownIdentity };
+}
+
+const envelope = (e: Omit<Envelope, 'v'>): Uint8Array => encodeEnvelope({ v: 1, ...e });
+
+test('transcripts from our own other device: a name longer than a username, or a time past what a Date holds, is refused; the store stays readable', async () => {
+  const { relay, bob, undecryptable, sender, ownIdentity } = await bobBehindFakeRelay();
+  try {
+    const laptop = await sender('bob', 2, ownIdentity);
+    const alice = await sender('alice', 1);
+    // A valid name pattern, but 40 characters: no account can have it.
+    await laptop.send(envelope({ id: 't1', text: 'to a name too long', sentAt: 1_700_000_000_000, sentTo: 'a'.repeat(40) }));
+    // A disappearing message "sent" at the end of the safe integers: its deletion time would leave them.
+    await laptop.send(envelope({ id: 't2', text: 'from the far future', sentAt: Number.MAX_SAFE_INTEGER - 5, sentTo: 'alice', exp: 60_000 }));
+    await alice.send(envelope({ id: 'a1', text: 'a date no Date holds', sentAt: 9_000_000_000_000_000 }));
+    await laptop.send(envelope({ id: 't3', text: 'genuine transcript', sentAt: 1_700_000_000_000, sentTo: 'alice' }));
+    await alice.send(envelope({ id: 'a2', text: 'genuine message', sentAt: 1_700_000_000_001 }));
+    await until(async () => (await bob.history('alice')).length === 2, 'the genuine ones');
+    assert.deepEqual((await bob.history('alice')).map((m) => `${m.direction} ${m.text}`), ['out genuine transcript', 'in genuine message']);
+    assert.deepEqual((await bob.conversations()).map((c) => c.id), ['u:alice']);
+    assert.deepEqual(undecryptable.sort(), ['alice/1:BAD_ENVELOPE', 'bob/2:BAD_ENVELOPE', 'bob/2:BAD_ENVELOPE']);
+  } finally {
+    await bob.close();
+    await relay.close();
+  }
+});
+
+test('typing indicators: a contact\'s for a group it is not in, or ours from another device, show nothing; a genuine one shows', async () => {
+  const { relay, bob, sender, ownIdentity } = await bobBehindFakeRelay();
+  try {
+    const alice = await sender('alice', 1);
+    const laptop = await sender('bob', 2, ownIdentity);
+    const typing: string[] = [];
+    bob.on('typing', (e) => typing.push(`${e.conversation} ${e.from} ${e.typing}`));
+    const group = 'ab'.repeat(16);
+    await alice.send(encodeTyping({ typing: 'started', group }));
+    await laptop.send(encodeTyping({ typing: 'started' }));
+    await alice.send(encodeTyping({ typing: 'started' }));
+    await until(() => typing.length > 0, 'the genuine indicator');
+    assert.deepEqual(typing, ['u:alice alice true']);
+    assert.deepEqual(await bob.history('alice'), [], 'no indicator is stored as a message');
+  } finally {
+    await bob.close();
+    await relay.close();
+  }
+});
+
+test(`a member handing over sender key after sender key: at most ${MAX_SENDER_KEYS_PER_DEVICE} are kept per member device; the newest still reads`, async () => {
+  const { relay, bob, store, undecryptable, sender } = await bobBehindFakeRelay();
+  try {
+    const alice = await sender('alice', 1);
+    const group = 'cd'.repeat(16);
+    await alice.send(
+      encodeGroupPayload({
+        grp: 'state',
+        state: {
+          id: group,
+          title: { v: 'Team', rev: 1, by: 'alice' },
+          members: { alice: { in: true, admin: true, rev: 1, by: 'alice' }, bob: { in: true, admin: false, rev: 1, by: 'alice' } },
+        },
+      }),
+    );
+    await until(async () => (await bob.groups()).length === 1, 'bob is in the group');
+    const cipher = new GroupCipher(backend, new InMemorySenderKeyStore());
+    const aliceAddr = new ProtocolAddress('alice', 1);
+    const ids: DistributionId[] = [];
+    for (let i = 0; i < MAX_SENDER_KEYS_PER_DEVICE + 12; i++) {
+      const id = DistributionId.random(backend);
+      ids.push(id);
+      const skdm = await cipher.createSenderKeyDistributionMessage(aliceAddr, id);
+      await alice.send(encodeGroupPayload({ grp: 'key', group, skdm: skdm.serialize() }));
+    }
+    assert.equal((await store.list(PREFIX.senderKey)).length, MAX_SENDER_KEYS_PER_DEVICE);
+    assert.equal((await store.list(PREFIX.senderKeyGroup)).length, MAX_SENDER_KEYS_PER_DEVICE);
+    const text = (id: string, t: string) => encodeGroupPayload({ grp: 'text', group, id, text: t, sentAt: 1_700_000_000_000 });
+    // Under the newest key: read. Under the first (deleted): refused, nothing stored.
+    await alice.sendGroup(await cipher.groupEncrypt(aliceAddr, ids[ids.length - 1]!, text('g2', 'newest key')));
+    await alice.sendGroup(await cipher.groupEncrypt(aliceAddr, ids[0]!, text('g1', 'oldest key')));
+    await until(async () => (await bob.history(`g:${group}`)).some((m) => m.text === 'newest key'), 'the message under the newest key');
+    assert.deepEqual((await bob.history(`g:${group}`)).filter((m) => !m.system).map((m) => m.text), ['newest key']);
+    assert.ok(undecryptable.some((u) => u.startsWith('alice/1:')), undecryptable.join(', '));
+  } finally {
+    await bob.close();
+    await relay.close();
+  }
+});
