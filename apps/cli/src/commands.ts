@@ -1,6 +1,6 @@
 /** The one-shot commands: register, send, recv, history, safety-number, trust, contacts, whoami. */
 import { createInterface } from 'node:readline';
-import { toBase64 } from '@tacit/api';
+import { inviteCodeFromFragment, toBase64 } from '@tacit/api';
 import { checkText, describeTextProblem, parseUsername, type HistoryMessage, type SendResult, type TacitClient } from '@tacit/client';
 import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, DRAIN_TIMEOUT_MS, type Ctx } from './context.js';
@@ -23,11 +23,32 @@ function need(ctx: Ctx, n: number, usage: string): string[] {
   return p;
 }
 
+/**
+ * `--invite` takes the code or the whole invite link an admin hands out (`tacit admin invite`,
+ * the web page's Admin screen, the server's first start): `http://host:8080/#invite=CODE`. The
+ * link also names the server, so `--server` may then be left out.
+ */
+export function parseInvite(value: string): { code: string; server?: string } {
+  const hash = value.indexOf('#invite=');
+  if (!/^https?:\/\//i.test(value) || hash < 0) return { code: value };
+  const code = inviteCodeFromFragment(value.slice(hash));
+  if (code === undefined) throw new UsageError('the invite link holds no valid invite code (ask for a new one)');
+  let server: string;
+  try {
+    server = new URL(value.slice(0, hash)).origin;
+  } catch {
+    throw new UsageError('the invite link is not a valid address');
+  }
+  return { code, server };
+}
+
 export async function cmdRegister(ctx: Ctx): Promise<number> {
-  const [name] = need(ctx, 1, 'register <username> --server <url> [--invite <code>]');
-  if (ctx.args.server === undefined) throw new UsageError('register needs --server <url>');
+  const [name] = need(ctx, 1, 'register <username> --server <url> [--invite <code or link>]');
+  const invite = ctx.args.invite !== undefined ? parseInvite(ctx.args.invite) : undefined;
+  const server = ctx.args.server ?? invite?.server;
+  if (server === undefined) throw new UsageError('register needs --server <url> (or --invite with the whole invite link)');
   const username = parseUsername(name!);
-  const h = await ctx.register({ server: ctx.args.server, username, ...(ctx.args.invite !== undefined ? { inviteCode: ctx.args.invite } : {}) });
+  const h = await ctx.register({ server, username, ...(invite !== undefined ? { inviteCode: invite.code } : {}) });
   try {
     const c = h.client;
     ctx.out.event('registered', { username: c.username, deviceId: c.deviceId, server: c.server, home: ctx.home }, `registered ${c.username} (device ${c.deviceId}) on ${c.server}`);
@@ -261,7 +282,7 @@ export async function cmdHistory(ctx: Ctx): Promise<number> {
               ? '  (queued: not yet stored by the server)'
               : m.state === 'uploading'
                 ? '  (uploading)'
-                : `  (failed: ${m.error?.message ?? 'not sent'})`
+                : `  (failed: ${m.error?.message ?? 'not sent'}; to send it again: ${retryHint(name!, m)})`
           : '';
       const ticks = m.direction === 'out' && m.state === 'sent' && m.system !== true ? `  ${deliveryLine(m)}` : '';
       ctx.out.event(
@@ -288,6 +309,13 @@ export async function cmdHistory(ctx: Ctx): Promise<number> {
     await h.close();
   }
   return EXIT.OK;
+}
+
+/** The command that sends a failed message again: `tacit retry`, or for an unfinished upload the same `send --file`. */
+function retryHint(conversation: string, m: HistoryMessage): string {
+  const quoted = /^[A-Za-z0-9_.:-]+$/.test(conversation) ? conversation : `'${conversation.replace(/'/g, '')}'`;
+  if (m.attachment !== undefined && !m.attachment.uploaded) return `tacit send ${quoted} --file <the same file>`;
+  return `tacit retry ${quoted} ${m.id.slice(0, SHOWN_ID_LENGTH)}`;
 }
 
 /**

@@ -20,7 +20,7 @@ function need(ctx: Ctx, n: number, usage: string): string[] {
   return p;
 }
 
-function checkRef(ref: string): string {
+export function checkRef(ref: string): string {
   if (!/^[0-9a-fA-F]+$/.test(ref) || ref.length < MIN_MESSAGE_PREFIX || ref.length > 64) {
     throw new UsageError(`a message is named by its id or its first ${MIN_MESSAGE_PREFIX} or more characters (tacit history shows them)`);
   }

@@ -9,6 +9,7 @@ import { cmdGroup } from './group.js';
 import { cmdSettings } from './settings.js';
 import { cmdDevices, cmdLink } from './devices.js';
 import { cmdDelete, cmdEdit, cmdReact, cmdSearch, cmdTimer } from './edits.js';
+import { cmdRetry } from './retry.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 
@@ -18,6 +19,8 @@ usage: tacit [--home <dir>] [--json] <command> [arguments]
 
 commands:
   register <username> --server <url> [--invite <code>]   create an account on a server
+                                 (--invite also takes the whole invite link; then
+                                 --server may be left out)
   send <username> <text>         send a message; exits 0 once the server stored it
                                  (--wait: how long to try to reach the server, default
                                  30 s; then it stays queued, exit 11)
@@ -31,6 +34,8 @@ commands:
                                  (--wait: if none, wait up to that long for one)
   history <username> [--limit n] the conversation with a user, both directions (last 50);
                                  your messages show ✓ sent, ✓✓ delivered, ✓✓ read
+  retry <username> <id>          send a message that failed again (history marks it failed;
+                                 after a changed safety number: trust first)
   chat <username>                interactive chat; incoming messages appear live
   safety-number <username>       show the safety number to compare with a contact
   trust <username>               accept a contact's changed identity key
@@ -115,6 +120,7 @@ const COMMANDS: Record<string, Command> = {
   react: cmdReact,
   timer: cmdTimer,
   search: cmdSearch,
+  retry: cmdRetry,
 };
 
 export async function main(argv: string[]): Promise<number> {
