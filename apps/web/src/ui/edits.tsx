@@ -4,11 +4,11 @@
  * reachable and usable with the keyboard (Escape closes what a button opened).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { checkText, describeTextProblem, neutralizeControls } from '@tacit/client';
+import { MAX_REACTION_LENGTH, checkText, describeTextProblem, neutralizeControls } from '@tacit/client';
 import { sentence, userMessage, type Chat, type MessageView, type SearchHit } from '../chat.js';
 import { href } from './route.js';
 
-/** The reactions offered in one click (Signal's default set); any single emoji works through the SDK and CLI. */
+/** The reactions offered in one click (Signal's default set); any other single emoji can be typed beside them. */
 export const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🎉'] as const;
 
 /** Timer choices (ms); 0 is off. */
@@ -88,6 +88,7 @@ export function MessageActions({ chat, contact, m }: { chat: Chat; contact: stri
               </button>
             );
           })}
+          <OtherEmoji onPick={(emoji) => run(chat.react(contact, m.id, emoji, false))} />
           <button type="button" class="link small" onClick={() => setMode('idle')}>
             Cancel
           </button>
@@ -111,6 +112,39 @@ export function MessageActions({ chat, contact, m }: { chat: Chat; contact: stri
         </span>
       )}
     </div>
+  );
+}
+
+/** Any single emoji, as `tacit react` takes it (the SDK refuses anything else, in words). */
+function OtherEmoji({ onPick }: { onPick: (emoji: string) => void }) {
+  const [value, setValue] = useState('');
+  const pick = () => {
+    const v = value.trim();
+    if (v !== '') onPick(v);
+  };
+  return (
+    <>
+      <input
+        class="other-emoji"
+        aria-label="Another emoji"
+        placeholder="other"
+        size={5}
+        maxLength={MAX_REACTION_LENGTH}
+        autoComplete="off"
+        value={value}
+        data-testid="other-emoji"
+        onInput={(e) => setValue((e.target as HTMLInputElement).value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' && !e.isComposing) {
+            e.preventDefault();
+            pick();
+          }
+        }}
+      />
+      <button type="button" class="link small" disabled={value.trim() === ''} onClick={pick}>
+        React
+      </button>
+    </>
   );
 }
 

@@ -101,6 +101,17 @@ export function GroupMembers({ chat, contact }: { chat: Chat; contact: string })
           <li key={u} data-member={u}>
             <span class="member-name">{u}</span>
             {g.admins.includes(u) && <span class="badge">admin</span>}
+            {u !== chat.username && chat.identityChanged(u) && (
+              <span class="badge warn" title="Safety number changed">
+                ⚠<span class="visually-hidden"> safety number changed</span>
+              </span>
+            )}
+            {/* As `tacit safety-number <member>`: verify a member without starting a conversation first. */}
+            {u !== chat.username && (
+              <a class="link" href={href({ view: 'safety', contact: u })} aria-label={`Safety number with ${u}`} data-testid="member-safety">
+                Safety number
+              </a>
+            )}
             {admin && u !== chat.username && (
               <button type="button" class="link danger-link" disabled={busy} onClick={() => void run(() => groups.remove(contact, u))} aria-label={`Remove ${u}`}>
                 Remove

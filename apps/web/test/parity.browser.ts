@@ -1,0 +1,189 @@
+/**
+ * What the terminal can do, the web page can do too (the parity items not covered elsewhere), end
+ * to end: a real server process, alice in Chromium, bob and carol on the CLI. A group member's
+ * safety number is one click from the members screen and equals the one the member's terminal
+ * shows; any single emoji can be a reaction (as `tacit react` allows), not only the six offered;
+ * typing indicators off in Settings send none and show none; Leave group hands the group on and
+ * the terminals see it.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Cli, DESKTOP, Profile, ROOT, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import * as ui from './ui.ts';
+
+/** Bounded polls of a terminal for what the page did (each is one `tacit` process). */
+const POLLS = 100;
+const POLL_PAUSE_MS = 200;
+
+describe('web client parity with the terminal', { timeout: 15 * 60_000 }, () => {
+  let server: ServerProcess;
+  const alice = new Profile('p-alice', DESKTOP);
+  const bobHome = tempDir('p-bob');
+  const carolHome = tempDir('p-carol');
+  const bob = new Cli(bobHome);
+  const carol = new Cli(carolHome);
+  const dataDir = tempDir('p-server');
+  let group = '';
+
+  before(async () => {
+    assertBuilt();
+    server = new ServerProcess(dataDir, await freePort(), 'open');
+    await server.start();
+  });
+
+  after(async () => {
+    await alice.close().catch(() => undefined);
+    await server?.stop();
+    const errors = alice.pageErrors;
+    alice.destroy();
+    for (const d of [bobHome, carolHome, dataDir]) rmSync(d, { recursive: true, force: true });
+    assert.deepEqual(errors, [], 'no uncaught errors in the page');
+  });
+
+  const events = (out: string): Record<string, unknown>[] =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  async function cli(who: Cli, ...args: string[]): Promise<Record<string, unknown>[]> {
+    const r = await who.run(...args);
+    assert.equal(r.code, 0, `tacit ${args.join(' ')}: ${r.stderr}`);
+    return events(r.stdout);
+  }
+
+  it('a group member’s safety number is one click from the members screen, and equals the one on their terminal', async () => {
+    const a = await alice.open(server.url);
+    await ui.register(a, 'alice');
+    await cli(bob, 'register', 'bob', '--server', server.url);
+    await cli(carol, 'register', 'carol', '--server', server.url);
+    await a.getByTestId('new-group').click();
+    await a.getByLabel('Title').fill('Parity');
+    await a.getByLabel('Members').fill('bob, carol');
+    await a.getByRole('button', { name: 'Create group' }).click();
+    await a.locator('#conv-title').filter({ hasText: 'Parity' }).waitFor();
+    group = (await a.evaluate(() => location.hash)).replace('#/g/', '');
+    await a.getByTestId('members-link').click();
+    // Every member but alice herself has the link.
+    await a.locator('[data-member="carol"]').waitFor();
+    assert.equal(await a.locator('[data-member="alice"] [data-testid="member-safety"]').count(), 0);
+    await a.getByRole('link', { name: 'Safety number with bob' }).click();
+    await a.locator('#safety-title').filter({ hasText: 'Safety number with bob' }).waitFor();
+    const digits = await ui.safetyDigits(a);
+    const theirs = (await cli(bob, 'safety-number', 'alice')).find((e) => e['event'] === 'safety-number');
+    assert.equal(digits, theirs?.['safetyNumber']);
+    assert.equal(digits.length, 60);
+  });
+
+  it('reacts with any single emoji, as the terminal can; something else is refused in words', async () => {
+    const a = alice.page;
+    await cli(bob, 'send', 'alice', 'one for the unicorn');
+    await ui.toList(a);
+    await ui.openConversation(a, 'bob');
+    const theirs = a.locator('li.msg.in').filter({ hasText: 'one for the unicorn' });
+    await theirs.waitFor();
+    await theirs.getByTestId('react-button').click();
+    const other = theirs.getByLabel('Another emoji');
+    await other.fill('ok');
+    await other.press('Enter');
+    await theirs.getByRole('alert').filter({ hasText: 'a reaction is one emoji' }).waitFor();
+    await other.fill('🦄');
+    await other.press('Enter');
+    await theirs.locator('[data-testid="reactions"] li[data-emoji="🦄"]').waitFor();
+    let reactions: unknown;
+    for (let i = 0; i < POLLS; i++) {
+      await cli(bob, 'recv');
+      reactions = (await cli(bob, 'history', 'alice')).find((e) => e['text'] === 'one for the unicorn')?.['reactions'];
+      if (reactions !== undefined) break;
+      await new Promise((r) => setTimeout(r, POLL_PAUSE_MS));
+    }
+    assert.deepEqual(reactions, [{ from: 'alice', emoji: '🦄' }]);
+  });
+
+  it('typing indicators off in Settings: the page sends none and shows none', async () => {
+    const a = alice.page;
+    await a.getByRole('link', { name: 'Settings' }).click();
+    const box = a.getByTestId('typing-indicators');
+    await box.waitFor();
+    assert.equal(await box.isChecked(), true);
+    await box.uncheck();
+    await a.waitForFunction(() => !(document.querySelector('[data-testid="typing-indicators"]') as HTMLInputElement | null)?.checked);
+    // The setting is kept with the account's records: a reload still has it off.
+    await a.reload();
+    await a.getByTestId('typing-indicators').waitFor();
+    await a.waitForFunction(() => (document.querySelector('[data-testid="chat-settings"]') as HTMLFieldSetElement | null)?.disabled === false);
+    assert.equal(await a.getByTestId('typing-indicators').isChecked(), false);
+    await ui.toList(a);
+    await ui.openConversation(a, 'bob');
+    // Anything the typing line ever says from now on is recorded.
+    await a.evaluate(() => {
+      const w = window as unknown as { typingSeen: string[] };
+      w.typingSeen = [];
+      const el = document.querySelector('[data-testid="typing"]')!;
+      new MutationObserver(() => {
+        const t = el.textContent ?? '';
+        if (t !== '') w.typingSeen.push(t);
+      }).observe(el, { childList: true, characterData: true, subtree: true });
+    });
+
+    const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: 'browser-test passphrase' };
+    delete env['INIT_CWD'];
+    const chat = spawn(process.execPath, [join(ROOT, 'apps/cli/bin/tacit.js'), '--home', bobHome, '--json', 'chat', 'alice'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    chat.stdout.setEncoding('utf8');
+    chat.stdout.on('data', (d: string) => (out += d));
+    const seen = async (pred: (e: Record<string, unknown>) => boolean, what: string): Promise<void> => {
+      for (let i = 0; i < 600; i++) {
+        if (events(out).some(pred)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`timed out waiting for ${what}: ${out.slice(-500)}`);
+    };
+    try {
+      await seen((e) => e['event'] === 'chat-ready', 'chat ready');
+      // bob types, then sends: the message arrives, the typing never showed.
+      chat.stdin.write('/typing\n');
+      await seen((e) => e['event'] === 'typing-sent', 'typing sent');
+      chat.stdin.write('typed while alice had indicators off\n');
+      await ui.waitIncoming(a, 'typed while alice had indicators off');
+      // alice types, then sends: bob gets the message and never a typing event from her.
+      await a.locator('#composer-text').pressSequentially('writing quietly');
+      await a.locator('#composer-text').press('Enter');
+      await seen((e) => e['event'] === 'message' && e['text'] === 'writing quietly', 'bob gets the message');
+      assert.deepEqual(events(out).filter((e) => e['event'] === 'typing'), [], 'no typing from alice reached bob');
+      assert.deepEqual(await a.evaluate(() => (window as unknown as { typingSeen: string[] }).typingSeen), [], 'the page showed no typing');
+    } finally {
+      chat.stdin.end();
+      await new Promise((r) => chat.once('exit', r));
+    }
+  });
+
+  it('Leave group: the page says alice is no longer a member; the terminals see her leave and bob becomes admin', async () => {
+    const a = alice.page;
+    await a.evaluate((g) => {
+      location.hash = `#/g/${g}/members`;
+    }, group);
+    await a.getByRole('button', { name: 'Leave group' }).click();
+    await a.getByText('You are no longer a member of this group.').waitFor();
+    assert.equal(await a.getByRole('button', { name: 'Leave group' }).count(), 0);
+    await a.locator(`a[data-contact="g:${group}"]`).click();
+    await a.locator('li.system-line').filter({ hasText: 'alice left the group' }).waitFor();
+    assert.equal(await a.locator('#composer-text').count(), 0, 'no composer in a group alice left');
+
+    for (const [who, name] of [[bob, 'bob'], [carol, 'carol']] as const) {
+      let lines: unknown[] = [];
+      for (let i = 0; i < POLLS; i++) {
+        await cli(who, 'recv');
+        lines = (await cli(who, 'history', '#parity')).filter((e) => e['system'] === true).map((e) => e['text']);
+        if (lines.includes('alice left the group')) break;
+        await new Promise((r) => setTimeout(r, POLL_PAUSE_MS));
+      }
+      assert.ok(lines.includes('alice left the group'), `${name}: ${JSON.stringify(lines)}`);
+    }
+    const members = (await cli(carol, 'group', 'members', '#parity')).filter((e) => e['event'] === 'member');
+    assert.deepEqual(members.map((e) => [e['username'], e['admin']]), [['bob', true], ['carol', false]]);
+  });
+});
