@@ -6,51 +6,26 @@
  * the Devices page lists both and links a third device (another browser) by a pasted code, then
  * removes it. Screenshots: docs/screenshots/link-*.png, devices-*.png.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { Cli, DESKTOP, PHONE, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import { DESKTOP, PHONE, Profile, events, screenshot } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 describe('linked devices in the web client', { timeout: 15 * 60_000 }, () => {
-  let server: ServerProcess;
   const browser = new Profile('d-alice-browser', DESKTOP);
   const phone = new Profile('d-alice-phone', PHONE);
-  const aliceHome = tempDir('d-alice');
-  const bobHome = tempDir('d-bob');
-  const alice = new Cli(aliceHome);
-  const bob = new Cli(bobHome);
-  const dataDir = tempDir('d-server');
-
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await browser.close().catch(() => undefined);
-    await phone.close().catch(() => undefined);
-    await server?.stop();
-    const errors = [browser, phone].flatMap((p) => p.pageErrors);
-    for (const p of [browser, phone]) p.destroy();
-    for (const d of [aliceHome, bobHome, dataDir]) rmSync(d, { recursive: true, force: true });
-    assert.deepEqual(errors, [], 'no uncaught errors in the pages');
-  });
-
-  const events = (out: string): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.trim().startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const web = browserSuite('d', { profiles: [browser, phone] });
+  const alice = web.cli('alice');
+  const bob = web.cli('bob');
 
   it('alice on the CLI links a browser; bob reaches both; each shows what the other sent as alice', async () => {
     for (const [cli, name] of [[alice, 'alice'], [bob, 'bob']] as const) {
-      const r = await cli.run('register', name, '--server', server.url);
+      const r = await cli.run('register', name, '--server', web.server.url);
       assert.equal(r.code, 0, r.stderr);
     }
     assert.equal((await alice.run('send', 'bob', 'hello from the terminal')).code, 0);
-    const p = await browser.open(server.url);
+    const p = await browser.open(web.server.url);
     await p.getByRole('button', { name: 'Link to an existing account' }).click();
     await p.getByLabel('Name of this device').fill('laptop browser');
     await screenshot(p, 'link-name');
@@ -111,11 +86,8 @@ describe('linked devices in the web client', { timeout: 15 * 60_000 }, () => {
     await p.getByTestId('device-2').waitFor();
     assert.match((await p.getByTestId('device-1').textContent()) ?? '', /Device 1/);
     assert.match((await p.getByTestId('device-2').textContent()) ?? '', /laptop browser.*this browser/);
-    const q = await phone.open(server.url);
-    await q.getByRole('button', { name: 'Link to an existing account' }).click();
-    await q.getByLabel('Name of this device').fill('phone');
-    await q.getByRole('button', { name: 'Show a link code' }).click();
-    const code = ((await q.getByTestId('link-code').textContent()) ?? '').trim();
+    const q = await phone.open(web.server.url);
+    const code = await ui.showLinkCode(q, 'phone');
     await screenshot(q, 'link-code-phone');
     await p.getByLabel('Link code shown on the new device').fill(code);
     await p.getByRole('button', { name: 'Link device' }).click();

@@ -4,46 +4,17 @@
  * controls are driven with the keyboard; the disappearing messages are checked in the browser's
  * IndexedDB records (their count), not only on screen. Screenshots: docs/screenshots/edits-*.png.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { openHome } from '@tacit/client/node';
-import { Cli, DESKTOP, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import { CLI_PASSPHRASE, DESKTOP, Profile, screenshot } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 describe('edits, reactions, disappearing messages and search in the web client', { timeout: 15 * 60_000 }, () => {
-  let server: ServerProcess;
   const alice = new Profile('e-alice', DESKTOP);
-  const bobHome = tempDir('e-bob');
-  const bob = new Cli(bobHome);
-  const dataDir = tempDir('e-server');
-
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await alice.close().catch(() => undefined);
-    await server?.stop();
-    const errors = alice.pageErrors;
-    alice.destroy();
-    for (const d of [bobHome, dataDir]) rmSync(d, { recursive: true, force: true });
-    assert.deepEqual(errors, [], 'no uncaught errors in the page');
-  });
-
-  const events = (out: string): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.trim().startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-
-  const bobRun = async (...args: string[]): Promise<Record<string, unknown>[]> => {
-    const r = await bob.run(...args);
-    assert.equal(r.code, 0, `tacit ${args.join(' ')}: ${r.stderr}`);
-    return events(r.stdout);
-  };
+  const web = browserSuite('e', { profiles: [alice] });
+  const bob = web.cli('bob');
 
   /** Every record key of this browser's IndexedDB vault (keys are in the clear, values sealed). */
   const vaultKeys = async (): Promise<string[]> =>
@@ -89,15 +60,15 @@ describe('edits, reactions, disappearing messages and search in the web client',
     })()`)) as number;
 
   it('alice edits and deletes her messages with the keyboard; bob (terminal) gets both', async () => {
-    const a = await alice.open(server.url);
+    const a = await alice.open(web.server.url);
     await ui.register(a, 'alice');
-    await bobRun('register', 'bob', '--server', server.url);
+    await bob.ok('register', 'bob', '--server', web.server.url);
     await ui.startConversation(a, 'bob');
     await ui.send(a, 'helo bob, teh plan is ready');
     await ui.waitOutgoing(a, 'teh plan');
     await ui.send(a, 'the door code is 4711');
     await ui.waitOutgoing(a, 'door code');
-    await bobRun('recv');
+    await bob.ok('recv');
 
     // Edit: Tab-reachable button, Enter opens the editor with the text selected, Enter saves.
     const first = a.locator('li.msg.out').filter({ hasText: 'teh plan' });
@@ -118,9 +89,9 @@ describe('edits, reactions, disappearing messages and search in the web client',
     await a.getByTestId('msg-deleted').filter({ hasText: 'This message was deleted' }).waitFor();
     assert.equal(await a.locator('li.msg').filter({ hasText: 'door code' }).count(), 0);
 
-    const got = (await bobRun('recv')).filter((e) => e['event'] === 'edited' || e['event'] === 'deleted');
+    const got = (await bob.ok('recv')).filter((e) => e['event'] === 'edited' || e['event'] === 'deleted');
     assert.deepEqual(got.map((e) => e['event']), ['edited', 'deleted']);
-    const hist = (await bobRun('history', 'alice')).filter((e) => e['event'] === 'history');
+    const hist = (await bob.ok('history', 'alice')).filter((e) => e['event'] === 'history');
     assert.deepEqual(hist.map((e) => [e['text'], e['edited'] !== undefined, e['deleted'] === true]), [
       ['hello bob, the plan is ready', true, false],
       ['', false, true],
@@ -129,7 +100,7 @@ describe('edits, reactions, disappearing messages and search in the web client',
 
   it('reactions both ways: alice picks one with the keyboard and replaces it; bob reacts from the terminal', async () => {
     const a = alice.page;
-    await bobRun('send', 'alice', 'nice work');
+    await bob.ok('send', 'alice', 'nice work');
     await ui.waitIncoming(a, 'nice work');
     const theirs = a.locator('li.msg.in').filter({ hasText: 'nice work' });
     await theirs.getByTestId('react-button').focus();
@@ -143,26 +114,26 @@ describe('edits, reactions, disappearing messages and search in the web client',
     await theirs.locator('[data-testid="reactions"] li[data-emoji="🎉"]').waitFor();
     assert.equal(await theirs.locator('[data-testid="reactions"] li').count(), 1, 'one reaction per person');
 
-    const reactions = (await bobRun('recv')).filter((e) => e['event'] === 'reaction');
+    const reactions = (await bob.ok('recv')).filter((e) => e['event'] === 'reaction');
     assert.deepEqual(reactions.map((e) => e['emoji']), ['👍', '🎉']);
-    const mine = (await bobRun('history', 'alice')).filter((e) => e['event'] === 'history' && e['text'] === 'nice work');
+    const mine = (await bob.ok('history', 'alice')).filter((e) => e['event'] === 'history' && e['text'] === 'nice work');
     assert.deepEqual(mine[0]!['reactions'], [{ from: 'alice', emoji: '🎉' }]);
 
-    const planId = String((await bobRun('history', 'alice')).find((e) => e['text'] === 'hello bob, the plan is ready')!['id']);
-    await bobRun('react', 'alice', planId.slice(0, 8), '❤️');
+    const planId = String((await bob.ok('history', 'alice')).find((e) => e['text'] === 'hello bob, the plan is ready')!['id']);
+    await bob.ok('react', 'alice', planId.slice(0, 8), '❤️');
     await a.locator('li.msg.out').filter({ hasText: 'the plan is ready' }).locator('li[data-emoji="❤️"]').waitFor();
     await screenshot(a, 'edits-reactions');
   });
 
   it('bob sets a 3 second timer: alice is shown it, and her copies go from IndexedDB after it', async () => {
     const a = alice.page;
-    await bobRun('timer', 'alice', '3s');
+    await bob.ok('timer', 'alice', '3s');
     await a.locator('li.system-line').filter({ hasText: 'bob set disappearing messages to 3 seconds' }).waitFor();
     assert.equal(await a.getByTestId('timer-select').inputValue(), '3000');
     await screenshot(a, 'edits-timer');
     const before = await messageRecords();
     await ui.send(a, 'this vanishes soon');
-    await bobRun('send', 'alice', 'so does my answer');
+    await bob.ok('send', 'alice', 'so does my answer');
     await ui.waitIncoming(a, 'so does my answer');
     // Both leave the page and the store (the timer runs from sending, and from reading on screen).
     await a.locator('li.msg').filter({ hasText: 'this vanishes soon' }).waitFor({ state: 'detached' });
@@ -171,7 +142,7 @@ describe('edits, reactions, disappearing messages and search in the web client',
     assert.equal(await messageRecords(), before);
     // Turned off from the browser: bob is told.
     await a.getByTestId('timer-select').selectOption('0');
-    const off = (await bobRun('recv')).filter((e) => e['event'] === 'message' && /turned off disappearing messages/.test(String(e['text'])));
+    const off = (await bob.ok('recv')).filter((e) => e['event'] === 'message' && /turned off disappearing messages/.test(String(e['text'])));
     assert.equal(off.length, 1);
   });
 
@@ -179,7 +150,7 @@ describe('edits, reactions, disappearing messages and search in the web client',
     const a = alice.page;
     // Bob's message from a week ago: his own SDK client with its clock set back.
     const weekAgo = Date.now() - 7 * 24 * 3600_000;
-    const h = await openHome({ home: bobHome, passphrase: 'browser-test passphrase', now: () => weekAgo });
+    const h = await openHome({ home: bob.home, passphrase: CLI_PASSPHRASE, now: () => weekAgo });
     try {
       await h.client.connect();
       await h.client.send('alice', 'the quarterly figures are in the shared folder');

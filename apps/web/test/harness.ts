@@ -3,7 +3,8 @@
  * serving the built web client), Debian's chromium driven by playwright-core (never a downloaded
  * browser), and the `tacit` CLI as a child process. Every wait is bounded.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -200,16 +201,48 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   });
 }
 
+/** The passphrase of every CLI user of the browser tests (their stores can be opened with it). */
+export const CLI_PASSPHRASE = 'browser-test passphrase';
+
+/** The events a `tacit --json` command printed: one JSON object a line. */
+export function events(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim().startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 /** The `tacit` CLI with its own home and passphrase. */
 export class Cli {
   readonly home: string;
   constructor(home: string) {
     this.home = home;
   }
-  run(...args: string[]): Promise<RunResult> {
-    const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: 'browser-test passphrase' };
+
+  #env(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: CLI_PASSPHRASE };
     delete env['INIT_CWD'];
-    return run(process.execPath, [join(ROOT, 'apps/cli/bin/tacit.js'), '--home', this.home, '--json', ...args], { env });
+    return env;
+  }
+
+  #args(args: string[]): string[] {
+    return [join(ROOT, 'apps/cli/bin/tacit.js'), '--home', this.home, '--json', ...args];
+  }
+
+  run(...args: string[]): Promise<RunResult> {
+    return run(process.execPath, this.#args(args), { env: this.#env() });
+  }
+
+  /** Runs a command that must succeed (exit 0) and returns its events. */
+  async ok(...args: string[]): Promise<Record<string, unknown>[]> {
+    const r = await this.run(...args);
+    assert.equal(r.code, 0, `tacit ${args.join(' ')}: ${r.stderr}`);
+    return events(r.stdout);
+  }
+
+  /** Starts a long-running command (`chat`) with its standard streams piped; the caller ends it. */
+  spawn(...args: string[]): ChildProcessWithoutNullStreams {
+    return spawn(process.execPath, this.#args(args), { env: this.#env(), stdio: ['pipe', 'pipe', 'pipe'] });
   }
 }
 

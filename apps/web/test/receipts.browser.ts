@@ -5,48 +5,39 @@
  * bob's `history`; with read receipts off in Settings, alice sends none. Screenshots:
  * docs/screenshots/receipts-*.png.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { Cli, DESKTOP, Profile, ROOT, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import { DESKTOP, Profile, events, screenshot } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 describe('receipts in the web client', { timeout: 10 * 60_000 }, () => {
-  let server: ServerProcess;
   const alice = new Profile('r-alice', DESKTOP);
-  const bobHome = tempDir('r-bob');
-  const bob = new Cli(bobHome);
-  const dataDir = tempDir('r-server');
+  const web = browserSuite('r', { profiles: [alice] });
+  const bob = web.cli('bob');
 
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await alice.close().catch(() => undefined);
-    await server?.stop();
-    const errors = alice.pageErrors;
-    alice.destroy();
-    for (const d of [bobHome, dataDir]) rmSync(d, { recursive: true, force: true });
-    assert.deepEqual(errors, [], 'no uncaught errors in the page');
-  });
-
-  const events = (out: string): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  /** Bob takes what came, then his last message to alice as his history has it. */
+  const bobsLast = async (): Promise<Record<string, unknown> | undefined> => {
+    await bob.run('recv');
+    return events((await bob.run('history', 'alice')).stdout).filter((e) => e['direction'] === 'out').at(-1);
+  };
+  /** Polls `bobsLast` until its delivery is `state` (bounded); the last one seen. */
+  const bobsLastUntil = async (state: string): Promise<Record<string, unknown> | undefined> => {
+    let last: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100; i++) {
+      last = await bobsLast();
+      if (last?.['delivery'] === state) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return last;
+  };
 
   const delivery = (text: string) => alice.page.locator('li.msg.out').filter({ hasText: text }).getByTestId('delivery');
 
   it('alice → bob: one tick, two ticks when bob\u2019s device has it, filled when bob read it', async () => {
-    const a = await alice.open(server.url);
+    const a = await alice.open(web.server.url);
     await ui.register(a, 'alice');
-    assert.equal((await bob.run('register', 'bob', '--server', server.url)).code, 0);
+    assert.equal((await bob.run('register', 'bob', '--server', web.server.url)).code, 0);
     await ui.startConversation(a, 'bob');
     await ui.send(a, 'did you get this?');
     await ui.waitOutgoing(a, 'did you get this?');
@@ -65,21 +56,13 @@ describe('receipts in the web client', { timeout: 10 * 60_000 }, () => {
   it('bob → alice: shown in alice\u2019s open conversation, so bob\u2019s history says read', async () => {
     assert.equal((await bob.run('send', 'alice', 'yes, got it')).code, 0);
     await ui.waitIncoming(alice.page, 'yes, got it');
-    let last: Record<string, unknown> | undefined;
-    for (let i = 0; i < 100; i++) {
-      await bob.run('recv');
-      last = events((await bob.run('history', 'alice')).stdout).filter((e) => e['direction'] === 'out').at(-1);
-      if (last?.['delivery'] === 'read') break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const last = await bobsLastUntil('read');
     assert.equal(last?.['delivery'], 'read');
   });
 
   it('typing: bob types in `tacit chat`, alice’s page says so; alice types, bob’s chat says so', async () => {
     const a = alice.page;
-    const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: 'browser-test passphrase' };
-    delete env['INIT_CWD'];
-    const chat = spawn(process.execPath, [join(ROOT, 'apps/cli/bin/tacit.js'), '--home', bobHome, '--json', 'chat', 'alice'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const chat = bob.spawn('chat', 'alice');
     let out = '';
     chat.stdout.setEncoding('utf8');
     chat.stdout.on('data', (d: string) => (out += d));
@@ -122,18 +105,11 @@ describe('receipts in the web client', { timeout: 10 * 60_000 }, () => {
     // Alice's own earlier message now shows as delivered (her setting hides read).
     await delivery('did you get this?').and(a.locator('[data-delivery="delivered"]')).waitFor();
     // Bob gets the delivery receipt, never a read one.
-    let last: Record<string, unknown> | undefined;
-    for (let i = 0; i < 100; i++) {
-      await bob.run('recv');
-      last = events((await bob.run('history', 'alice')).stdout).filter((e) => e['direction'] === 'out').at(-1);
-      if (last?.['delivery'] === 'delivered') break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    let last = await bobsLastUntil('delivered');
     assert.equal(last?.['text'], 'seen this?');
     assert.equal(last?.['delivery'], 'delivered');
     await new Promise((r) => setTimeout(r, 1_000));
-    await bob.run('recv');
-    last = events((await bob.run('history', 'alice')).stdout).filter((e) => e['direction'] === 'out').at(-1);
+    last = await bobsLast();
     assert.equal(last?.['delivery'], 'delivered', 'no read receipt came');
   });
 });

@@ -1,4 +1,5 @@
 /** Page-level steps of the browser tests, written against labels and roles a person would use. */
+import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 
 export async function register(page: Page, username: string, invite?: string): Promise<void> {
@@ -64,4 +65,59 @@ export async function safetyDigits(page: Page): Promise<string> {
   const el = page.getByTestId('safety-number');
   await el.waitFor();
   return ((await el.textContent()) ?? '').replace(/\D/g, '');
+}
+
+/** Polls a page expression, bounded (waitForFunction would need eval, which the page's CSP refuses). */
+export async function until(page: Page, expr: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if ((await page.evaluate(expr)) === true) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out waiting for ${expr}`);
+}
+
+/** Sends the page to the background or brings it back (a headless page is always visible). */
+export async function setVisibility(page: Page, state: 'hidden' | 'visible'): Promise<void> {
+  await page.evaluate(`(() => {
+      Object.defineProperty(document, 'visibilityState', { get: () => '${state}', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    })()`);
+}
+
+/**
+ * Wraps the page's Notification constructor to record what it is given in `window.__notes`
+ * (headless Chromium shows nothing on screen); with `closes`, also the tag of every notification
+ * the page closes, in `window.__closed`. A string, not a function: tsx would wrap a function.
+ */
+export async function recordNotifications(page: Page, opts: { closes?: boolean } = {}): Promise<void> {
+  const closes = opts.closes
+    ? `
+      window.__closed = [];
+      const close = Real.prototype.close;
+      Real.prototype.close = function () { window.__closed.push(this.tag); return close.call(this); };`
+    : '';
+  await page.evaluate(`(() => {
+      window.__notes = [];
+      const Real = window.Notification;${closes}
+      function Recorder(title, options) {
+        window.__notes.push({ title, body: options && options.body, tag: options && options.tag });
+        return new Real(title, options);
+      }
+      Object.defineProperty(Recorder, 'permission', { get: () => Real.permission });
+      Recorder.requestPermission = (...args) => Real.requestPermission(...args);
+      window.Notification = Recorder;
+    })()`);
+}
+
+/** The notifications recorded by `recordNotifications`. */
+export async function notes(page: Page): Promise<{ title: string; body: string; tag: string }[]> {
+  return page.evaluate('window.__notes');
+}
+
+/** On a new device's first screen: asks to link it under `deviceName` and returns the code it shows. */
+export async function showLinkCode(page: Page, deviceName: string): Promise<string> {
+  await page.getByRole('button', { name: 'Link to an existing account' }).click();
+  await page.getByLabel('Name of this device').fill(deviceName);
+  await page.getByRole('button', { name: 'Show a link code' }).click();
+  return ((await page.getByTestId('link-code').textContent()) ?? '').trim();
 }
