@@ -10,6 +10,7 @@ import { cmdSettings } from './settings.js';
 import { cmdDevices, cmdLink } from './devices.js';
 import { cmdDelete, cmdEdit, cmdReact, cmdSearch, cmdTimer } from './edits.js';
 import { cmdRetry } from './retry.js';
+import { cmdPassphrase } from './passphrase.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { makeOutput } from './output.js';
 
@@ -44,6 +45,8 @@ commands:
   settings [read-receipts|typing on|off]
                                  show or change chat settings (read receipts off: none
                                  sent and none shown; typing off: none sent or shown)
+  passphrase                     change the passphrase that seals this home (the new one
+                                 from TACIT_NEW_PASSPHRASE or asked twice)
   directory                      list the usernames registered on the server
                                  (when the server's team directory is on)
 
@@ -84,7 +87,8 @@ options:
   --yes          confirm admin reset without being asked
   --help         this text
 
-The passphrase that encrypts the local state comes from TACIT_PASSPHRASE or a prompt.
+The passphrase that encrypts the local state comes from TACIT_PASSPHRASE or a prompt
+(tacit passphrase changes it).
 
 exit codes:
   0 ok                     6 local state damaged or in use by another tacit
@@ -121,6 +125,7 @@ const COMMANDS: Record<string, Command> = {
   timer: cmdTimer,
   search: cmdSearch,
   retry: cmdRetry,
+  passphrase: cmdPassphrase,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -2,6 +2,8 @@
 // a real server process and real `tacit` processes:
 // - an invite link, as the web page opens it, registers from the terminal too (`--invite <link>`,
 //   the server taken from the link);
+// - `tacit passphrase` changes the passphrase that seals the home, as Settings → Passphrase lock
+//   does on the page;
 // - a message that failed is sent again with `tacit retry`, as the web page's Retry button does:
 //   under its own id, once. Here it failed because the contact's safety number changed: bob lost
 //   his device, the operator freed his name (`reset-account`, docs/OPERATIONS.md) and bob
@@ -104,4 +106,43 @@ test('a failed message is sent again with tacit retry, under its own id, once; w
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /usage: tacit retry/);
   assert.deepEqual(await recv(bobNew), [], 'nothing more reached bob');
+});
+
+test('tacit passphrase seals the home under a new passphrase (as the web page\u2019s Change passphrase): the old one opens nothing, nothing is lost; a wrong current one changes nothing', async () => {
+  const alice = join(dir.path, 'alice');
+  const bobNew = join(dir.path, 'bob-new');
+  const NEW = 'a new passphrase 2';
+  const before = (await ok(alice, ['history', 'bob'])).map((e) => [e['id'], e['text']]);
+  assert.ok(before.length >= 3);
+
+  // Refused, each with a reason, and nothing changed: a wrong current passphrase (exit 5), a short
+  // new one, no new one at all (no terminal to ask on).
+  const wrong = await tacit(alice, ['passphrase'], { env: { TACIT_PASSPHRASE: 'not the passphrase', TACIT_NEW_PASSPHRASE: NEW } });
+  assert.equal(wrong.code, 5, wrong.stderr);
+  const short = await tacit(alice, ['passphrase'], { env: { TACIT_NEW_PASSPHRASE: 'short' } });
+  assert.equal(short.code, 2, short.stderr);
+  assert.match(short.stderr, /at least 8 characters; nothing was changed/);
+  const none = await tacit(alice, ['passphrase']);
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /TACIT_NEW_PASSPHRASE/);
+  assert.equal((await tacit(alice, ['whoami'])).code, 0, 'the old passphrase still opens it');
+
+  const changed = await tacit(alice, ['--json', 'passphrase'], { env: { TACIT_NEW_PASSPHRASE: NEW } });
+  assert.equal(changed.code, 0, changed.stderr);
+  assert.deepEqual(changed.events, [{ event: 'passphrase-changed', home: alice }]);
+  const old = await tacit(alice, ['whoami']);
+  assert.equal(old.code, 5, old.stderr);
+
+  // Under the new one: the same history, and messages flow both ways.
+  const withNew = { env: { TACIT_PASSPHRASE: NEW } };
+  const history = await tacit(alice, ['--json', 'history', 'bob'], withNew);
+  assert.equal(history.code, 0, history.stderr);
+  assert.deepEqual(history.events.map((e) => [e['id'], e['text']]), before);
+  await ok(bobNew, ['send', 'alice', 'after the change']);
+  const got = await tacit(alice, ['--json', 'recv'], withNew);
+  assert.equal(got.code, 0, got.stderr);
+  assert.deepEqual(got.events.filter((e) => e['event'] === 'message').map((e) => e['text']), ['after the change']);
+  const sent = await tacit(alice, ['send', 'bob', 'sent under the new passphrase'], withNew);
+  assert.equal(sent.code, 0, sent.stderr);
+  assert.deepEqual(await recv(bobNew), ['alice: sent under the new passphrase']);
 });

@@ -185,6 +185,23 @@ export function openHome(o: HomeOptions): Promise<HomeClient> {
 }
 
 /**
+ * Changes the passphrase that seals the state in `home` (`tacit passphrase`): holds the home's
+ * lock, opens the store with `o.passphrase` (WRONG_PASSPHRASE, nothing written, if that is not
+ * it) and seals every record again under `next` (SqliteRecordStore.changePassphrase).
+ */
+export function changeHomePassphrase(o: HomeOptions, next: string): Promise<void> {
+  return withLock(o, false, async (lock) => {
+    const store = await openHomeStore(o, false);
+    try {
+      await store.changePassphrase(next, o.scryptN !== undefined ? { scryptN: o.scryptN } : {});
+    } finally {
+      await store.close();
+    }
+    await lock.release();
+  });
+}
+
+/**
  * Downloads the file of a message (sent or received) into `dir`, checked and decrypted, under the
  * sender's name made safe and never replacing a file (`name (1)`, …); notes the path in the
  * message and resolves to it. On any failure (ATTACHMENT_CORRUPT, NOT_FOUND, CANCELLED, …) nothing

@@ -78,6 +78,47 @@ test('sqlite: a missing store is NOT_REGISTERED; a wrong passphrase is refused b
   });
 });
 
+test('sqlite: a passphrase change seals every record again; the old passphrase opens nothing, and no old ciphertext is left in the files', async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, 'state.db');
+    const s = await SqliteRecordStore.open(path, 'old passphrase', { create: true, scryptN: N });
+    // More than one page of records, some of them large, and a few deleted before the change.
+    const records = Array.from({ length: 600 }, (_, i) => ({ key: `r/${String(i).padStart(4, '0')}`, value: new Uint8Array(i % 50 === 0 ? 20_000 : 40).fill(i % 251) }));
+    await s.commit(records, []);
+    await s.commit([], ['r/0001', 'r/0002']);
+    await s.close();
+    // The sealed values as they are now: none may remain after the change.
+    const raw = new Database(path, { readonly: true });
+    const sealed = raw.prepare<[], { value: Buffer }>('SELECT value FROM records').all().map((r) => r.value);
+    raw.close();
+    assert.equal(sealed.length, 598);
+
+    const open = await SqliteRecordStore.open(path, 'old passphrase');
+    await open.changePassphrase('new passphrase', { scryptN: N });
+    // The open store goes on under the new key.
+    assert.deepEqual(await open.get('r/0003'), records[3]!.value);
+    await open.commit([{ key: 'after', value: new Uint8Array([7]) }], []);
+    await open.close();
+
+    await assert.rejects(SqliteRecordStore.open(path, 'old passphrase'), (e) => code(e) === 'WRONG_PASSPHRASE');
+    const reopened = await SqliteRecordStore.open(path, 'new passphrase');
+    const all = await reopened.list('r/');
+    assert.deepEqual(
+      all.map((r) => r.key),
+      records.map((r) => r.key).filter((k) => k !== 'r/0001' && k !== 'r/0002'),
+    );
+    for (const r of all) assert.deepEqual(r.value, records[Number(r.key.slice(2))]!.value);
+    assert.deepEqual(await reopened.get('after'), new Uint8Array([7]));
+    await reopened.close();
+    // Neither the database nor its WAL holds a value sealed under the old key (a 28-byte window
+    // of each: nonce and the first bytes of ciphertext).
+    const files = await Promise.all((await readdir(dir)).map((f) => readFile(join(dir, f))));
+    for (const v of sealed) {
+      for (const bytes of files) assert.equal(bytes.includes(v.subarray(0, 28)), false, 'an old ciphertext is still in the files');
+    }
+  });
+});
+
 test('sqlite: the file is private, holds no plaintext, and a stranger file is STATE_CORRUPT', async () => {
   await withDir(async (dir) => {
     const path = join(dir, 'state.db');

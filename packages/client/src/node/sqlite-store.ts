@@ -30,6 +30,12 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const KDF_BYTES = 3 + SALT_BYTES + VERIFIER_BYTES;
 const AAD_PREFIX = new TextEncoder().encode('tacit-record\0');
+/**
+ * Records read and sealed again per step of a passphrase change (all steps are one transaction):
+ * bounds the memory a step holds (at most this many records of MAX_RECORD_BYTES) while keeping
+ * the number of queries small.
+ */
+export const REKEY_PAGE_RECORDS = 256;
 
 export interface SqliteStoreOptions {
   /** Create the file (with a fresh salt) if it does not exist. Default false: NOT_REGISTERED. */
@@ -50,6 +56,14 @@ function sqliteError(e: unknown, doing: string): ClientError {
 
 function aad(key: string): Buffer {
   return Buffer.concat([AAD_PREFIX, Buffer.from(key, 'latin1')]);
+}
+
+/** nonce | AES-256-GCM(value) | tag, with the record's key as associated data. */
+function seal(secret: Buffer, key: string, value: Uint8Array): Buffer {
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', secret, nonce);
+  cipher.setAAD(aad(key));
+  return Buffer.concat([nonce, cipher.update(value), cipher.final(), cipher.getAuthTag()]);
 }
 
 export class SqliteRecordStore implements RecordStore {
@@ -164,6 +178,48 @@ export class SqliteRecordStore implements RecordStore {
     }
   }
 
+  /**
+   * Seals every record again under a key from `next` (a fresh salt; scrypt N from `scryptN`, else
+   * TACIT_SCRYPT_N, else the default), in one transaction: a crash leaves the store under the old
+   * passphrase or under the new one, never a mix. Then the file is rebuilt (VACUUM) and the WAL
+   * checkpointed and truncated, so the database files hold no ciphertext the old passphrase
+   * opens. Copies made before (backups) still open with the old passphrase; blocks the file
+   * system freed are not overwritten.
+   */
+  async changePassphrase(next: string, options: { scryptN?: number } = {}): Promise<void> {
+    const db = this.#open();
+    const logN = scryptLogNFromEnv(options.scryptN !== undefined ? String(options.scryptN) : process.env['TACIT_SCRYPT_N']) ?? DEFAULT_SCRYPT_LOG_N;
+    const salt = randomBytes(SALT_BYTES);
+    const { key, verifier } = await deriveKeys(next, salt, logN);
+    try {
+      const page = db.prepare<[string, number], { key: string; value: Buffer }>('SELECT key, value FROM records WHERE key > ? ORDER BY key LIMIT ?');
+      const setKdf = db.prepare<[Buffer, string]>('UPDATE meta SET value = ? WHERE name = ?');
+      db.transaction(() => {
+        // Keys are never empty (checkKey), so '' is before the first.
+        let after = '';
+        for (;;) {
+          const rows = page.all(after, REKEY_PAGE_RECORDS);
+          if (rows.length === 0) break;
+          for (const r of rows) this.#stmt.put.run(r.key, seal(key, r.key, this.#unseal(r.key, r.value)));
+          after = rows[rows.length - 1]!.key;
+        }
+        setKdf.run(Buffer.concat([Buffer.from([logN, SCRYPT_R, SCRYPT_P]), salt, verifier]), 'kdf');
+      })();
+    } catch (e) {
+      key.fill(0);
+      if (e instanceof ClientError) throw e;
+      throw sqliteError(e, 'sealing the records again');
+    }
+    this.#key.fill(0);
+    this.#key = key;
+    try {
+      db.exec('VACUUM');
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (e) {
+      throw sqliteError(e, 'removing the old ciphertexts');
+    }
+  }
+
   async close(): Promise<void> {
     const db = this.#db;
     if (db === undefined) return;
@@ -178,10 +234,7 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   #seal(key: string, value: Uint8Array): Buffer {
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
-    cipher.setAAD(aad(key));
-    return Buffer.concat([nonce, cipher.update(value), cipher.final(), cipher.getAuthTag()]);
+    return seal(this.#key, key, value);
   }
 
   #unseal(key: string, raw: Buffer): Uint8Array {
