@@ -46,12 +46,13 @@ export class ProvisioningChannels {
 
   /** Accepts an upgrade on the provisioning path from client address `client`, or refuses it with an HTTP status. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, client: string): void {
+    // First, as in relay.ts: a peer that resets as a refusal is written must not raise an uncaught 'error'.
+    socket.on('error', () => socket.destroy());
     const refuse = (status: string): void => {
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
     };
     if (this.#closing) return refuse('503 Service Unavailable');
     if (this.#channels.size >= MAX_PROVISIONING_CHANNELS || (this.#perClient.get(client) ?? 0) >= MAX_PROVISIONING_CHANNELS_PER_ADDRESS) return refuse('429 Too Many Requests');
-    socket.on('error', () => socket.destroy());
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, client));
   }
 

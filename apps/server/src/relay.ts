@@ -59,11 +59,13 @@ export class Relay {
     } catch {
       url = new URL('http://localhost/');
     }
+    // First: Node hands an upgraded socket over without its own error listener, and a peer that
+    // resets as the refusal below is written would otherwise raise an uncaught 'error'.
+    socket.on('error', () => socket.destroy());
     if (url.pathname !== ROUTES.ws || this.#closing) {
       socket.end(this.#closing ? 'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
-    socket.on('error', () => socket.destroy());
     const ticket = url.searchParams.get('ticket');
     const address = this.#clientAddress(req);
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#connections.accept(ws, ticket, address));

@@ -2,7 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { ERRORS, type ErrorFrame, type MessageFrame } from '@tacit/api';
+import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import { Duplex } from 'node:stream';
+import WebSocket from 'ws';
+import { ERRORS, MAX_PROVISIONING_CHANNELS_PER_ADDRESS, type ErrorFrame, type MessageFrame } from '@tacit/api';
 import { Client, register, sendMessage, start, type Account, type Harness } from './helpers.js';
 
 /** Proves the server still relays between two healthy clients and the earlier queue is intact. */
@@ -122,6 +126,48 @@ test('many sockets that never authenticate are bounded; authenticated clients st
     extra.close();
     for (const c of idle) c.close();
     await Promise.all(idle.map((c) => c.closed));
+    await stillServing(h, a, b, []);
+  } finally {
+    await h.close();
+  }
+});
+
+/** A socket whose writes fail, as one whose peer reset the connection just before the server answers. */
+function resetSocket(): Duplex {
+  const s = new Duplex({
+    read() {},
+    write(_chunk, _encoding, callback) {
+      callback(Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' }));
+    },
+  });
+  Object.defineProperty(s, 'remoteAddress', { value: '127.0.0.1' });
+  return s;
+}
+
+test('an upgrade refused on a socket that fails as the refusal is written does not crash the server', async () => {
+  const h = await start();
+  try {
+    const refused = async (url: string): Promise<void> => {
+      const socket = resetSocket();
+      const req = { url, headers: {}, socket } as unknown as IncomingMessage;
+      h.server.app.server.emit('upgrade', req, socket, Buffer.alloc(0));
+      // (events.once would reject on the 'error' the server is meant to take.)
+      if (!socket.destroyed) await new Promise((r) => socket.once('close', r));
+    };
+    // The relay's refusal: no such path.
+    await refused('/v1/nowhere');
+    // The provisioning channel's: this address holds as many channels as it may.
+    const open: WebSocket[] = [];
+    for (let i = 0; i < MAX_PROVISIONING_CHANNELS_PER_ADDRESS; i++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${h.port}/v1/provisioning`);
+      open.push(ws);
+      await once(ws, 'message');
+    }
+    await refused('/v1/provisioning');
+    for (const ws of open) ws.close();
+    // Still serving.
+    const a = await register(h);
+    const b = await register(h);
     await stillServing(h, a, b, []);
   } finally {
     await h.close();
