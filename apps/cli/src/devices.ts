@@ -23,7 +23,7 @@ export async function cmdLink(ctx: Ctx): Promise<number> {
       ctx.out.event(
         'link-code',
         { code, expiresAt },
-        `On a device already signed in to this account, run:\n  tacit devices add ${code}\nor open Devices in the web client and paste the code (or scan it):${qr}\n${code}\nWaiting for it (until ${formatTime(expiresAt)})…`,
+        `On a device already signed in to this account, run:\n  tacit devices add ${code}\nor in the web client open Settings → Devices and paste the code (the QR code holds the same text, for a phone's camera):${qr}\n${code}\nWaiting for it (until ${formatTime(expiresAt)})…`,
       );
     },
   });

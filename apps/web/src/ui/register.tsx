@@ -42,7 +42,7 @@ function LinkExisting({ chat, busy, error, back }: { chat: Chat; busy: boolean; 
       {busy && code !== undefined && (
         <div class="link-code">
           <p>
-            On a device already signed in to the account, open <strong>Settings → Devices</strong> and paste this code (or scan it), or in a terminal run{' '}
+            On a device already signed in to the account, open <strong>Settings → Devices</strong> and paste this code (the QR code holds the same text, for a phone’s camera to read), or in a terminal run{' '}
             <code>tacit devices add &lt;code&gt;</code>:
           </p>
           <QrCode text={code} label="Link code as a QR code" />
