@@ -4,13 +4,14 @@
  * bytes (screenshot docs/screenshots/attachment-image.png), a cancelled upload retried, and the
  * page's CSP allowing blob: images and nothing broader.
  */
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { Cli, PHONE, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import { PHONE, Profile, screenshot } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 const MiB = 1024 * 1024;
@@ -50,41 +51,25 @@ function png(width: number, height: number): Buffer {
 }
 
 describe('files in the web client', { timeout: 10 * 60_000 }, () => {
-  let server: ServerProcess;
   const alice = new Profile('att-alice', PHONE, { acceptDownloads: true });
-  const bobHome = tempDir('att-bob');
-  const bob = new Cli(bobHome);
-  const dataDir = tempDir('att-server');
-  const files = tempDir('att-files');
+  const web = browserSuite('att', { profiles: [alice], checks: { foreign: { message: 'the page only talks to the tacit server', ignore: (u) => u.startsWith('blob:') } } });
+  const bob = web.cli('bob');
+  const files = web.dir('files');
 
   before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-    const r = await bob.run('register', 'bob', '--server', server.url);
+    const r = await bob.run('register', 'bob', '--server', web.server.url);
     assert.equal(r.code, 0, r.stderr);
   });
 
-  after(async () => {
-    await alice.close().catch(() => undefined);
-    await server?.stop();
-    const errors = [...alice.pageErrors];
-    const foreign = server ? alice.foreignRequests(server.url).filter((u) => !u.startsWith('blob:')) : [];
-    alice.destroy();
-    for (const d of [bobHome, dataDir, files]) rmSync(d, { recursive: true, force: true });
-    assert.deepEqual(foreign, [], 'the page only talks to the tacit server');
-    assert.deepEqual(errors, [], 'no uncaught errors in the page');
-  });
-
   it('allows blob: images in its CSP and nothing broader', async () => {
-    const html = await (await fetch(server.url + '/')).text();
+    const html = await (await fetch(web.server.url + '/')).text();
     const csp = /Content-Security-Policy" content="([^"]+)"/.exec(html)?.[1] ?? '';
     assert.match(csp, /img-src 'self' data: blob:;/);
     assert.doesNotMatch(csp, /\*|https?:|unsafe-inline/);
   });
 
   it('shows an image from the CLI inline, from the decrypted bytes', async () => {
-    const a = await alice.open(server.url);
+    const a = await alice.open(web.server.url);
     await ui.register(a, 'alice');
     await ui.startConversation(a, 'bob');
     const image = join(files, 'sunset.png');

@@ -5,56 +5,36 @@
  *   failed send and retry → identity change (warning, blocked, compare, accept).
  * Screenshots of the main screens go to docs/screenshots/.
  */
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Cli, DESKTOP, PHONE, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import { DESKTOP, PHONE, Profile, screenshot } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 describe('tacit web client', { timeout: 15 * 60_000 }, () => {
-  let server: ServerProcess;
   let invites: string[] = [];
   const alice = new Profile('alice', DESKTOP);
   const bob = new Profile('bob', PHONE);
-  const carolHome = tempDir('carol');
-  const daveHome = tempDir('dave');
-  const carol = new Cli(carolHome);
-  const dave = new Cli(daveHome);
-  const dataDir = tempDir('server');
+  const web = browserSuite('chat', { profiles: [alice, bob], registration: 'invite', checks: { requests: true, foreign: { message: 'the page only talks to the tacit server' } } });
+  const carol = web.cli('carol');
+  const dave = web.cli('dave');
 
   before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'invite');
-    await server.start();
+    const server = web.server;
     assert.ok(server.firstInvite, 'the first start prints an invite code');
     invites = [server.firstInvite, ...(await server.invites(4))];
   });
 
-  after(async () => {
-    await alice.close().catch(() => undefined);
-    await bob.close().catch(() => undefined);
-    await server?.stop();
-    // Clean up first, then check what the pages did (so a failure leaves no temp dirs behind).
-    const seen = [alice, bob].map((p) => ({ requests: p.requests.length, foreign: server ? p.foreignRequests(server.url) : [], errors: [...p.pageErrors] }));
-    for (const p of [alice, bob]) p.destroy();
-    for (const d of [carolHome, daveHome, dataDir]) rmSync(d, { recursive: true, force: true });
-    for (const v of seen) {
-      assert.ok(v.requests > 0, 'requests were recorded');
-      assert.deepEqual(v.foreign, [], 'the page only talks to the tacit server');
-      assert.deepEqual(v.errors, [], 'no uncaught errors in the page');
-    }
-  });
-
   it('registers two browser users with invite codes (a wrong code is refused)', async () => {
-    const a = await alice.open(server.url);
+    const a = await alice.open(web.server.url);
     await a.getByLabel('Username').waitFor();
     await screenshot(a, 'register-desktop');
     await ui.register(a, 'alice', invites[0]);
     await screenshot(a, 'empty-desktop');
 
-    const b = await bob.open(server.url);
+    const b = await bob.open(web.server.url);
     await b.getByLabel('Username').fill('bob');
     await b.getByLabel('Invite code').fill('not-a-real-invite');
     await b.getByRole('button', { name: 'Register' }).click();
@@ -99,7 +79,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await ui.waitOutgoing(a, 'first while you were away', 'sent');
     await ui.waitOutgoing(a, 'second while you were away', 'sent');
 
-    const b = await bob.open(server.url);
+    const b = await bob.open(web.server.url);
     await b.getByTestId('me').filter({ hasText: 'bob' }).waitFor();
     await ui.waitUnread(b, 'alice', 2);
     await ui.openConversation(b, 'alice');
@@ -158,7 +138,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
   });
 
   it('chats with a CLI user through the same server', async () => {
-    let r = await carol.run('register', 'carol', '--server', server.url, '--invite', invites[2]!);
+    let r = await carol.run('register', 'carol', '--server', web.server.url, '--invite', invites[2]!);
     assert.equal(r.code, 0, r.stderr);
     r = await carol.run('send', 'alice', 'hello from the terminal');
     assert.equal(r.code, 0, r.stderr);
@@ -185,12 +165,12 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
   });
 
   it('queues sends while the server is down, to known and new contacts alike, and delivers them in order once it is back', async () => {
-    let r = await dave.run('register', 'dave', '--server', server.url, '--invite', invites[3]!);
+    let r = await dave.run('register', 'dave', '--server', web.server.url, '--invite', invites[3]!);
     assert.equal(r.code, 0, r.stderr);
     const a = alice.page;
     await ui.toList(a);
     await ui.startConversation(a, 'dave');
-    await server.stop();
+    await web.server.stop();
     await a.getByTestId('connection').filter({ hasText: /offline/i }).waitFor();
     // No session with dave yet (his key bundle needs the server): stored here, shown as waiting.
     await ui.send(a, 'are you there, dave?');
@@ -204,7 +184,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await ui.send(a, 'queued while offline');
     await ui.waitOutgoing(a, 'queued while offline', 'queued');
 
-    await server.start();
+    await web.server.start();
     await a.getByTestId('connection').filter({ hasText: 'Online' }).waitFor();
     await ui.waitOutgoing(a, 'queued while offline', 'sent');
     await ui.waitIncoming(bob.page, 'queued while offline');
@@ -223,15 +203,15 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
   });
 
   it('a message still waiting when the page closed is kept, and sent once the server is back', async () => {
-    await server.stop();
+    await web.server.stop();
     let a = alice.page;
     await a.getByTestId('connection').filter({ hasText: /offline/i }).waitFor();
     await ui.openConversation(a, 'bob');
     await ui.send(a, 'sent as the page closed');
     await ui.waitOutgoing(a, 'sent as the page closed', 'queued');
     await alice.close();
-    await server.start();
-    a = await alice.open(server.url);
+    await web.server.start();
+    a = await alice.open(web.server.url);
     await a.getByTestId('me').filter({ hasText: 'alice' }).waitFor();
     await ui.openConversation(a, 'bob');
     await ui.waitOutgoing(a, 'sent as the page closed', 'sent');
@@ -256,13 +236,13 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     assert.equal(await queuedReceipts(), 0);
     // Bob loses his device and registers again under the same name: new identity key.
     // (The server has no account reset yet; the operator removes the old account from the database.)
-    await server.stop();
-    const db = new Database(join(dataDir, 'tacit.db'));
+    await web.server.stop();
+    const db = new Database(join(web.server.dataDir, 'tacit.db'));
     db.pragma('foreign_keys = ON');
     db.prepare('DELETE FROM accounts WHERE username = ?').run('bob');
     db.prepare("DELETE FROM messages WHERE recipient LIKE 'bob.%' OR recipient = 'bob'").run();
     db.close();
-    await server.start();
+    await web.server.start();
 
     const b = bob.page;
     await b.reload();

@@ -4,38 +4,19 @@
  * group, who said what, system lines, unread counts, members (add, remove, rename), keyboard
  * sending. Screenshots: docs/screenshots/group-*.png.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { Cli, DESKTOP, PHONE, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import { DESKTOP, PHONE, Profile, screenshot } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 describe('groups in the web client', { timeout: 15 * 60_000 }, () => {
-  let server: ServerProcess;
   const alice = new Profile('g-alice', DESKTOP);
   const bob = new Profile('g-bob', PHONE);
-  const carolHome = tempDir('g-carol');
-  const daveHome = tempDir('g-dave');
-  const carol = new Cli(carolHome);
-  const dave = new Cli(daveHome);
-  const dataDir = tempDir('g-server');
+  const web = browserSuite('g', { profiles: [alice, bob] });
+  const carol = web.cli('carol');
+  const dave = web.cli('dave');
   let group = '';
-
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await alice.close().catch(() => undefined);
-    await bob.close().catch(() => undefined);
-    await server?.stop();
-    const errors = [alice, bob].flatMap((p) => p.pageErrors);
-    for (const p of [alice, bob]) p.destroy();
-    for (const d of [carolHome, daveHome, dataDir]) rmSync(d, { recursive: true, force: true });
-    assert.deepEqual(errors, [], 'no uncaught errors in the pages');
-  });
 
   const cliEvents = (out: string): Record<string, unknown>[] =>
     out
@@ -44,12 +25,12 @@ describe('groups in the web client', { timeout: 15 * 60_000 }, () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
 
   it('alice creates a group with bob (browser) and carol (terminal)', async () => {
-    const a = await alice.open(server.url);
+    const a = await alice.open(web.server.url);
     await ui.register(a, 'alice');
-    const b = await bob.open(server.url);
+    const b = await bob.open(web.server.url);
     await ui.register(b, 'bob');
     for (const [cli, name] of [[carol, 'carol'], [dave, 'dave']] as const) {
-      const r = await cli.run('register', name, '--server', server.url);
+      const r = await cli.run('register', name, '--server', web.server.url);
       assert.equal(r.code, 0, r.stderr);
     }
     await a.getByTestId('new-group').click();

@@ -3,38 +3,20 @@
  * shows (bidirectional overrides are neutralized as the CLI does); the optional passphrase lock
  * leaves nothing in the profile that opens the records without the passphrase.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, Cli, DESKTOP, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import { CHROMIUM, CHROMIUM_ARGS, DESKTOP, Profile } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
-  let server: ServerProcess;
   const rae = new Profile('rae', DESKTOP);
   const copy = new Profile('rae-copy', DESKTOP);
-  const samHome = tempDir('sam');
-  const sam = new Cli(samHome);
-  const dataDir = tempDir('server-hardening');
-
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await rae.close().catch(() => undefined);
-    await copy.close().catch(() => undefined);
-    await server?.stop();
-    const errors = [...rae.pageErrors, ...copy.pageErrors];
-    rae.destroy();
-    copy.destroy();
-    for (const d of [samHome, dataDir]) rmSync(d, { recursive: true, force: true });
-    assert.deepEqual(errors, [], 'no uncaught errors in the page');
-  });
+  const web = browserSuite('hardening', { profiles: [rae, copy] });
+  const sam = web.cli('sam');
 
   it('opened over plain http from another machine, the page says WebCrypto needs a secure context and how to fix it', async () => {
     // A name other than localhost for this loopback server: to the browser, a LAN address over http.
@@ -43,7 +25,7 @@ describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.name));
-      const origin = `http://tacit-lan.test:${server.port}`;
+      const origin = `http://tacit-lan.test:${web.server.port}`;
       await page.goto(origin + '/');
       assert.equal(await page.evaluate(() => window.isSecureContext), false);
       await page.getByRole('heading', { name: 'tacit needs a secure (https) address' }).waitFor();
@@ -51,7 +33,7 @@ describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
       const text = (await page.locator('main').textContent()) ?? '';
       assert.match(text, /WebCrypto/);
       assert.match(text, /TACIT_TLS_CERT/);
-      assert.match(text, new RegExp(`http://localhost:${server.port}`));
+      assert.match(text, new RegExp(`http://localhost:${web.server.port}`));
       assert.doesNotMatch(text, /Opening tacit/);
       assert.deepEqual(errors, []);
     } finally {
@@ -60,9 +42,9 @@ describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
   });
 
   it('bidirectional overrides and control characters in a message are shown as U+FFFD, in the conversation and its preview', async () => {
-    await rae.open(server.url);
+    await rae.open(web.server.url);
     await ui.register(rae.page, 'rae');
-    const r = await sam.run('register', 'sam', '--server', server.url);
+    const r = await sam.run('register', 'sam', '--server', web.server.url);
     assert.equal(r.code, 0, r.stderr);
     // Displayed as sent, this would read "see invoice_fdp.exe" and isolate a fake name.
     const text = 'see invoice_\u202eexe.pdf from \u2066boss\u2069 \u202aok\u202c\u200b\u0007';
@@ -148,7 +130,7 @@ describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
     // A copy of the profile, opened elsewhere: locked too; a wrong passphrase is refused and changes nothing.
     await rae.close();
     cpSync(rae.dir, copy.dir, { recursive: true });
-    const c = await copy.open(server.url);
+    const c = await copy.open(web.server.url);
     await c.getByRole('heading', { name: 'tacit is locked' }).waitFor();
     await unlock(c, 'correct horse battery stapler');
     await c.getByRole('alert').filter({ hasText: 'not the one that locks tacit' }).waitFor();
@@ -161,7 +143,7 @@ describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
   });
 
   it('passphrase lock: changed with the right current passphrase only; turned off', async () => {
-    const p = await rae.open(server.url);
+    const p = await rae.open(web.server.url);
     await p.getByRole('heading', { name: 'tacit is locked' }).waitFor();
     await unlock(p, PASS);
     await p.getByTestId('me').filter({ hasText: 'rae' }).waitFor();

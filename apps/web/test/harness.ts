@@ -240,9 +240,47 @@ export class Cli {
     return events(r.stdout);
   }
 
-  /** Starts a long-running command (`chat`) with its standard streams piped; the caller ends it. */
-  spawn(...args: string[]): ChildProcessWithoutNullStreams {
-    return spawn(process.execPath, this.#args(args), { env: this.#env(), stdio: ['pipe', 'pipe', 'pipe'] });
+  /** `tacit --json chat <partner>`, running until `end()`. */
+  chat(partner: string): ChatProcess {
+    return new ChatProcess(spawn(process.execPath, this.#args(['chat', partner]), { env: this.#env(), stdio: ['pipe', 'pipe', 'pipe'] }));
+  }
+}
+
+/** A running `tacit --json chat`: lines go to its stdin; its events are read as they come. */
+export class ChatProcess {
+  readonly #child: ChildProcessWithoutNullStreams;
+  #out = '';
+
+  constructor(child: ChildProcessWithoutNullStreams) {
+    this.#child = child;
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => (this.#out += d));
+  }
+
+  /** Everything it printed so far. */
+  events(): Record<string, unknown>[] {
+    return events(this.#out);
+  }
+
+  /** Writes `text` (a line, with its newline) to its stdin. */
+  write(text: string): void {
+    this.#child.stdin.write(text);
+  }
+
+  /** Waits (bounded) until it has printed an event that `pred` accepts. */
+  async seen(pred: (e: Record<string, unknown>) => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 600; i++) {
+      if (events(this.#out).some(pred)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`timed out waiting for ${what}: ${this.#out.slice(-500)}`);
+  }
+
+  /** Ends its input (it quits) and waits for it to exit. */
+  async end(): Promise<void> {
+    const child = this.#child;
+    child.stdin.end();
+    await new Promise((r) => child.once('exit', r));
   }
 }
 

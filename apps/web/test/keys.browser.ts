@@ -5,12 +5,12 @@
  * keygen-worker-*.js, no fallback warning), with the ids the client allocated after
  * registration's, and the server hands them out.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { authorizationHeader, type BundleResponse } from '@tacit/api';
 import { registerBare } from '../../../packages/client/test/support/server-process.ts';
-import { DESKTOP, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import { DESKTOP, Profile } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 /** One-time keys per batch and the refill threshold (packages/client/src/prekeys.ts). */
@@ -18,38 +18,21 @@ const BATCH = 100;
 const THRESHOLD = 20;
 
 describe('tacit web client, pre-key refills', { timeout: 10 * 60_000 }, () => {
-  let server: ServerProcess;
   const hana = new Profile('hana', DESKTOP);
-  const dataDir = tempDir('server-keys');
-
-  before(async () => {
-    assertBuilt();
-    // Draining a device's stock takes more bundle fetches than the default burst.
-    server = new ServerProcess(dataDir, await freePort(), 'open', { TACIT_BUNDLE_FETCH_BURST: '1000' });
-    await server.start();
-  });
-
-  after(async () => {
-    await hana.close().catch(() => undefined);
-    await server?.stop();
-    const seen = { foreign: server ? hana.foreignRequests(server.url) : [], errors: [...hana.pageErrors] };
-    hana.destroy();
-    rmSync(dataDir, { recursive: true, force: true });
-    assert.deepEqual(seen.foreign, [], 'the page only talks to the tacit server');
-    assert.deepEqual(seen.errors, [], 'no uncaught errors in the page');
-  });
+  // Draining a device's stock takes more bundle fetches than the default burst.
+  const web = browserSuite('keys', { profiles: [hana], env: { TACIT_BUNDLE_FETCH_BURST: '1000' }, checks: { foreign: { message: 'the page only talks to the tacit server' } } });
 
   it('refills one-time keys in the key worker', async () => {
-    const page = await hana.open(server.url);
+    const page = await hana.open(web.server.url);
     const warnings: string[] = [];
     page.on('console', (m) => {
       if (m.type() === 'warning') warnings.push(m.text().slice(0, 200));
     });
     await ui.register(page, 'hana');
     // An account that only fetches bundles.
-    const who = await registerBare(server.url, 'drainer');
+    const who = await registerBare(web.server.url, 'drainer');
     const bundle = async (): Promise<BundleResponse['devices'][number]> => {
-      const r = await fetch(`${server.url}/v1/keys/hana/1`, { headers: { authorization: authorizationHeader(who) } });
+      const r = await fetch(`${web.server.url}/v1/keys/hana/1`, { headers: { authorization: authorizationHeader(who) } });
       assert.equal(r.status, 200);
       return ((await r.json()) as BundleResponse).devices[0]!;
     };

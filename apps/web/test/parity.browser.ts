@@ -6,12 +6,10 @@
  * typing indicators off in Settings send none and show none; Leave group hands the group on and
  * the terminals see it.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { Cli, DESKTOP, Profile, ROOT, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import { DESKTOP, Profile } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 /** Bounded polls of a terminal for what the page did (each is one `tacit` process). */
@@ -19,47 +17,17 @@ const POLLS = 100;
 const POLL_PAUSE_MS = 200;
 
 describe('web client parity with the terminal', { timeout: 15 * 60_000 }, () => {
-  let server: ServerProcess;
   const alice = new Profile('p-alice', DESKTOP);
-  const bobHome = tempDir('p-bob');
-  const carolHome = tempDir('p-carol');
-  const bob = new Cli(bobHome);
-  const carol = new Cli(carolHome);
-  const dataDir = tempDir('p-server');
+  const web = browserSuite('p', { profiles: [alice] });
+  const bob = web.cli('bob');
+  const carol = web.cli('carol');
   let group = '';
 
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await alice.close().catch(() => undefined);
-    await server?.stop();
-    const errors = alice.pageErrors;
-    alice.destroy();
-    for (const d of [bobHome, carolHome, dataDir]) rmSync(d, { recursive: true, force: true });
-    assert.deepEqual(errors, [], 'no uncaught errors in the page');
-  });
-
-  const events = (out: string): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-
-  async function cli(who: Cli, ...args: string[]): Promise<Record<string, unknown>[]> {
-    const r = await who.run(...args);
-    assert.equal(r.code, 0, `tacit ${args.join(' ')}: ${r.stderr}`);
-    return events(r.stdout);
-  }
-
   it('a group member’s safety number is one click from the members screen, and equals the one on their terminal', async () => {
-    const a = await alice.open(server.url);
+    const a = await alice.open(web.server.url);
     await ui.register(a, 'alice');
-    await cli(bob, 'register', 'bob', '--server', server.url);
-    await cli(carol, 'register', 'carol', '--server', server.url);
+    await bob.ok('register', 'bob', '--server', web.server.url);
+    await carol.ok('register', 'carol', '--server', web.server.url);
     await a.getByTestId('new-group').click();
     await a.getByLabel('Title').fill('Parity');
     await a.getByLabel('Members').fill('bob, carol');
@@ -73,14 +41,14 @@ describe('web client parity with the terminal', { timeout: 15 * 60_000 }, () => 
     await a.getByRole('link', { name: 'Safety number with bob' }).click();
     await a.locator('#safety-title').filter({ hasText: 'Safety number with bob' }).waitFor();
     const digits = await ui.safetyDigits(a);
-    const theirs = (await cli(bob, 'safety-number', 'alice')).find((e) => e['event'] === 'safety-number');
+    const theirs = (await bob.ok('safety-number', 'alice')).find((e) => e['event'] === 'safety-number');
     assert.equal(digits, theirs?.['safetyNumber']);
     assert.equal(digits.length, 60);
   });
 
   it('reacts with any single emoji, as the terminal can; something else is refused in words', async () => {
     const a = alice.page;
-    await cli(bob, 'send', 'alice', 'one for the unicorn');
+    await bob.ok('send', 'alice', 'one for the unicorn');
     await ui.toList(a);
     await ui.openConversation(a, 'bob');
     const theirs = a.locator('li.msg.in').filter({ hasText: 'one for the unicorn' });
@@ -95,8 +63,8 @@ describe('web client parity with the terminal', { timeout: 15 * 60_000 }, () => 
     await theirs.locator('[data-testid="reactions"] li[data-emoji="🦄"]').waitFor();
     let reactions: unknown;
     for (let i = 0; i < POLLS; i++) {
-      await cli(bob, 'recv');
-      reactions = (await cli(bob, 'history', 'alice')).find((e) => e['text'] === 'one for the unicorn')?.['reactions'];
+      await bob.ok('recv');
+      reactions = (await bob.ok('history', 'alice')).find((e) => e['text'] === 'one for the unicorn')?.['reactions'];
       if (reactions !== undefined) break;
       await new Promise((r) => setTimeout(r, POLL_PAUSE_MS));
     }
@@ -129,35 +97,22 @@ describe('web client parity with the terminal', { timeout: 15 * 60_000 }, () => 
       }).observe(el, { childList: true, characterData: true, subtree: true });
     });
 
-    const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: 'browser-test passphrase' };
-    delete env['INIT_CWD'];
-    const chat = spawn(process.execPath, [join(ROOT, 'apps/cli/bin/tacit.js'), '--home', bobHome, '--json', 'chat', 'alice'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    chat.stdout.setEncoding('utf8');
-    chat.stdout.on('data', (d: string) => (out += d));
-    const seen = async (pred: (e: Record<string, unknown>) => boolean, what: string): Promise<void> => {
-      for (let i = 0; i < 600; i++) {
-        if (events(out).some(pred)) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.fail(`timed out waiting for ${what}: ${out.slice(-500)}`);
-    };
+    const chat = bob.chat('alice');
     try {
-      await seen((e) => e['event'] === 'chat-ready', 'chat ready');
+      await chat.seen((e) => e['event'] === 'chat-ready', 'chat ready');
       // bob types, then sends: the message arrives, the typing never showed.
-      chat.stdin.write('/typing\n');
-      await seen((e) => e['event'] === 'typing-sent', 'typing sent');
-      chat.stdin.write('typed while alice had indicators off\n');
+      chat.write('/typing\n');
+      await chat.seen((e) => e['event'] === 'typing-sent', 'typing sent');
+      chat.write('typed while alice had indicators off\n');
       await ui.waitIncoming(a, 'typed while alice had indicators off');
       // alice types, then sends: bob gets the message and never a typing event from her.
       await a.locator('#composer-text').pressSequentially('writing quietly');
       await a.locator('#composer-text').press('Enter');
-      await seen((e) => e['event'] === 'message' && e['text'] === 'writing quietly', 'bob gets the message');
-      assert.deepEqual(events(out).filter((e) => e['event'] === 'typing'), [], 'no typing from alice reached bob');
+      await chat.seen((e) => e['event'] === 'message' && e['text'] === 'writing quietly', 'bob gets the message');
+      assert.deepEqual(chat.events().filter((e) => e['event'] === 'typing'), [], 'no typing from alice reached bob');
       assert.deepEqual(await a.evaluate(() => (window as unknown as { typingSeen: string[] }).typingSeen), [], 'the page showed no typing');
     } finally {
-      chat.stdin.end();
-      await new Promise((r) => chat.once('exit', r));
+      await chat.end();
     }
   });
 
@@ -176,14 +131,14 @@ describe('web client parity with the terminal', { timeout: 15 * 60_000 }, () => 
     for (const [who, name] of [[bob, 'bob'], [carol, 'carol']] as const) {
       let lines: unknown[] = [];
       for (let i = 0; i < POLLS; i++) {
-        await cli(who, 'recv');
-        lines = (await cli(who, 'history', '#parity')).filter((e) => e['system'] === true).map((e) => e['text']);
+        await who.ok('recv');
+        lines = (await who.ok('history', '#parity')).filter((e) => e['system'] === true).map((e) => e['text']);
         if (lines.includes('alice left the group')) break;
         await new Promise((r) => setTimeout(r, POLL_PAUSE_MS));
       }
       assert.ok(lines.includes('alice left the group'), `${name}: ${JSON.stringify(lines)}`);
     }
-    const members = (await cli(carol, 'group', 'members', '#parity')).filter((e) => e['event'] === 'member');
+    const members = (await carol.ok('group', 'members', '#parity')).filter((e) => e['event'] === 'member');
     assert.deepEqual(members.map((e) => [e['username'], e['admin']]), [['bob', true], ['carol', false]]);
   });
 });

@@ -4,42 +4,24 @@
  * said and kept, counted in characters a person sees; after the server is back, the page
  * reconnects at once when the browser reports it is online or visible again.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { Cli, DESKTOP, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import { DESKTOP, Profile } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 describe('tacit web client, first-hour polish', { timeout: 10 * 60_000 }, () => {
-  let server: ServerProcess;
   const pia = new Profile('pia', DESKTOP);
-  const quinnHome = tempDir('quinn');
-  const quinn = new Cli(quinnHome);
-  const dataDir = tempDir('server-polish');
-
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await pia.close().catch(() => undefined);
-    await server?.stop();
-    const seen = { foreign: server ? pia.foreignRequests(server.url) : [], errors: [...pia.pageErrors] };
-    pia.destroy();
-    for (const d of [quinnHome, dataDir]) rmSync(d, { recursive: true, force: true });
-    assert.deepEqual(seen.foreign, [], 'the page only talks to the tacit server (no link was followed)');
-    assert.deepEqual(seen.errors, [], 'no uncaught errors in the page');
-  });
+  const web = browserSuite('polish', { profiles: [pia], checks: { foreign: { message: 'the page only talks to the tacit server (no link was followed)' } } });
+  const quinn = web.cli('quinn');
 
   it('a conversation that starts with an incoming message shows its preview in the list', async () => {
     // Playwright's clock, installed before the page loads: time runs normally until paused below.
     await pia.open('about:blank');
     await pia.page.clock.install();
-    await pia.page.goto(server.url);
+    await pia.page.goto(web.server.url);
     await ui.register(pia.page, 'pia');
-    const r = await quinn.run('register', 'quinn', '--server', server.url);
+    const r = await quinn.run('register', 'quinn', '--server', web.server.url);
     assert.equal(r.code, 0, r.stderr);
     const s = await quinn.run('send', 'pia', 'hello from the terminal, docs at https://example.com/start.');
     assert.equal(s.code, 0, s.stderr);
@@ -76,7 +58,7 @@ describe('tacit web client, first-hour polish', { timeout: 10 * 60_000 }, () => 
     assert.equal(await p.getByTestId('composer-error').count(), 0);
     assert.equal(await send.isEnabled(), true);
     // A real paste through the clipboard, one character over.
-    await pia.context!.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    await pia.context!.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: web.server.url });
     const long = 'x'.repeat(16_385);
     await p.evaluate((t) => navigator.clipboard.writeText(t), long);
     await box.fill('');
@@ -103,9 +85,9 @@ describe('tacit web client, first-hour polish', { timeout: 10 * 60_000 }, () => 
     // browser's hints can bring the connection back.
     await p.clock.pauseAt(Date.now() + 60_000);
     for (const hint of ['online', 'visibilitychange'] as const) {
-      await server.stop();
+      await web.server.stop();
       await label.filter({ hasText: /offline/i }).waitFor();
-      await server.start();
+      await web.server.start();
       assert.match((await label.textContent()) ?? '', /offline/i, 'still waiting out its backoff');
       await p.evaluate((h) => {
         if (h === 'online') dispatchEvent(new Event('online'));

@@ -62,31 +62,20 @@ describe('receipts in the web client', { timeout: 10 * 60_000 }, () => {
 
   it('typing: bob types in `tacit chat`, alice’s page says so; alice types, bob’s chat says so', async () => {
     const a = alice.page;
-    const chat = bob.spawn('chat', 'alice');
-    let out = '';
-    chat.stdout.setEncoding('utf8');
-    chat.stdout.on('data', (d: string) => (out += d));
-    const seen = async (pred: (e: Record<string, unknown>) => boolean, what: string): Promise<void> => {
-      for (let i = 0; i < 600; i++) {
-        if (events(out).some(pred)) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.fail(`timed out waiting for ${what}: ${out.slice(-500)}`);
-    };
+    const chat = bob.chat('alice');
     try {
-      await seen((e) => e['event'] === 'chat-ready', 'chat ready');
-      chat.stdin.write('/typing\n');
+      await chat.seen((e) => e['event'] === 'chat-ready', 'chat ready');
+      chat.write('/typing\n');
       await a.getByTestId('typing').filter({ hasText: 'bob is typing…' }).waitFor();
       await screenshot(a, 'typing');
-      chat.stdin.write('/typing off\n');
+      chat.write('/typing off\n');
       await a.getByTestId('typing').filter({ hasText: /^$/ }).waitFor();
       // Alice types in the composer (not sending): bob's chat gets the indicator.
       await a.locator('#composer-text').pressSequentially('writing');
-      await seen((e) => e['event'] === 'typing' && e['from'] === 'alice' && e['typing'] === true, 'bob sees alice typing');
+      await chat.seen((e) => e['event'] === 'typing' && e['from'] === 'alice' && e['typing'] === true, 'bob sees alice typing');
       await a.locator('#composer-text').fill('');
     } finally {
-      chat.stdin.end();
-      await new Promise((r) => chat.once('exit', r));
+      await chat.end();
     }
   });
 

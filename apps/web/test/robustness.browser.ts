@@ -3,11 +3,12 @@
  * garbage in the URL, a second tab on the same profile, a tampered IndexedDB record. Open
  * registration (no invite code) on its own server.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DESKTOP, DIST, PHONE, Profile, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import { DESKTOP, DIST, PHONE, Profile } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 import { neutralizeControls } from '@tacit/client';
 import type { Frame } from 'playwright-core';
@@ -30,33 +31,10 @@ const MAX_BUNDLE_BYTES = 416 * 1024;
 const MAX_KEY_WORKER_BYTES = 128 * 1024;
 
 describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }, () => {
-  let server: ServerProcess;
   const eve = new Profile('eve', DESKTOP);
   const frank = new Profile('frank', PHONE);
   const gina = new Profile('gina', DESKTOP);
-  const dataDir = tempDir('server2');
-
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await eve.close().catch(() => undefined);
-    await frank.close().catch(() => undefined);
-    await gina.close().catch(() => undefined);
-    await server?.stop();
-    // Clean up first, then check what the pages did (so a failure leaves no temp dirs behind).
-    const seen = [eve, frank, gina].map((p) => ({ requests: p.requests.length, foreign: server ? p.foreignRequests(server.url) : [], errors: [...p.pageErrors] }));
-    for (const p of [eve, frank, gina]) p.destroy();
-    rmSync(dataDir, { recursive: true, force: true });
-    for (const v of seen) {
-      assert.ok(v.requests > 0, 'requests were recorded');
-      assert.deepEqual(v.foreign, [], 'the page only talks to the tacit server');
-      assert.deepEqual(v.errors, [], 'no uncaught errors in the page');
-    }
-  });
+  const web = browserSuite('robustness', { profiles: [eve, frank, gina], checks: { requests: true, foreign: { message: 'the page only talks to the tacit server' } } });
 
   it('ships one small, browser-only bundle', () => {
     const assets = readdirSync(join(DIST, 'assets'));
@@ -81,7 +59,7 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
   });
 
   it('registers without an invite code on an open server; refuses bad usernames and unknown contacts', async () => {
-    const e = await eve.open(server.url);
+    const e = await eve.open(web.server.url);
     await e.getByLabel('Username').fill('1-not-valid');
     await e.getByRole('button', { name: 'Register' }).click();
     await e.getByRole('alert').filter({ hasText: /not a valid username/ }).waitFor();
@@ -101,7 +79,7 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     assert.deepEqual(eveWarnings.filter((w) => w.includes('key worker')), []);
 
     // Without its worker (the script cannot be fetched) a page still registers, making the keys itself.
-    const f = await frank.open(server.url);
+    const f = await frank.open(web.server.url);
     await frank.context!.route(/\/assets\/keygen-worker-[\w-]+\.js$/, (r) => r.abort());
     const frankWarnings = warnings(f);
     await ui.register(f, 'frank');
@@ -152,11 +130,11 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
   it('ignores garbage in the URL', async () => {
     const f = frank.page;
     for (const hash of ['#/c/%E0%A4%A', '#/c/<script>/safety', `#/c/${'a'.repeat(500)}`, '#/c/eve/../../x', '#/c/EVE/safety/extra', '#%00']) {
-      await f.goto(`${server.url}/${hash}`);
+      await f.goto(`${web.server.url}/${hash}`);
       await f.getByLabel('Start a conversation').waitFor();
     }
     // A valid but differently-cased route still finds the conversation.
-    await f.goto(`${server.url}/#/c/EVE`);
+    await f.goto(`${web.server.url}/#/c/EVE`);
     await f.locator('#conv-title').filter({ hasText: 'eve' }).waitFor();
   });
 
@@ -166,7 +144,7 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     host.on('pageerror', (e) => frank.pageErrors.push(`${e.name}: ${e.message.split('\n')[0]?.slice(0, 200)}`));
     const framed = async (): Promise<Frame> => {
       const attached = host.waitForEvent('frameattached');
-      await host.setContent(`<iframe id="framed" src="${server.url}/"></iframe>`);
+      await host.setContent(`<iframe id="framed" src="${web.server.url}/"></iframe>`);
       const frame = await attached;
       await frame.waitForLoadState('load');
       return frame;
@@ -180,7 +158,7 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     assert.equal(await blocked.getByText('tacit does not run inside a frame').count(), 0);
     // 2. Defence in depth: with those headers stripped (a proxy that drops them), the page's own
     //    check still refuses to run.
-    await host.route(`${server.url}/`, async (route) => {
+    await host.route(`${web.server.url}/`, async (route) => {
       const response = await route.fetch();
       const headers = { ...response.headers() };
       delete headers['x-frame-options'];
@@ -195,7 +173,7 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
   });
 
   it('is usable with the keyboard alone', async () => {
-    const g = await gina.open(server.url);
+    const g = await gina.open(web.server.url);
     const focused = () => g.evaluate('document.activeElement && (document.activeElement.id || document.activeElement.textContent)');
     // Register: the username field has focus; Tab moves to the invite code; Enter submits.
     await g.getByLabel('Username').waitFor();
@@ -230,7 +208,7 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     const first = frank.page;
     const second = await frank.context!.newPage();
     second.on('pageerror', (e) => frank.pageErrors.push(`${e.name}: ${e.message.split('\n')[0]?.slice(0, 200)}`));
-    await second.goto(server.url);
+    await second.goto(web.server.url);
     await second.getByRole('heading', { name: 'tacit is open in another tab' }).waitFor();
     // The first tab still works.
     await ui.send(first, 'still here');

@@ -4,40 +4,20 @@
  * sees the accounts and their devices and resets one (whose page then says so in words); the
  * team directory suggests usernames; the sign-out prompt says what is lost.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { DESKTOP, PHONE, Profile, ServerProcess, assertBuilt, freePort, screenshot, tempDir } from './harness.ts';
+import { DESKTOP, PHONE, Profile, screenshot } from './harness.ts';
+import { browserSuite } from './suite.ts';
 
 describe('tacit web client, invites and admins', { timeout: 10 * 60_000 }, () => {
-  let server: ServerProcess;
   const ada = new Profile('ada', DESKTOP);
   const bob = new Profile('bob', PHONE);
-  const dataDir = tempDir('server-team');
-
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'invite');
-    await server.start();
-  });
-
-  after(async () => {
-    await ada.close().catch(() => undefined);
-    await bob.close().catch(() => undefined);
-    await server?.stop();
-    const seen = [ada, bob].map((p) => ({ foreign: server ? p.foreignRequests(server.url) : [], errors: [...p.pageErrors] }));
-    for (const p of [ada, bob]) p.destroy();
-    rmSync(dataDir, { recursive: true, force: true });
-    for (const v of seen) {
-      assert.deepEqual(v.foreign, [], 'the page only talks to the tacit server');
-      assert.deepEqual(v.errors, [], 'no uncaught errors in the page');
-    }
-  });
+  const web = browserSuite('team', { profiles: [ada, bob], registration: 'invite', checks: { foreign: { message: 'the page only talks to the tacit server' } } });
 
   it('the invite link the server printed opens the register form filled in; the first account is the admin', async () => {
-    const code = server.firstInvite;
+    const code = web.server.firstInvite;
     assert.ok(code !== undefined);
-    const a = await ada.open(`${server.url}/#invite=${code}`);
+    const a = await ada.open(`${web.server.url}/#invite=${code}`);
     assert.equal(await a.getByLabel('Invite code').inputValue(), code);
     await a.getByLabel('Username').fill('ada');
     await a.getByRole('button', { name: 'Register' }).click();
@@ -52,7 +32,7 @@ describe('tacit web client, invites and admins', { timeout: 10 * 60_000 }, () =>
     await a.getByRole('heading', { name: 'Admin' }).waitFor();
     await a.getByRole('button', { name: 'Create invite link' }).click();
     const link = await a.getByTestId('invite-link').locator('input').inputValue();
-    assert.match(link, new RegExp(`^${server.url}/#invite=[A-Za-z0-9_-]{20,}$`));
+    assert.match(link, new RegExp(`^${web.server.url}/#invite=[A-Za-z0-9_-]{20,}$`));
     await screenshot(a, 'admin-desktop');
 
     const b = await bob.open(link);
@@ -97,7 +77,7 @@ describe('tacit web client, invites and admins', { timeout: 10 * 60_000 }, () =>
     const done = a.getByTestId('reset-done');
     await done.waitFor();
     const again = await done.locator('input').inputValue();
-    assert.match(again, new RegExp(`^${server.url}/#invite=`));
+    assert.match(again, new RegExp(`^${web.server.url}/#invite=`));
 
     // bob's open page loses its connection and says why, without the raw code.
     const b = bob.page;

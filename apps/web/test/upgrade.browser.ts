@@ -5,39 +5,24 @@
  * deletes the old records. The records are the fixture made by that release
  * (packages/client/test/fixtures/legacy-v1/web-carol.json).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DESKTOP, Profile, ROOT, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
+import { DESKTOP, Profile, ROOT } from './harness.ts';
+import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
 const FIXTURE = join(ROOT, 'packages/client/test/fixtures/legacy-v1/web-carol.json');
 
 describe('browser profile of the previous release', { timeout: 10 * 60_000 }, () => {
-  let server: ServerProcess;
   const carol = new Profile('carol-upgrade', DESKTOP);
-  const dataDir = tempDir('server-upgrade');
-
-  before(async () => {
-    assertBuilt();
-    server = new ServerProcess(dataDir, await freePort(), 'open');
-    await server.start();
-  });
-
-  after(async () => {
-    await carol.close().catch(() => undefined);
-    await server?.stop();
-    const errors = [...carol.pageErrors];
-    carol.destroy();
-    rmSync(dataDir, { recursive: true, force: true });
-    assert.deepEqual(errors, [], 'no uncaught errors in the page');
-  });
+  const web = browserSuite('upgrade', { profiles: [carol] });
 
   it('converts the old state and journal into the history, and removes the old records', async () => {
     const fixture = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { clientState: string; journal: string };
     // Write the old release's database on the origin before the client ever runs there.
-    const p = await carol.open(server.url + '/healthz');
+    const p = await carol.open(web.server.url + '/healthz');
     const written = await p.evaluate(`(async () => {
       const f = ${JSON.stringify(fixture)};
       const db = await new Promise((res, rej) => {
@@ -68,7 +53,7 @@ describe('browser profile of the previous release', { timeout: 10 * 60_000 }, ()
     })()`);
     assert.equal(written, true);
 
-    await p.goto(server.url + '/');
+    await p.goto(web.server.url + '/');
     await p.getByTestId('me').filter({ hasText: 'carol' }).waitFor();
     await ui.toList(p);
     for (const c of ['alice', 'bob', 'dave']) await p.locator(`a[data-contact="${c}"]`).waitFor();
