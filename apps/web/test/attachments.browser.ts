@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { PHONE, Profile, screenshot } from './harness.ts';
+import { PHONE, Profile, events, screenshot } from './harness.ts';
 import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
@@ -112,11 +112,7 @@ describe('files in the web client', { timeout: 10 * 60_000 }, () => {
     await a.locator('li.msg.out[data-state="sent"] [data-name="from-browser.bin"]').waitFor({ timeout: 180_000 });
     const got = await bob.run('recv');
     assert.equal(got.code, 0, got.stderr);
-    const ev = got.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { event: string; file?: { name: string; path: string } })
-      .find((e) => e.event === 'message' && e.file?.name === 'from-browser.bin');
+    const ev = events<{ event: string; file?: { name: string; path: string } }>(got.stdout).find((e) => e.event === 'message' && e.file?.name === 'from-browser.bin');
     assert.ok(ev?.file, got.stdout);
     assert.equal(sha(readFileSync(ev.file.path)), sha(up));
   });

@@ -9,7 +9,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DESKTOP, PHONE, Profile, screenshot } from './harness.ts';
+import { DESKTOP, PHONE, Profile, events, screenshot } from './harness.ts';
 import { browserSuite } from './suite.ts';
 import * as ui from './ui.ts';
 
@@ -153,11 +153,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
 
     r = await carol.run('recv', '--wait', '60');
     assert.equal(r.code, 0, r.stderr);
-    const got = r.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { event: string; from?: string; text?: string })
-      .filter((e) => e.event === 'message');
+    const got = events<{ event: string; from?: string; text?: string }>(r.stdout).filter((e) => e.event === 'message');
     assert.deepEqual(
       got.map((e) => [e.from, e.text]),
       [['alice', 'hello from the browser']],
@@ -193,10 +189,7 @@ describe('tacit web client', { timeout: 15 * 60_000 }, () => {
     await ui.waitOutgoing(a, 'second to dave', 'sent');
     r = await dave.run('recv', '--wait', '60');
     assert.equal(r.code, 0, r.stderr);
-    const got = r.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { event: string; text?: string })
+    const got = events<{ event: string; text?: string }>(r.stdout)
       .filter((e) => e.event === 'message')
       .map((e) => e.text);
     assert.deepEqual(got, ['are you there, dave?', 'second to dave'], 'both, once each, in order');

@@ -204,12 +204,12 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
 /** The passphrase of every CLI user of the browser tests (their stores can be opened with it). */
 export const CLI_PASSPHRASE = 'browser-test passphrase';
 
-/** The events a `tacit --json` command printed: one JSON object a line. */
-export function events(stdout: string): Record<string, unknown>[] {
+/** The events a `tacit --json` command printed: one JSON object a line (`T`: the shape a test reads). */
+export function events<T = Record<string, unknown>>(stdout: string): T[] {
   return stdout
     .split('\n')
     .filter((l) => l.trim().startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+    .map((l) => JSON.parse(l) as T);
 }
 
 /** The `tacit` CLI with its own home and passphrase. */
