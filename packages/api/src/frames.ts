@@ -98,9 +98,9 @@ export interface SendFrame {
   devices?: number[];
   /**
    * Relay only to the device's live connection and drop it otherwise: never stored, never
-   * queued, never redelivered (typing indicators). Answered by `sent` with `ephemeral: true` and
-   * `delivered` (0 or 1; with several nodes, a device handed to the other nodes counts: see
-   * docs/API.md). Rate limited per connection (EPHEMERAL_SENDS_PER_SECOND).
+   * queued, never redelivered (typing indicators). Answered by `sent` with `ephemeral: true`,
+   * the same answer whether or not the device was connected (it does not tell whether anyone is
+   * online). Rate limited per connection (EPHEMERAL_SENDS_PER_SECOND).
    */
   ephemeral?: boolean;
 }
@@ -165,8 +165,8 @@ export interface SendMultiFrame {
   ttlMs?: number;
   /**
    * As on `send`: pushed to the named devices that are connected, dropped for the others, never
-   * stored; the device lists are not checked. Answered by `sent-multi` with `ephemeral: true`,
-   * `stored: 0` and `delivered`.
+   * stored; the device lists are not checked. Answered by `sent-multi` with `ephemeral: true` and
+   * `stored: 0`, whichever devices were connected.
    */
   ephemeral?: boolean;
 }
@@ -234,12 +234,8 @@ export interface SentFrame {
   /** The envelope id the recipient will see. */
   serverId: string;
   timestamp: number;
-  /**
-   * An ephemeral send: not stored; `delivered` says whether a live connection took it (0 or 1).
-   * With several nodes, 1 also when it was handed to the other nodes (an upper bound).
-   */
+  /** An ephemeral send: not stored, and nothing said of whether a live connection took it. */
   ephemeral?: true;
-  delivered?: number;
 }
 
 /**
@@ -271,9 +267,8 @@ export interface SentMultiFrame {
   stored: number;
   /** Devices skipped because their mailbox is full (MAX_QUEUE_PER_DEVICE); absent when none. */
   mailboxFull?: Address[];
-  /** An ephemeral send: nothing stored; `delivered` live connections took it (several nodes: or were handed it). */
+  /** An ephemeral send: nothing stored, and nothing said of which devices were connected. */
   ephemeral?: true;
-  delivered?: number;
 }
 
 /** What is wrong with one account's device list in a `send-multi` (device ids, ascending). */
@@ -501,6 +496,7 @@ export function validateServerFrame(v: unknown): Checked<ServerFrame> {
       return object({ type: literal('ready'), username, deviceId })(v);
     case 'message':
       return object({ type: literal('message'), envelope })(v);
+    // `delivered` on an ephemeral answer: sent by servers before 2026-12-03, still accepted, unused.
     case 'sent':
       return object({ type: literal('sent'), id: clientId, serverId, timestamp: envelopeTimestamp, ephemeral: trueValue, delivered: integer(0, 1) }, ['ephemeral', 'delivered'])(v);
     case 'sent-batch':

@@ -843,8 +843,9 @@ export class TacitClient {
   /**
    * Tells the conversation's other devices (a group: every member's) that we are typing, or
    * stopped. Ephemeral: only devices connected now get it; rate limited (a `started` at most every
-   * TYPING_SEND_INTERVAL_MS). Does nothing with typing indicators off. Resolves with how many live
-   * devices took it.
+   * TYPING_SEND_INTERVAL_MS). Does nothing with typing indicators off. Resolves with how many
+   * devices it was sent to (0 when nothing was sent); the server does not say which of them were
+   * connected, so that nobody learns from it who is online.
    */
   async setTyping(conversation: string, typing: boolean): Promise<number> {
     if (this.#closed) return 0;

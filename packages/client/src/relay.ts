@@ -119,7 +119,7 @@ export interface RelayOptions {
 
 interface PendingSend {
   frame: SendFrame | SendMultiWireFrame;
-  resolve: (r: { serverId: string; timestamp: number; delivered?: number }) => void;
+  resolve: (r: { serverId: string; timestamp: number }) => void;
   /** An ephemeral send (sendEphemeral): never resent; dropped with its connection. */
   ephemeral?: true;
   /** For a `send-multi`: its answer (stored, or refused with what to repair). */
@@ -286,14 +286,14 @@ export class Relay {
 
   /**
    * Sends an ephemeral frame (`ephemeral: true`: a typing indicator) if connected now; resolves
-   * with how many live devices took it (0 when not connected, refused, or the connection drops).
-   * Never queued, never resent.
+   * true when the server took it (it does not say which devices were connected), false when not
+   * connected, refused, or the connection drops. Never queued, never resent.
    */
-  sendEphemeral(frame: (SendFrame | SendMultiWireFrame) & { ephemeral: true }): Promise<number> {
-    if (this.#state !== 'ready' || this.#pending.has(frame.id) || this.#pending.size >= MAX_QUEUED_SENDS) return Promise.resolve(0);
+  sendEphemeral(frame: (SendFrame | SendMultiWireFrame) & { ephemeral: true }): Promise<boolean> {
+    if (this.#state !== 'ready' || this.#pending.has(frame.id) || this.#pending.size >= MAX_QUEUED_SENDS) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const p: PendingSend = { frame, resolve: (r) => resolve(r.delivered ?? 0), reject: () => resolve(0), onConnection: this.#generation, retries: 0, ephemeral: true };
-      if (!this.#write(frame)) return resolve(0);
+      const p: PendingSend = { frame, resolve: () => resolve(true), reject: () => resolve(false), onConnection: this.#generation, retries: 0, ephemeral: true };
+      if (!this.#write(frame)) return resolve(false);
       this.#pending.set(frame.id, p);
     });
   }
@@ -376,7 +376,7 @@ export class Relay {
       // Ephemeral sends are not resent: what they said is stale by the next connection.
       if (p.ephemeral) {
         this.#pending.delete(id);
-        p.resolve({ serverId: '', timestamp: 0, delivered: 0 });
+        p.reject(new ClientError('CLOSED', 'not sent'));
       }
     }
     const errorCode = errorCodeForClose(code) ?? (typeof reason === 'string' && reason in ERRORS ? (reason as ErrorCode) : undefined);
@@ -456,7 +456,7 @@ export class Relay {
         const p = this.#pending.get(f.id);
         if (!p) return this.#reject('sent for an unknown id');
         this.#pending.delete(f.id);
-        p.resolve({ serverId: f.serverId, timestamp: f.timestamp, ...(f.delivered !== undefined ? { delivered: f.delivered } : {}) });
+        p.resolve({ serverId: f.serverId, timestamp: f.timestamp });
         this.#pump();
         return;
       }
@@ -477,7 +477,7 @@ export class Relay {
         const p = this.#pending.get(f.id);
         if (p?.ephemeral) {
           this.#pending.delete(f.id);
-          p.resolve({ serverId: '', timestamp: f.timestamp, delivered: f.delivered ?? 0 });
+          p.resolve({ serverId: '', timestamp: f.timestamp });
           return;
         }
         if (!p?.multi) return this.#reject('sent-multi for an unknown id');
@@ -493,7 +493,7 @@ export class Relay {
         if (p.ephemeral) {
           // Not worth a retry: a typing indicator that is late is wrong.
           this.#pending.delete(f.id);
-          p.resolve({ serverId: '', timestamp: 0, delivered: 0 });
+          p.reject(new ClientError('CLOSED', 'not sent'));
           return;
         }
         if (RETRIABLE_SEND_ERRORS.has(f.code) && p.retries < MAX_SEND_RETRIES) {

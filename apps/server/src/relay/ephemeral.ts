@@ -1,7 +1,9 @@
 /**
  * Ephemeral sends (`send` / `send-multi` with `ephemeral: true`; typing indicators): pushed to the
  * recipient devices' live connections and dropped for every other device. Nothing is stored,
- * queued, counted as queued or redelivered; the sender's answer says how many devices it went to.
+ * queued, counted as queued or redelivered. The sender's answer is the same whether or not any
+ * recipient device was connected: it does not tell an account whether another is online now (as
+ * Signal's server answers an online-only send the same either way).
  * Each connection has its own bucket (EPHEMERAL_SENDS_PER_SECOND, burst EPHEMERAL_BURST); over
  * it the frame is refused with RATE_LIMITED and the socket stays open.
  *
@@ -10,9 +12,7 @@
  *
  * Several nodes: a device connected to this node gets it from here; every other recipient device
  * goes to the other nodes in one `ephemeral` event on the cluster channel (cluster.ts, bounded,
- * checked on receipt), and the node holding its socket, if any, pushes it. `delivered` then
- * counts the devices pushed here plus those handed to the other nodes: an upper bound (a device
- * connected nowhere is counted but gets nothing), exact on a single node.
+ * checked on receipt), and the node holding its socket, if any, pushes it.
  */
 import { randomBytes } from 'node:crypto';
 import { CIPHERTEXT_TYPES, EPHEMERAL_BURST, EPHEMERAL_SENDS_PER_SECOND, type CiphertextType, type SendFrame, type SendMultiFrame } from '@tacit/api';
@@ -94,12 +94,11 @@ export class EphemeralSends {
     const now = this.#ctx.now();
     const me = conn.device!;
     const elsewhere = this.#ctx.cluster === undefined ? undefined : [];
-    let delivered = 0;
     if (frame.to.username !== me.username || frame.to.deviceId !== me.deviceId) {
-      if (this.#route(me, addressKey(frame.to), frame.message.type, frame.message.body, now, elsewhere)) delivered++;
-      delivered += this.#forward(elsewhere);
+      this.#route(me, addressKey(frame.to), frame.message.type, frame.message.body, now, elsewhere);
+      this.#forward(elsewhere);
     }
-    conn.reply({ type: 'sent', id: frame.id, serverId: `${this.#prefix}0`, timestamp: now, ephemeral: true, delivered });
+    conn.reply({ type: 'sent', id: frame.id, serverId: `${this.#prefix}0`, timestamp: now, ephemeral: true });
   }
 
   sendMulti(conn: Connection, frame: SendMultiFrame): void {
@@ -107,16 +106,15 @@ export class EphemeralSends {
     const now = this.#ctx.now();
     const me = conn.device!;
     const elsewhere = this.#ctx.cluster === undefined ? undefined : [];
-    let delivered = 0;
     for (const r of frame.recipients) {
       for (const d of r.devices) {
         if (r.username === me.username && d.deviceId === me.deviceId) continue;
         const m = d.message ?? frame.message!;
-        if (this.#route(me, addressKey({ username: r.username, deviceId: d.deviceId }), m.type, m.body, now, elsewhere)) delivered++;
+        this.#route(me, addressKey({ username: r.username, deviceId: d.deviceId }), m.type, m.body, now, elsewhere);
       }
     }
-    delivered += this.#forward(elsewhere);
-    conn.reply({ type: 'sent-multi', id: frame.id, timestamp: now, stored: 0, ephemeral: true, delivered });
+    this.#forward(elsewhere);
+    conn.reply({ type: 'sent-multi', id: frame.id, timestamp: now, stored: 0, ephemeral: true });
   }
 
   /** Another node's ephemeral messages: pushed to the devices connected here, dropped otherwise. */

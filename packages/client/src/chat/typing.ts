@@ -124,7 +124,8 @@ export class Typing {
       );
     }
     if (recipients.length === 0) return 0;
-    return relay.sendEphemeral({ type: 'send-multi', id: toHex(this.#core.backend.randomBytes(12)), recipients, ephemeral: true });
+    const taken = await relay.sendEphemeral({ type: 'send-multi', id: toHex(this.#core.backend.randomBytes(12)), recipients, ephemeral: true });
+    return taken ? recipients.reduce((n, r) => n + r.devices.length, 0) : 0;
   }
 
   /** Inside the inbox's state change: a typing indicator from `from`. */
