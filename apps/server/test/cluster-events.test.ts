@@ -10,21 +10,10 @@ import type { Redis } from 'ioredis';
 import { validateServerFrame } from '@tacit/api';
 import { RedisCluster, type RemoteEphemeral, type RemoteMessage } from '../src/cluster.js';
 import { messageFrameText } from '../src/relay/delivery.js';
+import { mulberry32 } from '../../../packages/protocol/test/support/random.ts';
 
 const SEED = process.env['TACIT_TEST_SEED'] !== undefined ? Number(process.env['TACIT_TEST_SEED']) : 0x7ac17;
 const ROUNDS = 4_000;
-
-/** mulberry32: a small seeded generator, so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class FakeRedis extends EventEmitter {
   readonly published: Buffer[] = [];
@@ -86,7 +75,7 @@ test(`cluster events: ${ROUNDS} garbled events (seed ${SEED}) never throw, and w
   assert.equal(seeds.length, 3);
   const channel = Buffer.from('t:events');
 
-  const r = rng(SEED);
+  const r = mulberry32(SEED);
   for (let i = 0; i < ROUNDS; i++) {
     let text = seeds[i % seeds.length]!;
     for (let k = 1 + Math.floor(r() * 3); k > 0; k--) text = mutate(text, r);

@@ -25,6 +25,7 @@ import { accountCodec } from '../src/account.ts';
 import { PREFIX } from '../src/keys.ts';
 import { MAX_SENDER_KEYS_PER_DEVICE } from '../src/group/sender-keys.ts';
 import { fakeRelay, type FakeRelay } from './support/fake-relay.ts';
+import { mulberry32 } from '../../protocol/test/support/random.ts';
 
 const backend = nodeBackend();
 const bobAddr = new ProtocolAddress('bob', 1);
@@ -182,17 +183,6 @@ test(`a member handing over sender key after sender key: at most ${MAX_SENDER_KE
   }
 });
 
-/** mulberry32: a small seeded generator, so a failure replays (TACIT_TEST_SEED). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Values a hostile sender puts where another belongs, by the kind of value they replace. */
 const HOSTILE_STRINGS = ['', 'constructor', '__proto__', 'toString', 'a'.repeat(40), 'x'.repeat(70), 'ab'.repeat(16), 'bob', 'alice', '\u202e', 'edit', 'react', 'timer'];
@@ -260,7 +250,7 @@ test(`${FUZZ_MESSAGES} mutated plaintexts of every kind, from a contact and from
       { from: 'laptop', o: { v: 1, id: 'b2', text: '', sentAt: at, sentTo: 'alice', act: { k: 'react', author: 'alice', target: 'a0', emoji: '🙂' } } },
       { from: 'laptop', o: { v: 1, readSync: [{ from: 'alice', id: 'a0', at }, { from: 'alice', id: 'a1', at, group }] } },
     ];
-    const r = rng(FUZZ_SEED);
+    const r = mulberry32(FUZZ_SEED);
     for (let i = 0; i < FUZZ_MESSAGES; i++) {
       const s = seeds[Math.floor(r() * seeds.length)]!;
       let o = s.o;
