@@ -7,7 +7,7 @@ export { encryptProvisioning, decryptProvisioning, formatLinkCode, parseLinkCode
 export { decodeProvisioningMessage, encodeProvisioningMessage, MAX_SYNCED_CONTACTS, MAX_SYNCED_GROUPS, DEFAULT_LINK_TIMEOUT_MS, type ProvisioningMessage } from './link.js';
 export type { ActionResult, ClientOptions, ContactInfo, ConversationInfo, RegisterOptions } from './client.js';
 export { EDIT_WINDOW_MS, MIN_DISAPPEARING_MS, MAX_DISAPPEARING_MS, MAX_REACTION_LENGTH, isReactionEmoji, isTimerMs, decodeAction, encodeAction, parseDuration, describeDuration, type Action } from './chat/actions.js';
-export { MAX_HELD_ACTIONS, HELD_ACTION_TTL_MS, MIN_MESSAGE_PREFIX, type AppliedAction, type IgnoredReason } from './chat/edits.js';
+export { MAX_HELD_ACTIONS, MAX_HELD_ACTIONS_PER_SENDER, HELD_ACTION_TTL_MS, MIN_MESSAGE_PREFIX, type AppliedAction, type IgnoredReason } from './chat/edits.js';
 export { MAX_SEARCH_RESULTS, MAX_SEARCH_QUERY, MAX_INDEXED_PREFIX, MAX_TERMS_PER_MESSAGE, MAX_CHUNK_POSTINGS, MAX_QUERY_LOOKUPS, SEARCH_SEQ_SPAN, SEARCH_BUILD_BATCH, searchWords, searchTerms } from './chat/search-index.js';
 export { MAX_EDIT_VERSIONS, MAX_REACTIONS_PER_MESSAGE, type Reaction, type TextVersion } from './chat/meta.js';
 export type { ClientEvents } from './events.js';

@@ -7,6 +7,7 @@ import { nodeBackend } from '@tacit/protocol/node';
 import {
   EDIT_WINDOW_MS,
   MAX_HELD_ACTIONS,
+  MAX_HELD_ACTIONS_PER_SENDER,
   MemoryRecordStore,
   TacitClient,
   decodeAction,
@@ -245,9 +246,15 @@ test('an action that arrives before its message is held and applied when it come
   // An older edit arriving late is kept as a version, not shown.
   await core.mutate((t) => actions.receive(t, conv, 'bob', { k: 'edit', target: id, text: 'older' }, now + 1));
   assert.equal((await history.page(conv))[0]?.text, 'fixed');
-  // Held actions are bounded: past MAX_HELD_ACTIONS the oldest go.
+  // Held actions are bounded: past MAX_HELD_ACTIONS_PER_SENDER a sender's own oldest go (carol's stays),
+  // past MAX_HELD_ACTIONS anyone's oldest.
   await core.mutate(async (t) => {
-    for (let i = 0; i < MAX_HELD_ACTIONS + 20; i++) await actions.receive(t, conv, 'bob', { k: 'delete', target: `dead${i}` }, now);
+    for (let i = 0; i < MAX_HELD_ACTIONS_PER_SENDER + 20; i++) await actions.receive(t, conv, 'bob', { k: 'delete', target: `dead${i}` }, now);
+  });
+  assert.equal((await core.view().list(PREFIX.heldAction)).length, MAX_HELD_ACTIONS_PER_SENDER + 1);
+  const senders = Math.ceil(MAX_HELD_ACTIONS / MAX_HELD_ACTIONS_PER_SENDER) + 1;
+  await core.mutate(async (t) => {
+    for (let s = 0; s < senders; s++) for (let i = 0; i < MAX_HELD_ACTIONS_PER_SENDER; i++) await actions.receive(t, conv, `m${s}`, { k: 'delete', target: `dead${i}` }, now);
   });
   assert.equal((await core.view().list(PREFIX.heldAction)).length, MAX_HELD_ACTIONS);
   await a.client.close();

@@ -24,6 +24,7 @@ import { wsSocketFactory } from '../src/node.ts';
 import { accountCodec } from '../src/account.ts';
 import { PREFIX } from '../src/keys.ts';
 import { MAX_SENDER_KEYS_PER_DEVICE } from '../src/group/sender-keys.ts';
+import { MAX_HELD_ACTIONS, MAX_HELD_ACTIONS_PER_SENDER } from '../src/chat/edits.ts';
 import { fakeRelay, type FakeRelay } from './support/fake-relay.ts';
 import { mulberry32 } from '../../protocol/test/support/random.ts';
 
@@ -177,6 +178,28 @@ test(`a member handing over sender key after sender key: at most ${MAX_SENDER_KE
     await until(async () => (await bob.history(`g:${group}`)).some((m) => m.text === 'newest key'), 'the message under the newest key');
     assert.deepEqual((await bob.history(`g:${group}`)).filter((m) => !m.system).map((m) => m.text), ['newest key']);
     assert.ok(undecryptable.some((u) => u.startsWith('alice/1:')), undecryptable.join(', '));
+  } finally {
+    await bob.close();
+    await relay.close();
+  }
+});
+
+
+test(`a contact flooding early edits and deletions: only its own oldest go past ${MAX_HELD_ACTIONS_PER_SENDER}; another contact's held edit stays and applies`, async () => {
+  const { relay, bob, store, sender } = await bobBehindFakeRelay();
+  try {
+    const alice = await sender('alice', 1);
+    const mallory = await sender('mallory', 1);
+    const sentAt = 1_700_000_000_000;
+    // Alice's edit comes before its message (held), then mallory's flood, more than all held actions together.
+    await alice.send(envelope({ id: 'e1', text: '', sentAt: sentAt + 1, act: { k: 'edit', target: 'm1', text: 'fixed' } }));
+    for (let i = 0; i < MAX_HELD_ACTIONS + 8; i++) await mallory.send(envelope({ id: `d${i}`, text: '', sentAt, act: { k: 'delete', target: `gone${i}` } }));
+    assert.equal((await store.list(PREFIX.heldAction)).length, MAX_HELD_ACTIONS_PER_SENDER + 1);
+    await alice.send(envelope({ id: 'm1', text: 'fxied', sentAt }));
+    await until(async () => (await bob.history('alice')).length === 1, 'alice\'s message');
+    const [m] = await bob.history('alice');
+    assert.equal(m?.text, 'fixed');
+    assert.deepEqual(m?.versions?.map((v) => v.text), ['fxied']);
   } finally {
     await bob.close();
     await relay.close();

@@ -12,8 +12,9 @@
  * - a reaction replaces the actor's earlier one on that message if it is newer (a removal is kept
  *   as an empty reaction, so an older one arriving late does not come back).
  * - a timer change sets the conversation's timer and adds a system line.
- * An action whose message is not here (yet) is held, at most MAX_HELD_ACTIONS for at most
- * HELD_ACTION_TTL_MS, and applied when the message arrives; otherwise it is dropped.
+ * An action whose message is not here (yet) is held, at most MAX_HELD_ACTIONS (and
+ * MAX_HELD_ACTIONS_PER_SENDER from one sender) for at most HELD_ACTION_TTL_MS, and applied when
+ * the message arrives; otherwise it is dropped.
  *
  * Disappearing: a message carries its conversation's timer (`exp`); its clock starts when it is
  * read (history.ts `#startTimers`), or when it is sent for our own. The sweep removes messages
@@ -32,6 +33,11 @@ import { toHex } from '../bytes.js';
 
 /** Actions held for a message not here yet. Bounds what a contact can make a device keep. */
 export const MAX_HELD_ACTIONS = 256;
+/**
+ * Held actions from one sender at most: a flood from one contact evicts only its own oldest, not
+ * the others' (at a quarter of MAX_HELD_ACTIONS, four senders must flood to crowd out a fifth).
+ */
+export const MAX_HELD_ACTIONS_PER_SENDER = 64;
 /** How long a held action waits for its message (a message delayed longer is rare; an edit to it is then lost). */
 export const HELD_ACTION_TTL_MS = 24 * 60 * 60 * 1000;
 /** Messages one sweep removes at most; the next sweep follows at once. */
@@ -182,17 +188,24 @@ export class MessageActions {
     const author = act.k === 'react' ? act.author : actor;
     const key = this.#core.keys.heldActionsFor(conversation, author, act.target) + seqKey(t.nextSeq());
     t.write(heldActionCodec, key, { meta: { conversation, actor, at, heldAt: this.#core.now(), act }, blob: new Uint8Array(0) });
-    // Bounded: the oldest held actions go first (keys sort by target, so age is read from the record).
+    // Bounded: the oldest held actions go first (keys sort by target, so age is read from the record),
+    // the sender's own before anyone else's.
     const all = await t.list(PREFIX.heldAction, { limit: MAX_HELD_ACTIONS * 2 + 1 });
     const now = this.#core.now();
-    const live: { key: string; heldAt: number }[] = [];
+    let live: { key: string; heldAt: number; actor: string }[] = [];
     for (const r of all) {
       const h = heldActionCodec.decode(r.value).meta;
       if (now - h.heldAt > HELD_ACTION_TTL_MS) t.delete(r.key);
-      else live.push({ key: r.key, heldAt: h.heldAt });
+      else live.push({ key: r.key, heldAt: h.heldAt, actor: h.actor });
+    }
+    live.sort((a, b) => a.heldAt - b.heldAt || keyNumber(a.key) - keyNumber(b.key));
+    const own = live.filter((x) => x.actor === actor);
+    if (own.length > MAX_HELD_ACTIONS_PER_SENDER) {
+      const evicted = new Set(own.slice(0, own.length - MAX_HELD_ACTIONS_PER_SENDER).map((x) => x.key));
+      for (const k of evicted) t.delete(k);
+      live = live.filter((x) => !evicted.has(x.key));
     }
     if (live.length > MAX_HELD_ACTIONS) {
-      live.sort((a, b) => a.heldAt - b.heldAt || keyNumber(a.key) - keyNumber(b.key));
       for (const x of live.slice(0, live.length - MAX_HELD_ACTIONS)) t.delete(x.key);
     }
   }
