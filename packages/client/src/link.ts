@@ -10,7 +10,7 @@
  * states (never message history) to the code's key.
  */
 import { fromBase64, toBase64, MAX_PROVISIONING_MESSAGE_BYTES, parseJson, username as usernameValidator, validateProvisioningFrame, linkToken } from '@tacit/api';
-import { IdentityKeyPair, type CryptoBackend } from '@tacit/protocol';
+import { IdentityKeyPair, PublicKey, type CryptoBackend } from '@tacit/protocol';
 import { utf8Decode, utf8Encode } from './bytes.js';
 import { ClientError } from './errors.js';
 import { decryptProvisioning, formatLinkCode, generateProvisioningKeyPair } from './provisioning.js';
@@ -75,12 +75,24 @@ export function decodeProvisioningMessage(bytes: Uint8Array): ProvisioningMessag
     if (typeof c !== 'object' || c === null) throw bad('contacts');
     const cu = usernameValidator((c as Record<string, unknown>)['username']);
     const k = (c as Record<string, unknown>)['identityKey'];
-    if (!cu.ok || (k !== undefined && (typeof k !== 'string' || fromBase64(k)?.length !== 33))) throw bad('contacts');
+    if (!cu.ok || (k !== undefined && !isIdentityKey(k))) throw bad('contacts');
     contacts.push({ username: cu.value, ...(k !== undefined ? { identityKey: k as string } : {}) });
   }
   const rawGroups = o['groups'];
   if (!Array.isArray(rawGroups) || rawGroups.length > MAX_SYNCED_GROUPS || !rawGroups.every((g) => typeof g === 'string' && fromBase64(g) !== undefined)) throw bad('groups');
   return { v: PROVISIONING_MESSAGE_VERSION, username: u.value, identityKeyPair: o['identityKeyPair'] as string, token: t.value, contacts, groups: rawGroups as string[], identity };
+}
+
+/** A serialized curve public key in base64 (0x05 || canonical u), as every identity key is checked where it is decoded. */
+function isIdentityKey(k: unknown): k is string {
+  const bytes = typeof k === 'string' ? fromBase64(k) : undefined;
+  if (bytes === undefined) return false;
+  try {
+    PublicKey.deserialize(bytes);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface AwaitProvisioningOptions {
