@@ -1,7 +1,7 @@
 /** What every command gets: parsed arguments, output, the home directory and a way to open it. */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { linkHome, openHome, registerHome, type HomeClient } from '@tacit/client/node';
+import { linkHome, openHome, registerHome, signOutHome, type HomeClient, type SignOutResult } from '@tacit/client/node';
 import type { LinkOptions, RegisterOptions } from '@tacit/client';
 import type { ParsedArgs } from './args.js';
 import type { Output } from './output.js';
@@ -23,6 +23,8 @@ export interface Ctx {
   open(): Promise<HomeClient>;
   register(reg: RegisterOptions): Promise<HomeClient>;
   link(link: LinkOptions): Promise<HomeClient>;
+  /** `tacit sign-out`: unlinks this device (when the account has others) and deletes the home's state. */
+  signOut(): Promise<SignOutResult>;
 }
 
 export function makeCtx(args: ParsedArgs, out: Output, io: { env: Record<string, string | undefined>; stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }): Ctx {
@@ -43,6 +45,10 @@ export function makeCtx(args: ParsedArgs, out: Output, io: { env: Record<string,
     async link(link) {
       const passphrase = await getPassphrase(io, { confirm: true });
       return linkHome({ home, passphrase }, link);
+    },
+    async signOut() {
+      const passphrase = await getPassphrase(io, { confirm: false });
+      return signOutHome({ home, passphrase });
     },
   };
 }

@@ -1,9 +1,11 @@
 /**
  * Linked devices: `tacit link` (this home becomes a new device of an existing account),
  * `tacit devices` (list), `tacit devices add <code>` (link the device showing the code),
- * `tacit devices remove <id>`.
+ * `tacit devices remove <id>`, `tacit sign-out` (this device leaves the account; the home is deleted).
  */
+import { createInterface } from 'node:readline';
 import { renderUnicodeCompact } from 'uqr';
+import { describeError } from '@tacit/client';
 import { UsageError } from './args.js';
 import type { Ctx } from './context.js';
 import { EXIT } from './exit-codes.js';
@@ -86,5 +88,49 @@ async function listDevices(ctx: Ctx): Promise<number> {
   } finally {
     await h.close();
   }
+  return EXIT.OK;
+}
+
+/** Reads one line from a terminal: "yes" confirms signing out. */
+async function confirmSignOut(ctx: Ctx): Promise<boolean> {
+  ctx.stderr.write(
+    `Sign out of ${ctx.home}? This removes this device from the account (when the account has other devices: it gets no more messages)\n` +
+      `and deletes its keys and history here, which cannot be undone. On the account's only device, the account and its messages\n` +
+      `cannot be opened again anywhere and the username stays taken until an admin resets it.\nType yes to confirm: `,
+  );
+  const rl = createInterface({ input: ctx.stdin, terminal: false });
+  try {
+    for await (const line of rl) return line.trim().toLowerCase() === 'yes';
+    return false;
+  } finally {
+    rl.close();
+  }
+}
+
+/**
+ * `tacit sign-out [--yes]`: removes this device from the account on the server when the account
+ * has other devices (best effort: if the server cannot be reached, the local state is deleted
+ * anyway and the output says to remove the device from another one), then deletes the home's
+ * state. The account's only device is not removed from the server. Received files stay.
+ */
+export async function cmdSignOut(ctx: Ctx): Promise<number> {
+  if (ctx.args.positionals.length !== 0) throw new UsageError('usage: tacit sign-out [--yes]');
+  const interactive = ctx.stdin.isTTY === true && !ctx.args.json;
+  if (!ctx.args.yes && !interactive) throw new UsageError('signing out deletes this home\'s keys and history and cannot be undone: add --yes to confirm');
+  if (!ctx.args.yes && !(await confirmSignOut(ctx))) throw new UsageError('not confirmed; nothing was changed');
+  const r = await ctx.signOut();
+  const who = `device ${r.deviceId} of ${r.username}`;
+  const server =
+    r.server.kind === 'unlinked'
+      ? `removed ${who} from the account (it gets no more messages)`
+      : r.server.kind === 'only-device'
+        ? `kept ${who} on the server: it is the account's only device, so the account stays and the username stays taken until an admin resets it`
+        : `could not remove ${who} from the account (${sanitize(describeError(r.server.error))}): remove it from another device (tacit devices remove ${r.deviceId}, or Settings → Devices on the web)`;
+  const local = r.kept.length === 0 ? `deleted ${ctx.home}` : `deleted the keys and history in ${ctx.home} (kept: ${r.kept.slice(0, 5).map(sanitize).join(', ')}${r.kept.length > 5 ? ', …' : ''})`;
+  ctx.out.event(
+    'signed-out',
+    { username: r.username, deviceId: r.deviceId, unlinked: r.server.kind === 'unlinked', server: r.server.kind, home: ctx.home, kept: r.kept },
+    `signed out: ${server}; ${local}`,
+  );
   return EXIT.OK;
 }

@@ -7,7 +7,7 @@ import { makeCtx, type Ctx } from './context.js';
 import { cmdAdmin, cmdDirectory } from './team.js';
 import { cmdGroup } from './group.js';
 import { cmdSettings } from './settings.js';
-import { cmdDevices, cmdLink } from './devices.js';
+import { cmdDevices, cmdLink, cmdSignOut } from './devices.js';
 import { cmdDelete, cmdEdit, cmdReact, cmdSearch, cmdTimer } from './edits.js';
 import { cmdRetry } from './retry.js';
 import { cmdPassphrase } from './passphrase.js';
@@ -56,6 +56,9 @@ devices (one account on several devices: each gets every message, and your own m
   devices                        this account's devices (id, name, added, last seen)
   devices add <code>             link the new device showing this code
   devices remove <id>            sign a device out for good (it gets no more messages)
+  sign-out [--yes]               sign this device out: remove it from the account (when the
+                                 account has other devices) and delete this home's keys and
+                                 history (received files stay)
 
 edits, reactions, disappearing messages, search (a message is its id as history and
 send --json print it, or its first 6+ characters; history shows the first 8):
@@ -84,7 +87,7 @@ admin commands (for admins: the first account on a server, and those the operato
 options:
   --home <dir>   account directory (default: $TACIT_HOME or ~/.tacit)
   --json         machine-readable output: one JSON object per line
-  --yes          confirm admin reset without being asked
+  --yes          confirm admin reset or sign-out without being asked
   --help         this text
 
 The passphrase that encrypts the local state comes from TACIT_PASSPHRASE or a prompt
@@ -119,6 +122,7 @@ const COMMANDS: Record<string, Command> = {
   settings: cmdSettings,
   link: cmdLink,
   devices: cmdDevices,
+  'sign-out': cmdSignOut,
   edit: cmdEdit,
   delete: cmdDelete,
   react: cmdReact,

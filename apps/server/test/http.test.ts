@@ -366,6 +366,16 @@ test('devices: add, list, use, remove; limits', () =>
       assert.equal(gone.statusCode, 401);
       const badId = await h.server.app.inject({ method: 'DELETE', url: '/v1/devices/0', headers: auth(a) });
       assert.equal(badId.statusCode, 400);
+      // A device may remove itself with its own credentials (signing out); it frees its place.
+      const d3b = makeDevice({ identity: a.device.identity });
+      const add3 = await h.server.app.inject({ method: 'POST', url: '/v1/devices', headers: auth(a), payload: { ...d3b.keys, secret: d3b.secret } });
+      assert.equal(add3.statusCode, 201);
+      const a3 = { username: a.username, deviceId: (add3.json() as { deviceId: number }).deviceId, secret: d3b.secret };
+      const self = await h.server.app.inject({ method: 'DELETE', url: `/v1/devices/${a3.deviceId}`, headers: auth(a3) });
+      assert.equal(self.statusCode, 204);
+      assert.equal((await h.server.app.inject({ method: 'GET', url: '/v1/keys/count', headers: auth(a3) })).statusCode, 401);
+      const after = await h.server.app.inject({ method: 'GET', url: `/v1/devices/${a.username}`, headers: auth(b) });
+      assert.deepEqual((after.json() as { devices: { deviceId: number }[] }).devices.map((d) => d.deviceId), [1]);
     },
     { limits: { maxDevicesPerAccount: 2, bundleFetchBurst: 100 } },
   ));

@@ -471,6 +471,26 @@ export class TacitClient {
     await this.#core.mutate((t) => t.delete(this.#core.keys.session(this.username, deviceId)));
   }
 
+  /**
+   * Signing out of this device, on the server: removes this device from the account (as Signal
+   * and WhatsApp unlink a device that logs out), so it no longer counts toward the account's
+   * devices and messages to the account are no longer encrypted and queued for it. Only when the
+   * account has another device: the account's only device is kept (`unlinked: false`), because an
+   * account without devices could never be opened again, and its username stays taken until an
+   * admin resets it. Afterwards the server refuses this device's credentials: close the client
+   * and delete its state. Fails as any request does (NETWORK, SERVER, ...) with nothing changed;
+   * a device removed at the same moment from elsewhere can still race the check.
+   */
+  async unlinkThisDevice(): Promise<{ unlinked: boolean; otherDevices: number }> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    const list = (await this.#http.devices()).devices;
+    if (!list.some((d) => d.deviceId === this.deviceId)) throw new ClientError('BAD_RESPONSE', 'the device list does not hold this device');
+    const otherDevices = list.filter((d) => d.deviceId !== this.deviceId).length;
+    if (otherDevices === 0) return { unlinked: false, otherDevices };
+    await this.#http.removeDevice(this.deviceId);
+    return { unlinked: true, otherDevices };
+  }
+
   /** Opens the account stored in `opts.store`. */
   static async open(opts: ClientOptions): Promise<TacitClient> {
     const events = new Emitter<ClientEvents>();

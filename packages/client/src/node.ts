@@ -3,7 +3,7 @@
 // file so only one process uses it at a time. Sockets are `ws`; crypto is the protocol's
 // node:crypto backend. A home written by the release before record storage (`state.sealed`) is
 // upgraded on first open.
-import { mkdir, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rmdir, unlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeBackend } from '@tacit/protocol/node';
@@ -181,6 +181,58 @@ export function openHome(o: HomeOptions): Promise<HomeClient> {
       throw e;
     }
     return bind(client, lock);
+  });
+}
+
+/** What `signOutHome` did on the server. */
+export type SignOutServerResult =
+  /** This device was removed from the account. */
+  | { kind: 'unlinked'; otherDevices: number }
+  /** The account's only device: kept on the server (the username stays taken). */
+  | { kind: 'only-device' }
+  /** The server could not be asked or refused: remove this device from another device. */
+  | { kind: 'failed'; error: unknown };
+
+export interface SignOutResult {
+  username: string;
+  deviceId: number;
+  server: SignOutServerResult;
+  /** Names left in the home (files received into it, anything not tacit's); the home was removed if none. */
+  kept: string[];
+}
+
+/**
+ * Signs this home out (`tacit sign-out`): holding the home's lock, opens it (WRONG_PASSPHRASE,
+ * nothing changed, if the passphrase is not it), removes this device from the account on the
+ * server when the account has other devices (TacitClient.unlinkThisDevice; best effort: a server
+ * that cannot be reached or refuses is reported, not fatal), then deletes the state database and
+ * the lock, and the home itself if nothing else is in it. Received files are never deleted.
+ */
+export function signOutHome(o: HomeOptions): Promise<SignOutResult> {
+  return withLock(o, false, async (lock) => {
+    const store = await openHomeStore(o, false);
+    let client: TacitClient;
+    try {
+      client = await TacitClient.open(clientOptions(store, o));
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    const { username, deviceId } = client;
+    let server: SignOutServerResult;
+    try {
+      const r = await client.unlinkThisDevice();
+      server = r.unlinked ? { kind: 'unlinked', otherDevices: r.otherDevices } : { kind: 'only-device' };
+    } catch (error) {
+      server = { kind: 'failed', error };
+    }
+    await client.close();
+    await removeDatabase(join(o.home, STATE_DB));
+    await unlink(join(o.home, LEGACY_STATE_FILE)).catch(() => undefined);
+    await lock.release();
+    const kept = await readdir(o.home).catch(() => [] as string[]);
+    if (kept.length === 0) await rmdir(o.home).catch(() => undefined);
+    return { username, deviceId, server, kept };
   });
 }
 
