@@ -67,6 +67,8 @@ export type Phase =
   /** The records are under a passphrase lock: asked for on every page load. */
   | { kind: 'locked'; busy: boolean; error: string | undefined }
   | { kind: 'fatal'; message: string }
+  /** Signed out, local data deleted, but this browser could not be removed from the account. */
+  | { kind: 'signed-out'; message: string }
   | { kind: 'ready' };
 
 export type Connection = 'connecting' | 'online' | 'offline' | 'stopped';
@@ -781,8 +783,38 @@ export class Chat {
 
   // ---- account ----
 
-  /** Deletes this browser's keys, sessions and history, and reloads. */
+  /**
+   * How many other devices the account has (for the sign-out confirmation), or undefined when
+   * that cannot be learnt (locked, offline).
+   */
+  async otherDevices(): Promise<number | undefined> {
+    const client = this.#client;
+    if (client === undefined) return undefined;
+    try {
+      return (await client.devices()).filter((d) => !d.current).length;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Signs out: first removes this browser from the account on the server when the account has
+   * other devices (TacitClient.unlinkThisDevice; the only device is kept), then deletes this
+   * browser's keys, sessions and history, and reloads. Removal is best effort: when the server
+   * cannot be reached (or tacit is locked, so there are no credentials), local data is deleted
+   * anyway and the page says to remove this browser from another device's Devices page. Locked
+   * (or with a damaged account record) there are no credentials: local data only, as the
+   * confirmation says.
+   */
   async signOut(): Promise<void> {
+    const username = this.#client?.username;
+    // Locked or damaged there are no credentials to ask with; the confirmation said so.
+    let unlinkFailure: string | undefined;
+    try {
+      await this.#client?.unlinkThisDevice();
+    } catch (e) {
+      unlinkFailure = isClientError(e) && (e.code === 'NETWORK' || e.code === 'TIMEOUT') ? 'the server could not be reached' : userMessage(e).replace(/\.$/, '');
+    }
     for (const u of this.#unsubscribe.splice(0)) u();
     await this.#client?.close().catch(() => undefined);
     await this.#store?.close().catch(() => undefined);
@@ -795,7 +827,13 @@ export class Chat {
       return;
     }
     this.#store = undefined;
-    location.reload();
+    if (unlinkFailure === undefined) return location.reload();
+    this.#setPhase({
+      kind: 'signed-out',
+      message:
+        `This browser's keys and history are deleted, but it could not be removed from ${username ?? 'the account'}'s devices (${unlinkFailure}). ` +
+        'If the account has other devices, remove this one on another device (Settings → Devices in the web client, tacit devices remove in the terminal): until then messages are still encrypted for it.',
+    });
   }
 
   #need(): TacitClient {

@@ -83,6 +83,19 @@ function Screens({ chat }: { chat: Chat }) {
       </main>
     );
   }
+  if (phase.kind === 'signed-out') {
+    return (
+      <main class="card notice" aria-labelledby="signed-out-title">
+        <h1 id="signed-out-title">Signed out</h1>
+        <p role="alert" data-testid="signed-out-message">
+          {phase.message}
+        </p>
+        <button type="button" class="primary" onClick={() => location.reload()}>
+          Continue
+        </button>
+      </main>
+    );
+  }
   if (phase.kind === 'locked') return <Unlock chat={chat} busy={phase.busy} error={phase.error} forgot={<SignOut chat={chat} />} />;
   if (phase.kind === 'register') return <Register chat={chat} busy={phase.busy} error={phase.error} />;
 
@@ -135,6 +148,16 @@ function Screens({ chat }: { chat: Chat }) {
 
 function SignOut({ chat }: { chat: Chat }) {
   const [confirming, setConfirming] = useState(false);
+  const [others, setOthers] = useState<number | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (!confirming) return;
+    let live = true;
+    void chat.otherDevices().then((n) => live && setOthers(n));
+    return () => {
+      live = false;
+    };
+  }, [confirming]);
   if (!confirming) {
     return (
       <button type="button" class="link" onClick={() => setConfirming(true)}>
@@ -142,6 +165,7 @@ function SignOut({ chat }: { chat: Chat }) {
       </button>
     );
   }
+  const account = chat.username ? `${chat.username} and its` : 'the account and its';
   return (
     <span
       class="confirm"
@@ -152,10 +176,23 @@ function SignOut({ chat }: { chat: Chat }) {
       }}
     >
       <span data-testid="sign-out-warning">
-        Signing out deletes this browser’s keys and history. They are this account’s only keys: {chat.username ? `${chat.username} and its` : 'the account and its'} messages
-        cannot be opened again anywhere, and the username stays taken until an admin resets it.
+        {others !== undefined && others > 0
+          ? `Signing out removes this browser from ${chat.username ?? 'the account'}’s devices (it gets no more messages) and deletes its keys and history here. The account’s ${others === 1 ? 'other device keeps' : `${others} other devices keep`} theirs.`
+          : others === 0
+            ? `Signing out deletes this browser’s keys and history. They are this account’s only keys: ${account} messages cannot be opened again anywhere, and the username stays taken until an admin resets it.`
+            : chat.username === undefined
+              ? `Signing out deletes this browser’s keys and history. While tacit cannot open the account here, it cannot remove this browser from the account’s devices: if the account has other devices, remove it on one of them (Devices page) afterwards. If this is the account’s only device, these are its only keys: the account and its messages cannot be opened again anywhere, and the username stays taken until an admin resets it.`
+              : `Signing out removes this browser from the account’s devices if it has others, and deletes this browser’s keys and history. If the server cannot be reached, remove this browser from another device’s Devices page afterwards. If this is the account’s only device, these are its only keys: ${account} messages cannot be opened again anywhere, and the username stays taken until an admin resets it.`}
       </span>
-      <button type="button" class="danger" onClick={() => void chat.signOut()}>
+      <button
+        type="button"
+        class="danger"
+        disabled={busy}
+        onClick={() => {
+          setBusy(true);
+          void chat.signOut();
+        }}
+      >
         Delete keys and sign out
       </button>
       <button type="button" onClick={() => setConfirming(false)} autoFocus>
