@@ -1,7 +1,7 @@
 // Several devices per account through a real server process: linking (provisioning cipher, link
 // token, registration), "sent" transcripts shown in the right conversation, sending to every
 // device of a contact and of our own account, device-list repair after a device was linked while
-// the sender kept an old list, removal, and the refusals (forged transcript, a foreign identity
+// the sender kept an old list, removal (and a device removing itself: signing out), and the refusals (forged transcript, a foreign identity
 // under our name, a link message that fails its MAC).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -162,6 +162,21 @@ test('removing a device: its next request is refused and later messages do not r
   const r = await bob.send(alice.username, 'after removal');
   assert.equal(r.serverIds.length, 1);
   assert.deepEqual((await alice.devices()).map((d) => d.deviceId), [1]);
+});
+
+test('unlinkThisDevice: a linked device removes itself; the only device is kept', async () => {
+  const alice = await register('alice');
+  const bob = await register('bob');
+  const laptop = await link(alice, 'laptop');
+  assert.deepEqual(await laptop.unlinkThisDevice(), { unlinked: true, otherDevices: 1 });
+  await assert.rejects(laptop.devices(), (e: unknown) => isClientError(e) && e.code === 'SERVER' && e.serverCode === 'UNAUTHORIZED');
+  assert.deepEqual((await alice.devices()).map((d) => d.deviceId), [1]);
+  assert.equal((await bob.send(alice.username, 'after sign-out')).serverIds.length, 1);
+  // The account's only device: nothing is removed, the account stays.
+  assert.deepEqual(await alice.unlinkThisDevice(), { unlinked: false, otherDevices: 0 });
+  assert.deepEqual((await alice.devices()).map((d) => d.deviceId), [1]);
+  await laptop.close();
+  await assert.rejects(laptop.unlinkThisDevice(), (e: unknown) => isClientError(e) && e.code === 'CLOSED');
 });
 
 test('refusals: a forged transcript from Bob (a hostile client of a real account) is refused, nothing is stored', async () => {
