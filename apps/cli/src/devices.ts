@@ -123,13 +123,15 @@ export async function cmdSignOut(ctx: Ctx): Promise<number> {
   const server =
     r.server.kind === 'unlinked'
       ? `removed ${who} from the account (it gets no more messages)`
-      : r.server.kind === 'only-device'
+      : r.server.kind === 'already-removed'
+        ? `${who} was already removed from the account (from another device, or the account was reset)`
+        : r.server.kind === 'only-device'
         ? `kept ${who} on the server: it is the account's only device, so the account stays and the username stays taken until an admin resets it`
         : `could not remove ${who} from the account (${sanitize(describeError(r.server.error))}): remove it from another device (tacit devices remove ${r.deviceId}, or Settings → Devices on the web)`;
   const local = r.kept.length === 0 ? `deleted ${ctx.home}` : `deleted the keys and history in ${ctx.home} (kept: ${r.kept.slice(0, 5).map(sanitize).join(', ')}${r.kept.length > 5 ? ', …' : ''})`;
   ctx.out.event(
     'signed-out',
-    { username: r.username, deviceId: r.deviceId, unlinked: r.server.kind === 'unlinked', server: r.server.kind, home: ctx.home, kept: r.kept },
+    { username: r.username, deviceId: r.deviceId, unlinked: r.server.kind === 'unlinked' || r.server.kind === 'already-removed', server: r.server.kind, home: ctx.home, kept: r.kept },
     `signed out: ${server}; ${local}`,
   );
   return EXIT.OK;

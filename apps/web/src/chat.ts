@@ -811,6 +811,7 @@ export class Chat {
     // Locked or damaged there are no credentials to ask with; the confirmation said so.
     let unlinkFailure: string | undefined;
     try {
+      // 'only-device' and 'already-removed' need nothing more; the confirmation said so.
       await this.#client?.unlinkThisDevice();
     } catch (e) {
       unlinkFailure = isClientError(e) && (e.code === 'NETWORK' || e.code === 'TIMEOUT') ? 'the server could not be reached' : userMessage(e).replace(/\.$/, '');

@@ -16,7 +16,7 @@ import { Core, countersCodec, emptyCounters, type StateTxn } from './core.js';
 import { Directory } from './directory.js';
 import { Emitter } from './emitter.js';
 import type { ClientEvents } from './events.js';
-import { ClientError } from './errors.js';
+import { ClientError, isClientError } from './errors.js';
 import { contactOf, directConversation, groupIdOf, History, type ConversationId, type ConversationSummary, type HistoryMessage } from './history.js';
 import { HttpApi, provisioningUrl, relayUrl, type FetchLike } from './http.js';
 import { Inbox } from './inbox.js';
@@ -99,6 +99,15 @@ export interface LinkedDevice extends DeviceInfo {
   /** This is the device the client runs on. */
   current: boolean;
 }
+
+/** What `unlinkThisDevice` did. */
+export type UnlinkResult =
+  /** This device was removed from the account; `otherDevices` remain. */
+  | { kind: 'unlinked'; otherDevices: number }
+  /** The account's only device: kept on the server (the account stays, its username taken). */
+  | { kind: 'only-device' }
+  /** The server already refused this device's credentials (removed elsewhere, or the account reset). */
+  | { kind: 'already-removed' };
 
 /** After sending a link message, how long `linkDevice` waits for the new device to register, ms. */
 export const LINK_REGISTER_WAIT_MS = 30_000;
@@ -475,20 +484,27 @@ export class TacitClient {
    * Signing out of this device, on the server: removes this device from the account (as Signal
    * and WhatsApp unlink a device that logs out), so it no longer counts toward the account's
    * devices and messages to the account are no longer encrypted and queued for it. Only when the
-   * account has another device: the account's only device is kept (`unlinked: false`), because an
+   * account has another device: the account's only device is kept (`only-device`), because an
    * account without devices could never be opened again, and its username stays taken until an
-   * admin resets it. Afterwards the server refuses this device's credentials: close the client
-   * and delete its state. Fails as any request does (NETWORK, SERVER, ...) with nothing changed;
-   * a device removed at the same moment from elsewhere can still race the check.
+   * admin resets it. Credentials the server already refuses (UNAUTHORIZED: removed from another
+   * device, or the account was reset) give `already-removed`. Afterwards the server refuses this
+   * device's credentials: close the client and delete its state. Fails as any request does
+   * (NETWORK, SERVER, ...) with nothing changed; a device removed at the same moment from
+   * elsewhere can still race the check.
    */
-  async unlinkThisDevice(): Promise<{ unlinked: boolean; otherDevices: number }> {
+  async unlinkThisDevice(): Promise<UnlinkResult> {
     if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
-    const list = (await this.#http.devices()).devices;
-    if (!list.some((d) => d.deviceId === this.deviceId)) throw new ClientError('BAD_RESPONSE', 'the device list does not hold this device');
-    const otherDevices = list.filter((d) => d.deviceId !== this.deviceId).length;
-    if (otherDevices === 0) return { unlinked: false, otherDevices };
-    await this.#http.removeDevice(this.deviceId);
-    return { unlinked: true, otherDevices };
+    try {
+      const list = (await this.#http.devices()).devices;
+      if (!list.some((d) => d.deviceId === this.deviceId)) throw new ClientError('BAD_RESPONSE', 'the device list does not hold this device');
+      const otherDevices = list.filter((d) => d.deviceId !== this.deviceId).length;
+      if (otherDevices === 0) return { kind: 'only-device' };
+      await this.#http.removeDevice(this.deviceId);
+      return { kind: 'unlinked', otherDevices };
+    } catch (e) {
+      if (isClientError(e) && e.code === 'SERVER' && e.serverCode === 'UNAUTHORIZED') return { kind: 'already-removed' };
+      throw e;
+    }
   }
 
   /** Opens the account stored in `opts.store`. */

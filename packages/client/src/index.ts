@@ -2,7 +2,7 @@
 // SQLite record store, the `ws` socket, the home lock) live in `@tacit/client/node`, the
 // IndexedDB record store in `@tacit/client/browser`.
 export { TacitClient, parseUsername, parseConversation, isGroupRef, KEY_CHECK_AFTER_NEW_SESSIONS, KEY_CHECK_INTERVAL_MS, DEVICE_SECRET_BYTES } from './client.js';
-export { LINK_REGISTER_WAIT_MS, LINK_POLL_MS, type LinkOptions, type LinkedDevice } from './client.js';
+export { LINK_REGISTER_WAIT_MS, LINK_POLL_MS, type LinkOptions, type LinkedDevice, type UnlinkResult } from './client.js';
 export { encryptProvisioning, decryptProvisioning, formatLinkCode, parseLinkCode, generateProvisioningKeyPair, PROVISIONING_INFO, LINK_CODE_PREFIX, type ProvisioningKeyPair } from './provisioning.js';
 export { decodeProvisioningMessage, encodeProvisioningMessage, MAX_SYNCED_CONTACTS, MAX_SYNCED_GROUPS, DEFAULT_LINK_TIMEOUT_MS, type ProvisioningMessage } from './link.js';
 export type { ActionResult, ClientOptions, ContactInfo, ConversationInfo, RegisterOptions } from './client.js';

@@ -7,7 +7,7 @@ import { mkdir, readdir, rmdir, unlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeBackend } from '@tacit/protocol/node';
-import { TacitClient, type ClientOptions, type LinkOptions, type RegisterOptions } from './client.js';
+import { TacitClient, type ClientOptions, type LinkOptions, type RegisterOptions, type UnlinkResult } from './client.js';
 import { ClientError } from './errors.js';
 import type { FetchLike } from './http.js';
 import type { BackoffPolicy } from './backoff.js';
@@ -186,10 +186,7 @@ export function openHome(o: HomeOptions): Promise<HomeClient> {
 
 /** What `signOutHome` did on the server. */
 export type SignOutServerResult =
-  /** This device was removed from the account. */
-  | { kind: 'unlinked'; otherDevices: number }
-  /** The account's only device: kept on the server (the username stays taken). */
-  | { kind: 'only-device' }
+  | UnlinkResult
   /** The server could not be asked or refused: remove this device from another device. */
   | { kind: 'failed'; error: unknown };
 
@@ -221,8 +218,7 @@ export function signOutHome(o: HomeOptions): Promise<SignOutResult> {
     const { username, deviceId } = client;
     let server: SignOutServerResult;
     try {
-      const r = await client.unlinkThisDevice();
-      server = r.unlinked ? { kind: 'unlinked', otherDevices: r.otherDevices } : { kind: 'only-device' };
+      server = await client.unlinkThisDevice();
     } catch (error) {
       server = { kind: 'failed', error };
     }

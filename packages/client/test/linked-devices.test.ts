@@ -168,13 +168,17 @@ test('unlinkThisDevice: a linked device removes itself; the only device is kept'
   const alice = await register('alice');
   const bob = await register('bob');
   const laptop = await link(alice, 'laptop');
-  assert.deepEqual(await laptop.unlinkThisDevice(), { unlinked: true, otherDevices: 1 });
+  assert.deepEqual(await laptop.unlinkThisDevice(), { kind: 'unlinked', otherDevices: 1 });
   await assert.rejects(laptop.devices(), (e: unknown) => isClientError(e) && e.code === 'SERVER' && e.serverCode === 'UNAUTHORIZED');
   assert.deepEqual((await alice.devices()).map((d) => d.deviceId), [1]);
   assert.equal((await bob.send(alice.username, 'after sign-out')).serverIds.length, 1);
   // The account's only device: nothing is removed, the account stays.
-  assert.deepEqual(await alice.unlinkThisDevice(), { unlinked: false, otherDevices: 0 });
+  assert.deepEqual(await alice.unlinkThisDevice(), { kind: 'only-device' });
   assert.deepEqual((await alice.devices()).map((d) => d.deviceId), [1]);
+  // Removed from elsewhere first: nothing left to do.
+  const phone = await link(alice, 'phone');
+  await alice.removeDevice(phone.deviceId);
+  assert.deepEqual(await phone.unlinkThisDevice(), { kind: 'already-removed' });
   await laptop.close();
   await assert.rejects(laptop.unlinkThisDevice(), (e: unknown) => isClientError(e) && e.code === 'CLOSED');
 });
