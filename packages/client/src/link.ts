@@ -14,7 +14,7 @@ import { IdentityKeyPair, PublicKey, type CryptoBackend } from '@tacit/protocol'
 import { utf8Decode, utf8Encode } from './bytes.js';
 import { ClientError } from './errors.js';
 import { decryptProvisioning, formatLinkCode, generateProvisioningKeyPair } from './provisioning.js';
-import type { SocketFactory } from './relay.js';
+import type { Socket, SocketFactory } from './relay.js';
 
 /** Version of the provisioning message's plaintext. */
 export const PROVISIONING_MESSAGE_VERSION = 1;
@@ -111,12 +111,13 @@ export function awaitProvisioning(o: AwaitProvisioningOptions): Promise<Provisio
   return new Promise((resolve, reject) => {
     let settled = false;
     let gotAddress = false;
+    let socket: Socket | undefined;
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       try {
-        socket.close(1000, 'done');
+        socket?.close(1000, 'done');
       } catch {
         // already closed
       }
@@ -126,36 +127,42 @@ export function awaitProvisioning(o: AwaitProvisioningOptions): Promise<Provisio
       () => finish(() => reject(new ClientError('TIMEOUT', 'no device sent the link message in time; show a new code'))),
       o.timeoutMs ?? DEFAULT_LINK_TIMEOUT_MS,
     );
-    const socket = o.connect(o.url, {
-      open: () => undefined,
-      message: (text) => {
-        const p = parseJson(text);
-        const f = p.ok ? validateProvisioningFrame(p.value) : undefined;
-        if (f === undefined || !f.ok) return finish(() => reject(new ClientError('BAD_RESPONSE', 'the server sent a malformed provisioning frame')));
-        if (f.value.type === 'address') {
-          if (gotAddress) return finish(() => reject(new ClientError('BAD_RESPONSE', 'the server sent a second channel address')));
-          gotAddress = true;
-          o.onCode(formatLinkCode(f.value.address, own.publicKey), f.value.expiresAt);
-          return;
-        }
-        const body = fromBase64(f.value.body);
-        finish(() => {
-          try {
-            if (body === undefined) throw new ClientError('PROVISIONING_FAILED', 'the link message is not base64');
-            resolve(decodeProvisioningMessage(decryptProvisioning(o.backend, own, body)));
-          } catch (e) {
-            reject(e);
+    // A factory that throws (a URL the socket refuses) must not leave the timer armed for minutes.
+    const unreachable = () => new ClientError('NETWORK', 'could not open a link channel on the server');
+    try {
+      socket = o.connect(o.url, {
+        open: () => undefined,
+        message: (text) => {
+          const p = parseJson(text);
+          const f = p.ok ? validateProvisioningFrame(p.value) : undefined;
+          if (f === undefined || !f.ok) return finish(() => reject(new ClientError('BAD_RESPONSE', 'the server sent a malformed provisioning frame')));
+          if (f.value.type === 'address') {
+            if (gotAddress) return finish(() => reject(new ClientError('BAD_RESPONSE', 'the server sent a second channel address')));
+            gotAddress = true;
+            o.onCode(formatLinkCode(f.value.address, own.publicKey), f.value.expiresAt);
+            return;
           }
-        });
-      },
-      close: (code) =>
-        finish(() =>
-          reject(
-            gotAddress
-              ? new ClientError('PROVISIONING_FAILED', `the link channel closed (${code}) before a device sent the link message; show a new code`)
-              : new ClientError('NETWORK', 'could not open a link channel on the server'),
+          const body = fromBase64(f.value.body);
+          finish(() => {
+            try {
+              if (body === undefined) throw new ClientError('PROVISIONING_FAILED', 'the link message is not base64');
+              resolve(decodeProvisioningMessage(decryptProvisioning(o.backend, own, body)));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        },
+        close: (code) =>
+          finish(() =>
+            reject(
+              gotAddress
+                ? new ClientError('PROVISIONING_FAILED', `the link channel closed (${code}) before a device sent the link message; show a new code`)
+                : unreachable(),
+            ),
           ),
-        ),
-    });
+      });
+    } catch {
+      finish(() => reject(unreachable()));
+    }
   });
 }

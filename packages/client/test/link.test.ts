@@ -1,6 +1,9 @@
 // The new device's side of linking (link.ts) against hostile or broken input, with no server: a
 // fake provisioning channel hands TacitClient.link a crafted link message, encrypted to the code
 // it showed as a real linking device would.
+import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toBase64 } from '@tacit/api';
@@ -53,4 +56,18 @@ test('a link message whose contact identity key is not a curve public key (wrong
     );
     assert.deepEqual(await store.list(''), [], 'nothing is stored');
   }
+});
+
+/** Bound on the child below (it exits in well under a second when nothing is left armed). */
+const CHILD_EXIT_WAIT_MS = 60_000;
+
+test('a provisioning channel that cannot be opened (the factory throws, or the port refuses): NETWORK, and nothing keeps the process alive', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./support/link-unreachable.ts', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const kill = setTimeout(() => child.kill('SIGKILL'), CHILD_EXIT_WAIT_MS);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(kill);
+  assert.deepEqual([code, signal], [0, null], 'the child exited by itself');
+  assert.deepEqual(out.trim().split('\n'), ['NETWORK', 'NETWORK']);
 });
