@@ -749,6 +749,10 @@ export class TacitClient {
   renameGroup(group: string, title: string): Promise<GroupInfo> {
     return this.#groups.rename(group, title);
   }
+  /** Admins: makes a member an admin (`admin` true) or takes admin rights away (not from the last admin). */
+  setGroupAdmin(group: string, user: string, admin: boolean): Promise<GroupInfo> {
+    return this.#groups.setAdmin(group, parseUsername(user), admin);
+  }
   /** Leaves the group (the last admin to leave makes another member admin). */
   leaveGroup(group: string): Promise<GroupInfo> {
     return this.#groups.leave(group);

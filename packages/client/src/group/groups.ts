@@ -5,7 +5,7 @@
  *   bookkeeping: the distribution id of its current sender key for the group, which member
  *   devices have been handed that key, and whether the key must be replaced before the next
  *   message (someone was removed or left).
- * - Changes (create, add, remove, rename, leave) are applied here and sent, as the whole state,
+ * - Changes (create, add, remove, rename, make or unmake an admin, leave) are applied here and sent, as the whole state,
  *   over the pairwise sessions to every member device (and to those removed). Received states are
  *   merged (state.ts's rule); an admin whose merged state beats what it received sends it on, so
  *   concurrent changes reach every device.
@@ -280,6 +280,10 @@ export class Groups {
   leave(ref: string): Promise<GroupInfo> {
     return this.#change(ref, 'leave', []);
   }
+  /** Makes a member an admin (`admin` true) or takes admin rights away; only an admin may, and never from the last admin. */
+  setAdmin(ref: string, user: string, admin: boolean): Promise<GroupInfo> {
+    return this.#change(ref, admin ? 'promote' : 'demote', [user]);
+  }
 
   async #checkUsers(list: string[]): Promise<string[]> {
     const users = [...new Set(list)];
@@ -292,7 +296,7 @@ export class Groups {
     return users.sort();
   }
 
-  async #change(ref: string, kind: 'add' | 'remove' | 'rename' | 'leave', list: string[], title?: string): Promise<GroupInfo> {
+  async #change(ref: string, kind: 'add' | 'remove' | 'rename' | 'promote' | 'demote' | 'leave', list: string[], title?: string): Promise<GroupInfo> {
     const id = await this.resolve(ref);
     if (kind === 'rename') {
       const p = titleProblem(title ?? '');
@@ -327,6 +331,15 @@ export class Groups {
         } else if (kind === 'rename') {
           s.title = { v: title!.trim(), rev, by: self };
           line = `${self} renamed the group to "${s.title.v}"`;
+        } else if (kind === 'promote' || kind === 'demote') {
+          const u = users[0]!;
+          if (!isUsername(u) || !isMember(s, u)) throw new ClientError('INVALID_ARGUMENT', `${String(u).slice(0, 40)} is not a member of this group`);
+          const admin = kind === 'promote';
+          if (isAdmin(s, u) === admin) throw new ClientError('INVALID_ARGUMENT', admin ? `${u} is an admin already` : `${u} is not an admin`);
+          // As with leaving, a group is never left without an admin.
+          if (!admin && admins(s).length === 1) throw new ClientError('INVALID_ARGUMENT', 'a group needs an admin: make another member an admin first');
+          s.members[u] = { in: true, admin, rev, by: self };
+          line = admin ? `${self} made ${u} an admin` : u === self ? `${self} is no longer an admin` : `${self} removed ${u} as an admin`;
         } else {
           s.members[self] = { in: false, admin: false, rev, by: self };
           // The last admin to leave hands the group to the remaining members (first by name), as
@@ -504,6 +517,8 @@ export class Groups {
       if (added.length > 0) await this.#system(t, id, from, `${from} added ${added.join(', ')}`);
       for (const u of m.removed) await this.#system(t, id, from, u === from ? `${u} left the group` : u === self ? `${from} removed you` : `${from} removed ${u}`);
       if (m.renamed) await this.#system(t, id, from, `${from} renamed the group to "${m.state.title.v}"`);
+      for (const u of m.promoted) await this.#system(t, id, from, `${from} made ${u === self ? 'you' : u} an admin`);
+      for (const u of m.demoted) await this.#system(t, id, from, u === from ? `${u} is no longer an admin` : `${from} removed ${u === self ? 'you' : u} as an admin`);
     }
     t.afterCommit(() => this.#core.events.emit('group', { group: info(next, self) }));
     // We hold something the sender lacked: an admin sends the merged state on to everyone it concerns.

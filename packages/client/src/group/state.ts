@@ -145,6 +145,9 @@ export interface MergeResult {
   /** Members that went from in to out, and from out (or unknown) to in. */
   removed: string[];
   added: string[];
+  /** Members (in before and after) that became admins, and that stopped being admins. */
+  promoted: string[];
+  demoted: string[];
   renamed: boolean;
 }
 
@@ -158,7 +161,7 @@ export function mergeGroupState(backend: CryptoBackend, local: GroupState | unde
   const senderIsAdmin = isAdmin(authority, sender);
   const base: GroupState = local ?? { id: incoming.id, title: { v: incoming.title.v, rev: -1, by: sender }, members: Object.create(null) as Record<string, MemberRegister> };
   const out: GroupState = { id: base.id, title: { ...base.title }, members: Object.assign(Object.create(null) as Record<string, MemberRegister>, base.members) };
-  const r: MergeResult = { state: out, changed: false, ahead: false, removed: [], added: [], renamed: false };
+  const r: MergeResult = { state: out, changed: false, ahead: false, removed: [], added: [], promoted: [], demoted: [], renamed: false };
   if (local === undefined && !senderIsAdmin) return r;
   for (const [user, reg] of Object.entries(incoming.members)) {
     const mine = out.members[user];
@@ -170,6 +173,7 @@ export function mergeGroupState(backend: CryptoBackend, local: GroupState | unde
     r.changed = true;
     if (mine?.in === true && !reg.in) r.removed.push(user);
     if (mine?.in !== true && reg.in) r.added.push(user);
+    if (mine?.in === true && reg.in && mine.admin !== reg.admin) (reg.admin ? r.promoted : r.demoted).push(user);
   }
   if (senderIsAdmin && compareRegisters(backend, 'title', incoming.title, out.title) > 0) {
     if (out.title.v !== incoming.title.v && out.title.rev >= 0) r.renamed = true;
