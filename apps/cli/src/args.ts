@@ -15,6 +15,8 @@ export interface ParsedArgs {
   help: boolean;
   /** Confirms a destructive command (admin reset) without asking. */
   yes: boolean;
+  /** `group admin --remove`: take admin rights away instead of giving them. */
+  remove: boolean;
   server: string | undefined;
   invite: string | undefined;
   wait: number | undefined;
@@ -33,10 +35,10 @@ export const MAX_WAIT_SECONDS = 86_400;
 export const MAX_LIMIT = 1_000;
 
 const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit', '--file', '--out', '--name']);
-const BOOL_FLAGS = new Set(['--json', '--help', '-h', '--yes']);
+const BOOL_FLAGS = new Set(['--json', '--help', '-h', '--yes', '--remove']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, server: undefined, invite: undefined, wait: undefined, limit: undefined, file: undefined, out: undefined, name: undefined };
+  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, remove: false, server: undefined, invite: undefined, wait: undefined, limit: undefined, file: undefined, out: undefined, name: undefined };
   let rest = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -55,6 +57,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       if (eq > 0) throw new UsageError(`${name} takes no value`);
       if (name === '--json') out.json = true;
       else if (name === '--yes') out.yes = true;
+      else if (name === '--remove') out.remove = true;
       else out.help = true;
       continue;
     }

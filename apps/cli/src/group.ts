@@ -1,5 +1,5 @@
 /**
- * `tacit group …`: create a group, change its members and title, leave it, list groups and
+ * `tacit group …`: create a group, change its members, admins and title, leave it, list groups and
  * members. A group is named on the command line as `#<title>` (case-insensitive; quote it in a
  * shell) or `g:<id>` / `g:<first hex digits of the id>` (at least 4); `send`, `recv`, `chat` and
  * `history` take the same names.
@@ -13,6 +13,7 @@ import { sanitize } from './output.js';
 const USAGE = `usage: tacit group create <title> <user>…
        tacit group add|remove <group> <user>…
        tacit group rename <group> <title>
+       tacit group admin <group> <user> [--remove]
        tacit group leave <group>
        tacit group list
        tacit group members <group>
@@ -75,11 +76,13 @@ export async function cmdGroup(ctx: Ctx): Promise<number> {
     add: (n) => n >= 2,
     remove: (n) => n >= 2,
     rename: (n) => n === 2,
+    admin: (n) => n === 2,
     leave: (n) => n === 1,
     list: (n) => n === 0,
     members: (n) => n === 1,
   };
   if (sub === undefined || !Object.prototype.hasOwnProperty.call(arity, sub) || !arity[sub]!(rest.length)) throw new UsageError(USAGE);
+  if (ctx.args.remove && sub !== 'admin') throw new UsageError(USAGE);
   const users = (list: string[]) => list.map(parseUsername);
   if ((sub === 'create' && users(rest.slice(1)).length === 0) || (sub !== 'create' && sub !== 'list' && !isGroupRef(rest[0]!))) throw new UsageError(USAGE);
   const h = await ctx.open();
@@ -113,10 +116,14 @@ export async function cmdGroup(ctx: Ctx): Promise<number> {
       case 'rename':
         g = await reaching(ctx, c.renameGroup(rest[0]!, rest[1]!));
         break;
+      case 'admin':
+        g = await reaching(ctx, c.setGroupAdmin(rest[0]!, parseUsername(rest[1]!), !ctx.args.remove));
+        break;
       default:
         g = await reaching(ctx, c.leaveGroup(rest[0]!));
     }
-    ctx.out.event('group', { change: sub, ...describe(g) }, `${sub === 'leave' ? 'left' : sub === 'create' ? 'created' : 'updated'} ${line(g)}: ${g.members.map(sanitize).join(', ')}`);
+    const change = sub === 'admin' ? (ctx.args.remove ? 'demote' : 'promote') : sub;
+    ctx.out.event('group', { change, ...(sub === 'admin' ? { username: rest[1]! } : {}), ...describe(g) }, `${sub === 'leave' ? 'left' : sub === 'create' ? 'created' : 'updated'} ${line(g)}: ${g.members.map(sanitize).join(', ')}`);
   } finally {
     await h.close();
   }

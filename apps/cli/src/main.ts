@@ -74,6 +74,8 @@ groups (a group is named #<title> or g:<id prefix>; send, recv, chat and history
   group create <title> <user>…   create a group; you are its admin
   group add|remove <group> <user>…  admins: change the members
   group rename <group> <title>   admins: rename the group
+  group admin <group> <user> [--remove]
+                                 admins: make a member an admin (--remove: take it away)
   group leave <group>            leave the group
   group list                     your groups
   group members <group>          members and admins of a group
