@@ -74,6 +74,12 @@ export class GroupsModel {
     await this.refresh();
   }
 
+  /** Makes a member an admin (`admin` true) or takes admin rights away. */
+  async setAdmin(conversation: string, user: string, admin: boolean): Promise<void> {
+    await this.#client.setGroupAdmin(conversation, user, admin);
+    await this.refresh();
+  }
+
   async leave(conversation: string): Promise<void> {
     await this.#client.leaveGroup(conversation);
     await this.refresh();

@@ -65,7 +65,7 @@ export function NewGroup({ chat }: { chat: Chat }) {
   );
 }
 
-/** A group's members, admins, and (for admins) adding, removing and renaming; leaving for anyone. */
+/** A group's members, admins, and (for admins) adding, removing, making admins and renaming; leaving for anyone. */
 export function GroupMembers({ chat, contact }: { chat: Chat; contact: string }) {
   const groups = chat.groups;
   const g = groups?.get(contact);
@@ -111,6 +111,17 @@ export function GroupMembers({ chat, contact }: { chat: Chat; contact: string })
               <a class="link" href={href({ view: 'safety', contact: u })} aria-label={`Safety number with ${u}`} data-testid="member-safety">
                 Safety number
               </a>
+            )}
+            {/* Any admin may make or unmake one; never the last admin (the SDK refuses, and so does this). */}
+            {admin && !g.admins.includes(u) && (
+              <button type="button" class="link" disabled={busy} onClick={() => void run(() => groups.setAdmin(contact, u, true))} aria-label={`Make ${u} an admin`} data-testid="make-admin">
+                Make admin
+              </button>
+            )}
+            {admin && g.admins.includes(u) && g.admins.length > 1 && (
+              <button type="button" class="link" disabled={busy} onClick={() => void run(() => groups.setAdmin(contact, u, false))} aria-label={`Remove admin rights of ${u}`} data-testid="remove-admin">
+                Remove admin
+              </button>
             )}
             {admin && u !== chat.username && (
               <button type="button" class="link danger-link" disabled={busy} onClick={() => void run(() => groups.remove(contact, u))} aria-label={`Remove ${u}`}>
