@@ -47,8 +47,9 @@ export class TeamModel {
     return this.#loading;
   }
 
-  createInvite(): Promise<TeamInvite> {
-    return this.#team.createInvites(1).then((list) => list[0]!);
+  /** `count` invite links (1 to MAX_INVITES_PER_REQUEST), as `tacit admin invite <count>`. */
+  createInvites(count: number): Promise<TeamInvite[]> {
+    return this.#team.createInvites(count);
   }
 
   async accounts(): Promise<AccountSummary[]> {

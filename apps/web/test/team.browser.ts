@@ -48,6 +48,28 @@ describe('tacit web client, invites and admins', { timeout: 10 * 60_000 }, () =>
     await b.getByText('Only admins see this page.').waitFor();
   });
 
+  it('an admin creates several invite links at once, as tacit admin invite <count>; a count out of range is refused in words', async () => {
+    const a = ada.page;
+    const links = a.getByTestId('invite-link').locator('input');
+    const before = await links.count();
+    await a.getByLabel('How many').fill('3');
+    await a.getByRole('button', { name: 'Create invite links' }).click();
+    await a.waitForFunction((n) => document.querySelectorAll('[data-testid="invite-link"]').length === n, before + 3);
+    const all = await links.evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+    assert.equal(new Set(all).size, all.length, 'every link is a different code');
+    for (const l of all) assert.match(l, new RegExp(`^${web.server.url}/#invite=[A-Za-z0-9_-]{20,}$`));
+    for (const bad of ['21', '0']) {
+      await a.getByLabel('How many').fill(bad);
+      await a.getByRole('button', { name: 'Create invite links' }).click();
+      await a.getByRole('alert').filter({ hasText: 'a whole number from 1 to 20' }).waitFor();
+      assert.equal(await links.count(), before + 3, `nothing made for ${bad}`);
+    }
+    await a.getByLabel('How many').fill('1');
+    await a.getByRole('button', { name: 'Create invite link', exact: true }).click();
+    await a.waitForFunction((n) => document.querySelectorAll('[data-testid="invite-link"]').length === n, before + 4);
+    assert.equal(await a.getByRole('alert').count(), 0, 'the error is gone after a good request');
+  });
+
   it('the directory suggests registered usernames in "Start a conversation"', async () => {
     const b = bob.page;
     await b.evaluate(() => {

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import type { AccountSummary } from '@tacit/api';
+import { MAX_INVITES_PER_REQUEST, type AccountSummary } from '@tacit/api';
 import type { AccountReset, TeamInvite } from '@tacit/client';
 import { userMessage, type Chat } from '../chat.js';
 import { href } from './route.js';
@@ -61,12 +61,18 @@ function Invites({ chat }: { chat: Chat }) {
   const [invites, setInvites] = useState<TeamInvite[]>([]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | undefined>();
+  const [count, setCount] = useState('1');
   const create = async () => {
+    const n = Number(count);
+    if (!/^[0-9]+$/.test(count.trim()) || n < 1 || n > MAX_INVITES_PER_REQUEST) {
+      setError(`Choose how many links to create: a whole number from 1 to ${MAX_INVITES_PER_REQUEST}.`);
+      return;
+    }
     setBusy(true);
     setError(undefined);
     try {
-      const i = await chat.team!.createInvite();
-      setInvites((list) => [i, ...list]);
+      const made = await chat.team!.createInvites(n);
+      setInvites((list) => [...made, ...list]);
     } catch (e) {
       setError(userMessage(e));
     } finally {
@@ -77,9 +83,21 @@ function Invites({ chat }: { chat: Chat }) {
     <div class="admin-part">
       <h3>Invite people</h3>
       <p class="hint">Each link lets one person register. Send it to them over a channel you trust; it opens the register form with the code filled in.</p>
-      <button type="button" class="primary" disabled={busy} onClick={() => void create()}>
-        Create invite link
-      </button>
+      <form
+        class="invite-create"
+        noValidate
+        onSubmit={(e) => {
+          e.preventDefault();
+          void create();
+        }}
+      >
+        <label>
+          How many <input type="number" inputMode="numeric" min={1} max={MAX_INVITES_PER_REQUEST} value={count} onInput={(e) => setCount((e.target as HTMLInputElement).value)} />
+        </label>
+        <button type="submit" class="primary" disabled={busy}>
+          {count.trim() === '1' ? 'Create invite link' : 'Create invite links'}
+        </button>
+      </form>
       {error && (
         <p class="error" role="alert">
           {error}
