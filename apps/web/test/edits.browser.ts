@@ -146,6 +146,30 @@ describe('edits, reactions, disappearing messages and search in the web client',
     assert.equal(off.length, 1);
   });
 
+  it('a timer of any length from "Other…", as tacit timer takes it; nonsense and out of range refused in words', async () => {
+    const a = alice.page;
+    const select = a.getByTestId('timer-select');
+    await select.selectOption('other');
+    const field = a.getByTestId('timer-other');
+    for (const bad of ['forever', '5w', '0.5s']) {
+      await field.fill(bad);
+      await field.press('Enter');
+      await a.getByRole('alert').filter({ hasText: 'Type a duration from 1 second to 4 weeks' }).waitFor();
+    }
+    assert.equal(await select.inputValue(), 'other', 'nothing was set');
+    await field.fill('90m');
+    await a.getByRole('button', { name: 'Set', exact: true }).click();
+    await field.waitFor({ state: 'detached' });
+    await a.locator('li.system-line').filter({ hasText: 'set disappearing messages to 1 hour 30 minutes' }).waitFor();
+    assert.equal(await select.inputValue(), String(90 * 60_000));
+    assert.equal((await select.locator('option:checked').textContent())?.trim(), '1 hour 30 minutes');
+    const told = (await bob.ok('recv')).filter((e) => e['event'] === 'message' && /alice set disappearing messages to 1 hour 30 minutes/.test(String(e['text'])));
+    assert.equal(told.length, 1, 'bob is told the new timer');
+    await select.selectOption('0');
+    const off = (await bob.ok('recv')).filter((e) => e['event'] === 'message' && /turned off disappearing messages/.test(String(e['text'])));
+    assert.equal(off.length, 1);
+  });
+
   it('search finds a word from last week, not deleted or disappeared ones', async () => {
     const a = alice.page;
     // Bob's message from a week ago: his own SDK client with its clock set back.

@@ -4,7 +4,7 @@
  * reachable and usable with the keyboard (Escape closes what a button opened).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { MAX_REACTION_LENGTH, checkText, describeTextProblem, neutralizeControls } from '@tacit/client';
+import { MAX_DISAPPEARING_MS, MAX_REACTION_LENGTH, MIN_DISAPPEARING_MS, checkText, describeDuration, describeTextProblem, neutralizeControls, parseDuration } from '@tacit/client';
 import { sentence, userMessage, type Chat, type MessageView, type SearchHit } from '../chat.js';
 import { href } from './route.js';
 
@@ -196,11 +196,34 @@ function EditForm({ initial, onSave, onCancel }: { initial: string; onSave: (tex
   );
 }
 
-/** The conversation's disappearing-messages timer: a select in the header, changed for everyone. */
+/** The select's value that opens the field for a timer of one's own choosing. */
+const OTHER_TIMER = 'other';
+
+/**
+ * The conversation's disappearing-messages timer: a select in the header, changed for everyone.
+ * "Other…" takes any duration `tacit timer` takes (30s, 90m, 2d, 1w…, within the protocol's bounds).
+ */
 export function TimerSetting({ chat, contact }: { chat: Chat; contact: string }) {
   const current = chat.conversation(contact)?.timer ?? 0;
   const [error, setError] = useState<string | undefined>();
+  const [other, setOther] = useState(false);
+  const [typed, setTyped] = useState('');
   const known = TIMER_CHOICES.some((c) => c.ms === current);
+  const set = (ms: number) => {
+    setError(undefined);
+    chat.setTimer(contact, ms).catch((err: unknown) => setError(userMessage(err)));
+  };
+  const submitOther = (e: Event) => {
+    e.preventDefault();
+    const ms = parseDuration(typed);
+    if (ms === undefined) {
+      setError(`Type a duration from ${describeDuration(MIN_DISAPPEARING_MS)} to ${describeDuration(MAX_DISAPPEARING_MS)}, such as 30s, 90m, 2h, 3d or 1w (or off).`);
+      return;
+    }
+    setOther(false);
+    setTyped('');
+    set(ms);
+  };
   return (
     <span class="timer-setting">
       <label for="timer-select">
@@ -210,21 +233,49 @@ export function TimerSetting({ chat, contact }: { chat: Chat; contact: string })
       <select
         id="timer-select"
         data-testid="timer-select"
-        value={String(current)}
+        value={other ? OTHER_TIMER : String(current)}
         title="Disappearing messages"
         onChange={(e) => {
-          const ms = Number((e.target as HTMLSelectElement).value);
-          setError(undefined);
-          chat.setTimer(contact, ms).catch((err: unknown) => setError(userMessage(err)));
+          const v = (e.target as HTMLSelectElement).value;
+          if (v === OTHER_TIMER) {
+            setError(undefined);
+            setOther(true);
+            return;
+          }
+          setOther(false);
+          set(Number(v));
         }}
       >
-        {!known && <option value={String(current)}>{`${Math.round(current / 1000)} seconds`}</option>}
+        {!known && <option value={String(current)}>{describeDuration(current)}</option>}
         {TIMER_CHOICES.map((c) => (
           <option key={c.ms} value={String(c.ms)}>
             {c.ms === 0 ? 'Disappearing: off' : c.label}
           </option>
         ))}
+        <option value={OTHER_TIMER}>Other…</option>
       </select>
+      {other && (
+        <form class="timer-other" onSubmit={submitOther}>
+          <label>
+            <span class="visually-hidden">Disappear after</span>
+            <input
+              data-testid="timer-other"
+              value={typed}
+              placeholder="e.g. 90m, 2d"
+              size={10}
+              autoFocus
+              onInput={(e) => setTyped((e.target as HTMLInputElement).value)}
+              onKeyDown={(e) => {
+                if (e.key === 'Escape') {
+                  setOther(false);
+                  setError(undefined);
+                }
+              }}
+            />
+          </label>
+          <button type="submit">Set</button>
+        </form>
+      )}
       {error && (
         <span class="msg-error" role="alert">
           {error}
