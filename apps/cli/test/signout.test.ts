@@ -2,7 +2,8 @@
 // list, bob's next message to alice is encrypted to one device only, and the laptop's home is
 // gone; the account's only device signs out without leaving the account (the name stays taken);
 // with the server down the local state is still deleted and the output says to remove the device
-// from another one; without --yes nothing is changed.
+// from another one; without --yes nothing is changed; two homes of one account signing out at once
+// leave the account one device (the server refuses removing the last one).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { ChatProcess, ok, recv, serverWithUsers, tacit } from './harness.ts';
 let env: Awaited<ReturnType<typeof serverWithUsers>>;
 
 before(async () => {
-  env = await serverWithUsers('signout', ['alice', 'bob']);
+  env = await serverWithUsers('signout', ['alice', 'bob', 'carol']);
 });
 after(async () => {
   await env?.remove();
@@ -87,4 +88,14 @@ test("sign-out on the account's only device keeps the account registered", async
   assert.match(again.stderr + again.stdout, /taken|exists|USERNAME/i);
   // And alice still finds bob's device on the server: a message to bob is encrypted to it.
   assert.equal(await sentTo(env.homes['alice']!, 'bob', 'still there?'), 1);
+});
+
+test('two homes of one account signing out at once: one leaves, the other stays the account\'s device', async () => {
+  const { alice, carol } = env.homes as { alice: string; carol: string };
+  const tablet = await linkHome(alice, 'tablet');
+  assert.deepEqual(await deviceIds(alice), [1, 2]);
+  const outs = await Promise.all([alice, tablet].map(async (home) => (await ok(home, ['sign-out', '--yes'])).find((e) => e['event'] === 'signed-out')?.['server']));
+  assert.deepEqual(outs.sort(), ['only-device', 'unlinked']);
+  // The account kept exactly one device: carol's message to alice is encrypted to it.
+  assert.equal(await sentTo(carol, 'alice', 'anyone there?'), 1);
 });

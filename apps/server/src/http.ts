@@ -143,7 +143,8 @@ export function registerHttpRoutes(app: FastifyInstance, ctx: Context): void {
     const me = await authenticate(ctx, req);
     const deviceId = paramDeviceId(req, 'target');
     const removed = await ctx.store.removeDevice({ username: me.username, deviceId });
-    if (!removed) throw new ServerError('NOT_FOUND', 'no such device');
+    if (removed === 'NOT_FOUND') throw new ServerError('NOT_FOUND', 'no such device');
+    if (removed === 'LAST_DEVICE') throw new ServerError('LAST_DEVICE', "the account's last device cannot be removed");
     ctx.relay.disconnect({ username: me.username, deviceId }, 'UNAUTHORIZED', 'device removed');
     return reply.code(204).send();
   });

@@ -37,6 +37,7 @@ import {
   type NewDevice,
   type NewMessage,
   type RemovedAccount,
+  type RemoveDeviceResult,
   type Store,
   type StoredMessage,
   type Ticket,
@@ -270,16 +271,22 @@ export class PostgresStore implements Store {
     );
   }
 
-  async removeDevice(device: Address): Promise<boolean> {
+  async removeDevice(device: Address): Promise<RemoveDeviceResult> {
     const key = addressKey(device);
-    const removed = await this.#tx(async (c) => {
-      // The device row first: a batch write holding it commits before the queue is emptied, and
+    const removed = await this.#tx(async (c): Promise<RemoveDeviceResult> => {
+      // The account row first (as addDevice and removeAccount take it): removals of two devices of
+      // one account run one after the other, so the second counts what the first left.
+      const a = await c.query('SELECT id FROM accounts WHERE username = $1 FOR UPDATE', [device.username]);
+      if (a.rowCount !== 1) return 'NOT_FOUND';
+      // Then the device row: a batch write holding it commits before the queue is emptied, and
       // one that comes later finds no device (see "Order" above).
-      if ((await c.query('SELECT 1 FROM devices WHERE addr = $1 FOR UPDATE', [key])).rowCount !== 1) return false;
+      if ((await c.query('SELECT 1 FROM devices WHERE addr = $1 FOR UPDATE', [key])).rowCount !== 1) return 'NOT_FOUND';
+      const n = num(((await c.query('SELECT count(*) AS n FROM devices WHERE account_id = $1', [num((a.rows[0] as Row)['id'])])).rows[0] as Row)['n']);
+      if (n <= 1) return 'LAST_DEVICE';
       await c.query('DELETE FROM messages WHERE recipient = $1', [key]);
-      return (await c.query('DELETE FROM devices WHERE addr = $1', [key])).rowCount === 1;
+      return (await c.query('DELETE FROM devices WHERE addr = $1', [key])).rowCount === 1 ? 'removed' : 'NOT_FOUND';
     });
-    await this.#purgeTickets(device.username, device.deviceId);
+    if (removed === 'removed') await this.#purgeTickets(device.username, device.deviceId);
     return removed;
   }
 

@@ -32,6 +32,7 @@ import {
   type NewDevice,
   type NewMessage,
   type RemovedAccount,
+  type RemoveDeviceResult,
   type Store,
   type StoredMessage,
   type Ticket,
@@ -269,6 +270,8 @@ export class SqliteStore implements Store {
       devicesOf: db.prepare('SELECT id, device_id, registration_id FROM devices WHERE account_id = ? ORDER BY device_id'),
       deviceByAddr: db.prepare('SELECT id, registration_id, secret_salt, secret_hash FROM devices WHERE addr = ?'),
       deleteDevice: db.prepare('DELETE FROM devices WHERE addr = ?'),
+      // The devices of the account that holds this address (0: no such device).
+      countSiblingDevices: db.prepare('SELECT count(*) AS n FROM devices WHERE account_id = (SELECT account_id FROM devices WHERE addr = ?)'),
       insertDeviceInfo: db.prepare('INSERT INTO device_info (device, name, created_at, last_seen) VALUES (?, ?, ?, 0)'),
       listDevices: db.prepare(
         `SELECT d.device_id, d.registration_id, coalesce(i.name, '') AS name, coalesce(i.created_at, a.created_at) AS created_at, coalesce(i.last_seen, 0) AS last_seen
@@ -390,13 +393,18 @@ export class SqliteStore implements Store {
     this.#s.touchDevice.run(at, addressKey(device));
   }
 
-  async removeDevice(device: Address): Promise<boolean> {
+  async removeDevice(device: Address): Promise<RemoveDeviceResult> {
     const key = addressKey(device);
-    const tx = this.#db.transaction(() => {
+    // IMMEDIATE: the write lock is taken before the count, so two removals cannot both see two devices.
+    const tx = this.#db.transaction((): RemoveDeviceResult => {
+      const n = (this.#s.countSiblingDevices.get(key) as Row)['n'] as number;
+      if (n === 0) return 'NOT_FOUND';
+      if (n === 1) return 'LAST_DEVICE';
       this.#s.deleteQueue.run(key);
-      return this.#s.deleteDevice.run(key).changes === 1;
+      return this.#s.deleteDevice.run(key).changes === 1 ? 'removed' : 'NOT_FOUND';
     });
     const removed = tx.immediate();
+    if (removed !== 'removed') return removed;
     this.#purgeTickets(device.username, device.deviceId);
     this.#invalidate();
     return removed;

@@ -154,6 +154,9 @@ export interface RemovedAccount {
   messages: number;
 }
 
+/** What `Store.removeDevice` did. */
+export type RemoveDeviceResult = 'removed' | 'NOT_FOUND' | 'LAST_DEVICE';
+
 export interface Store {
   /**
    * Creates an account with device 1, consuming the invite (by hash) in the same transaction when
@@ -171,8 +174,13 @@ export interface Store {
   listDevices(username: string): Promise<DeviceSummary[] | undefined>;
   /** Records that a device connected at `at` (only ever moves forward). */
   touchDevice(device: Address, at: number): Promise<void>;
-  /** Removes a device, its keys and its queue. */
-  removeDevice(device: Address): Promise<boolean>;
+  /**
+   * Removes a device, its keys and its queue, unless it is the account's last device
+   * (`LAST_DEVICE`, nothing changed: an account without devices could never be opened again and
+   * its username would stay taken). The count and the delete are one transaction, so concurrent
+   * removals of an account's last two devices leave one. `NOT_FOUND` when there is no such device.
+   */
+  removeDevice(device: Address): Promise<RemoveDeviceResult>;
   /**
    * Removes an account with all its devices, their keys and the messages queued to them, in one
    * transaction; the username is free afterwards. Messages the account sent that still wait in

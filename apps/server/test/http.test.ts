@@ -376,6 +376,11 @@ test('devices: add, list, use, remove; limits', () =>
       assert.equal((await h.server.app.inject({ method: 'GET', url: '/v1/keys/count', headers: auth(a3) })).statusCode, 401);
       const after = await h.server.app.inject({ method: 'GET', url: `/v1/devices/${a.username}`, headers: auth(b) });
       assert.deepEqual((after.json() as { devices: { deviceId: number }[] }).devices.map((d) => d.deviceId), [1]);
+      // The last device is never removed (an old or hostile client may ask): 409 LAST_DEVICE, it still works.
+      const last = await h.server.app.inject({ method: 'DELETE', url: '/v1/devices/1', headers: auth(a) });
+      assert.equal(last.statusCode, 409);
+      assert.equal(code(last.body), 'LAST_DEVICE');
+      assert.equal((await h.server.app.inject({ method: 'GET', url: '/v1/keys/count', headers: auth(a) })).statusCode, 200);
     },
     { limits: { maxDevicesPerAccount: 2, bundleFetchBurst: 100 } },
   ));

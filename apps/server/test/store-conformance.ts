@@ -128,12 +128,44 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     const d2 = { username: 'bo', deviceId: 2 };
     const [r] = await s.writeBatch([msg(d2, { username: 'bo', deviceId: 1 }, 'x')], [], 10);
     assert.ok(r?.ok);
-    assert.equal(await s.removeDevice(d2), true);
-    assert.equal(await s.removeDevice(d2), false);
+    assert.equal(await s.removeDevice(d2), 'removed');
+    assert.equal(await s.removeDevice(d2), 'NOT_FOUND');
+    assert.equal(await s.removeDevice({ username: 'nobody', deviceId: 1 }), 'NOT_FOUND');
     assert.equal(await s.getDeviceAuth(d2), undefined);
     assert.deepEqual(await s.fetchQueue(d2, 0, 10, 0), []);
     assert.equal(await s.addDevice('bo', device(), 3, 127), 2);
     assert.deepEqual(await s.fetchQueue(d2, 0, 10, 0), [], 'a re-added device id starts with an empty queue');
+  });
+
+  run('devices: the last device is never removed, not even by two removals at once', async (s) => {
+    await s.createAccount(acct('solo'), device(), null);
+    const d1 = { username: 'solo', deviceId: 1 };
+    const [m] = await s.writeBatch([msg(d1, { username: 'bo', deviceId: 1 }, 'kept')], [], 10);
+    assert.ok(m?.ok);
+    assert.equal(await s.removeDevice(d1), 'LAST_DEVICE');
+    assert.ok(await s.getDeviceAuth(d1), 'the device still authenticates');
+    assert.equal((await s.fetchQueue(d1, 0, 10, 0)).length, 1, 'its queue is untouched');
+    // Device 1 can be removed while another is left; then the other is the last.
+    assert.equal(await s.addDevice('solo', device(), 6, 127), 2);
+    assert.equal(await s.removeDevice(d1), 'removed');
+    assert.equal(await s.removeDevice({ username: 'solo', deviceId: 2 }), 'LAST_DEVICE');
+    // Two devices removed at the same moment (each by the other, or both by a third party): one stays.
+    for (let round = 0; round < 5; round++) {
+      assert.equal(typeof (await s.addDevice('solo', device(), 6, 127)), 'number');
+      const left = (await s.listDevices('solo'))?.map((d) => d.deviceId) ?? [];
+      assert.equal(left.length, 2, `round ${round}`);
+      const results = await Promise.all(left.map((deviceId) => s.removeDevice({ username: 'solo', deviceId })));
+      assert.deepEqual([...results].sort(), ['LAST_DEVICE', 'removed'], `round ${round}`);
+      assert.equal((await s.listDevices('solo'))?.length, 1, `round ${round}: one device left`);
+    }
+    // With three devices, three removals at once leave exactly one.
+    await s.addDevice('solo', device(), 6, 127);
+    await s.addDevice('solo', device(), 6, 127);
+    const three = (await s.listDevices('solo'))?.map((d) => d.deviceId) ?? [];
+    assert.equal(three.length, 3);
+    const results = await Promise.all(three.map((deviceId) => s.removeDevice({ username: 'solo', deviceId })));
+    assert.deepEqual([...results].sort(), ['LAST_DEVICE', 'removed', 'removed']);
+    assert.equal((await s.listDevices('solo'))?.length, 1);
   });
 
   run('devices: listed with names, creation and last-seen times; removal takes the row', async (s) => {
@@ -148,7 +180,7 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
     await s.touchDevice({ username: 'liv', deviceId: 2 }, 400); // never moves back
     await s.touchDevice({ username: 'liv', deviceId: 9 }, 600); // no such device: nothing
     assert.deepEqual((await s.listDevices('liv'))?.map((d) => d.lastSeenAt), [0, 500]);
-    assert.equal(await s.removeDevice({ username: 'liv', deviceId: 2 }), true);
+    assert.equal(await s.removeDevice({ username: 'liv', deviceId: 2 }), 'removed');
     assert.deepEqual((await s.listDevices('liv'))?.map((d) => d.deviceId), [1]);
     // A device made without a name or time (before device_info) is listed with the account's time.
     assert.equal(await s.addDevice('liv', device(), 3, 127), 2);
@@ -592,7 +624,7 @@ export function storeConformance(name: string, make: () => Promise<Store>): void
       return h;
     };
     const [t1, t2a, t2b, other] = [await put('tix', 1), await put('tix', 2), await put('tix', 2), await put('tox', 1)];
-    assert.equal(await s.removeDevice({ username: 'tix', deviceId: 2 }), true);
+    assert.equal(await s.removeDevice({ username: 'tix', deviceId: 2 }), 'removed');
     assert.equal(await s.takeTicket(t2a, 50), undefined);
     assert.equal(await s.takeTicket(t2b, 50), undefined);
     const t1b = await put('tix', 1);

@@ -88,6 +88,11 @@ export const ERRORS = {
    * device has since been removed. Nothing was registered; get a new token.
    */
   LINK_TOKEN_INVALID: { status: 403, close: 4420 },
+  /**
+   * DELETE /v1/devices/:deviceId named the account's last device; nothing was removed. An account
+   * without devices could never be opened again and its username would stay taken.
+   */
+  LAST_DEVICE: { status: 409, close: 4423 },
   /** A server fault. The message never carries details. */
   INTERNAL: { status: 500, close: 1011 },
   /** The server is shutting down or restarting; reconnect with backoff. */

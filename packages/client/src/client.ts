@@ -469,8 +469,11 @@ export class TacitClient {
   }
 
   /**
-   * Removes another device of this account: the server closes its connections, deletes its keys
-   * and queue, and refuses its credentials from now on. Messages are no longer sent to it.
+   * Removes another device of this account (any of them, device 1 included: tacit has no primary
+   * device): the server closes its connections, deletes its keys and queue, and refuses its
+   * credentials from now on. Messages are no longer sent to it. The server never removes an
+   * account's last device: should the other devices have left meanwhile, this fails with SERVER
+   * LAST_DEVICE (in words: this device stays) and nothing changes.
    */
   async removeDevice(deviceId: number): Promise<void> {
     if (!Number.isInteger(deviceId) || deviceId < 1 || deviceId > MAX_DEVICE_ID) throw new ClientError('INVALID_ARGUMENT', 'not a device id');
@@ -489,8 +492,9 @@ export class TacitClient {
    * admin resets it. Credentials the server already refuses (UNAUTHORIZED: removed from another
    * device, or the account was reset) give `already-removed`. Afterwards the server refuses this
    * device's credentials: close the client and delete its state. Fails as any request does
-   * (NETWORK, SERVER, ...) with nothing changed; a device removed at the same moment from
-   * elsewhere can still race the check.
+   * (NETWORK, SERVER, ...) with nothing changed. The server decides the race with another device
+   * leaving at the same moment: it never removes the last device (LAST_DEVICE), which gives
+   * `only-device` here too.
    */
   async unlinkThisDevice(): Promise<UnlinkResult> {
     if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
@@ -503,6 +507,7 @@ export class TacitClient {
       return { kind: 'unlinked', otherDevices };
     } catch (e) {
       if (isClientError(e) && e.code === 'SERVER' && e.serverCode === 'UNAUTHORIZED') return { kind: 'already-removed' };
+      if (isClientError(e) && e.code === 'SERVER' && e.serverCode === 'LAST_DEVICE') return { kind: 'only-device' };
       throw e;
     }
   }

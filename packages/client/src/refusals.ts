@@ -18,6 +18,7 @@ export const REFUSALS: Readonly<Record<ErrorCode, string>> = {
   USERNAME_TAKEN: 'that username is taken; choose another',
   REPLACED: 'another connection for this device took over (is tacit running elsewhere with this account?)',
   TOO_MANY_DEVICES: 'this account already has as many devices as the server allows; remove one first',
+  LAST_DEVICE: "this is the account's only device, so it stays (without a device the account could never be opened again); link another device first",
   LINK_TOKEN_INVALID: 'the link expired or was already used; show a new link code on the new device',
   STALE_DEVICE: "the contact's device changed since the message was encrypted; send it again",
   MISMATCHED_DEVICES: "a recipient's devices changed since the message was encrypted; send it again",

@@ -15,6 +15,7 @@ import {
   MemoryRecordStore,
   parseLinkCode,
   TacitClient,
+  type FetchLike,
   type HistoryMessage,
 } from '../src/index.ts';
 import { wsSocketFactory } from '../src/node.ts';
@@ -45,9 +46,9 @@ async function register(name: string): Promise<TacitClient> {
 }
 
 /** Links a new device to `existing`'s account; resolves with the new device's client. */
-async function link(existing: TacitClient, name: string): Promise<TacitClient> {
+async function link(existing: TacitClient, name: string, fetch?: FetchLike): Promise<TacitClient> {
   let added: Promise<{ deviceId: number | undefined }> | undefined;
-  const linked = TacitClient.link(opts(), { server: server.url, name, onCode: (code) => (added = existing.linkDevice(code)) });
+  const linked = TacitClient.link({ ...opts(), ...(fetch ? { fetch } : {}) }, { server: server.url, name, onCode: (code) => (added = existing.linkDevice(code)) });
   const c = await linked;
   open.push(c);
   assert.equal((await added!).deviceId, c.deviceId);
@@ -181,6 +182,29 @@ test('unlinkThisDevice: a linked device removes itself; the only device is kept'
   assert.deepEqual(await phone.unlinkThisDevice(), { kind: 'already-removed' });
   await laptop.close();
   await assert.rejects(laptop.unlinkThisDevice(), (e: unknown) => isClientError(e) && e.code === 'CLOSED');
+});
+
+test('the last device stays: two devices signing out at once leave one (the server refuses the second, LAST_DEVICE, which is only-device)', async () => {
+  const alice = await register('alice');
+  // The laptop's DELETE waits at a gate, so its own check (two devices) is stale when the server sees it.
+  let asked!: () => void;
+  const deleteAsked = new Promise<void>((r) => (asked = r));
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const gated: FetchLike = async (url, init) => {
+    if (init.method === 'DELETE') {
+      asked();
+      await gate;
+    }
+    return fetch(url, init);
+  };
+  const laptop = await link(alice, 'laptop', gated);
+  const laptopOut = laptop.unlinkThisDevice();
+  await deleteAsked;
+  assert.deepEqual(await alice.unlinkThisDevice(), { kind: 'unlinked', otherDevices: 1 });
+  release();
+  assert.deepEqual(await laptopOut, { kind: 'only-device' }, 'the server refused removing the last device');
+  assert.deepEqual((await laptop.devices()).map((d) => d.deviceId), [laptop.deviceId]);
 });
 
 test('refusals: a forged transcript from Bob (a hostile client of a real account) is refused, nothing is stored', async () => {
