@@ -106,7 +106,8 @@ export class Notifier {
 
   /** A stored incoming message: notify if the page is hidden and notifications are on. */
   message(m: HistoryMessage): void {
-    if (m.direction !== 'in' || !this.on || document.visibilityState !== 'hidden') return;
+    // Already read on another device of ours (a read sync that came before it): nothing to tell.
+    if (m.direction !== 'in' || m.read === true || !this.on || document.visibilityState !== 'hidden') return;
     const where = this.#title(m.conversation);
     const title = m.conversation.startsWith('g:') ? `${m.system === true ? '' : `${m.from} in `}${where}` : m.from;
     const text = m.attachment !== undefined && m.text === '' ? 'Sent a file' : m.text;

@@ -43,7 +43,7 @@ import { MessageActions } from './chat/edits.js';
 import { SearchIndex } from './chat/search-index.js';
 import { uncheckedActionSend } from './chat/testing.js';
 import { looksLikeTyping, Typing } from './chat/typing.js';
-import { looksLikeReadSync, receiveReadSync } from './chat/read-sync.js';
+import { looksLikeReadSync, ReadSyncs } from './chat/read-sync.js';
 
 /** Check the server's pre-key stock after this many sessions were started with us. */
 export const KEY_CHECK_AFTER_NEW_SESSIONS = 10;
@@ -186,6 +186,7 @@ export class TacitClient {
   readonly #attachments: AttachmentMessages;
   readonly #receipts: Receipts;
   readonly #actions: MessageActions;
+  readonly #readSyncs: ReadSyncs;
   readonly #search: SearchIndex;
   readonly #typing: Typing;
   readonly #events: Emitter<ClientEvents>;
@@ -254,13 +255,14 @@ export class TacitClient {
           return true;
         }
         if (looksLikeReadSync(plaintext)) {
-          await receiveReadSync(core, this.#history, t, from, fromDevice, plaintext);
+          await this.#readSyncs.receive(t, from, fromDevice, plaintext);
           return true;
         }
         return false;
       },
     };
     this.#actions = new MessageActions(core, this.#history);
+    this.#readSyncs = new ReadSyncs(core, this.#history);
     uncheckedActionSend.set(this, (c, act) => this.#sendAction(c, act, undefined, false));
     this.#inbox.actions = this.#actions;
     // A record that carried an edit, deletion, reaction or timer goes once the server has it

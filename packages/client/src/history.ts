@@ -377,8 +377,11 @@ export class History {
    * `after` undefined for a removed one.
    */
   indexer: ((t: StateTxn, conversation: ConversationId, seq: number, before: { meta: MessageMeta; text: string } | undefined, after: { meta: MessageMeta; text: string } | undefined) => Promise<void>) | undefined;
-  /** Runs after a message was appended, in its change (chat/edits.ts applies held edits and reactions). */
-  onAppend: ((t: StateTxn, conversation: ConversationId, seq: number, meta: MessageMeta) => Promise<void>) | undefined;
+  /**
+   * Run in order after a message was appended, in its change: what was held for it applies
+   * (chat/edits.ts: edits and reactions; chat/read-sync.ts: reads on our other devices).
+   */
+  readonly onAppend: ((t: StateTxn, conversation: ConversationId, seq: number, meta: MessageMeta) => Promise<void>)[] = [];
 
   constructor(core: Core) {
     this.#core = core;
@@ -436,10 +439,13 @@ export class History {
     t.afterCommit(() => this.#core.events.emit('history', { conversation: id }));
     if (meta.sys !== 1) t.write(messageIdCodec, this.#core.keys.messageId(id, meta.from, meta.id), { seq });
     await this.indexer?.(t, id, seq, undefined, { meta, text });
-    // Edits and reactions that waited for this message apply now (chat/edits.ts), before anyone sees it.
-    if (this.onAppend !== undefined && meta.act === undefined) await this.onAppend(t, id, seq, meta);
-    const after = meta.act === undefined && this.onAppend !== undefined ? await this.message(t, id, seq) : undefined;
-    const m = toHistory(id, seq, after?.meta ?? meta, after?.text ?? text, conv.read);
+    // What waited for this message applies now, before anyone sees it: edits and reactions, and a
+    // read on another device of ours (which moves the read cursor).
+    const released = meta.act === undefined && this.onAppend.length > 0;
+    if (released) for (const hook of this.onAppend) await hook(t, id, seq, meta);
+    const after = released ? await this.message(t, id, seq) : undefined;
+    const read = released ? ((await this.conversation(t, id))?.read ?? conv.read) : conv.read;
+    const m = toHistory(id, seq, after?.meta ?? meta, after?.text ?? text, read);
     if (meta.d === 'in' && meta.sys !== 1) await this.hooks.incoming?.(t, m);
     await this.#trim(t);
     return m;

@@ -71,6 +71,8 @@ export const PREFIX = {
   expiry: 'xp/',
   /** Edits, deletions and reactions that arrived before their message, held a while (chat/edits.ts). */
   heldAction: 'ha/',
+  /** Read syncs that arrived before their message, held a while (chat/read-sync.ts). */
+  heldRead: 'hr/',
   /** The search index: posting chunks `sx/<bucket>/<seq span>` (chat/search-index.ts). */
   searchIndex: 'sx/',
   /** Sequence numbers and counts that bound the store. */
@@ -174,6 +176,10 @@ export class RecordKeys {
   heldActionsFor(conversationId: string, author: string, messageId: string): string {
     return `${PREFIX.heldAction}${this.pseudonym('message-index', `${conversationId}\0${author}\0${messageId}`)}/`;
   }
+  /** Held read-sync entries for one message: `hr/<target pseudonym>/<seq>`. */
+  heldReadsFor(conversationId: string, author: string, messageId: string): string {
+    return `${PREFIX.heldRead}${this.pseudonym('message-index', `${conversationId}\0${author}\0${messageId}`)}/`;
+  }
   /** A (sender, message id) pair: the id is chosen by the sender, so it too is hashed. */
   seenMessage(username: string, messageId: string): string {
     return PREFIX.seenMessageId + this.pseudonym('message', `${username}\0${messageId}`);
@@ -213,6 +219,7 @@ export function describeKey(key: string): string {
     [PREFIX.senderKeyList]: 'received sender keys',
     [PREFIX.expiry]: 'disappearing message',
     [PREFIX.heldAction]: 'held edit or reaction',
+    [PREFIX.heldRead]: 'held read',
     [PREFIX.searchIndex]: 'search index',
   };
   let best = '';

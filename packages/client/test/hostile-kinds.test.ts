@@ -19,7 +19,7 @@ import {
   inMemoryStores,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { MemoryRecordStore, TacitClient, encodeEnvelope, encodeGroupPayload, encodeTyping, type Envelope } from '../src/index.ts';
+import { MAX_HELD_READS, MAX_HELD_READS_PER_CONVERSATION, MAX_READ_SYNC_ENTRIES, MemoryRecordStore, TacitClient, encodeEnvelope, encodeGroupPayload, encodeReadSync, encodeTyping, type Envelope } from '../src/index.ts';
 import { wsSocketFactory } from '../src/node.ts';
 import { accountCodec } from '../src/account.ts';
 import { PREFIX } from '../src/keys.ts';
@@ -206,6 +206,50 @@ test(`a contact flooding early edits and deletions: only its own oldest go past 
   }
 });
 
+
+test(`read syncs that come before their message are held (${MAX_HELD_READS_PER_CONVERSATION} per conversation, ${MAX_HELD_READS} in all) and applied when it comes, after a restart too; a flood in one conversation leaves the others`, async () => {
+  const { relay, bob: first, store, sender, ownIdentity } = await bobBehindFakeRelay();
+  let bob = first;
+  try {
+    const laptop = await sender('bob', 2, ownIdentity);
+    const alice = await sender('alice', 1);
+    const carol = await sender('carol', 1);
+    const sentAt = 1_700_000_000_000;
+    const readAt = Date.now() - 60_000;
+    // Our laptop read alice's a1 and carol's c1 before they reach this device.
+    await laptop.send(encodeReadSync([{ from: 'alice', id: 'a1', at: readAt }, { from: 'carol', id: 'c1', at: readAt }]));
+    assert.equal((await store.list(PREFIX.heldRead)).length, 2);
+    // A broken or hostile linked device floods one conversation with reads of messages nobody sent.
+    const batch = (from: (i: number) => string, tag: string) => encodeReadSync(Array.from({ length: MAX_READ_SYNC_ENTRIES }, (_, i) => ({ from: from(i), id: `${tag}${i}`, at: readAt })));
+    for (let round = 0; round < 3; round++) await laptop.send(batch(() => 'mallory', `r${round}x`));
+    assert.equal((await store.list(PREFIX.heldRead)).length, MAX_HELD_READS_PER_CONVERSATION + 2, 'the flood evicted only its own oldest');
+    const syncs: string[] = [];
+    bob.on('read-sync', (e) => syncs.push(`${e.conversation}:${e.count}:${e.fromDevice}`));
+    await alice.send(envelope({ id: 'a0', text: 'before', sentAt }));
+    await alice.send(envelope({ id: 'a1', text: 'read on the laptop', sentAt: sentAt + 1 }));
+    await alice.send(envelope({ id: 'a2', text: 'after', sentAt: sentAt + 2 }));
+    assert.deepEqual((await bob.history('alice')).map((m) => `${m.text}:${String(m.read)}`), ['before:true', 'read on the laptop:true', 'after:false']);
+    assert.equal((await bob.conversations()).find((c) => c.id === 'u:alice')?.unread, 1);
+    assert.deepEqual(syncs, ['u:alice:2:2']);
+    assert.equal((await store.list(PREFIX.heldRead)).length, MAX_HELD_READS_PER_CONVERSATION + 1, 'applied entries are gone');
+    // A restart keeps what is held: carol's message, arriving afterwards, is read.
+    await bob.close();
+    bob = await TacitClient.open({ store: store.reopen(), backend, connect: wsSocketFactory, fetch: relay.fetch, backoff: { baseMs: 10, maxMs: 50 } });
+    const before = relay.connections();
+    await bob.connect(10_000);
+    await until(() => relay.connections() > before, 'bob reconnected');
+    await carol.send(envelope({ id: 'c1', text: 'read before the restart', sentAt }));
+    assert.deepEqual((await bob.history('carol')).map((m) => `${m.text}:${String(m.read)}`), ['read before the restart:true']);
+    // Across conversations the total holds: the oldest of all go first; nothing breaks.
+    for (let round = 0; round * MAX_READ_SYNC_ENTRIES <= MAX_HELD_READS; round++) await laptop.send(batch((i) => `u${round}x${i}`, 'z'));
+    assert.equal((await store.reopen().list(PREFIX.heldRead)).length, MAX_HELD_READS);
+    await alice.send(envelope({ id: 'a3', text: 'still arriving', sentAt: sentAt + 3 }));
+    assert.equal((await bob.history('alice')).at(-1)?.text, 'still arriving');
+  } finally {
+    await bob.close();
+    await relay.close();
+  }
+});
 
 /** Values a hostile sender puts where another belongs, by the kind of value they replace. */
 const HOSTILE_STRINGS = ['', 'constructor', '__proto__', 'toString', 'a'.repeat(40), 'x'.repeat(70), 'ab'.repeat(16), 'bob', 'alice', '\u202e', 'edit', 'react', 'timer'];

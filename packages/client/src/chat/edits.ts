@@ -24,6 +24,7 @@ import type { Core, StateTxn } from '../core.js';
 import { ClientError } from '../errors.js';
 import { utf8Decode } from '../bytes.js';
 import { keyNumber, PREFIX, seqKey } from '../keys.js';
+import { HeldShelf } from './held.js';
 import { blobCodec, isInt, isObj, isStr, ownValue } from '../record-codec.js';
 import { messageCodec, seqCodec, toHistory, type ConversationId, type History, type HistoryMessage, type MessageMeta } from '../history.js';
 import { decodeAction, describeDuration, EDIT_WINDOW_MS, type Action } from './actions.js';
@@ -74,6 +75,7 @@ export interface AppliedAction {
 export class MessageActions {
   readonly #core: Core;
   readonly #history: History;
+  readonly #held: HeldShelf<HeldMeta>;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #sweeping: Promise<void> | undefined;
@@ -82,7 +84,19 @@ export class MessageActions {
   constructor(core: Core, history: History) {
     this.#core = core;
     this.#history = history;
-    history.onAppend = (t, conversation, seq, meta) => this.#released(t, conversation, seq, meta);
+    this.#held = new HeldShelf<HeldMeta>(
+      {
+        prefix: PREFIX.heldAction,
+        codec: heldActionCodec,
+        target: (c, author, id) => core.keys.heldActionsFor(c, author, id),
+        group: (h) => h.actor,
+        perGroup: MAX_HELD_ACTIONS_PER_SENDER,
+        all: MAX_HELD_ACTIONS,
+        ttlMs: HELD_ACTION_TTL_MS,
+      },
+      core.now,
+    );
+    history.onAppend.push((t, conversation, seq, meta) => this.#released(t, conversation, seq, meta));
     core.events.on('history', () => this.#schedule());
   }
 
@@ -186,42 +200,17 @@ export class MessageActions {
   async #hold(t: StateTxn, conversation: ConversationId, actor: string, act: Action, at: number): Promise<void> {
     if (act.k === 'timer') return;
     const author = act.k === 'react' ? act.author : actor;
-    const key = this.#core.keys.heldActionsFor(conversation, author, act.target) + seqKey(t.nextSeq());
-    t.write(heldActionCodec, key, { meta: { conversation, actor, at, heldAt: this.#core.now(), act }, blob: new Uint8Array(0) });
-    // Bounded: the oldest held actions go first (keys sort by target, so age is read from the record),
-    // the sender's own before anyone else's.
-    const all = await t.list(PREFIX.heldAction, { limit: MAX_HELD_ACTIONS * 2 + 1 });
-    const now = this.#core.now();
-    let live: { key: string; heldAt: number; actor: string }[] = [];
-    for (const r of all) {
-      const h = heldActionCodec.decode(r.value).meta;
-      if (now - h.heldAt > HELD_ACTION_TTL_MS) t.delete(r.key);
-      else live.push({ key: r.key, heldAt: h.heldAt, actor: h.actor });
-    }
-    live.sort((a, b) => a.heldAt - b.heldAt || keyNumber(a.key) - keyNumber(b.key));
-    const own = live.filter((x) => x.actor === actor);
-    if (own.length > MAX_HELD_ACTIONS_PER_SENDER) {
-      const evicted = new Set(own.slice(0, own.length - MAX_HELD_ACTIONS_PER_SENDER).map((x) => x.key));
-      for (const k of evicted) t.delete(k);
-      live = live.filter((x) => !evicted.has(x.key));
-    }
-    if (live.length > MAX_HELD_ACTIONS) {
-      for (const x of live.slice(0, live.length - MAX_HELD_ACTIONS)) t.delete(x.key);
-    }
+    await this.#held.hold(t, [{ conversation, author, messageId: act.target, meta: { conversation, actor, at, heldAt: this.#core.now(), act } }]);
   }
 
   async #dropHeld(t: StateTxn, conversation: ConversationId, author: string, target: string): Promise<void> {
-    for (const r of await t.list(this.#core.keys.heldActionsFor(conversation, author, target), { limit: MAX_HELD_ACTIONS })) t.delete(r.key);
+    await this.#held.take(t, conversation, author, target);
   }
 
   /** A message was stored: actions that waited for it apply now, in the order they came. */
   async #released(t: StateTxn, conversation: ConversationId, _seq: number, meta: MessageMeta): Promise<void> {
-    const held = await t.list(this.#core.keys.heldActionsFor(conversation, meta.from, meta.id), { limit: MAX_HELD_ACTIONS });
-    const now = this.#core.now();
-    for (const r of held) {
-      t.delete(r.key);
-      const h = heldActionCodec.decode(r.value).meta;
-      if (h.conversation !== conversation || now - h.heldAt > HELD_ACTION_TTL_MS) continue;
+    for (const h of await this.#held.take(t, conversation, meta.from, meta.id)) {
+      if (h.conversation !== conversation) continue;
       const res = await this.apply(t, conversation, h.actor, h.act, h.at, false);
       if ('ignored' in res) t.afterCommit(() => this.#core.events.emit('action-ignored', { conversation, from: h.actor, kind: h.act.k, reason: res.ignored }));
       else t.afterCommit(() => this.#core.events.emit('action', res));

@@ -18,13 +18,21 @@
  * `from === self` proves it came from one of our devices; from anyone else it is refused
  * (FORGED_SYNC) and changes nothing. Reading moves a conversation's read cursor (history.ts): the
  * cursor goes to the newest named message this device holds, as Signal marks everything up to a
- * read message read. Ids this device does not have (not yet, or no longer) are ignored, as
- * receipts are; our own messages and system lines are never named.
+ * read message read. An entry for a message this device does not have yet (it can come after the
+ * read sync: another route, a retried send, a sender held back here) is held (chat/held.ts, the
+ * shelf edits and reactions use too) and applied when the message arrives: at most
+ * MAX_HELD_READS_PER_CONVERSATION per conversation and MAX_HELD_READS in all, the oldest dropped
+ * first, each for HELD_READ_TTL_MS; held entries are store records and survive a restart. Our own
+ * messages and system lines are never named (an entry naming one changes nothing).
  */
 import type { Core, StateTxn } from '../core.js';
 import { ClientError } from '../errors.js';
+import { PREFIX } from '../keys.js';
+import { blobCodec, isInt, isObj, isStr } from '../record-codec.js';
+import { HELD_ACTION_TTL_MS } from './edits.js';
+import { HeldShelf, type HeldItem } from './held.js';
 import { MAX_MESSAGE_ID_LENGTH } from '../envelope.js';
-import { directConversation, type ConversationId, type History } from '../history.js';
+import { directConversation, type ConversationId, type History, type MessageMeta } from '../history.js';
 import { isGroupId } from '../group/state.js';
 import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from '@tacit/api';
 import { padJson, startsWith, unpadJson } from './padding.js';
@@ -33,6 +41,16 @@ import { padJson, startsWith, unpadJson } from './padding.js';
 export const MAX_READ_SYNC_ENTRIES = 100;
 /** Largest read-sync plaintext accepted: MAX_READ_SYNC_ENTRIES entries of the longest kind, and the JSON around them. */
 export const MAX_READ_SYNC_BYTES = 24 * 1024;
+/**
+ * Read-sync entries held per conversation for messages not here yet: one full read sync's worth.
+ * A flood in one conversation (only our own devices can send one) drops its own oldest, never
+ * another conversation's.
+ */
+export const MAX_HELD_READS_PER_CONVERSATION = MAX_READ_SYNC_ENTRIES;
+/** Read-sync entries held in all; past it the oldest go first. Each is a small record (~200 bytes). */
+export const MAX_HELD_READS = 1_000;
+/** How long a held entry waits for its message, as a held edit does; a message later than that shows unread. */
+export const HELD_READ_TTL_MS = HELD_ACTION_TTL_MS;
 
 export interface ReadSyncEntry {
   /** The author of the message (never us). */
@@ -84,33 +102,88 @@ export interface ReadSyncEvent {
   fromDevice: number;
 }
 
-/** Inside the inbox's state change: a read sync that came over the pairwise session from `from`. */
-export async function receiveReadSync(core: Core, history: History, t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void> {
-  const self = core.account.username;
-  if (from !== self) {
-    // Only our own devices may say what we read.
-    t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'FORGED_SYNC' }));
-    return;
+interface HeldRead {
+  conversation: ConversationId;
+  /** When it was read on the device that showed it (its clock, ms). */
+  at: number;
+  /** The device that read it. */
+  fromDevice: number;
+  heldAt: number;
+}
+export const heldReadCodec = blobCodec<HeldRead>('held read', (v) => {
+  if (!isObj(v) || !isStr(v['conversation'], 200) || !isInt(v['at']) || !isInt(v['fromDevice'], 1) || !isInt(v['heldAt'])) return undefined;
+  return { conversation: v['conversation'], at: v['at'], fromDevice: v['fromDevice'], heldAt: v['heldAt'] };
+});
+
+/** Read syncs from our other devices: applied to the history, or held until their message comes. */
+export class ReadSyncs {
+  readonly #core: Core;
+  readonly #history: History;
+  readonly #held: HeldShelf<HeldRead>;
+
+  constructor(core: Core, history: History) {
+    this.#core = core;
+    this.#history = history;
+    this.#held = new HeldShelf<HeldRead>(
+      {
+        prefix: PREFIX.heldRead,
+        codec: heldReadCodec,
+        target: (c, author, id) => core.keys.heldReadsFor(c, author, id),
+        group: (h) => h.conversation,
+        perGroup: MAX_HELD_READS_PER_CONVERSATION,
+        all: MAX_HELD_READS,
+        ttlMs: HELD_READ_TTL_MS,
+      },
+      core.now,
+    );
+    history.onAppend.push((t, conversation, seq, meta) => this.#released(t, conversation, seq, meta));
   }
-  const entries = decodeReadSync(plaintext);
-  if (entries === undefined) {
-    t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'BAD_READ_SYNC' }));
-    return;
+
+  /** Inside the inbox's state change: a read sync that came over the pairwise session from `from`. */
+  async receive(t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void> {
+    const core = this.#core;
+    const self = core.account.username;
+    if (from !== self) {
+      // Only our own devices may say what we read.
+      t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'FORGED_SYNC' }));
+      return;
+    }
+    const entries = decodeReadSync(plaintext);
+    if (entries === undefined) {
+      t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'BAD_READ_SYNC' }));
+      return;
+    }
+    // Per conversation: the newest named message held here, and when each named one was read.
+    const upTo = new Map<ConversationId, { seq: number; readAt: Map<number, number> }>();
+    const early: HeldItem<HeldRead>[] = [];
+    for (const e of entries) {
+      if (e.from === self) continue;
+      const conversation = e.group !== undefined ? `g:${e.group}` : directConversation(e.from);
+      const found = await this.#history.findById(t, conversation, e.from, e.id);
+      if (found === undefined) {
+        early.push({ conversation, author: e.from, messageId: e.id, meta: { conversation, at: e.at, fromDevice, heldAt: core.now() } });
+        continue;
+      }
+      if (found.meta.d !== 'in' || found.meta.sys === 1) continue;
+      const c = upTo.get(conversation) ?? { seq: 0, readAt: new Map<number, number>() };
+      c.seq = Math.max(c.seq, found.seq);
+      c.readAt.set(found.seq, e.at);
+      upTo.set(conversation, c);
+    }
+    await this.#held.hold(t, early);
+    for (const [conversation, c] of upTo) await this.#read(t, conversation, c.seq, c.readAt, fromDevice);
   }
-  // Per conversation: the newest named message held here, and when each named one was read.
-  const upTo = new Map<ConversationId, { seq: number; readAt: Map<number, number> }>();
-  for (const e of entries) {
-    if (e.from === self) continue;
-    const conversation = e.group !== undefined ? `g:${e.group}` : directConversation(e.from);
-    const found = await history.findById(t, conversation, e.from, e.id);
-    if (found === undefined || found.meta.d !== 'in' || found.meta.sys === 1) continue;
-    const c = upTo.get(conversation) ?? { seq: 0, readAt: new Map<number, number>() };
-    c.seq = Math.max(c.seq, found.seq);
-    c.readAt.set(found.seq, e.at);
-    upTo.set(conversation, c);
+
+  /** A message was stored: a read of it that came first marks it (and what is before it) read now. */
+  async #released(t: StateTxn, conversation: ConversationId, seq: number, meta: MessageMeta): Promise<void> {
+    const held = (await this.#held.take(t, conversation, meta.from, meta.id)).filter((h) => h.conversation === conversation);
+    const first = held.reduce<HeldRead | undefined>((a, h) => (a === undefined || h.at < a.at ? h : a), undefined);
+    if (first === undefined || meta.d !== 'in' || meta.sys === 1) return;
+    await this.#read(t, conversation, seq, new Map([[seq, first.at]]), first.fromDevice);
   }
-  for (const [conversation, c] of upTo) {
-    const count = await history.readUpTo(t, conversation, c.seq, { shown: false, readAt: c.readAt });
-    if (count > 0) t.afterCommit(() => core.events.emit('read-sync', { conversation, count, fromDevice }));
+
+  async #read(t: StateTxn, conversation: ConversationId, seq: number, readAt: ReadonlyMap<number, number>, fromDevice: number): Promise<void> {
+    const count = await this.#history.readUpTo(t, conversation, seq, { shown: false, readAt });
+    if (count > 0) t.afterCommit(() => this.#core.events.emit('read-sync', { conversation, count, fromDevice }));
   }
 }

@@ -45,6 +45,7 @@ import { heldCodec, identityCodec } from '../../src/trust.ts';
 import type { FuzzTarget } from './fuzz.ts';
 import { decodeAction } from '../../src/chat/actions.ts';
 import { heldActionCodec } from '../../src/chat/edits.ts';
+import { heldReadCodec } from '../../src/chat/read-sync.ts';
 import { seqCodec } from '../../src/history.ts';
 
 const isProtocol = (e: unknown): boolean => isProtocolError(e);
@@ -381,6 +382,7 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
     }),
     recordTarget('action carrier', messageCodec, { meta: { d: 'out', id: 'ab13', from: 'bob', dev: 1, sentAt: 5, st: 'queued', act: { k: 'delete', target: 'ab12' } }, blob: new Uint8Array(0) }),
     recordTarget('held edit or reaction', heldActionCodec, { meta: { conversation: 'u:bob', actor: 'bob', at: 5, heldAt: 6, act: { k: 'edit', target: 'ab12', text: 'x' } }, blob: new Uint8Array(0) }),
+    recordTarget('held read', heldReadCodec, { meta: { conversation: 'u:bob', at: 5, fromDevice: 2, heldAt: 6 }, blob: new Uint8Array(0) }),
     recordTarget('message index', seqCodec, { c: 'u:bob', s: 17 }),
     recordTarget('outgoing ciphertext', ciphertextCodec, { meta: { clientId: 'c1', conversation: 'u:bob', msg: 3, messageId: 'ab', to: 'bob', deviceId: 1, registrationId: 9, type: 'whisper', createdAt: 1 }, blob: new Uint8Array([0x44, 1, 2]) }),
     recordTarget('held message', heldCodec, { meta: { serverId: 's1', from: 'bob', fromDevice: 1, type: 'prekey', serverTimestamp: 1, receivedAt: 2 }, blob: new Uint8Array([1]) }),
