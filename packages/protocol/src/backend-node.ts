@@ -10,6 +10,7 @@ import {
   diffieHellman,
   hkdfSync,
   randomBytes,
+  randomFillSync,
   sign,
   verify,
   type KeyObject,
@@ -68,13 +69,39 @@ function publicKeyObject(pub: Uint8Array): KeyObject {
   return k;
 }
 
+/**
+ * Small random requests (keys, seeds, nonces) are served from a pool filled from the OS this many
+ * bytes at a time: a `randomBytes` call costs 2–10 µs here whatever its size. Served bytes are
+ * copied out and wiped from the pool at once, so no byte is handed out twice or kept.
+ */
+export const RANDOM_POOL_BYTES = 4096;
+/** Requests longer than this go to `randomBytes` directly. */
+const RANDOM_POOL_MAX_REQUEST = 64;
+const randomPool = Buffer.alloc(RANDOM_POOL_BYTES);
+let randomPoolUsed = RANDOM_POOL_BYTES;
+
+function random(n: number): Uint8Array {
+  if (n > RANDOM_POOL_MAX_REQUEST) return u8(randomBytes(n));
+  if (randomPoolUsed + n > RANDOM_POOL_BYTES) {
+    randomFillSync(randomPool);
+    randomPoolUsed = 0;
+  }
+  const out = new Uint8Array(n);
+  out.set(randomPool.subarray(randomPoolUsed, randomPoolUsed + n));
+  randomPool.fill(0, randomPoolUsed, randomPoolUsed + n);
+  randomPoolUsed += n;
+  return out;
+}
+
 /** SubjectPublicKeyInfo (RFC 8410) of an X25519 or Ed25519 key: this header, then the 32 raw bytes. */
 const SPKI_HEADER_BYTES = 12;
 
 /**
- * The raw public key of a key object, read from its DER export. Never a JWK export: on Node 20 a
- * JWK export could deadlock the process when a garbage collection inside it destroyed a finished
- * key-generation job (main thread parked on a mutex for good; seen in CI, DESIGN §2.6).
+ * The raw public key of a key object, read from its DER export (used for the rare Ed25519 key
+ * generation; see `publicFromPrivate` for when a JWK export is safe). On Node 20 a JWK export of
+ * a key made by `generateKeyPairSync` could deadlock the process: a garbage collection inside the
+ * export destroyed the finished key-generation job, whose config then waited for the mutex of the
+ * same key, which the export held (main thread parked for good; seen in CI, DESIGN §2.6).
  */
 function rawPublic(k: KeyObject): Uint8Array {
   const der = k.export({ format: 'der', type: 'spki' });
@@ -85,11 +112,45 @@ function rawPublic(k: KeyObject): Uint8Array {
 /** The X25519 base point u = 9, as a key object: an agreement with it is the public key. */
 let basePoint: KeyObject | undefined;
 
-function publicFromPrivate(priv: Uint8Array): Uint8Array {
-  // X25519(k, 9) (RFC 7748 §6.1). Measured here: 36 µs, where exporting the public half of the
-  // imported private key costs 83 µs (OpenSSL derives it then, through a slower path).
+/** X25519(k, 9) (RFC 7748 §6.1): the public key by an agreement, 45 µs here. */
+function publicByAgreement(priv: Uint8Array): Uint8Array {
   basePoint ??= createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: BASE_POINT_B64 }, format: 'jwk' });
   return u8(diffieHellman({ privateKey: privateKeyObject(priv), publicKey: basePoint }));
+}
+
+/**
+ * The public half that OpenSSL computed when it imported the private key (its fixed-base
+ * multiplication runs at import), copied out of the key object by a JWK export: about 6 µs.
+ *
+ * Safe from the deadlock described at `rawPublic`, which needs a key that a key-generation job
+ * also holds: the job's config locks that key's own mutex when it is destroyed
+ * (`~KeyPairGenConfig`, Node's src/crypto/crypto_keygen.h), while the export holds the same
+ * mutex. Every key exported here was made by `createPrivateKey` in this file (a key object with a
+ * mutex of its own) and never reaches a key-generation job: this file runs none, and the backend
+ * takes bytes, never key objects. test/keygen-deadlock.test.ts checks the source for key
+ * generation and makes 40,000 keys in a small heap, alone and while unrelated generated keys
+ * are being collected.
+ */
+function publicFromImport(priv: Uint8Array): Uint8Array | undefined {
+  const { x } = createPublicKey(privateKeyObject(priv)).export({ format: 'jwk' });
+  const pub = typeof x === 'string' ? Buffer.from(x, 'base64url') : undefined;
+  return pub !== undefined && pub.length === 32 ? u8(pub) : undefined;
+}
+
+/**
+ * Whether `publicFromImport` gives X25519(k, 9): checked once per process on a fixed scalar, so
+ * a Node or OpenSSL that took the public half from the JWK's placeholder `x` instead of deriving
+ * it from `d` falls back to the agreement instead of handing out wrong keys.
+ */
+let importGivesPublic: boolean | undefined;
+
+function publicFromPrivate(priv: Uint8Array): Uint8Array {
+  if (importGivesPublic === undefined) {
+    const probe = clampPrivateKey(new Uint8Array(32).fill(0x5a));
+    const fast = publicFromImport(probe);
+    importGivesPublic = fast !== undefined && Buffer.from(fast).equals(publicByAgreement(probe));
+  }
+  return (importGivesPublic ? publicFromImport(priv) : undefined) ?? publicByAgreement(priv);
 }
 
 function signingKeyObject(seed: Uint8Array): KeyObject {
@@ -108,19 +169,39 @@ function signingKeyObject(seed: Uint8Array): KeyObject {
   return k;
 }
 
+/**
+ * Ed25519 public keys kept imported for verification (the oldest is dropped). A bundle's two
+ * pre-key signatures are checked against the same identity key, and a server checks every upload
+ * of an account against it; an import costs 10–15 % of a verification.
+ */
+export const MAX_CACHED_VERIFYING_KEYS = 64;
+const verifyingObjects = new Map<string, KeyObject>();
+
+function verifyingKeyObject(publicKey: Uint8Array): KeyObject {
+  const x = b64url(publicKey);
+  let k = verifyingObjects.get(x);
+  if (k === undefined) {
+    k = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+    if (verifyingObjects.size >= MAX_CACHED_VERIFYING_KEYS) verifyingObjects.delete(verifyingObjects.keys().next().value as string);
+    verifyingObjects.set(x, k);
+  }
+  return k;
+}
+
 /** A random seed and the public point OpenSSL derives from it (RFC 8032 §5.1.5). */
 function generateEd25519(): { seed: Uint8Array; publicKey: Uint8Array } {
-  const seed = u8(randomBytes(32));
+  const seed = random(32);
   return { seed, publicKey: rawPublic(createPublicKey(signingKeyObject(seed))) };
 }
 
 /**
  * A fresh key pair: 32 random bytes, clamped (RFC 7748), and their public key, with the private
- * key object cached: its later agreements then skip the import. Not `generateKeyPairSync`: the key-generation jobs it leaves to
- * the garbage collector took part in the Node 20 deadlock described at `rawPublic`.
+ * key object cached: its later agreements then skip the import. Not `generateKeyPairSync`: the
+ * key-generation jobs it leaves to the garbage collector took part in the Node 20 deadlock
+ * described at `rawPublic`.
  */
 function generateKeyPair(): { privateKey: Uint8Array; publicKey: Uint8Array } {
-  const privateKey = clampPrivateKey(u8(randomBytes(32)));
+  const privateKey = clampPrivateKey(random(32));
   return { privateKey, publicKey: publicFromPrivate(privateKey) };
 }
 
@@ -157,7 +238,7 @@ export function nodeBackend(options: NodeBackendOptions = {}): CryptoBackend {
   return {
     name: 'node',
     ...(kem !== undefined ? { mlKem1024: kem } : {}),
-    randomBytes: (n) => u8(randomBytes(n)),
+    randomBytes: random,
     x25519GenerateKeyPair: generateKeyPair,
     x25519PublicFromPrivate: publicFromPrivate,
     x25519(priv, pub) {
@@ -186,8 +267,7 @@ export function nodeBackend(options: NodeBackendOptions = {}): CryptoBackend {
     ed25519Sign: (seed, message) => u8(sign(null, message, signingKeyObject(seed))),
     ed25519Verify(publicKey, message, signature) {
       try {
-        const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey) }, format: 'jwk' });
-        return verify(null, message, key, signature);
+        return verify(null, message, verifyingKeyObject(publicKey), signature);
       } catch {
         return false;
       }

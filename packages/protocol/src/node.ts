@@ -1,2 +1,2 @@
 // Node-only entry point: `@tacit/protocol/node`.
-export { MAX_CACHED_SIGNING_KEYS, nodeBackend } from './backend-node.ts';
+export { MAX_CACHED_SIGNING_KEYS, MAX_CACHED_VERIFYING_KEYS, nodeBackend, RANDOM_POOL_BYTES } from './backend-node.ts';

@@ -19,7 +19,7 @@ import {
   isProtocolError,
   compareScannable,
 } from '../src/index.ts';
-import { nodeBackend } from '../src/node.ts';
+import { MAX_CACHED_VERIFYING_KEYS, nodeBackend, RANDOM_POOL_BYTES } from '../src/node.ts';
 import fc from 'fast-check';
 import { sha3_256, shake256 } from '@noble/hashes/sha3.js';
 import { ls } from './support/libsignal.ts';
@@ -219,6 +219,39 @@ test('both backends agree on HKDF, HMAC, SHA and AES-CBC for random inputs', () 
     ),
     { numRuns: 300 },
   );
+});
+
+test('node backend randomness: every length works, and small requests (served from a pool) never repeat', () => {
+  const b = nodeBackend();
+  for (const n of [0, 1, 31, 32, 64, 65, 1000, RANDOM_POOL_BYTES + 1]) assert.equal(b.randomBytes(n).length, n);
+  const seen = new Set<string>();
+  // Three pools' worth of keys and seeds, so the pool is refilled several times and requests
+  // straddle its end.
+  for (let used = 0; used < 3 * RANDOM_POOL_BYTES; ) {
+    for (const n of [32, 64, 16]) {
+      const r = toHex(b.randomBytes(n));
+      assert.ok(!seen.has(r), 'a random request repeated');
+      seen.add(r);
+      used += n;
+    }
+  }
+  const keys = new Set(Array.from({ length: 300 }, () => toHex(b.x25519GenerateKeyPair().privateKey)));
+  assert.equal(keys.size, 300);
+});
+
+test(`node backend XEdDSA verification: more identity keys than the ${MAX_CACHED_VERIFYING_KEYS} kept imported, each accepts only its own signatures`, () => {
+  const b = nodeBackend();
+  const ids = Array.from({ length: MAX_CACHED_VERIFYING_KEYS + 20 }, () => IdentityKeyPair.generate(b));
+  const msg = utf8Encode('signed pre-key');
+  for (let round = 0; round < 2; round++) {
+    ids.forEach((id, i) => {
+      const sig = id.sign(b, msg);
+      const other = ids[(i + 1) % ids.length]!;
+      assert.ok(xeddsaVerify(id.publicKey.serialize(), msg, sig, b));
+      assert.ok(!xeddsaVerify(other.publicKey.serialize(), msg, sig, b));
+      assert.ok(!xeddsaVerify(id.publicKey.serialize(), utf8Encode('other message'), sig, b));
+    });
+  }
 });
 
 test('fresh X25519 key pairs (both backends): clamped, public half matches the other backend, agreements match', () => {
