@@ -123,6 +123,10 @@ export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending():
   );
   // Another device of this account showed messages: read here too (scripts get an event; `history` shows it).
   client.on('read-sync', ({ conversation, count, fromDevice }) => ctx.out.event('read-sync', { conversation, count, fromDevice }, undefined));
+  // Another device of this account changed the block list: the same list here.
+  client.on('block', ({ blocked, fromDevice }) => {
+    if (fromDevice !== undefined) ctx.out.event('block-sync', { blocked, fromDevice }, `tacit: note: another of your devices changed whom you block; blocked now: ${blocked.length === 0 ? 'nobody' : blocked.join(', ')}`);
+  });
   // Disappearing messages whose time ran out are gone from this device's store.
   client.on('expired', ({ conversation, ids }) => ctx.out.event('disappeared', { conversation, ids }, undefined));
   // Until the user trusts, every receive reminds them (once per run).

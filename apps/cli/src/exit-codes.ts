@@ -33,6 +33,8 @@ export const EXIT = {
   QUEUED: 11,
   /** A received attachment did not check out (tampered, truncated, wrong digest); nothing was saved. */
   ATTACHMENT_CORRUPT: 12,
+  /** The contact is blocked; `tacit unblock <user>` before sending to them. */
+  BLOCKED: 13,
   /** Interrupted by the user (Ctrl-C) before the operation finished; nothing half-done was kept. */
   CANCELLED: 130,
 } as const;
@@ -70,5 +72,7 @@ export function exitCodeFor(code: ClientErrorCode): ExitCode {
       return EXIT.ATTACHMENT_CORRUPT;
     case 'CANCELLED':
       return EXIT.CANCELLED;
+    case 'BLOCKED':
+      return EXIT.BLOCKED;
   }
 }

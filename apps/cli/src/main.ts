@@ -7,6 +7,7 @@ import { makeCtx, type Ctx } from './context.js';
 import { cmdAdmin, cmdDirectory } from './team.js';
 import { cmdGroup } from './group.js';
 import { cmdSettings } from './settings.js';
+import { cmdBlock, cmdBlocked, cmdUnblock } from './block.js';
 import { cmdDevices, cmdLink, cmdSignOut } from './devices.js';
 import { cmdDelete, cmdEdit, cmdReact, cmdSearch, cmdTimer } from './edits.js';
 import { cmdRetry } from './retry.js';
@@ -42,6 +43,12 @@ commands:
   trust <username>               accept a contact's changed identity key
   contacts                       list contacts
   whoami                         show this account
+  block <username>               block a user: their messages, reactions, receipts and
+                                 typing are dropped unseen (also in groups) and nothing is
+                                 sent to them (exit 13); they are not told; your other
+                                 devices block them too
+  unblock <username>             unblock a user (their next messages are shown)
+  blocked                        list blocked users
   settings [read-receipts|typing on|off]
                                  show or change chat settings (read receipts off: none
                                  sent and none shown; typing off: none sent or shown)
@@ -103,6 +110,7 @@ exit codes:
   4 account exists        10 no such user
   5 wrong passphrase      11 queued: server unreachable, sent when tacit next connects
  12 a received file did not check out (nothing of it was kept)
+ 13 the contact is blocked (see: unblock)
 130 interrupted (Ctrl-C)
 `;
 
@@ -122,6 +130,9 @@ const COMMANDS: Record<string, Command> = {
   admin: cmdAdmin,
   group: cmdGroup,
   settings: cmdSettings,
+  block: cmdBlock,
+  unblock: cmdUnblock,
+  blocked: cmdBlocked,
   link: cmdLink,
   devices: cmdDevices,
   'sign-out': cmdSignOut,

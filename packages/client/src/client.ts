@@ -44,6 +44,7 @@ import { SearchIndex } from './chat/search-index.js';
 import { uncheckedActionSend } from './chat/testing.js';
 import { looksLikeTyping, Typing } from './chat/typing.js';
 import { looksLikeReadSync, ReadSyncs } from './chat/read-sync.js';
+import { changeBlockList, isBlocked, looksLikeBlockSync, readBlockList, receiveBlockSync } from './chat/block.js';
 
 /** Check the server's pre-key stock after this many sessions were started with us. */
 export const KEY_CHECK_AFTER_NEW_SESSIONS = 10;
@@ -142,6 +143,8 @@ export interface ActionResult {
 export interface ConversationInfo extends ConversationSummary {
   /** The contact's identity key changed: nothing is sent or shown until `trust`. */
   identityChanged: boolean;
+  /** The contact is blocked (`block`): nothing from them is shown, nothing goes to them. */
+  blocked: boolean;
 }
 
 /** Validates and case-folds a username given by the user. */
@@ -256,6 +259,10 @@ export class TacitClient {
         }
         if (looksLikeReadSync(plaintext)) {
           await this.#readSyncs.receive(t, from, fromDevice, plaintext);
+          return true;
+        }
+        if (looksLikeBlockSync(plaintext)) {
+          await receiveBlockSync(core, t, from, fromDevice, plaintext);
           return true;
         }
         return false;
@@ -458,7 +465,12 @@ export class TacitClient {
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline && !this.#closed) {
       const added = (await this.#http.devices()).devices.find((d) => !before.has(d.deviceId));
-      if (added !== undefined) return { deviceId: added.deviceId };
+      if (added !== undefined) {
+        // The new device learns whom we block (chat/block.ts); the link message does not carry it.
+        this.#directory.forget(this.username);
+        if ((await this.blocked()).length > 0) await this.#core.mutate(async (t) => this.#receipts.queueBlockSync(t));
+        return { deviceId: added.deviceId };
+      }
       await new Promise((r) => setTimeout(r, LINK_POLL_MS));
     }
     return { deviceId: undefined };
@@ -732,7 +744,9 @@ export class TacitClient {
       const r = await this.#groups.send(to, text);
       return { id: r.id, to: r.conversation, conversation: r.conversation, seq: r.seq, sentAt: r.sentAt, serverIds: [], devices: r.devices };
     }
-    return this.#outbox.send(parseUsername(to), text);
+    const contact = parseUsername(to);
+    await this.#refuseBlocked(directConversation(contact));
+    return this.#outbox.send(contact, text);
   }
 
   // ---- groups (group/groups.ts) ----
@@ -796,6 +810,7 @@ export class TacitClient {
   async retry(conversation: string, seq: number, source?: PlaintextSource, options: TransferOptions = {}): Promise<SendResult> {
     if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
     const id = await this.#conversation(conversation);
+    await this.#refuseBlocked(id);
     const m = (await this.#history.page(id, { before: seq + 1, limit: 1 }))[0];
     if (m !== undefined && m.seq === seq && m.attachment !== undefined && !m.attachment.uploaded) return this.#attachments.retry(id, seq, source, options);
     if (groupIdOf(id) !== undefined) {
@@ -815,7 +830,9 @@ export class TacitClient {
    */
   async sendFile(to: string, source: PlaintextSource, options: SendFileOptions): Promise<SendResult> {
     if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
-    return this.#attachments.send(await this.#conversation(to), source, options);
+    const id = await this.#conversation(to);
+    await this.#refuseBlocked(id);
+    return this.#attachments.send(id, source, options);
   }
 
   /** Cancels the upload of a file message in progress in this process; returns whether there was one. */
@@ -853,8 +870,9 @@ export class TacitClient {
   /** Conversations, most recent first, with unread counts and the last message. */
   async conversations(): Promise<ConversationInfo[]> {
     const changed = new Set(await this.#trust.changedIdentities());
+    const blocked = new Set(await this.blocked());
     const hideRead = !(await this.settings()).readReceipts;
-    return (await this.#history.summaries()).map((c) => ({ ...c, last: c.last && hideReadReceipts(this.#attachments.present(c.last), hideRead), identityChanged: changed.has(c.contact) }));
+    return (await this.#history.summaries()).map((c) => ({ ...c, last: c.last && hideReadReceipts(this.#attachments.present(c.last), hideRead), identityChanged: changed.has(c.contact), blocked: blocked.has(c.contact) }));
   }
 
   /** Messages of a conversation (oldest first): the newest `limit`, or the `limit` before `before` (a seq). */
@@ -883,6 +901,50 @@ export class TacitClient {
       t.write(settingsCodec, PREFIX.settings, next);
       return next;
     });
+  }
+
+  // ---- blocking (chat/block.ts) ----
+
+  /** Blocked usernames, sorted. */
+  async blocked(): Promise<string[]> {
+    return (await readBlockList(this.#core.view())).users;
+  }
+
+  /**
+   * Blocks `user`: from now on their pairwise messages, edits, reactions, receipts and typing
+   * indicators, and their messages and actions in groups, are acknowledged and dropped unseen;
+   * nothing is sent to them (BLOCKED) and no receipts or typing indicators go to them. Their
+   * session and identity are kept. This account's other devices are told. Returns whether the
+   * list changed (false: already blocked). INVALID_ARGUMENT past MAX_BLOCKED_USERS.
+   */
+  block(user: string): Promise<boolean> {
+    return this.#changeBlock(user, true);
+  }
+
+  /** Unblocks `user` (their next messages are shown again); our other devices are told. Returns whether the list changed. */
+  unblock(user: string): Promise<boolean> {
+    return this.#changeBlock(user, false);
+  }
+
+  async #changeBlock(user: string, block: boolean): Promise<boolean> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    const contact = parseUsername(user);
+    if (contact === this.username) throw new ClientError('INVALID_ARGUMENT', 'you cannot block yourself');
+    const next = await this.#core.mutate(async (t) => {
+      const list = await changeBlockList(t, contact, block, this.#core.now());
+      if (list !== undefined) this.#receipts.queueBlockSync(t);
+      return list;
+    });
+    if (next === undefined) return false;
+    if (block) this.#typing.stopped(directConversation(contact), contact);
+    this.#events.emit('block', { blocked: next.users });
+    return true;
+  }
+
+  /** Sending to a blocked contact is refused until `unblock`. */
+  async #refuseBlocked(conversation: ConversationId): Promise<void> {
+    const contact = contactOf(conversation);
+    if (contact !== undefined && (await isBlocked(this.#core.view(), contact))) throw new ClientError('BLOCKED', `${contact} is blocked; unblock them to send them anything`, { contact });
   }
 
   // ---- typing indicators (chat/typing.ts) ----
@@ -1051,6 +1113,7 @@ export class TacitClient {
       const r = await this.#actions.apply(t, conversation, this.username, act, at, false);
       if ('ignored' in r && checked) throw new ClientError('INVALID_ARGUMENT', `the message cannot be changed (${r.ignored})`);
     };
+    await this.#refuseBlocked(conversation);
     const group = groupIdOf(conversation);
     let r: { id: string; sentAt: number; devices?: number };
     if (group !== undefined) r = await this.#groups.send(conversation, '', { act, before });

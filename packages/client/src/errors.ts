@@ -42,6 +42,8 @@ export const CLIENT_ERROR_CODES = [
   'CANCELLED',
   /** Linking a device failed: the link message did not decrypt (wrong code, tampered), or the channel closed. Nothing was registered. */
   'PROVISIONING_FAILED',
+  /** The contact is blocked (chat/block.ts): nothing is sent to them until `unblock`. */
+  'BLOCKED',
 ] as const;
 
 export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];

@@ -6,6 +6,7 @@ import type { ReceiptEvent } from './chat/receipts.js';
 import type { ReadSyncEvent } from './chat/read-sync.js';
 import type { AppliedAction, IgnoredReason } from './chat/edits.js';
 import type { TypingEvent } from './chat/typing.js';
+import type { BlockEvent } from './chat/block.js';
 
 export interface ClientEvents {
   /** A message arrived and is stored (shown once: redeliveries and resends are dropped). */
@@ -38,6 +39,8 @@ export interface ClientEvents {
   'action-ignored': { conversation: ConversationId; from: string; kind: string; reason: IgnoredReason };
   /** Someone started or stopped typing in a conversation (chat/typing.ts; expires on its own). */
   typing: TypingEvent;
+  /** The block list changed, here or on another device of ours (chat/block.ts). */
+  block: BlockEvent;
   connection: { state: 'ready' | 'drained' | 'disconnected'; retryInMs?: number };
   fatal: ClientError;
 }

@@ -31,6 +31,7 @@ import { MAX_RECEIVE_BATCH, type EnvelopeOutcome } from './relay.js';
 import { heldCodec, type Trust } from './trust.js';
 import type { MessageActions } from './chat/edits.js';
 import type { Action } from './chat/actions.js';
+import { isBlocked } from './chat/block.js';
 import { MAX_PARKED, SenderThrottle, THROTTLED, THROTTLED_ATTEMPTS_PER_SECOND } from './throttle.js';
 
 /** Server envelope ids remembered to drop redeliveries; far above the server's in-flight window. */
@@ -143,6 +144,8 @@ export class Inbox {
         if (this.groups === undefined) t.afterCommit(() => this.#core.events.emit('undecryptable', { from, fromDevice, reason: 'NO_SENDER_KEY' }));
         return;
       }
+      // A blocked member's text or action: acknowledged (by returning) and dropped (chat/block.ts).
+      if (from !== a.username && (await isBlocked(t, from))) return;
       const dedupKey = this.#core.keys.seenMessage(from, g.id);
       if ((await t.getBytes(dedupKey)) !== undefined) return;
       this.#remember(t, 'message', dedupKey);
@@ -289,6 +292,11 @@ export class Inbox {
       // A group change or a member's sender key, over the pairwise session.
       await this.#directory.noteDevice(t, m.from, m.fromDevice);
       await this.groups.receivePairwise(t, m.from, m.fromDevice, plaintext);
+      return undefined;
+    }
+    if (m.from !== this.#core.account.username && (await isBlocked(t, m.from))) {
+      // Blocked (chat/block.ts): decrypted so the session stays in step, then dropped unseen;
+      // nothing is stored, so no receipt goes back. Group changes and sender keys went above.
       return undefined;
     }
     if (this.chat !== undefined && (await this.chat.receiveChat(t, m.from, m.fromDevice, plaintext))) {

@@ -41,6 +41,7 @@ export {
 export { MAX_RECEIPT_IDS, MAX_QUEUED_RECEIPTS, RECEIPT_BATCH_DELAY_MS, RECEIPT_CLOSE_GRACE_MS, decodeReceipt, encodeReceipt, looksLikeReceipt, type ReceiptKind, type ReceiptPayload, type ReceiptEvent } from './chat/receipts.js';
 export { MAX_READ_SYNC_ENTRIES, MAX_READ_SYNC_BYTES, MAX_HELD_READS, MAX_HELD_READS_PER_CONVERSATION, HELD_READ_TTL_MS, decodeReadSync, encodeReadSync, looksLikeReadSync, type ReadSyncEntry, type ReadSyncEvent } from './chat/read-sync.js';
 export { DEFAULT_SETTINGS, type ChatSettings } from './chat/settings.js';
+export { MAX_BLOCKED_USERS, MAX_BLOCK_SYNC_BYTES, decodeBlockSync, encodeBlockSync, looksLikeBlockSync, type BlockList, type BlockEvent } from './chat/block.js';
 export { TYPING_SEND_INTERVAL_MS, TYPING_EXPIRE_MS, decodeTyping, encodeTyping, looksLikeTyping, type TypingEvent, type TypingPayload } from './chat/typing.js';
 export { MAX_OUTBOX, MESSAGE_ID_BYTES, type SendResult } from './outbox.js';
 export { MAX_SEEN_SERVER_IDS, MAX_SEEN_MESSAGE_IDS } from './inbox.js';

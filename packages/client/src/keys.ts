@@ -67,6 +67,8 @@ export const PREFIX = {
   receiptQueue: 'rq/',
   /** This device's chat settings: read receipts, typing indicators (chat/settings.ts). */
   settings: 'set',
+  /** Blocked users and when the list last changed (chat/block.ts). */
+  blocked: 'blk',
   /** Disappearing messages by the time they go (`xp/<time>/<seq>`), for the sweep (chat/edits.ts). */
   expiry: 'xp/',
   /** Edits, deletions and reactions that arrived before their message, held a while (chat/edits.ts). */
@@ -212,6 +214,7 @@ export function describeKey(key: string): string {
     [PREFIX.messageId]: 'message index',
     [PREFIX.receiptQueue]: 'queued receipt',
     [PREFIX.settings]: 'settings',
+    [PREFIX.blocked]: 'block list',
     [PREFIX.group]: 'group',
     [PREFIX.groupQueue]: 'queued group message',
     [PREFIX.senderKey]: 'sender key',

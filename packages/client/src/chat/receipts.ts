@@ -12,7 +12,9 @@
  * and a read sync for our own other devices (chat/read-sync.ts; sent whatever the setting, as
  * Signal does). The queue is sent in batches RECEIPT_BATCH_DELAY_MS after the change (and after
  * every connect), and a record goes only once the server stored the receipt for every device of
- * the author (a read sync: of our account but this device).
+ * the author (a read sync: of our account but this device). A block sync (chat/block.ts) rides the
+ * same queue to our own other devices, carrying the block list as it is when sent. Nothing is
+ * queued for, or sent to, a blocked author.
  *
  * Receiving: a receipt is applied only to our own outgoing message with that id in the
  * conversation it names (the contact's, or the group's), and only if its sender was one of that
@@ -36,6 +38,7 @@ import type { Relay } from '../relay.js';
 import { padJson, startsWith, unpadJson } from './padding.js';
 import { encodeReadSync, MAX_READ_SYNC_ENTRIES, type ReadSyncEntry } from './read-sync.js';
 import { readSettings } from './settings.js';
+import { encodeBlockSync, readBlockList } from './block.js';
 
 /** Message ids one receipt names at most: a batch is one message, and stays one padding block or a few. */
 export const MAX_RECEIPT_IDS = 100;
@@ -85,15 +88,18 @@ interface QueuedReceipt {
   /** The author. */
   to: string;
   g?: string;
-  /** `sync`: a read sync for our own other devices (chat/read-sync.ts), naming the author's message. */
-  k: ReceiptKind | 'sync';
+  /**
+   * `sync`: a read sync for our own other devices (chat/read-sync.ts), naming the author's
+   * message; `block`: send our block list to our own other devices (chat/block.ts).
+   */
+  k: ReceiptKind | 'sync' | 'block';
   id: string;
   /** A read sync: when it was read, ms. */
   at?: number;
 }
 
 const queuedCodec = jsonCodec<QueuedReceipt>('queued receipt', (v) => {
-  if (!isObj(v) || !isStr(v['to'], 64) || (v['k'] !== 'delivered' && v['k'] !== 'read' && v['k'] !== 'sync') || !isStr(v['id'], MAX_MESSAGE_ID_LENGTH)) return undefined;
+  if (!isObj(v) || !isStr(v['to'], 64) || (v['k'] !== 'delivered' && v['k'] !== 'read' && v['k'] !== 'sync' && v['k'] !== 'block') || !isStr(v['id'], MAX_MESSAGE_ID_LENGTH)) return undefined;
   if (v['g'] !== undefined && !isGroupId(v['g'])) return undefined;
   if (v['at'] !== undefined && !isInt(v['at'])) return undefined;
   return { to: v['to'], k: v['k'], id: v['id'], ...(v['g'] !== undefined ? { g: v['g'] as string } : {}), ...(v['at'] !== undefined ? { at: v['at'] as number } : {}) };
@@ -139,16 +145,23 @@ export class Receipts {
 
   async #queue(t: StateTxn, messages: readonly HistoryMessage[], kind: QueuedReceipt['k'], at = 0): Promise<void> {
     const self = this.#core.account.username;
+    const blocked = kind === 'sync' ? [] : (await readBlockList(t)).users;
     let n = 0;
     for (const m of messages) {
       // Group system lines have no author to tell; our own (linked) devices need no receipt.
-      if (m.direction !== 'in' || m.system === true || m.from === self || m.fromDevice === 0) continue;
+      if (m.direction !== 'in' || m.system === true || m.from === self || m.fromDevice === 0 || blocked.includes(m.from)) continue;
       const g = groupIdOf(m.conversation);
       if (g === undefined && contactOf(m.conversation) !== m.from) continue;
       t.write(queuedCodec, PREFIX.receiptQueue + seqKey(t.nextSeq()), { to: m.from, k: kind, id: m.id, ...(g !== undefined ? { g } : {}), ...(kind === 'sync' ? { at } : {}) });
       n++;
     }
     if (n > 0) t.afterCommit(() => this.schedule());
+  }
+
+  /** Inside a state change that changed the block list: our other devices get it (with the next batch). */
+  queueBlockSync(t: StateTxn): void {
+    t.write(queuedCodec, PREFIX.receiptQueue + seqKey(t.nextSeq()), { to: this.#core.account.username, k: 'block', id: 'list' });
+    t.afterCommit(() => this.schedule());
   }
 
   /** Sends the queue soon (one batch for a burst). */
@@ -213,11 +226,17 @@ export class Receipts {
     if (this.#closed || relay === undefined || relay.state !== 'ready') return;
     const recs = await this.#core.view().list(PREFIX.receiptQueue, { limit: MAX_QUEUED_RECEIPTS + MAX_RECEIPT_IDS });
     const drop = recs.slice(0, Math.max(0, recs.length - MAX_QUEUED_RECEIPTS)).map((r) => r.key);
-    const batches = new Map<string, { to: string; group?: string; kind: ReceiptKind | 'sync'; ids: string[]; sync: ReadSyncEntry[]; keys: string[] }>();
+    const batches = new Map<string, { to: string; group?: string; kind: QueuedReceipt['k']; ids: string[]; sync: ReadSyncEntry[]; keys: string[] }>();
+    const blockList = await readBlockList(this.#core.view());
     for (const r of recs.slice(drop.length)) {
       const q = queuedCodec.decode(r.value);
-      // Read syncs of every conversation go together, to our own devices.
-      const key = q.k === 'sync' ? '\0sync' : `${q.to}\0${q.g ?? ''}\0${q.k}`;
+      // Receipts queued before their author was blocked go unsent.
+      if ((q.k === 'delivered' || q.k === 'read') && blockList.users.includes(q.to)) {
+        drop.push(r.key);
+        continue;
+      }
+      // Read syncs of every conversation go together, to our own devices; so do block syncs (one list).
+      const key = q.k === 'sync' || q.k === 'block' ? `\0${q.k}` : `${q.to}\0${q.g ?? ''}\0${q.k}`;
       let b = batches.get(key);
       if (b === undefined || b.ids.length >= (q.k === 'sync' ? MAX_READ_SYNC_ENTRIES : MAX_RECEIPT_IDS)) {
         // A full batch goes under its own key; the next one starts.
@@ -236,6 +255,7 @@ export class Receipts {
     for (const b of batches.values()) {
       try {
         if (b.kind === 'sync') await this.#send(relay, this.#core.account.username, encodeReadSync(b.sync), this.#core.account.deviceId);
+        else if (b.kind === 'block') await this.#send(relay, this.#core.account.username, encodeBlockSync(await readBlockList(this.#core.view())), this.#core.account.deviceId);
         else await this.#send(relay, b.to, encodeReceipt({ kind: b.kind, ids: b.ids, ...(b.group !== undefined ? { group: b.group } : {}) }));
       } catch (e) {
         // The author is gone or their identity changed (nothing goes to them until `trust`): the receipt goes.

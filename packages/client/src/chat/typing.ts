@@ -19,6 +19,7 @@ import { isGroupId } from '../group/state.js';
 import type { Relay } from '../relay.js';
 import { padJson, startsWith, unpadJson } from './padding.js';
 import { readSettings } from './settings.js';
+import { readBlockList } from './block.js';
 
 /** A `started` is sent again at most this often while typing continues, ms. */
 export const TYPING_SEND_INTERVAL_MS = 3_000;
@@ -100,7 +101,9 @@ export class Typing {
     const relay = this.#o.relay();
     if (relay === undefined || relay.state !== 'ready') return 0;
     const group = groupIdOf(conversation);
-    const users = group !== undefined ? ((await this.#o.members(group)) ?? []) : [contactOf(conversation)!];
+    // Nothing goes to a blocked user (chat/block.ts), pairwise or in a group.
+    const blocked = (await readBlockList(this.#core.view())).users;
+    const users = (group !== undefined ? ((await this.#o.members(group)) ?? []) : [contactOf(conversation)!]).filter((u) => !blocked.includes(u));
     const plaintext = encodeTyping({ typing: typing ? 'started' : 'stopped', ...(group !== undefined ? { group } : {}) });
     const recipients: { username: string; devices: { deviceId: number; registrationId: number; message: { type: 'prekey' | 'whisper'; body: string } }[] }[] = [];
     for (const u of users) {

@@ -54,6 +54,7 @@ import {
 } from './state.js';
 import { decodeGroupPayload, encodeGroupPayload, type GroupPayload } from './wire.js';
 import type { Action } from '../chat/actions.js';
+import { isBlocked } from '../chat/block.js';
 import type { SendOptions } from '../outbox.js';
 
 /** Groups one device keeps (current and left). */
@@ -500,6 +501,8 @@ export class Groups {
     const self = this.#self;
     const rec = await this.#load(t, incoming.id);
     if (rec === undefined && (await t.list(PREFIX.group)).length >= MAX_GROUPS) return;
+    // A blocked user cannot add us to a group we are not in (chat/block.ts); their changes to ours apply.
+    if (from !== self && !isMember(rec?.state, self) && (await isBlocked(t, from))) return;
     const m = mergeGroupState(this.#core.backend, rec?.state, incoming, from, self);
     if (!m.changed) {
       if (m.ahead && rec !== undefined && isAdmin(rec.state, self)) this.#afterCommitSend(t, rec.state, [from]);

@@ -31,7 +31,7 @@ import {
   type CryptoBackend,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt, decodeReadSync, encodeReadSync, decodeTyping, encodeTyping } from '../../src/index.ts';
+import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt, decodeReadSync, encodeReadSync, decodeBlockSync, encodeBlockSync, decodeTyping, encodeTyping } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
 import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
 import { accountCodec } from '../../src/account.ts';
@@ -324,6 +324,13 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
         ]),
       ],
       decode: (b) => decodeReadSync(b as Uint8Array),
+    },
+    {
+      // The block list from another device of our own account (chat/block.ts).
+      name: 'client: decodeBlockSync',
+      input: 'bytes',
+      seeds: [encodeBlockSync({ users: ['bob', 'carol'], at: 1_700_000_000_000 }), encodeBlockSync({ users: [], at: 0 })],
+      decode: (b) => decodeBlockSync(b as Uint8Array),
     },
     {
       // Edits, deletions, reactions, timers (chat/actions.ts) and a message's own timer.

@@ -1,0 +1,124 @@
+/**
+ * Blocking a contact, as Signal has it. The block list is one record (`blk`, like the chat
+ * settings) holding the blocked usernames and when the list last changed.
+ *
+ * While a user is blocked (enforced by the inbox, receipts, typing, groups and the client):
+ * - their pairwise messages, edits, deletions, reactions, receipts and typing indicators are
+ *   decrypted (so the session stays in step and unblocking resumes it), acknowledged to the
+ *   server, and dropped: nothing is stored or shown, and no receipt goes back;
+ * - their messages and actions in groups are dropped the same way; their group state changes
+ *   (members, title, admins) and sender keys still apply, so the group stays consistent for
+ *   everyone, but a group state from them that would add us to a group we are not in is
+ *   ignored (a blocked user cannot pull us into a group);
+ * - sending them anything pairwise (text, file, edit, reaction, timer) is refused with BLOCKED;
+ *   no read receipts and no typing indicators go to them;
+ * - their session and identity key are kept: unblocking resumes where it left off.
+ * The blocked user is not told, and the server still relays their messages to us.
+ *
+ * Sync to our own other devices (Signal's SyncMessage.Blocked, the whole list): each change
+ * queues a block sync on the receipts queue (chat/receipts.ts, kind `block`), sent like a read
+ * sync to every other device of our account. Wire (padded JSON, chat/padding.ts):
+ * `{v: 1, blockSync: {users: [...], at}}`, at most MAX_BLOCKED_USERS valid usernames; `at` is
+ * when the list changed (the changing device's clock, ms). A device applies a list not older
+ * than its own. Accepted only from our own account (`from === self`, proven by the session as
+ * for read syncs); from anyone else it is refused (FORGED_SYNC) and changes nothing.
+ */
+import type { Core, StateTxn } from '../core.js';
+import { ClientError } from '../errors.js';
+import { PREFIX } from '../keys.js';
+import { isInt, isObj, jsonCodec } from '../record-codec.js';
+import type { Txn } from '../txn.js';
+import { isUsername } from '../group/state.js';
+import { padJson, startsWith, unpadJson } from './padding.js';
+
+/**
+ * Users one account can block at most. Signal has no visible cap; ours keeps the list one small
+ * record and one sync message (a few padding blocks); a team is far smaller than this.
+ */
+export const MAX_BLOCKED_USERS = 500;
+/** Largest block-sync plaintext accepted: MAX_BLOCKED_USERS of the longest usernames, and the JSON around them. */
+export const MAX_BLOCK_SYNC_BYTES = 24 * 1024;
+
+export interface BlockList {
+  /** Blocked usernames, sorted. */
+  users: string[];
+  /** When the list last changed (ms; 0: never). */
+  at: number;
+}
+
+/** What a `block` event says: the block list changed, here (`fromDevice` absent) or on another device of ours. */
+export interface BlockEvent {
+  blocked: string[];
+  fromDevice?: number;
+}
+
+function checkList(v: unknown): BlockList | undefined {
+  if (!isObj(v)) return undefined;
+  const { users, at } = v;
+  if (!Array.isArray(users) || users.length > MAX_BLOCKED_USERS || !users.every(isUsername) || !isInt(at)) return undefined;
+  return { users: [...new Set(users as string[])].sort(), at };
+}
+
+export const blockListCodec = jsonCodec<BlockList>('block list', checkList);
+
+export async function readBlockList(t: Txn): Promise<BlockList> {
+  return (await t.read(blockListCodec, PREFIX.blocked)) ?? { users: [], at: 0 };
+}
+
+export async function isBlocked(t: Txn, user: string): Promise<boolean> {
+  return (await readBlockList(t)).users.includes(user);
+}
+
+/**
+ * Inside a state change: blocks (`blocked` true) or unblocks `user` here. Returns the new list,
+ * or undefined when nothing changed (already blocked, or not blocked).
+ */
+export async function changeBlockList(t: StateTxn, user: string, blocked: boolean, now: number): Promise<BlockList | undefined> {
+  const cur = await readBlockList(t);
+  if (cur.users.includes(user) === blocked) return undefined;
+  if (blocked && cur.users.length >= MAX_BLOCKED_USERS) throw new ClientError('INVALID_ARGUMENT', `at most ${MAX_BLOCKED_USERS} users can be blocked`);
+  const users = blocked ? [...cur.users, user].sort() : cur.users.filter((u) => u !== user);
+  // Later than the list it replaces, even if this device's clock is behind the one that wrote it.
+  const next = { users, at: Math.max(now, cur.at + 1) };
+  t.write(blockListCodec, PREFIX.blocked, next);
+  return next;
+}
+
+const HEAD = '{"v":1,"blockSync":';
+
+export function encodeBlockSync(list: BlockList): Uint8Array {
+  return padJson({ v: 1, blockSync: { users: list.users, at: list.at } });
+}
+
+/** Does this plaintext claim to be a block sync (so the text decoder should not see it)? */
+export function looksLikeBlockSync(bytes: Uint8Array): boolean {
+  return startsWith(bytes, HEAD);
+}
+
+/** Total: the block list in `bytes`, or undefined (not one, or malformed). */
+export function decodeBlockSync(bytes: Uint8Array): BlockList | undefined {
+  const o = unpadJson(bytes, MAX_BLOCK_SYNC_BYTES);
+  if (o === undefined || o['v'] !== 1) return undefined;
+  return checkList(o['blockSync']);
+}
+
+/** Inside the inbox's state change: a block sync that came over the pairwise session from `from`. */
+export async function receiveBlockSync(core: Core, t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void> {
+  const self = core.account.username;
+  if (from !== self) {
+    // Only our own devices may say whom we block.
+    t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'FORGED_SYNC' }));
+    return;
+  }
+  const list = decodeBlockSync(plaintext);
+  if (list === undefined) {
+    t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'BAD_BLOCK_SYNC' }));
+    return;
+  }
+  const cur = await readBlockList(t);
+  // An older list (syncs crossed, or arrived out of order) does not undo a newer change.
+  if (list.at < cur.at) return;
+  const next = { users: list.users.filter((u) => u !== self), at: list.at };
+  t.write(blockListCodec, PREFIX.blocked, next);
+  t.afterCommit(() => core.events.emit('block', { blocked: next.users, fromDevice }));
+}
