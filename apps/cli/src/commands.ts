@@ -125,7 +125,7 @@ export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending():
   client.on('read-sync', ({ conversation, count, fromDevice }) => ctx.out.event('read-sync', { conversation, count, fromDevice }, undefined));
   // Another device of this account changed the block list: the same list here.
   client.on('block', ({ blocked, fromDevice }) => {
-    if (fromDevice !== undefined) ctx.out.event('block-sync', { blocked, fromDevice }, `tacit: note: another of your devices changed whom you block; blocked now: ${blocked.length === 0 ? 'nobody' : blocked.join(', ')}`);
+    if (fromDevice !== undefined) ctx.out.notice('block-sync', { blocked, fromDevice }, `tacit: note: another of your devices changed whom you block; blocked now: ${blocked.length === 0 ? 'nobody' : blocked.join(', ')}`);
   });
   // Disappearing messages whose time ran out are gone from this device's store.
   client.on('expired', ({ conversation, ids }) => ctx.out.event('disappeared', { conversation, ids }, undefined));
