@@ -423,6 +423,10 @@ export class Chat {
       }),
       client.on('history', ({ conversation }) => this.#invalidate(conversation)),
       client.on('identity-changed', () => this.#invalidate()),
+      client.on('block', (b) => {
+        this.blocked = b.blocked;
+        this.#invalidate();
+      }),
       client.on('undecryptable', (u) => {
         this.undecryptable.set(u.from, (this.undecryptable.get(u.from) ?? 0) + 1);
         this.#changed();
@@ -449,6 +453,7 @@ export class Chat {
       () => removeEventListener('online', online),
       () => document.removeEventListener('visibilitychange', visible),
     );
+    this.blocked = await client.blocked();
     await this.#refresh();
     this.#setPhase({ kind: 'ready' });
     client.connect().catch((e: unknown) => {
@@ -620,6 +625,24 @@ export class Chat {
   /** We are typing (or stopped) in a conversation: the SDK rate-limits and sends it ephemerally. */
   typing(contact: string, typing: boolean): void {
     void this.#client?.setTyping(contact, typing).catch(() => undefined);
+  }
+
+  // ---- blocking ----
+
+  /** Blocked usernames (changed here or on another device of the account). */
+  blocked: string[] = [];
+
+  isBlocked(contact: string): boolean {
+    return !contact.startsWith('g:') && this.blocked.includes(contact);
+  }
+
+  /** Blocks a contact (the SDK's `block`; the `block` event updates the view). */
+  async block(contact: string): Promise<void> {
+    await this.#need().block(contact);
+  }
+
+  async unblock(contact: string): Promise<void> {
+    await this.#need().unblock(contact);
   }
 
   // ---- chat settings (read receipts, typing indicators) ----

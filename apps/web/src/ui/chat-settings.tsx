@@ -29,6 +29,7 @@ export function ChatSettingsPanel({ chat }: { chat: Chat }) {
         </label>
         <p class="hint">When off, people do not see when you are typing, and you do not see when they are.</p>
       </fieldset>
+      <BlockedList chat={chat} />
       <Notifications chat={chat} />
       {error && (
         <p class="error" role="alert">
@@ -73,6 +74,38 @@ function Notifications({ chat }: { chat: Chat }) {
         <input type="checkbox" checked={n.showText} onChange={(e) => n.setShowText(e.currentTarget.checked)} data-testid="notify-text" /> Show the message text in notifications
       </label>
       <p class="hint">When off, a notification says only who wrote ("New message").</p>
+    </>
+  );
+}
+
+/** Settings: the users this account blocks, each with Unblock. */
+function BlockedList({ chat }: { chat: Chat }) {
+  const [error, setError] = useState<string | undefined>(undefined);
+  return (
+    <>
+      <h2>Blocked</h2>
+      {chat.blocked.length === 0 ? (
+        <p class="hint" data-testid="blocked-none">
+          Nobody is blocked. Block someone from the header of your conversation with them.
+        </p>
+      ) : (
+        <ul class="blocked" data-testid="blocked-list">
+          {chat.blocked.map((u) => (
+            <li key={u}>
+              <strong>{u}</strong>{' '}
+              <button type="button" class="link" onClick={() => void chat.unblock(u).then(() => setError(undefined), () => setError(`${u} could not be unblocked.`))} data-testid={`unblock-${u}`}>
+                Unblock
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <p class="hint">A blocked person’s messages, reactions and typing are not shown (in groups too), and nothing you send reaches them. They are not told.</p>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
     </>
   );
 }

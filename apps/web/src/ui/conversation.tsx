@@ -21,6 +21,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
   const name = group !== undefined ? neutralizeControls(group.title) : contact;
   const messages = chat.messages(contact);
   const blocked = chat.identityChanged(contact);
+  const contactBlocked = chat.isBlocked(contact);
   const dropped = chat.conversation(contact)?.dropped ?? 0;
   const older = chat.hasOlder(contact);
   const failedDecrypts = chat.undecryptable.get(contact) ?? 0;
@@ -64,9 +65,12 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
             {group !== undefined ? `${group.members.length} members` : 'Members'}
           </a>
         ) : (
-          <a class="safety-link" href={href({ view: 'safety', contact })}>
-            Safety number
-          </a>
+          <>
+            <a class="safety-link" href={href({ view: 'safety', contact })}>
+              Safety number
+            </a>
+            <BlockControl chat={chat} contact={contact} blocked={contactBlocked} />
+          </>
         )}
       </header>
       <ol class="messages" ref={listRef} onScroll={onScroll} tabIndex={0} aria-label={`Messages with ${name}`} aria-live="polite" data-testid="messages">
@@ -93,7 +97,18 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
           {failedDecrypts === 1 ? 'A message' : `${failedDecrypts} messages`} from {contact} could not be decrypted and {failedDecrypts === 1 ? 'was' : 'were'} dropped.
         </p>
       )}
-      {blocked ? <IdentityWarning contact={contact} /> : group !== undefined && !group.member ? <p class="hint pad">You are no longer a member of this group.</p> : <Composer chat={chat} contact={contact} name={name} />}
+      {contactBlocked && (
+        <p class="system" role="status" data-testid="blocked-notice">
+          You blocked {contact}. Their messages, reactions and typing are not shown, and you cannot send to them. They are not told.
+        </p>
+      )}
+      {blocked ? (
+        <IdentityWarning contact={contact} />
+      ) : group !== undefined && !group.member ? (
+        <p class="hint pad">You are no longer a member of this group.</p>
+      ) : (
+        <Composer chat={chat} contact={contact} name={name} disabled={contactBlocked} />
+      )}
     </section>
   );
 }
@@ -249,7 +264,55 @@ function FileView({ chat, contact, m, file }: { chat: Chat; contact: string; m: 
   );
 }
 
-function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: string }) {
+/**
+ * Block / Unblock in a conversation's header. Blocking asks first, saying what it does; unblocking
+ * does not (nothing is lost by it).
+ */
+function BlockControl({ chat, contact, blocked }: { chat: Chat; contact: string; blocked: boolean }) {
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<string | undefined>(undefined);
+  useEffect(() => setConfirming(false), [contact, blocked]);
+  const run = (p: Promise<unknown>) => {
+    setError(undefined);
+    void p.then(
+      () => setConfirming(false),
+      (e: unknown) => setError(e instanceof Error ? e.message : 'That did not work.'),
+    );
+  };
+  return (
+    <span class="block-control">
+      {blocked ? (
+        <button type="button" class="link" onClick={() => run(chat.unblock(contact))} data-testid="unblock">
+          Unblock
+        </button>
+      ) : confirming ? (
+        <span class="confirm" role="group" aria-label={`Block ${contact}?`} data-testid="block-confirm">
+          <span class="hint">
+            Block {contact}? You will no longer see their messages, reactions or typing (here and in groups), and nothing you send reaches them. They are not
+            told. Your other devices block them too.
+          </span>{' '}
+          <button type="button" class="danger small" ref={(el) => el?.focus()} onClick={() => run(chat.block(contact))} data-testid="confirm-block">
+            Block
+          </button>{' '}
+          <button type="button" class="small" onClick={() => setConfirming(false)}>
+            Cancel
+          </button>
+        </span>
+      ) : (
+        <button type="button" class="link" onClick={() => setConfirming(true)} data-testid="block">
+          Block
+        </button>
+      )}
+      {error && (
+        <span class="error" role="alert">
+          {error}
+        </span>
+      )}
+    </span>
+  );
+}
+
+function Composer({ chat, contact, name, disabled = false }: { chat: Chat; contact: string; name: string; disabled?: boolean }) {
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
@@ -259,12 +322,14 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
     if (!canAttach || !list) return;
     for (const f of Array.from(list)) void chat.files?.send(contact, f);
   };
-  useEffect(() => ref.current?.focus(), [contact]);
+  useEffect(() => {
+    if (!disabled) ref.current?.focus();
+  }, [contact, disabled]);
   // Checked as the user types or pastes; too long is said, and the text stays for them to shorten.
   const problem = text.trim() === '' ? undefined : checkText(text);
   const send = () => {
     const t = text;
-    if (t.trim() === '' || problem !== undefined) return;
+    if (disabled || t.trim() === '' || problem !== undefined) return;
     setText('');
     chat.typing(contact, false);
     void chat.send(contact, t);
@@ -312,7 +377,7 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
                 input.value = '';
               }}
             />
-            <button type="button" class="attach" aria-label="Attach a file" title="Attach a file" onClick={() => fileRef.current?.click()} data-testid="attach">
+            <button type="button" class="attach" aria-label="Attach a file" title="Attach a file" disabled={disabled} onClick={() => fileRef.current?.click()} data-testid="attach">
               Attach
             </button>
           </>
@@ -324,7 +389,8 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
           id="composer-text"
           ref={ref}
           rows={1}
-          placeholder={`Message ${name}`}
+          placeholder={disabled ? `${name} is blocked` : `Message ${name}`}
+          disabled={disabled}
           value={text}
           onInput={(e) => {
             const v = (e.target as HTMLTextAreaElement).value;
@@ -353,7 +419,7 @@ function Composer({ chat, contact, name }: { chat: Chat; contact: string; name: 
         <span id="composer-hint" class="visually-hidden">
           Enter sends, Shift+Enter adds a line.
         </span>
-        <button type="submit" class="primary" disabled={problem !== undefined}>
+        <button type="submit" class="primary" disabled={disabled || problem !== undefined}>
           Send
         </button>
       </form>

@@ -1,0 +1,57 @@
+/**
+ * Blocking in the browser, end to end: alice in Chromium, mallory and bob on the CLI. Alice blocks
+ * mallory from the conversation header (the confirmation says what blocking does); the
+ * conversation says she is blocked and its composer is disabled; what mallory sends then is not
+ * shown (bob's later message is, so alice's queue was processed past it); Settings lists mallory
+ * with Unblock, and after unblocking her next message is shown. Screenshot: docs/screenshots/block.png.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { DESKTOP, Profile, screenshot } from './harness.ts';
+import { browserSuite } from './suite.ts';
+import * as ui from './ui.ts';
+
+describe('blocking in the web client', { timeout: 10 * 60_000 }, () => {
+  const alice = new Profile('b-alice', DESKTOP);
+  const web = browserSuite('b', { profiles: [alice] });
+  const mallory = web.cli('mallory');
+  const bob = web.cli('bob');
+  const ok = async (r: Promise<{ code: number | null; stderr: string }>) => {
+    const x = await r;
+    assert.equal(x.code, 0, x.stderr);
+  };
+
+  it('block from the header, nothing of hers shown, unblock in Settings shows her next message', async () => {
+    const a = await alice.open(web.server.url);
+    await ui.register(a, 'alice');
+    await ok(mallory.run('register', 'mallory', '--server', web.server.url));
+    await ok(bob.run('register', 'bob', '--server', web.server.url));
+    await ok(mallory.run('send', 'alice', 'hello alice'));
+    await ui.waitUnread(a, 'mallory', 1);
+    await ui.openConversation(a, 'mallory');
+    await ui.waitIncoming(a, 'hello alice');
+
+    await a.getByTestId('block').click();
+    const confirm = a.getByTestId('block-confirm');
+    assert.match((await confirm.textContent()) ?? '', /no longer see their messages.*nothing you send reaches them.*They are not told/s);
+    await a.getByTestId('confirm-block').click();
+    await a.getByTestId('blocked-notice').waitFor();
+    assert.equal(await a.locator('#composer-text').isDisabled(), true);
+    await screenshot(a, 'block');
+
+    await ok(mallory.run('send', 'alice', 'blocked hello'));
+    await ok(bob.run('send', 'alice', 'bob after her'));
+    await ui.waitUnread(a, 'bob', 1);
+    assert.deepEqual(await ui.transcript(a), ['in:hello alice']);
+
+    await a.getByRole('link', { name: 'Settings' }).click();
+    await a.getByTestId('blocked-list').filter({ hasText: 'mallory' }).waitFor();
+    await a.getByTestId('unblock-mallory').click();
+    await a.getByTestId('blocked-none').waitFor();
+    await ok(mallory.run('send', 'alice', 'after unblock'));
+    await ui.openConversation(a, 'mallory');
+    await ui.waitIncoming(a, 'after unblock');
+    assert.deepEqual(await ui.transcript(a), ['in:hello alice', 'in:after unblock']);
+    assert.equal(await a.locator('#composer-text').isDisabled(), false);
+  });
+});
