@@ -4,74 +4,15 @@
 // message's timer starts on the other device when it was read on the first, and the record is
 // gone from that device's store afterwards; a read sync from another account changes nothing.
 // Also: edits, deletions and reactions in a disappearing conversation go with its `ttlMs`.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nodeBackend } from '@tacit/protocol/node';
-import { decodeReadSync, encodeEnvelope, encodeReadSync, looksLikeReadSync, MAX_READ_SYNC_ENTRIES, MemoryRecordStore, TacitClient, type SocketFactory, type StoredRecord } from '../src/index.ts';
+import { decodeReadSync, encodeEnvelope, encodeReadSync, looksLikeReadSync, MAX_READ_SYNC_ENTRIES, type SocketFactory, type TacitClient } from '../src/index.ts';
 import { utf8Encode } from '../src/bytes.ts';
 import { wsSocketFactory } from '../src/node.ts';
-import { ServerProcess } from './support/server-process.js';
 import { rawDevice } from './support/raw-device.ts';
+import { assertRefused, padded as pad, serverDevices, until, type Device } from './support/devices.ts';
 
-const backend = nodeBackend();
-let server: ServerProcess;
-let n = 0;
-const open: TacitClient[] = [];
-
-before(async () => {
-  server = await ServerProcess.start({ TACIT_REGISTRATION_BURST: '100', TACIT_REGISTRATION_PER_HOUR: '1000' });
-});
-after(async () => {
-  for (const c of open) await c.close().catch(() => undefined);
-  await server?.stop();
-});
-
-/** A memory store that remembers every receipt-queue record ever written (`rq/`), decoded. */
-class RecordingStore extends MemoryRecordStore {
-  readonly queued: Record<string, unknown>[] = [];
-  override async commit(puts: readonly StoredRecord[], deletes: readonly string[]): Promise<void> {
-    await super.commit(puts, deletes);
-    for (const r of puts) if (r.key.startsWith('rq/')) this.queued.push(JSON.parse(new TextDecoder().decode(r.value)) as Record<string, unknown>);
-  }
-  /** Does any record hold `text` (memory records are not sealed)? */
-  async holds(text: string): Promise<boolean> {
-    const needle = Buffer.from(text, 'utf8');
-    return (await this.list('')).some((r) => Buffer.from(r.value).includes(needle));
-  }
-}
-
-interface Device {
-  client: TacitClient;
-  store: RecordingStore;
-}
-
-const opts = (store: RecordingStore, connect: SocketFactory = wsSocketFactory) => ({ store, backend, connect, backoff: { baseMs: 10, maxMs: 50 } });
-
-async function register(name: string, connect?: SocketFactory): Promise<Device> {
-  const store = new RecordingStore();
-  const client = await TacitClient.register(opts(store, connect), { server: server.url, username: `${name}${++n}x${process.pid}` });
-  open.push(client);
-  await client.connect();
-  return { client, store };
-}
-
-async function link(existing: TacitClient, name: string): Promise<Device> {
-  const store = new RecordingStore();
-  let added: Promise<{ deviceId: number | undefined }> | undefined;
-  const client = await TacitClient.link(opts(store), { server: server.url, name, onCode: (code) => (added = existing.linkDevice(code)) });
-  open.push(client);
-  assert.equal((await added!).deviceId, client.deviceId);
-  await client.connect();
-  return { client, store };
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 2_000; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
+const { register, link, unique, server } = serverDevices();
 
 const unreadIn = async (c: TacitClient, conversation: string): Promise<number> => (await c.conversations()).find((x) => x.id === conversation)?.unread ?? -1;
 
@@ -86,15 +27,8 @@ test('read-sync payloads: round trip, batch bound, strict decoding', () => {
   assert.deepEqual(decodeReadSync(bytes), entries);
   assert.throws(() => encodeReadSync([]));
   assert.throws(() => encodeReadSync(Array.from({ length: MAX_READ_SYNC_ENTRIES + 1 }, (_, i) => ({ from: 'bob', id: `m${i}`, at: 1 }))));
-  const pad = (s: string): Uint8Array => {
-    const j = utf8Encode(s);
-    const out = new Uint8Array(j.length + 16);
-    out.set(j);
-    out[j.length] = 0x80;
-    return out;
-  };
   assert.deepEqual(decodeReadSync(pad('{"v":1,"readSync":[{"from":"bob","id":"x","at":5}]}')), [{ from: 'bob', id: 'x', at: 5 }]);
-  for (const bad of [
+  const bad = [
     '{"v":1,"readSync":[]}',
     '{"v":1,"readSync":{"from":"bob","id":"x","at":5}}',
     '{"v":1,"readSync":[{"from":"Bob!","id":"x","at":5}]}',
@@ -108,10 +42,8 @@ test('read-sync payloads: round trip, batch bound, strict decoding', () => {
     `{"v":1,"readSync":${JSON.stringify(Array.from({ length: MAX_READ_SYNC_ENTRIES + 1 }, (_, i) => ({ from: 'bob', id: `m${i}`, at: 1 })))}}`,
     '{"v":2,"readSync":[{"from":"bob","id":"x","at":5}]}',
     '[1]',
-  ]) {
-    assert.equal(decodeReadSync(pad(bad)), undefined, bad);
-  }
-  assert.equal(decodeReadSync(utf8Encode('{"v":1,"readSync":[{"from":"bob","id":"x","at":5}]}')), undefined); // unpadded
+  ];
+  assertRefused(decodeReadSync, bad, '{"v":1,"readSync":[{"from":"bob","id":"x","at":5}]}');
 });
 
 test('pairwise and in a group: read on one device, read on the other; only the reading device sends read receipts', async () => {
@@ -230,7 +162,7 @@ test('a read sync from another account is refused and changes nothing', async ()
   alice.client.on('undecryptable', (e) => events.push(`${e.from}:${e.reason}`));
   const sent = await bob.client.send(alice.client.username, 'unread still');
   await until(async () => (await unreadIn(alice.client, `u:${bob.client.username}`)) === 1, 'alice has it');
-  const mallory = await rawDevice(server, `mallory${++n}x${process.pid}`);
+  const mallory = await rawDevice(server(), unique('mallory'));
   try {
     await mallory.send(alice.client.username, 1, encodeReadSync([{ from: bob.client.username, id: sent.id, at: Date.now() }]));
     // Malformed, from anyone: dropped without a crash.

@@ -30,6 +30,7 @@ import { isInt, isObj, jsonCodec } from '../record-codec.js';
 import type { Txn } from '../txn.js';
 import { isUsername } from '../group/state.js';
 import { padJson, startsWith, unpadJson } from './padding.js';
+import { acceptOwnSync } from './read-sync.js';
 
 /**
  * Users one account can block at most. Signal has no visible cap; ours keeps the list one small
@@ -105,16 +106,8 @@ export function decodeBlockSync(bytes: Uint8Array): BlockList | undefined {
 /** Inside the inbox's state change: a block sync that came over the pairwise session from `from`. */
 export async function receiveBlockSync(core: Core, t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void> {
   const self = core.account.username;
-  if (from !== self) {
-    // Only our own devices may say whom we block.
-    t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'FORGED_SYNC' }));
-    return;
-  }
-  const list = decodeBlockSync(plaintext);
-  if (list === undefined) {
-    t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'BAD_BLOCK_SYNC' }));
-    return;
-  }
+  const list = acceptOwnSync(core, t, from, fromDevice, () => decodeBlockSync(plaintext), 'BAD_BLOCK_SYNC');
+  if (list === undefined) return;
   const cur = await readBlockList(t);
   // An older list (syncs crossed, or arrived out of order) does not undo a newer change.
   if (list.at < cur.at) return;

@@ -102,6 +102,18 @@ export interface ReadSyncEvent {
   fromDevice: number;
 }
 
+/**
+ * Inside the inbox's state change: the payload of a sync from our own other devices (read sync,
+ * block sync), or undefined when it is refused, and said: from another account (FORGED_SYNC;
+ * only our own devices may say what we read or whom we block), or malformed (`bad`).
+ */
+export function acceptOwnSync<T>(core: Core, t: StateTxn, from: string, fromDevice: number, payload: () => T | undefined, bad: string): T | undefined {
+  const reason = from !== core.account.username ? 'FORGED_SYNC' : undefined;
+  const value = reason === undefined ? payload() : undefined;
+  if (value === undefined) t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: reason ?? bad }));
+  return value;
+}
+
 interface HeldRead {
   conversation: ConversationId;
   /** When it was read on the device that showed it (its clock, ms). */
@@ -143,16 +155,8 @@ export class ReadSyncs {
   async receive(t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void> {
     const core = this.#core;
     const self = core.account.username;
-    if (from !== self) {
-      // Only our own devices may say what we read.
-      t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'FORGED_SYNC' }));
-      return;
-    }
-    const entries = decodeReadSync(plaintext);
-    if (entries === undefined) {
-      t.afterCommit(() => core.events.emit('undecryptable', { from, fromDevice, reason: 'BAD_READ_SYNC' }));
-      return;
-    }
+    const entries = acceptOwnSync(core, t, from, fromDevice, () => decodeReadSync(plaintext), 'BAD_READ_SYNC');
+    if (entries === undefined) return;
     // Per conversation: the newest named message held here, and when each named one was read.
     const upTo = new Map<ConversationId, { seq: number; readAt: Map<number, number> }>();
     const early: HeldItem<HeldRead>[] = [];
