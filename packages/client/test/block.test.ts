@@ -3,7 +3,8 @@
 // group message are acknowledged (the server queue empties) but stored nowhere, and no receipt
 // goes back to her; her group changes still apply, but she cannot add alice to a new group;
 // sending to her is refused with BLOCKED. Unblocking shows her next message (the session
-// resumed). A block sync from another account is refused and changes nothing.
+// resumed). A device linked while she is blocked learns it. A block sync from another account is
+// refused and changes nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -70,6 +71,9 @@ test('blocked: nothing from mallory is stored or answered, the queue empties, th
   await until(async () => (await laptop.client.blocked()).includes(m), 'the laptop learns the block');
   assert.deepEqual(blockEvents, [{ blocked: [m], fromDevice: alice.client.deviceId }]);
   assert.equal((await alice.client.conversations()).find((c) => c.id === `u:${m}`)?.blocked, true);
+  // A device linked later gets the list too (the link message does not carry it).
+  const tablet = await link(alice.client, 'tablet');
+  await until(async () => (await tablet.client.blocked()).includes(m), 'a newly linked device learns the block');
 
   // Mallory carries on: typing, a message, a reaction, a group message; a new group with alice; a rename.
   // Receipts for what she sent before the block may still arrive; none may name what she sends now.
