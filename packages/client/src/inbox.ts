@@ -354,12 +354,7 @@ export class Inbox {
     if ((await t.getBytes(dedupKey)) !== undefined) return undefined;
     this.#remember(t, 'message', dedupKey);
     await this.#directory.touch(t, contact);
-    // An edit, deletion, reaction or timer we made on another device: applied as ours.
-    if (envelope.act !== undefined) {
-      await this.actions?.receive(t, directConversation(contact), self, envelope.act, envelope.sentAt);
-      return undefined;
-    }
-    // Our own edit, deletion, reaction or timer, made on another of our devices (chat/edits.ts).
+    // Our own edit, deletion, reaction or timer, made on another of our devices (chat/edits.ts): applied as ours.
     if (envelope.act !== undefined) {
       await this.actions?.receive(t, directConversation(contact), self, envelope.act, envelope.sentAt);
       return undefined;
