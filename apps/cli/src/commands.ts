@@ -387,8 +387,8 @@ export async function cmdContacts(ctx: Ctx): Promise<number> {
     for (const c of list) {
       ctx.out.event(
         'contact',
-        { username: c.username, devices: c.devices, identityChanged: c.identityChanged, unread: c.unread, lastMessageAt: c.lastMessageAt ?? null },
-        `${c.username.padEnd(20)} ${String(c.unread).padStart(4)} unread${c.identityChanged ? '   ! safety number changed (tacit safety-number ' + c.username + ')' : ''}`,
+        { username: c.username, devices: c.devices, identityChanged: c.identityChanged, blocked: c.blocked, unread: c.unread, lastMessageAt: c.lastMessageAt ?? null },
+        `${c.username.padEnd(20)} ${String(c.unread).padStart(4)} unread${c.blocked ? '   blocked (tacit unblock ' + c.username + ')' : ''}${c.identityChanged ? '   ! safety number changed (tacit safety-number ' + c.username + ')' : ''}`,
       );
     }
   } finally {

@@ -39,6 +39,9 @@ test('block, blocked, unblock: nothing of hers is shown while blocked; sending t
   assert.deepEqual(await ok(alice, ['blocked']), [{ event: 'block-list', users: ['mallory'] }]);
   const human = await tacit(alice, ['blocked']);
   assert.equal(human.stdout, 'mallory\n');
+  const contactBlocked = async (h: string) => (await ok(h, ['contacts'])).find((e) => e['username'] === 'mallory')?.['blocked'];
+  assert.equal(await contactBlocked(alice), true, 'tacit contacts marks her blocked');
+  assert.match((await tacit(alice, ['contacts'])).stdout, /mallory .* blocked \(tacit unblock mallory\)/);
 
   // The laptop learns it from the terminal (a notice for scripts), then drops her message too.
   const onLaptop = await ok(laptop, ['recv']);
@@ -62,6 +65,7 @@ test('block, blocked, unblock: nothing of hers is shown while blocked; sending t
   const unblocked = await ok(alice, ['unblock', 'mallory']);
   assert.deepEqual(unblocked.find((e) => e['event'] === 'unblocked'), { event: 'unblocked', user: 'mallory', changed: true, blocked: [] });
   assert.equal((await tacit(alice, ['blocked'])).stdout, 'nobody is blocked\n');
+  assert.equal(await contactBlocked(alice), false);
   await ok(mallory, ['send', 'alice', 'after unblock']);
   assert.deepEqual(await recv(alice), ['mallory: after unblock']);
   await ok(alice, ['send', 'mallory', 'welcome back']);

@@ -43,11 +43,15 @@ describe('blocking in the web client', { timeout: 10 * 60_000 }, () => {
     await ok(bob.run('send', 'alice', 'bob after her'));
     await ui.waitUnread(a, 'bob', 1);
     assert.deepEqual(await ui.transcript(a), ['in:hello alice']);
+    const badge = a.locator('a.conv[data-contact="mallory"]').getByTestId('blocked-badge');
+    assert.equal(await badge.count(), 1, 'the list marks her blocked');
+    assert.equal(await a.locator('a.conv[data-contact="bob"]').getByTestId('blocked-badge').count(), 0);
 
     await a.getByRole('link', { name: 'Settings' }).click();
     await a.getByTestId('blocked-list').filter({ hasText: 'mallory' }).waitFor();
     await a.getByTestId('unblock-mallory').click();
     await a.getByTestId('blocked-none').waitFor();
+    await badge.waitFor({ state: 'detached' });
     await ok(mallory.run('send', 'alice', 'after unblock'));
     await ui.openConversation(a, 'mallory');
     await ui.waitIncoming(a, 'after unblock');

@@ -124,6 +124,8 @@ export interface ContactInfo {
   known: boolean;
   /** The contact's identity key changed and awaits `trust`. */
   identityChanged: boolean;
+  /** Blocked (`block`): nothing from them is shown, nothing goes to them. */
+  blocked: boolean;
   unread: number;
   lastMessageAt: number | undefined;
 }
@@ -1131,6 +1133,7 @@ export class TacitClient {
   async contacts(): Promise<ContactInfo[]> {
     const t = this.#core.view();
     const out: ContactInfo[] = [];
+    const blocked = new Set(await this.blocked());
     for (const c of await this.#directory.contacts()) {
       const id = await this.#trust.identity(t, c.username);
       const conv = await this.#history.conversation(t, directConversation(c.username));
@@ -1139,6 +1142,7 @@ export class TacitClient {
         devices: c.devices.length,
         known: id?.trusted !== undefined,
         identityChanged: id?.pending !== undefined,
+        blocked: blocked.has(c.username),
         unread: conv?.unread ?? 0,
         lastMessageAt: conv !== undefined && conv.count > 0 ? conv.lastAt : undefined,
       });

@@ -32,6 +32,11 @@ export function ConversationList({ chat, selected }: { chat: Chat; selected: str
                     ⚠<span class="visually-hidden"> safety number changed</span>
                   </span>
                 )}
+                {chat.isBlocked(c.username) && (
+                  <span class="badge" data-testid="blocked-badge" title="Blocked: nothing from them is shown">
+                    blocked
+                  </span>
+                )}
                 {c.unread > 0 && (
                   <span class="badge unread" data-testid="unread" aria-label={`${c.unread} unread`}>
                     {c.unread}
