@@ -15,6 +15,10 @@ if (!isFresh()) {
 }
 const { main } = await import(pathToFileURL(BUNDLE).href);
 const code = await main(process.argv.slice(2));
-// Sockets, timers or stdin may still be referenced; the command is done. (stdout and stderr are
-// synchronous for files and pipes on POSIX, so nothing written is lost.)
+// Sockets, timers or stdin may still be referenced; the command is done. But first what it
+// printed must be out: a write to a pipe whose reader is slow (`tacit history --limit 1000 |
+// less`) waits in memory once the pipe is full, and exiting then cut the output short. A write's
+// callback runs once everything before it is flushed (or the reader is gone).
+const flushed = (stream) => new Promise((resolve) => (stream.writableLength === 0 ? resolve() : stream.write('', () => resolve())));
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 process.exit(code);

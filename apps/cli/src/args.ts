@@ -21,6 +21,8 @@ export interface ParsedArgs {
   invite: string | undefined;
   wait: number | undefined;
   limit: number | undefined;
+  /** `history --before <id>`: the messages before this one (an id or a prefix, as `edit` takes). */
+  before: string | undefined;
   /** `send --file <path>`: the file to send. */
   file: string | undefined;
   /** Where received files are saved (default <home>/downloads). */
@@ -34,11 +36,11 @@ export const MAX_WAIT_SECONDS = 86_400;
 /** Largest --limit (messages one `history` prints). */
 export const MAX_LIMIT = 1_000;
 
-const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit', '--file', '--out', '--name']);
+const VALUE_FLAGS = new Set(['--home', '--server', '--invite', '--wait', '--limit', '--before', '--file', '--out', '--name']);
 const BOOL_FLAGS = new Set(['--json', '--help', '-h', '--yes', '--remove']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, remove: false, server: undefined, invite: undefined, wait: undefined, limit: undefined, file: undefined, out: undefined, name: undefined };
+  const out: ParsedArgs = { command: undefined, positionals: [], home: undefined, json: false, help: false, yes: false, remove: false, server: undefined, invite: undefined, wait: undefined, limit: undefined, before: undefined, file: undefined, out: undefined, name: undefined };
   let rest = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -84,6 +86,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         break;
       case '--name':
         out.name = value;
+        break;
+      case '--before':
+        out.before = value;
         break;
       case '--wait': {
         const n = Number(value);

@@ -8,7 +8,7 @@ import { EXIT } from './exit-codes.js';
 import { formatSafetyNumber, formatTime, sanitize, type Output } from './output.js';
 import { groupFields, groupLabels, recipient } from './group.js';
 import { fileFields, fileLine, saveIncoming, sendFileCommand } from './files.js';
-import { annotationFields, annotations, printAction, SHOWN_ID_LENGTH } from './edits.js';
+import { annotationFields, annotations, checkRef, printAction, SHOWN_ID_LENGTH } from './edits.js';
 
 /** How long a connected command waits for messages queued earlier to reach the server, ms. */
 export const FLUSH_TIMEOUT_MS = 30_000;
@@ -261,16 +261,23 @@ export async function cmdRecv(ctx: Ctx): Promise<number> {
   return EXIT.OK;
 }
 
-/** `tacit history <user> [--limit N]`: the conversation as this device holds it, both directions. */
+/**
+ * `tacit history <user> [--limit N] [--before <id>]`: the conversation as this device holds it,
+ * both directions: the newest N, or the N before a message (its id or a prefix, as `edit` takes;
+ * the oldest one printed pages on).
+ */
 export async function cmdHistory(ctx: Ctx): Promise<number> {
-  const [name] = need(ctx, 1, 'history <username|#group> [--limit <n>]');
+  const [name] = need(ctx, 1, 'history <username|#group> [--limit <n>] [--before <message id>]');
   const contact = recipient(name!);
+  const ref = ctx.args.before === undefined ? undefined : checkRef(ctx.args.before);
   const h = await ctx.open();
   try {
     const c = h.client;
     const limit = ctx.args.limit ?? DEFAULT_HISTORY_LIMIT;
     const conversation = await c.resolveConversation(contact);
-    const list = await c.history(conversation, { limit });
+    // An unknown or ambiguous id is INVALID_ARGUMENT (exit 2), in words, as for `edit`.
+    const before = ref === undefined ? undefined : (await c.findMessage(conversation, ref)).seq;
+    const list = await c.history(conversation, { limit, ...(before !== undefined ? { before } : {}) });
     const info = (await c.conversations()).find((x) => x.id === conversation);
     // Shown where the history starts: when this page reaches its oldest message.
     if (info !== undefined && info.dropped > 0 && list.length < limit) {

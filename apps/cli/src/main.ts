@@ -1,6 +1,6 @@
 /** The `tacit` command: parses arguments, runs one command, maps errors to one line and an exit code. */
 import { describeError, isClientError } from '@tacit/client';
-import { parseArgs, UsageError, type ParsedArgs } from './args.js';
+import { MAX_LIMIT, parseArgs, UsageError, type ParsedArgs } from './args.js';
 import { cmdChat } from './chat.js';
 import { cmdContacts, cmdHistory, cmdRecv, cmdRegister, cmdSafetyNumber, cmdSend, cmdTrust, cmdWhoami } from './commands.js';
 import { makeCtx, type Ctx } from './context.js';
@@ -34,7 +34,10 @@ commands:
                                  print messages received since last time; files are
                                  saved in <home>/downloads (or --out), never replacing one
                                  (--wait: if none, wait up to that long for one)
-  history <username> [--limit n] the conversation with a user, both directions (last 50);
+  history <username> [--limit n] [--before <id>]
+                                 the conversation with a user, both directions (last 50;
+                                 --limit up to ${MAX_LIMIT}; --before: those before a message,
+                                 by its id or first 6+ characters, to page back);
                                  your messages show ✓ sent, ✓✓ delivered, ✓✓ read
   retry <username> <id>          send a message that failed again (history marks it failed;
                                  after a changed safety number: trust first)
@@ -155,9 +158,11 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.USAGE;
   }
   const out = makeOutput(args.json, io);
-  if (args.help || args.command === undefined) {
-    (args.help ? process.stdout : process.stderr).write(HELP);
-    return args.help ? EXIT.OK : EXIT.USAGE;
+  // `tacit help` as `tacit --help`: what people type first.
+  const help = args.help || (args.command === 'help' && args.positionals.length === 0);
+  if (help || args.command === undefined) {
+    (help ? process.stdout : process.stderr).write(HELP);
+    return help ? EXIT.OK : EXIT.USAGE;
   }
   const command = Object.prototype.hasOwnProperty.call(COMMANDS, args.command) ? COMMANDS[args.command] : undefined;
   if (command === undefined) {

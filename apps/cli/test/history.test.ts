@@ -5,7 +5,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ChatProcess, ServerProcess, ok, recv, tacit, tempDir } from './harness.ts';
+import { spawn } from 'node:child_process';
+import { BIN, ChatProcess, PASSPHRASE, ROOT, ServerProcess, ok, recv, tacit, tempDir } from './harness.ts';
+
+/** How long the slow reader below leaves the command's output in the pipe before reading it, ms. */
+const SLOW_READER_MS = 3_000;
 
 let dir: { path: string; remove(): Promise<void> };
 let server: ServerProcess;
@@ -92,4 +96,76 @@ test('chat while the server is down: lines are shown as waiting and sent in orde
     a.kill();
   }
   assert.deepEqual(await recv(carol), ['alice: typed while down 1', 'alice: typed while down 2']);
+});
+
+test('history --before pages back past --limit\'s 1,000 without a gap or a duplicate; an unknown or malformed id is refused in words', async () => {
+  const dave = join(dir.path, 'dave');
+  await ok(dave, ['register', 'dave', '--server', server.url]);
+  const texts = Array.from({ length: 1_005 }, (_, i) => `m${i}`);
+  const sent = await ok(alice, ['send', 'dave', '-'], { input: texts.join('\n') + '\n' });
+  assert.equal(sent.filter((e) => e['event'] === 'sent').length, texts.length);
+  const page = async (args: string[]) => (await ok(alice, ['history', 'dave', ...args])).filter((e) => e['event'] === 'history');
+  // The newest 1,000, then the 5 before the oldest of them (by its full id).
+  const newest = await page(['--limit', '1000']);
+  assert.equal(newest.length, 1_000);
+  const older = await page(['--limit', '1000', '--before', String(newest[0]!['id'])]);
+  assert.deepEqual([...older, ...newest].map((e) => e['text']), texts);
+  // The same JSON shape as without --before.
+  assert.deepEqual(Object.keys(older[0]!).sort(), Object.keys(newest[0]!).sort());
+  // Smaller pages, each named by the first 8 characters of its oldest id as history prints it.
+  const pages: Record<string, unknown>[][] = [];
+  let before: string | undefined;
+  for (;;) {
+    const p = await page(['--limit', '300', ...(before !== undefined ? ['--before', before] : [])]);
+    if (p.length === 0) break;
+    pages.unshift(p);
+    before = String(p[0]!['id']).slice(0, 8);
+  }
+  assert.deepEqual(pages.map((p) => p.length), [105, 300, 300, 300]);
+  const all = pages.flat();
+  assert.deepEqual(all.map((e) => e['text']), texts);
+  assert.equal(new Set(all.map((e) => e['id'])).size, texts.length);
+  // Human output: the page before a message, and nothing before the first.
+  const human = await tacit(alice, ['history', 'dave', '--limit', '2', '--before', String(newest[2]!['id']).slice(0, 8)]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /you: m5  ✓.*\n.*you: m6  ✓.*\n$/);
+  const first = await tacit(alice, ['history', 'dave', '--before', String(all[0]!['id'])]);
+  assert.equal(first.code, 0);
+  assert.match(first.stderr, /no messages with dave/);
+  // Unknown, malformed or too short: usage errors in words, nothing printed as history.
+  const unknown = await tacit(alice, ['--json', 'history', 'dave', '--before', 'abcdef12']);
+  const known = new Set(all.map((e) => String(e['id']).slice(0, 8)));
+  if (!known.has('abcdef12')) {
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr + unknown.stdout, /no message abcdef12 in this conversation/);
+    assert.equal(unknown.events.filter((e) => e['event'] === 'history').length, 0);
+  }
+  // `tacit help` names the flag.
+  const help = await tacit(alice, ['help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /history <username> \[--limit n\] \[--before <id>\]/);
+  for (const bad of ['not-hex', 'abc', '']) {
+    const r = await tacit(alice, ['history', 'dave', '--before', bad]);
+    assert.equal(r.code, 2, bad);
+    assert.match(r.stderr, /a message is named by its id or its first 6 or more characters/, bad);
+  }
+  // A message of another conversation does not name one here.
+  const other = (await page(['--limit', '1']))[0]!;
+  const r = await tacit(alice, ['history', 'bob', '--before', String(other['id'])]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /no message .* in this conversation/);
+  // A reader that is slow to start (a pager): 1,000 messages are more than a pipe holds, and the
+  // command once exited with the rest unwritten.
+  const proc = spawn(process.execPath, [BIN, '--home', alice, '--json', 'history', 'dave', '--limit', '1000'], {
+    cwd: ROOT,
+    env: { ...process.env, TACIT_PASSPHRASE: PASSPHRASE, TACIT_SCRYPT_N: '1024' },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const closed = new Promise<number | null>((resolve) => proc.once('close', resolve));
+  await new Promise((resolve) => setTimeout(resolve, SLOW_READER_MS));
+  let out = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (d: string) => (out += d));
+  assert.equal(await closed, 0);
+  assert.deepEqual(out.trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text), texts.slice(-1_000));
 });

@@ -57,7 +57,9 @@ test('argument parsing: global flags anywhere, values, and clear usage errors', 
   assert.deepEqual(parseArgs(['send', 'bob', '--', '--not-a-flag']).positionals, ['bob', '--not-a-flag']);
   assert.deepEqual(parseArgs(['send', 'bob', '-']).positionals, ['bob', '-']);
   assert.equal(parseArgs(['recv', '--wait=2.5']).wait, 2.5);
-  for (const bad of [['--bogus'], ['recv', '--wait'], ['recv', '--wait', '-1'], ['recv', '--wait', '1e9'], ['--json=1']]) {
+  assert.equal(parseArgs(['history', 'bob', '--before', '3f9a2c1e']).before, '3f9a2c1e');
+  assert.equal(parseArgs(['history', 'bob']).before, undefined);
+  for (const bad of [['--bogus'], ['recv', '--wait'], ['history', 'bob', '--before'], ['recv', '--wait', '-1'], ['recv', '--wait', '1e9'], ['--json=1']]) {
     assert.throws(() => parseArgs(bad), UsageError, bad.join(' '));
   }
 });

@@ -10,6 +10,7 @@
  * (they may hold key material or plaintext).
  */
 import {
+  MAX_PAGE,
   ClientError,
   EDIT_WINDOW_MS,
   TacitClient,
@@ -523,8 +524,10 @@ export class Chat {
     const want = this.#limits.get(contact) ?? HISTORY_PAGE;
     const list: HistoryMessage[] = [];
     let before: number | undefined;
+    // In pages of at most MAX_PAGE (what one history() call returns), each before the oldest so
+    // far, so "Show older messages" goes on past the first 1,000.
     while (list.length < want) {
-      const page = await c.history(contact, { limit: Math.min(1_000, want - list.length), ...(before !== undefined ? { before } : {}) });
+      const page = await c.history(contact, { limit: Math.min(MAX_PAGE, want - list.length), ...(before !== undefined ? { before } : {}) });
       if (page.length === 0) break;
       list.unshift(...page);
       before = page[0]!.seq;
