@@ -174,13 +174,9 @@ export class RecordKeys {
   expiry(at: number, seq: number): string {
     return `${PREFIX.expiry}${seqKey(at)}/${seqKey(seq)}`;
   }
-  /** Held actions for one target message: `ha/<target pseudonym>/<seq>`. */
-  heldActionsFor(conversationId: string, author: string, messageId: string): string {
-    return `${PREFIX.heldAction}${this.pseudonym('message-index', `${conversationId}\0${author}\0${messageId}`)}/`;
-  }
-  /** Held read-sync entries for one message: `hr/<target pseudonym>/<seq>`. */
-  heldReadsFor(conversationId: string, author: string, messageId: string): string {
-    return `${PREFIX.heldRead}${this.pseudonym('message-index', `${conversationId}\0${author}\0${messageId}`)}/`;
+  /** What is held for one target message (chat/held.ts): `<prefix><target pseudonym>/` (`ha/`, `hr/`). */
+  heldFor(prefix: string, conversationId: string, author: string, messageId: string): string {
+    return `${prefix}${this.pseudonym('message-index', `${conversationId}\0${author}\0${messageId}`)}/`;
   }
   /** A (sender, message id) pair: the id is chosen by the sender, so it too is hashed. */
   seenMessage(username: string, messageId: string): string {

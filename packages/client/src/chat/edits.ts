@@ -84,19 +84,8 @@ export class MessageActions {
   constructor(core: Core, history: History) {
     this.#core = core;
     this.#history = history;
-    this.#held = new HeldShelf<HeldMeta>(
-      {
-        prefix: PREFIX.heldAction,
-        codec: heldActionCodec,
-        target: (c, author, id) => core.keys.heldActionsFor(c, author, id),
-        group: (h) => h.actor,
-        perGroup: MAX_HELD_ACTIONS_PER_SENDER,
-        all: MAX_HELD_ACTIONS,
-        ttlMs: HELD_ACTION_TTL_MS,
-      },
-      core.now,
-    );
-    history.onAppend.push((t, conversation, seq, meta) => this.#released(t, conversation, seq, meta));
+    this.#held = new HeldShelf<HeldMeta>(core, { prefix: PREFIX.heldAction, codec: heldActionCodec, group: (h) => h.actor, perGroup: MAX_HELD_ACTIONS_PER_SENDER, all: MAX_HELD_ACTIONS, ttlMs: HELD_ACTION_TTL_MS });
+    this.#held.releaseOn(history, (t, conversation, _seq, _meta, held) => this.#released(t, conversation, held));
     core.events.on('history', () => this.#schedule());
   }
 
@@ -208,9 +197,8 @@ export class MessageActions {
   }
 
   /** A message was stored: actions that waited for it apply now, in the order they came. */
-  async #released(t: StateTxn, conversation: ConversationId, _seq: number, meta: MessageMeta): Promise<void> {
-    for (const h of await this.#held.take(t, conversation, meta.from, meta.id)) {
-      if (h.conversation !== conversation) continue;
+  async #released(t: StateTxn, conversation: ConversationId, held: readonly HeldMeta[]): Promise<void> {
+    for (const h of held) {
       const res = await this.apply(t, conversation, h.actor, h.act, h.at, false);
       if ('ignored' in res) t.afterCommit(() => this.#core.events.emit('action-ignored', { conversation, from: h.actor, kind: h.act.k, reason: res.ignored }));
       else t.afterCommit(() => this.#core.events.emit('action', res));

@@ -10,12 +10,15 @@
  * conversation for read syncs: a flood evicts only its own group's oldest) and `all` in all, the
  * oldest going first.
  */
-import type { StateTxn } from '../core.js';
+import type { Core, StateTxn } from '../core.js';
+import type { ConversationId, History, MessageMeta } from '../history.js';
 import { keyNumber, seqKey } from '../keys.js';
 import type { RecordCodec, WithBlob } from '../record-codec.js';
 
 /** What every held record carries besides its own fields. */
 export interface HeldBase {
+  /** The conversation of the message (checked again on release: the target key is a pseudonym). */
+  conversation: ConversationId;
   /** When it was held (this device's clock, ms). */
   heldAt: number;
 }
@@ -32,8 +35,6 @@ export interface HeldShelfSpec<M extends HeldBase> {
   /** The key prefix of the records (keys.ts PREFIX). */
   prefix: string;
   codec: RecordCodec<WithBlob<M>>;
-  /** The key prefix of the records held for one target message (under `prefix`). */
-  target: (conversation: string, author: string, messageId: string) => string;
   /** Which group a record counts against for `perGroup`. */
   group: (meta: M) => string;
   perGroup: number;
@@ -43,11 +44,26 @@ export interface HeldShelfSpec<M extends HeldBase> {
 
 export class HeldShelf<M extends HeldBase> {
   readonly #spec: HeldShelfSpec<M>;
-  readonly #now: () => number;
+  readonly #core: Core;
 
-  constructor(spec: HeldShelfSpec<M>, now: () => number) {
+  constructor(core: Core, spec: HeldShelfSpec<M>) {
+    this.#core = core;
     this.#spec = spec;
-    this.#now = now;
+  }
+
+  #target(conversation: string, author: string, messageId: string): string {
+    return this.#core.keys.heldFor(this.#spec.prefix, conversation, author, messageId);
+  }
+
+  /**
+   * When a message is stored (History.onAppend, in its change), `apply` gets what was held for
+   * it, oldest first (taken off the shelf; nothing held: not called).
+   */
+  releaseOn(history: History, apply: (t: StateTxn, conversation: ConversationId, seq: number, meta: MessageMeta, held: M[]) => Promise<void>): void {
+    history.onAppend.push(async (t, conversation, seq, meta) => {
+      const held = (await this.take(t, conversation, meta.from, meta.id)).filter((h) => h.conversation === conversation);
+      if (held.length > 0) await apply(t, conversation, seq, meta, held);
+    });
   }
 
   /**
@@ -57,11 +73,11 @@ export class HeldShelf<M extends HeldBase> {
   async hold(t: StateTxn, items: readonly HeldItem<M>[]): Promise<void> {
     if (items.length === 0) return;
     const s = this.#spec;
-    for (const x of items) t.write(s.codec, s.target(x.conversation, x.author, x.messageId) + seqKey(t.nextSeq()), { meta: x.meta, blob: new Uint8Array(0) });
+    for (const x of items) t.write(s.codec, this.#target(x.conversation, x.author, x.messageId) + seqKey(t.nextSeq()), { meta: x.meta, blob: new Uint8Array(0) });
     // Keys sort by target, so age is read from the records. Expired ones go first, then each
     // group's own oldest past its share (only the groups just added to), then the oldest of all.
     const records = await t.list(s.prefix, { limit: s.all * 2 + items.length });
-    const now = this.#now();
+    const now = this.#core.now();
     let live: { key: string; heldAt: number; group: string }[] = [];
     for (const r of records) {
       const h = s.codec.decode(r.value).meta;
@@ -84,9 +100,9 @@ export class HeldShelf<M extends HeldBase> {
   /** Inside a state change: takes (deletes) what was held for the message, oldest first; expired ones are dropped. */
   async take(t: StateTxn, conversation: string, author: string, messageId: string): Promise<M[]> {
     const s = this.#spec;
-    const now = this.#now();
+    const now = this.#core.now();
     const out: M[] = [];
-    for (const r of await t.list(s.target(conversation, author, messageId), { limit: s.all })) {
+    for (const r of await t.list(this.#target(conversation, author, messageId), { limit: s.all })) {
       t.delete(r.key);
       const h = s.codec.decode(r.value).meta;
       if (now - h.heldAt <= s.ttlMs) out.push(h);

@@ -136,19 +136,8 @@ export class ReadSyncs {
   constructor(core: Core, history: History) {
     this.#core = core;
     this.#history = history;
-    this.#held = new HeldShelf<HeldRead>(
-      {
-        prefix: PREFIX.heldRead,
-        codec: heldReadCodec,
-        target: (c, author, id) => core.keys.heldReadsFor(c, author, id),
-        group: (h) => h.conversation,
-        perGroup: MAX_HELD_READS_PER_CONVERSATION,
-        all: MAX_HELD_READS,
-        ttlMs: HELD_READ_TTL_MS,
-      },
-      core.now,
-    );
-    history.onAppend.push((t, conversation, seq, meta) => this.#released(t, conversation, seq, meta));
+    this.#held = new HeldShelf<HeldRead>(core, { prefix: PREFIX.heldRead, codec: heldReadCodec, group: (h) => h.conversation, perGroup: MAX_HELD_READS_PER_CONVERSATION, all: MAX_HELD_READS, ttlMs: HELD_READ_TTL_MS });
+    this.#held.releaseOn(history, (t, conversation, seq, meta, held) => this.#released(t, conversation, seq, meta, held));
   }
 
   /** Inside the inbox's state change: a read sync that came over the pairwise session from `from`. */
@@ -179,8 +168,7 @@ export class ReadSyncs {
   }
 
   /** A message was stored: a read of it that came first marks it (and what is before it) read now. */
-  async #released(t: StateTxn, conversation: ConversationId, seq: number, meta: MessageMeta): Promise<void> {
-    const held = (await this.#held.take(t, conversation, meta.from, meta.id)).filter((h) => h.conversation === conversation);
+  async #released(t: StateTxn, conversation: ConversationId, seq: number, meta: MessageMeta, held: readonly HeldRead[]): Promise<void> {
     const first = held.reduce<HeldRead | undefined>((a, h) => (a === undefined || h.at < a.at ? h : a), undefined);
     if (first === undefined || meta.d !== 'in' || meta.sys === 1) return;
     await this.#read(t, conversation, seq, new Map([[seq, first.at]]), first.fromDevice);
