@@ -13,6 +13,15 @@ if (!isFresh()) {
     process.exit(1);
   }
 }
+// A reader that goes away (`tacit history bob | head -1`) is not an error of the command: stop
+// quietly, as commands killed by SIGPIPE do, instead of an unhandled 'error' and a stack trace.
+// Exit 0 only for stdout: the reader took what it wanted. Anything else still ends the process.
+for (const [stream, exitCode] of [[process.stdout, 0], [process.stderr, 1]]) {
+  stream.on('error', (e) => {
+    if (e?.code === 'EPIPE') process.exit(exitCode);
+    throw e;
+  });
+}
 const { main } = await import(pathToFileURL(BUNDLE).href);
 const code = await main(process.argv.slice(2));
 // Sockets, timers or stdin may still be referenced; the command is done. But first what it

@@ -168,4 +168,17 @@ test('history --before pages back past --limit\'s 1,000 without a gap or a dupli
   proc.stdout.on('data', (d: string) => (out += d));
   assert.equal(await closed, 0);
   assert.deepEqual(out.trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text), texts.slice(-1_000));
+  // A reader that stops after one line (`| head -1`): the command ends quietly, no stack trace.
+  const early = spawn(process.execPath, [BIN, '--home', alice, '--json', 'history', 'dave', '--limit', '1000'], {
+    cwd: ROOT,
+    env: { ...process.env, TACIT_PASSPHRASE: PASSPHRASE, TACIT_SCRYPT_N: '1024' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let errText = '';
+  early.stderr.setEncoding('utf8');
+  early.stderr.on('data', (d: string) => (errText += d));
+  const ended = new Promise<number | null>((resolve) => early.once('close', resolve));
+  early.stdout.once('data', () => early.stdout.destroy());
+  assert.equal(await ended, 0, errText);
+  assert.equal(errText, '', 'nothing on stderr');
 });
