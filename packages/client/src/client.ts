@@ -45,6 +45,7 @@ import { uncheckedActionSend } from './chat/testing.js';
 import { looksLikeTyping, Typing } from './chat/typing.js';
 import { looksLikeReadSync, ReadSyncs } from './chat/read-sync.js';
 import { changeBlockList, isBlocked, looksLikeBlockSync, readBlockList, receiveBlockSync } from './chat/block.js';
+import { activeMutes, changeMutes, looksLikeMuteSync, muteEnd, receiveMuteSync } from './chat/mute.js';
 
 /** Check the server's pre-key stock after this many sessions were started with us. */
 export const KEY_CHECK_AFTER_NEW_SESSIONS = 10;
@@ -126,6 +127,8 @@ export interface ContactInfo {
   identityChanged: boolean;
   /** Blocked (`block`): nothing from them is shown, nothing goes to them. */
   blocked: boolean;
+  /** The conversation with them is muted (`mute`) until then (ms; MUTED_FOREVER: until unmuted). */
+  mutedUntil?: number;
   unread: number;
   lastMessageAt: number | undefined;
 }
@@ -147,6 +150,11 @@ export interface ConversationInfo extends ConversationSummary {
   identityChanged: boolean;
   /** The contact is blocked (`block`): nothing from them is shown, nothing goes to them. */
   blocked: boolean;
+  /**
+   * Muted (`mute`) until then (ms; MUTED_FOREVER: until unmuted); absent: not muted. Everything
+   * is still received, stored and counted unread; apps do not alert for it.
+   */
+  mutedUntil?: number;
 }
 
 /** Validates and case-folds a username given by the user. */
@@ -265,6 +273,10 @@ export class TacitClient {
         }
         if (looksLikeBlockSync(plaintext)) {
           await receiveBlockSync(core, t, from, fromDevice, plaintext);
+          return true;
+        }
+        if (looksLikeMuteSync(plaintext)) {
+          await receiveMuteSync(core, t, from, fromDevice, plaintext);
           return true;
         }
         return false;
@@ -468,9 +480,14 @@ export class TacitClient {
     while (Date.now() < deadline && !this.#closed) {
       const added = (await this.#http.devices()).devices.find((d) => !before.has(d.deviceId));
       if (added !== undefined) {
-        // The new device learns whom we block (chat/block.ts); the link message does not carry it.
+        // The new device learns whom we block and what we muted (chat/own-list.ts); the link message does not carry them.
         this.#directory.forget(this.username);
-        if ((await this.blocked()).length > 0) await this.#core.mutate(async (t) => this.#receipts.queueBlockSync(t));
+        const blocked = (await this.blocked()).length > 0;
+        const muted = Object.keys(await this.mutes()).length > 0;
+        await this.#core.mutate(async (t) => {
+          if (blocked) this.#receipts.queueOwnSync(t, 'block');
+          if (muted) this.#receipts.queueOwnSync(t, 'mute');
+        });
         return { deviceId: added.deviceId };
       }
       await new Promise((r) => setTimeout(r, LINK_POLL_MS));
@@ -873,8 +890,12 @@ export class TacitClient {
   async conversations(): Promise<ConversationInfo[]> {
     const changed = new Set(await this.#trust.changedIdentities());
     const blocked = new Set(await this.blocked());
+    const muted = await activeMutes(this.#core.view(), this.#core.now());
     const hideRead = !(await this.settings()).readReceipts;
-    return (await this.#history.summaries()).map((c) => ({ ...c, last: c.last && hideReadReceipts(this.#attachments.present(c.last), hideRead), identityChanged: changed.has(c.contact), blocked: blocked.has(c.contact) }));
+    return (await this.#history.summaries()).map((c) => {
+      const mutedUntil = muted.get(c.id);
+      return { ...c, last: c.last && hideReadReceipts(this.#attachments.present(c.last), hideRead), identityChanged: changed.has(c.contact), blocked: blocked.has(c.contact), ...(mutedUntil !== undefined ? { mutedUntil } : {}) };
+    });
   }
 
   /** Messages of a conversation (oldest first): the newest `limit`, or the `limit` before `before` (a seq). */
@@ -934,12 +955,57 @@ export class TacitClient {
     if (contact === this.username) throw new ClientError('INVALID_ARGUMENT', 'you cannot block yourself');
     const next = await this.#core.mutate(async (t) => {
       const list = await changeBlockList(t, contact, block, this.#core.now());
-      if (list !== undefined) this.#receipts.queueBlockSync(t);
+      if (list !== undefined) this.#receipts.queueOwnSync(t, 'block');
       return list;
     });
     if (next === undefined) return false;
     if (block) this.#typing.stopped(directConversation(contact), contact);
     this.#events.emit('block', { blocked: next.users });
+    return true;
+  }
+
+  // ---- muting (chat/mute.ts) ----
+
+  /** Conversations muted now, and until when (ms; MUTED_FOREVER: until unmuted). Expired mutes are left out. */
+  async mutes(): Promise<Record<ConversationId, number>> {
+    return Object.fromEntries(await activeMutes(this.#core.view(), this.#core.now()));
+  }
+
+  /** Until when a conversation (any reference `history` takes) is muted, or undefined when it is not (or no longer). */
+  async mutedUntil(conversation: string): Promise<number | undefined> {
+    return (await activeMutes(this.#core.view(), this.#core.now())).get(await this.#conversation(conversation));
+  }
+
+  /**
+   * Mutes a conversation (pairwise or group; any reference `history` takes) for `duration` ms
+   * (MIN_MUTE_MS..MAX_MUTE_MS; MUTE_CHOICES lists Signal's) or 'always' (until `unmute`). It still
+   * receives, stores and counts unread everything; apps do not alert for it. Muting again replaces
+   * the end. This account's other devices are told. Resolves to the end (ms; MUTED_FOREVER).
+   * INVALID_ARGUMENT for a bad duration or past MAX_MUTED_CONVERSATIONS.
+   */
+  async mute(conversation: string, duration: number | 'always'): Promise<number> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    const id = await this.#conversation(conversation);
+    const until = muteEnd(duration, this.#core.now());
+    await this.#changeMutes(id, until);
+    return until;
+  }
+
+  /** Unmutes a conversation; our other devices are told. Returns whether it was muted. */
+  async unmute(conversation: string): Promise<boolean> {
+    if (this.#closed) throw new ClientError('CLOSED', 'the client is closed');
+    return this.#changeMutes(await this.#conversation(conversation), undefined);
+  }
+
+  async #changeMutes(id: ConversationId, until: number | undefined): Promise<boolean> {
+    const now = this.#core.now();
+    const next = await this.#core.mutate(async (t) => {
+      const list = await changeMutes(t, id, until, now);
+      if (list !== undefined) this.#receipts.queueOwnSync(t, 'mute');
+      return list;
+    });
+    if (next === undefined) return false;
+    this.#events.emit('mute', { mutes: next.mutes });
     return true;
   }
 
@@ -1134,10 +1200,13 @@ export class TacitClient {
     const t = this.#core.view();
     const out: ContactInfo[] = [];
     const blocked = new Set(await this.blocked());
+    const muted = await activeMutes(t, this.#core.now());
     for (const c of await this.#directory.contacts()) {
       const id = await this.#trust.identity(t, c.username);
       const conv = await this.#history.conversation(t, directConversation(c.username));
+      const mutedUntil = muted.get(directConversation(c.username));
       out.push({
+        ...(mutedUntil !== undefined ? { mutedUntil } : {}),
         username: c.username,
         devices: c.devices.length,
         known: id?.trusted !== undefined,

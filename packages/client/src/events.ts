@@ -7,6 +7,7 @@ import type { ReadSyncEvent } from './chat/read-sync.js';
 import type { AppliedAction, IgnoredReason } from './chat/edits.js';
 import type { TypingEvent } from './chat/typing.js';
 import type { BlockEvent } from './chat/block.js';
+import type { MuteEvent } from './chat/mute.js';
 
 export interface ClientEvents {
   /** A message arrived and is stored (shown once: redeliveries and resends are dropped). */
@@ -41,6 +42,8 @@ export interface ClientEvents {
   typing: TypingEvent;
   /** The block list changed, here or on another device of ours (chat/block.ts). */
   block: BlockEvent;
+  /** The muted conversations changed, here or on another device of ours (chat/mute.ts). */
+  mute: MuteEvent;
   connection: { state: 'ready' | 'drained' | 'disconnected'; retryInMs?: number };
   fatal: ClientError;
 }

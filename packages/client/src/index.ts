@@ -42,6 +42,7 @@ export { MAX_RECEIPT_IDS, MAX_QUEUED_RECEIPTS, RECEIPT_BATCH_DELAY_MS, RECEIPT_C
 export { MAX_READ_SYNC_ENTRIES, MAX_READ_SYNC_BYTES, MAX_HELD_READS, MAX_HELD_READS_PER_CONVERSATION, HELD_READ_TTL_MS, decodeReadSync, encodeReadSync, looksLikeReadSync, type ReadSyncEntry, type ReadSyncEvent } from './chat/read-sync.js';
 export { DEFAULT_SETTINGS, type ChatSettings } from './chat/settings.js';
 export { MAX_BLOCKED_USERS, MAX_BLOCK_SYNC_BYTES, decodeBlockSync, encodeBlockSync, looksLikeBlockSync, type BlockList, type BlockEvent } from './chat/block.js';
+export { MAX_MUTED_CONVERSATIONS, MAX_MUTE_SYNC_BYTES, MUTED_FOREVER, MIN_MUTE_MS, MAX_MUTE_MS, MUTE_CHOICES, decodeMuteSync, encodeMuteSync, looksLikeMuteSync, type MuteList, type MuteEvent } from './chat/mute.js';
 export { TYPING_SEND_INTERVAL_MS, TYPING_EXPIRE_MS, decodeTyping, encodeTyping, looksLikeTyping, type TypingEvent, type TypingPayload } from './chat/typing.js';
 export { MAX_OUTBOX, MESSAGE_ID_BYTES, type SendResult } from './outbox.js';
 export { MAX_SEEN_SERVER_IDS, MAX_SEEN_MESSAGE_IDS } from './inbox.js';

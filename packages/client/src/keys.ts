@@ -69,6 +69,8 @@ export const PREFIX = {
   settings: 'set',
   /** Blocked users and when the list last changed (chat/block.ts). */
   blocked: 'blk',
+  /** Muted conversations and when the list last changed (chat/mute.ts). */
+  muted: 'mut',
   /** Disappearing messages by the time they go (`xp/<time>/<seq>`), for the sweep (chat/edits.ts). */
   expiry: 'xp/',
   /** Edits, deletions and reactions that arrived before their message, held a while (chat/edits.ts). */
@@ -211,6 +213,7 @@ export function describeKey(key: string): string {
     [PREFIX.receiptQueue]: 'queued receipt',
     [PREFIX.settings]: 'settings',
     [PREFIX.blocked]: 'block list',
+    [PREFIX.muted]: 'mute list',
     [PREFIX.group]: 'group',
     [PREFIX.groupQueue]: 'queued group message',
     [PREFIX.senderKey]: 'sender key',

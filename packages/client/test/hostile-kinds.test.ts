@@ -318,6 +318,8 @@ test(`${FUZZ_MESSAGES} mutated plaintexts of every kind, from a contact and from
       { from: 'laptop', o: { v: 1, readSync: [{ from: 'alice', id: 'a0', at }, { from: 'alice', id: 'a1', at, group }] } },
       { from: 'laptop', o: { v: 1, blockSync: { users: ['carol'], at } } },
       { from: 'alice', o: { v: 1, blockSync: { users: ['carol'], at } } },
+      { from: 'laptop', o: { v: 1, muteSync: { mutes: { 'u:alice': at + 3600_000, [`g:${group}`]: Number.MAX_SAFE_INTEGER }, at } } },
+      { from: 'alice', o: { v: 1, muteSync: { mutes: { 'u:alice': at + 3600_000 }, at } } },
     ];
     const r = mulberry32(FUZZ_SEED);
     for (let i = 0; i < FUZZ_MESSAGES; i++) {
@@ -335,6 +337,7 @@ test(`${FUZZ_MESSAGES} mutated plaintexts of every kind, from a contact and from
     await bob.search('hello');
     await bob.groups();
     await bob.contacts();
+    await bob.mutes();
     // Still receiving (a mutated block sync from our laptop may have blocked alice: undone first).
     if ((await bob.blocked()).includes('alice')) await bob.unblock('alice');
     await alice.send(envelope({ id: 'last', text: 'still here', sentAt: 1_700_000_001_000 }));

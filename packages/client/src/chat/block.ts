@@ -15,22 +15,19 @@
  * - their session and identity key are kept: unblocking resumes where it left off.
  * The blocked user is not told, and the server still relays their messages to us.
  *
- * Sync to our own other devices (Signal's SyncMessage.Blocked, the whole list): each change
- * queues a block sync on the receipts queue (chat/receipts.ts, kind `block`), sent like a read
- * sync to every other device of our account. Wire (padded JSON, chat/padding.ts):
- * `{v: 1, blockSync: {users: [...], at}}`, at most MAX_BLOCKED_USERS valid usernames; `at` is
- * when the list changed (the changing device's clock, ms). A device applies a list not older
- * than its own. Accepted only from our own account (`from === self`, proven by the session as
- * for read syncs); from anyone else it is refused (FORGED_SYNC) and changes nothing.
+ * Sync to our own other devices (Signal's SyncMessage.Blocked, the whole list; chat/own-list.ts,
+ * shared with mutes): each change queues a block sync on the receipts queue (kind `block`).
+ * Wire: `{v: 1, blockSync: {users: [...], at}}`, at most MAX_BLOCKED_USERS valid usernames.
+ * Accepted only from our own account; from anyone else it is refused (FORGED_SYNC) and changes
+ * nothing; a malformed one is BAD_BLOCK_SYNC.
  */
 import type { Core, StateTxn } from '../core.js';
 import { ClientError } from '../errors.js';
 import { PREFIX } from '../keys.js';
-import { isInt, isObj, jsonCodec } from '../record-codec.js';
+import { isInt, isObj } from '../record-codec.js';
 import type { Txn } from '../txn.js';
 import { isUsername } from '../group/state.js';
-import { padJson, startsWith, unpadJson } from './padding.js';
-import { acceptOwnSync } from './read-sync.js';
+import { OwnSyncedList } from './own-list.js';
 
 /**
  * Users one account can block at most. Signal has no visible cap; ours keeps the list one small
@@ -60,10 +57,19 @@ function checkList(v: unknown): BlockList | undefined {
   return { users: [...new Set(users as string[])].sort(), at };
 }
 
-export const blockListCodec = jsonCodec<BlockList>('block list', checkList);
+/** The block list: one record (`blk`), synced whole to our own devices. */
+export const blockList = new OwnSyncedList<BlockList>({
+  kind: 'block list',
+  key: PREFIX.blocked,
+  field: 'blockSync',
+  maxBytes: MAX_BLOCK_SYNC_BYTES,
+  bad: 'BAD_BLOCK_SYNC',
+  empty: () => ({ users: [], at: 0 }),
+  check: checkList,
+});
 
-export async function readBlockList(t: Txn): Promise<BlockList> {
-  return (await t.read(blockListCodec, PREFIX.blocked)) ?? { users: [], at: 0 };
+export function readBlockList(t: Txn): Promise<BlockList> {
+  return blockList.read(t);
 }
 
 export async function isBlocked(t: Txn, user: string): Promise<boolean> {
@@ -78,40 +84,26 @@ export async function changeBlockList(t: StateTxn, user: string, blocked: boolea
   const cur = await readBlockList(t);
   if (cur.users.includes(user) === blocked) return undefined;
   if (blocked && cur.users.length >= MAX_BLOCKED_USERS) throw new ClientError('INVALID_ARGUMENT', `at most ${MAX_BLOCKED_USERS} users can be blocked`);
-  const users = blocked ? [...cur.users, user].sort() : cur.users.filter((u) => u !== user);
-  // Later than the list it replaces, even if this device's clock is behind the one that wrote it.
-  const next = { users, at: Math.max(now, cur.at + 1) };
-  t.write(blockListCodec, PREFIX.blocked, next);
-  return next;
+  return blockList.write(t, { users: blocked ? [...cur.users, user].sort() : cur.users.filter((u) => u !== user) }, now);
 }
 
-const HEAD = '{"v":1,"blockSync":';
-
 export function encodeBlockSync(list: BlockList): Uint8Array {
-  return padJson({ v: 1, blockSync: { users: list.users, at: list.at } });
+  return blockList.encode({ users: list.users, at: list.at });
 }
 
 /** Does this plaintext claim to be a block sync (so the text decoder should not see it)? */
 export function looksLikeBlockSync(bytes: Uint8Array): boolean {
-  return startsWith(bytes, HEAD);
+  return blockList.looksLike(bytes);
 }
 
 /** Total: the block list in `bytes`, or undefined (not one, or malformed). */
 export function decodeBlockSync(bytes: Uint8Array): BlockList | undefined {
-  const o = unpadJson(bytes, MAX_BLOCK_SYNC_BYTES);
-  if (o === undefined || o['v'] !== 1) return undefined;
-  return checkList(o['blockSync']);
+  return blockList.decode(bytes);
 }
 
 /** Inside the inbox's state change: a block sync that came over the pairwise session from `from`. */
 export async function receiveBlockSync(core: Core, t: StateTxn, from: string, fromDevice: number, plaintext: Uint8Array): Promise<void> {
   const self = core.account.username;
-  const list = acceptOwnSync(core, t, from, fromDevice, () => decodeBlockSync(plaintext), 'BAD_BLOCK_SYNC');
-  if (list === undefined) return;
-  const cur = await readBlockList(t);
-  // An older list (syncs crossed, or arrived out of order) does not undo a newer change.
-  if (list.at < cur.at) return;
-  const next = { users: list.users.filter((u) => u !== self), at: list.at };
-  t.write(blockListCodec, PREFIX.blocked, next);
-  t.afterCommit(() => core.events.emit('block', { blocked: next.users, fromDevice }));
+  const next = await blockList.receive(core, t, from, fromDevice, plaintext, (l) => ({ users: l.users.filter((u) => u !== self), at: l.at }));
+  if (next !== undefined) t.afterCommit(() => core.events.emit('block', { blocked: next.users, fromDevice }));
 }

@@ -12,8 +12,9 @@
  * and a read sync for our own other devices (chat/read-sync.ts; sent whatever the setting, as
  * Signal does). The queue is sent in batches RECEIPT_BATCH_DELAY_MS after the change (and after
  * every connect), and a record goes only once the server stored the receipt for every device of
- * the author (a read sync: of our account but this device). A block sync (chat/block.ts) rides the
- * same queue to our own other devices, carrying the block list as it is when sent. Nothing is
+ * the author (a read sync: of our account but this device). A block sync (chat/block.ts) and a
+ * mute sync (chat/mute.ts) ride the same queue to our own other devices, each carrying its list
+ * as it is when sent (chat/own-list.ts). Nothing is
  * queued for, or sent to, a blocked author.
  *
  * Receiving: a receipt is applied only to our own outgoing message with that id in the
@@ -38,7 +39,14 @@ import type { Relay } from '../relay.js';
 import { padJson, startsWith, unpadJson } from './padding.js';
 import { encodeReadSync, MAX_READ_SYNC_ENTRIES, type ReadSyncEntry } from './read-sync.js';
 import { readSettings } from './settings.js';
-import { encodeBlockSync, readBlockList } from './block.js';
+import { blockList, readBlockList } from './block.js';
+import { muteList } from './mute.js';
+import type { OwnList, OwnSyncedList } from './own-list.js';
+
+/** The lists synced whole to our own other devices, by their queue kind. */
+const OWN_LISTS: Record<OwnListKind, OwnSyncedList<OwnList>> = { block: blockList, mute: muteList };
+export type OwnListKind = 'block' | 'mute';
+const isOwnListKind = (k: unknown): k is OwnListKind => k === 'block' || k === 'mute';
 
 /** Message ids one receipt names at most: a batch is one message, and stays one padding block or a few. */
 export const MAX_RECEIPT_IDS = 100;
@@ -90,16 +98,16 @@ interface QueuedReceipt {
   g?: string;
   /**
    * `sync`: a read sync for our own other devices (chat/read-sync.ts), naming the author's
-   * message; `block`: send our block list to our own other devices (chat/block.ts).
+   * message; `block`, `mute`: send that list to our own other devices (chat/own-list.ts).
    */
-  k: ReceiptKind | 'sync' | 'block';
+  k: ReceiptKind | 'sync' | OwnListKind;
   id: string;
   /** A read sync: when it was read, ms. */
   at?: number;
 }
 
 const queuedCodec = jsonCodec<QueuedReceipt>('queued receipt', (v) => {
-  if (!isObj(v) || !isStr(v['to'], 64) || (v['k'] !== 'delivered' && v['k'] !== 'read' && v['k'] !== 'sync' && v['k'] !== 'block') || !isStr(v['id'], MAX_MESSAGE_ID_LENGTH)) return undefined;
+  if (!isObj(v) || !isStr(v['to'], 64) || (v['k'] !== 'delivered' && v['k'] !== 'read' && v['k'] !== 'sync' && !isOwnListKind(v['k'])) || !isStr(v['id'], MAX_MESSAGE_ID_LENGTH)) return undefined;
   if (v['g'] !== undefined && !isGroupId(v['g'])) return undefined;
   if (v['at'] !== undefined && !isInt(v['at'])) return undefined;
   return { to: v['to'], k: v['k'], id: v['id'], ...(v['g'] !== undefined ? { g: v['g'] as string } : {}), ...(v['at'] !== undefined ? { at: v['at'] as number } : {}) };
@@ -158,9 +166,9 @@ export class Receipts {
     if (n > 0) t.afterCommit(() => this.schedule());
   }
 
-  /** Inside a state change that changed the block list: our other devices get it (with the next batch). */
-  queueBlockSync(t: StateTxn): void {
-    t.write(queuedCodec, PREFIX.receiptQueue + seqKey(t.nextSeq()), { to: this.#core.account.username, k: 'block', id: 'list' });
+  /** Inside a state change that changed the block list or the mutes: our other devices get it (with the next batch). */
+  queueOwnSync(t: StateTxn, kind: OwnListKind): void {
+    t.write(queuedCodec, PREFIX.receiptQueue + seqKey(t.nextSeq()), { to: this.#core.account.username, k: kind, id: 'list' });
     t.afterCommit(() => this.schedule());
   }
 
@@ -235,8 +243,8 @@ export class Receipts {
         drop.push(r.key);
         continue;
       }
-      // Read syncs of every conversation go together, to our own devices; so do block syncs (one list).
-      const key = q.k === 'sync' || q.k === 'block' ? `\0${q.k}` : `${q.to}\0${q.g ?? ''}\0${q.k}`;
+      // Read syncs of every conversation go together, to our own devices; so do block and mute syncs (one list each).
+      const key = q.k === 'sync' || isOwnListKind(q.k) ? `\0${q.k}` : `${q.to}\0${q.g ?? ''}\0${q.k}`;
       let b = batches.get(key);
       if (b === undefined || b.ids.length >= (q.k === 'sync' ? MAX_READ_SYNC_ENTRIES : MAX_RECEIPT_IDS)) {
         // A full batch goes under its own key; the next one starts.
@@ -255,7 +263,10 @@ export class Receipts {
     for (const b of batches.values()) {
       try {
         if (b.kind === 'sync') await this.#send(relay, this.#core.account.username, encodeReadSync(b.sync), this.#core.account.deviceId);
-        else if (b.kind === 'block') await this.#send(relay, this.#core.account.username, encodeBlockSync(await readBlockList(this.#core.view())), this.#core.account.deviceId);
+        else if (isOwnListKind(b.kind)) {
+          const list = OWN_LISTS[b.kind];
+          await this.#send(relay, this.#core.account.username, list.encode(await list.read(this.#core.view())), this.#core.account.deviceId);
+        }
         else await this.#send(relay, b.to, encodeReceipt({ kind: b.kind, ids: b.ids, ...(b.group !== undefined ? { group: b.group } : {}) }));
       } catch (e) {
         // The author is gone or their identity changed (nothing goes to them until `trust`): the receipt goes.

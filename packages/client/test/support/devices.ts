@@ -8,6 +8,7 @@ import { MemoryRecordStore, TacitClient, type SocketFactory, type StoredRecord }
 import { utf8Encode } from '../../src/bytes.ts';
 import { wsSocketFactory } from '../../src/node.ts';
 import { ServerProcess } from './server-process.js';
+import { rawDevice } from './raw-device.ts';
 
 const backend = nodeBackend();
 
@@ -34,22 +35,23 @@ export interface Device {
 export function devicesOn(url: () => string) {
   const open: TacitClient[] = [];
   let n = 0;
-  const opts = (store: RecordingStore, connect: SocketFactory = wsSocketFactory) => ({ store, backend, connect, backoff: { baseMs: 10, maxMs: 50 } });
+  const opts = (store: RecordingStore, connect: SocketFactory = wsSocketFactory, now?: () => number) => ({ store, backend, connect, backoff: { baseMs: 10, maxMs: 50 }, ...(now !== undefined ? { now } : {}) });
   /** A username not used before in this process: `name`, a counter and the process id. */
   const unique = (name: string): string => `${name}${++n}x${process.pid}`;
   return {
     unique,
-    async register(name: string, connect?: SocketFactory): Promise<Device> {
+    /** `now`: the client's clock (default Date.now). */
+    async register(name: string, connect?: SocketFactory, now?: () => number): Promise<Device> {
       const store = new RecordingStore();
-      const client = await TacitClient.register(opts(store, connect), { server: url(), username: unique(name) });
+      const client = await TacitClient.register(opts(store, connect, now), { server: url(), username: unique(name) });
       open.push(client);
       await client.connect();
       return { client, store };
     },
-    async link(existing: TacitClient, name: string): Promise<Device> {
+    async link(existing: TacitClient, name: string, now?: () => number): Promise<Device> {
       const store = new RecordingStore();
       let added: Promise<{ deviceId: number | undefined }> | undefined;
-      const client = await TacitClient.link(opts(store), { server: url(), name, onCode: (code) => (added = existing.linkDevice(code)) });
+      const client = await TacitClient.link(opts(store, wsSocketFactory, now), { server: url(), name, onCode: (code) => (added = existing.linkDevice(code)) });
       open.push(client);
       assert.equal((await added!).deviceId, client.deviceId);
       await client.connect();
@@ -79,7 +81,25 @@ export function serverDevices() {
     await devices.closeAll();
     await server?.stop();
   });
-  return { ...devices, server: started };
+  /**
+   * A device of another account sends `victim` each of `payloads` (syncs only our own devices may
+   * send), then `honest` runs (it sends a genuine message and waits for it); every
+   * payload must have been refused as FORGED_SYNC.
+   */
+  const sendForged = async (victim: TacitClient, payloads: readonly Uint8Array[], honest: () => Promise<void>): Promise<void> => {
+    const reasons: string[] = [];
+    victim.on('undecryptable', (e) => reasons.push(`${e.from}:${e.reason}`));
+    const eve = await rawDevice(started(), devices.unique('eve'));
+    try {
+      for (const p of payloads) await eve.send(victim.username, 1, p);
+      await honest();
+      await until(() => reasons.length === payloads.length, 'every forged sync refused');
+    } finally {
+      eve.close();
+    }
+    assert.deepEqual(reasons, payloads.map(() => `${eve.username}:FORGED_SYNC`));
+  };
+  return { ...devices, server: started, sendForged };
 }
 
 export async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {

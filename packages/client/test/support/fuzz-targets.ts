@@ -31,7 +31,7 @@ import {
   type CryptoBackend,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt, decodeReadSync, encodeReadSync, decodeBlockSync, encodeBlockSync, decodeTyping, encodeTyping } from '../../src/index.ts';
+import { decodeEnvelope, readEnvelope, encodeEnvelope, isClientError, parseSendMultiAnswer, decodeGroupPayload, encodeGroupPayload, decodeReceipt, encodeReceipt, decodeReadSync, encodeReadSync, decodeBlockSync, encodeBlockSync, decodeMuteSync, encodeMuteSync, decodeTyping, encodeTyping } from '../../src/index.ts';
 import { RESPONSE_VALIDATORS } from '../../src/http.ts';
 import { decodeState, STATE_VERSION, type StateData } from '../../src/legacy-state.ts';
 import { accountCodec } from '../../src/account.ts';
@@ -331,6 +331,13 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       input: 'bytes',
       seeds: [encodeBlockSync({ users: ['bob', 'carol'], at: 1_700_000_000_000 }), encodeBlockSync({ users: [], at: 0 })],
       decode: (b) => decodeBlockSync(b as Uint8Array),
+    },
+    {
+      // The muted conversations from another device of our own account (chat/mute.ts).
+      name: 'client: decodeMuteSync',
+      input: 'bytes',
+      seeds: [encodeMuteSync({ mutes: { 'u:bob': 1_700_000_360_000, 'g:0123456789abcdef0123456789abcdef': Number.MAX_SAFE_INTEGER }, at: 1_700_000_000_000 }), encodeMuteSync({ mutes: {}, at: 0 })],
+      decode: (b) => decodeMuteSync(b as Uint8Array),
     },
     {
       // Edits, deletions, reactions, timers (chat/actions.ts) and a message's own timer.
