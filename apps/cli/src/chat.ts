@@ -116,10 +116,11 @@ export async function cmdChat(ctx: Ctx): Promise<number> {
       showing = showing
         .then(async () => {
           await saveIncoming(chatCtx, c);
+          const muted = await c.mutes();
           await c.takeForDisplay((list) =>
             out.batch(() => {
-              // A message from another conversation rings the terminal bell (once per batch).
-              if (interactive && list.some((m) => m.conversation !== conversation && m.direction === 'in')) ctx.stdout.write('\x07');
+              // A message from another conversation rings the terminal bell (once per batch), unless that conversation is muted.
+              if (interactive && list.some((m) => m.conversation !== conversation && m.direction === 'in' && muted[m.conversation] === undefined)) ctx.stdout.write('\x07');
               list.forEach((m) => printMessage(out, m, label));
             }),
           );

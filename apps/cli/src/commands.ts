@@ -8,6 +8,7 @@ import { EXIT } from './exit-codes.js';
 import { formatSafetyNumber, formatTime, sanitize, type Output } from './output.js';
 import { groupFields, groupLabels, recipient } from './group.js';
 import { fileFields, fileLine, saveIncoming, sendFileCommand } from './files.js';
+import { mutedNote, mutedUntilJson } from './mute.js';
 import { annotationFields, annotations, checkRef, printAction, SHOWN_ID_LENGTH } from './edits.js';
 
 /** How long a connected command waits for messages queued earlier to reach the server, ms. */
@@ -126,6 +127,11 @@ export function attachNotices(ctx: Ctx, client: TacitClient): { remindPending():
   // Another device of this account changed the block list: the same list here.
   client.on('block', ({ blocked, fromDevice }) => {
     if (fromDevice !== undefined) ctx.out.notice('block-sync', { blocked, fromDevice }, `tacit: note: another of your devices changed whom you block; blocked now: ${blocked.length === 0 ? 'nobody' : blocked.join(', ')}`);
+  });
+  // Another device of this account muted or unmuted a conversation: the same here (no bell for it in chat).
+  client.on('mute', ({ mutes, fromDevice }) => {
+    const muted = Object.keys(mutes).map((c) => c.slice(2));
+    if (fromDevice !== undefined) ctx.out.notice('mute-sync', { mutes: Object.fromEntries(Object.entries(mutes).map(([c, u]) => [c, mutedUntilJson(u)])), fromDevice }, `tacit: note: another of your devices changed what is muted; muted now: ${muted.length === 0 ? 'nothing' : muted.join(', ')}`);
   });
   // Disappearing messages whose time ran out are gone from this device's store.
   client.on('expired', ({ conversation, ids }) => ctx.out.event('disappeared', { conversation, ids }, undefined));
@@ -394,8 +400,8 @@ export async function cmdContacts(ctx: Ctx): Promise<number> {
     for (const c of list) {
       ctx.out.event(
         'contact',
-        { username: c.username, devices: c.devices, identityChanged: c.identityChanged, blocked: c.blocked, unread: c.unread, lastMessageAt: c.lastMessageAt ?? null },
-        `${c.username.padEnd(20)} ${String(c.unread).padStart(4)} unread${c.blocked ? '   blocked (tacit unblock ' + c.username + ')' : ''}${c.identityChanged ? '   ! safety number changed (tacit safety-number ' + c.username + ')' : ''}`,
+        { username: c.username, devices: c.devices, identityChanged: c.identityChanged, blocked: c.blocked, muted: c.mutedUntil !== undefined, mutedUntil: mutedUntilJson(c.mutedUntil) ?? null, unread: c.unread, lastMessageAt: c.lastMessageAt ?? null },
+        `${c.username.padEnd(20)} ${String(c.unread).padStart(4)} unread${c.mutedUntil !== undefined ? `   ${mutedNote(c.mutedUntil)}` : ''}${c.blocked ? '   blocked (tacit unblock ' + c.username + ')' : ''}${c.identityChanged ? '   ! safety number changed (tacit safety-number ' + c.username + ')' : ''}`,
       );
     }
   } finally {

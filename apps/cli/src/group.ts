@@ -9,6 +9,7 @@ import { UsageError } from './args.js';
 import { CONNECT_TIMEOUT_MS, DRAIN_TIMEOUT_MS, type Ctx } from './context.js';
 import { EXIT } from './exit-codes.js';
 import { sanitize } from './output.js';
+import { mutedNote, mutedUntilJson } from './mute.js';
 
 const USAGE = `usage: tacit group create <title> <user>…
        tacit group add|remove <group> <user>…
@@ -95,8 +96,12 @@ export async function cmdGroup(ctx: Ctx): Promise<number> {
     switch (sub) {
       case 'list': {
         const list = await c.groups();
+        const mutes = await c.mutes();
         if (list.length === 0 && !ctx.out.json) ctx.stderr.write('no groups yet\n');
-        for (const x of list) ctx.out.event('group', describe(x), line(x));
+        for (const x of list) {
+          const until = mutes[x.conversation];
+          ctx.out.event('group', { ...describe(x), muted: until !== undefined, mutedUntil: mutedUntilJson(until) ?? null }, `${line(x)}${until !== undefined ? `  ${mutedNote(until)}` : ''}`);
+        }
         return EXIT.OK;
       }
       case 'members': {

@@ -8,6 +8,7 @@ import { cmdAdmin, cmdDirectory } from './team.js';
 import { cmdGroup } from './group.js';
 import { cmdSettings } from './settings.js';
 import { cmdBlock, cmdBlocked, cmdUnblock } from './block.js';
+import { cmdMute, cmdUnmute } from './mute.js';
 import { cmdDevices, cmdLink, cmdSignOut } from './devices.js';
 import { cmdDelete, cmdEdit, cmdReact, cmdSearch, cmdTimer } from './edits.js';
 import { cmdRetry } from './retry.js';
@@ -52,6 +53,12 @@ commands:
                                  devices block them too
   unblock <username>             unblock a user (their next messages are shown)
   blocked                        list blocked users
+  mute <username|#group> [<duration>|always]
+                                 mute a conversation: messages still arrive and count as
+                                 unread, but chat does not ring the bell for it; for a
+                                 duration as timer takes it (1h, 8h, 1d, 7d; up to 4w) or,
+                                 by default, always (until unmute); your other devices too
+  unmute <username|#group>       unmute a conversation
   settings [read-receipts|typing on|off]
                                  show or change chat settings (read receipts off: none
                                  sent and none shown; typing off: none sent or shown)
@@ -136,6 +143,8 @@ const COMMANDS: Record<string, Command> = {
   block: cmdBlock,
   unblock: cmdUnblock,
   blocked: cmdBlocked,
+  mute: cmdMute,
+  unmute: cmdUnmute,
   link: cmdLink,
   devices: cmdDevices,
   'sign-out': cmdSignOut,

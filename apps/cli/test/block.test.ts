@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ChatProcess, ok, recv, serverWithUsers, tacit } from './harness.ts';
+import { linkHome, ok, recv, serverWithUsers, tacit } from './harness.ts';
 
 let env: Awaited<ReturnType<typeof serverWithUsers>>;
 
@@ -23,11 +23,7 @@ test('block, blocked, unblock: nothing of hers is shown while blocked; sending t
   const alice = home('alice');
   const mallory = home('mallory');
   const laptop = join(env.dir, 'alice-laptop');
-  const link = new ChatProcess(laptop, '', [], ['link', '--server', env.server.url, '--name', 'laptop']);
-  await link.waitFor(() => link.count('link-code') === 1, 'the link code');
-  await ok(alice, ['devices', 'add', String(link.events.find((e) => e['event'] === 'link-code')!['code'])]);
-  await link.waitFor(() => link.count('linked') === 1, 'linked');
-  assert.equal(await link.end(), 0);
+  await linkHome(alice, laptop, env.server.url, 'laptop');
   await ok(mallory, ['send', 'alice', 'hello alice']);
   assert.deepEqual(await recv(alice), ['mallory: hello alice']);
   await recv(laptop);

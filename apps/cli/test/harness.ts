@@ -169,7 +169,7 @@ export interface CliResult {
   events: Record<string, unknown>[];
 }
 
-function cliEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+export function cliEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, TACIT_PASSPHRASE: PASSPHRASE, TACIT_SCRYPT_N: '1024', ...extra };
   delete env['TACIT_HOME'];
   for (const [k, v] of Object.entries(extra)) if (v === undefined) delete env[k];
@@ -358,4 +358,13 @@ export class ChatProcess {
   kill(): void {
     this.#proc.kill('SIGKILL');
   }
+}
+
+/** Links a new home at `home` to the account of `existing` (`tacit link`, then `tacit devices add` with its code). */
+export async function linkHome(existing: string, home: string, serverUrl: string, name: string): Promise<void> {
+  const link = new ChatProcess(home, '', [], ['link', '--server', serverUrl, '--name', name]);
+  await link.waitFor(() => link.count('link-code') === 1, 'the link code');
+  await ok(existing, ['devices', 'add', String(link.events.find((e) => e['event'] === 'link-code')!['code'])]);
+  await link.waitFor(() => link.count('linked') === 1, 'linked');
+  assert.equal(await link.end(), 0);
 }
