@@ -89,6 +89,8 @@ export interface ConversationView {
   messages: number;
   /** Disappearing messages: the conversation's timer, ms (0: off). */
   timer: number;
+  /** Muted until then (ms; MUTED_FOREVER: until unmuted); absent: not muted when last read (see Chat.mutedUntil). */
+  mutedUntil?: number;
 }
 
 /** `queued`: stored here, waiting for the server (or for the connection to come back). */
@@ -410,6 +412,7 @@ export class Chat {
       open: (conversation) => {
         location.hash = href({ view: 'chat', contact: conversation.startsWith('g:') ? conversation : conversation.slice(2) });
       },
+      muted: (conversation) => this.mutedUntil(conversation.startsWith('g:') ? conversation : conversation.slice(2)) !== undefined,
     });
     this.#unsubscribe.push(
       client.on('group', () => this.#invalidate()),
@@ -426,6 +429,10 @@ export class Chat {
       client.on('identity-changed', () => this.#invalidate()),
       client.on('block', (b) => {
         this.blocked = b.blocked;
+        this.#invalidate();
+      }),
+      client.on('mute', (m) => {
+        this.#mutes = m.mutes;
         this.#invalidate();
       }),
       client.on('undecryptable', (u) => {
@@ -455,6 +462,7 @@ export class Chat {
       () => document.removeEventListener('visibilitychange', visible),
     );
     this.blocked = await client.blocked();
+    this.#mutes = await client.mutes();
     await this.#refresh();
     this.#setPhase({ kind: 'ready' });
     client.connect().catch((e: unknown) => {
@@ -515,6 +523,7 @@ export class Chat {
       dropped: x.dropped,
       timer: x.timer ?? 0,
       messages: x.messages,
+      ...(x.mutedUntil !== undefined ? { mutedUntil: x.mutedUntil } : {}),
     };
   }
 
@@ -646,6 +655,35 @@ export class Chat {
 
   async unblock(contact: string): Promise<void> {
     await this.#need().unblock(contact);
+  }
+
+  // ---- muting (the SDK's chat/mute.ts) ----
+
+  /** Conversation id → muted until (changed here or on another device of the account). */
+  #mutes: Record<string, number> = {};
+
+  /**
+   * Until when a conversation (a contact's username or a group's `g:` id) is muted, or undefined.
+   * A muted conversation still shows its messages and unread badge; it raises no notification and
+   * adds nothing to the title and favicon count. Compared with the clock, so a mute ends on time.
+   */
+  mutedUntil(contact: string): number | undefined {
+    const until = this.#mutes[contact.startsWith('g:') ? contact : directConversation(contact)];
+    return until !== undefined && until > Date.now() ? until : undefined;
+  }
+
+  /** Mutes a conversation for `duration` ms or always (the `mute` event updates the view). */
+  async mute(contact: string, duration: number | 'always'): Promise<void> {
+    await this.#need().mute(contact, duration);
+  }
+
+  async unmute(contact: string): Promise<void> {
+    await this.#need().unmute(contact);
+  }
+
+  /** Unread messages that should alert: every conversation's but the muted ones' (the title and favicon count). */
+  alertingUnread(): number {
+    return this.#conversations.reduce((n, c) => n + (this.mutedUntil(c.username) === undefined ? c.unread : 0), 0);
   }
 
   // ---- chat settings (read receipts, typing indicators) ----

@@ -1,7 +1,8 @@
 /**
  * Notifications: a browser Notification for a message that arrives while the page is hidden
  * (permission asked only on a user action, Settings › Notifications; the text can be left out),
- * and the unread count as a badge on the favicon (the tab title carries it too, ui/app.tsx).
+ * and the unread count as a badge on the favicon (the tab title carries it too, ui/app.tsx). A
+ * muted conversation raises no notification and adds nothing to either count.
  *
  * The two preferences (on, show text) are this browser's and hold no message data: they live in
  * localStorage. Nothing here talks to any server: Notification is local to the browser.
@@ -36,6 +37,7 @@ export class Notifier {
   readonly #changed: () => void;
   readonly #title: (conversation: string) => string;
   readonly #open: (conversation: string) => void;
+  readonly #muted: (conversation: string) => boolean;
   /** Notifications shown (for tests: the page can be inspected without the OS). */
   shown = 0;
   /** Notifications closed because their conversation was read (here or on another device). */
@@ -43,10 +45,12 @@ export class Notifier {
   /** The notification showing per conversation (one each: a newer one replaces it). */
   readonly #showing = new Map<string, Notification>();
 
-  constructor(opts: { changed: () => void; title: (conversation: string) => string; open: (conversation: string) => void }) {
+  /** `muted`: a conversation (by id) that is muted now raises no notification (the SDK's mutes). */
+  constructor(opts: { changed: () => void; title: (conversation: string) => string; open: (conversation: string) => void; muted: (conversation: string) => boolean }) {
     this.#changed = opts.changed;
     this.#title = opts.title;
     this.#open = opts.open;
+    this.#muted = opts.muted;
   }
 
   get permission(): NotifyPermission {
@@ -104,10 +108,12 @@ export class Notifier {
     }
   }
 
-  /** A stored incoming message: notify if the page is hidden and notifications are on. */
+  /** A stored incoming message: notify if the page is hidden, notifications are on and its conversation is not muted. */
   message(m: HistoryMessage): void {
     // Already read on another device of ours (a read sync that came before it): nothing to tell.
     if (m.direction !== 'in' || m.read === true || !this.on || document.visibilityState !== 'hidden') return;
+    // Muted (Signal's and Slack's mute): stored and counted unread, but no alert.
+    if (this.#muted(m.conversation)) return;
     const where = this.#title(m.conversation);
     const title = m.conversation.startsWith('g:') ? `${m.system === true ? '' : `${m.from} in `}${where}` : m.from;
     const text = m.attachment !== undefined && m.text === '' ? 'Sent a file' : m.text;

@@ -100,7 +100,8 @@ function Screens({ chat }: { chat: Chat }) {
   if (phase.kind === 'register') return <Register chat={chat} busy={phase.busy} error={phase.error} />;
 
   const contact = route.view === 'chat' || route.view === 'safety' || route.view === 'members' ? route.contact : undefined;
-  const unread = chat.conversations().reduce((n, c) => n + c.unread, 0);
+  // Muted conversations keep their unread badges in the list but add nothing here.
+  const unread = chat.alertingUnread();
   const title = unread > 0 ? `(${unread}) tacit` : 'tacit';
   if (document.title !== title) document.title = title;
   setFaviconBadge(unread);

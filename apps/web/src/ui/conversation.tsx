@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { checkText, describeTextProblem, neutralizeControls } from '@tacit/client';
+import { checkText, describeTextProblem, MUTE_CHOICES, MUTED_FOREVER, neutralizeControls } from '@tacit/client';
 import { sentence, type Chat, type MessageView } from '../chat.js';
 import { linkify } from '../links.js';
 import { href } from './route.js';
@@ -60,6 +60,7 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
         </a>
         <h2 id="conv-title">{name}</h2>
         <TimerSetting chat={chat} contact={contact} />
+        <MuteControl chat={chat} contact={contact} />
         {contact.startsWith('g:') ? (
           <a class="safety-link" href={href({ view: 'members', contact })} data-testid="members-link">
             {group !== undefined ? `${group.members.length} members` : 'Members'}
@@ -261,6 +262,60 @@ function FileView({ chat, contact, m, file }: { chat: Chat; contact: string; m: 
         </span>
       )}
     </div>
+  );
+}
+
+/**
+ * Mute / Unmute in a conversation's header (pairwise or group): Mute opens a small menu with
+ * Signal's choices (1 hour, 8 hours, 1 day, 7 days, Always). A muted conversation still shows its
+ * messages and unread badge; it raises no notification and adds nothing to the title count.
+ */
+function MuteControl({ chat, contact }: { chat: Chat; contact: string }) {
+  const [open, setOpen] = useState(false);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const until = chat.mutedUntil(contact);
+  useEffect(() => setOpen(false), [contact, until]);
+  const run = (p: Promise<unknown>) => {
+    setError(undefined);
+    void p.then(
+      () => setOpen(false),
+      (e: unknown) => setError(e instanceof Error ? e.message : 'That did not work.'),
+    );
+  };
+  return (
+    <span class="mute-control">
+      {until !== undefined ? (
+        <>
+          <span class="hint" data-testid="muted-until" title="No notifications for this conversation">
+            🔕 {until === MUTED_FOREVER ? 'Muted' : `Muted until ${when(until)}`}
+          </span>{' '}
+          <button type="button" class="link" onClick={() => run(chat.unmute(contact))} data-testid="unmute">
+            Unmute
+          </button>
+        </>
+      ) : (
+        <button type="button" class="link" aria-expanded={open} onClick={() => setOpen(!open)} data-testid="mute">
+          Mute
+        </button>
+      )}
+      {open && until === undefined && (
+        <span class="mute-menu" role="menu" aria-label="Mute notifications for" data-testid="mute-menu">
+          {MUTE_CHOICES.map((c) => (
+            <button key={c.ms} type="button" class="small" role="menuitem" onClick={() => run(chat.mute(contact, c.ms))}>
+              {c.label}
+            </button>
+          ))}
+          <button type="button" class="small" role="menuitem" onClick={() => run(chat.mute(contact, 'always'))} data-testid="mute-always">
+            Always
+          </button>
+        </span>
+      )}
+      {error && (
+        <span class="error" role="alert">
+          {error}
+        </span>
+      )}
+    </span>
   );
 }
 

@@ -37,6 +37,11 @@ export function ConversationList({ chat, selected }: { chat: Chat; selected: str
                     blocked
                   </span>
                 )}
+                {chat.mutedUntil(c.username) !== undefined && (
+                  <span class="muted-icon" data-testid="muted-badge" title="Muted: no notifications">
+                    🔕<span class="visually-hidden"> muted</span>
+                  </span>
+                )}
                 {c.unread > 0 && (
                   <span class="badge unread" data-testid="unread" aria-label={`${c.unread} unread`}>
                     {c.unread}
