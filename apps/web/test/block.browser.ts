@@ -16,17 +16,13 @@ describe('blocking in the web client', { timeout: 10 * 60_000 }, () => {
   const web = browserSuite('b', { profiles: [alice] });
   const mallory = web.cli('mallory');
   const bob = web.cli('bob');
-  const ok = async (r: Promise<{ code: number | null; stderr: string }>) => {
-    const x = await r;
-    assert.equal(x.code, 0, x.stderr);
-  };
 
   it('block from the header, nothing of hers shown, unblock in Settings shows her next message', async () => {
     const a = await alice.open(web.server.url);
     await ui.register(a, 'alice');
-    await ok(mallory.run('register', 'mallory', '--server', web.server.url));
-    await ok(bob.run('register', 'bob', '--server', web.server.url));
-    await ok(mallory.run('send', 'alice', 'hello alice'));
+    await ui.ok(mallory.run('register', 'mallory', '--server', web.server.url));
+    await ui.ok(bob.run('register', 'bob', '--server', web.server.url));
+    await ui.ok(mallory.run('send', 'alice', 'hello alice'));
     await ui.waitUnread(a, 'mallory', 1);
     await ui.openConversation(a, 'mallory');
     await ui.waitIncoming(a, 'hello alice');
@@ -39,8 +35,8 @@ describe('blocking in the web client', { timeout: 10 * 60_000 }, () => {
     assert.equal(await a.locator('#composer-text').isDisabled(), true);
     await screenshot(a, 'block');
 
-    await ok(mallory.run('send', 'alice', 'blocked hello'));
-    await ok(bob.run('send', 'alice', 'bob after her'));
+    await ui.ok(mallory.run('send', 'alice', 'blocked hello'));
+    await ui.ok(bob.run('send', 'alice', 'bob after her'));
     await ui.waitUnread(a, 'bob', 1);
     assert.deepEqual(await ui.transcript(a), ['in:hello alice']);
     const badge = a.locator('a.conv[data-contact="mallory"]').getByTestId('blocked-badge');
@@ -52,7 +48,7 @@ describe('blocking in the web client', { timeout: 10 * 60_000 }, () => {
     await a.getByTestId('unblock-mallory').click();
     await a.getByTestId('blocked-none').waitFor();
     await badge.waitFor({ state: 'detached' });
-    await ok(mallory.run('send', 'alice', 'after unblock'));
+    await ui.ok(mallory.run('send', 'alice', 'after unblock'));
     await ui.openConversation(a, 'mallory');
     await ui.waitIncoming(a, 'after unblock');
     assert.deepEqual(await ui.transcript(a), ['in:hello alice', 'in:after unblock']);

@@ -14,25 +14,21 @@ import * as ui from './ui.ts';
 describe('muting in the web client', { timeout: 10 * 60_000 }, () => {
   const alice = new Profile('m-alice', DESKTOP);
   const web = browserSuite('m', { profiles: [alice] });
-  const bob = web.cli('bob');
-  const carol = web.cli('carol');
-  const ok = async (r: Promise<{ code: number | null; stderr: string }>) => {
-    const x = await r;
-    assert.equal(x.code, 0, x.stderr);
-  };
+  const cli = { bob: web.cli('bob'), carol: web.cli('carol') };
+  const { bob, carol } = cli;
 
   it('mute from the header: no notification or title count for bob while his unread badge shows; unmute and the next one notifies', async () => {
     const a = await alice.open(web.server.url);
     await alice.context!.grantPermissions(['notifications'], { origin: web.server.url });
     await ui.recordNotifications(a);
     await ui.register(a, 'alice');
-    await ok(bob.run('register', 'bob', '--server', web.server.url));
-    await ok(carol.run('register', 'carol', '--server', web.server.url));
+    await ui.ok(bob.run('register', 'bob', '--server', web.server.url));
+    await ui.ok(carol.run('register', 'carol', '--server', web.server.url));
     await a.getByRole('link', { name: 'Settings' }).click();
     await a.getByTestId('notify-on').click();
     await a.getByTestId('notify-state').filter({ hasText: /^On/ }).waitFor();
-    await ok(bob.run('send', 'alice', 'hello alice'));
-    await ok(carol.run('send', 'alice', 'hi from carol'));
+    await ui.ok(bob.run('send', 'alice', 'hello alice'));
+    await ui.ok(carol.run('send', 'alice', 'hi from carol'));
     await ui.toList(a);
     await ui.openConversation(a, 'bob');
     await ui.waitIncoming(a, 'hello alice');
@@ -53,10 +49,10 @@ describe('muting in the web client', { timeout: 10 * 60_000 }, () => {
     await ui.toList(a);
     await ui.until(a, 'document.title === "tacit"');
     await ui.setVisibility(a, 'hidden');
-    await ok(bob.run('send', 'alice', 'muted ping'));
+    await ui.ok(bob.run('send', 'alice', 'muted ping'));
     await ui.waitUnread(a, 'bob', 1);
     // carol's later message proves the page handled bob's before it.
-    await ok(carol.run('send', 'alice', 'carol rings'));
+    await ui.ok(carol.run('send', 'alice', 'carol rings'));
     await ui.until(a, 'window.__notes.length === 1');
     assert.deepEqual(await ui.notes(a), [{ title: 'carol', body: 'carol rings', tag: 'u:carol' }], 'no notification for the muted conversation');
     await ui.until(a, 'document.title === "(1) tacit"');
@@ -71,7 +67,7 @@ describe('muting in the web client', { timeout: 10 * 60_000 }, () => {
     await a.locator('a.conv[data-contact="bob"]').getByTestId('muted-badge').waitFor({ state: 'detached' });
     await ui.toList(a);
     await ui.setVisibility(a, 'hidden');
-    await ok(bob.run('send', 'alice', 'loud ping'));
+    await ui.ok(bob.run('send', 'alice', 'loud ping'));
     await ui.until(a, 'window.__notes.length === 2');
     assert.deepEqual((await ui.notes(a))[1], { title: 'bob', body: 'loud ping', tag: 'u:bob' });
   });

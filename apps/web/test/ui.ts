@@ -121,3 +121,9 @@ export async function showLinkCode(page: Page, deviceName: string): Promise<stri
   await page.getByRole('button', { name: 'Show a link code' }).click();
   return ((await page.getByTestId('link-code').textContent()) ?? '').trim();
 }
+
+/** A CLI run (web.cli(...).run) that must succeed; its stderr is the failure message. */
+export async function ok(r: Promise<{ code: number | null; stderr: string }>): Promise<void> {
+  const x = await r;
+  assert.equal(x.code, 0, x.stderr);
+}

@@ -266,15 +266,14 @@ function FileView({ chat, contact, m, file }: { chat: Chat; contact: string; m: 
 }
 
 /**
- * Mute / Unmute in a conversation's header (pairwise or group): Mute opens a small menu with
- * Signal's choices (1 hour, 8 hours, 1 day, 7 days, Always). A muted conversation still shows its
- * messages and unread badge; it raises no notification and adds nothing to the title count.
+ * A header control's state: whether its menu or confirmation is open (closed again when the
+ * conversation or `state` changes), `run` (an action that closes it when done, or says why it
+ * failed), and that error.
  */
-function MuteControl({ chat, contact }: { chat: Chat; contact: string }) {
+function useHeaderAction(contact: string, state: unknown): [boolean, (open: boolean) => void, (p: Promise<unknown>) => void, string | undefined] {
   const [open, setOpen] = useState(false);
   const [error, setError] = useState<string | undefined>(undefined);
-  const until = chat.mutedUntil(contact);
-  useEffect(() => setOpen(false), [contact, until]);
+  useEffect(() => setOpen(false), [contact, state]);
   const run = (p: Promise<unknown>) => {
     setError(undefined);
     void p.then(
@@ -282,6 +281,17 @@ function MuteControl({ chat, contact }: { chat: Chat; contact: string }) {
       (e: unknown) => setError(e instanceof Error ? e.message : 'That did not work.'),
     );
   };
+  return [open, setOpen, run, error];
+}
+
+/**
+ * Mute / Unmute in a conversation's header (pairwise or group): Mute opens a small menu with
+ * Signal's choices (1 hour, 8 hours, 1 day, 7 days, Always). A muted conversation still shows its
+ * messages and unread badge; it raises no notification and adds nothing to the title count.
+ */
+function MuteControl({ chat, contact }: { chat: Chat; contact: string }) {
+  const until = chat.mutedUntil(contact);
+  const [open, setOpen, run, error] = useHeaderAction(contact, until);
   return (
     <span class="mute-control">
       {until !== undefined ? (
@@ -324,16 +334,7 @@ function MuteControl({ chat, contact }: { chat: Chat; contact: string }) {
  * does not (nothing is lost by it).
  */
 function BlockControl({ chat, contact, blocked }: { chat: Chat; contact: string; blocked: boolean }) {
-  const [confirming, setConfirming] = useState(false);
-  const [error, setError] = useState<string | undefined>(undefined);
-  useEffect(() => setConfirming(false), [contact, blocked]);
-  const run = (p: Promise<unknown>) => {
-    setError(undefined);
-    void p.then(
-      () => setConfirming(false),
-      (e: unknown) => setError(e instanceof Error ? e.message : 'That did not work.'),
-    );
-  };
+  const [confirming, setConfirming, run, error] = useHeaderAction(contact, blocked);
   return (
     <span class="block-control">
       {blocked ? (
