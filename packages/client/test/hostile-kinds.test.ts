@@ -19,7 +19,7 @@ import {
   inMemoryStores,
 } from '@tacit/protocol';
 import { nodeBackend } from '@tacit/protocol/node';
-import { MAX_HELD_READS, MAX_HELD_READS_PER_CONVERSATION, MAX_READ_SYNC_ENTRIES, MemoryRecordStore, TacitClient, encodeEnvelope, encodeGroupPayload, encodeReadSync, encodeTyping, type Envelope } from '../src/index.ts';
+import { MAX_HELD_READS, MAX_HELD_READS_PER_CONVERSATION, MAX_READ_SYNC_ENTRIES, MemoryRecordStore, TacitClient, encodeBlockSync, encodeEnvelope, encodeMuteSync, encodeGroupPayload, encodeReadSync, encodeTyping, type Envelope } from '../src/index.ts';
 import { wsSocketFactory } from '../src/node.ts';
 import { accountCodec } from '../src/account.ts';
 import { PREFIX } from '../src/keys.ts';
@@ -138,6 +138,32 @@ test('typing indicators: a contact\'s for a group it is not in, or ours from ano
     await until(() => typing.length > 0, 'the genuine indicator');
     assert.deepEqual(typing, ['u:alice alice true']);
     assert.deepEqual(await bob.history('alice'), [], 'no indicator is stored as a message');
+  } finally {
+    await bob.close();
+    await relay.close();
+  }
+});
+
+test('own-device lists (chat/own-list.ts): a mute or block sync older than the list held changes nothing; a newer one replaces it', async () => {
+  const { relay, bob, sender, ownIdentity } = await bobBehindFakeRelay();
+  try {
+    const laptop = await sender('bob', 2, ownIdentity);
+    const until1 = await bob.mute('alice', 'always');
+    await bob.block('mallory');
+    const events: string[] = [];
+    bob.on('mute', (e) => events.push(`mute ${Object.keys(e.mutes).join(',')}`));
+    bob.on('block', (e) => events.push(`block ${e.blocked.join(',')}`));
+    // Crossed syncs: lists from before bob's changes arrive after them.
+    await laptop.send(encodeMuteSync({ mutes: {}, at: 1 }));
+    await laptop.send(encodeBlockSync({ users: [], at: 1 }));
+    assert.deepEqual(await bob.mutes(), { 'u:alice': until1 });
+    assert.deepEqual(await bob.blocked(), ['mallory']);
+    const later = Date.now() + 60_000;
+    await laptop.send(encodeMuteSync({ mutes: { 'u:carol': later }, at: later }));
+    await laptop.send(encodeBlockSync({ users: ['dave'], at: later }));
+    assert.deepEqual(await bob.mutes(), { 'u:carol': later });
+    assert.deepEqual(await bob.blocked(), ['dave']);
+    assert.deepEqual(events, ['mute u:carol', 'block dave']);
   } finally {
     await bob.close();
     await relay.close();
