@@ -9,20 +9,13 @@ import type { ErrorFrame, MessageFrame, SentMultiFrame, ServerFrame } from '@tac
 import { buildSendMulti, type FrameSocket, Relay, type SocketFactory, sendMulti } from '@tacit/client';
 import { wsSocketFactory } from '@tacit/client/node';
 import type { Limits, Store } from '../src/index.js';
-import { type Account, auth, b64, Client, type Harness, makeDevice, register, sendMessage, start } from './helpers.js';
+import { type Account, addDevice, auth, b64, Client, type Harness, register, sendMessage, start } from './helpers.js';
 
 interface Device {
   username: string;
   deviceId: number;
   secret: string;
   registrationId: number;
-}
-
-async function addDevice(h: Harness, a: Account): Promise<Device> {
-  const d = makeDevice({ identity: a.device.identity });
-  const res = await h.server.app.inject({ method: 'POST', url: '/v1/devices', headers: auth(a), payload: { ...d.keys, secret: d.secret } });
-  assert.equal(res.statusCode, 201, res.body);
-  return { username: a.username, deviceId: (res.json() as { deviceId: number }).deviceId, secret: d.secret, registrationId: d.keys.registrationId };
 }
 
 const first = (a: Account): Device => ({ username: a.username, deviceId: 1, secret: a.secret, registrationId: a.device.keys.registrationId });

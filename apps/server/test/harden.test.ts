@@ -16,7 +16,7 @@ import { ERRORS, type DeviceCredentials, type MessageFrame, type ServerFrame } f
 import { addressBudgetKey } from '../src/relay/hub.js';
 import { ticketCredential } from '../src/auth.js';
 import { tokenHash } from '../src/secrets.js';
-import { Client, auth, b64, errorCode, makeDevice, register, registration, sendMessage, withServer, type Account, type Harness } from './helpers.js';
+import { Client, addDevice, auth, b64, errorCode, makeDevice, register, registration, sendMessage, withServer, type Account, type Harness } from './helpers.js';
 
 /** Opens a WebSocket from a chosen loopback source address; resolves once it is open (or closed). */
 async function openFrom(h: Harness, localAddress: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
@@ -87,13 +87,6 @@ test('IPv6 addresses share a budget per /64; IPv4 (also IPv4-mapped) per address
 async function mintTicket(h: Harness, a: DeviceCredentials): Promise<{ status: number; ticket: string }> {
   const r = await h.server.app.inject({ method: 'POST', url: '/v1/ws-ticket', headers: auth(a) });
   return { status: r.statusCode, ticket: r.statusCode === 200 ? (r.json() as { ticket: string }).ticket : '' };
-}
-
-async function addDevice(h: Harness, a: Account): Promise<DeviceCredentials> {
-  const d = makeDevice({ identity: a.device.identity });
-  const r = await h.server.app.inject({ method: 'POST', url: '/v1/devices', headers: auth(a), payload: { ...d.keys, secret: d.secret } });
-  assert.equal(r.statusCode, 201);
-  return { username: a.username, deviceId: (r.json() as { deviceId: number }).deviceId, secret: d.secret };
 }
 
 /** Opens a socket with a ticket; resolves with its close code, or 0 if it became ready. */

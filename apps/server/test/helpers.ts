@@ -97,6 +97,14 @@ export async function register(h: Harness, opts: { name?: string; preKeys?: numb
 
 export const auth = (c: DeviceCredentials) => ({ authorization: authorizationHeader(c) });
 
+/** A second (third, …) device of `a`'s account, added with `a`'s credentials: its credentials and registration id. */
+export async function addDevice(h: Harness, a: Account): Promise<DeviceCredentials & { registrationId: number }> {
+  const d = makeDevice({ identity: a.device.identity });
+  const res = await h.server.app.inject({ method: 'POST', url: '/v1/devices', headers: auth(a), payload: { ...d.keys, secret: d.secret } });
+  if (res.statusCode !== 201) throw new Error(`adding a device failed: ${res.statusCode} ${res.body}`);
+  return { username: a.username, deviceId: (res.json() as { deviceId: number }).deviceId, secret: d.secret, registrationId: d.keys.registrationId };
+}
+
 /** Default wait for anything asynchronous: generous, for a loaded 2-core machine. */
 export const WAIT_MS = 20_000;
 

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ERRORS } from '@tacit/api';
 import { LocalLimiters, RedisCluster, RedisLimiters, type Limiters } from '../src/index.js';
-import { Client, auth, makeDevice, register, registration, sendMessage, start, type Account, type Harness } from './helpers.js';
+import { Client, addDevice, auth, makeDevice, register, registration, sendMessage, start, type Account, type Harness } from './helpers.js';
 import { testWithServices, dropSchemas, newSchema, openStore, redisUrl } from './postgres-env.js';
 
 const test = await testWithServices('limiters.test.ts');
@@ -191,7 +191,7 @@ test('two server nodes with shared limits: registrations, sends and connections 
     clients.push(c2);
     const c3 = await Client.open(n2.wsUrl);
     clients.push(c3);
-    c3.send({ type: 'auth', ...dev3 });
+    c3.send({ type: 'auth', username: dev3.username, deviceId: dev3.deviceId, secret: dev3.secret });
     assert.equal((await c3.closed).code, ERRORS.TOO_MANY_CONNECTIONS.close, 'a third device, on the other node, is refused');
     // One leaves (on node 2): the third device may connect on node 1.
     on2.close();
@@ -201,7 +201,7 @@ test('two server nodes with shared limits: registrations, sends and connections 
       // The release reaches Redis right after the close; retry until it has (bounded).
       const c = await Client.open(n1.wsUrl);
       clients.push(c);
-      c.send({ type: 'auth', ...dev3 });
+      c.send({ type: 'auth', username: dev3.username, deviceId: dev3.deviceId, secret: dev3.secret });
       const f = await c.next((x) => x.type === 'ready' || x.type === 'error');
       if (f.type === 'ready') c3again = c;
       else await new Promise((r) => setTimeout(r, 50));
@@ -214,14 +214,3 @@ test('two server nodes with shared limits: registrations, sends and connections 
   }
 });
 
-async function addDevice(h: Harness, a: Account): Promise<{ username: string; deviceId: number; secret: string }> {
-  const d = makeDevice({ identity: a.device.identity });
-  const res = await h.server.app.inject({
-    method: 'POST',
-    url: '/v1/devices',
-    headers: auth(a),
-    payload: { secret: d.secret, ...d.keys },
-  });
-  assert.equal(res.statusCode, 201, res.body);
-  return { username: a.username, deviceId: (res.json() as { deviceId: number }).deviceId, secret: d.secret };
-}

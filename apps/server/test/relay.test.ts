@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import WebSocket from 'ws';
 import { ERRORS, MAX_ACK_IDS, MAX_MESSAGE_BYTES, MESSAGE_TTL_MS, MIN_MESSAGE_TTL_MS, validateClientFrame, validateServerFrame, type Envelope, type ErrorFrame, type MessageFrame, type SentBatchFrame, type SentFrame } from '@tacit/api';
 import { SqliteStore, type Store } from '../src/index.js';
-import { auth, b64, Client, register, sendMessage, start, type Harness } from './helpers.js';
+import { addDevice, auth, b64, Client, register, sendMessage, start, type Harness } from './helpers.js';
 
 async function withServer(fn: (h: Harness) => Promise<void>, opts: Parameters<typeof start>[0] = {}) {
   const h = await start(opts);
@@ -415,10 +415,17 @@ test('expiry: undelivered messages past their lifetime are not delivered and are
 test('device removal closes its socket and drops its queue', () =>
   withServer(async (h) => {
     const a = await register(h);
+    const b = await register(h);
+    // An account's last device is never removed (LAST_DEVICE): a second one removes the first.
+    const a2 = await addDevice(h, a);
     const ca = await Client.connect(h.wsUrl, a);
-    const del = await h.server.app.inject({ method: 'DELETE', url: '/v1/devices/1', headers: auth(a) });
+    const cb = await Client.connect(h.wsUrl, b);
+    await sendMessage(cb, { username: a.username, deviceId: 1 }, 'queued for device 1');
+    const del = await h.server.app.inject({ method: 'DELETE', url: '/v1/devices/1', headers: auth(a2) });
     assert.equal(del.statusCode, 204);
     assert.equal((await ca.closed).code, ERRORS.UNAUTHORIZED.close);
+    assert.deepEqual(await h.server.store.fetchQueue({ username: a.username, deviceId: 1 }, 0, 10, Date.now()), [], 'its queue is gone');
+    cb.close();
   }));
 
 test('heartbeat: a socket that stops answering pings is dropped; one that answers stays', () =>
