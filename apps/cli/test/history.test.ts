@@ -155,18 +155,17 @@ test('history --before pages back past --limit\'s 1,000 without a gap or a dupli
   assert.equal(r.code, 2);
   assert.match(r.stderr, /no message .* in this conversation/);
   // A reader that is slow to start (a pager): 1,000 messages are more than a pipe holds, and the
-  // command once exited with the rest unwritten.
-  const proc = spawn(process.execPath, [BIN, '--home', alice, '--json', 'history', 'dave', '--limit', '1000'], {
+  // command once exited with the rest unwritten. The pipe is the shell's, as with `| less`: a pipe
+  // to this process would be emptied by Node when the command exits before it is read.
+  const proc = spawn('bash', ['-c', 'set -o pipefail; "$0" "$1" --home "$2" --json history dave --limit 1000 | (sleep "$3"; cat)', process.execPath, BIN, alice, String(SLOW_READER_MS / 1000)], {
     cwd: ROOT,
     env: { ...process.env, TACIT_PASSPHRASE: PASSPHRASE, TACIT_SCRYPT_N: '1024' },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
-  const closed = new Promise<number | null>((resolve) => proc.once('close', resolve));
-  await new Promise((resolve) => setTimeout(resolve, SLOW_READER_MS));
   let out = '';
   proc.stdout.setEncoding('utf8');
   proc.stdout.on('data', (d: string) => (out += d));
-  assert.equal(await closed, 0);
+  assert.equal(await new Promise<number | null>((resolve) => proc.once('close', resolve)), 0);
   assert.deepEqual(out.trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text), texts.slice(-1_000));
   // A reader that stops after one line (`| head -1`): the command ends quietly, no stack trace.
   const early = spawn(process.execPath, [BIN, '--home', alice, '--json', 'history', 'dave', '--limit', '1000'], {
