@@ -151,7 +151,7 @@ export class Directory {
       for (const d of list.devices) {
         const raw = await t.read(sessionCodec, this.#core.keys.session(contact, d.deviceId));
         const record = raw === undefined ? null : loadSession(raw, contact, d.deviceId);
-        const usable = record !== null && record.hasCurrentSession();
+        const usable = record !== null && record.hasCurrentSession(this.#core.now());
         // A different registration id means the device was reinstalled: its old session is dead.
         const sameInstall = usable && (record.remoteRegistrationId() === null || record.remoteRegistrationId() === d.registrationId);
         if (!usable || !sameInstall) missing.push(d.deviceId);
@@ -186,7 +186,7 @@ export class Directory {
     const devices: number[] = [];
     for (const d of (await this.contact(t, contact))?.devices ?? []) {
       const raw = await t.read(sessionCodec, this.#core.keys.session(contact, d.deviceId));
-      if (raw !== undefined && loadSession(raw, contact, d.deviceId).hasCurrentSession()) devices.push(d.deviceId);
+      if (raw !== undefined && loadSession(raw, contact, d.deviceId).hasCurrentSession(this.#core.now())) devices.push(d.deviceId);
     }
     return devices.length > 0 ? devices : undefined;
   }

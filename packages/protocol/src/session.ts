@@ -19,11 +19,7 @@ import { SessionRecord, type SessionState } from './state.ts';
 import { type ProtocolAddress, type ProtocolStores } from './store.ts';
 import { decodePreKeySignalMessage, decodeSignalMessage, type SignalMessage } from './wire.ts';
 
-/**
- * libsignal's limit: a session we started but never heard back on stops being used for sending
- * after this long, so a fresh bundle is fetched (the peer may have lost its pre-keys).
- */
-export const MAX_UNACKNOWLEDGED_SESSION_AGE_MS = 30 * 24 * 60 * 60 * 1000;
+export { MAX_UNACKNOWLEDGED_SESSION_AGE_MS } from './state.ts';
 
 /** Raised when a peer's identity key differs from the trusted one; carries the new public key. */
 export class UntrustedIdentityError extends ProtocolError {
@@ -79,9 +75,10 @@ export class SessionManager {
     return next;
   }
 
+  /** True when encrypt to `address` would use an existing session (libsignal's hasCurrentState). */
   async hasSession(address: ProtocolAddress): Promise<boolean> {
     const r = await this.#stores.session.loadSession(address);
-    return r !== null && r.hasCurrentSession();
+    return r !== null && r.hasCurrentSession(this.#now());
   }
 
   /**
@@ -135,7 +132,7 @@ export class SessionManager {
       const record = await session.loadSession(address);
       const state = record?.current;
       if (record == null || state == null || state.sender === null) return fail('NO_SESSION', `no session with ${address.toString()}`);
-      if (state.pending !== null && state.pending.timestamp + MAX_UNACKNOWLEDGED_SESSION_AGE_MS < this.#now()) {
+      if (!state.canSend(this.#now())) {
         fail('NO_SESSION', `session with ${address.toString()} was never acknowledged and has expired`);
       }
       if (!(await identity.isTrustedIdentity(address, state.remoteIdentity, 'sending'))) {

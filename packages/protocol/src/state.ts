@@ -14,6 +14,14 @@ export const MAX_ARCHIVED_STATES = 40;
 export const MAX_RECEIVER_CHAINS = 5;
 /** libsignal's limit: skipped message keys stored per receiving chain; oldest evicted first. */
 export const MAX_MESSAGE_KEYS = 2000;
+/**
+ * libsignal's limit (MAX_UNACKNOWLEDGED_SESSION_AGE): a session we started but never heard back
+ * on stops being used for sending after this long, so a fresh bundle is fetched (the peer may have
+ * lost its pre-keys). Longer keeps a one-sided conversation on one session; shorter refetches
+ * bundles (and spends one-time keys) more often.
+ */
+export const MAX_UNACKNOWLEDGED_SESSION_AGE_MS = 30 * 24 * 60 * 60 * 1000;
+const MS_PER_SECOND = 1000;
 /** Bound on a serialized record we will parse (40 archived states × 5 chains × 2,000 keys fits). */
 export const MAX_SERIALIZED_RECORD_BYTES = 64 * 1024 * 1024;
 
@@ -72,6 +80,19 @@ export class SessionState {
     s.localRegistrationId = this.localRegistrationId;
     s.remoteRegistrationId = this.remoteRegistrationId;
     return s;
+  }
+
+  /**
+   * True when this state can send at `now` (milliseconds since the epoch): it has a sending chain,
+   * and if we started it and never heard back, it is not older than MAX_UNACKNOWLEDGED_SESSION_AGE_MS.
+   * libsignal keeps the start time in whole seconds, so the start is rounded down to the second
+   * here too, and the edge falls on the same millisecond as libsignal's.
+   */
+  canSend(now: number): boolean {
+    if (this.sender === null) return false;
+    if (this.pending === null) return true;
+    const started = Math.floor(this.pending.timestamp / MS_PER_SECOND) * MS_PER_SECOND;
+    return !(started + MAX_UNACKNOWLEDGED_SESSION_AGE_MS < now);
   }
 
   findReceiver(ratchetKey: PublicKey): ReceiverChain | undefined {
@@ -246,8 +267,14 @@ export class SessionRecord {
     return this.#previous;
   }
 
-  hasCurrentSession(): boolean {
-    return this.#current !== null && this.#current.sender !== null;
+  /**
+   * True when the current session can be used to send at `now` (milliseconds since the epoch), as
+   * libsignal's SessionRecord.hasCurrentState(now): false with no current session, and false for
+   * one we started that was never answered within MAX_UNACKNOWLEDGED_SESSION_AGE_MS (then a fresh
+   * bundle is needed; encrypt refuses it with NO_SESSION).
+   */
+  hasCurrentSession(now: number): boolean {
+    return this.#current !== null && this.#current.canSend(now);
   }
 
   /** The remote identity key of the current session, if any. */

@@ -7,6 +7,7 @@ import {
   PublicKey,
   type CiphertextMessage,
 } from '../../src/index.ts';
+import { LAST_RESORT_ID } from './tacit.ts';
 
 const CIPHERTEXT_WHISPER = 2;
 const CIPHERTEXT_PREKEY = 3;
@@ -78,6 +79,9 @@ class PreKeyStore extends ls.PreKeyStore {
 
 class SignedPreKeyStore extends ls.SignedPreKeyStore {
   readonly map = new Map<number, Uint8Array>();
+  removeSignedPreKey(id: number): void {
+    this.map.delete(id);
+  }
   async saveSignedPreKey(id: number, record: ls.SignedPreKeyRecord): Promise<void> {
     this.map.set(id, record.serialize());
   }
@@ -91,6 +95,8 @@ class SignedPreKeyStore extends ls.SignedPreKeyStore {
 class KyberPreKeyStore extends ls.KyberPreKeyStore {
   readonly map = new Map<number, Uint8Array>();
   readonly used = new Set<number>();
+  /** Ids of last-resort keys: kept after use, where a one-time Kyber key is deleted (as Signal's apps do). */
+  readonly lastResort = new Set<number>();
   async saveKyberPreKey(id: number, record: ls.KyberPreKeyRecord): Promise<void> {
     this.map.set(id, record.serialize());
   }
@@ -101,6 +107,7 @@ class KyberPreKeyStore extends ls.KyberPreKeyStore {
   }
   async markKyberPreKeyUsed(id: number): Promise<void> {
     this.used.add(id);
+    if (!this.lastResort.has(id)) this.map.delete(id);
   }
 }
 
@@ -114,11 +121,15 @@ export class LibsignalParty {
   readonly preKeys = new PreKeyStore();
   readonly signedPreKeys = new SignedPreKeyStore();
   readonly kyberPreKeys = new KyberPreKeyStore();
+  /** This party's clock: whole seconds, as libsignal stores a session's start time. */
+  now = new Date(1_700_000_000_000);
   #nextId = 1;
+  #lastResort: PreKeyBundle | undefined;
 
-  constructor(name: string) {
+  /** `identity`: another party's key pair, for a party that is another device of the same account. */
+  constructor(name: string, identity?: ls.IdentityKeyPair) {
     this.name = name;
-    this.identity = ls.IdentityKeyPair.generate();
+    this.identity = identity ?? ls.IdentityKeyPair.generate();
     this.registrationId = 1 + Math.floor(Math.random() * 16000);
     this.identities = new IdentityStore(this.identity.privateKey, this.registrationId);
   }
@@ -161,6 +172,59 @@ export class LibsignalParty {
     };
   }
 
+  /** The bundle a server hands out once the one-time keys ran out: the same last-resort keys every time. */
+  async lastResortBundle(): Promise<PreKeyBundle> {
+    if (this.#lastResort !== undefined) return this.#lastResort;
+    const id = LAST_RESORT_ID;
+    const spk = ls.PrivateKey.generate();
+    const spkSig = this.identity.privateKey.sign(spk.getPublicKey().serialize());
+    await this.signedPreKeys.saveSignedPreKey(id, ls.SignedPreKeyRecord.new(id, Date.now(), spk.getPublicKey(), spk, spkSig));
+    const kyber = ls.KEMKeyPair.generate();
+    const kyberSig = this.identity.privateKey.sign(kyber.getPublicKey().serialize());
+    await this.kyberPreKeys.saveKyberPreKey(id, ls.KyberPreKeyRecord.new(id, Date.now(), kyber, kyberSig));
+    this.kyberPreKeys.lastResort.add(id);
+    this.#lastResort = {
+      registrationId: this.registrationId,
+      deviceId: this.deviceId,
+      identityKey: this.identityKey,
+      signedPreKeyId: id,
+      signedPreKey: PublicKey.deserialize(spk.getPublicKey().serialize()),
+      signedPreKeySignature: spkSig,
+      kyberPreKeyId: id,
+      kyberPreKey: KyberPublicKey.deserialize(kyber.getPublicKey().serialize()),
+      kyberPreKeySignature: kyberSig,
+    };
+    return this.#lastResort;
+  }
+
+  /** Delete a signed pre-key (rotated out and past its grace period). */
+  async forgetSignedPreKey(id: number): Promise<void> {
+    this.signedPreKeys.removeSignedPreKey(id);
+  }
+
+  /** The user accepted `key` as `peer`'s identity (after comparing safety numbers). */
+  async trust(peer: string, key: PublicKey): Promise<void> {
+    await this.identities.saveIdentity(this.address(peer), ls.PublicKey.deserialize(key.serialize()));
+  }
+
+  /** Archive the current session with `peer`, so the next send needs a new bundle. */
+  async archive(peer: string): Promise<void> {
+    const record = await this.sessions.getSession(this.address(peer));
+    if (record === null) return;
+    record.archiveCurrentState();
+    await this.sessions.saveSession(this.address(peer), record);
+  }
+
+  async hasSession(peer: string): Promise<boolean> {
+    const record = await this.sessions.getSession(this.address(peer));
+    return record !== null && record.hasCurrentState(this.now);
+  }
+
+  /** Move this party's clock forward. */
+  advance(ms: number): void {
+    this.now = new Date(this.now.getTime() + ms);
+  }
+
   async processBundle(peer: string, b: PreKeyBundle): Promise<void> {
     const bundle = ls.PreKeyBundle.new(
       b.registrationId,
@@ -175,11 +239,11 @@ export class LibsignalParty {
       ls.KEMPublicKey.deserialize(b.kyberPreKey.serialize()),
       b.kyberPreKeySignature,
     );
-    await ls.processPreKeyBundle(bundle, this.address(peer, b.deviceId), this.sessions, this.identities, ls.UsePQRatchet.No);
+    await ls.processPreKeyBundle(bundle, this.address(peer, b.deviceId), this.sessions, this.identities, ls.UsePQRatchet.No, this.now);
   }
 
   async encrypt(peer: string, plaintext: Uint8Array): Promise<CiphertextMessage> {
-    const m = await ls.signalEncrypt(plaintext, this.address(peer), this.sessions, this.identities);
+    const m = await ls.signalEncrypt(plaintext, this.address(peer), this.sessions, this.identities, this.now);
     const t = m.type();
     if (t !== CIPHERTEXT_WHISPER && t !== CIPHERTEXT_PREKEY) throw new Error(`unexpected type ${t}`);
     return { type: t === CIPHERTEXT_PREKEY ? 'prekey' : 'whisper', body: m.serialize() };

@@ -8,10 +8,24 @@ import {
   generateSignedPreKey,
   IdentityKeyPair,
   inMemoryStores,
+  InMemorySignedPreKeyStore,
   type PreKeyBundle,
+  type PublicKey,
   ProtocolAddress,
   SessionManager,
+  type SignedPreKeyRecord,
 } from '../../src/index.ts';
+
+/** Signed pre-keys that a test can delete (a rotated key's grace period is over). */
+class ForgetfulSignedPreKeyStore extends InMemorySignedPreKeyStore {
+  readonly forgotten = new Set<number>();
+  override async loadSignedPreKey(id: number): Promise<SignedPreKeyRecord | null> {
+    return this.forgotten.has(id) ? null : super.loadSignedPreKey(id);
+  }
+}
+
+/** Ids of the last-resort signed pre-key and Kyber key, kept apart from the per-bundle ids. */
+export const LAST_RESORT_ID = 100_000;
 
 export class TacitParty {
   readonly name: string;
@@ -19,17 +33,19 @@ export class TacitParty {
   readonly backend: CryptoBackend;
   readonly identity: IdentityKeyPair;
   readonly registrationId: number;
-  readonly stores: ReturnType<typeof inMemoryStores>;
+  readonly stores: ReturnType<typeof inMemoryStores> & { signedPreKey: ForgetfulSignedPreKeyStore };
   readonly manager: SessionManager;
   now = 1_700_000_000_000;
   #nextId = 1;
+  #lastResort: PreKeyBundle | undefined;
 
-  constructor(name: string, backend: CryptoBackend) {
+  /** `identity`: another party's key pair, for a party that is another device of the same account. */
+  constructor(name: string, backend: CryptoBackend, identity?: IdentityKeyPair) {
     this.name = name;
     this.backend = backend;
-    this.identity = IdentityKeyPair.generate(backend);
+    this.identity = identity ?? IdentityKeyPair.generate(backend);
     this.registrationId = generateRegistrationId(backend);
-    this.stores = inMemoryStores(this.identity, this.registrationId);
+    this.stores = { ...inMemoryStores(this.identity, this.registrationId), signedPreKey: new ForgetfulSignedPreKeyStore() };
     this.manager = new SessionManager(backend, this.stores, { now: () => this.now });
   }
 
@@ -60,6 +76,52 @@ export class TacitParty {
     };
   }
 
+  /** The bundle a server hands out once the one-time keys ran out: the same last-resort keys every time. */
+  async lastResortBundle(): Promise<PreKeyBundle> {
+    if (this.#lastResort !== undefined) return this.#lastResort;
+    const id = LAST_RESORT_ID;
+    const spk = generateSignedPreKey(this.backend, this.identity, id, this.now);
+    await this.stores.signedPreKey.storeSignedPreKey(id, spk);
+    const kpk = generateKyberPreKey(this.backend, this.identity, id, this.now);
+    await this.stores.kyberPreKey.storeKyberPreKey(id, kpk, true);
+    this.#lastResort = {
+      registrationId: this.registrationId,
+      deviceId: this.deviceId,
+      identityKey: this.identity.publicKey,
+      signedPreKeyId: id,
+      signedPreKey: spk.publicKey,
+      signedPreKeySignature: spk.signature,
+      kyberPreKeyId: id,
+      kyberPreKey: kpk.publicKey,
+      kyberPreKeySignature: kpk.signature,
+    };
+    return this.#lastResort;
+  }
+
+  /** Delete a signed pre-key (rotated out and past its grace period). */
+  async forgetSignedPreKey(id: number): Promise<void> {
+    this.stores.signedPreKey.forgotten.add(id);
+  }
+
+  /** The user accepted `key` as `peer`'s identity (after comparing safety numbers). */
+  async trust(peer: string, key: PublicKey): Promise<void> {
+    await this.stores.identity.saveIdentity(this.address(peer), key);
+  }
+
+  /** Archive the current session with `peer`, so the next send needs a new bundle. */
+  archive(peer: string): Promise<void> {
+    return this.manager.archiveCurrentSession(this.address(peer));
+  }
+
+  /** Move this party's clock forward. */
+  advance(ms: number): void {
+    this.now += ms;
+  }
+
+  hasSession(peer: string): Promise<boolean> {
+    return this.manager.hasSession(this.address(peer));
+  }
+
   address(peer: string): ProtocolAddress {
     return new ProtocolAddress(peer, 1);
   }
@@ -80,7 +142,14 @@ export class TacitParty {
 /** Either kind of party, as the interop tests drive them. */
 export interface Party {
   readonly name: string;
+  readonly identityKey: PublicKey;
   bundle(withOneTime: boolean): Promise<PreKeyBundle>;
+  lastResortBundle(): Promise<PreKeyBundle>;
+  forgetSignedPreKey(id: number): Promise<void>;
+  trust(peer: string, key: PublicKey): Promise<void>;
+  archive(peer: string): Promise<void>;
+  hasSession(peer: string): Promise<boolean>;
+  advance(ms: number): void;
   processBundle(peer: string, b: PreKeyBundle): Promise<void>;
   encrypt(peer: string, plaintext: Uint8Array): Promise<CiphertextMessage>;
   decrypt(peer: string, m: CiphertextMessage): Promise<Uint8Array>;
