@@ -24,8 +24,11 @@ import {
 } from '../src/index.ts';
 import { kdfCkNext } from '../src/kdf.ts';
 import { nodeBackend } from '../src/node.ts';
+import { type GroupParty, LibsignalGroupParty, TacitGroupParty } from './support/group.ts';
 import { LibsignalParty, ls } from './support/libsignal.ts';
 import { type Party, TacitParty } from './support/tacit.ts';
+
+const GROUP = '5d3c2b1a-0f9e-4d8c-b7a6-958473625140';
 
 type Kind = 'duplicate' | 'untrusted' | 'missing-pre-key' | 'invalid' | 'no-session';
 
@@ -546,4 +549,42 @@ test(`forward jumps to the edge: one more than ${MAX_FORWARD_JUMPS} ahead is ref
   };
   await assert.rejects(dave.decrypt('carol', await carolAt(1 + MAX_FORWARD_JUMPS + 1)), (e) => kindOf(e) === 'invalid');
   assert.equal(utf8Decode(await dave.decrypt('carol', await carolAt(1 + MAX_FORWARD_JUMPS))), String(1 + MAX_FORWARD_JUMPS));
+});
+
+test('sender keys: three senders on both implementations, each re-creating its chain with old messages in flight, far ahead and out of order; every receiver agrees', async () => {
+  const receivers = [new LibsignalGroupParty(ls, 'libsignal bob'), new TacitGroupParty(nodeBackend()), new TacitGroupParty(portableBackend())];
+  const senders: Array<[string, () => GroupParty]> = [
+    ['alice', () => new LibsignalGroupParty(ls, 'libsignal alice')],
+    ['carol', () => new TacitGroupParty(nodeBackend())],
+    ['dave', () => new TacitGroupParty(portableBackend())],
+  ];
+  const inFlight: Array<{ sender: string; body: Uint8Array; text: string }> = [];
+  for (const [name, make] of senders) {
+    // Two installs in a row: the second is a new chain id and signing key for the same distribution id.
+    for (const install of [1, 2]) {
+      const party = make();
+      const skdm = await party.createDistribution(name, GROUP);
+      for (const r of receivers) await r.processDistribution(name, skdm);
+      const n = install === 1 ? 40 : 120;
+      for (let i = 0; i < n; i++) {
+        const text = `${name}#${install}.${i}`;
+        const body = await party.encrypt(name, GROUP, utf8Encode(text));
+        if (i < 30 || i >= n - 10) inFlight.push({ sender: name, body, text });
+      }
+    }
+  }
+  // Newest first per sender (the far-ahead message of the second chain arrives first), then the
+  // rest in a fixed interleaving across senders and chains, then every message once more.
+  const order = [...inFlight].reverse();
+  const mix = (i: number): number => (i * 7919) % order.length;
+  const shuffled = order.map((_, i) => order[mix(i)]!);
+  const seen: string[] = [];
+  for (const m of [...shuffled, ...shuffled.slice(0, 20)]) {
+    const outcomes = await Promise.all(receivers.map(async (r) => r.decrypt(m.sender, m.body)));
+    const shown = outcomes.map((o) => ('ok' in o ? `ok:${utf8Decode(o.ok)}` : `error:${o.error}`));
+    for (const [i, o] of shown.entries()) assert.equal(o, shown[0], `${receivers[i]!.label} agrees with libsignal on ${m.text}`);
+    seen.push(shown[0]!);
+  }
+  assert.equal(seen.filter((o) => o.startsWith('ok:')).length, inFlight.length, 'every message decrypts once');
+  assert.equal(seen.filter((o) => o === 'error:DUPLICATE').length, 20, 'and is a duplicate the second time');
 });
