@@ -257,6 +257,13 @@ export class TacitClient {
       },
     });
     this.#events.on('message', (m) => this.#typing.stopped(m.conversation, m.from));
+    // A block, made here or synced from our other devices: what is queued for them is taken back
+    // (failed with BLOCKED; `retry` after `unblock`), and group messages go on without them.
+    this.#events.on('block', (e) => {
+      if (this.#closed) return;
+      for (const u of e.blocked) void this.#outbox.refuseBlocked(u).catch(() => undefined);
+      void this.#groups.refuseBlocked(e.blocked).catch(() => undefined);
+    });
     this.#inbox.chat = {
       receiveChat: async (t, from, fromDevice, plaintext) => {
         if (looksLikeTyping(plaintext)) {
@@ -645,6 +652,11 @@ export class TacitClient {
   /** Outgoing messages not yet confirmed stored by the server (queued plus on their way). */
   get outboxSize(): number {
     return this.#outbox.size;
+  }
+
+  /** Frames handed to the connection and not yet answered by the server, offline ones too (tests, diagnostics). */
+  get pendingSends(): number {
+    return this.#relay?.pendingSends ?? 0;
   }
 
   /**

@@ -12,6 +12,14 @@
  * reached: the worker tries again when the connection is back, and with backoff meanwhile.
  * A device that re-registered (STALE_DEVICE) gets the message once more, encrypted anew for the
  * devices that did not store it, once per message.
+ *
+ * Nothing goes to a blocked contact (chat/block.ts), as in Signal: a message queued before the
+ * block (its job, or its ciphertexts not yet written to the server: stored, or waiting in the
+ * relay while offline) is taken back and marked `failed` with BLOCKED, kept in history, and
+ * `retry` sends it after `unblock`. The check runs when a block is made here or arrives from our
+ * other devices (`refuseBlocked`), when the queue is worked on (the same commit as the
+ * encryption), and before stored ciphertexts are resent after connecting. A ciphertext already
+ * written to the server on the current connection cannot be taken back; it completes as sent.
  */
 import { MAX_MESSAGE_BYTES, toBase64 } from '@tacit/api';
 import { isProtocolError, ProtocolAddress, type SessionManager } from '@tacit/protocol';
@@ -28,6 +36,7 @@ import { PREFIX, seqKey } from './keys.js';
 import { blobCodec, isInt, isObj, isStr, jsonCodec, optional } from './record-codec.js';
 import type { Relay } from './relay.js';
 import type { Action } from './chat/actions.js';
+import { isBlocked, readBlockList } from './chat/block.js';
 
 /** Outgoing messages waiting to be encrypted plus ciphertexts waiting for `sent`. Bounds a client offline for long. */
 export const MAX_OUTBOX = 2_000;
@@ -116,6 +125,11 @@ interface Waiter {
 function isTransient(e: unknown): boolean {
   if (!(e instanceof ClientError)) return false;
   return TRANSIENT_CODES.has(e.code) || (e.code === 'SERVER' && e.serverCode !== undefined && TRANSIENT_SERVER_CODES.has(e.serverCode));
+}
+
+/** Why a message to a blocked contact was not sent (kept on the message; `retry` after `unblock`). */
+function blockedError(contact: string): ClientError {
+  return new ClientError('BLOCKED', `not sent: ${contact} is blocked; unblock them, then retry`, { contact });
 }
 
 /** The error a failed message's `send` rejects with, rebuilt from what its record keeps. */
@@ -244,10 +258,17 @@ export class Outbox {
   /** After connecting: resend stored ciphertexts in order, and work on every contact's queue. */
   resume(): Promise<void> {
     this.#resumed = (async () => {
-      for (const r of await this.#core.view().list(PREFIX.outboxCiphertext)) {
+      const view = this.#core.view();
+      const blocked = new Set((await readBlockList(view)).users);
+      const refused = new Set<string>();
+      for (const r of await view.list(PREFIX.outboxCiphertext)) {
         const { meta, blob } = ciphertextCodec.decode(r.value);
-        this.#transmit(r.key, meta, blob);
+        // Blocked since it was encrypted: taken back instead (below).
+        const contact = contactOf(meta.conversation);
+        if (contact !== undefined && blocked.has(contact)) refused.add(contact);
+        else this.#transmit(r.key, meta, blob);
       }
+      for (const c of refused) void this.refuseBlocked(c).catch(() => undefined);
     })();
     return this.#resumed.then(async () => this.kickAll(await this.#queuedContacts()));
   }
@@ -332,6 +353,10 @@ export class Outbox {
       const next = (await this.#core.view().list(this.#core.keys.queuedFor(contact), { limit: 1 }))[0];
       if (next === undefined) return;
       const job = jobCodec.decode(next.value);
+      if (await isBlocked(this.#core.view(), contact)) {
+        await this.#fail(next.key, job, blockedError(contact));
+        continue;
+      }
       let devices: number[];
       try {
         devices = await this.#o.directory.prepareSessions(contact);
@@ -365,6 +390,11 @@ export class Outbox {
    */
   async #encrypt(t: StateTxn, jobKey: string, job: Job, devices: number[], own: number[]): Promise<{ key: string; entry: CiphertextEntry; body: Uint8Array }[]> {
     if ((await t.getBytes(jobKey)) === undefined) return [];
+    // Blocked while its sessions were prepared: checked in the commit that would encrypt it.
+    if (await isBlocked(t, job.to)) {
+      await this.#failIn(t, jobKey, job, blockedError(job.to));
+      return [];
+    }
     t.delete(jobKey);
     t.counters.queued--;
     const msg = await this.#o.history.message(t, job.conversation, job.msg);
@@ -421,18 +451,70 @@ export class Outbox {
   /** Marks the job's message failed with `error` (and drops the job). */
   async #fail(jobKey: string, job: Job, error: unknown): Promise<void> {
     const e = error instanceof ClientError ? error : new ClientError('BAD_RESPONSE', 'the message could not be sent');
-    await this.#core.mutate(async (t) => {
-      if ((await t.getBytes(jobKey)) !== undefined) {
-        t.delete(jobKey);
-        t.counters.queued--;
-      }
-      const updated = await this.#o.history.update(t, job.conversation, job.msg, (m) => {
-        const next: MessageMeta = { ...m, st: 'failed', err: messageError(e.code, e.message, e.serverCode) };
-        delete next.job;
-        return next;
-      });
-      if (updated) t.afterCommit(() => this.#settled(updated));
+    await this.#core.mutate((t) => this.#failIn(t, jobKey, job, e));
+  }
+
+  /** Inside a state change: drops the job (if still there) and marks its message failed with `e`. */
+  async #failIn(t: StateTxn, jobKey: string, job: Job, e: ClientError): Promise<void> {
+    if ((await t.getBytes(jobKey)) !== undefined) {
+      t.delete(jobKey);
+      t.counters.queued--;
+    }
+    const updated = await this.#o.history.update(t, job.conversation, job.msg, (m) => {
+      const next: MessageMeta = { ...m, st: 'failed', err: messageError(e.code, e.message, e.serverCode) };
+      delete next.job;
+      return next;
     });
+    if (updated) t.afterCommit(() => this.#settled(updated));
+  }
+
+  /**
+   * `contact` is blocked (here, or on another device of ours): what is queued for them and not yet
+   * written to the server is taken back — jobs, and stored ciphertexts (with the "sent"
+   * transcripts of the same messages, so our other devices do not show them as sent) — and their
+   * messages are marked failed with BLOCKED. Does nothing if they are not blocked (any more).
+   * Runs under the contact's peer lock, so it never splits the queue's encryption from its
+   * hand-over to the relay.
+   */
+  refuseBlocked(contact: string): Promise<void> {
+    return this.#core.peerLock.run(contact, () =>
+      this.#core.mutate(async (t) => {
+        if (!(await isBlocked(t, contact))) return;
+        const e = blockedError(contact);
+        for (const r of await t.list(this.#core.keys.queuedFor(contact))) await this.#failIn(t, r.key, jobCodec.decode(r.value), e);
+        const conversation = directConversation(contact);
+        const relay = this.#o.relay();
+        const byMessage = new Map<number, { key: string; entry: CiphertextEntry }[]>();
+        for (const r of await t.list(PREFIX.outboxCiphertext)) {
+          const { meta } = ciphertextCodec.decode(r.value);
+          if (meta.conversation === conversation) byMessage.set(meta.msg, [...(byMessage.get(meta.msg) ?? []), { key: r.key, entry: meta }]);
+        }
+        const taken = new Map<number, number>();
+        for (const [msg, list] of byMessage) {
+          // Its transcripts go only if something to the contact was taken back: a message the
+          // contact already has stays sent (only its transcripts were left).
+          for (const sync of [false, true]) {
+            if (sync && !taken.has(msg)) break;
+            for (const { key, entry } of list) {
+              if ((entry.sync === 1) !== sync) continue;
+              // Written to the server on this connection: it may be stored there already; its answer settles it.
+              if (relay?.withdraw(entry.clientId) === 'on-wire') continue;
+              t.delete(key);
+              t.counters.ciphertexts--;
+              taken.set(msg, (taken.get(msg) ?? 0) + 1);
+            }
+          }
+        }
+        for (const [msg, n] of taken) {
+          const updated = await this.#o.history.update(t, conversation, msg, (m) => {
+            const next: MessageMeta = { ...m, pend: Math.max(0, (m.pend ?? n) - n), st: 'failed', err: messageError(e.code, e.message) };
+            delete next.job;
+            return next;
+          });
+          if (updated) t.afterCommit(() => this.#settled(updated));
+        }
+      }),
+    );
   }
 
   /** Queues one ciphertext on the relay and records the outcome. */

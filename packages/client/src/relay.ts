@@ -298,6 +298,21 @@ export class Relay {
     });
   }
 
+  /**
+   * Takes back a `send` or `send-multi` not yet written on the current connection (queued while
+   * offline, or waiting for room on the wire): it rejects with CANCELLED and is never written.
+   * 'on-wire': written on this connection, so the server may store it (it cannot be taken back);
+   * 'absent': not pending here (never handed over, or already answered).
+   */
+  withdraw(id: string): 'withdrawn' | 'on-wire' | 'absent' {
+    const p = this.#pending.get(id);
+    if (p === undefined || p.ephemeral === true) return 'absent';
+    if (p.onConnection === this.#generation && this.#state === 'ready') return 'on-wire';
+    this.#pending.delete(id);
+    p.reject(new ClientError('CANCELLED', 'taken back before it was sent'));
+    return 'withdrawn';
+  }
+
   /** Stops for good. Pending sends reject with CLOSED (the SDK keeps them in its outbox). */
   close(): void {
     if (this.#state === 'closed') return;

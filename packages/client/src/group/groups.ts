@@ -16,6 +16,11 @@
  *   member device in `send-multi` frames. Devices the server reports missing, extra or stale are
  *   repaired (fresh device list, sessions of gone installs dropped, key handed again) and the
  *   message is encrypted and sent again; receivers drop the copy they may already have by its id.
+ * - Blocked members (chat/block.ts) are left out of our group messages, as Signal leaves them out
+ *   of a group send: neither our sender key nor the message goes to their devices, and they are
+ *   not among the members whose receipts are awaited. A message whose frames were still waiting
+ *   in the relay (offline) when a member was blocked is taken back and sent again without them
+ *   (`refuseBlocked`). Group state changes still go to every member, so the group stays one.
  */
 import { pointerOf, type AttachmentPointer } from '../attachment/pointer.js';
 import { MAX_FANOUT_DEVICES, MAX_FRAME_BYTES, type DeviceMismatch, type Envelope as WireEnvelope } from '@tacit/api';
@@ -54,7 +59,7 @@ import {
 } from './state.js';
 import { decodeGroupPayload, encodeGroupPayload, type GroupPayload } from './wire.js';
 import type { Action } from '../chat/actions.js';
-import { isBlocked } from '../chat/block.js';
+import { isBlocked, readBlockList } from '../chat/block.js';
 import type { SendOptions } from '../outbox.js';
 
 /** Groups one device keeps (current and left). */
@@ -168,6 +173,10 @@ export class Groups {
   readonly #attempts = new Map<string, number>();
   /** States being sent on after a merge (see #afterCommitSend). */
   readonly #background = new Set<Promise<unknown>>();
+  /** Message frames (relay send ids) waiting for the server, per group, so a block can take them back. */
+  readonly #inFlight = new Map<string, Set<string>>();
+  /** Groups whose message frames `refuseBlocked` took back: their job runs again. */
+  readonly #withdrawn = new Set<string>();
   #closed = false;
 
   constructor(o: GroupsOptions) {
@@ -439,7 +448,7 @@ export class Groups {
    * Sends to `targets` (per-device ciphertexts, or `shared` for all) in frames within the
    * contract's limits. Returns the accounts the server asked to repair (their frames were not stored).
    */
-  async #sendFrames(targets: FanoutTarget[], shared?: { type: 'sender-key'; body: Uint8Array }, ttlMs?: number): Promise<DeviceMismatch[]> {
+  async #sendFrames(targets: FanoutTarget[], shared?: { type: 'sender-key'; body: Uint8Array }, ttlMs?: number, group?: string): Promise<DeviceMismatch[]> {
     const relay = this.#o.relay() ?? this.#o.startRelay();
     const frames: FanoutTarget[][] = [];
     let cur: FanoutTarget[] = [];
@@ -459,11 +468,23 @@ export class Groups {
       bytes += size;
     }
     if (cur.length > 0) frames.push(cur);
-    const answers = await Promise.all(
-      frames.map((f) => relay.sendMulti(buildSendMulti(toHex(this.#core.backend.randomBytes(12)), f, shared, ttlMs))),
-    );
+    const ids = frames.map(() => toHex(this.#core.backend.randomBytes(12)));
+    const tracked = group === undefined ? undefined : (this.#inFlight.get(group) ?? new Set<string>());
+    if (group !== undefined && tracked !== undefined) {
+      for (const id of ids) tracked.add(id);
+      this.#inFlight.set(group, tracked);
+    }
+    let answers: SendMultiAnswer[];
+    try {
+      answers = await Promise.all(frames.map((f, i) => relay.sendMulti(buildSendMulti(ids[i]!, f, shared, ttlMs))));
+    } finally {
+      if (group !== undefined && tracked !== undefined) {
+        for (const id of ids) tracked.delete(id);
+        if (tracked.size === 0 && this.#inFlight.get(group) === tracked) this.#inFlight.delete(group);
+      }
+    }
     const refused: DeviceMismatch[] = [];
-    for (const a of answers as SendMultiAnswer[]) if (!a.ok) refused.push(...a.accounts);
+    for (const a of answers) if (!a.ok) refused.push(...a.accounts);
     return refused;
   }
 
@@ -638,8 +659,8 @@ export class Groups {
       const rec = await this.#load(t, id);
       if (!isMember(rec?.state, a.username)) throw new ClientError('INVALID_ARGUMENT', 'you are not a member of this group');
       const meta: MessageMeta = { d: 'out', id: toHex(this.#core.backend.randomBytes(MESSAGE_ID_BYTES)), from: a.username, dev: a.deviceId, sentAt: this.#core.now(), st: 'queued', to: {}, pend: 0, att: 0, job: 1, ...(options.act !== undefined ? { act: options.act } : {}) };
-      // Who receipts may come from (chat/receipts.ts): the members it goes to.
-      if (options.act === undefined) meta.rt = currentMembers(rec!.state).filter((u) => u !== a.username);
+      // Who receipts may come from (chat/receipts.ts): the members it goes to (not the blocked).
+      if (options.act === undefined) meta.rt = await this.#receiptFrom(t, rec!.state);
       // An edit, deletion, reaction or timer applies here in the commit that queues it (chat/edits.ts).
       await options.before?.(t, meta.sentAt);
       const msg = await this.#o.history.append(t, groupConversation(id), meta, text);
@@ -663,8 +684,9 @@ export class Groups {
     const m = await this.#core.mutate(async (t) => {
       const rec = await this.#load(t, id);
       if (!isMember(rec?.state, a.username)) throw new ClientError('INVALID_ARGUMENT', 'you are not a member of this group');
+      const rt = await this.#receiptFrom(t, rec!.state);
       const updated = await this.#o.history.update(t, conversation, seq, (x) => {
-        const next: MessageMeta = { ...change(x), st: 'queued', job: 1, rt: currentMembers(rec!.state).filter((u) => u !== a.username) };
+        const next: MessageMeta = { ...change(x), st: 'queued', job: 1, rt };
         delete next.err;
         return next;
       });
@@ -755,6 +777,8 @@ export class Groups {
       try {
         if ((await this.#sendJob(next.key, job)) === 'held') return;
       } catch (e) {
+        // Frames taken back because a member was blocked: the job runs again without them.
+        if (e instanceof ClientError && e.code === 'CANCELLED' && this.#withdrawn.delete(group)) continue;
         const transient = !(e instanceof ClientError) || TRANSIENT.has(e.code) || (e.code === 'SERVER' && TRANSIENT_SERVER.has(e.serverCode ?? ''));
         if (transient) throw e;
         await this.#finish(next.key, job, e);
@@ -769,7 +793,8 @@ export class Groups {
       await this.#finish(jobKey, job, new ClientError('INVALID_ARGUMENT', 'you are no longer a member of this group'));
       return 'done';
     }
-    const members = currentMembers(rec!.state).filter((u) => u !== self);
+    const blocked = new Set((await readBlockList(this.#core.view())).users);
+    const members = currentMembers(rec!.state).filter((u) => u !== self && !blocked.has(u));
     for (let round = 0; round <= MAX_GROUP_REPAIRS; round++) {
       const lists = new Map<string, number[]>();
       // Our other devices get the message (and our sender key) like a member's; trouble reaching
@@ -792,9 +817,10 @@ export class Groups {
       const prepared = await this.#core.mutate((t) => this.#encrypt(t, jobKey, job, lists));
       if (prepared === undefined) return 'done';
       // The key first: the server keeps each device's queue in order, so it arrives before the message.
-      const keyRefused = await this.#sendFrames(prepared.keys);
+      const keyRefused = await this.#sendFrames(await this.#unblocked(prepared.keys), undefined, undefined, job.group);
       if (keyRefused.length === 0 && prepared.keys.length > 0) await this.#core.mutate((t) => this.#noteHas(t, job.group, prepared.dist, prepared.keys));
-      const refused = keyRefused.length > 0 ? keyRefused : await this.#sendFrames(prepared.everyone, { type: 'sender-key', body: prepared.body }, prepared.ttl);
+      // A member blocked while the key went out is left out of the message.
+      const refused = keyRefused.length > 0 ? keyRefused : await this.#sendFrames(await this.#unblocked(prepared.everyone), { type: 'sender-key', body: prepared.body }, prepared.ttl, job.group);
       if (refused.length === 0) {
         await this.#finish(jobKey, job, undefined, prepared.everyone.reduce((n, x) => n + x.devices.length, 0));
         return 'done';
@@ -810,6 +836,34 @@ export class Groups {
     }
     await this.#finish(jobKey, job, new ClientError('SERVER', 'the server kept refusing the member devices named in the message', { serverCode: 'MISMATCHED_DEVICES' }));
     return 'done';
+  }
+
+  /** The members a message goes to, whose receipts it waits for: the others, not blocked. */
+  async #receiptFrom(t: Txn, state: GroupState): Promise<string[]> {
+    const blocked = new Set((await readBlockList(t)).users);
+    return currentMembers(state).filter((u) => u !== this.#self && !blocked.has(u));
+  }
+
+  /** `targets` without the users blocked now. */
+  async #unblocked(targets: FanoutTarget[]): Promise<FanoutTarget[]> {
+    const blocked = new Set((await readBlockList(this.#core.view())).users);
+    return targets.filter((x) => !blocked.has(x.username));
+  }
+
+  /**
+   * `users` were blocked (here, or on another device of ours): message frames of groups they are
+   * in that are still waiting in the relay (not written to the server on this connection) are
+   * taken back, and those messages are encrypted and sent again without them.
+   */
+  async refuseBlocked(users: readonly string[]): Promise<void> {
+    for (const [group, ids] of this.#inFlight) {
+      const rec = await this.#load(this.#core.view(), group);
+      if (rec === undefined || !users.some((u) => isMember(rec.state, u))) continue;
+      const relay = this.#o.relay();
+      let taken = false;
+      for (const id of ids) if (relay?.withdraw(id) === 'withdrawn') taken = true;
+      if (taken) this.#withdrawn.add(group);
+    }
   }
 
   /** Inside a state change: our current sender key (new after a removal), its distribution to devices lacking it, and the message. */

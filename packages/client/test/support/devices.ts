@@ -4,7 +4,7 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodeBackend } from '@tacit/protocol/node';
-import { MemoryRecordStore, TacitClient, type SocketFactory, type StoredRecord } from '../../src/index.ts';
+import { MemoryRecordStore, TacitClient, type FetchLike, type SocketFactory, type StoredRecord } from '../../src/index.ts';
 import { utf8Encode } from '../../src/bytes.ts';
 import { wsSocketFactory } from '../../src/node.ts';
 import { ServerProcess } from './server-process.js';
@@ -35,17 +35,33 @@ export interface Device {
 export function devicesOn(url: () => string) {
   const open: TacitClient[] = [];
   let n = 0;
-  const opts = (store: RecordingStore, connect: SocketFactory = wsSocketFactory, now?: () => number) => ({ store, backend, connect, backoff: { baseMs: 10, maxMs: 50 }, ...(now !== undefined ? { now } : {}) });
+  const opts = (store: RecordingStore, connect: SocketFactory = wsSocketFactory, now?: () => number, fetch?: FetchLike) => ({
+    store,
+    backend,
+    connect,
+    backoff: { baseMs: 10, maxMs: 50 },
+    ...(now !== undefined ? { now } : {}),
+    ...(fetch !== undefined ? { fetch } : {}),
+  });
   /** A username not used before in this process: `name`, a counter and the process id. */
   const unique = (name: string): string => `${name}${++n}x${process.pid}`;
   return {
     unique,
-    /** `now`: the client's clock (default Date.now). */
-    async register(name: string, connect?: SocketFactory, now?: () => number): Promise<Device> {
+    /** `now`: the client's clock (default Date.now); `fetch`: its HTTP (default the global fetch). */
+    async register(name: string, connect?: SocketFactory, now?: () => number, fetch?: FetchLike): Promise<Device> {
       const store = new RecordingStore();
-      const client = await TacitClient.register(opts(store, connect, now), { server: url(), username: unique(name) });
+      const client = await TacitClient.register(opts(store, connect, now, fetch), { server: url(), username: unique(name) });
       open.push(client);
       await client.connect();
+      return { client, store };
+    },
+    /** Opens a device's store again as a new process would (after `close`), with the same network. */
+    async reopen(d: Device, connect?: SocketFactory, now?: () => number, fetch?: FetchLike): Promise<Device> {
+      // The records as they were committed (a new process finds exactly those).
+      const store = new RecordingStore();
+      await store.commit(await d.store.reopen().list(''), []);
+      const client = await TacitClient.open(opts(store, connect, now, fetch));
+      open.push(client);
       return { client, store };
     },
     async link(existing: TacitClient, name: string, now?: () => number): Promise<Device> {
