@@ -1,7 +1,8 @@
 // `tacit block`, `tacit unblock`, `tacit blocked` through a real server process: what mallory
 // sends while blocked is never printed nor kept in history, sending to her exits 13 (BLOCKED),
 // bad command lines exit 2; unblocking shows her next message. A second home of alice learns the
-// block and prints a block-sync notice.
+// block and prints a block-sync notice. A message queued while the server is down for someone
+// blocked before it went out is not sent: history says failed and why, retry exits 13 until unblock.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -66,4 +67,32 @@ test('block, blocked, unblock: nothing of hers is shown while blocked; sending t
   assert.deepEqual(await recv(alice), ['mallory: after unblock']);
   await ok(alice, ['send', 'mallory', 'welcome back']);
   assert.deepEqual(await recv(mallory), ['alice: welcome back']);
+});
+
+test('a message queued while the server is down, then the contact blocked: history says failed and why, retry exits 13 until unblock, then sends it', async () => {
+  const alice = home('alice');
+  const mallory = home('mallory');
+  await ok(alice, ['send', 'mallory', 'before the outage']);
+  assert.deepEqual(await recv(mallory), ['alice: before the outage']);
+  await env.server.stop();
+  const queued = await tacit(alice, ['--json', 'send', 'mallory', 'queued for mallory', '--wait', '1']);
+  assert.equal(queued.code, 11, queued.stderr);
+  await ok(alice, ['block', 'mallory']);
+  await env.server.restart();
+  // Connecting does not send it: it failed when she was blocked.
+  const line = (await tacit(alice, ['history', 'mallory'])).stdout.split('\n').find((l) => l.includes('queued for mallory')) ?? '';
+  assert.match(line, /\(failed: mallory was blocked before it went out; unblock them to send it; to send it again: tacit unblock mallory, then tacit retry mallory [0-9a-f]{8}\)/);
+  const failed = (await ok(alice, ['history', 'mallory'])).find((e) => e['text'] === 'queued for mallory')!;
+  assert.equal(failed['state'], 'failed');
+  assert.equal((failed['error'] as Record<string, unknown>)['code'], 'BLOCKED');
+  const ref = String(failed['id']).slice(0, 8);
+  const refused = await tacit(alice, ['--json', 'retry', 'mallory', ref]);
+  assert.equal(refused.code, 13, refused.stderr);
+
+  await ok(alice, ['unblock', 'mallory']);
+  await ok(alice, ['send', 'mallory', 'after unblock']);
+  assert.deepEqual(await recv(mallory), ['alice: after unblock'], 'the blocked-while-queued message never went out');
+  const retried = await ok(alice, ['retry', 'mallory', ref]);
+  assert.equal(retried.find((e) => e['event'] === 'sent')?.['retried'], true);
+  assert.deepEqual(await recv(mallory), ['alice: queued for mallory']);
 });

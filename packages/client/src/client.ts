@@ -257,12 +257,9 @@ export class TacitClient {
       },
     });
     this.#events.on('message', (m) => this.#typing.stopped(m.conversation, m.from));
-    // A block, made here or synced from our other devices: what is queued for them is taken back
-    // (failed with BLOCKED; `retry` after `unblock`), and group messages go on without them.
+    // A block synced from our other devices: what is queued for them is taken back, as `block` does here.
     this.#events.on('block', (e) => {
-      if (this.#closed) return;
-      for (const u of e.blocked) void this.#outbox.refuseBlocked(u).catch(() => undefined);
-      void this.#groups.refuseBlocked(e.blocked).catch(() => undefined);
+      if (e.fromDevice !== undefined && !this.#closed) void this.#takeBackFor(e.blocked);
     });
     this.#inbox.chat = {
       receiveChat: async (t, from, fromDevice, plaintext) => {
@@ -972,8 +969,18 @@ export class TacitClient {
     });
     if (next === undefined) return false;
     if (block) this.#typing.stopped(directConversation(contact), contact);
+    // Before it resolves, so a process that ends right after (the CLI) leaves nothing queued for them.
+    if (block) await this.#takeBackFor([contact]);
     this.#events.emit('block', { blocked: next.users });
     return true;
+  }
+
+  /**
+   * `users` are blocked: what is queued for them and not yet written to the server is taken back
+   * (failed with BLOCKED; `retry` after `unblock`), and group messages go on without them.
+   */
+  async #takeBackFor(users: readonly string[]): Promise<void> {
+    await Promise.all([...users.map((u) => this.#outbox.refuseBlocked(u).catch(() => undefined)), this.#groups.refuseBlocked(users).catch(() => undefined)]);
   }
 
   // ---- muting (chat/mute.ts) ----

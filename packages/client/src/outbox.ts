@@ -129,7 +129,7 @@ function isTransient(e: unknown): boolean {
 
 /** Why a message to a blocked contact was not sent (kept on the message; `retry` after `unblock`). */
 function blockedError(contact: string): ClientError {
-  return new ClientError('BLOCKED', `not sent: ${contact} is blocked; unblock them, then retry`, { contact });
+  return new ClientError('BLOCKED', `${contact} was blocked before it went out; unblock them to send it`, { contact });
 }
 
 /** The error a failed message's `send` rejects with, rebuilt from what its record keeps. */

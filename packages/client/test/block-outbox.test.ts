@@ -58,7 +58,7 @@ test('queued offline, then blocked: not sent, failed with BLOCKED and kept; retr
     await until(async () => (await alice.client.history(who)).find((x) => x.text === text)?.state === 'failed', `${text}: failed, still in history`);
     const m = (await alice.client.history(who)).find((x) => x.text === text);
     assert.equal(m?.error?.code, 'BLOCKED');
-    assert.match(m?.error?.message ?? '', /is blocked; unblock them, then retry/);
+    assert.match(m?.error?.message ?? '', /was blocked before it went out; unblock them to send it/);
   }
   await assert.rejects(toBob, isBlockedError(b));
   await assert.rejects(toDave, isBlockedError(d));
