@@ -3,7 +3,9 @@
  * mallory from the conversation header (the confirmation says what blocking does); the
  * conversation says she is blocked and its composer is disabled; what mallory sends then is not
  * shown (bob's later message is, so alice's queue was processed past it); Settings lists mallory
- * with Unblock, and after unblocking her next message is shown. Screenshot: docs/screenshots/block.png.
+ * with Unblock, and after unblocking her next message is shown. A message to bob waiting for the
+ * server (stopped) when alice blocks him is marked not sent, with why; after Unblock, Retry sends
+ * it. Screenshot: docs/screenshots/block.png.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,5 +55,39 @@ describe('blocking in the web client', { timeout: 10 * 60_000 }, () => {
     await ui.waitIncoming(a, 'after unblock');
     assert.deepEqual(await ui.transcript(a), ['in:hello alice', 'in:after unblock']);
     assert.equal(await a.locator('#composer-text').isDisabled(), false);
+  });
+
+  it('a message waiting for the server when bob is blocked is not sent: it says why, Retry is offered after Unblock and sends it', async () => {
+    const a = alice.page!;
+    await ui.openConversation(a, 'bob');
+    await ui.send(a, 'hi bob');
+    await ui.waitOutgoing(a, 'hi bob', 'sent');
+    await web.server.stop();
+    await a.getByTestId('connection').filter({ hasText: /offline/i }).waitFor();
+    // A session with bob exists: it is encrypted now and waits for the connection.
+    await ui.send(a, 'queued for bob');
+    await ui.waitOutgoing(a, 'queued for bob', 'queued');
+    await a.getByTestId('block').click();
+    await a.getByTestId('confirm-block').click();
+    await a.getByTestId('blocked-notice').waitFor();
+    await ui.waitOutgoing(a, 'queued for bob', 'failed');
+    const msg = a.locator('li.msg.out').filter({ hasText: 'queued for bob' });
+    await msg.locator('.msg-error').filter({ hasText: 'Not sent: you blocked bob before it went out. Unblock them to send it (Retry).' }).waitFor();
+    assert.equal(await msg.getByRole('button', { name: 'Retry' }).count(), 0, 'no Retry while he is blocked');
+
+    // Back online and unblocked: it stays failed (nothing went out), and Retry sends it.
+    await web.server.start();
+    await a.getByTestId('connection').filter({ hasText: 'Online' }).waitFor();
+    await a.getByTestId('unblock').click();
+    await a.getByTestId('block').waitFor();
+    await ui.send(a, 'after unblock');
+    await ui.waitOutgoing(a, 'after unblock', 'sent');
+    assert.equal(await a.locator('li.msg.out[data-state="failed"]').filter({ hasText: 'queued for bob' }).count(), 1);
+    const received = async (): Promise<string[]> => (await bob.ok('recv')).filter((e) => e['event'] === 'message').map((e) => String(e['text']));
+    assert.deepEqual((await received()).filter((t) => t !== 'bob after her'), ['hi bob', 'after unblock'], 'the blocked-while-waiting message did not reach bob');
+    await msg.getByRole('button', { name: 'Retry' }).click();
+    await ui.waitOutgoing(a, 'queued for bob', 'sent');
+    assert.equal(await msg.locator('.msg-error').count(), 0);
+    assert.deepEqual(await received(), ['queued for bob']);
   });
 });

@@ -3,14 +3,15 @@
 // unread; the summaries and contacts carry mutedUntil; the hour ends by itself on the client's
 // clock; the laptop and a device linked later learn the mutes; unmuting on the laptop reaches the
 // phone. A mute sync from another account, and a malformed one, are refused and change nothing;
-// bad durations and the limits are refused in words.
+// bad durations and the limits are refused in words. A device that restarts in the middle of a mute
+// holds it, and the block, as before; one that restarts after the end finds the mute over.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeMuteSync, encodeMuteSync, isClientError, looksLikeMuteSync, looksLikeBlockSync, MAX_MUTED_CONVERSATIONS, MAX_MUTE_MS, MUTED_FOREVER, MUTE_CHOICES } from '../src/index.ts';
 import { utf8Encode } from '../src/bytes.ts';
 import { assertRefused, padded as pad, serverDevices, until } from './support/devices.ts';
 
-const { register, link, sendForged } = serverDevices();
+const { register, link, reopen, sendForged } = serverDevices();
 const HOUR = 3600_000;
 const G = `g:${'ab'.repeat(16)}`;
 
@@ -119,4 +120,50 @@ test('a mute sync from another account is refused and changes nothing; bad input
   await assert.rejects(alice.client.mute('u:onetoomany', HOUR), (e: unknown) => isClientError(e) && e.code === 'INVALID_ARGUMENT' && /at most 500/.test(e.message));
   await alice.client.mute('u:m1', 'always');
   assert.equal(Object.keys(await alice.client.mutes()).length, MAX_MUTED_CONVERSATIONS, 'muting one again replaces it');
+});
+
+test('restarted mid-mute: the mutes and the block hold as before; restarted past an end: that mute is over, the others and the block stay', async () => {
+  const clock = { t: Date.now() };
+  const now = (): number => clock.t;
+  let alice = await register('alice', undefined, now);
+  const bob = await register('bob');
+  const carol = await register('carol');
+  const mallory = await register('mallory');
+  const [a, b, c, m] = [alice.client.username, bob.client.username, carol.client.username, mallory.client.username];
+  for (const x of [bob, carol, mallory]) await x.client.send(a, `hi from ${x.client.username}`);
+  await until(async () => (await alice.client.conversations()).length === 3, 'three conversations');
+  const bobEnd = await alice.client.mute(b, HOUR);
+  const carolEnd = await alice.client.mute(c, 8 * HOUR);
+  await alice.client.block(m);
+  const state = async (): Promise<Record<string, [number | undefined, boolean]>> =>
+    Object.fromEntries((await alice.client.conversations()).map((x) => [x.contact, [x.mutedUntil, x.blocked]]));
+
+  // Half an hour in, the device restarts: everything as it was.
+  clock.t += HOUR / 2;
+  const before = await state();
+  await alice.client.close();
+  alice = await reopen(alice, undefined, now);
+  assert.deepEqual(await state(), before);
+  assert.deepEqual(await state(), { [b]: [bobEnd, false], [c]: [carolEnd, false], [m]: [undefined, true] });
+  assert.deepEqual(await alice.client.mutes(), { [`u:${b}`]: bobEnd, [`u:${c}`]: carolEnd });
+  assert.deepEqual(await alice.client.blocked(), [m]);
+
+  // Closed until after bob's hour: his mute is over, carol's and the block are not.
+  await alice.client.close();
+  clock.t += HOUR;
+  alice = await reopen(alice, undefined, now);
+  assert.deepEqual(await state(), { [b]: [undefined, false], [c]: [carolEnd, false], [m]: [undefined, true] });
+  assert.equal(await alice.client.mutedUntil(b), undefined);
+  assert.deepEqual(Object.keys(await alice.client.mutes()), [`u:${c}`]);
+  assert.equal((await alice.client.contacts()).find((x) => x.username === b)?.mutedUntil, undefined);
+  // The block still drops what mallory sends (bob's later message shows the queue was read past it).
+  await alice.client.connect();
+  await mallory.client.send(a, 'after the restart');
+  await bob.client.send(a, 'bob after her');
+  await until(async () => (await alice.client.history(b)).some((x) => x.text === 'bob after her'), "bob's message arrives");
+  assert.deepEqual((await alice.client.history(m)).map((x) => x.text), [`hi from ${m}`]);
+  // A change now writes the record without the ended mute; muting bob again starts a new one.
+  const again = await alice.client.mute(b, HOUR);
+  assert.equal(again, clock.t + HOUR);
+  assert.deepEqual(await alice.client.mutes(), { [`u:${c}`]: carolEnd, [`u:${b}`]: again });
 });

@@ -89,7 +89,8 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
         )}
         {messages.length === 0 && <li class="hint pad">No messages yet. Say hello — only {group !== undefined ? 'the members' : contact} can read it.</li>}
         {messages.map((m) => (
-          <Message key={m.key} chat={chat} contact={contact} m={m} blocked={blocked} online={chat.connection === 'online'} />
+          // Nothing can be sent here (a changed safety number, or the contact blocked): no Retry, reactions or edits.
+          <Message key={m.key} chat={chat} contact={contact} m={m} blocked={blocked || contactBlocked} online={chat.connection === 'online'} />
         ))}
       </ol>
       <TypingLine chat={chat} contact={contact} />
