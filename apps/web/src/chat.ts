@@ -13,6 +13,7 @@ import {
   MAX_PAGE,
   ClientError,
   EDIT_WINDOW_MS,
+  MUTED_FOREVER,
   TacitClient,
   directConversation,
   neutralizeControls,
@@ -60,6 +61,11 @@ const PREVIEW_LENGTH = 80;
 export const HISTORY_PAGE = 200;
 /** Search results shown at most. */
 export const SEARCH_LIMIT = 50;
+/**
+ * Longest delay a browser timer takes (2^31 − 1 ms, about 24.8 days); a longer one fires at once.
+ * A timed mute can last longer (the SDK's MAX_MUTE_MS), so its timer is set in steps of this.
+ */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 export type Phase =
   | { kind: 'loading' }
@@ -194,6 +200,8 @@ function failureText(contact: string, m: HistoryMessage): string | undefined {
       return contact.startsWith('g:') ? `Held: a member’s safety number changed (${err.message}).` : `Not sent: the safety number with ${contact} changed.`;
     case 'SERVER':
       return sentence(refusalText(err.serverCode));
+    case 'BLOCKED':
+      return `Not sent: you blocked ${contact} before it went out. Unblock them to send it (Retry).`;
     default:
       return err.message;
   }
@@ -432,7 +440,7 @@ export class Chat {
         this.#invalidate();
       }),
       client.on('mute', (m) => {
-        this.#mutes = m.mutes;
+        this.#setMutes(m.mutes);
         this.#invalidate();
       }),
       client.on('undecryptable', (u) => {
@@ -462,7 +470,8 @@ export class Chat {
       () => document.removeEventListener('visibilitychange', visible),
     );
     this.blocked = await client.blocked();
-    this.#mutes = await client.mutes();
+    this.#setMutes(await client.mutes());
+    this.#unsubscribe.push(() => this.#setMutes({}));
     await this.#refresh();
     this.#setPhase({ kind: 'ready' });
     client.connect().catch((e: unknown) => {
@@ -661,6 +670,24 @@ export class Chat {
 
   /** Conversation id → muted until (changed here or on another device of the account). */
   #mutes: Record<string, number> = {};
+  /** Fires when the earliest timed mute ends, so the list's 🔕 and the header's "Muted until" go on time. */
+  #muteTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Takes the mutes as they are now and sets the timer to the earliest end still ahead (none: cleared). */
+  #setMutes(mutes: Record<string, number>): void {
+    this.#mutes = mutes;
+    clearTimeout(this.#muteTimer);
+    this.#muteTimer = undefined;
+    const now = Date.now();
+    const next = Math.min(...Object.values(mutes).filter((u) => u > now && u !== MUTED_FOREVER));
+    if (!Number.isFinite(next)) return;
+    this.#muteTimer = setTimeout(() => {
+      this.#muteTimer = undefined;
+      // Past its end `mutedUntil` says not muted: draw again (list, header, title count), then wait for the next.
+      this.#changed();
+      this.#setMutes(this.#mutes);
+    }, Math.min(next - now, MAX_TIMER_DELAY_MS));
+  }
 
   /**
    * Until when a conversation (a contact's username or a group's `g:` id) is muted, or undefined.

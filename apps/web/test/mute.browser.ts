@@ -71,4 +71,38 @@ describe('muting in the web client', { timeout: 10 * 60_000 }, () => {
     await ui.until(a, 'window.__notes.length === 2');
     assert.deepEqual((await ui.notes(a))[1], { title: 'bob', body: 'loud ping', tag: 'u:bob' });
   });
+
+  it('a timed mute ends on time: the list\'s 🔕 and the header\'s "Muted until" go when it expires, the next one later', async () => {
+    // The page's clock is Playwright's (it runs on by itself; fastForward jumps it and fires the
+    // timers that fall due), so an hour passes at once. Nothing else redraws the page meanwhile.
+    const a = alice.page!;
+    await alice.context!.clock.install();
+    await a.reload();
+    await ui.toList(a);
+    await ui.openConversation(a, 'carol');
+    await a.getByTestId('mute').click();
+    await a.getByTestId('mute-menu').getByRole('menuitem', { name: '8 hours' }).click();
+    await a.getByTestId('muted-until').waitFor();
+    await ui.toList(a);
+    await ui.openConversation(a, 'bob');
+    await a.getByTestId('mute').click();
+    await a.getByTestId('mute-menu').getByRole('menuitem', { name: '1 hour' }).click();
+    await a.getByTestId('muted-until').filter({ hasText: /^🔕 Muted until / }).waitFor();
+    const badge = (who: string) => a.locator(`a.conv[data-contact="${who}"]`).getByTestId('muted-badge');
+    await badge('bob').waitFor();
+    await badge('carol').waitFor();
+
+    await alice.context!.clock.fastForward('01:00:01');
+    await a.getByTestId('muted-until').waitFor({ state: 'detached' });
+    await a.getByTestId('mute').waitFor();
+    await badge('bob').waitFor({ state: 'detached' });
+    assert.equal(await badge('carol').count(), 1, "carol's mute runs on");
+
+    // The timer was set again for carol's end.
+    await alice.context!.clock.fastForward('07:00:00');
+    await badge('carol').waitFor({ state: 'detached' });
+    await ui.openConversation(a, 'carol');
+    await a.getByTestId('mute').waitFor();
+    assert.equal(await a.getByTestId('muted-until').count(), 0);
+  });
 });
