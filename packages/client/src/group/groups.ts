@@ -817,8 +817,9 @@ export class Groups {
       const prepared = await this.#core.mutate((t) => this.#encrypt(t, jobKey, job, lists));
       if (prepared === undefined) return 'done';
       // The key first: the server keeps each device's queue in order, so it arrives before the message.
-      const keyRefused = await this.#sendFrames(await this.#unblocked(prepared.keys), undefined, undefined, job.group);
-      if (keyRefused.length === 0 && prepared.keys.length > 0) await this.#core.mutate((t) => this.#noteHas(t, job.group, prepared.dist, prepared.keys));
+      const keys = await this.#unblocked(prepared.keys);
+      const keyRefused = await this.#sendFrames(keys, undefined, undefined, job.group);
+      if (keyRefused.length === 0 && keys.length > 0) await this.#core.mutate((t) => this.#noteHas(t, job.group, prepared.dist, keys));
       // A member blocked while the key went out is left out of the message.
       const refused = keyRefused.length > 0 ? keyRefused : await this.#sendFrames(await this.#unblocked(prepared.everyone), { type: 'sender-key', body: prepared.body }, prepared.ttl, job.group);
       if (refused.length === 0) {
