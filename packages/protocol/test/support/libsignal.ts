@@ -145,18 +145,21 @@ export class LibsignalParty {
   /** Generate keys and return a bundle in tacit's types (what a server would hand out). */
   async bundle(withOneTime: boolean): Promise<PreKeyBundle> {
     const id = this.#nextId++;
+    const base = await this.#signedKeys(id);
+    if (!withOneTime) return base;
+    const pk = ls.PrivateKey.generate();
+    await this.preKeys.savePreKey(id, ls.PreKeyRecord.new(id, pk.getPublicKey(), pk));
+    return { ...base, preKeyId: id, preKey: PublicKey.deserialize(pk.getPublicKey().serialize()) };
+  }
+
+  /** A signed pre-key and a Kyber pre-key under `id`, stored, as a bundle without a one-time key. */
+  async #signedKeys(id: number): Promise<PreKeyBundle> {
     const spk = ls.PrivateKey.generate();
     const spkSig = this.identity.privateKey.sign(spk.getPublicKey().serialize());
     await this.signedPreKeys.saveSignedPreKey(id, ls.SignedPreKeyRecord.new(id, Date.now(), spk.getPublicKey(), spk, spkSig));
     const kyber = ls.KEMKeyPair.generate();
     const kyberSig = this.identity.privateKey.sign(kyber.getPublicKey().serialize());
     await this.kyberPreKeys.saveKyberPreKey(id, ls.KyberPreKeyRecord.new(id, Date.now(), kyber, kyberSig));
-    let preKey: PublicKey | undefined;
-    if (withOneTime) {
-      const pk = ls.PrivateKey.generate();
-      await this.preKeys.savePreKey(id, ls.PreKeyRecord.new(id, pk.getPublicKey(), pk));
-      preKey = PublicKey.deserialize(pk.getPublicKey().serialize());
-    }
     return {
       registrationId: this.registrationId,
       deviceId: this.deviceId,
@@ -167,33 +170,15 @@ export class LibsignalParty {
       kyberPreKeyId: id,
       kyberPreKey: KyberPublicKey.deserialize(kyber.getPublicKey().serialize()),
       kyberPreKeySignature: kyberSig,
-      preKeyId: withOneTime ? id : undefined,
-      preKey,
     };
   }
 
   /** The bundle a server hands out once the one-time keys ran out: the same last-resort keys every time. */
   async lastResortBundle(): Promise<PreKeyBundle> {
-    if (this.#lastResort !== undefined) return this.#lastResort;
-    const id = LAST_RESORT_ID;
-    const spk = ls.PrivateKey.generate();
-    const spkSig = this.identity.privateKey.sign(spk.getPublicKey().serialize());
-    await this.signedPreKeys.saveSignedPreKey(id, ls.SignedPreKeyRecord.new(id, Date.now(), spk.getPublicKey(), spk, spkSig));
-    const kyber = ls.KEMKeyPair.generate();
-    const kyberSig = this.identity.privateKey.sign(kyber.getPublicKey().serialize());
-    await this.kyberPreKeys.saveKyberPreKey(id, ls.KyberPreKeyRecord.new(id, Date.now(), kyber, kyberSig));
-    this.kyberPreKeys.lastResort.add(id);
-    this.#lastResort = {
-      registrationId: this.registrationId,
-      deviceId: this.deviceId,
-      identityKey: this.identityKey,
-      signedPreKeyId: id,
-      signedPreKey: PublicKey.deserialize(spk.getPublicKey().serialize()),
-      signedPreKeySignature: spkSig,
-      kyberPreKeyId: id,
-      kyberPreKey: KyberPublicKey.deserialize(kyber.getPublicKey().serialize()),
-      kyberPreKeySignature: kyberSig,
-    };
+    if (this.#lastResort === undefined) {
+      this.#lastResort = await this.#signedKeys(LAST_RESORT_ID);
+      this.kyberPreKeys.lastResort.add(LAST_RESORT_ID);
+    }
     return this.#lastResort;
   }
 

@@ -55,12 +55,18 @@ export class TacitParty {
 
   async bundle(withOneTime: boolean): Promise<PreKeyBundle> {
     const id = this.#nextId++;
+    const base = await this.#signedKeys(id, false);
+    const pk = withOneTime ? generatePreKey(this.backend, id) : undefined;
+    if (pk !== undefined) await this.stores.preKey.storePreKey(id, pk);
+    return { ...base, preKeyId: pk?.id, preKey: pk?.publicKey };
+  }
+
+  /** A signed pre-key and a Kyber pre-key under `id`, stored, as a bundle without a one-time key. */
+  async #signedKeys(id: number, lastResort: boolean): Promise<PreKeyBundle> {
     const spk = generateSignedPreKey(this.backend, this.identity, id, this.now);
     await this.stores.signedPreKey.storeSignedPreKey(id, spk);
     const kpk = generateKyberPreKey(this.backend, this.identity, id, this.now);
-    await this.stores.kyberPreKey.storeKyberPreKey(id, kpk);
-    const pk = withOneTime ? generatePreKey(this.backend, id) : undefined;
-    if (pk !== undefined) await this.stores.preKey.storePreKey(id, pk);
+    await this.stores.kyberPreKey.storeKyberPreKey(id, kpk, lastResort);
     return {
       registrationId: this.registrationId,
       deviceId: this.deviceId,
@@ -71,30 +77,12 @@ export class TacitParty {
       kyberPreKeyId: id,
       kyberPreKey: kpk.publicKey,
       kyberPreKeySignature: kpk.signature,
-      preKeyId: pk?.id,
-      preKey: pk?.publicKey,
     };
   }
 
   /** The bundle a server hands out once the one-time keys ran out: the same last-resort keys every time. */
   async lastResortBundle(): Promise<PreKeyBundle> {
-    if (this.#lastResort !== undefined) return this.#lastResort;
-    const id = LAST_RESORT_ID;
-    const spk = generateSignedPreKey(this.backend, this.identity, id, this.now);
-    await this.stores.signedPreKey.storeSignedPreKey(id, spk);
-    const kpk = generateKyberPreKey(this.backend, this.identity, id, this.now);
-    await this.stores.kyberPreKey.storeKyberPreKey(id, kpk, true);
-    this.#lastResort = {
-      registrationId: this.registrationId,
-      deviceId: this.deviceId,
-      identityKey: this.identity.publicKey,
-      signedPreKeyId: id,
-      signedPreKey: spk.publicKey,
-      signedPreKeySignature: spk.signature,
-      kyberPreKeyId: id,
-      kyberPreKey: kpk.publicKey,
-      kyberPreKeySignature: kpk.signature,
-    };
+    this.#lastResort ??= await this.#signedKeys(LAST_RESORT_ID, true);
     return this.#lastResort;
   }
 
