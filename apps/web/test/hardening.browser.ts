@@ -142,6 +142,29 @@ describe('tacit web client, hardening', { timeout: 10 * 60_000 }, () => {
     await copy.close();
   });
 
+  /** How late the page's frames and timers come in the test below: well past the boot's IndexedDB reads. */
+  const LATE_FRAME_MS = 3_000;
+
+  it('passphrase lock: the lock screen shows even when the page’s first frame comes late (its boot is done before the view listens)', async () => {
+    const p = await rae.open(web.server.url);
+    await p.getByRole('heading', { name: 'tacit is locked' }).waitFor();
+    // The view subscribes to the model in an effect, which runs after the next frame (or a short
+    // timer). On a busy machine the boot's lock and IndexedDB reads can all finish first, and
+    // 'locked' is the boot's last change: the view stayed at "Opening tacit…" for good (CI saw it
+    // after "Turn on passphrase lock" and after a reload). Holding frames and timers back makes
+    // that order certain.
+    await p.context().addInitScript(`(() => {
+      const later = window.setTimeout.bind(window);
+      window.requestAnimationFrame = (cb) => later(() => cb(performance.now()), ${LATE_FRAME_MS});
+      window.setTimeout = (fn, ms, ...args) => later(fn, (ms ?? 0) + ${LATE_FRAME_MS}, ...args);
+      window.tacitLateFrames = true;
+    })()`);
+    await p.reload();
+    assert.equal(await p.evaluate('window.tacitLateFrames'), true, 'frames and timers are held back in this page');
+    await p.getByRole('heading', { name: 'tacit is locked' }).waitFor();
+    await rae.close();
+  });
+
   it('passphrase lock: changed with the right current passphrase only; turned off', async () => {
     const p = await rae.open(web.server.url);
     await p.getByRole('heading', { name: 'tacit is locked' }).waitFor();

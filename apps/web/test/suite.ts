@@ -5,7 +5,7 @@
  * the server and removes every temporary directory before it checks what the pages did, so a
  * failing check leaves nothing behind.
  */
-import { after, before } from 'node:test';
+import { after, afterEach, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { Cli, ServerProcess, assertBuilt, freePort, tempDir, type Profile } from './harness.ts';
@@ -37,6 +37,11 @@ export interface Suite {
   dir(name: string): string;
 }
 
+/** Whether a finished test failed (`passed` is in Node 20's test context, not yet in its types). */
+function failed(t: object): boolean {
+  return 'passed' in t && t.passed === false;
+}
+
 /** `prefix` names the suite's temporary directories (`<prefix>-server`, `<prefix>-<name>`). */
 export function browserSuite(prefix: string, options: SuiteOptions = {}): Suite {
   const profiles = options.profiles ?? [];
@@ -53,6 +58,14 @@ export function browserSuite(prefix: string, options: SuiteOptions = {}): Suite 
     assertBuilt();
     server = new ServerProcess(dataDir, await freePort(), options.registration ?? 'open', options.env);
     await server.start();
+  });
+
+  // A test that fails may leave its browsers open; the next test that opens one of these profiles
+  // would then fail too (Chromium's SingletonLock: the profile is in use). Close them at once: a
+  // test that depended on an open page fails either way, one that opens its own now runs.
+  afterEach(async (t) => {
+    if (!failed(t)) return;
+    for (const p of profiles) await p.close().catch(() => undefined);
   });
 
   after(async () => {

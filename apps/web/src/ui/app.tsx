@@ -11,17 +11,30 @@ import { GroupMembers, NewGroup } from './groups.js';
 import { href, parseRoute, type Route } from './route.js';
 import { Devices } from './devices.js';
 
+/**
+ * Re-renders on every change of `chat`. Effects run after the first frame, and `chat.boot()` may
+ * reach its last change before that (a passphrase-locked profile goes straight to 'locked' and
+ * changes nothing more until the user types): so the effect reads the version once more after
+ * subscribing, or that change would never be shown ("Opening tacit…" for good).
+ */
 function useChat(chat: Chat): number {
   const [version, setVersion] = useState(chat.version);
-  useEffect(() => chat.subscribe(() => setVersion(chat.version)), [chat]);
+  useEffect(() => {
+    const update = (): void => setVersion(chat.version);
+    const unsubscribe = chat.subscribe(update);
+    update();
+    return unsubscribe;
+  }, [chat]);
   return version;
 }
 
+/** The route from the address; like useChat, re-read after listening, for a change before the first frame. */
 function useRoute(): Route {
   const [route, setRoute] = useState<Route>(() => parseRoute(location.hash));
   useEffect(() => {
     const on = () => setRoute(parseRoute(location.hash));
     addEventListener('hashchange', on);
+    on();
     return () => removeEventListener('hashchange', on);
   }, []);
   return route;
