@@ -36,7 +36,7 @@ import { PREFIX, seqKey } from './keys.js';
 import { blobCodec, isInt, isObj, isStr, jsonCodec, optional } from './record-codec.js';
 import type { Relay } from './relay.js';
 import type { Action } from './chat/actions.js';
-import { isBlocked, readBlockList } from './chat/block.js';
+import { blockedUsers, isBlocked } from './chat/block.js';
 
 /** Outgoing messages waiting to be encrypted plus ciphertexts waiting for `sent`. Bounds a client offline for long. */
 export const MAX_OUTBOX = 2_000;
@@ -259,7 +259,7 @@ export class Outbox {
   resume(): Promise<void> {
     this.#resumed = (async () => {
       const view = this.#core.view();
-      const blocked = new Set((await readBlockList(view)).users);
+      const blocked = await blockedUsers(view);
       const refused = new Set<string>();
       for (const r of await view.list(PREFIX.outboxCiphertext)) {
         const { meta, blob } = ciphertextCodec.decode(r.value);

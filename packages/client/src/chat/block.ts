@@ -72,6 +72,11 @@ export function readBlockList(t: Txn): Promise<BlockList> {
   return blockList.read(t);
 }
 
+/** The users blocked now, as a set (for filtering recipients). */
+export async function blockedUsers(t: Txn): Promise<Set<string>> {
+  return new Set((await readBlockList(t)).users);
+}
+
 export async function isBlocked(t: Txn, user: string): Promise<boolean> {
   return (await readBlockList(t)).users.includes(user);
 }

@@ -59,7 +59,7 @@ import {
 } from './state.js';
 import { decodeGroupPayload, encodeGroupPayload, type GroupPayload } from './wire.js';
 import type { Action } from '../chat/actions.js';
-import { isBlocked, readBlockList } from '../chat/block.js';
+import { blockedUsers, isBlocked } from '../chat/block.js';
 import type { SendOptions } from '../outbox.js';
 
 /** Groups one device keeps (current and left). */
@@ -793,8 +793,7 @@ export class Groups {
       await this.#finish(jobKey, job, new ClientError('INVALID_ARGUMENT', 'you are no longer a member of this group'));
       return 'done';
     }
-    const blocked = new Set((await readBlockList(this.#core.view())).users);
-    const members = currentMembers(rec!.state).filter((u) => u !== self && !blocked.has(u));
+    const members = await this.#receiptFrom(this.#core.view(), rec!.state);
     for (let round = 0; round <= MAX_GROUP_REPAIRS; round++) {
       const lists = new Map<string, number[]>();
       // Our other devices get the message (and our sender key) like a member's; trouble reaching
@@ -841,13 +840,13 @@ export class Groups {
 
   /** The members a message goes to, whose receipts it waits for: the others, not blocked. */
   async #receiptFrom(t: Txn, state: GroupState): Promise<string[]> {
-    const blocked = new Set((await readBlockList(t)).users);
+    const blocked = await blockedUsers(t);
     return currentMembers(state).filter((u) => u !== this.#self && !blocked.has(u));
   }
 
   /** `targets` without the users blocked now. */
   async #unblocked(targets: FanoutTarget[]): Promise<FanoutTarget[]> {
-    const blocked = new Set((await readBlockList(this.#core.view())).users);
+    const blocked = await blockedUsers(this.#core.view());
     return targets.filter((x) => !blocked.has(x.username));
   }
 
