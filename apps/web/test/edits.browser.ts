@@ -75,6 +75,8 @@ describe('edits, reactions, disappearing messages and search in the web client',
     await first.getByTestId('edit-button').focus();
     await a.keyboard.press('Enter');
     await a.getByTestId('edit-text').waitFor();
+    // Typing goes where the focus is: the editor has it, with its text selected, as soon as it shows.
+    assert.equal(await a.evaluate(`document.activeElement?.dataset.testid`), 'edit-text');
     await a.keyboard.type('hello bob, the plan is ready');
     await screenshot(a, 'edits-editing');
     await a.keyboard.press('Enter');

@@ -379,7 +379,7 @@ function Composer({ chat, contact, name, disabled = false }: { chat: Chat; conta
     if (!canAttach || !list) return;
     for (const f of Array.from(list)) void chat.files?.send(contact, f);
   };
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!disabled) ref.current?.focus();
   }, [contact, disabled]);
   // Checked as the user types or pastes; too long is said, and the text stays for them to shorten.

@@ -3,7 +3,7 @@
  * small controls beside the conversation. Every control is a button, a select or a form field:
  * reachable and usable with the keyboard (Escape closes what a button opened).
  */
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { MAX_DISAPPEARING_MS, MAX_REACTION_LENGTH, MIN_DISAPPEARING_MS, checkText, describeDuration, describeTextProblem, neutralizeControls, parseDuration } from '@tacit/client';
 import { sentence, userMessage, type Chat, type MessageView, type SearchHit } from '../chat.js';
 import { href } from './route.js';
@@ -151,7 +151,8 @@ function OtherEmoji({ onPick }: { onPick: (emoji: string) => void }) {
 function EditForm({ initial, onSave, onCancel }: { initial: string; onSave: (text: string) => void; onCancel: () => void }) {
   const [text, setText] = useState(initial);
   const ref = useRef<HTMLTextAreaElement>(null);
-  useEffect(() => {
+  // Focused and selected in the commit that shows it (not after paint), so keys typed at once land in it.
+  useLayoutEffect(() => {
     ref.current?.focus();
     ref.current?.select();
   }, []);

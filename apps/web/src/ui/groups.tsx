@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { neutralizeControls } from '@tacit/client';
 import { userMessage, type Chat } from '../chat.js';
 import { GroupsModel } from '../groups.js';
@@ -11,7 +11,7 @@ export function NewGroup({ chat }: { chat: Chat }) {
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
   const ref = useRef<HTMLInputElement>(null);
-  useEffect(() => ref.current?.focus(), []);
+  useLayoutEffect(() => ref.current?.focus(), []);
   const submit = async (e: Event) => {
     e.preventDefault();
     const groups = chat.groups;
