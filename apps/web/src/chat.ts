@@ -509,10 +509,17 @@ export class Chat {
       this.notifier?.read(all.filter((x) => x.unread === 0).map((x) => x.id));
       for (const contact of this.#messages.keys()) if (dirty.includes(contact.startsWith('g:') ? contact : directConversation(contact))) await this.#load(contact);
       this.#changed();
-    })().finally(() => {
-      this.#refreshing = undefined;
-      if (this.#dirtyList || this.#dirty.size > 0) void this.#refresh();
-    });
+    })()
+      .catch((e: unknown) => {
+        // The client was closed under the read (the passphrase lock going on, signing out): the
+        // page reloads or shows another phase, so there is nothing left to show.
+        if (isClientError(e) && e.code === 'CLOSED') return;
+        throw e;
+      })
+      .finally(() => {
+        this.#refreshing = undefined;
+        if (this.#client !== undefined && (this.#dirtyList || this.#dirty.size > 0)) void this.#refresh();
+      });
     this.#refreshing = run;
     return run;
   }

@@ -35,6 +35,8 @@ describe('blocking in the web client', { timeout: 10 * 60_000 }, () => {
     await a.getByTestId('confirm-block').click();
     await a.getByTestId('blocked-notice').waitFor();
     assert.equal(await a.locator('#composer-text').isDisabled(), true);
+    // The disappearing timer is a message to her too: not offered while she is blocked.
+    assert.equal(await a.getByTestId('timer-select').isDisabled(), true);
     await screenshot(a, 'block');
 
     await ui.ok(mallory.run('send', 'alice', 'blocked hello'));
@@ -55,6 +57,7 @@ describe('blocking in the web client', { timeout: 10 * 60_000 }, () => {
     await ui.waitIncoming(a, 'after unblock');
     assert.deepEqual(await ui.transcript(a), ['in:hello alice', 'in:after unblock']);
     assert.equal(await a.locator('#composer-text').isDisabled(), false);
+    assert.equal(await a.getByTestId('timer-select').isDisabled(), false);
   });
 
   it('a message waiting for the server when bob is blocked is not sent: it says why, Retry is offered after Unblock and sends it', async () => {

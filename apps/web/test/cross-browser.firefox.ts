@@ -92,4 +92,26 @@ describe('tacit web client in Firefox', { timeout: 10 * 60_000 }, () => {
     await ff.waitFor(outgoing('still me after reload', 'sent'), 'the message after reload');
     await ui.waitIncoming(chrome.page, 'still me after reload');
   });
+
+  it('turns the passphrase lock on in Firefox: asked for after the reload, a wrong one refused, the right one opens the history', async () => {
+    const pass = 'firefox keeps a secret';
+    await ff.goto(server.url + '/#/settings');
+    await ff.waitFor(`document.querySelector('#lock-new')`, 'the settings screen');
+    await ff.fill('#lock-new', pass);
+    await ff.fill('#lock-again', pass);
+    // The client closes for the re-sealing while its view may still be reading: no error may escape.
+    await ff.eval(`(document.querySelector('#lock-again').form.requestSubmit(), true)`);
+    await ff.waitFor(`document.querySelector('#unlock-title')?.textContent === 'tacit is locked'`, 'the lock screen after the reload');
+    assert.equal(await ff.eval<number>(`document.querySelectorAll('li.msg').length`), 0, 'nothing shown before the passphrase');
+    await ff.fill('#unlock-passphrase', 'not the passphrase');
+    await ff.eval(`(document.querySelector('#unlock-passphrase').form.requestSubmit(), true)`);
+    await ff.waitFor(`document.querySelector('#unlock-error')`, 'a wrong passphrase to be refused');
+    await ff.fill('#unlock-passphrase', pass);
+    await ff.eval(`(document.querySelector('#unlock-passphrase').form.requestSubmit(), true)`);
+    await ff.waitFor(`document.querySelector('[data-testid="me"]')?.textContent === 'fern'`, 'unlocked');
+    await ff.goto(server.url + '/#/c/carl');
+    await ff.waitFor(incoming('hello from chromium'), 'the history, opened with the passphrase');
+    await ui.send(chrome.page, 'can you still read me');
+    await ff.waitFor(incoming('can you still read me'), 'a new message after unlocking');
+  });
 });

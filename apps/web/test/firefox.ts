@@ -165,7 +165,11 @@ export class FirefoxPage {
     const end = Date.now() + timeoutMs;
     for (;;) {
       if (await this.eval<boolean>(`Boolean(${expression})`).catch(() => false)) return;
-      if (Date.now() > end) throw new Error(`firefox: timed out waiting for ${what}`);
+      if (Date.now() > end) {
+        // What the page shows and what it raised, to tell a stuck screen from a failed one.
+        const shown = await this.eval<string>(`document.body?.innerText.slice(0, 300) ?? ''`).catch(() => '(unreadable)');
+        throw new Error(`firefox: timed out waiting for ${what}; the page shows ${JSON.stringify(shown)}; page errors: ${JSON.stringify(this.pageErrors)}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }

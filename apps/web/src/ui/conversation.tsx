@@ -59,7 +59,8 @@ export function Conversation({ chat, contact }: { chat: Chat; contact: string })
           <span aria-hidden="true">‹</span> <span class="back-text">Conversations</span>
         </a>
         <h2 id="conv-title">{name}</h2>
-        <TimerSetting chat={chat} contact={contact} />
+        {/* The timer is a message to the contact: not while they are blocked or their safety number waits. */}
+        <TimerSetting chat={chat} contact={contact} disabled={contactBlocked || blocked} />
         <MuteControl chat={chat} contact={contact} />
         {contact.startsWith('g:') ? (
           <a class="safety-link" href={href({ view: 'members', contact })} data-testid="members-link">

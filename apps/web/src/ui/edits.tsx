@@ -204,7 +204,7 @@ const OTHER_TIMER = 'other';
  * The conversation's disappearing-messages timer: a select in the header, changed for everyone.
  * "Other…" takes any duration `tacit timer` takes (30s, 90m, 2d, 1w…, within the protocol's bounds).
  */
-export function TimerSetting({ chat, contact }: { chat: Chat; contact: string }) {
+export function TimerSetting({ chat, contact, disabled = false }: { chat: Chat; contact: string; disabled?: boolean }) {
   const current = chat.conversation(contact)?.timer ?? 0;
   const [error, setError] = useState<string | undefined>();
   const [other, setOther] = useState(false);
@@ -235,7 +235,8 @@ export function TimerSetting({ chat, contact }: { chat: Chat; contact: string })
         id="timer-select"
         data-testid="timer-select"
         value={other ? OTHER_TIMER : String(current)}
-        title="Disappearing messages"
+        disabled={disabled}
+        title={disabled ? 'Disappearing messages (nothing can be sent here now)' : 'Disappearing messages'}
         onChange={(e) => {
           const v = (e.target as HTMLSelectElement).value;
           if (v === OTHER_TIMER) {
@@ -255,7 +256,7 @@ export function TimerSetting({ chat, contact }: { chat: Chat; contact: string })
         ))}
         <option value={OTHER_TIMER}>Other…</option>
       </select>
-      {other && (
+      {other && !disabled && (
         <form class="timer-other" onSubmit={submitOther}>
           <label>
             <span class="visually-hidden">Disappear after</span>
