@@ -206,6 +206,38 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     await ui.waitOutgoing(g, 'typed\nwith keys', 'sent');
     assert.equal(await g.locator('#composer-text').inputValue(), '');
     await ui.waitUnread(eve.page, 'gina', 1);
+
+    // What a control opens takes the focus, every time (the HTML autofocus attribute works once
+    // per page), and keeps it while the view re-renders around it.
+    const focusedTestId = () => g.evaluate('document.activeElement?.dataset.testid ?? null');
+    await g.getByTestId('timer-select').selectOption('other');
+    assert.equal(await focusedTestId(), 'timer-other', 'the duration field of "Other…"');
+    await g.keyboard.press('Escape');
+    await g.getByTestId('timer-other').waitFor({ state: 'detached' });
+    const mine = g.locator('li.msg.out').filter({ hasText: 'with keys' });
+    await mine.getByTestId('delete-button').focus();
+    await g.keyboard.press('Enter');
+    assert.equal(await focusedTestId(), 'confirm-delete');
+    await g.keyboard.press('Tab');
+    assert.equal(await focused(), 'Cancel');
+    // A message arrives while the confirmation is open: the focus stays on Cancel, so Enter cancels.
+    await ui.openConversation(eve.page, 'gina');
+    await ui.send(eve.page, 'a reply while you decide');
+    await ui.waitIncoming(g, 'a reply while you decide');
+    assert.equal(await focused(), 'Cancel');
+    await g.keyboard.press('Enter');
+    await g.getByTestId('confirm-delete').waitFor({ state: 'detached' });
+    assert.equal(await mine.getByTestId('msg-deleted').count(), 0, 'not deleted');
+    await mine.getByTestId('react-button').focus();
+    await g.keyboard.press('Enter');
+    assert.equal(await g.evaluate('document.activeElement?.getAttribute("aria-label")'), 'React 👍');
+    await g.keyboard.press('Escape');
+    // Signing out asks first, with the safe choice focused.
+    await g.getByRole('button', { name: 'Sign out' }).click();
+    assert.equal(await focused(), 'Cancel');
+    await g.keyboard.press('Escape');
+    await g.getByTestId('sign-out-warning').waitFor({ state: 'detached' });
+    await ui.openConversation(eve.page, 'frank');
   });
 
   it('runs the account in one tab only; a waiting tab takes over when the first closes', async () => {

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { MAX_INVITES_PER_REQUEST, type AccountSummary } from '@tacit/api';
 import type { AccountReset, TeamInvite } from '@tacit/client';
 import { userMessage, type Chat } from '../chat.js';
+import { useFocusOn } from './focus.js';
 import { href } from './route.js';
 
 const DATE = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
@@ -114,6 +115,8 @@ function Accounts({ chat }: { chat: Chat }) {
   const [accounts, setAccounts] = useState<AccountSummary[] | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [confirming, setConfirming] = useState<string | undefined>();
+  // Cancel has the focus when a reset's confirmation opens (one at a time).
+  const cancelReset = useFocusOn<HTMLButtonElement>(confirming);
   const [reset, setReset] = useState<AccountReset | undefined>();
   const load = async () => {
     try {
@@ -184,7 +187,7 @@ function Accounts({ chat }: { chat: Chat }) {
                       <button type="button" class="danger" onClick={() => void doReset(a.username)}>
                         Reset
                       </button>
-                      <button type="button" onClick={() => setConfirming(undefined)} autoFocus>
+                      <button type="button" onClick={() => setConfirming(undefined)} ref={cancelReset}>
                         Cancel
                       </button>
                     </span>

@@ -10,6 +10,7 @@ import { Settings, Unlock } from './lock.js';
 import { GroupMembers, NewGroup } from './groups.js';
 import { href, parseRoute, type Route } from './route.js';
 import { Devices } from './devices.js';
+import { useFocusOn } from './focus.js';
 
 /**
  * Re-renders on every change of `chat`. Effects run after the first frame, and `chat.boot()` may
@@ -164,6 +165,8 @@ function SignOut({ chat }: { chat: Chat }) {
   const [confirming, setConfirming] = useState(false);
   const [others, setOthers] = useState<number | undefined>(undefined);
   const [busy, setBusy] = useState(false);
+  // The safe choice has the focus when the confirmation opens.
+  const cancelRef = useFocusOn<HTMLButtonElement>(confirming);
   useEffect(() => {
     if (!confirming) return;
     let live = true;
@@ -209,7 +212,7 @@ function SignOut({ chat }: { chat: Chat }) {
       >
         Delete keys and sign out
       </button>
-      <button type="button" onClick={() => setConfirming(false)} autoFocus>
+      <button type="button" onClick={() => setConfirming(false)} ref={cancelRef}>
         Cancel
       </button>
     </span>

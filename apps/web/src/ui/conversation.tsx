@@ -2,6 +2,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { checkText, describeTextProblem, MUTE_CHOICES, MUTED_FOREVER, neutralizeControls } from '@tacit/client';
 import { sentence, type Chat, type MessageView } from '../chat.js';
 import { linkify } from '../links.js';
+import { useFocusOn } from './focus.js';
 import { href } from './route.js';
 import { MessageActions, Reactions, TimerSetting } from './edits.js';
 
@@ -337,6 +338,7 @@ function MuteControl({ chat, contact }: { chat: Chat; contact: string }) {
  */
 function BlockControl({ chat, contact, blocked }: { chat: Chat; contact: string; blocked: boolean }) {
   const [confirming, setConfirming, run, error] = useHeaderAction(contact, blocked);
+  const confirmRef = useFocusOn<HTMLButtonElement>(confirming && !blocked);
   return (
     <span class="block-control">
       {blocked ? (
@@ -349,7 +351,7 @@ function BlockControl({ chat, contact, blocked }: { chat: Chat; contact: string;
             Block {contact}? You will no longer see their messages, reactions or typing (here and in groups), and nothing you send reaches them. They are not
             told. Your other devices block them too.
           </span>{' '}
-          <button type="button" class="danger small" ref={(el) => el?.focus()} onClick={() => run(chat.block(contact))} data-testid="confirm-block">
+          <button type="button" class="danger small" ref={confirmRef} onClick={() => run(chat.block(contact))} data-testid="confirm-block">
             Block
           </button>{' '}
           <button type="button" class="small" onClick={() => setConfirming(false)}>

@@ -3,9 +3,10 @@
  * small controls beside the conversation. Every control is a button, a select or a form field:
  * reachable and usable with the keyboard (Escape closes what a button opened).
  */
-import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { MAX_DISAPPEARING_MS, MAX_REACTION_LENGTH, MIN_DISAPPEARING_MS, checkText, describeDuration, describeTextProblem, neutralizeControls, parseDuration } from '@tacit/client';
 import { sentence, userMessage, type Chat, type MessageView, type SearchHit } from '../chat.js';
+import { useFocusOn } from './focus.js';
 import { href } from './route.js';
 
 /** The reactions offered in one click (Signal's default set); any other single emoji can be typed beside them. */
@@ -40,6 +41,8 @@ export function Reactions({ m }: { m: MessageView }) {
 export function MessageActions({ chat, contact, m }: { chat: Chat; contact: string; m: MessageView }) {
   const [mode, setMode] = useState<'idle' | 'react' | 'edit' | 'delete'>('idle');
   const [error, setError] = useState<string | undefined>();
+  const firstEmoji = useFocusOn<HTMLButtonElement>(mode === 'react');
+  const confirmDelete = useFocusOn<HTMLButtonElement>(mode === 'delete');
   if (m.system || m.state === 'queued' || m.state === 'uploading' || m.state === 'failed') return null;
   const run = (p: Promise<void>) => {
     setError(undefined);
@@ -81,7 +84,7 @@ export function MessageActions({ chat, contact, m }: { chat: Chat; contact: stri
                 class={mine ? 'emoji mine' : 'emoji'}
                 aria-pressed={mine}
                 aria-label={mine ? `Remove ${emoji}` : `React ${emoji}`}
-                ref={i === 0 ? (el) => el?.focus() : undefined}
+                ref={i === 0 ? firstEmoji : undefined}
                 onClick={() => run(chat.react(contact, m.id, emoji, mine))}
               >
                 {emoji}
@@ -98,7 +101,7 @@ export function MessageActions({ chat, contact, m }: { chat: Chat; contact: stri
       {mode === 'delete' && (
         <span class="confirm-delete" role="group" aria-label="Delete for everyone?">
           <span>Delete for everyone?</span>{' '}
-          <button type="button" class="danger small" ref={(el) => el?.focus()} onClick={() => run(chat.deleteForEveryone(contact, m.id))} data-testid="confirm-delete">
+          <button type="button" class="danger small" ref={confirmDelete} onClick={() => run(chat.deleteForEveryone(contact, m.id))} data-testid="confirm-delete">
             Delete for everyone
           </button>{' '}
           <button type="button" class="link small" onClick={() => setMode('idle')}>
@@ -150,12 +153,7 @@ function OtherEmoji({ onPick }: { onPick: (emoji: string) => void }) {
 
 function EditForm({ initial, onSave, onCancel }: { initial: string; onSave: (text: string) => void; onCancel: () => void }) {
   const [text, setText] = useState(initial);
-  const ref = useRef<HTMLTextAreaElement>(null);
-  // Focused and selected in the commit that shows it (not after paint), so keys typed at once land in it.
-  useLayoutEffect(() => {
-    ref.current?.focus();
-    ref.current?.select();
-  }, []);
+  const ref = useFocusOn<HTMLTextAreaElement>(true, true);
   const problem = text.trim() === '' ? undefined : checkText(text);
   const save = () => {
     if (text.trim() === '' || problem !== undefined || text === initial) return;
@@ -209,6 +207,7 @@ export function TimerSetting({ chat, contact, disabled = false }: { chat: Chat; 
   const [error, setError] = useState<string | undefined>();
   const [other, setOther] = useState(false);
   const [typed, setTyped] = useState('');
+  const otherRef = useFocusOn<HTMLInputElement>(other);
   const known = TIMER_CHOICES.some((c) => c.ms === current);
   const set = (ms: number) => {
     setError(undefined);
@@ -265,7 +264,7 @@ export function TimerSetting({ chat, contact, disabled = false }: { chat: Chat; 
               value={typed}
               placeholder="e.g. 90m, 2d"
               size={10}
-              autoFocus
+              ref={otherRef}
               onInput={(e) => setTyped((e.target as HTMLInputElement).value)}
               onKeyDown={(e) => {
                 if (e.key === 'Escape') {

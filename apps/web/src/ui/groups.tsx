@@ -1,7 +1,8 @@
-import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { neutralizeControls } from '@tacit/client';
 import { userMessage, type Chat } from '../chat.js';
 import { GroupsModel } from '../groups.js';
+import { useFocusOn } from './focus.js';
 import { href, navigate } from './route.js';
 
 /** "New group": a title and the members (usernames, separated by commas or spaces). */
@@ -10,8 +11,7 @@ export function NewGroup({ chat }: { chat: Chat }) {
   const [members, setMembers] = useState('');
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
-  const ref = useRef<HTMLInputElement>(null);
-  useLayoutEffect(() => ref.current?.focus(), []);
+  const ref = useFocusOn<HTMLInputElement>();
   const submit = async (e: Event) => {
     e.preventDefault();
     const groups = chat.groups;

@@ -1,11 +1,14 @@
 import { ChatSettingsPanel } from './chat-settings.js';
 import { useState } from 'preact/hooks';
+import { useFocusOn } from './focus.js';
 import { MIN_PASSPHRASE_LENGTH } from '@tacit/client/browser';
 import type { Chat } from '../chat.js';
 
 /** Asked for on every page load while the passphrase lock is on. */
 export function Unlock({ chat, busy, error, forgot }: { chat: Chat; busy: boolean; error: string | undefined; forgot: preact.ComponentChildren }) {
   const [passphrase, setPassphrase] = useState('');
+  // Focused when shown and again when a wrong passphrase gives it back (it is disabled meanwhile).
+  const field = useFocusOn<HTMLInputElement>(!busy, true);
   return (
     <main class="card register" aria-labelledby="unlock-title">
       <h1 id="unlock-title">tacit is locked</h1>
@@ -25,7 +28,7 @@ export function Unlock({ chat, busy, error, forgot }: { chat: Chat; busy: boolea
           value={passphrase}
           onInput={(e) => setPassphrase((e.target as HTMLInputElement).value)}
           disabled={busy}
-          autoFocus
+          ref={field}
           aria-invalid={error ? true : undefined}
           aria-describedby={error ? 'unlock-error' : undefined}
         />

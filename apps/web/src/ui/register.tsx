@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { useFocusOn } from './focus.js';
 import { inviteCodeFromFragment } from '@tacit/api';
 import type { Chat } from '../chat.js';
 import { QrCode } from './qr.js';
@@ -11,6 +12,7 @@ function inviteFromLocation(): string {
 /** "Link to an existing account": this browser shows a code; a signed-in device enters it. */
 function LinkExisting({ chat, busy, error, back }: { chat: Chat; busy: boolean; error: string | undefined; back: () => void }) {
   const [name, setName] = useState('browser');
+  const nameRef = useFocusOn<HTMLInputElement>(!busy);
   const code = chat.linkCode;
   return (
     <main class="card register" aria-labelledby="link-title">
@@ -24,7 +26,7 @@ function LinkExisting({ chat, busy, error, back }: { chat: Chat; busy: boolean; 
         >
           <p class="lede">This browser becomes one more device of an account you already use elsewhere. It gets your contacts and groups, and every new message; earlier messages stay on your other devices.</p>
           <label for="link-name">Name of this device</label>
-          <input id="link-name" name="device-name" maxLength={64} value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} autoFocus />
+          <input id="link-name" name="device-name" maxLength={64} value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} ref={nameRef} />
           {error && (
             <p class="error" id="link-error" role="alert">
               {error}
@@ -69,6 +71,8 @@ export function Register({ chat, busy, error }: { chat: Chat; busy: boolean; err
 function RegisterForm({ chat, busy, error, link }: { chat: Chat; busy: boolean; error: string | undefined; link: () => void }) {
   const [username, setUsername] = useState('');
   const [invite, setInvite] = useState(inviteFromLocation);
+  // Focused when shown, and again when a refusal (a name taken) gives the form back.
+  const usernameRef = useFocusOn<HTMLInputElement>(!busy);
   const submit = (e: Event) => {
     e.preventDefault();
     void chat.register(username, invite);
@@ -91,7 +95,7 @@ function RegisterForm({ chat, busy, error, link }: { chat: Chat; busy: boolean; 
           value={username}
           onInput={(e) => setUsername((e.target as HTMLInputElement).value)}
           disabled={busy}
-          autoFocus
+          ref={usernameRef}
           aria-describedby={error ? 'reg-username-hint reg-error' : 'reg-username-hint'}
           aria-invalid={error ? true : undefined}
         />
