@@ -1,11 +1,12 @@
 /**
  * A minimal WebDriver BiDi driver for Debian's firefox-esr (playwright-core drives only its own
  * patched Firefox builds, which we never download). Enough to load the app, run script in the
- * page and wait for conditions; every wait is bounded. The profile forces every non-loopback
- * connection into a dead proxy, so the browser stays on loopback.
+ * page, type with the real keyboard, hand files to a file input, collect downloads and wait for
+ * conditions; every wait is bounded. The profile forces every non-loopback connection into a dead
+ * proxy, so the browser stays on loopback, and saves every download into `downloads` unasked.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { STEP_TIMEOUT_MS, freePort, tempDir } from './harness.ts';
@@ -32,7 +33,18 @@ const PREFS: Record<string, string | number | boolean> = {
   'network.connectivity-service.enabled': false,
   'extensions.update.enabled': false,
   'services.settings.server': 'http://127.0.0.1:9/',
+  // Downloads go straight to the directory set per profile (browser.download.dir), never a dialog.
+  'browser.download.folderList': 2,
+  'browser.download.useDownloadDir': true,
+  'browser.download.always_ask_before_handling_new_types': false,
+  'browser.download.start_downloads_in_tmp_dir': false,
+  'browser.download.alwaysOpenPanel': false,
+  'browser.download.panel.shown': true,
 };
+
+/** WebDriver's code points for the keys the tests press (its table of keys: \uE006 is the main Enter, \uE007 the keypad's). */
+const KEYS = { Enter: '\uE006', Tab: '\uE004', Escape: '\uE00C', Backspace: '\uE003' } as const;
+export type Key = keyof typeof KEYS;
 
 interface Pending {
   resolve: (v: Record<string, unknown>) => void;
@@ -41,6 +53,8 @@ interface Pending {
 
 export class FirefoxPage {
   readonly dir = tempDir('firefox');
+  /** Where the profile saves downloads (created at launch). */
+  readonly downloads = join(this.dir, 'downloads');
   #child: ChildProcess | undefined;
   #ws: WebSocket | undefined;
   #next = 1;
@@ -50,7 +64,9 @@ export class FirefoxPage {
   readonly pageErrors: string[] = [];
 
   async launch(): Promise<void> {
-    writeFileSync(join(this.dir, 'user.js'), Object.entries(PREFS).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
+    mkdirSync(this.downloads, { recursive: true });
+    const prefs = { ...PREFS, 'browser.download.dir': this.downloads };
+    writeFileSync(join(this.dir, 'user.js'), Object.entries(prefs).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
     const port = await freePort();
     const child = spawn(FIREFOX, ['--headless', '--no-remote', '--profile', this.dir, `--remote-debugging-port=${port}`, 'about:blank'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -197,6 +213,56 @@ export class FirefoxPage {
 
   async click(selector: string): Promise<void> {
     await this.eval(`(() => { const el = document.querySelector(${JSON.stringify(selector)}); if (!el) throw new Error('no element'); el.click(); return true; })()`);
+  }
+
+  /** The element's text, or undefined when there is no such element. */
+  async text(selector: string): Promise<string | undefined> {
+    return this.eval<string | undefined>(`document.querySelector(${JSON.stringify(selector)})?.textContent ?? undefined`);
+  }
+
+  /**
+   * Types `text` and then presses `keys` with the real (trusted) keyboard, into whatever has the
+   * focus: what a person does, so the page's focus handling is part of what is tested. The page's
+   * own key handlers see every key, but here (headless, over BiDi) Enter or Space on a focused
+   * button does not activate it, even on a bare data: page and with focusmanager.testmode: click
+   * buttons instead.
+   */
+  async type(text: string, ...keys: Key[]): Promise<void> {
+    const values = [...[...text], ...keys.map((k) => KEYS[k])];
+    await this.#send('input.performActions', {
+      context: this.#context,
+      actions: [{ type: 'key', id: 'keyboard', actions: values.flatMap((value) => [{ type: 'keyDown', value }, { type: 'keyUp', value }]) }],
+    });
+  }
+
+  /** Hands files (paths on this machine) to a file input, as picking them in its dialog does (input and change fire). */
+  async setFiles(selector: string, paths: string[]): Promise<void> {
+    const r = (await this.#send('script.evaluate', {
+      expression: `document.querySelector(${JSON.stringify(selector)})`,
+      target: { context: this.#context },
+      awaitPromise: false,
+      resultOwnership: 'none',
+    })) as { type: string; result?: { type: string; sharedId?: string } };
+    const sharedId = r.result?.sharedId;
+    if (r.type !== 'success' || r.result?.type !== 'node' || sharedId === undefined) throw new Error(`no element ${selector}`);
+    await this.#send('input.setFiles', { context: this.#context, element: { sharedId }, files: paths });
+  }
+
+  /** Waits (bounded) until the browser has saved a download named `name` completely, and returns its bytes. */
+  async download(name: string, timeoutMs = STEP_TIMEOUT_MS): Promise<Buffer> {
+    const path = join(this.downloads, name);
+    const end = Date.now() + timeoutMs;
+    let lastSize = -1;
+    for (;;) {
+      // Firefox writes `<name>.part` beside `<name>` and moves it there when done: done is no
+      // `.part` left and `<name>` the same size at two looks in a row.
+      const parts = readdirSync(this.downloads).filter((f) => f.endsWith('.part'));
+      const size = parts.length === 0 && existsSync(path) ? statSync(path).size : -1;
+      if (size >= 0 && size === lastSize) return readFileSync(path);
+      lastSize = size;
+      if (Date.now() > end) throw new Error(`firefox: no complete download ${name} within ${timeoutMs} ms (the directory has ${JSON.stringify(readdirSync(this.downloads))})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   async close(): Promise<void> {
