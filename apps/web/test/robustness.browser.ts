@@ -228,10 +228,13 @@ describe('tacit web client, hostile and unusual input', { timeout: 10 * 60_000 }
     await g.keyboard.press('Enter');
     await g.getByTestId('confirm-delete').waitFor({ state: 'detached' });
     assert.equal(await mine.getByTestId('msg-deleted').count(), 0, 'not deleted');
+    assert.equal(await focusedTestId(), 'delete-button', 'the focus goes back to what opened the confirmation');
     await mine.getByTestId('react-button').focus();
     await g.keyboard.press('Enter');
     assert.equal(await g.evaluate('document.activeElement?.getAttribute("aria-label")'), 'React 👍');
     await g.keyboard.press('Escape');
+    await g.getByTestId('reaction-picker').waitFor({ state: 'detached' });
+    assert.equal(await focusedTestId(), 'react-button');
     // Signing out asks first, with the safe choice focused.
     await g.getByRole('button', { name: 'Sign out' }).click();
     assert.equal(await focused(), 'Cancel');

@@ -38,35 +38,47 @@ export function Reactions({ m }: { m: MessageView }) {
 }
 
 /** React, Edit and Delete under a message; Edit opens an inline editor, Delete asks once more. */
+type ActionMode = 'idle' | 'react' | 'edit' | 'delete';
+
 export function MessageActions({ chat, contact, m }: { chat: Chat; contact: string; m: MessageView }) {
-  const [mode, setMode] = useState<'idle' | 'react' | 'edit' | 'delete'>('idle');
+  const [mode, setMode] = useState<ActionMode>('idle');
   const [error, setError] = useState<string | undefined>();
+  // What closed last (a new object each time): the button that opened it takes the focus back,
+  // so a keyboard user stays on the message rather than at the top of the page.
+  const [closed, setClosed] = useState<{ from: ActionMode } | undefined>();
+  const close = () => {
+    setClosed({ from: mode });
+    setMode('idle');
+  };
   const firstEmoji = useFocusOn<HTMLButtonElement>(mode === 'react');
   const confirmDelete = useFocusOn<HTMLButtonElement>(mode === 'delete');
+  const reactButton = useFocusOn<HTMLButtonElement>(closed?.from === 'react' && closed);
+  const editButton = useFocusOn<HTMLButtonElement>(closed?.from === 'edit' && closed);
+  const deleteButton = useFocusOn<HTMLButtonElement>(closed?.from === 'delete' && closed);
   if (m.system || m.state === 'queued' || m.state === 'uploading' || m.state === 'failed') return null;
   const run = (p: Promise<void>) => {
     setError(undefined);
     p.then(
-      () => setMode('idle'),
+      () => close(),
       (e: unknown) => setError(userMessage(e)),
     );
   };
   const escape = (e: KeyboardEvent) => {
-    if (e.key === 'Escape') setMode('idle');
+    if (e.key === 'Escape' && mode !== 'idle') close();
   };
   return (
     <div class="msg-actions" onKeyDown={escape}>
       {mode === 'idle' && (
         <>
-          <button type="button" class="link small" onClick={() => setMode('react')} data-testid="react-button" aria-label="React to this message">
+          <button type="button" class="link small" onClick={() => setMode('react')} ref={reactButton} data-testid="react-button" aria-label="React to this message">
             React
           </button>
           {m.editable && (
             <>
-              <button type="button" class="link small" onClick={() => setMode('edit')} data-testid="edit-button">
+              <button type="button" class="link small" onClick={() => setMode('edit')} ref={editButton} data-testid="edit-button">
                 Edit
               </button>
-              <button type="button" class="link small" onClick={() => setMode('delete')} data-testid="delete-button">
+              <button type="button" class="link small" onClick={() => setMode('delete')} ref={deleteButton} data-testid="delete-button">
                 Delete
               </button>
             </>
@@ -92,19 +104,19 @@ export function MessageActions({ chat, contact, m }: { chat: Chat; contact: stri
             );
           })}
           <OtherEmoji onPick={(emoji) => run(chat.react(contact, m.id, emoji, false))} />
-          <button type="button" class="link small" onClick={() => setMode('idle')}>
+          <button type="button" class="link small" onClick={close}>
             Cancel
           </button>
         </span>
       )}
-      {mode === 'edit' && <EditForm initial={m.text} onSave={(t) => run(chat.edit(contact, m.id, t))} onCancel={() => setMode('idle')} />}
+      {mode === 'edit' && <EditForm initial={m.text} onSave={(t) => run(chat.edit(contact, m.id, t))} onCancel={close} />}
       {mode === 'delete' && (
         <span class="confirm-delete" role="group" aria-label="Delete for everyone?">
           <span>Delete for everyone?</span>{' '}
           <button type="button" class="danger small" ref={confirmDelete} onClick={() => run(chat.deleteForEveryone(contact, m.id))} data-testid="confirm-delete">
             Delete for everyone
           </button>{' '}
-          <button type="button" class="link small" onClick={() => setMode('idle')}>
+          <button type="button" class="link small" onClick={close}>
             Cancel
           </button>
         </span>
