@@ -46,6 +46,9 @@ const PREFS: Record<string, string | number | boolean> = {
 const KEYS = { Enter: '\uE006', Tab: '\uE004', Escape: '\uE00C', Backspace: '\uE003' } as const;
 export type Key = keyof typeof KEYS;
 
+/** The line Firefox logs (as an error, without a stack) when a connection is refused. */
+const REFUSED = /^Firefox can’t establish a connection to the server at \S+\.$/;
+
 interface Pending {
   resolve: (v: Record<string, unknown>) => void;
   reject: (e: Error) => void;
@@ -62,6 +65,8 @@ export class FirefoxPage {
   #context = '';
   /** Uncaught page errors (class and first line only). */
   readonly pageErrors: string[] = [];
+  /** Connections Firefox reported refused (its own console line, not the page's error), in order. */
+  readonly refusedConnections: string[] = [];
 
   async launch(): Promise<void> {
     mkdirSync(this.downloads, { recursive: true });
@@ -106,9 +111,13 @@ export class FirefoxPage {
         return;
       }
       if (msg.id === undefined) {
-        const ev = msg as { method?: string; params?: { type?: string; level?: string; text?: string } };
+        const ev = msg as { method?: string; params?: { type?: string; level?: string; text?: string; stackTrace?: unknown } };
         if (ev.method === 'log.entryAdded' && ev.params?.type === 'javascript' && ev.params.level === 'error') {
-          this.pageErrors.push((ev.params.text ?? '').split('\n')[0]!.slice(0, 200));
+          const line = (ev.params.text ?? '').split('\n')[0]!.slice(0, 200);
+          // Firefox reports a refused connection (a WebSocket to a server that is down) as an
+          // error entry of its own, with no stack: the page's handlers see it and reconnect.
+          if (ev.params.stackTrace === undefined && REFUSED.test(line)) this.refusedConnections.push(line);
+          else this.pageErrors.push(line);
         }
         return;
       }
@@ -176,11 +185,11 @@ export class FirefoxPage {
     return (v === undefined ? undefined : JSON.parse(v)) as T;
   }
 
-  /** Polls `expression` until it is truthy; bounded. */
+  /** Polls `expression` (its value, or what it resolves to) until it is truthy; bounded. */
   async waitFor(expression: string, what: string, timeoutMs = STEP_TIMEOUT_MS): Promise<void> {
     const end = Date.now() + timeoutMs;
     for (;;) {
-      if (await this.eval<boolean>(`Boolean(${expression})`).catch(() => false)) return;
+      if (await this.eval<boolean>(`(async () => Boolean(await (${expression})))()`).catch(() => false)) return;
       if (Date.now() > end) {
         // What the page shows and what it raised, to tell a stuck screen from a failed one.
         const shown = await this.eval<string>(`document.body?.innerText.slice(0, 300) ?? ''`).catch(() => '(unreadable)');

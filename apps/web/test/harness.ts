@@ -241,9 +241,14 @@ export class Cli {
     return events(r.stdout);
   }
 
+  /** A long-running `tacit --json <args>` (`chat`, `link`), read as it runs, until it exits or `end()`. */
+  start(...args: string[]): ChatProcess {
+    return new ChatProcess(spawn(process.execPath, this.#args(args), { env: this.#env(), stdio: ['pipe', 'pipe', 'pipe'] }));
+  }
+
   /** `tacit --json chat <partner>`, running until `end()`. */
   chat(partner: string): ChatProcess {
-    return new ChatProcess(spawn(process.execPath, this.#args(['chat', partner]), { env: this.#env(), stdio: ['pipe', 'pipe', 'pipe'] }));
+    return this.start('chat', partner);
   }
 }
 
@@ -280,8 +285,25 @@ export class ChatProcess {
   /** Ends its input (it quits) and waits for it to exit. */
   async end(): Promise<void> {
     const child = this.#child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
     child.stdin.end();
-    await new Promise((r) => child.once('exit', r));
+    await exited;
+  }
+
+  /** Waits (bounded) for it to exit by itself, and returns its exit code. */
+  async exited(): Promise<number | null> {
+    const child = this.#child;
+    if (child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((res, rej) => {
+        const t = setTimeout(() => rej(new Error(`did not exit in time: ${this.#out.slice(-300)}`)), STEP_TIMEOUT_MS);
+        child.once('exit', () => {
+          clearTimeout(t);
+          res();
+        });
+      });
+    }
+    return child.exitCode;
   }
 }
 
