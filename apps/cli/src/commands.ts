@@ -333,8 +333,8 @@ function retryHint(conversation: string, m: HistoryMessage): string {
   const quoted = /^[A-Za-z0-9_.:-]+$/.test(conversation) ? conversation : `'${conversation.replace(/'/g, '')}'`;
   if (m.attachment !== undefined && !m.attachment.uploaded) return `tacit send ${quoted} --file <the same file>`;
   const retry = `tacit retry ${quoted} ${m.id.slice(0, SHOWN_ID_LENGTH)}`;
-  // Blocked after it was queued: it goes once they are unblocked.
-  return m.error?.code === 'BLOCKED' && !conversation.startsWith('g:') && !conversation.startsWith('#') ? `tacit unblock ${quoted}, then ${retry}` : retry;
+  // Blocked after it was queued (only pairwise messages are: groups leave blocked members out): it goes once they are unblocked.
+  return m.error?.code === 'BLOCKED' && !m.conversation.startsWith('g:') ? `tacit unblock ${quoted}, then ${retry}` : retry;
 }
 
 /**

@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DESKTOP, Profile, SCREENSHOTS, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
-import { FirefoxPage } from './firefox.ts';
+import { FirefoxPage, message } from './firefox.ts';
 import * as ui from './ui.ts';
 
-const outgoing = (text: string, state: string) =>
-  `[...document.querySelectorAll('li.msg.out[data-state="${state}"] .msg-text')].some((e) => e.textContent === ${JSON.stringify(text)})`;
-const incoming = (text: string) => `[...document.querySelectorAll('li.msg.in .msg-text')].some((e) => e.textContent === ${JSON.stringify(text)})`;
+const outgoing = (text: string, state: string) => `${message('out', text)}?.dataset.state === ${JSON.stringify(state)}`;
+const incoming = (text: string) => `${message('in', text)} !== undefined`;
 
 describe('tacit web client in Firefox', { timeout: 10 * 60_000 }, () => {
   let server: ServerProcess;

@@ -13,13 +13,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cli, ServerProcess, assertBuilt, freePort, png, tempDir } from './harness.ts';
-import { FirefoxPage } from './firefox.ts';
+import { FirefoxPage, message } from './firefox.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** A page expression: the message of the open conversation, in direction `dir`, whose text is `text`. */
-const message = (dir: 'in' | 'out', text: string) =>
-  `[...document.querySelectorAll('li.msg.${dir}')].find((e) => e.querySelector('.msg-text')?.textContent === ${JSON.stringify(text)})`;
 const sent = (text: string) => `${message('out', text)}?.dataset.state === 'sent'`;
 /** A page expression: the file card named `name`, in a message of direction `dir`. */
 const fileCard = (dir: 'in' | 'out', name: string) => `document.querySelector('li.msg.${dir} [data-testid="file"][data-name=${JSON.stringify(name)}]')`;
@@ -48,12 +45,6 @@ describe('the web client\u2019s features in Firefox', { timeout: 10 * 60_000 }, 
   const bob = new Cli(bobHome);
   const carol = new Cli(carolHome);
   const recv = async (cli: Cli): Promise<CliEvent[]> => (await cli.ok('recv')) as unknown as CliEvent[];
-  /** Sets the hash route (#/, #/c/bob…) as following a link in the page does. */
-  const route = (hash: string) => ff.eval(`(location.hash = ${JSON.stringify(hash)}, true)`);
-  const openChat = async (contact: string) => {
-    await route(`#/c/${contact}`);
-    await ff.waitFor(`document.querySelector('#conv-title')?.textContent === ${JSON.stringify(contact)}`, `the conversation with ${contact}`);
-  };
 
   before(async () => {
     assertBuilt();
@@ -87,7 +78,7 @@ describe('the web client\u2019s features in Firefox', { timeout: 10 * 60_000 }, 
 
     await bob.ok('send', 'fern', 'hello fern, on every device');
     await ff.waitFor(`document.querySelector('a[data-contact="bob"]')`, 'the conversation with bob in the list');
-    await openChat('bob');
+    await ff.openChat('bob');
     await ff.waitFor(message('in', 'hello fern, on every device'), 'bob\u2019s message on the linked device');
     // The CLI device has it too: the account got it, not just this browser.
     await fern.ok('recv');
@@ -139,7 +130,7 @@ describe('the web client\u2019s features in Firefox', { timeout: 10 * 60_000 }, 
   });
 
   it('creates a group with two others, sends to it and gets a member\u2019s reply', async () => {
-    await route('#/new-group');
+    await ff.route('#/new-group');
     await ff.waitFor(`document.querySelector('#group-title')`, 'the new group form');
     await ff.fill('#group-title', 'Ops');
     await ff.fill('#group-members', 'bob, carol');
@@ -159,7 +150,7 @@ describe('the web client\u2019s features in Firefox', { timeout: 10 * 60_000 }, 
   });
 
   it('edits, deletes for everyone and reacts; the CLI sees each', async () => {
-    await openChat('bob');
+    await ff.openChat('bob');
     await ff.waitFor(`document.activeElement?.id === 'composer-text'`, 'the composer focused');
     await ff.type('teh meeting is at noon', 'Enter');
     await ff.waitFor(sent('teh meeting is at noon'), 'the first message');
@@ -202,7 +193,7 @@ describe('the web client\u2019s features in Firefox', { timeout: 10 * 60_000 }, 
   });
 
   it('search finds a sent word, and not a deleted or edited-away one', async () => {
-    await route('#/');
+    await ff.route('#/');
     await ff.waitFor(`document.querySelector('#search-box')`, 'the search box');
     const search = async (q: string) => {
       // An empty search clears the results first, so a wait cannot pass on the previous ones.

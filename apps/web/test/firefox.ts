@@ -49,6 +49,10 @@ export type Key = keyof typeof KEYS;
 /** The line Firefox logs (as an error, without a stack) when a connection is refused. */
 const REFUSED = /^Firefox can’t establish a connection to the server at \S+\.$/;
 
+/** A page expression: the message of the open conversation, in direction `dir`, whose text is `text` (or undefined). */
+export const message = (dir: 'in' | 'out', text: string): string =>
+  `[...document.querySelectorAll('li.msg.${dir}')].find((e) => e.querySelector('.msg-text')?.textContent === ${JSON.stringify(text)})`;
+
 interface Pending {
   resolve: (v: Record<string, unknown>) => void;
   reject: (e: Error) => void;
@@ -222,6 +226,17 @@ export class FirefoxPage {
 
   async click(selector: string): Promise<void> {
     await this.eval(`(() => { const el = document.querySelector(${JSON.stringify(selector)}); if (!el) throw new Error('no element'); el.click(); return true; })()`);
+  }
+
+  /** Sets the hash route (#/, #/c/bob…) as following a link in the page does. */
+  async route(hash: string): Promise<void> {
+    await this.eval(`(location.hash = ${JSON.stringify(hash)}, true)`);
+  }
+
+  /** Opens the conversation with `contact` and waits until it shows. */
+  async openChat(contact: string): Promise<void> {
+    await this.route(`#/c/${contact}`);
+    await this.waitFor(`document.querySelector('#conv-title')?.textContent === ${JSON.stringify(contact)}`, `the conversation with ${contact}`);
   }
 
   /** The element's text, or undefined when there is no such element. */

@@ -13,11 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { Cli, ServerProcess, assertBuilt, freePort, tempDir } from './harness.ts';
-import { FirefoxPage } from './firefox.ts';
+import { FirefoxPage, message } from './firefox.ts';
 
-/** A page expression: the message of the open conversation, in direction `dir`, whose text is `text`. */
-const message = (dir: 'in' | 'out', text: string) =>
-  `[...document.querySelectorAll('li.msg.${dir}')].find((e) => e.querySelector('.msg-text')?.textContent === ${JSON.stringify(text)})`;
 const outState = (text: string, state: 'queued' | 'sent' | 'failed') => `${message('out', text)}?.dataset.state === ${JSON.stringify(state)}`;
 /** A page expression: the delivery state (sent, delivered, read) shown on an outgoing message. */
 const delivery = (text: string) => `${message('out', text)}?.querySelector('[data-testid="delivery"]')?.dataset.delivery`;
@@ -49,14 +46,8 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
   const fernCli = new Cli(fernCliHome);
   const dana = new Cli(danaHome);
   const erin = new Cli(erinHome);
-  /** Sets the hash route (#/, #/c/bob…) as following a link in the page does. */
-  const route = (hash: string) => ff.eval(`(location.hash = ${JSON.stringify(hash)}, true)`);
-  const openChat = async (contact: string) => {
-    await route(`#/c/${contact}`);
-    await ff.waitFor(`document.querySelector('#conv-title')?.textContent === ${JSON.stringify(contact)}`, `the conversation with ${contact}`);
-  };
   const toList = async () => {
-    await route('#/');
+    await ff.route('#/');
     await ff.waitFor(`document.querySelector('#new-conv-name')`, 'the conversation list');
   };
   /** Clicks the button (in `scope`) whose text is `text`. */
@@ -185,7 +176,7 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
   it('blocks mallory from the header: nothing of hers shown; unblocked in Settings, her next message is', async () => {
     await mallory.ok('send', 'fern', 'hello fern');
     await ff.waitFor(`document.querySelector('a[data-contact="mallory"]')`, 'mallory in the list');
-    await openChat('mallory');
+    await ff.openChat('mallory');
     await ff.waitFor(message('in', 'hello fern'), 'mallory\u2019s message');
     await ff.click('[data-testid="block"]');
     assert.match((await ff.text('[data-testid="block-confirm"]')) ?? '', /no longer see their messages.*nothing you send reaches them.*They are not\s+told/s);
@@ -205,19 +196,19 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
     assert.deepEqual(await ff.eval<string[]>(TRANSCRIPT), ['in:hello fern']);
     assert.equal(await ff.eval<boolean>(`Boolean(document.querySelector('a.conv[data-contact="mallory"] [data-testid="blocked-badge"]'))`), true, 'the list marks her blocked');
 
-    await route('#/settings');
+    await ff.route('#/settings');
     await ff.waitFor(`document.querySelector('[data-testid="blocked-list"]')?.textContent.includes('mallory')`, 'Settings \u2192 Blocked lists her');
     await ff.click('[data-testid="unblock-mallory"]');
     await ff.waitFor(`document.querySelector('[data-testid="blocked-none"]') && !document.querySelector('[data-testid="blocked-badge"]')`, 'unblocked');
     await mallory.ok('send', 'fern', 'after unblock');
-    await openChat('mallory');
+    await ff.openChat('mallory');
     await ff.waitFor(message('in', 'after unblock'), 'her message after unblocking');
     assert.deepEqual(await ff.eval<string[]>(TRANSCRIPT), ['in:hello fern', 'in:after unblock']);
     assert.equal(await ff.eval<boolean>(`document.querySelector('#composer-text').disabled`), false);
   });
 
   it('mutes bob from the header: his message counts in the list but not in the title; unmuted, the badge goes', async () => {
-    await openChat('bob');
+    await ff.openChat('bob');
     await ff.waitFor(message('in', 'bob after her'), 'bob\u2019s message, read');
     await ff.click('[data-testid="mute"]');
     assert.deepEqual(
@@ -249,13 +240,13 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
       return document.visibilityState === 'visible';
     })()`);
     assert.equal(visible, true);
-    await openChat('bob');
+    await ff.openChat('bob');
     await ff.click('[data-testid="unmute"]');
     await ff.waitFor(`document.querySelector('[data-testid="mute"]') && !document.querySelector('a.conv[data-contact="bob"] [data-testid="muted-badge"]')`, 'unmuted');
   });
 
   it('the Devices page links a CLI device by its pasted code; read state syncs both ways; then removes it', async () => {
-    await route('#/settings');
+    await ff.route('#/settings');
     await ff.waitFor(`document.querySelector('[data-testid="devices-link"]')`, 'the settings screen');
     await ff.click('[data-testid="devices-link"]');
     await ff.waitFor(`document.querySelector('[data-testid="device-1"]')?.textContent.includes('(this browser)')`, 'the device list');
@@ -279,7 +270,7 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
 
     // Read on the page (the conversation is open): the CLI device has it read, nothing to print.
     await bob.ok('send', 'fern', 'read me on the web');
-    await openChat('bob');
+    await ff.openChat('bob');
     await ff.waitFor(message('in', 'read me on the web'), 'bob\u2019s message on the page');
     const printed: string[] = [];
     let synced = false;
@@ -303,7 +294,7 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
     await ff.waitFor(`${unread('bob')} === 0`, 'read on the CLI device, cleared on the page');
 
     // Remove it, with a confirmation: the list shows one again, and the server refuses it.
-    await route('#/devices');
+    await ff.route('#/devices');
     await ff.waitFor(`document.querySelector('[data-testid="device-2"]')`, 'the device list');
     await clickButton('Remove', `document.querySelector('[data-testid="device-2"]')`);
     await clickButton('Remove device 2');
@@ -315,7 +306,7 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
   });
 
   it('the safety number with bob is the one bob\u2019s terminal shows', async () => {
-    await route('#/c/bob/safety');
+    await ff.route('#/c/bob/safety');
     await ff.waitFor(`document.querySelector('[data-testid="safety-number"]')?.textContent.replace(/\\D/g, '').length === 60`, 'the safety number');
     const digits = ((await ff.text('[data-testid="safety-number"]')) ?? '').replace(/\D/g, '');
     const theirs = (await bob.ok('safety-number', 'fern')).find((e) => e['event'] === 'safety-number');
@@ -323,7 +314,7 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
   });
 
   it('a message typed while the server is down waits, and is sent once it is back', async () => {
-    await openChat('bob');
+    await ff.openChat('bob');
     await server.stop();
     await ff.waitFor(`/offline/i.test(document.querySelector('[data-testid="connection"]')?.textContent ?? '')`, 'offline shown');
     await send('typed while you were away');
@@ -336,7 +327,7 @@ describe('more of the web client\u2019s features in Firefox', { timeout: 10 * 60
 
   it('the first account is the admin: its invite link registers a new user on this invite-only server', async () => {
     await ff.waitFor(`[...document.querySelectorAll('a')].some((a) => a.textContent === 'Admin')`, 'the Admin link');
-    await route('#/admin');
+    await ff.route('#/admin');
     await ff.waitFor(`document.querySelector('.invite-create')`, 'the admin screen');
     await ff.waitFor(`document.querySelector('[data-testid="accounts"] tr[data-account="fern"] .badge')?.textContent === 'admin'`, 'fern listed as admin');
     await ff.eval(`(document.querySelector('.invite-create').requestSubmit(), true)`);

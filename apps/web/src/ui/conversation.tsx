@@ -374,7 +374,8 @@ function BlockControl({ chat, contact, blocked }: { chat: Chat; contact: string;
 
 function Composer({ chat, contact, name, disabled = false }: { chat: Chat; contact: string; name: string; disabled?: boolean }) {
   const [text, setText] = useState('');
-  const ref = useRef<HTMLTextAreaElement>(null);
+  // Focused on opening a conversation, and when it can be written in again.
+  const ref = useFocusOn<HTMLTextAreaElement>(disabled ? false : contact);
   const fileRef = useRef<HTMLInputElement>(null);
   const [dragging, setDragging] = useState(false);
   const canAttach = chat.files !== undefined;
@@ -382,9 +383,6 @@ function Composer({ chat, contact, name, disabled = false }: { chat: Chat; conta
     if (!canAttach || !list) return;
     for (const f of Array.from(list)) void chat.files?.send(contact, f);
   };
-  useLayoutEffect(() => {
-    if (!disabled) ref.current?.focus();
-  }, [contact, disabled]);
   // Checked as the user types or pastes; too long is said, and the text stays for them to shorten.
   const problem = text.trim() === '' ? undefined : checkText(text);
   const send = () => {
@@ -488,8 +486,7 @@ function Composer({ chat, contact, name, disabled = false }: { chat: Chat; conta
 }
 
 function IdentityWarning({ contact }: { contact: string }) {
-  const ref = useRef<HTMLAnchorElement>(null);
-  useEffect(() => ref.current?.focus(), [contact]);
+  const ref = useFocusOn<HTMLAnchorElement>(contact);
   return (
     <div class="identity-warning" role="alert" data-testid="identity-warning">
       <h3>Your safety number with {contact} has changed</h3>

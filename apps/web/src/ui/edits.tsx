@@ -37,9 +37,9 @@ export function Reactions({ m }: { m: MessageView }) {
   );
 }
 
-/** React, Edit and Delete under a message; Edit opens an inline editor, Delete asks once more. */
 type ActionMode = 'idle' | 'react' | 'edit' | 'delete';
 
+/** React, Edit and Delete under a message; Edit opens an inline editor, Delete asks once more. */
 export function MessageActions({ chat, contact, m }: { chat: Chat; contact: string; m: MessageView }) {
   const [mode, setMode] = useState<ActionMode>('idle');
   const [error, setError] = useState<string | undefined>();

@@ -1,6 +1,7 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type { SafetyNumberInfo } from '@tacit/client';
 import { userMessage, type Chat } from '../chat.js';
+import { useFocusOn } from './focus.js';
 import { href, navigate } from './route.js';
 
 /** 60 digits as 12 groups of 5, the way Signal shows them. */
@@ -14,7 +15,7 @@ export function SafetyNumber({ chat, contact }: { chat: Chat; contact: string })
   const [info, setInfo] = useState<SafetyNumberInfo | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
-  const headingRef = useRef<HTMLHeadingElement>(null);
+  const headingRef = useFocusOn<HTMLHeadingElement>(contact);
   const changed = chat.identityChanged(contact);
 
   useEffect(() => {
@@ -29,7 +30,6 @@ export function SafetyNumber({ chat, contact }: { chat: Chat; contact: string })
     };
     // `changed` re-reads the number when the identity changes while the screen is open.
   }, [chat, contact, changed]);
-  useEffect(() => headingRef.current?.focus(), [contact]);
 
   const accept = async () => {
     setBusy(true);

@@ -469,8 +469,9 @@ export class Groups {
     }
     if (cur.length > 0) frames.push(cur);
     const ids = frames.map(() => toHex(this.#core.backend.randomBytes(12)));
-    const tracked = group === undefined ? undefined : (this.#inFlight.get(group) ?? new Set<string>());
-    if (group !== undefined && tracked !== undefined) {
+    // A group message's frames, so a block can take them back while they wait (refuseBlocked).
+    if (group !== undefined) {
+      const tracked = this.#inFlight.get(group) ?? new Set<string>();
       for (const id of ids) tracked.add(id);
       this.#inFlight.set(group, tracked);
     }
@@ -478,10 +479,9 @@ export class Groups {
     try {
       answers = await Promise.all(frames.map((f, i) => relay.sendMulti(buildSendMulti(ids[i]!, f, shared, ttlMs))));
     } finally {
-      if (group !== undefined && tracked !== undefined) {
-        for (const id of ids) tracked.delete(id);
-        if (tracked.size === 0 && this.#inFlight.get(group) === tracked) this.#inFlight.delete(group);
-      }
+      const tracked = group === undefined ? undefined : this.#inFlight.get(group);
+      for (const id of ids) tracked?.delete(id);
+      if (group !== undefined && tracked?.size === 0) this.#inFlight.delete(group);
     }
     const refused: DeviceMismatch[] = [];
     for (const a of answers) if (!a.ok) refused.push(...a.accounts);
